@@ -1,0 +1,48 @@
+"""One shape for every API error: `{"field": ["message a clinician understands"]}`.
+
+DRF already answers its own validation errors that way; this adds Django's
+`ValidationError` raised by the services, and edit conflicts (409).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from patients.services import ConflictError
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = _clinical_error_response(exc)
+    if response is None:
+        return drf_exception_handler(exc, context)
+    set_rollback()  # the services are atomic already; this also undoes the request's work
+    return response
+
+
+def _clinical_error_response(exc: Exception) -> Response | None:
+    if isinstance(exc, ValidationError):
+        return Response(validation_error_body(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ConflictError):
+        body = {"version": [str(exc)], "current_version": exc.current}
+        return Response(body, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, ProtectedError):
+        body = {"non_field_errors": ["Clinical records are never deleted."]}
+        return Response(body, status=status.HTTP_409_CONFLICT)
+    return None
+
+
+def validation_error_body(exc: ValidationError) -> dict[str, list[str]]:
+    if not hasattr(exc, "error_dict"):
+        return {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
+    return {
+        (api_settings.NON_FIELD_ERRORS_KEY if field == "__all__" else field): messages
+        for field, messages in exc.message_dict.items()
+    }

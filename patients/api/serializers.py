@@ -1,0 +1,247 @@
+"""How the API reads and writes the clinical record (JSON API v1).
+
+Serializers only parse and present. Saving goes through `patients.services`,
+which applies every clinical rule; numeric ranges and uniqueness are checked
+there (one message per field, in words a clinician understands), so the
+serializer fields below deliberately carry no range validators of their own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
+
+from patients.models import CTCDraw, ImagingAssessment, Patient, TherapyLine, TreatmentCycle
+
+_MESSAGES: dict[type[serializers.Field], dict[str, str]] = {
+    serializers.IntegerField: {"invalid": "Enter a whole number."},
+    serializers.DecimalField: {
+        "invalid": "Enter a number.",
+        "max_decimal_places": "Use at most {max_decimal_places} decimal places.",
+        "max_digits": "Enter a number of at most {max_digits} digits.",
+        "max_whole_digits": "Enter a number of at most {max_whole_digits} digits before the "
+        "decimal point.",
+    },
+    serializers.DateField: {
+        "invalid": "Enter a date as YYYY-MM-DD.",
+        "datetime": "Enter a date as YYYY-MM-DD, without a time.",
+    },
+    serializers.DateTimeField: {
+        "invalid": "Enter a date and time in ISO 8601 with a time-zone offset, "
+        "e.g. 2026-03-01T08:30:00+00:00.",
+        "date": "Enter a date and a time, with a time-zone offset.",
+    },
+    serializers.BooleanField: {"invalid": "Use true or false."},
+    serializers.CharField: {"blank": "This field cannot be blank."},
+}
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date and time that must carry its time-zone offset.
+
+    A time without an offset is ambiguous (whose 08:30?), and a draw time is
+    what every comparison and the pre-cycle window depend on, so it is refused
+    rather than guessed.
+    """
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and timezone.is_naive(parsed):
+                self.fail("invalid")
+        return super().to_internal_value(value)
+
+
+class LenientChoiceField(serializers.ChoiceField):
+    """Accepts a choice's value or label in any case, with spaces or hyphens.
+
+    Lab systems send "PET-CT", "Bone scan" or "PD"; each maps to exactly one
+    stored value, so accepting them loses nothing and guesses nothing.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error_messages["invalid_choice"] = (
+            '"{input}" is not one of: ' + ", ".join(str(c) for c in self.choices) + "."
+        )
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            wanted = _normalise(data)
+            for value, label in self.choices.items():
+                if wanted in (_normalise(str(value)), _normalise(str(label))):
+                    return value
+        return super().to_internal_value(data)
+
+
+def _normalise(text: str) -> str:
+    return text.strip().casefold().replace("-", "_").replace(" ", "_")
+
+
+class ClinicalSerializer(serializers.ModelSerializer):
+    """Clear messages on every field; uniqueness is left to the services."""
+
+    serializer_choice_field = LenientChoiceField
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for field in fields.values():
+            for kind, messages in _MESSAGES.items():
+                if isinstance(field, kind):
+                    field.error_messages.update(messages)
+            field.validators = [v for v in field.validators if not isinstance(v, UniqueValidator)]
+        return fields
+
+    def get_validators(self) -> list[Any]:
+        return []  # uniqueness (with clinical wording) is checked by the services
+
+
+class PatientSerializer(ClinicalSerializer):
+    oncologist = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.filter(is_active=True),
+        allow_null=True,
+        required=False,
+    )
+    cutoff = serializers.SerializerMethodField()
+    version = serializers.IntegerField(required=False, help_text="Optimistic lock on edits.")
+    reason = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=500
+    )
+
+    class Meta:
+        model = Patient
+        fields = [
+            "id",
+            "mrn",
+            "given_name",
+            "family_name",
+            "birth_date",
+            "sex",
+            "cancer_type",
+            "diagnosed_on",
+            "oncologist",
+            "active",
+            "cutoff",
+            "version",
+            "reason",
+        ]
+
+    def get_cutoff(self, patient: Patient) -> int | None:
+        return settings.CTC_CUTOFFS.get(patient.cancer_type)
+
+
+class TherapyLineSerializer(ClinicalSerializer):
+    line_number = serializers.IntegerField(required=False)
+    cycle_length_days = serializers.IntegerField()
+
+    class Meta:
+        model = TherapyLine
+        fields = [
+            "id",
+            "patient",
+            "line_number",
+            "regimen",
+            "start_date",
+            "end_date",
+            "cycle_length_days",
+            "contains_doxorubicin",
+        ]
+        read_only_fields = ["patient"]
+
+
+class CycleSerializer(ClinicalSerializer):
+    number = serializers.IntegerField()
+    version = serializers.IntegerField(required=False)
+    reason = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=500
+    )
+
+    class Meta:
+        model = TreatmentCycle
+        fields = [
+            "id",
+            "therapy_line",
+            "number",
+            "scheduled_date",
+            "given_date",
+            "status",
+            "status_reason",
+            "version",
+            "reason",
+        ]
+        read_only_fields = ["therapy_line"]
+
+
+class DrawSerializer(ClinicalSerializer):
+    drawn_at = AwareDateTimeField()
+    blood_volume_ml = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
+    ctc_count = serializers.IntegerField(required=False, allow_null=True)
+    accession = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=64
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    entered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    version = serializers.IntegerField(required=False)
+    reason = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=500
+    )
+
+    class Meta:
+        model = CTCDraw
+        fields = [
+            "id",
+            "patient",
+            "drawn_at",
+            "blood_volume_ml",
+            "status",
+            "ctc_count",
+            "accession",
+            "comment",
+            "entered_by",
+            "entered_at",
+            "version",
+            "reason",
+        ]
+        read_only_fields = ["patient", "entered_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for text_field in ("accession", "comment"):
+            if text_field in attrs and attrs[text_field] is None:
+                attrs[text_field] = ""
+        return attrs
+
+
+class ImagingSerializer(ClinicalSerializer):
+    entered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ImagingAssessment
+        fields = [
+            "id",
+            "patient",
+            "performed_on",
+            "modality",
+            "response",
+            "note",
+            "entered_by",
+            "entered_at",
+        ]
+        read_only_fields = ["patient", "entered_at"]
+
+
+def edit_arguments(validated: dict[str, Any]) -> tuple[dict[str, Any], int | None, str]:
+    """Split a PATCH into the field changes, the version it was based on, and the reason."""
+    changes = dict(validated)
+    version = changes.pop("version", None)
+    reason = changes.pop("reason", "") or ""
+    return changes, version, reason

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.authtoken.views import obtain_auth_token
+
+from patients.api import views
+
+app_name = "api"
+urlpatterns = [
+    path("auth/token/", obtain_auth_token, name="token"),
+    path("patients/", views.PatientList.as_view(), name="patient-list"),
+    path("patients/<int:pk>/", views.PatientDetail.as_view(), name="patient-detail"),
+    path(
+        "patients/<int:pk>/therapy-lines/",
+        views.TherapyLineList.as_view(),
+        name="therapy-line-list",
+    ),
+    path("therapy-lines/<int:pk>/cycles/", views.CycleList.as_view(), name="cycle-list"),
+    path("cycles/<int:pk>/", views.CycleDetail.as_view(), name="cycle-detail"),
+    path("patients/<int:pk>/draws/", views.DrawList.as_view(), name="draw-list"),
+    path("draws/<int:pk>/", views.DrawDetail.as_view(), name="draw-detail"),
+    path("patients/<int:pk>/imaging/", views.ImagingList.as_view(), name="imaging-list"),
+]

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_roles(**kwargs: Any) -> None:
+    # Imported here: models are not ready while the app registry loads.
+    from patients.roles import sync_roles
+
+    sync_roles()
+
+
+class PatientsConfig(AppConfig):
+    name = "patients"
+    verbose_name = "Patients"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # After migrate, when Django has created the permission rows.
+        post_migrate.connect(_sync_roles, sender=self)

@@ -1,0 +1,390 @@
+"""The clinical record: patients, therapy lines, cycles, CTC draws and imaging.
+
+Invariants live in the database as named constraints, mirrored in `clean()`
+so that a clinician gets a message naming the field instead of an integrity
+error. Rows are written only through `patients.services`; every model keeps
+its change history (django-simple-history). Clinical foreign keys PROTECT: a
+clinical row is never cascaded away.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+STANDARD_VOLUME_ML = Decimal("7.5")
+MAX_VOLUME_ML = Decimal("50")
+MAX_CTC_COUNT = 1_000_000
+
+
+class Sex(models.TextChoices):
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class CancerType(models.TextChoices):
+    BREAST = "breast", "Breast"
+    PROSTATE = "prostate", "Prostate"
+    COLORECTAL = "colorectal", "Colorectal"
+
+
+class CycleStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    GIVEN = "given", "Given"
+    DELAYED = "delayed", "Delayed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class DrawStatus(models.TextChoices):
+    RESULTED = "resulted", "Resulted"
+    REJECTED = "rejected", "Rejected (pre-analytic)"
+    FAILED = "failed", "Failed (not evaluable)"
+    PENDING = "pending", "Pending"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Modality(models.TextChoices):
+    CT = "ct", "CT"
+    PET_CT = "pet_ct", "PET-CT"
+    BONE_SCAN = "bone_scan", "Bone scan"
+    MRI = "mri", "MRI"
+    OTHER = "other", "Other"
+
+
+class RecistResponse(models.TextChoices):
+    """RECIST 1.1 overall response."""
+
+    CR = "CR", "Complete response (CR)"
+    PR = "PR", "Partial response (PR)"
+    SD = "SD", "Stable disease (SD)"
+    PD = "PD", "Progressive disease (PD)"
+    NE = "NE", "Not evaluable (NE)"
+
+
+class Versioned(models.Model):
+    """A row that carries a version number for optimistic locking.
+
+    Every save through the services bumps it; an edit based on an older
+    version is refused instead of silently overwriting the newer one.
+    """
+
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class PatientQuerySet(models.QuerySet["Patient"]):
+    def search(self, text: str) -> PatientQuerySet:
+        """Patients whose MRN, given or family name contains every word of `text`."""
+        qs = self
+        for word in text.split():
+            qs = qs.filter(
+                Q(mrn__icontains=word)
+                | Q(given_name__icontains=word)
+                | Q(family_name__icontains=word)
+            )
+        return qs
+
+
+class Patient(Versioned):
+    Sex = Sex
+    CancerType = CancerType
+
+    mrn = models.CharField(
+        "MRN",
+        max_length=32,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+                "Use letters, digits and . _ / - only, starting with a letter or digit.",
+            )
+        ],
+        error_messages={"unique": "A patient with this MRN already exists."},
+    )
+    given_name = models.CharField(max_length=100)
+    family_name = models.CharField(max_length=100)
+    birth_date = models.DateField()
+    sex = models.CharField(max_length=10, choices=Sex.choices)
+    cancer_type = models.CharField(max_length=20, choices=CancerType.choices)
+    diagnosed_on = models.DateField("metastatic diagnosis on", null=True, blank=True)
+    oncologist = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="patients",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    history = HistoricalRecords()
+    objects = PatientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["family_name", "given_name", "mrn"]
+        constraints = [
+            models.CheckConstraint(condition=Q(sex__in=Sex.values), name="patient_sex_valid"),
+            models.CheckConstraint(
+                condition=Q(cancer_type__in=CancerType.values),
+                name="patient_cancer_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(diagnosed_on__isnull=True) | Q(diagnosed_on__gte=F("birth_date")),
+                name="patient_diagnosed_after_birth",
+            ),
+            models.CheckConstraint(condition=~Q(mrn=""), name="patient_mrn_not_blank"),
+        ]
+        indexes = [
+            # Used by the patient search.
+            models.Index(fields=["family_name", "given_name"], name="patient_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.family_name}, {self.given_name} ({self.mrn})"
+
+    def clean(self) -> None:
+        if self.diagnosed_on and self.birth_date and self.diagnosed_on < self.birth_date:
+            raise ValidationError(
+                {"diagnosed_on": "The diagnosis date cannot be before the birth date."}
+            )
+
+    @property
+    def name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+
+class TherapyLine(models.Model):
+    patient = models.ForeignKey(Patient, models.PROTECT, related_name="therapy_lines")
+    line_number = models.PositiveSmallIntegerField(
+        validators=[
+            MinValueValidator(1, "The line number starts at 1."),
+            MaxValueValidator(99, "The line number is at most 99."),
+        ]
+    )
+    regimen = models.CharField(max_length=200)
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    cycle_length_days = models.PositiveSmallIntegerField(
+        "cycle length (days)",
+        validators=[
+            MinValueValidator(1, "A cycle lasts at least 1 day."),
+            MaxValueValidator(365, "A cycle lasts at most 365 days."),
+        ],
+    )
+    contains_doxorubicin = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient", "line_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "line_number"],
+                name="therapy_line_number_unique_per_patient",
+                violation_error_message="This patient already has a therapy line with this number.",
+            ),
+            models.CheckConstraint(condition=Q(line_number__gte=1), name="therapy_line_number_min"),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+                name="therapy_line_ends_on_or_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(cycle_length_days__gte=1) & Q(cycle_length_days__lte=365),
+                name="therapy_line_cycle_length_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Line {self.line_number}: {self.regimen}"
+
+    def clean(self) -> None:
+        if self.end_date and self.start_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": "The line cannot end before it starts."})
+
+
+class TreatmentCycle(Versioned):
+    Status = CycleStatus
+
+    therapy_line = models.ForeignKey(TherapyLine, models.PROTECT, related_name="cycles")
+    number = models.PositiveSmallIntegerField(
+        validators=[
+            MinValueValidator(1, "Cycles are numbered from 1."),
+            MaxValueValidator(999, "Cycles are numbered up to 999."),
+        ]
+    )
+    scheduled_date = models.DateField("day 1")
+    given_date = models.DateField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=CycleStatus.choices, default=CycleStatus.PLANNED
+    )
+    status_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["therapy_line", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["therapy_line", "number"],
+                name="cycle_number_unique_per_line",
+                violation_error_message="This therapy line already has a cycle with this number.",
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="cycle_number_min"),
+            models.CheckConstraint(
+                condition=Q(status__in=CycleStatus.values),
+                name="cycle_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[CycleStatus.PLANNED, CycleStatus.GIVEN])
+                | ~Q(status_reason=""),
+                name="cycle_reason_when_delayed_or_cancelled",
+            ),
+        ]
+        indexes = [
+            # Used by the worklist: upcoming cycles in a date range.
+            models.Index(fields=["scheduled_date", "status"], name="cycle_scheduled_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"C{self.number} of {self.therapy_line}"
+
+    def clean(self) -> None:
+        needs_reason = self.status in (CycleStatus.DELAYED, CycleStatus.CANCELLED)
+        if needs_reason and not (self.status_reason or "").strip():
+            raise ValidationError(
+                {"status_reason": f"Give a reason why the cycle is {self.status}."}
+            )
+
+
+class CTCDrawQuerySet(models.QuerySet["CTCDraw"]):
+    def for_patient(self, patient: Patient) -> CTCDrawQuerySet:
+        return self.filter(patient=patient).order_by("drawn_at", "id")
+
+
+class CTCDraw(Versioned):
+    """One CellSearch blood sample and, when resulted, its count."""
+
+    Status = DrawStatus
+
+    patient = models.ForeignKey(Patient, models.PROTECT, related_name="draws")
+    drawn_at = models.DateTimeField()
+    blood_volume_ml = models.DecimalField(
+        "blood volume (mL)",
+        max_digits=5,
+        decimal_places=2,
+        default=STANDARD_VOLUME_ML,
+        validators=[
+            MinValueValidator(Decimal("0.01"), "The blood volume must be more than 0 mL."),
+            MaxValueValidator(MAX_VOLUME_ML, "The blood volume must be at most 50 mL."),
+        ],
+    )
+    status = models.CharField(
+        max_length=10, choices=DrawStatus.choices, default=DrawStatus.RESULTED
+    )
+    ctc_count = models.PositiveIntegerField(
+        "CTC count (cells in the sample)",
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(0, "The count cannot be negative."),
+            # CellSearch reports up to tens of thousands; beyond this is a typing error.
+            MaxValueValidator(MAX_CTC_COUNT, "A count above 1,000,000 cells is not plausible."),
+        ],
+    )
+    accession = models.CharField(max_length=64, blank=True)
+    comment = models.TextField(blank=True)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    entered_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    history = HistoricalRecords()
+    objects = CTCDrawQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "CTC draw"
+        ordering = ["patient", "drawn_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["accession"],
+                condition=~Q(accession=""),
+                name="draw_accession_unique_when_given",
+                violation_error_message="A draw with this accession number already exists.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=DrawStatus.values),
+                name="draw_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status=DrawStatus.RESULTED) & Q(ctc_count__isnull=False))
+                | (~Q(status=DrawStatus.RESULTED) & Q(ctc_count__isnull=True)),
+                name="draw_count_only_when_resulted",
+            ),
+            models.CheckConstraint(condition=Q(ctc_count__gte=0), name="draw_count_not_negative"),
+            models.CheckConstraint(
+                condition=Q(blood_volume_ml__gt=0) & Q(blood_volume_ml__lte=MAX_VOLUME_ML),
+                name="draw_volume_range",
+            ),
+        ]
+        indexes = [
+            # Used by every per-patient series and "latest draw per patient".
+            models.Index(fields=["patient", "drawn_at"], name="draw_patient_drawn_at"),
+        ]
+
+    def __str__(self) -> str:
+        when = timezone.localtime(self.drawn_at).strftime("%Y-%m-%d %H:%M")
+        if self.status == DrawStatus.RESULTED:
+            return f"{self.ctc_count} CTC in {self.blood_volume_ml} mL on {when}"
+        return f"{self.get_status_display()} draw on {when}"
+
+    def clean(self) -> None:
+        if self.status not in DrawStatus.values:
+            return  # clean_fields() already reports the unknown status
+        if self.status == DrawStatus.RESULTED and self.ctc_count is None:
+            raise ValidationError({"ctc_count": "A resulted draw needs a count (0 or more)."})
+        if self.status != DrawStatus.RESULTED and self.ctc_count is not None:
+            raise ValidationError(
+                {"ctc_count": f"A {self.status} draw has no count; leave the count empty."}
+            )
+
+
+class ImagingAssessment(models.Model):
+    Modality = Modality
+    Response = RecistResponse
+
+    patient = models.ForeignKey(Patient, models.PROTECT, related_name="imaging")
+    performed_on = models.DateField()
+    modality = models.CharField(max_length=10, choices=Modality.choices)
+    response = models.CharField("RECIST 1.1 response", max_length=2, choices=RecistResponse.choices)
+    note = models.TextField(blank=True)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    entered_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient", "performed_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(modality__in=Modality.values),
+                name="imaging_modality_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(response__in=RecistResponse.values),
+                name="imaging_response_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_modality_display()} on {self.performed_on}: {self.response}"

@@ -1,0 +1,341 @@
+"""Every write to a patient's record goes through a function here.
+
+One function per clinical act, the acting user passed explicitly (`by=`).
+Each validates everything first (field rules, cross-field rules and the facts
+that need the clock or other rows) and raises `ValidationError` naming the
+fields, so nothing is saved from bad input. Each saves row by row so that
+django-simple-history records who changed what, when and why; bulk
+`QuerySet.update()` is never used on clinical rows because history would miss
+it. Edits carry the version they were based on: a stale one raises
+`ConflictError` instead of overwriting someone else's change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from patients.models import (
+    STANDARD_VOLUME_ML,
+    CTCDraw,
+    CycleStatus,
+    DrawStatus,
+    ImagingAssessment,
+    Patient,
+    TherapyLine,
+    TreatmentCycle,
+)
+
+User = AbstractBaseUser | AnonymousUser
+M = TypeVar("M", bound=models.Model)
+Errors = dict[str, list[str]]
+
+
+class ConflictError(Exception):
+    """The edit was based on a version of the record that is no longer current."""
+
+    def __init__(self, instance: models.Model, based_on: int) -> None:
+        self.instance = instance
+        self.based_on = based_on
+        self.current = instance.version  # type: ignore[attr-defined]
+        super().__init__(
+            f"This {instance._meta.verbose_name} was changed by someone else "
+            f"(you edited version {based_on}, it is now version {self.current}). "
+            "Reload it, check the change, and apply yours again."
+        )
+
+
+# --- patients ---------------------------------------------------------------
+
+PATIENT_FIELDS = frozenset(
+    {
+        "mrn",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "sex",
+        "cancer_type",
+        "diagnosed_on",
+        "oncologist",
+        "active",
+    }
+)
+
+
+@transaction.atomic
+def register_patient(*, by: User, **fields: Any) -> Patient:
+    _reject_unknown(fields, PATIENT_FIELDS)
+    patient = Patient(**fields)
+    _validate(patient, {})
+    _save(patient, by=by, reason="Registered")
+    return patient
+
+
+@transaction.atomic
+def update_patient(
+    *,
+    patient: Patient,
+    by: User,
+    changes: Mapping[str, Any],
+    version: int | None = None,
+    reason: str = "",
+) -> Patient:
+    _reject_unknown(changes, PATIENT_FIELDS)
+    patient = _lock(patient, version)
+    _apply(patient, changes)
+    _validate(patient, _patient_date_errors(patient))
+    _save(patient, by=by, reason=reason)
+    return patient
+
+
+def _patient_date_errors(patient: Patient) -> Errors:
+    """Dates of clinical rows that the new birth date would put before birth."""
+    if not patient.birth_date:
+        return {}
+    first_draw = patient.draws.order_by("drawn_at").values_list("drawn_at", flat=True).first()
+    if first_draw and timezone.localdate(first_draw) < patient.birth_date:
+        return {"birth_date": ["This patient has CTC draws dated before this birth date."]}
+    return {}
+
+
+# --- therapy lines and cycles -------------------------------------------------
+
+
+@transaction.atomic
+def add_therapy_line(
+    *,
+    patient: Patient,
+    by: User,
+    regimen: str,
+    start_date: date,
+    cycle_length_days: int,
+    contains_doxorubicin: bool = False,
+    line_number: int | None = None,
+    end_date: date | None = None,
+) -> TherapyLine:
+    # Lock the patient so two concurrent "next line number" picks cannot collide.
+    Patient.objects.select_for_update().filter(pk=patient.pk).first()
+    if line_number is None:
+        latest = patient.therapy_lines.aggregate(n=Max("line_number"))["n"] or 0
+        line_number = latest + 1
+    line = TherapyLine(
+        patient=patient,
+        line_number=line_number,
+        regimen=regimen,
+        start_date=start_date,
+        end_date=end_date,
+        cycle_length_days=cycle_length_days,
+        contains_doxorubicin=contains_doxorubicin,
+    )
+    errors: Errors = {}
+    if TherapyLine.objects.filter(patient=patient, line_number=line_number).exists():
+        errors["line_number"] = [f"This patient already has a line {line_number}."]
+    if start_date and start_date < patient.birth_date:
+        errors["start_date"] = ["The line cannot start before the patient's birth date."]
+    _validate(line, errors)
+    _save(line, by=by, reason="Therapy line added")
+    return line
+
+
+CYCLE_FIELDS = frozenset({"number", "scheduled_date", "given_date", "status", "status_reason"})
+
+
+@transaction.atomic
+def plan_cycle(*, line: TherapyLine, by: User, **fields: Any) -> TreatmentCycle:
+    _reject_unknown(fields, CYCLE_FIELDS)
+    cycle = TreatmentCycle(therapy_line=line, **fields)
+    _validate(cycle, _cycle_errors(cycle))
+    _save(cycle, by=by, reason="Cycle planned")
+    return cycle
+
+
+@transaction.atomic
+def update_cycle(
+    *,
+    cycle: TreatmentCycle,
+    by: User,
+    changes: Mapping[str, Any],
+    version: int | None = None,
+    reason: str = "",
+) -> TreatmentCycle:
+    _reject_unknown(changes, CYCLE_FIELDS)
+    cycle = _lock(cycle, version)
+    _apply(cycle, changes)
+    _validate(cycle, _cycle_errors(cycle))
+    _save(cycle, by=by, reason=reason or cycle.status_reason)
+    return cycle
+
+
+def _cycle_errors(cycle: TreatmentCycle) -> Errors:
+    errors: Errors = {}
+    line = cycle.therapy_line
+    if cycle.number is not None:
+        clash = TreatmentCycle.objects.filter(therapy_line=line, number=cycle.number)
+        if clash.exclude(pk=cycle.pk).exists():
+            errors["number"] = [f"Line {line.line_number} already has a cycle {cycle.number}."]
+    if cycle.scheduled_date and cycle.scheduled_date < line.start_date:
+        errors["scheduled_date"] = [
+            f"Day 1 cannot be before the line starts ({line.start_date:%Y-%m-%d})."
+        ]
+    if cycle.given_date and cycle.status != CycleStatus.GIVEN:
+        errors["given_date"] = ["Only a cycle with status 'given' has a given date."]
+    if cycle.given_date and cycle.given_date > timezone.localdate():
+        errors["given_date"] = ["A cycle cannot have been given on a future date."]
+    return errors
+
+
+# --- CTC draws ----------------------------------------------------------------
+
+DRAW_FIELDS = frozenset(
+    {"drawn_at", "blood_volume_ml", "status", "ctc_count", "accession", "comment"}
+)
+
+
+@transaction.atomic
+def record_draw(
+    *,
+    patient: Patient,
+    by: User,
+    drawn_at: datetime,
+    status: str = DrawStatus.RESULTED,
+    ctc_count: int | None = None,
+    blood_volume_ml: Decimal = STANDARD_VOLUME_ML,
+    accession: str = "",
+    comment: str = "",
+    now: datetime | None = None,
+) -> CTCDraw:
+    draw = CTCDraw(
+        patient=patient,
+        drawn_at=drawn_at,
+        status=status,
+        ctc_count=ctc_count,
+        blood_volume_ml=blood_volume_ml,
+        accession=(accession or "").strip(),
+        comment=comment or "",
+        entered_by=by,
+    )
+    _validate(draw, _draw_errors(draw, now or timezone.now()))
+    _save(draw, by=by, reason="Draw recorded")
+    return draw
+
+
+@transaction.atomic
+def update_draw(
+    *,
+    draw: CTCDraw,
+    by: User,
+    changes: Mapping[str, Any],
+    version: int | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> CTCDraw:
+    _reject_unknown(changes, DRAW_FIELDS)
+    draw = _lock(draw, version)
+    _apply(draw, changes)
+    if "accession" in changes:
+        draw.accession = (draw.accession or "").strip()
+    _validate(draw, _draw_errors(draw, now or timezone.now()))
+    _save(draw, by=by, reason=reason)
+    return draw
+
+
+def _draw_errors(draw: CTCDraw, now: datetime) -> Errors:
+    errors: Errors = {}
+    if draw.drawn_at:
+        if draw.drawn_at > now:
+            errors["drawn_at"] = ["The draw time is in the future."]
+        elif timezone.localdate(draw.drawn_at) < draw.patient.birth_date:
+            errors["drawn_at"] = ["The draw time is before the patient's birth date."]
+    if draw.accession:
+        clash = CTCDraw.objects.filter(accession=draw.accession).exclude(pk=draw.pk)
+        if clash.exists():
+            errors["accession"] = ["A draw with this accession number already exists."]
+    return errors
+
+
+# --- imaging --------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_imaging(
+    *,
+    patient: Patient,
+    by: User,
+    performed_on: date,
+    modality: str,
+    response: str,
+    note: str = "",
+    today: date | None = None,
+) -> ImagingAssessment:
+    imaging = ImagingAssessment(
+        patient=patient,
+        performed_on=performed_on,
+        modality=modality,
+        response=response,
+        note=note or "",
+        entered_by=by,
+    )
+    errors: Errors = {}
+    if performed_on and performed_on > (today or timezone.localdate()):
+        errors["performed_on"] = ["The imaging date is in the future."]
+    elif performed_on and performed_on < patient.birth_date:
+        errors["performed_on"] = ["The imaging date is before the patient's birth date."]
+    _validate(imaging, errors)
+    _save(imaging, by=by, reason="Imaging recorded")
+    return imaging
+
+
+# --- shared steps ---------------------------------------------------------------
+
+
+def _reject_unknown(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        # A programming error, not user input: the API only passes known fields.
+        raise TypeError(f"Unknown field(s): {', '.join(unknown)}")
+
+
+def _lock(instance: M, version: int | None) -> M:
+    """Re-read the row under a lock and refuse an edit based on an older version."""
+    fresh = type(instance).objects.select_for_update().get(pk=instance.pk)
+    if version is not None and version != fresh.version:  # type: ignore[attr-defined]
+        raise ConflictError(fresh, version)
+    return fresh
+
+
+def _apply(instance: models.Model, changes: Mapping[str, Any]) -> None:
+    for field, value in changes.items():
+        setattr(instance, field, value)
+
+
+def _validate(instance: models.Model, errors: Errors) -> None:
+    """Run the model's own validation and merge in the service's context errors.
+
+    Fields the service already faulted are excluded from the model's checks so
+    each field gets one clear message.
+    """
+    merged: Errors = {field: list(msgs) for field, msgs in errors.items()}
+    try:
+        instance.full_clean(exclude=list(merged))
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            merged.setdefault(field, []).extend(messages)
+    if merged:
+        raise ValidationError(merged)
+
+
+def _save(instance: models.Model, *, by: User, reason: str) -> None:
+    # simple-history reads these two attributes when it writes the history row.
+    instance._history_user = by if getattr(by, "is_authenticated", False) else None
+    instance._change_reason = reason or None
+    if instance.pk is not None and hasattr(instance, "version"):
+        instance.version += 1
+    instance.save()

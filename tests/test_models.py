@@ -1,0 +1,162 @@
+"""Database constraints hold even when the services are bypassed (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+
+from patients.models import CTCDraw, ImagingAssessment, Patient, TherapyLine, TreatmentCycle
+
+pytestmark = pytest.mark.django_db
+
+
+def _raises_integrity(make) -> None:
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make()
+
+
+def _patient(**overrides) -> Patient:
+    fields = {
+        "mrn": "M1",
+        "given_name": "A",
+        "family_name": "B",
+        "birth_date": date(1970, 1, 1),
+        "sex": "female",
+        "cancer_type": "breast",
+    }
+    return Patient.objects.create(**{**fields, **overrides})
+
+
+def _draw(patient, user, **overrides) -> CTCDraw:
+    fields = {
+        "patient": patient,
+        "drawn_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "status": "resulted",
+        "ctc_count": 1,
+        "entered_by": user,
+    }
+    return CTCDraw.objects.create(**{**fields, **overrides})
+
+
+def test_an_mrn_is_unique():
+    _patient()
+    _raises_integrity(lambda: _patient(given_name="Other"))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("sex", "robot"), ("cancer_type", "lung"), ("mrn", "")],
+)
+def test_a_patient_with_an_unknown_choice_or_blank_mrn_is_refused(field, value):
+    _raises_integrity(lambda: _patient(**{field: value}))
+
+
+def test_a_metastatic_diagnosis_cannot_precede_birth():
+    _raises_integrity(lambda: _patient(diagnosed_on=date(1969, 12, 31)))
+
+
+def test_a_line_number_is_unique_per_patient_but_not_across_patients():
+    first, second = _patient(), _patient(mrn="M2")
+    fields = {"regimen": "X", "start_date": date(2026, 1, 1), "cycle_length_days": 21}
+    TherapyLine.objects.create(patient=first, line_number=1, **fields)
+    TherapyLine.objects.create(patient=second, line_number=1, **fields)
+
+    _raises_integrity(lambda: TherapyLine.objects.create(patient=first, line_number=1, **fields))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"end_date": date(2025, 12, 31)},
+        {"cycle_length_days": 0},
+        {"cycle_length_days": 366},
+        {"line_number": 0},
+    ],
+)
+def test_a_therapy_line_keeps_its_dates_and_lengths_sane(overrides):
+    patient = _patient()
+    fields = {
+        "patient": patient,
+        "line_number": 1,
+        "regimen": "X",
+        "start_date": date(2026, 1, 1),
+        "cycle_length_days": 21,
+    }
+    _raises_integrity(lambda: TherapyLine.objects.create(**{**fields, **overrides}))
+
+
+def test_a_cycle_number_is_unique_per_line_and_a_delay_needs_a_reason():
+    line = TherapyLine.objects.create(
+        patient=_patient(),
+        line_number=1,
+        regimen="X",
+        start_date=date(2026, 1, 1),
+        cycle_length_days=21,
+    )
+    TreatmentCycle.objects.create(therapy_line=line, number=1, scheduled_date=date(2026, 1, 1))
+
+    _raises_integrity(
+        lambda: TreatmentCycle.objects.create(
+            therapy_line=line, number=1, scheduled_date=date(2026, 1, 22)
+        )
+    )
+    _raises_integrity(
+        lambda: TreatmentCycle.objects.create(
+            therapy_line=line, number=2, scheduled_date=date(2026, 1, 22), status="delayed"
+        )
+    )
+    _raises_integrity(
+        lambda: TreatmentCycle.objects.create(
+            therapy_line=line, number=0, scheduled_date=date(2026, 1, 22)
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"status": "resulted", "ctc_count": None},
+        {"status": "rejected", "ctc_count": 0},
+        {"status": "unknown", "ctc_count": None},
+        {"ctc_count": -1},
+        {"blood_volume_ml": Decimal("0")},
+        {"blood_volume_ml": Decimal("50.01")},
+    ],
+)
+def test_a_draw_keeps_count_status_and_volume_consistent(oncologist, overrides):
+    patient = _patient()
+    _raises_integrity(lambda: _draw(patient, oncologist, **overrides))
+
+
+def test_an_accession_is_unique_when_given_and_may_be_left_empty(oncologist):
+    patient = _patient()
+    _draw(patient, oncologist, accession="")
+    _draw(patient, oncologist, accession="")
+    _draw(patient, oncologist, accession="A-1")
+
+    _raises_integrity(lambda: _draw(patient, oncologist, accession="A-1"))
+
+
+def test_imaging_modality_and_response_are_checked(oncologist):
+    patient = _patient()
+    fields = {"patient": patient, "performed_on": date(2026, 1, 1), "entered_by": oncologist}
+
+    _raises_integrity(
+        lambda: ImagingAssessment.objects.create(modality="xray", response="PD", **fields)
+    )
+    _raises_integrity(
+        lambda: ImagingAssessment.objects.create(modality="ct", response="XX", **fields)
+    )
+
+
+def test_clinical_rows_cannot_be_cascaded_away(oncologist):
+    patient = _patient()
+    _draw(patient, oncologist)
+
+    with pytest.raises(ProtectedError), transaction.atomic():
+        patient.delete()
+    assert CTCDraw.objects.filter(patient=patient).count() == 1

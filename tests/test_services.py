@@ -1,0 +1,233 @@
+"""The services: every clinical write validated, versioned and in the change history."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from patients import services
+from patients.models import CTCDraw, Patient, TreatmentCycle
+
+pytestmark = pytest.mark.django_db
+
+
+def _errors(call) -> dict[str, list[str]]:
+    with pytest.raises(ValidationError) as info:
+        call()
+    return info.value.message_dict
+
+
+def test_registering_a_patient_records_who_did_it(oncologist, patient):
+    (record,) = patient.history.all()
+
+    assert record.history_user == oncologist
+    assert record.history_type == "+"
+    assert record.history_change_reason == "Registered"
+
+
+def test_an_update_keeps_the_old_value_in_the_history_with_the_reason(oncologist, patient):
+    services.update_patient(
+        patient=patient,
+        by=oncologist,
+        changes={"family_name": "Smith"},
+        version=1,
+        reason="Name changed after marriage",
+    )
+
+    newest, oldest = patient.history.all()[:2]
+    assert (oldest.family_name, newest.family_name) == ("Doe", "Smith")
+    assert newest.history_change_reason == "Name changed after marriage"
+    assert Patient.objects.get(pk=patient.pk).version == 2
+
+
+def test_an_edit_based_on_an_old_version_is_refused_and_changes_nothing(oncologist, patient):
+    services.update_patient(patient=patient, by=oncologist, changes={"given_name": "Janet"})
+
+    with pytest.raises(services.ConflictError) as info:
+        services.update_patient(
+            patient=patient, by=oncologist, changes={"given_name": "Joan"}, version=1
+        )
+
+    assert info.value.current == 2
+    assert Patient.objects.get(pk=patient.pk).given_name == "Janet"
+
+
+def test_a_duplicate_mrn_names_the_field(oncologist, patient):
+    errors = _errors(
+        lambda: services.register_patient(
+            by=oncologist,
+            mrn="MRN0001",
+            given_name="X",
+            family_name="Y",
+            birth_date=date(1970, 1, 1),
+            sex="male",
+            cancer_type="prostate",
+        )
+    )
+
+    assert errors == {"mrn": ["A patient with this MRN already exists."]}
+    assert Patient.objects.count() == 1
+
+
+def test_the_next_line_number_is_chosen_when_none_is_given(oncologist, patient, line):
+    second = services.add_therapy_line(
+        patient=patient,
+        by=oncologist,
+        regimen="Capecitabine",
+        start_date=date(2026, 4, 1),
+        cycle_length_days=21,
+    )
+
+    assert (line.line_number, second.line_number) == (1, 2)
+
+
+def test_a_cycle_cannot_start_before_its_line(oncologist, line):
+    errors = _errors(
+        lambda: services.plan_cycle(
+            line=line, by=oncologist, number=1, scheduled_date=date(2026, 1, 4)
+        )
+    )
+
+    assert list(errors) == ["scheduled_date"]
+
+
+def test_delaying_a_cycle_needs_a_reason_and_records_it(oncologist, cycle):
+    errors = _errors(
+        lambda: services.update_cycle(cycle=cycle, by=oncologist, changes={"status": "delayed"})
+    )
+    assert list(errors) == ["status_reason"]
+
+    services.update_cycle(
+        cycle=cycle,
+        by=oncologist,
+        changes={
+            "status": "delayed",
+            "status_reason": "Neutropenia",
+            "scheduled_date": date(2026, 1, 12),
+        },
+    )
+    cycle.refresh_from_db()
+    assert (cycle.status, cycle.version) == ("delayed", 2)
+    assert cycle.history.first().history_change_reason == "Neutropenia"
+
+
+def test_a_cycle_with_a_given_date_must_have_been_given(oncologist, line):
+    errors = _errors(
+        lambda: services.plan_cycle(
+            line=line,
+            by=oncologist,
+            number=1,
+            scheduled_date=date(2026, 1, 5),
+            given_date=date(2026, 1, 5),
+        )
+    )
+
+    assert list(errors) == ["given_date"]
+    assert not TreatmentCycle.objects.exists()
+
+
+def test_a_draw_uses_the_standard_volume_unless_told_otherwise(draw):
+    assert draw.blood_volume_ml == Decimal("7.5")
+    assert draw.entered_by.username == "olivia"
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"status": "resulted", "ctc_count": None}, "ctc_count"),
+        ({"status": "rejected", "ctc_count": 0}, "ctc_count"),
+        ({"status": "failed", "ctc_count": 2}, "ctc_count"),
+        ({"ctc_count": -1}, "ctc_count"),
+        ({"ctc_count": 2, "blood_volume_ml": Decimal("0")}, "blood_volume_ml"),
+        ({"ctc_count": 2, "blood_volume_ml": Decimal("500")}, "blood_volume_ml"),
+        ({"ctc_count": 2, "status": "unknown"}, "status"),
+    ],
+)
+def test_a_bad_draw_names_the_field_and_saves_nothing(oncologist, patient, fields, field):
+    errors = _errors(
+        lambda: services.record_draw(
+            patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), **fields
+        )
+    )
+
+    assert list(errors) == [field]
+    assert not CTCDraw.objects.exists()
+
+
+def test_a_draw_cannot_be_in_the_future_or_before_birth(oncologist, patient):
+    now = timezone.now()
+    future = _errors(
+        lambda: services.record_draw(
+            patient=patient,
+            by=oncologist,
+            drawn_at=now + timedelta(minutes=1),
+            ctc_count=1,
+            now=now,
+        )
+    )
+    before_birth = _errors(
+        lambda: services.record_draw(
+            patient=patient, by=oncologist, drawn_at=datetime(1960, 5, 16, tzinfo=UTC), ctc_count=1
+        )
+    )
+
+    assert future == {"drawn_at": ["The draw time is in the future."]}
+    assert before_birth == {"drawn_at": ["The draw time is before the patient's birth date."]}
+
+
+def test_a_duplicate_accession_is_refused_but_blank_ones_are_not(oncologist, patient, draw):
+    def record(accession: str) -> CTCDraw:
+        return services.record_draw(
+            patient=patient,
+            by=oncologist,
+            drawn_at=datetime(2026, 1, 3, tzinfo=UTC),
+            ctc_count=1,
+            accession=accession,
+        )
+
+    record("")
+    record("  ")
+
+    assert _errors(lambda: record("ACC-1")) == {
+        "accession": ["A draw with this accession number already exists."]
+    }
+    assert CTCDraw.objects.count() == 3
+
+
+def test_correcting_a_count_keeps_the_old_count_in_the_history(oncologist, draw):
+    services.update_draw(
+        draw=draw, by=oncologist, changes={"ctc_count": 30}, version=1, reason="Typo: 30 not 3"
+    )
+
+    counts = [h.ctc_count for h in draw.history.order_by("history_date")]
+    assert counts == [3, 30]
+    assert draw.history.first().history_change_reason == "Typo: 30 not 3"
+
+
+def test_a_birth_date_after_existing_draws_is_refused(oncologist, patient, draw):
+    errors = _errors(
+        lambda: services.update_patient(
+            patient=patient, by=oncologist, changes={"birth_date": date(2026, 2, 1)}
+        )
+    )
+
+    assert list(errors) == ["birth_date"]
+
+
+def test_imaging_cannot_be_in_the_future(oncologist, patient):
+    errors = _errors(
+        lambda: services.record_imaging(
+            patient=patient,
+            by=oncologist,
+            performed_on=date(2026, 3, 2),
+            modality="ct",
+            response="SD",
+            today=date(2026, 3, 1),
+        )
+    )
+
+    assert list(errors) == ["performed_on"]
