@@ -388,3 +388,29 @@ class ImagingAssessment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_modality_display()} on {self.performed_on}: {self.response}"
+
+
+class Acknowledgement(models.Model):
+    """A nurse or oncologist has seen a cycle's flags and says what they did.
+
+    It is a record, never a switch: the flags stay on the worklist and the
+    patient page. `flags` keeps the flags as they were when acknowledged, so a
+    later draw that changes them does not rewrite what was seen.
+    """
+
+    cycle = models.ForeignKey(TreatmentCycle, models.PROTECT, related_name="acknowledgements")
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    acknowledged_at = models.DateTimeField(default=timezone.now, editable=False)
+    note = models.TextField()
+    flags = models.JSONField(default=list, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["cycle", "acknowledged_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(note=""), name="acknowledgement_note_required"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Acknowledged by {self.acknowledged_by} at {self.acknowledged_at:%Y-%m-%d %H:%M}"

@@ -1,7 +1,7 @@
 """Roles are Django groups. This dict is the one place that says what each may do.
 
-Oncologists create and change clinical data; nurses read everything (and, once
-the worklist exists, acknowledge flags). Administrators are staff users and
+Oncologists create and change clinical data; nurses read everything and acknowledge
+the flags they have seen. Administrators are staff users and
 work through Django admin.
 """
 
@@ -14,11 +14,15 @@ NURSE = "nurse"
 
 _CLINICAL_MODELS = ["patient", "therapyline", "treatmentcycle", "ctcdraw", "imagingassessment"]
 
+# Both roles acknowledge the flags they have seen; only oncologists change the record.
+_ACKNOWLEDGE = ["view_acknowledgement", "add_acknowledgement"]
+
 ROLES: dict[str, list[str]] = {
     ONCOLOGIST: [
         f"{action}_{model}" for model in _CLINICAL_MODELS for action in ("view", "add", "change")
-    ],
-    NURSE: [f"view_{model}" for model in _CLINICAL_MODELS],
+    ]
+    + _ACKNOWLEDGE,
+    NURSE: [f"view_{model}" for model in _CLINICAL_MODELS] + _ACKNOWLEDGE,
 }
 
 

@@ -12,7 +12,7 @@ it. Edits carry the version they were based on: a stale one raises
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from patients.models import (
     STANDARD_VOLUME_ML,
+    Acknowledgement,
     CTCDraw,
     CycleStatus,
     DrawStatus,
@@ -33,6 +34,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from patients.rules import Flag
 
 User = AbstractBaseUser | AnonymousUser
 M = TypeVar("M", bound=models.Model)
@@ -291,6 +293,28 @@ def record_imaging(
     _validate(imaging, errors)
     _save(imaging, by=by, reason="Imaging recorded")
     return imaging
+
+
+# --- acknowledgements ---------------------------------------------------------------
+
+
+@transaction.atomic
+def acknowledge_cycle(
+    *, cycle: TreatmentCycle, by: User, note: str, flags: Sequence[Flag]
+) -> Acknowledgement:
+    """Record that `by` has seen `flags` of `cycle`; the flags themselves stay as they are."""
+    ack = Acknowledgement(
+        cycle=cycle,
+        acknowledged_by=by,
+        note=(note or "").strip(),
+        flags=[{"code": f.code, "severity": f.severity, "message": f.message} for f in flags],
+    )
+    errors: Errors = {}
+    if not ack.note:
+        errors["note"] = ["Write a note saying what you checked or did."]
+    _validate(ack, errors)
+    _save(ack, by=by, reason="Flags acknowledged")
+    return ack
 
 
 # --- shared steps ---------------------------------------------------------------

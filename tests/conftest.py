@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from patients import services
@@ -89,3 +91,15 @@ def draw(patient, oncologist) -> CTCDraw:
         ctc_count=3,
         accession="ACC-1",
     )
+
+
+@pytest.fixture
+def count_queries():
+    """How many queries a call runs: compare two data sizes to catch N+1 regressions."""
+
+    def count(call) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            call()
+        return len(captured.captured_queries)
+
+    return count

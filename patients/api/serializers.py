@@ -18,7 +18,16 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from patients.models import CTCDraw, ImagingAssessment, Patient, TherapyLine, TreatmentCycle
+from patients import rules
+from patients.assessment import series_for
+from patients.models import (
+    Acknowledgement,
+    CTCDraw,
+    ImagingAssessment,
+    Patient,
+    TherapyLine,
+    TreatmentCycle,
+)
 
 _MESSAGES: dict[type[serializers.Field], dict[str, str]] = {
     serializers.IntegerField: {"invalid": "Enter a whole number."},
@@ -182,7 +191,18 @@ class CycleSerializer(ClinicalSerializer):
         read_only_fields = ["therapy_line"]
 
 
+def flag_data(flag: rules.Flag) -> dict[str, str]:
+    return {"code": str(flag.code), "severity": str(flag.severity), "message": flag.message}
+
+
 class DrawSerializer(ClinicalSerializer):
+    """A draw with what the rules say about it (computed on read, never stored).
+
+    The view passes the patient's assessed series in `context["assessments"]`
+    (draw id -> `rules.DrawAssessment`) so a list costs no extra queries; a
+    lone draw is assessed against its patient's series on demand.
+    """
+
     drawn_at = AwareDateTimeField()
     blood_volume_ml = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
     ctc_count = serializers.IntegerField(required=False, allow_null=True)
@@ -213,6 +233,22 @@ class DrawSerializer(ClinicalSerializer):
             "reason",
         ]
         read_only_fields = ["patient", "entered_at"]
+
+    def to_representation(self, draw: CTCDraw) -> dict[str, Any]:
+        data = super().to_representation(draw)
+        found = self._assessment(draw)
+        data["rate_per_7_5_ml"] = found.rate_per_7_5_ml if found else None
+        data["category"] = str(found.category) if found and found.category else None
+        data["ci95"] = list(found.ci95) if found and found.ci95 else None
+        data["flags"] = [flag_data(f) for f in found.flags] if found else []
+        return data
+
+    def _assessment(self, draw: CTCDraw) -> rules.DrawAssessment | None:
+        assessments = self.context.get("assessments")
+        if assessments is None or draw.pk not in assessments:
+            assessments = series_for(draw.patient).by_draw_id
+            self.context["assessments"] = assessments
+        return assessments.get(draw.pk)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for text_field in ("accession", "comment"):
@@ -245,3 +281,39 @@ def edit_arguments(validated: dict[str, Any]) -> tuple[dict[str, Any], int | Non
     version = changes.pop("version", None)
     reason = changes.pop("reason", "") or ""
     return changes, version, reason
+
+
+class AcknowledgementSerializer(serializers.ModelSerializer):
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    note = serializers.CharField(
+        max_length=2000,
+        error_messages={
+            "blank": "Write a note saying what you checked or did.",
+            "required": "Write a note saying what you checked or did.",
+        },
+    )
+
+    class Meta:
+        model = Acknowledgement
+        fields = ["id", "cycle", "acknowledged_by", "acknowledged_at", "note", "flags"]
+        read_only_fields = ["cycle", "acknowledged_at", "flags"]
+
+
+class WorklistQuerySerializer(serializers.Serializer):
+    """`?from=YYYY-MM-DD&days=N` (defaults: today, 7 days)."""
+
+    days = serializers.IntegerField(
+        required=False,
+        default=7,
+        min_value=1,
+        max_value=366,
+        error_messages={"invalid": "Enter a whole number of days."},
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # "from" is a Python keyword, so it cannot be declared as a class attribute.
+        fields["from"] = serializers.DateField(
+            required=False, error_messages={"invalid": "Enter a date as YYYY-MM-DD."}
+        )
+        return fields

@@ -20,4 +20,15 @@ urlpatterns = [
     path("patients/<int:pk>/draws/", views.DrawList.as_view(), name="draw-list"),
     path("draws/<int:pk>/", views.DrawDetail.as_view(), name="draw-detail"),
     path("patients/<int:pk>/imaging/", views.ImagingList.as_view(), name="imaging-list"),
+    path(
+        "patients/<int:pk>/assessment/",
+        views.PatientAssessment.as_view(),
+        name="patient-assessment",
+    ),
+    path("worklist/", views.Worklist.as_view(), name="worklist"),
+    path(
+        "cycles/<int:pk>/acknowledgements/",
+        views.AcknowledgementList.as_view(),
+        name="acknowledgement-list",
+    ),
 ]

@@ -7,23 +7,39 @@ permissions that roles grant). Nothing is ever deleted through the API.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework import filters, generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from patients import services
+from patients import rules, services
 from patients.api.serializers import (
+    AcknowledgementSerializer,
     CycleSerializer,
     DrawSerializer,
     ImagingSerializer,
     PatientSerializer,
     TherapyLineSerializer,
+    WorklistQuerySerializer,
     edit_arguments,
+    flag_data,
 )
-from patients.models import CTCDraw, ImagingAssessment, Patient, TherapyLine, TreatmentCycle
+from patients.assessment import WorklistItem, series_for, worklist
+from patients.models import (
+    Acknowledgement,
+    CTCDraw,
+    ImagingAssessment,
+    Patient,
+    TherapyLine,
+    TreatmentCycle,
+)
 
 _READ_AND_EDIT = ["get", "patch", "head", "options"]
 
@@ -125,8 +141,10 @@ class DrawList(generics.ListCreateAPIView):
     def patient(self) -> Patient:
         return get_object_or_404(Patient, pk=self.kwargs["pk"])
 
-    def get_queryset(self) -> QuerySet[CTCDraw]:
-        return CTCDraw.objects.for_patient(self.patient).select_related("entered_by")
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        series = series_for(self.patient)
+        context = {**self.get_serializer_context(), "assessments": series.by_draw_id}
+        return Response(DrawSerializer(series.draws, many=True, context=context).data)
 
     def perform_create(self, serializer: DrawSerializer) -> None:
         serializer.instance = services.record_draw(
@@ -169,4 +187,109 @@ class ImagingList(generics.ListCreateAPIView):
     def perform_create(self, serializer: ImagingSerializer) -> None:
         serializer.instance = services.record_imaging(
             patient=self.patient, by=self.request.user, **serializer.validated_data
+        )
+
+
+class PatientAssessment(APIView):
+    """Every draw with its rate, category, interval and flags, and the upcoming cycles."""
+
+    queryset = Patient.objects.none()  # for RolePermission: needs view_patient
+
+    def get(self, request: Request, pk: int) -> Response:
+        patient = get_object_or_404(Patient, pk=pk)
+        series = series_for(patient)
+        context = {"request": request, "assessments": series.by_draw_id}
+        return Response(
+            {
+                "patient": patient.pk,
+                "cancer_type": patient.cancer_type,
+                "cutoff": series.cutoff,
+                "draws": DrawSerializer(series.draws, many=True, context=context).data,
+                "upcoming_cycles": [
+                    _upcoming_cycle_data(c, series.cycle_assessment(c))
+                    for c in series.upcoming_cycles()
+                ],
+            }
+        )
+
+
+def _upcoming_cycle_data(cycle: TreatmentCycle, found: rules.CycleAssessment) -> dict[str, Any]:
+    return {
+        "id": cycle.pk,
+        "therapy_line": cycle.therapy_line_id,
+        "number": cycle.number,
+        "scheduled_date": cycle.scheduled_date,
+        "status": cycle.status,
+        "severity": found.severity,
+        "flags": [flag_data(f) for f in found.flags],
+    }
+
+
+class Worklist(APIView):
+    """Upcoming cycles due in `[from, from + days)`, most severe first."""
+
+    queryset = TreatmentCycle.objects.none()  # for RolePermission: needs view_treatmentcycle
+
+    def get(self, request: Request) -> Response:
+        query = WorklistQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        start = query.validated_data.get("from") or timezone.localdate()
+        days = query.validated_data["days"]
+        items = worklist(start, days)
+        return Response(
+            {
+                "from": start,
+                "to": start + timedelta(days=days),
+                "items": [_worklist_item_data(item, request) for item in items],
+            }
+        )
+
+
+def _worklist_item_data(item: WorklistItem, request: Request) -> dict[str, Any]:
+    patient, cycle, latest = item.patient, item.cycle, item.latest_draw
+    context = {"request": request, "assessments": item.series.by_draw_id}
+    return {
+        "patient": {"id": patient.pk, "mrn": patient.mrn, "name": patient.name},
+        "cycle": {
+            "id": cycle.pk,
+            "number": cycle.number,
+            "scheduled_date": cycle.scheduled_date,
+            "status": cycle.status,
+            "regimen": cycle.therapy_line.regimen,
+            "line_number": cycle.therapy_line.line_number,
+        },
+        "latest_draw": DrawSerializer(latest, context=context).data if latest else None,
+        "severity": item.assessment.severity,
+        "flags": [flag_data(f) for f in item.assessment.flags],
+        "acknowledgements": AcknowledgementSerializer(item.acknowledgements, many=True).data,
+    }
+
+
+class AcknowledgementList(generics.ListCreateAPIView):
+    """A nurse or oncologist records having seen a cycle's flags, with a note."""
+
+    queryset = Acknowledgement.objects.all()
+    serializer_class = AcknowledgementSerializer
+    pagination_class = None
+
+    @cached_property
+    def cycle(self) -> TreatmentCycle:
+        return get_object_or_404(
+            TreatmentCycle.objects.select_related("therapy_line__patient"), pk=self.kwargs["pk"]
+        )
+
+    def get_queryset(self) -> QuerySet[Acknowledgement]:
+        return (
+            Acknowledgement.objects.filter(cycle=self.cycle)
+            .select_related("acknowledged_by")
+            .order_by("acknowledged_at", "id")
+        )
+
+    def perform_create(self, serializer: AcknowledgementSerializer) -> None:
+        series = series_for(self.cycle.therapy_line.patient)
+        serializer.instance = services.acknowledge_cycle(
+            cycle=self.cycle,
+            by=self.request.user,
+            note=serializer.validated_data["note"],
+            flags=series.cycle_assessment(self.cycle).flags,
         )

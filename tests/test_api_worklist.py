@@ -1,0 +1,213 @@
+"""/api/v1/worklist/ and /api/v1/cycles/{id}/acknowledgements/."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from patients import services
+from patients.models import Acknowledgement
+
+pytestmark = pytest.mark.django_db
+
+START = date(2026, 3, 2)
+
+
+def _patient(by, mrn: str, family: str, cancer: str = "breast"):
+    return services.register_patient(
+        by=by,
+        mrn=mrn,
+        given_name="Pat",
+        family_name=family,
+        birth_date=date(1960, 1, 1),
+        sex="female",
+        cancer_type=cancer,
+    )
+
+
+def _due(by, patient, day1: date, counts: list[int | None], *, status: str = "planned"):
+    """A line with one upcoming cycle on `day1`; draws weekly, the last 4 days before day 1."""
+    line = services.add_therapy_line(
+        patient=patient,
+        by=by,
+        regimen="Docetaxel",
+        start_date=day1 - timedelta(days=60),
+        cycle_length_days=21,
+    )
+    cycle = services.plan_cycle(
+        line=line,
+        by=by,
+        number=1,
+        scheduled_date=day1,
+        status=status,
+        status_reason="Neutropenia" if status == "delayed" else "",
+    )
+    for k, count in enumerate(reversed(counts)):
+        drawn = day1 - timedelta(days=4 + 7 * k)
+        services.record_draw(
+            patient=patient,
+            by=by,
+            drawn_at=datetime(drawn.year, drawn.month, drawn.day, 9, tzinfo=UTC),
+            ctc_count=count,
+            status="resulted" if count is not None else "rejected",
+        )
+    return cycle
+
+
+def _get(api, **params):
+    return api.get("/api/v1/worklist/", {"from": START.isoformat(), **params})
+
+
+def test_it_orders_the_cycles_due_by_severity_then_day_1_then_name(api, nurse, oncologist):
+    calm = _due(oncologist, _patient(oncologist, "A", "Adams"), START, [0, 1])
+    converted = _due(oncologist, _patient(oncologist, "B", "Brown"), START + timedelta(3), [1, 9])
+    missing = _due(oncologist, _patient(oncologist, "C", "Clark"), START + timedelta(1), [])
+    unfav_early = _due(oncologist, _patient(oncologist, "D", "Diaz"), START, [12, 11])
+    unfav_same_day = _due(oncologist, _patient(oncologist, "E", "Evans"), START, [12, 13])
+    api.force_authenticate(nurse)
+
+    body = _get(api).json()
+
+    assert (body["from"], body["to"]) == ("2026-03-02", "2026-03-09")
+    assert [i["cycle"]["id"] for i in body["items"]] == [
+        unfav_early.pk,  # high, day 1 on START, Diaz before Evans
+        unfav_same_day.pk,
+        converted.pk,  # high, later day 1
+        missing.pk,  # review
+        calm.pk,  # no flags
+    ]
+    assert [i["severity"] for i in body["items"]] == ["high", "high", "high", "review", None]
+
+
+def test_an_item_carries_the_patient_cycle_latest_draw_and_flags(api, nurse, oncologist):
+    patient = _patient(oncologist, "MRN-7", "Brown")
+    cycle = _due(oncologist, patient, START, [1, 9])
+    api.force_authenticate(nurse)
+
+    (item,) = _get(api).json()["items"]
+
+    assert item["patient"] == {"id": patient.pk, "mrn": "MRN-7", "name": "Pat Brown"}
+    assert item["cycle"]["id"] == cycle.pk
+    assert (item["cycle"]["number"], item["cycle"]["scheduled_date"]) == (1, "2026-03-02")
+    assert item["cycle"]["regimen"] == "Docetaxel"
+    assert item["latest_draw"]["ctc_count"] == 9
+    assert item["latest_draw"]["category"] == "unfavourable"
+    assert [f["code"] for f in item["flags"]] == [
+        "conversion_to_unfavourable",
+        "unfavourable",
+        "rise_beyond_noise",
+    ]
+    assert item["acknowledgements"] == []
+
+
+def test_it_lists_only_planned_and_delayed_cycles_inside_the_range(api, nurse, oncologist):
+    inside = _due(oncologist, _patient(oncologist, "A", "A"), START + timedelta(6), [1])
+    delayed = _due(oncologist, _patient(oncologist, "B", "B"), START, [1], status="delayed")
+    _due(oncologist, _patient(oncologist, "C", "C"), START + timedelta(7), [1])  # the end is open
+    _due(oncologist, _patient(oncologist, "D", "D"), START - timedelta(1), [1])
+    given = _due(oncologist, _patient(oncologist, "E", "E"), START, [1])
+    services.update_cycle(
+        cycle=given, by=oncologist, changes={"status": "given", "given_date": START}
+    )
+    api.force_authenticate(nurse)
+
+    ids = {i["cycle"]["id"] for i in _get(api).json()["items"]}
+
+    assert ids == {inside.pk, delayed.pk}
+
+
+def test_days_widens_the_range(api, nurse, oncologist):
+    _due(oncologist, _patient(oncologist, "A", "A"), START + timedelta(10), [1])
+    api.force_authenticate(nurse)
+
+    assert len(_get(api, days=11).json()["items"]) == 1
+    assert len(_get(api).json()["items"]) == 0
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [({"from": "02/03/2026"}, "from"), ({"days": "week"}, "days"), ({"days": 0}, "days")],
+)
+def test_bad_parameters_name_the_field(api, nurse, params, field):
+    api.force_authenticate(nurse)
+
+    r = api.get("/api/v1/worklist/", params)
+
+    assert r.status_code == 400
+    assert list(r.json()) == [field]
+
+
+def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
+    api, nurse, oncologist, count_queries
+):
+    def add_patients(first: int, last: int) -> None:
+        for i in range(first, last):
+            patient = _patient(oncologist, f"P{i}", f"Family{i}")
+            cycle = _due(oncologist, patient, START + timedelta(i % 7), [i % 4, i % 9])
+            services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen", flags=[])
+
+    add_patients(0, 5)
+    api.force_authenticate(nurse)
+    _get(api)
+    five = count_queries(lambda: _get(api))
+    add_patients(5, 50)
+
+    fifty = count_queries(lambda: _get(api))
+
+    assert five == fifty
+    assert len(_get(api).json()["items"]) == 50
+
+
+def test_a_nurse_acknowledges_a_flagged_cycle_and_the_flags_stay(api, nurse, oncologist):
+    cycle = _due(oncologist, _patient(oncologist, "A", "A"), START, [1, 9])
+    api.force_authenticate(nurse)
+
+    r = api.post(
+        f"/api/v1/cycles/{cycle.pk}/acknowledgements/",
+        {"note": "Discussed with Dr Olsen; scan booked"},
+        format="json",
+    )
+    (item,) = _get(api).json()["items"]
+
+    assert r.status_code == 201
+    ack = Acknowledgement.objects.get()
+    assert (ack.acknowledged_by, ack.cycle) == (nurse, cycle)
+    assert [f["code"] for f in ack.flags] == [f["code"] for f in item["flags"]]
+    assert item["flags"]  # acknowledging never hides the flags
+    assert item["acknowledgements"][0]["note"] == "Discussed with Dr Olsen; scan booked"
+    assert item["acknowledgements"][0]["acknowledged_by"] == "nina"
+    assert item["acknowledgements"][0]["acknowledged_at"]
+
+
+@pytest.mark.parametrize("body", [{"note": ""}, {"note": "   "}, {}])
+def test_an_acknowledgement_needs_a_note(api, nurse, oncologist, body):
+    cycle = _due(oncologist, _patient(oncologist, "A", "A"), START, [1, 9])
+    api.force_authenticate(nurse)
+
+    r = api.post(f"/api/v1/cycles/{cycle.pk}/acknowledgements/", body, format="json")
+
+    assert r.status_code == 400
+    assert list(r.json()) == ["note"]
+    assert not Acknowledgement.objects.exists()
+
+
+def test_oncologists_acknowledge_too_but_users_without_a_role_cannot(api, oncologist, outsider):
+    cycle = _due(oncologist, _patient(oncologist, "A", "A"), START, [1, 9])
+    url = f"/api/v1/cycles/{cycle.pk}/acknowledgements/"
+
+    api.force_authenticate(outsider)
+    assert api.post(url, {"note": "x"}, format="json").status_code == 403
+    assert api.get("/api/v1/worklist/").status_code == 403
+    api.force_authenticate(oncologist)
+    assert api.post(url, {"note": "Reviewed"}, format="json").status_code == 201
+    assert Acknowledgement.objects.get().acknowledged_by == oncologist
+
+
+def test_the_worklist_defaults_to_the_coming_week(api, nurse):
+    api.force_authenticate(nurse)
+
+    body = api.get("/api/v1/worklist/").json()
+
+    start = date.fromisoformat(body["from"])
+    assert date.fromisoformat(body["to"]) - start == timedelta(days=7)
