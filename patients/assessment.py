@@ -43,6 +43,7 @@ class PatientSeries:
     assessments: list[rules.DrawAssessment]
     lines: list[TherapyLine]
     cycles: list[TreatmentCycle]
+    voided: list[CTCDraw] = field(default_factory=list)  # entered in error: shown, never assessed
     by_draw_id: dict[int, rules.DrawAssessment] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,6 +53,10 @@ class PatientSeries:
         return rules.assess_cycle(
             cycle_in(cycle), self.assessments, window_days=settings.CTC_PRE_CYCLE_WINDOW_DAYS
         )
+
+    def all_draws(self) -> list[CTCDraw]:
+        """Every draw on record, those entered in error included, oldest first."""
+        return sorted([*self.draws, *self.voided], key=lambda d: (d.drawn_at, d.pk))
 
     def upcoming_cycles(self) -> list[TreatmentCycle]:
         upcoming = [c for c in self.cycles if c.status in UPCOMING]
@@ -157,6 +162,8 @@ def _assess(
     cycles: Sequence[TreatmentCycle],
 ) -> PatientSeries:
     cutoff = cutoff_for(patient)
+    voided = [d for d in draws if d.entered_in_error]
+    draws = [d for d in draws if not d.entered_in_error]
     assessments = rules.assess_draws(
         [draw_in(d) for d in draws],
         [line_in(line) for line in lines],
@@ -166,7 +173,9 @@ def _assess(
     )
     by_id = {d.pk: d for d in draws}
     ordered_draws = [by_id[a.draw.id] for a in assessments]
-    return PatientSeries(patient, cutoff, ordered_draws, assessments, list(lines), list(cycles))
+    return PatientSeries(
+        patient, cutoff, ordered_draws, assessments, list(lines), list(cycles), voided
+    )
 
 
 def worklist(start: date, days: int) -> list[WorklistItem]:

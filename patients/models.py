@@ -127,8 +127,11 @@ class Patient(Versioned):
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Bumped by every service that changes what the patient's chart shows; charts
+    # are cached under it, so every app server agrees when a chart is stale.
+    data_version = models.PositiveIntegerField(default=0, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["data_version"])
     objects = PatientQuerySet.as_manager()
 
     class Meta:
@@ -273,6 +276,10 @@ class CTCDrawQuerySet(models.QuerySet["CTCDraw"]):
     def for_patient(self, patient: Patient) -> CTCDrawQuerySet:
         return self.filter(patient=patient).order_by("drawn_at", "id")
 
+    def valid(self) -> CTCDrawQuerySet:
+        """Draws that count: not marked as entered in error."""
+        return self.filter(entered_in_error=False)
+
 
 class CTCDraw(Versioned):
     """One CellSearch blood sample and, when resulted, its count."""
@@ -308,6 +315,9 @@ class CTCDraw(Versioned):
     comment = models.TextField(blank=True)
     entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
     entered_at = models.DateTimeField(default=timezone.now, editable=False)
+    # A wrong draw is never deleted: it is marked, kept, and left out of every rule.
+    entered_in_error = models.BooleanField(default=False)
+    error_reason = models.TextField(blank=True)
 
     history = HistoricalRecords()
     objects = CTCDrawQuerySet.as_manager()
@@ -333,6 +343,10 @@ class CTCDraw(Versioned):
             ),
             models.CheckConstraint(condition=Q(ctc_count__gte=0), name="draw_count_not_negative"),
             models.CheckConstraint(
+                condition=Q(entered_in_error=False) | ~Q(error_reason=""),
+                name="draw_error_needs_reason",
+            ),
+            models.CheckConstraint(
                 condition=Q(blood_volume_ml__gt=0) & Q(blood_volume_ml__lte=MAX_VOLUME_ML),
                 name="draw_volume_range",
             ),
@@ -349,6 +363,8 @@ class CTCDraw(Versioned):
         return f"{self.get_status_display()} draw on {when}"
 
     def clean(self) -> None:
+        if self.entered_in_error and not (self.error_reason or "").strip():
+            raise ValidationError({"error_reason": "Say why the draw was entered in error."})
         if self.status not in DrawStatus.values:
             return  # clean_fields() already reports the unknown status
         if self.status == DrawStatus.RESULTED and self.ctc_count is None:

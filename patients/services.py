@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from patients.models import (
@@ -95,6 +95,7 @@ def update_patient(
     _apply(patient, changes)
     _validate(patient, _patient_date_errors(patient))
     _save(patient, by=by, reason=reason)
+    _touch(patient.pk)
     return patient
 
 
@@ -144,6 +145,7 @@ def add_therapy_line(
         errors["start_date"] = ["The line cannot start before the patient's birth date."]
     _validate(line, errors)
     _save(line, by=by, reason="Therapy line added")
+    _touch(patient.pk)
     return line
 
 
@@ -156,6 +158,7 @@ def plan_cycle(*, line: TherapyLine, by: User, **fields: Any) -> TreatmentCycle:
     cycle = TreatmentCycle(therapy_line=line, **fields)
     _validate(cycle, _cycle_errors(cycle))
     _save(cycle, by=by, reason="Cycle planned")
+    _touch(line.patient_id)
     return cycle
 
 
@@ -173,7 +176,55 @@ def update_cycle(
     _apply(cycle, changes)
     _validate(cycle, _cycle_errors(cycle))
     _save(cycle, by=by, reason=reason or cycle.status_reason)
+    _touch(cycle.therapy_line.patient_id)
     return cycle
+
+
+@transaction.atomic
+def delay_cycle_and_following(
+    *,
+    cycle: TreatmentCycle,
+    by: User,
+    new_date: date,
+    reason: str,
+    version: int | None = None,
+) -> list[TreatmentCycle]:
+    """Delay a cycle to `new_date` and move the line's later upcoming cycles by as many days.
+
+    Later cycles that were already given or cancelled stay where they are.
+    Returns every cycle that moved, the delayed one first.
+    """
+    shift = new_date - cycle.scheduled_date
+    later = list(
+        TreatmentCycle.objects.select_for_update()
+        .filter(
+            therapy_line=cycle.therapy_line_id,
+            number__gt=cycle.number,
+            status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED],
+        )
+        .order_by("-number")  # last first: no day 1 ever overtakes the next one mid-way
+    )
+    delayed = update_cycle(
+        cycle=cycle,
+        by=by,
+        changes={
+            "status": CycleStatus.DELAYED,
+            "status_reason": reason,
+            "scheduled_date": new_date,
+        },
+        version=version,
+        reason=reason,
+    )
+    moved = [
+        update_cycle(
+            cycle=c,
+            by=by,
+            changes={"scheduled_date": c.scheduled_date + shift},
+            reason=f"Moved with cycle {cycle.number}: {reason}",
+        )
+        for c in later
+    ]
+    return [delayed, *reversed(moved)]
 
 
 def _cycle_errors(cycle: TreatmentCycle) -> Errors:
@@ -226,6 +277,7 @@ def record_draw(
     )
     _validate(draw, _draw_errors(draw, now or timezone.now()))
     _save(draw, by=by, reason="Draw recorded")
+    _touch(patient.pk)
     return draw
 
 
@@ -241,11 +293,35 @@ def update_draw(
 ) -> CTCDraw:
     _reject_unknown(changes, DRAW_FIELDS)
     draw = _lock(draw, version)
+    if draw.entered_in_error:
+        raise ValidationError(
+            {"non_field_errors": ["This draw is marked as entered in error; record a new draw."]}
+        )
     _apply(draw, changes)
     if "accession" in changes:
         draw.accession = (draw.accession or "").strip()
     _validate(draw, _draw_errors(draw, now or timezone.now()))
     _save(draw, by=by, reason=reason)
+    _touch(draw.patient_id)
+    return draw
+
+
+@transaction.atomic
+def mark_draw_entered_in_error(
+    *, draw: CTCDraw, by: User, reason: str, version: int | None = None
+) -> CTCDraw:
+    """Keep a wrong draw on record, marked and left out of every rule and chart."""
+    draw = _lock(draw, version)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"error_reason": ["Say why the draw was entered in error."]})
+    if draw.entered_in_error:
+        raise ValidationError({"non_field_errors": ["This draw is already marked in error."]})
+    draw.entered_in_error = True
+    draw.error_reason = reason
+    _validate(draw, {})
+    _save(draw, by=by, reason=f"Entered in error: {reason}")
+    _touch(draw.patient_id)
     return draw
 
 
@@ -292,6 +368,7 @@ def record_imaging(
         errors["performed_on"] = ["The imaging date is before the patient's birth date."]
     _validate(imaging, errors)
     _save(imaging, by=by, reason="Imaging recorded")
+    _touch(patient.pk)
     return imaging
 
 
@@ -354,6 +431,16 @@ def _validate(instance: models.Model, errors: Errors) -> None:
             merged.setdefault(field, []).extend(messages)
     if merged:
         raise ValidationError(merged)
+
+
+def _touch(patient_id: int) -> None:
+    """Bump the patient's data version: cached charts of the old version are stale.
+
+    `update()` on purpose: this is a cache counter, not clinical data, so it has
+    no place in the change history, and an F() expression cannot lose a bump to
+    a concurrent writer.
+    """
+    Patient.objects.filter(pk=patient_id).update(data_version=F("data_version") + 1)
 
 
 def _save(instance: models.Model, *, by: User, reason: str) -> None:

@@ -183,3 +183,29 @@ def test_the_draw_list_runs_the_same_queries_for_2_or_22_draws(
 
     assert few == many
     assert len(api.get(_url(patient)).json()) == 22
+
+
+def test_a_draw_is_marked_entered_in_error_and_stays_listed(api, oncologist, nurse, draw):
+    api.force_authenticate(nurse)
+    assert (
+        api.post(f"/api/v1/draws/{draw.pk}/entered-in-error/", {"reason": "x"}).status_code == 403
+    )
+    api.force_authenticate(oncologist)
+
+    blank = api.post(f"/api/v1/draws/{draw.pk}/entered-in-error/", {"reason": ""}, format="json")
+    r = api.post(
+        f"/api/v1/draws/{draw.pk}/entered-in-error/",
+        {"reason": "Sample belonged to another patient", "version": 1},
+        format="json",
+    )
+    listed = api.get(f"/api/v1/patients/{draw.patient_id}/draws/").json()
+
+    assert blank.status_code == 400
+    assert list(blank.json()) == ["reason"]
+    assert r.status_code == 200
+    assert (r.json()["entered_in_error"], r.json()["flags"], r.json()["category"]) == (
+        True,
+        [],
+        None,
+    )
+    assert [d["entered_in_error"] for d in listed] == [True]

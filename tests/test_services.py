@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from patients import services
+from patients.assessment import series_for
 from patients.models import CTCDraw, Patient, TreatmentCycle
 
 pytestmark = pytest.mark.django_db
@@ -231,3 +232,95 @@ def test_imaging_cannot_be_in_the_future(oncologist, patient):
     )
 
     assert list(errors) == ["performed_on"]
+
+
+def test_a_wrong_draw_is_marked_in_error_kept_and_left_out_of_the_rules(oncologist, patient):
+    wrong = services.record_draw(
+        patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), ctc_count=40
+    )
+    services.record_draw(
+        patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 9, tzinfo=UTC), ctc_count=6
+    )
+
+    services.mark_draw_entered_in_error(draw=wrong, by=oncologist, reason="Wrong patient's tube")
+
+    series = series_for(patient)
+    assert [d.ctc_count for d in series.draws] == [6]
+    assert [d.ctc_count for d in series.voided] == [40]
+    assert [f.code for f in series.assessments[0].flags] == ["unfavourable"]  # no "persistent"
+    wrong.refresh_from_db()
+    assert (wrong.entered_in_error, wrong.error_reason) == (True, "Wrong patient's tube")
+    assert wrong.history.first().history_change_reason == "Entered in error: Wrong patient's tube"
+
+
+def test_marking_in_error_needs_a_reason_and_happens_once(oncologist, draw):
+    assert _errors(
+        lambda: services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason=" ")
+    ) == {"error_reason": ["Say why the draw was entered in error."]}
+
+    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Duplicate")
+
+    assert list(
+        _errors(lambda: services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="x"))
+    ) == ["non_field_errors"]
+    assert list(
+        _errors(lambda: services.update_draw(draw=draw, by=oncologist, changes={"ctc_count": 1}))
+    ) == ["non_field_errors"]
+
+
+def test_delaying_a_cycle_moves_the_later_upcoming_cycles_by_the_same_days(oncologist, line):
+    def plan(number: int, day: int, **fields) -> TreatmentCycle:
+        return services.plan_cycle(
+            line=line, by=oncologist, number=number, scheduled_date=date(2026, 1, day), **fields
+        )
+
+    first = plan(1, 5, status="given", given_date=date(2026, 1, 5))
+    second, third = plan(2, 26), plan(3, 27)
+    cancelled = plan(4, 28, status="cancelled", status_reason="Patient choice")
+
+    moved = services.delay_cycle_and_following(
+        cycle=second, by=oncologist, new_date=date(2026, 2, 2), reason="Neutropenia"
+    )
+
+    assert [c.pk for c in moved] == [second.pk, third.pk]
+    days = {
+        c.number: (c.scheduled_date, c.status)
+        for c in TreatmentCycle.objects.filter(therapy_line=line)
+    }
+    assert days == {
+        1: (date(2026, 1, 5), "given"),
+        2: (date(2026, 2, 2), "delayed"),
+        3: (date(2026, 2, 3), "planned"),
+        4: (date(2026, 1, 28), "cancelled"),
+    }
+    assert first.pk and cancelled.pk
+    assert third.history.first().history_change_reason == "Moved with cycle 2: Neutropenia"
+
+
+def test_every_change_to_what_the_chart_shows_bumps_the_data_version(oncologist, patient):
+    def version() -> int:
+        return Patient.objects.get(pk=patient.pk).data_version
+
+    start = version()
+    line = services.add_therapy_line(
+        patient=patient,
+        by=oncologist,
+        regimen="X",
+        start_date=date(2026, 1, 1),
+        cycle_length_days=21,
+    )
+    cycle = services.plan_cycle(line=line, by=oncologist, number=1, scheduled_date=date(2026, 1, 1))
+    services.update_cycle(
+        cycle=cycle, by=oncologist, changes={"status": "given", "given_date": date(2026, 1, 1)}
+    )
+    draw = services.record_draw(
+        patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), ctc_count=1
+    )
+    services.update_draw(draw=draw, by=oncologist, changes={"ctc_count": 2})
+    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Duplicate")
+    services.record_imaging(
+        patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
+    )
+    services.update_patient(patient=patient, by=oncologist, changes={"cancer_type": "prostate"})
+
+    assert version() == start + 8

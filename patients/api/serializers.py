@@ -231,8 +231,10 @@ class DrawSerializer(ClinicalSerializer):
             "entered_at",
             "version",
             "reason",
+            "entered_in_error",
+            "error_reason",
         ]
-        read_only_fields = ["patient", "entered_at"]
+        read_only_fields = ["patient", "entered_at", "entered_in_error", "error_reason"]
 
     def to_representation(self, draw: CTCDraw) -> dict[str, Any]:
         data = super().to_representation(draw)
@@ -244,6 +246,8 @@ class DrawSerializer(ClinicalSerializer):
         return data
 
     def _assessment(self, draw: CTCDraw) -> rules.DrawAssessment | None:
+        if draw.entered_in_error:
+            return None  # kept on record, never assessed
         assessments = self.context.get("assessments")
         if assessments is None or draw.pk not in assessments:
             assessments = series_for(draw.patient).by_draw_id
@@ -317,3 +321,14 @@ class WorklistQuerySerializer(serializers.Serializer):
             required=False, error_messages={"invalid": "Enter a date as YYYY-MM-DD."}
         )
         return fields
+
+
+class EnteredInErrorSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=1000,
+        error_messages={
+            "blank": "Say why the draw was entered in error.",
+            "required": "Say why the draw was entered in error.",
+        },
+    )
+    version = serializers.IntegerField(required=False)

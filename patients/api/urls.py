@@ -19,6 +19,11 @@ urlpatterns = [
     path("cycles/<int:pk>/", views.CycleDetail.as_view(), name="cycle-detail"),
     path("patients/<int:pk>/draws/", views.DrawList.as_view(), name="draw-list"),
     path("draws/<int:pk>/", views.DrawDetail.as_view(), name="draw-detail"),
+    path(
+        "draws/<int:pk>/entered-in-error/",
+        views.DrawEnteredInError.as_view(),
+        name="draw-entered-in-error",
+    ),
     path("patients/<int:pk>/imaging/", views.ImagingList.as_view(), name="imaging-list"),
     path(
         "patients/<int:pk>/assessment/",

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework import filters, generics
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +25,7 @@ from patients.api.serializers import (
     AcknowledgementSerializer,
     CycleSerializer,
     DrawSerializer,
+    EnteredInErrorSerializer,
     ImagingSerializer,
     PatientSerializer,
     TherapyLineSerializer,
@@ -144,7 +146,7 @@ class DrawList(generics.ListCreateAPIView):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         series = series_for(self.patient)
         context = {**self.get_serializer_context(), "assessments": series.by_draw_id}
-        return Response(DrawSerializer(series.draws, many=True, context=context).data)
+        return Response(DrawSerializer(series.all_draws(), many=True, context=context).data)
 
     def perform_create(self, serializer: DrawSerializer) -> None:
         serializer.instance = services.record_draw(
@@ -166,6 +168,26 @@ class DrawDetail(generics.RetrieveUpdateAPIView):
             version=version,
             reason=reason,
         )
+
+
+class DrawEnteredInError(APIView):
+    """Mark a wrong draw as entered in error, with a reason. It stays on record."""
+
+    queryset = CTCDraw.objects.none()  # for RolePermission: POST needs add_ctcdraw
+
+    def post(self, request: Request, pk: int) -> Response:
+        draw = get_object_or_404(CTCDraw.objects.select_related("patient"), pk=pk)
+        if not request.user.has_perm("patients.change_ctcdraw"):
+            raise PermissionDenied
+        body = EnteredInErrorSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        draw = services.mark_draw_entered_in_error(
+            draw=draw,
+            by=request.user,
+            reason=body.validated_data["reason"],
+            version=body.validated_data.get("version"),
+        )
+        return Response(DrawSerializer(draw, context={"request": request}).data)
 
 
 class ImagingList(generics.ListCreateAPIView):
