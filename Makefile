@@ -8,7 +8,7 @@ PORT ?= 8000
 # DEBUG=False, SECRET_KEY and ALLOWED_HOSTS itself (see docs/deployment notes in README).
 LOCAL := DEBUG=True MPLCONFIGDIR=$(CURDIR)/.mplconfig
 
-.PHONY: run test install lint format migrations-check rules-coverage postgres clean
+.PHONY: run test install lint format migrations-check rules-coverage screenshots postgres clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,6 +36,10 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Browser journeys in Chromium, saving a screenshot of every page to docs/screenshots/.
+screenshots: install
+	$(LOCAL) CTCTRACK_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/browser
 
 # The clinical rules module must stay at full branch coverage from its own tests.
 rules-coverage: install

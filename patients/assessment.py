@@ -178,20 +178,22 @@ def _assess(
     )
 
 
-def worklist(start: date, days: int) -> list[WorklistItem]:
+def worklist(start: date, days: int, *, oncologist_id: int | None = None) -> list[WorklistItem]:
     """Upcoming cycles with day 1 in [start, start + days), most severe first.
 
-    Then by day 1 and patient name. A fixed number of queries: the cycles, the
-    three per-kind loads for their patients, and the acknowledgements.
+    Then by day 1 and patient name; optionally only one oncologist's patients.
+    A fixed number of queries: the cycles, the three per-kind loads for their
+    patients, and the acknowledgements.
     """
+    due = TreatmentCycle.objects.filter(
+        status__in=UPCOMING,
+        scheduled_date__gte=start,
+        scheduled_date__lt=start + timedelta(days=days),
+    )
+    if oncologist_id is not None:
+        due = due.filter(therapy_line__patient__oncologist_id=oncologist_id)
     cycles = list(
-        TreatmentCycle.objects.filter(
-            status__in=UPCOMING,
-            scheduled_date__gte=start,
-            scheduled_date__lt=start + timedelta(days=days),
-        )
-        .select_related("therapy_line__patient")
-        .prefetch_related(
+        due.select_related("therapy_line__patient").prefetch_related(
             Prefetch(
                 "acknowledgements",
                 queryset=Acknowledgement.objects.select_related("acknowledged_by").order_by(

@@ -9,13 +9,14 @@ clinical row is never cascaded away.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -84,6 +85,27 @@ class Versioned(models.Model):
 
 
 class PatientQuerySet(models.QuerySet["Patient"]):
+    def with_summary(self, today: date) -> PatientQuerySet:
+        """Annotate the latest evaluable draw and the next upcoming cycle: one query.
+
+        Used by the patient list, which shows both for every patient on a page.
+        """
+        latest = CTCDraw.objects.filter(
+            patient=OuterRef("pk"), status=DrawStatus.RESULTED, entered_in_error=False
+        ).order_by("-drawn_at", "-id")
+        upcoming = TreatmentCycle.objects.filter(
+            therapy_line__patient=OuterRef("pk"),
+            status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED],
+            scheduled_date__gte=today,
+        ).order_by("scheduled_date", "number")
+        return self.annotate(
+            latest_count=Subquery(latest.values("ctc_count")[:1]),
+            latest_volume=Subquery(latest.values("blood_volume_ml")[:1]),
+            latest_drawn_at=Subquery(latest.values("drawn_at")[:1]),
+            next_cycle_on=Subquery(upcoming.values("scheduled_date")[:1]),
+            next_cycle_number=Subquery(upcoming.values("number")[:1]),
+        )
+
     def search(self, text: str) -> PatientQuerySet:
         """Patients whose MRN, given or family name contains every word of `text`."""
         qs = self

@@ -149,6 +149,41 @@ def add_therapy_line(
     return line
 
 
+LINE_FIELDS = frozenset(
+    {
+        "line_number",
+        "regimen",
+        "start_date",
+        "end_date",
+        "cycle_length_days",
+        "contains_doxorubicin",
+    }
+)
+
+
+@transaction.atomic
+def update_therapy_line(
+    *, line: TherapyLine, by: User, changes: Mapping[str, Any], reason: str = ""
+) -> TherapyLine:
+    _reject_unknown(changes, LINE_FIELDS)
+    line = TherapyLine.objects.select_for_update().get(pk=line.pk)
+    _apply(line, changes)
+    errors: Errors = {}
+    clash = TherapyLine.objects.filter(patient=line.patient_id, line_number=line.line_number)
+    if clash.exclude(pk=line.pk).exists():
+        errors["line_number"] = [f"This patient already has a line {line.line_number}."]
+    first_cycle = line.cycles.order_by("scheduled_date").first()
+    if first_cycle and line.start_date and first_cycle.scheduled_date < line.start_date:
+        errors["start_date"] = [
+            f"Cycle {first_cycle.number} is on {first_cycle.scheduled_date:%Y-%m-%d}, "
+            "before this start date."
+        ]
+    _validate(line, errors)
+    _save(line, by=by, reason=reason)
+    _touch(line.patient_id)
+    return line
+
+
 CYCLE_FIELDS = frozenset({"number", "scheduled_date", "given_date", "status", "status_reason"})
 
 

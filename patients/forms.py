@@ -1,0 +1,220 @@
+"""Forms for the clinicians' pages. They parse input; the services decide and save.
+
+`apply_service_errors` copies a service's `ValidationError` onto the form, so
+every message appears next to the field it names and nothing is saved.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from patients.models import (
+    CTCDraw,
+    ImagingAssessment,
+    Patient,
+    TherapyLine,
+    TreatmentCycle,
+)
+from patients.roles import ONCOLOGIST
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    """`<input type="datetime-local">`, read in the clinic's time zone."""
+
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
+
+
+def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
+    """Show a service's errors next to their fields (unknown fields at the top)."""
+    for field, messages in error.message_dict.items():
+        target = field if field in form.fields else None
+        for message in messages:
+            form.add_error(target, message)
+
+
+class ServiceForm(forms.ModelForm):
+    """A ModelForm for parsing only: the services run the model's validation.
+
+    The services see what the form cannot (the patient, other rows, the clock)
+    and word every message for clinicians, so the form skips Django's own
+    model validation rather than report the same problem twice.
+    """
+
+    def _post_clean(self) -> None:
+        pass  # no construct_instance either: the views pass cleaned_data to a service
+
+    def validate_unique(self) -> None:
+        pass
+
+
+class VersionedForm(ServiceForm):
+    """An edit carries the version it started from, so a concurrent edit is caught."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+def oncologist_choices() -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        queryset=get_user_model()
+        .objects.filter(groups__name=ONCOLOGIST, is_active=True)
+        .order_by("username"),
+        required=False,
+        empty_label="(none)",
+    )
+
+
+class PatientForm(VersionedForm):
+    reason = forms.CharField(
+        required=False, max_length=500, help_text="Optional: why this was changed."
+    )
+
+    class Meta:
+        model = Patient
+        fields = [
+            "mrn",
+            "given_name",
+            "family_name",
+            "birth_date",
+            "sex",
+            "cancer_type",
+            "diagnosed_on",
+            "oncologist",
+            "active",
+        ]
+        widgets = {"birth_date": DateInput(), "diagnosed_on": DateInput()}
+        labels = {"diagnosed_on": "Metastatic diagnosis on"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["oncologist"] = oncologist_choices()
+        self.fields["oncologist"].initial = getattr(self.instance, "oncologist_id", None)
+
+
+class TherapyLineForm(ServiceForm):
+    line_number = forms.IntegerField(
+        required=False, min_value=1, help_text="Leave empty for the next number."
+    )
+
+    class Meta:
+        model = TherapyLine
+        fields = [
+            "line_number",
+            "regimen",
+            "start_date",
+            "end_date",
+            "cycle_length_days",
+            "contains_doxorubicin",
+        ]
+        widgets = {"start_date": DateInput(), "end_date": DateInput()}
+        help_texts = {"cycle_length_days": "Usually 14, 21 or 28."}
+
+
+class CycleForm(VersionedForm):
+    move_later_cycles = forms.BooleanField(
+        required=False,
+        label="Also move the later planned cycles of this line by the same number of days",
+    )
+
+    class Meta:
+        model = TreatmentCycle
+        fields = ["number", "scheduled_date", "status", "given_date", "status_reason"]
+        widgets = {
+            "scheduled_date": DateInput(),
+            "given_date": DateInput(),
+            "status_reason": forms.Textarea(attrs={"rows": 2}),
+        }
+        labels = {"status_reason": "Reason (required when delayed or cancelled)"}
+
+
+class DrawForm(VersionedForm):
+    reason = forms.CharField(
+        required=False, max_length=500, help_text="Required when changing a saved draw."
+    )
+
+    class Meta:
+        model = CTCDraw
+        fields = ["drawn_at", "blood_volume_ml", "status", "ctc_count", "accession", "comment"]
+        widgets = {
+            "drawn_at": DateTimeLocalInput(),
+            "comment": forms.Textarea(attrs={"rows": 2}),
+        }
+        labels = {
+            "drawn_at": "Drawn at (local time)",
+            "ctc_count": "CTC count (cells counted in the sample)",
+        }
+        help_texts = {
+            "blood_volume_ml": "Standard CellSearch volume: 7.5 mL.",
+            "ctc_count": "Only for resulted draws; leave empty for rejected, failed or pending.",
+        }
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+        self.fields["drawn_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        self.fields["ctc_count"].widget.attrs.update({"min": 0, "step": 1})
+        self.fields["blood_volume_ml"].widget.attrs.update({"step": "0.01", "min": "0.01"})
+        if editing:
+            self.fields["reason"].required = True
+
+    def clean_drawn_at(self) -> datetime:
+        value: datetime = self.cleaned_data["drawn_at"]
+        return value if timezone.is_aware(value) else timezone.make_aware(value)
+
+
+class EnteredInErrorForm(forms.Form):
+    reason = forms.CharField(
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why was this draw entered in error?",
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+class ImagingForm(ServiceForm):
+    class Meta:
+        model = ImagingAssessment
+        fields = ["performed_on", "modality", "response", "note"]
+        widgets = {"performed_on": DateInput(), "note": forms.Textarea(attrs={"rows": 2})}
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(
+        max_length=2000,
+        label="Note",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Write a note saying what you checked or did."},
+    )
+
+
+class WorklistFilterForm(forms.Form):
+    start = forms.DateField(required=False, label="From", widget=DateInput())
+    days = forms.IntegerField(required=False, min_value=1, max_value=60, label="Days")
+    flagged = forms.BooleanField(required=False, label="Flagged only")
+    oncologist = forms.ModelChoiceField(queryset=None, required=False, empty_label="All")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["oncologist"] = oncologist_choices()
+        self.fields["oncologist"].empty_label = "All oncologists"
+
+    def start_date(self, today: date) -> date:
+        return (self.cleaned_data.get("start") if self.is_valid() else None) or today
+
+    def day_count(self) -> int:
+        return (self.cleaned_data.get("days") if self.is_valid() else None) or 7

@@ -1,0 +1,131 @@
+"""/patients/<id>/chart.svg, chart.png and report.pdf."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from xml.etree import ElementTree
+
+import pytest
+from django.core.cache import cache
+from matplotlib.image import imread
+
+from patients import charts, services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    cache.clear()
+
+
+def _draw(patient, by, day: int, count: int):
+    return services.record_draw(
+        patient=patient, by=by, drawn_at=datetime(2026, 1, day, 9, tzinfo=UTC), ctc_count=count
+    )
+
+
+@pytest.mark.parametrize("name", ["chart.svg", "chart.png", "report.pdf"])
+def test_it_needs_login_and_a_role(client, outsider, patient, name):
+    url = f"/patients/{patient.pk}/{name}"
+    assert client.get(url).status_code == 302
+
+    client.force_login(outsider)
+    assert client.get(url).status_code == 403
+
+
+def test_the_svg_shows_the_axis_the_cut_off_and_the_cycles(client, nurse, oncologist, cycle):
+    _draw(cycle.therapy_line.patient, oncologist, 2, 3)
+    client.force_login(nurse)
+
+    r = client.get(f"/patients/{cycle.therapy_line.patient_id}/chart.svg")
+
+    assert r["Content-Type"] == "image/svg+xml"
+    svg = r.content.decode()
+    ElementTree.fromstring(r.content)  # well-formed
+    assert "CTCs per 7.5 mL" in svg
+    assert "Cut-off 5" in svg and "(breast)" in svg
+    assert "C1" in svg
+
+
+def test_the_png_opens_as_an_image(client, nurse, oncologist, patient):
+    _draw(patient, oncologist, 2, 7)
+    client.force_login(nurse)
+
+    r = client.get(f"/patients/{patient.pk}/chart.png")
+
+    assert r["Content-Type"] == "image/png"
+    pixels = imread(io.BytesIO(r.content))
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 300
+
+
+def test_a_repeat_request_with_the_etag_gets_304(client, nurse, oncologist, patient):
+    _draw(patient, oncologist, 2, 7)
+    client.force_login(nurse)
+    url = f"/patients/{patient.pk}/chart.svg"
+
+    first = client.get(url)
+    again = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert first.status_code == 200 and first["ETag"]
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+def test_a_new_draw_changes_the_etag_and_the_chart(client, nurse, oncologist, patient):
+    _draw(patient, oncologist, 2, 7)
+    client.force_login(nurse)
+    url = f"/patients/{patient.pk}/chart.svg"
+    before = client.get(url)
+
+    _draw(patient, oncologist, 9, 700)
+    after = client.get(url, HTTP_IF_NONE_MATCH=before["ETag"])
+
+    assert after.status_code == 200
+    assert after["ETag"] != before["ETag"]
+    assert after.content != before.content
+
+
+def test_a_cached_chart_is_served_without_rendering(
+    client, nurse, oncologist, patient, monkeypatch
+):
+    _draw(patient, oncologist, 2, 7)
+    client.force_login(nurse)
+    url = f"/patients/{patient.pk}/chart.svg"
+    first = client.get(url)
+
+    def must_not_render(*args, **kwargs):
+        raise AssertionError("rendered although cached")
+
+    monkeypatch.setattr(charts, "trend_svg", must_not_render)
+    second = client.get(url)
+
+    assert second.content == first.content
+
+
+def test_a_patient_without_draws_gets_a_chart_that_says_so(client, nurse, patient):
+    client.force_login(nurse)
+
+    r = client.get(f"/patients/{patient.pk}/chart.svg")
+
+    assert "No CTC draws recorded yet" in r.content.decode()
+
+
+def test_the_report_is_a_pdf_for_this_user(client, nurse, oncologist, patient):
+    _draw(patient, oncologist, 2, 2)
+    _draw(patient, oncologist, 23, 9)
+    client.force_login(nurse)
+
+    r = client.get(f"/patients/{patient.pk}/report.pdf")
+
+    assert r["Content-Type"] == "application/pdf"
+    assert r.content.startswith(b"%PDF-")
+    assert "MRN" not in r["Content-Disposition"]
+    assert f"ctc-report-{patient.pk}.pdf" in r["Content-Disposition"]
+
+
+def test_an_unknown_patient_has_no_chart(client, nurse):
+    client.force_login(nurse)
+
+    assert client.get("/patients/999999/chart.svg").status_code == 404

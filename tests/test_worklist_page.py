@@ -1,0 +1,160 @@
+"""The pre-cycle worklist page (/) and acknowledging from it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
+
+from patients import services
+from patients.models import Acknowledgement
+
+pytestmark = pytest.mark.django_db
+
+
+def _due_patient(by, mrn: str, family: str, counts: list[int], day1: date):
+    patient = services.register_patient(
+        by=by,
+        mrn=mrn,
+        given_name="Pat",
+        family_name=family,
+        birth_date=date(1960, 1, 1),
+        sex="female",
+        cancer_type="breast",
+        oncologist=by,
+    )
+    line = services.add_therapy_line(
+        patient=patient,
+        by=by,
+        regimen="Eribulin",
+        start_date=day1 - timedelta(days=42),
+        cycle_length_days=21,
+    )
+    cycle = services.plan_cycle(line=line, by=by, number=3, scheduled_date=day1)
+    latest = min(day1 - timedelta(days=4), timezone.localdate() - timedelta(days=1))
+    for k, count in enumerate(reversed(counts)):
+        drawn = latest - timedelta(days=21 * k)
+        services.record_draw(
+            patient=patient,
+            by=by,
+            drawn_at=datetime(drawn.year, drawn.month, drawn.day, 9, tzinfo=UTC),
+            ctc_count=count,
+        )
+    return patient, cycle
+
+
+@pytest.fixture
+def today():
+    return timezone.localdate()
+
+
+def test_it_redirects_anonymous_users_to_login(client):
+    assertRedirects(client.get("/"), "/accounts/login/?next=/", fetch_redirect_response=False)
+
+
+def test_it_forbids_users_without_a_role(client, outsider):
+    client.force_login(outsider)
+
+    r = client.get("/")
+
+    assert r.status_code == 403
+    assertContains(r, "no clinical role yet", status_code=403)
+
+
+def test_it_lists_the_cycles_due_most_severe_first_with_flags_and_counts(
+    client, nurse, oncologist, today
+):
+    _due_patient(oncologist, "M-1", "Calm", [0, 1], today + timedelta(days=1))
+    _due_patient(oncologist, "M-2", "Risen", [1, 9], today + timedelta(days=2))
+    client.force_login(nurse)
+
+    r = client.get("/")
+
+    html = r.content.decode()
+    assert html.index("Risen") < html.index("Calm")
+    assertContains(r, 'class="severity-high"')
+    assertContains(r, "Converted to unfavourable")
+    assertContains(r, "9 CTC/7.5 mL")
+    assertContains(r, "MRN M-2")
+    assertContains(r, "Line 1, cycle 3")
+    assertContains(r, "<svg", count=2)  # a sparkline per row
+    assertContains(r, "Acknowledge", count=2)  # only the flagged row has the form (+ header)
+
+
+def test_flagged_only_hides_rows_without_flags(client, nurse, oncologist, today):
+    _due_patient(oncologist, "M-1", "Calm", [0, 1], today + timedelta(days=1))
+    _due_patient(oncologist, "M-2", "Risen", [1, 9], today + timedelta(days=2))
+    client.force_login(nurse)
+
+    r = client.get("/", {"flagged": "on"})
+
+    assertContains(r, "Risen")
+    assertNotContains(r, "Calm")
+
+
+def test_the_date_range_and_oncologist_filters_apply(client, nurse, oncologist, today):
+    _due_patient(oncologist, "M-1", "Later", [2], today + timedelta(days=10))
+    client.force_login(nurse)
+
+    assertNotContains(client.get("/"), "Later")
+    assertContains(client.get("/", {"start": (today + timedelta(days=9)).isoformat()}), "Later")
+    assertContains(client.get("/", {"days": 14, "oncologist": oncologist.pk}), "Later")
+    assertNotContains(client.get("/", {"days": 14, "oncologist": nurse.pk}), "Later")
+
+
+def test_a_nurse_acknowledges_a_row_with_a_note_and_the_flags_stay(
+    client, nurse, oncologist, today
+):
+    _patient, cycle = _due_patient(oncologist, "M-2", "Risen", [1, 9], today + timedelta(days=2))
+    client.force_login(nurse)
+
+    r = client.post(
+        f"/cycles/{cycle.pk}/acknowledge/",
+        {"note": "Called the patient; oncologist informed", "next": f"/#cycle-{cycle.pk}"},
+        follow=True,
+    )
+
+    ack = Acknowledgement.objects.get()
+    assert (ack.acknowledged_by, ack.note) == (nurse, "Called the patient; oncologist informed")
+    assertContains(r, "Acknowledged cycle 3")
+    assertContains(r, "Called the patient; oncologist informed")
+    assertContains(r, "Converted to unfavourable")
+
+
+def test_an_acknowledgement_without_a_note_is_refused(client, nurse, oncologist, today):
+    _patient, cycle = _due_patient(oncologist, "M-2", "Risen", [1, 9], today + timedelta(days=2))
+    client.force_login(nurse)
+
+    r = client.post(f"/cycles/{cycle.pk}/acknowledge/", {"note": "  "}, follow=True)
+
+    assertContains(r, "Not acknowledged")
+    assert not Acknowledgement.objects.exists()
+
+
+def test_acknowledging_never_redirects_off_site(client, nurse, oncologist, today):
+    _patient, cycle = _due_patient(oncologist, "M-2", "Risen", [1, 9], today + timedelta(days=2))
+    client.force_login(nurse)
+
+    r = client.post(
+        f"/cycles/{cycle.pk}/acknowledge/", {"note": "ok", "next": "https://evil.example/"}
+    )
+
+    assertRedirects(r, "/", fetch_redirect_response=False)
+
+
+def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
+    client, nurse, oncologist, today, count_queries
+):
+    for i in range(5):
+        _due_patient(oncologist, f"A{i}", f"F{i}", [i % 3, i % 7], today + timedelta(days=i % 7))
+    client.force_login(nurse)
+    client.get("/")
+    five = count_queries(lambda: client.get("/"))
+    for i in range(5, 50):
+        _due_patient(oncologist, f"A{i}", f"F{i}", [i % 3, i % 7], today + timedelta(days=i % 7))
+
+    fifty = count_queries(lambda: client.get("/"))
+
+    assert five == fifty
