@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from patients import views
+from patients import csv_views, views
 
 app_name = "patients"
 urlpatterns = [
@@ -23,4 +23,8 @@ urlpatterns = [
     path("draws/<int:pk>/edit/", views.draw_edit, name="draw-edit"),
     path("draws/<int:pk>/entered-in-error/", views.draw_entered_in_error, name="draw-error"),
     path("patients/<int:pk>/imaging/new/", views.imaging_create, name="imaging-create"),
+    path("imports/csv/", csv_views.upload, name="csv-upload"),
+    path("imports/csv/confirm/", csv_views.confirm, name="csv-confirm"),
+    path("patients/<int:pk>/draws.csv", csv_views.export_patient, name="csv-export-patient"),
+    path("exports/draws.csv", csv_views.export_all, name="csv-export-all"),
 ]

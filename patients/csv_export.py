@@ -1,0 +1,73 @@
+"""CSV export of CTC draws with what the rules say about each one.
+
+Plain rows from assessed series (`assessment.PatientSeries`); the views stream
+them. Cells a spreadsheet would read as a formula are neutralised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from django.utils import timezone
+
+from patients.assessment import PatientSeries
+from patients.models import CTCDraw
+
+HEADER = [
+    "mrn",
+    "drawn_at",
+    "blood_volume_ml",
+    "status",
+    "ctc_count",
+    "accession",
+    "comment",
+    "rate_per_7_5_ml",
+    "category",
+    "ci95_low",
+    "ci95_high",
+    "flags",
+    "flag_messages",
+    "entered_in_error",
+    "error_reason",
+]
+# A cell starting with one of these runs as a formula in Excel or LibreOffice
+# (OWASP "CSV injection"); a leading apostrophe makes it plain text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def series_rows(series: PatientSeries) -> Iterator[list[str]]:
+    """One row per draw on record (entered-in-error ones included, marked), oldest first."""
+    for draw in series.all_draws():
+        yield _row(series, draw)
+
+
+def all_rows(many: Iterable[PatientSeries]) -> Iterator[list[str]]:
+    for series in many:
+        yield from series_rows(series)
+
+
+def _row(series: PatientSeries, draw: CTCDraw) -> list[str]:
+    found = series.by_draw_id.get(draw.pk)
+    ci = found.ci95 if found else None
+    flags = found.flags if found else ()
+    return [
+        safe_text(series.patient.mrn),
+        timezone.localtime(draw.drawn_at).isoformat(),
+        f"{draw.blood_volume_ml.normalize():f}",
+        draw.status,
+        "" if draw.ctc_count is None else str(draw.ctc_count),
+        safe_text(draw.accession),
+        safe_text(draw.comment),
+        "" if not found or found.rate_per_7_5_ml is None else f"{found.rate_per_7_5_ml:g}",
+        str(found.category or "") if found else "",
+        "" if ci is None else f"{ci[0]:.2f}",
+        "" if ci is None else f"{ci[1]:.2f}",
+        ";".join(str(f.code) for f in flags),
+        safe_text(" | ".join(f.message for f in flags)),
+        "yes" if draw.entered_in_error else "",
+        safe_text(draw.error_reason),
+    ]

@@ -1,0 +1,292 @@
+"""CSV import of CTC draws: parse, plan against the record, report every problem.
+
+`parse_csv` is pure (text in, rows and errors out). `plan_import` looks up
+the patients and the draws already on record in a fixed number of queries and
+sorts each row into "new", "unchanged" (already recorded: same accession, or
+same patient, time and result) or an error naming the line and the field.
+Nothing is written here: `services.import_draws` writes a plan with no errors,
+all or nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from decimal import Decimal, InvalidOperation
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from patients.models import (
+    MAX_CTC_COUNT,
+    MAX_VOLUME_ML,
+    STANDARD_VOLUME_ML,
+    CTCDraw,
+    DrawStatus,
+    Patient,
+)
+
+COLUMNS = ["mrn", "drawn_at", "blood_volume_ml", "status", "ctc_count", "accession", "comment"]
+REQUIRED_COLUMNS = [c for c in COLUMNS if c != "blood_volume_ml"]
+LOCAL_FORMATS = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+MAX_ERRORS_SHOWN = 500
+# Look-ups go in batches: SQLite allows at most 32,766 parameters in one query.
+LOOKUP_BATCH = 5000
+
+Fail = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # the line number in the file, header = line 1
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}, {self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    line: int
+    mrn: str
+    drawn_at: datetime
+    blood_volume_ml: Decimal
+    status: str
+    ctc_count: int | None
+    accession: str
+    comment: str
+
+    def same_result(self, draw: CTCDraw) -> bool:
+        return (
+            draw.drawn_at == self.drawn_at
+            and draw.status == self.status
+            and draw.ctc_count == self.ctc_count
+            and draw.blood_volume_ml == self.blood_volume_ml
+        )
+
+
+@dataclass
+class ImportPlan:
+    new: list[CsvRow] = field(default_factory=list)
+    unchanged: list[CsvRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    patients: dict[str, Patient] = field(default_factory=dict)  # by MRN
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def error_lines(self) -> list[int]:
+        return sorted({e.line for e in self.errors})
+
+
+# --- parsing (pure) ----------------------------------------------------------------------
+
+
+def parse_csv(text: str, *, tz: tzinfo, now: datetime) -> tuple[list[CsvRow], list[RowError]]:
+    """Rows and errors from a CSV text. Every bad field of every row is reported."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        return [], [RowError(1, "header", f"missing column(s): {', '.join(missing)}")]
+    reader.fieldnames = header
+    rows: list[CsvRow] = []
+    errors: list[RowError] = []
+    for line, raw in enumerate(reader, start=2):
+        if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
+            continue  # a blank line
+        row, row_errors = _parse_row(line, raw, tz=tz, now=now)
+        errors.extend(row_errors)
+        if row is not None:
+            rows.append(row)
+    return rows, errors
+
+
+def _parse_row(
+    line: int, raw: dict[str, str | None], *, tz: tzinfo, now: datetime
+) -> tuple[CsvRow | None, list[RowError]]:
+    errors: list[RowError] = []
+    if None in raw:
+        errors.append(RowError(line, "row", "more values than columns"))
+
+    def value(name: str) -> str:
+        return (raw.get(name) or "").strip()
+
+    def fail(name: str, message: str) -> None:
+        errors.append(RowError(line, name, message))
+
+    mrn = value("mrn") or fail("mrn", "required")
+    drawn_at = _parse_time(value("drawn_at"), tz, now, fail)
+    volume = _parse_volume(value("blood_volume_ml"), fail)
+    status = _parse_status(value("status"), fail)
+    count = _parse_count(value("ctc_count"), status, fail)
+    accession = value("accession")
+    if len(accession) > 64:
+        fail("accession", "at most 64 characters")
+    comment = value("comment")
+    for name, text in (("accession", accession), ("comment", comment), ("mrn", mrn or "")):
+        if "\x00" in text:
+            fail(name, "contains a NUL character")
+    if errors:
+        return None, errors
+    assert mrn and drawn_at and volume is not None and status  # checked above
+    return CsvRow(line, mrn, drawn_at, volume, status, count, accession, comment), []
+
+
+def _parse_time(text: str, tz: tzinfo, now: datetime, fail: Fail) -> datetime | None:  # noqa: ANN001
+    if not text:
+        return fail("drawn_at", "required")
+    parsed = _iso_or_local(text, tz)
+    if parsed is None:
+        return fail("drawn_at", f"'{text}' is not a date and time (use 2026-03-01 08:30)")
+    if parsed > now:
+        return fail("drawn_at", "is in the future")
+    return parsed
+
+
+def _iso_or_local(text: str, tz: tzinfo) -> datetime | None:
+    """ISO 8601 (with or without offset), or "YYYY-MM-DD HH:MM"; no offset = clinic time."""
+    try:
+        parsed = parse_datetime(text)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        for fmt in LOCAL_FORMATS:
+            try:
+                parsed = datetime.strptime(text, fmt)  # noqa: DTZ007 - made aware just below
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+def _parse_volume(text: str, fail: Fail) -> Decimal | None:  # noqa: ANN001
+    if not text:
+        return STANDARD_VOLUME_ML
+    try:
+        volume = Decimal(text)
+    except InvalidOperation:
+        return fail("blood_volume_ml", f"'{text}' is not a number")
+    if not volume.is_finite() or volume <= 0 or volume > MAX_VOLUME_ML:
+        return fail("blood_volume_ml", "must be more than 0 and at most 50 mL")
+    if volume.as_tuple().exponent < -2:  # type: ignore[operator]
+        return fail("blood_volume_ml", "use at most 2 decimal places")
+    return volume
+
+
+def _parse_status(text: str, fail: Fail) -> str | None:  # noqa: ANN001
+    status = text.lower()
+    if status not in DrawStatus.values:
+        shown = f"'{text}'" if text else "empty"
+        return fail("status", f"{shown} is not one of: {', '.join(DrawStatus.values)}")
+    return status
+
+
+def _parse_count(text: str, status: str | None, fail: Fail) -> int | None:  # noqa: ANN001
+    if status is not None and status != DrawStatus.RESULTED:
+        if text:
+            fail("ctc_count", f"a {status} draw has no count; leave it empty")
+        return None
+    if not text:
+        return fail("ctc_count", "a resulted draw needs a count (0 or more)")
+    if not text.isdigit():
+        return fail("ctc_count", f"'{text}' is not a whole number of cells (0 or more)")
+    count = int(text)
+    if count > MAX_CTC_COUNT:
+        return fail("ctc_count", "above 1,000,000 cells is not plausible")
+    return count
+
+
+# --- planning against the record -----------------------------------------------------------
+
+
+def plan_import(rows: Sequence[CsvRow], errors: Iterable[RowError] = ()) -> ImportPlan:
+    """Sort parsed rows into new, unchanged and errors; batched look-ups, no query per row."""
+    plan = ImportPlan(errors=list(errors))
+    plan.patients = {
+        p.mrn: p for p in _batched(Patient.objects.all(), "mrn", {r.mrn for r in rows})
+    }
+    by_accession = {
+        d.accession: d
+        for d in _batched(
+            CTCDraw.objects.select_related("patient"),
+            "accession",
+            {r.accession for r in rows if r.accession},
+        )
+    }
+    existing = _existing_results(list(plan.patients.values()), rows)
+    seen: dict[tuple, int] = {}
+    for row in rows:
+        _plan_row(row, plan, by_accession, existing, seen)
+    plan.errors.sort(key=lambda e: (e.line, e.field))
+    return plan
+
+
+def _batched(queryset: QuerySet, field_name: str, values: set) -> list:
+    ordered = sorted(values)
+    found: list = []
+    for start in range(0, len(ordered), LOOKUP_BATCH):
+        chunk = ordered[start : start + LOOKUP_BATCH]
+        found.extend(queryset.filter(**{f"{field_name}__in": chunk}))
+    return found
+
+
+def _existing_results(patients: list[Patient], rows: Sequence[CsvRow]) -> set[tuple]:
+    """(MRN, time, status, count) of the draws already on record in the file's time span."""
+    if not rows or not patients:
+        return set()
+    first, last = min(r.drawn_at for r in rows), max(r.drawn_at for r in rows)
+    mrn_of = {p.pk: p.mrn for p in patients}
+    drawn = _batched(
+        CTCDraw.objects.valid()
+        .filter(drawn_at__range=(first, last))
+        .only("patient_id", "drawn_at", "status", "ctc_count"),
+        "patient_id",
+        set(mrn_of),
+    )
+    return {(mrn_of[d.patient_id], d.drawn_at, d.status, d.ctc_count) for d in drawn}
+
+
+def _plan_row(
+    row: CsvRow,
+    plan: ImportPlan,
+    by_accession: dict[str, CTCDraw],
+    existing: set[tuple],
+    seen: dict[tuple, int],
+) -> None:
+    patient = plan.patients.get(row.mrn)
+    if patient is None:
+        plan.errors.append(RowError(row.line, "mrn", f"no patient with MRN '{row.mrn}'"))
+        return
+    if timezone.localdate(row.drawn_at) < patient.birth_date:
+        plan.errors.append(RowError(row.line, "drawn_at", "is before the patient's birth date"))
+        return
+    key = (row.mrn, row.drawn_at, row.status, row.ctc_count)
+    dup_key = ("acc", row.accession) if row.accession else key
+    if dup_key in seen:
+        plan.errors.append(RowError(row.line, "row", f"repeats line {seen[dup_key]}"))
+        return
+    seen[dup_key] = row.line
+    recorded = by_accession.get(row.accession) if row.accession else None
+    if recorded is not None:
+        if recorded.patient.mrn == row.mrn and row.same_result(recorded):
+            plan.unchanged.append(row)
+        else:
+            plan.errors.append(
+                RowError(
+                    row.line,
+                    "accession",
+                    f"'{row.accession}' is already recorded with a different result; "
+                    "correct that draw in CTC Track instead",
+                )
+            )
+        return
+    (plan.unchanged if key in existing else plan.new).append(row)

@@ -1,0 +1,163 @@
+"""CSV pages: upload with a preview before anything is saved, and exports.
+
+The upload keeps the file's text in the (server-side, database) session
+between the preview and the confirmation, together with its digest; the
+confirmation re-reads and re-plans it against the record as it is then, so a
+draw someone entered in the meantime is recognised, not duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from patients import assessment, csv_export, services
+from patients.csv_import import ImportPlan, parse_csv, plan_import
+from patients.models import Patient
+from patients.views import get_patient_for_user
+
+SESSION_KEY = "csv_import"
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+PREVIEW_ROWS = 200
+EXPORT_PATIENTS_PER_QUERY = 200
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="Columns: mrn, drawn_at, blood_volume_ml (optional, default 7.5), status, "
+        "ctc_count, accession, comment. Times without an offset are clinic time.",
+    )
+
+    def clean_file(self) -> str:
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                "The file is larger than 5 MB; split it or use the command."
+            )
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise forms.ValidationError(
+                "The file is not UTF-8 text; save it as CSV UTF-8."
+            ) from exc
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("patients.add_ctcdraw", raise_exception=True)
+def upload(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        text, name = form.cleaned_data["file"], request.FILES["file"].name
+        plan = _plan(text)
+        request.session[SESSION_KEY] = {"name": name, "text": text, "digest": _digest(text)}
+        return _preview(request, plan, name, _digest(text))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "imports/upload.html", {"form": form}, status=status)
+
+
+@require_POST
+@login_required
+@permission_required("patients.add_ctcdraw", raise_exception=True)
+def confirm(request: HttpRequest) -> HttpResponse:
+    stored = request.session.get(SESSION_KEY)
+    if not stored or stored["digest"] != request.POST.get("digest"):
+        messages.error(request, "That upload is no longer waiting; upload the file again.")
+        return redirect("patients:csv-upload")
+    plan = _plan(stored["text"])
+    if not plan.ok or not plan.new:
+        return _preview(request, plan, stored["name"], stored["digest"])
+    services.import_draws(
+        rows=plan.new, patients=plan.patients, by=request.user, source=stored["name"]
+    )
+    del request.session[SESSION_KEY]
+    messages.success(
+        request,
+        f"Imported {len(plan.new)} draw(s) from {stored['name']}; "
+        f"{len(plan.unchanged)} were already recorded.",
+    )
+    return redirect("patients:list")
+
+
+def _plan(text: str) -> ImportPlan:
+    rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
+    return plan_import(rows, errors)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _preview(request: HttpRequest, plan: ImportPlan, name: str, digest: str) -> HttpResponse:
+    ctx: dict[str, Any] = {
+        "name": name,
+        "plan": plan,
+        "digest": digest,
+        "new_rows": plan.new[:PREVIEW_ROWS],
+        "more_new": max(len(plan.new) - PREVIEW_ROWS, 0),
+        "bad_lines": len(plan.error_lines()),
+    }
+    return render(request, "imports/preview.html", ctx, status=200 if plan.ok else 400)
+
+
+# --- exports ---------------------------------------------------------------------------
+
+
+class _Echo:
+    """csv.writer target that hands each line back instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(rows: Iterator[list[str]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(csv_export.HEADER)
+    for row in rows:
+        yield writer.writerow(row)
+
+
+def _csv_response(rows: Iterator[list[str]], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    # Generic names only: a file name with an MRN would leak it into downloads folders.
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+@login_required
+@permission_required("patients.change_ctcdraw", raise_exception=True)
+def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    patient = get_patient_for_user(request, pk)
+    series = assessment.series_for(patient)
+    return _csv_response(csv_export.series_rows(series), f"ctc-draws-patient-{patient.pk}.csv")
+
+
+@require_GET
+@login_required
+@permission_required("patients.change_ctcdraw", raise_exception=True)
+def export_all(request: HttpRequest) -> StreamingHttpResponse:
+    today = timezone.localdate()
+    return _csv_response(_all_series_rows(), f"ctc-draws-{today:%Y-%m-%d}.csv")
+
+
+def _all_series_rows() -> Iterator[list[str]]:
+    """Every patient's draws, loaded a few hundred patients at a time (fixed queries per batch)."""
+    ids = list(Patient.objects.order_by("mrn").values_list("pk", flat=True))
+    for start in range(0, len(ids), EXPORT_PATIENTS_PER_QUERY):
+        batch = Patient.objects.filter(pk__in=ids[start : start + EXPORT_PATIENTS_PER_QUERY])
+        series = assessment.series_for_many(batch.order_by("mrn"))
+        yield from csv_export.all_rows(
+            series[p] for p in ids[start : start + EXPORT_PATIENTS_PER_QUERY]
+        )

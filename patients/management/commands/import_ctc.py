@@ -1,0 +1,66 @@
+"""`python manage.py import_ctc FILE.csv [--dry-run] [--user NAME]`: CTC draws from a spreadsheet.
+
+All or nothing: one bad row rejects the whole file, and every bad row is
+reported by line number and field. Importing the same file again changes
+nothing: rows already on record (same accession, or same patient, time and
+result) are recognised and left alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from tqdm import tqdm
+
+from patients import services
+from patients.csv_import import parse_csv, plan_import
+
+IMPORT_ACCOUNT = "csv-import"
+
+
+class Command(BaseCommand):
+    help = "Import CTC draws from a CSV file (all rows or none)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--dry-run", action="store_true", help="Check and report only.")
+        parser.add_argument(
+            "--user",
+            default=IMPORT_ACCOUNT,
+            help=f"Who the draws are entered by (default: the '{IMPORT_ACCOUNT}' account).",
+        )
+
+    def handle(self, *args: Any, file: Path, dry_run: bool, user: str, **options: Any) -> None:
+        try:
+            text = file.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"Cannot read {file}: {exc}") from exc
+        rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
+        plan = plan_import(rows, errors)
+        self.stdout.write(
+            f"{file.name}: {len(plan.new)} to add, {len(plan.unchanged)} already recorded, "
+            f"{len(plan.error_lines())} bad row(s)."
+        )
+        if not plan.ok:
+            listed = "\n".join(f"  {e}" for e in plan.errors)
+            raise CommandError(f"Nothing imported. Fix these rows and try again:\n{listed}")
+        if dry_run or not plan.new:
+            self.stdout.write("Dry run: nothing saved." if dry_run else "Nothing new to import.")
+            return
+        by = services.system_user(user) if user == IMPORT_ACCOUNT else _existing_user(user)
+        with tqdm(total=len(plan.new), desc="Importing", unit="draw", file=self.stderr) as bar:
+            services.import_draws(
+                rows=plan.new, patients=plan.patients, by=by, source=file.name, progress=bar.update
+            )
+        self.stdout.write(self.style.SUCCESS(f"Imported {len(plan.new)} draw(s)."))
+
+
+def _existing_user(username: str) -> Any:
+    try:
+        return get_user_model().objects.get(username=username, is_active=True)
+    except get_user_model().DoesNotExist as exc:
+        raise CommandError(f"No active user named {username!r}.") from exc
