@@ -8,7 +8,7 @@ PORT ?= 8000
 # DEBUG=False, SECRET_KEY and ALLOWED_HOSTS itself (see docs/deployment notes in README).
 LOCAL := DEBUG=True MPLCONFIGDIR=$(CURDIR)/.mplconfig
 
-.PHONY: run test install lint format migrations-check rules-coverage screenshots postgres clean
+.PHONY: run test install lint format migrations-check check-deploy rules-coverage screenshots browser-tools bench postgres clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -27,6 +27,7 @@ run: install
 	$(LOCAL) $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
+	@test -f tests/browser/axe/node_modules/axe-core/axe.min.js || $(MAKE) --no-print-directory browser-tools
 	$(LOCAL) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -36,6 +37,12 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Test-only browser tools (axe-core for the accessibility audit), from the npm registry.
+browser-tools:
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser/axe --no-audit --no-fund --ignore-scripts \
+		|| echo "npm ci failed: the accessibility audit will be skipped"; \
+	else echo "npm not found: the accessibility audit will be skipped (Debian: apt-get install npm)"; fi
 
 # Browser journeys in Chromium, saving a screenshot of every page to docs/screenshots/.
 screenshots: install
@@ -48,6 +55,19 @@ rules-coverage: install
 
 migrations-check: install
 	$(LOCAL) $(PY) manage.py makemigrations --check --dry-run
+
+# Django's deployment checks and the project's own (ctctrack/checks.py) under production
+# settings: DEBUG off, a throwaway random SECRET_KEY, an example host. Any warning fails.
+check-deploy: install
+	DEBUG=False SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+		ALLOWED_HOSTS=ctctrack.example.org $(PY) manage.py check --deploy --fail-level WARNING
+
+# Does it stay fast as the data grows? A synthetic cohort of 100 then 10,000 patients in
+# PostgreSQL (its own <name>_bench_cohort database), pages, chart, CSV import and HTTP load
+# (gunicorn + wrk), written to bench/results.md. About 20 minutes; BENCH_QUICK=1 for a
+# few-minute smoke run. Not part of `make test`. See bench/README.md.
+bench: install
+	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(PY) bench/run.py
 
 # Start a local PostgreSQL (Debian) and print the DATABASE_URL to use.
 postgres:

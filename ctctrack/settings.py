@@ -7,14 +7,22 @@ refuses to start unless a real `SECRET_KEY` is given. `make run` and
 
 `DATABASE_URL` selects the database (PostgreSQL in production and CI); without
 it, SQLite in a git-ignored file inside the project folder.
+
+Production is whatever runs with `DEBUG=False`: HTTPS only (redirect, HSTS,
+secure cookies) and two-factor sign-in for every user are then on by default,
+with no further switch. docs/security.md says which setting meets which
+safeguard; `python manage.py check --deploy` and the project's own checks
+(ctctrack/checks.py) fail when one is weakened.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -60,19 +68,41 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "simple_history",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "ctctrack",  # registers the project's system checks (ctctrack/checks.py)
     "patients",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files are answered here, before anything below: they carry no patient
+    # data, so they keep WhiteNoise's caching headers.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "ctctrack.middleware.NoStoreMiddleware",
+    "ctctrack.middleware.SvgDocumentPolicyMiddleware",
+    # Outside sessions and auth, which also query the database, so that an
+    # outage anywhere below still answers 503.
+    "ctctrack.middleware.DatabaseUnavailableMiddleware",
+    # Writes each request's access-log events after the view's transaction has
+    # ended, so the event of a refused (rolled-back) request is kept too.
+    "patients.audit.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After messages: a timed-out user is told why on the login page.
+    "ctctrack.middleware.SessionTimeoutMiddleware",
+    "ctctrack.middleware.RequireMFAMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ctctrack.urls"
@@ -106,6 +136,13 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    # First, so that every authenticate() with a request is refused while its
+    # username and address are locked out (the sign-in form, admin, API token).
+    "patients.accounts.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
@@ -136,6 +173,91 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Sessions: automatic logoff (45 CFR 164.312(a)(2)(iii)) ------------------
+# In the database (Django's default), so every app server sees the same sessions.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Absolute limit: a session ends 12 hours after sign-in, however active.
+CTCTRACK_SESSION_MAX_AGE_SECONDS = envint("CTCTRACK_SESSION_MAX_AGE_SECONDS", str(12 * 3600))
+SESSION_COOKIE_AGE = CTCTRACK_SESSION_MAX_AGE_SECONDS
+# Idle limit, enforced by ctctrack.middleware.SessionTimeoutMiddleware.
+CTCTRACK_IDLE_TIMEOUT_SECONDS = envint("CTCTRACK_IDLE_TIMEOUT_SECONDS", str(15 * 60))
+# Clinic workstations are shared: closing the browser ends the session too.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# --- Access log (docs/audit.md) ------------------------------------------------
+# How many reverse proxies of ours stand in front of the app, each appending the
+# address it received from to X-Forwarded-For. 0: the access log records
+# REMOTE_ADDR and ignores X-Forwarded-For (which any client can send).
+CTCTRACK_TRUSTED_PROXY_COUNT = envint("CTCTRACK_TRUSTED_PROXY_COUNT", "0")
+
+# --- Sign-in throttling (django-axes) ------------------------------------------
+# Five failures from one address for one username lock that pair for 15 minutes
+# (by the pair, so nobody can lock a colleague out from another machine). Each
+# further failure while locked restarts the 15 minutes.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The client's address as the access log sees it: behind CTCTRACK_TRUSTED_PROXY_COUNT
+# proxies of ours, from X-Forwarded-For; otherwise REMOTE_ADDR (a client cannot
+# escape the lockout by sending X-Forwarded-For).
+AXES_CLIENT_IP_CALLABLE = "patients.audit.client_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "patients.accounts.lockout_response"
+# Never written to logs or to the attempts table in clear (`next` may carry a search).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next"]
+
+# --- Two-factor sign-in (django-otp: TOTP apps and one-time recovery codes) ----
+# Required for every user in production; optional (but honoured once set up)
+# for the local demo. Either way it can be set with the environment.
+CTCTRACK_REQUIRE_MFA = envbool("CTCTRACK_REQUIRE_MFA", str(not DEBUG))
+OTP_TOTP_ISSUER = "CTC Track"
+# Staff manage devices in admin without seeing anyone's secret or recovery codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# --- HTTPS and browser protections --------------------------------------------
+# Behind a proxy that terminates TLS, name the header it sets for HTTPS requests,
+# e.g. CTCTRACK_PROXY_SSL_HEADER=X-Forwarded-Proto (only if the proxy always sets
+# or strips it: a client could otherwise claim HTTPS).
+_proxy_ssl_header = os.getenv("CTCTRACK_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(not DEBUG))
+SECURE_HSTS_SECONDS = 0 if DEBUG else 365 * 24 * 3600
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Preloading binds every subdomain of the organisation to HTTPS for good: only
+# when asked for. check --deploy warns when it is off (W021), so that warning is
+# silenced exactly then.
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "False")
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SECURE = not DEBUG
+# No script reads the token: forms carry it in a hidden field.
+CSRF_COOKIE_HTTPONLY = True
+if not DEBUG:
+    # "__Host-": the browser only keeps these cookies from HTTPS, for this host and path "/".
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+
+# Content-Security-Policy (django-csp 4): only this site's own scripts, styles
+# and images run or load; no inline script or style, no plugins, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous request gets 401 with a WWW-Authenticate header.
@@ -151,11 +273,31 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
+# Every log line goes through one handler whose filter keeps patient data out:
+# exception messages (which can quote SQL values or form input) and query strings
+# are withheld; paths carry only record ids. Django's own handlers are replaced so
+# that nothing bypasses the filter (and nothing is e-mailed with request data).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"no_phi": {"()": "ctctrack.logs.RedactPHIFilter"}},
+    "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["no_phi"],
+            "formatter": "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # SQL with its parameters (patient data) is logged at DEBUG: never.
+        "django.db.backends": {"handlers": [], "level": "INFO", "propagate": True},
+        # Failures and lockouts are warnings; its INFO lines repeat every start.
+        "axes": {"handlers": [], "level": "WARNING", "propagate": True},
+    },
 }
 
 # --- Clinical settings (see docs/clinical-rules.md) -------------------------
@@ -169,3 +311,8 @@ CTC_LOINC_CODES: dict[str, str] = {
     "prostate": "68123-9",
     "colorectal": "67568-6",
 }
+
+# --- Interoperability (docs/interoperability.md) ------------------------------
+# The FHIR identifier system of this site's MRNs (its assigning authority).
+# 2.999 is the OID arc reserved for examples: set your hospital's own.
+CTCTRACK_MRN_SYSTEM = os.getenv("CTCTRACK_MRN_SYSTEM", "urn:oid:2.999.1")

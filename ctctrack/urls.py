@@ -1,11 +1,31 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 urlpatterns = [
     path("", include("patients.urls")),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/mfa/", include("patients.accounts")),
+    # Sign in and out, change one's password; no password reset by e-mail: it would answer
+    # anyone, and staff manage accounts in admin.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("api/v1/", include("patients.api.urls")),
+    path("fhir/r4/", include("patients.fhir_urls")),
+    path("audit/", include("patients.audit_urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Every refusal is recorded in the access log (after the refused view's rollback).
+handler403 = "patients.audit_views.permission_denied"

@@ -21,3 +21,7 @@ class PatientsConfig(AppConfig):
     def ready(self) -> None:
         # After migrate, when Django has created the permission rows.
         post_migrate.connect(_sync_roles, sender=self)
+        # Imported here for the same reason: every sign-in event goes to the access log.
+        from patients import audit
+
+        audit.connect_signals()

@@ -856,7 +856,7 @@ def _spark_point(x: float, y: float, rate: float, cutoff: int | None, *, last: b
         return f'<circle cx="{x}" cy="{y}" r="1.6" fill="{colour}"/>'
     if category is rules.Category.UNFAVOURABLE:
         return (
-            f'<polygon points="{x},{y - 4.5} {x - 4.2},{y + 3} {x + 4.2},{y + 3}" '
+            f'<polygon points="{x:g},{y - 4.5:g} {x - 4.2:g},{y + 3:g} {x + 4.2:g},{y + 3:g}" '
             f'fill="{colour}" stroke="#fff" stroke-width="0.6"/>'
         )
     return f'<circle cx="{x}" cy="{y}" r="3.4" fill="{colour}" stroke="#fff" stroke-width="0.6"/>'

@@ -21,7 +21,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from patients import assessment, csv_export, services
+from patients import assessment, audit, csv_export, services
 from patients.csv_import import ImportPlan, parse_csv, plan_import
 from patients.models import Patient
 from patients.views import get_patient_for_user
@@ -81,6 +81,7 @@ def confirm(request: HttpRequest) -> HttpResponse:
     services.import_draws(
         rows=plan.new, patients=plan.patients, by=request.user, source=stored["name"]
     )
+    audit.record(request, "import", target=f"CSV upload: {len(plan.new)} draw(s) added")
     del request.session[SESSION_KEY]
     messages.success(
         request,
@@ -141,6 +142,7 @@ def _csv_response(rows: Iterator[list[str]], filename: str) -> StreamingHttpResp
 def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     patient = get_patient_for_user(request, pk)
     series = assessment.series_for(patient)
+    audit.record(request, "export", patient=patient, target="CSV of the patient's draws")
     return _csv_response(csv_export.series_rows(series), f"ctc-draws-patient-{patient.pk}.csv")
 
 
@@ -149,6 +151,7 @@ def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 @permission_required("patients.change_ctcdraw", raise_exception=True)
 def export_all(request: HttpRequest) -> StreamingHttpResponse:
     today = timezone.localdate()
+    audit.record(request, "export", target="CSV of all patients' draws")
     return _csv_response(_all_series_rows(), f"ctc-draws-{today:%Y-%m-%d}.csv")
 
 

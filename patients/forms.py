@@ -22,6 +22,7 @@ from patients.models import (
     TreatmentCycle,
 )
 from patients.roles import ONCOLOGIST
+from patients.services import CHANGE_REASON_MAX_LENGTH
 
 
 class DateInput(forms.DateInput):
@@ -63,6 +64,22 @@ class ServiceForm(forms.ModelForm):
         pass
 
 
+def focus_first_error(form: forms.Form) -> None:
+    """Put the keyboard focus on the first field with an error, without JavaScript.
+
+    `autofocus` moves the focus when the page loads; a screen reader then reads
+    the field's label and its error. With only form-wide errors, the error
+    summary (focusable via tabindex="-1" in the template) takes the focus.
+    """
+    if not form.is_bound or not form.errors:
+        return
+    for name, field in form.fields.items():
+        if name in form.errors and not field.widget.is_hidden:
+            field.widget.attrs["autofocus"] = True
+            return
+    form.focus_summary = True
+
+
 class VersionedForm(ServiceForm):
     """An edit carries the version it started from, so a concurrent edit is caught."""
 
@@ -81,7 +98,9 @@ def oncologist_choices() -> forms.ModelChoiceField:
 
 class PatientForm(VersionedForm):
     reason = forms.CharField(
-        required=False, max_length=500, help_text="Optional: why this was changed."
+        required=False,
+        max_length=CHANGE_REASON_MAX_LENGTH,
+        help_text="Optional: why this was changed.",
     )
 
     class Meta:
@@ -144,7 +163,9 @@ class CycleForm(VersionedForm):
 
 class DrawForm(VersionedForm):
     reason = forms.CharField(
-        required=False, max_length=500, help_text="Required when changing a saved draw."
+        required=False,
+        max_length=CHANGE_REASON_MAX_LENGTH,
+        help_text="Required when changing a saved draw.",
     )
 
     class Meta:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -452,3 +453,132 @@ class Acknowledgement(models.Model):
 
     def __str__(self) -> str:
         return f"Acknowledged by {self.acknowledged_by} at {self.acknowledged_at:%Y-%m-%d %H:%M}"
+
+
+# --- the access log ------------------------------------------------------------------
+
+
+class AccessAction(models.TextChoices):
+    """What an access event records: a read of patient data, or a sign-in event."""
+
+    VIEW = "view", "Patient record viewed"
+    CHART = "chart", "Chart"
+    REPORT = "report", "Printable report"
+    EXPORT = "export", "Export"
+    # A message from another system (HL7, CSV) processed: which patients it touched.
+    IMPORT = "import", "Import"
+    API_READ = "api_read", "API read"
+    WORKLIST = "worklist", "Worklist"
+    PATIENT_LIST = "patient_list", "Patient list"
+    AUDIT_REPORT = "audit_report", "Audit report"
+    LOGIN = "login", "Sign-in"
+    LOGOUT = "logout", "Sign-out"
+    LOGIN_FAILED = "login_failed", "Failed sign-in"
+    PERMISSION_DENIED = "permission_denied", "Permission denied"
+    LOCKOUT = "lockout", "Account locked out"
+
+
+class AccessOutcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    DENIED = "denied", "Denied"
+    FAILED = "failed", "Failed"
+
+
+class AuditLogIsAppendOnly(Exception):
+    """Raised on any attempt to change or delete an access event."""
+
+
+class AccessEventQuerySet(models.QuerySet["AccessEvent"]):
+    """The access log's QuerySet: reading only. Bulk changes raise instead of running."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
+
+    # Django's deletion collector calls this directly for fast deletes.
+    def _raw_delete(self, using: str) -> int:
+        raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
+
+
+class AccessEvent(models.Model):
+    """One read of patient data, or one sign-in event, in an append-only, hash-chained log.
+
+    Written only by `patients.audit.record()`, which computes `hash` over the
+    row's fields and `prev_hash`, the hash of the row before it. Neither the
+    model, its QuerySet nor (through triggers, see migration 0005) the
+    database lets a row change or disappear. `target` says what was touched
+    in words and ids only: never a patient's name or MRN.
+    """
+
+    Action = AccessAction
+    Outcome = AccessOutcome
+
+    at = models.DateTimeField("date and time (UTC)", default=timezone.now, editable=False)
+    # Accounts are deactivated, never deleted, while the log refers to them.
+    # The composite indexes below lead with these columns, so no separate index.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="access_events",
+    )
+    # The username at the time, or as typed for a failed sign-in.
+    username = models.CharField(max_length=150, blank=True)
+    patient = models.ForeignKey(
+        Patient,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="access_events",
+    )
+    action = models.CharField(max_length=20, choices=AccessAction.choices)
+    target = models.TextField("what was touched", blank=True)
+    outcome = models.CharField(
+        max_length=10, choices=AccessOutcome.choices, default=AccessOutcome.SUCCESS
+    )
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField("previous event's hash", max_length=64)
+    hash = models.CharField("hash (SHA-256)", max_length=64)
+
+    objects = AccessEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "access event"
+        constraints = [
+            # Two writers that chained to the same row would fork the chain:
+            # the database refuses the second, whatever the application does.
+            models.UniqueConstraint(fields=["prev_hash"], name="access_event_chain_is_linear"),
+            # `action` is checked by record(), not here: a new action must not make
+            # the database re-check (or, on SQLite, rebuild) a log of millions of rows.
+            models.CheckConstraint(
+                condition=Q(outcome__in=AccessOutcome.values), name="access_event_outcome_valid"
+            ),
+        ]
+        indexes = [
+            # Used by the audit report: a date range, one patient's or one user's events.
+            models.Index(fields=["at"], name="access_event_at"),
+            models.Index(fields=["patient", "at"], name="access_event_patient_at"),
+            models.Index(fields=["user", "at"], name="access_event_user_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
+        if not self.hash:
+            raise ValueError("Write access events with patients.audit.record(), which chains them.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")

@@ -18,6 +18,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -30,7 +31,7 @@ from django.views.decorators.http import (
     require_POST,
 )
 
-from patients import assessment, charts, report, services
+from patients import assessment, audit, charts, report, services
 from patients.forms import (
     AcknowledgeForm,
     CycleForm,
@@ -41,8 +42,10 @@ from patients.forms import (
     TherapyLineForm,
     WorklistFilterForm,
     apply_service_errors,
+    focus_first_error,
 )
 from patients.models import (
+    AccessAction,
     Acknowledgement,
     CTCDraw,
     CycleStatus,
@@ -75,6 +78,12 @@ def worklist(request: HttpRequest) -> HttpResponse:
     items = assessment.worklist(start, days, oncologist_id=oncologist.pk if oncologist else None)
     if form.is_valid() and form.cleaned_data.get("flagged"):
         items = [item for item in items if item.assessment.flags]
+    audit.record_read(
+        request,
+        AccessAction.WORKLIST,
+        patient_ids=[item.patient.pk for item in items],
+        what=f"worklist {start}..{start + timedelta(days=days - 1)}",
+    )
     ctx = {
         "form": form,
         "start": start,
@@ -114,7 +123,8 @@ def _back(request: HttpRequest, *, fallback: str) -> HttpResponseRedirect:
     safe = url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
-    return redirect(target if safe and target else fallback)
+    # Not redirect(): it would try a `next` such as "x" as a view name (NoReverseMatch, a 500).
+    return HttpResponseRedirect(target if safe and target else fallback)
 
 
 # --- patients ----------------------------------------------------------------------
@@ -124,10 +134,15 @@ def _back(request: HttpRequest, *, fallback: str) -> HttpResponseRedirect:
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
 def patient_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
+    # PostgreSQL refuses NUL in a query string; nobody searches for one (DRF drops it too).
+    query = request.GET.get("q", "").replace("\x00", "").strip()
     today = timezone.localdate()
     patients = Patient.objects.search(query).with_summary(today).select_related("oncologist")
     page = Paginator(patients, 25).get_page(request.GET.get("page"))
+    # The search text may be a name or an MRN: the log says only that there was one.
+    what = f"patient list page {page.number}{' (search)' if query else ''}"
+    patient_ids = [p.pk for p in page.object_list]
+    audit.record_read(request, AccessAction.PATIENT_LIST, patient_ids=patient_ids, what=what)
     ctx = {
         "q": query,
         "page": page,
@@ -158,7 +173,9 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "acknowledgements": acks,
         "chart_alt": charts.chart_text_alternative(charts_data(series, imaging)),
         "ack_form": AcknowledgeForm(),
+        "history": audit.change_history(patient) if request.user.is_staff else None,
     }
+    audit.record(request, AccessAction.VIEW, patient=patient, target="patient page")
     return render(request, "patients/patient_detail.html", ctx)
 
 
@@ -330,18 +347,23 @@ def _save_cycle(request: HttpRequest, cycle: TreatmentCycle, form: CycleForm) ->
         return services.update_cycle(
             cycle=cycle, by=request.user, changes=changes, version=version, reason=reason
         )
-    moved = services.delay_cycle_and_following(
-        cycle=cycle,
-        by=request.user,
-        new_date=new_date,
-        reason=changes.get("status_reason", cycle.status_reason),
-        version=version,
-    )
-    rest = {
-        k: v for k, v in changes.items() if k not in ("status", "scheduled_date", "status_reason")
-    }
-    if rest:  # e.g. a corrected number, saved in the same request transaction
-        services.update_cycle(cycle=moved[0], by=request.user, changes=rest, reason=reason)
+    # One savepoint for both steps: if the second is refused, the delay is undone too
+    # (the view catches the error and answers 400, so the request itself commits).
+    with transaction.atomic():
+        moved = services.delay_cycle_and_following(
+            cycle=cycle,
+            by=request.user,
+            new_date=new_date,
+            reason=changes.get("status_reason", cycle.status_reason),
+            version=version,
+        )
+        rest = {
+            k: v
+            for k, v in changes.items()
+            if k not in ("status", "scheduled_date", "status_reason")
+        }
+        if rest:  # e.g. a corrected number
+            services.update_cycle(cycle=moved[0], by=request.user, changes=rest, reason=reason)
     return moved
 
 
@@ -496,7 +518,10 @@ def _form_page(
     status: int = 200,
     extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
+    focus_first_error(form)
     ctx = {"form": form, "title": title, "patient": patient, **(extra or {})}
+    if patient is not None:  # a form about a patient shows their record
+        audit.record(request, AccessAction.VIEW, patient=patient, target=f"form {request.path}")
     return render(request, "patients/form.html", ctx, status=status)
 
 
@@ -545,6 +570,7 @@ def _chart(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
+@audit.records_patient_read(AccessAction.CHART, "chart.svg")
 @condition(etag_func=_chart_etag("svg"))
 def chart_svg(request: HttpRequest, pk: int) -> HttpResponse:
     return _chart(request, pk, "svg")
@@ -553,6 +579,7 @@ def chart_svg(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
+@audit.records_patient_read(AccessAction.CHART, "chart.png")
 @condition(etag_func=_chart_etag("png"))
 def chart_png(request: HttpRequest, pk: int) -> HttpResponse:
     return _chart(request, pk, "png")
@@ -570,6 +597,7 @@ def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(report.report_pdf(data), content_type="application/pdf")
     # The file name carries no name or MRN: downloads folders are not private.
     response["Content-Disposition"] = f'inline; filename="ctc-report-{patient.pk}.pdf"'
+    audit.record(request, AccessAction.REPORT, patient=patient, target="report.pdf")
     return response
 
 

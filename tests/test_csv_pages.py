@@ -13,7 +13,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from patients import services
 from patients.csv_export import HEADER
-from patients.models import CTCDraw
+from patients.models import AccessEvent, CTCDraw
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +163,23 @@ def test_the_full_export_covers_every_patient_in_a_fixed_number_of_queries(
 
     assert few == many
     assert [r["mrn"] for r in export()].count("MRN0002") == 30
+
+
+def test_exports_and_imports_are_in_the_access_log(client, oncologist, patient, second_patient):
+    client.force_login(oncologist)
+
+    b"".join(client.get(f"/patients/{patient.pk}/draws.csv").streaming_content)
+    b"".join(client.get("/exports/draws.csv").streaming_content)
+    preview = _upload(client, "good.csv")
+    client.post("/imports/csv/confirm/", {"digest": preview.context["digest"]})
+
+    events = list(
+        AccessEvent.objects.filter(action__in=["export", "import"]).values_list(
+            "action", "patient_id", "user__username"
+        )
+    )
+    assert events == [
+        ("export", patient.pk, "olivia"),
+        ("export", None, "olivia"),
+        ("import", None, "olivia"),
+    ]

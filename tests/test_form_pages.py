@@ -261,3 +261,29 @@ def test_an_oncologist_records_imaging(client, oncologist, patient):
     assert "performed_on" in bad.context["form"].errors
     assert good.status_code == 302
     assert ImagingAssessment.objects.get().response == "SD"
+
+
+def test_a_refused_second_step_of_a_delay_undoes_the_delay(client, oncologist, line, cycle):
+    later = services.plan_cycle(
+        line=line, by=oncologist, number=2, scheduled_date=date(2026, 1, 26)
+    )
+    client.force_login(oncologist)
+
+    r = client.post(
+        f"/cycles/{cycle.pk}/edit/",
+        {
+            "number": 1,
+            "scheduled_date": "2026-01-12",
+            "status": "delayed",
+            "status_reason": "Platelets 62",
+            "given_date": "2026-01-31",  # a delayed cycle has no given date: refused
+            "move_later_cycles": "on",
+            "version": 1,
+        },
+    )
+
+    assert r.status_code == 400
+    cycle.refresh_from_db()
+    later.refresh_from_db()
+    assert (cycle.status, cycle.scheduled_date, cycle.version) == ("planned", date(2026, 1, 5), 1)
+    assert later.scheduled_date == date(2026, 1, 26)

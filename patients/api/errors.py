@@ -1,30 +1,49 @@
 """One shape for every API error: `{"field": ["message a clinician understands"]}`.
 
 DRF already answers its own validation errors that way; this adds Django's
-`ValidationError` raised by the services, and edit conflicts (409).
+`ValidationError` raised by the services, and edit conflicts (409). Refusals
+(401, 403) also go to the access log.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import ProtectedError
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from patients import audit
+from patients.models import AccessAction, AccessOutcome
 from patients.services import ConflictError
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = _clinical_error_response(exc)
     if response is None:
+        _record_refusal(exc, context["request"])
         return drf_exception_handler(exc, context)
     set_rollback()  # the services are atomic already; this also undoes the request's work
     return response
+
+
+# Django's PermissionDenied too: a view may raise it, DRF answers it with 403.
+_REFUSALS = (exceptions.NotAuthenticated, exceptions.PermissionDenied, PermissionDenied)
+
+
+def _record_refusal(exc: Exception, request: Any) -> None:
+    """Log a refused request; `AuditMiddleware` writes it after the request's rollback."""
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        action, outcome = AccessAction.LOGIN_FAILED, AccessOutcome.FAILED
+    elif isinstance(exc, _REFUSALS):
+        action, outcome = AccessAction.PERMISSION_DENIED, AccessOutcome.DENIED
+    else:
+        return
+    audit.record(request, action, outcome=outcome, target=f"{request.method} {request.path}")
 
 
 def _clinical_error_response(exc: Exception) -> Response | None:

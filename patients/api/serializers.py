@@ -28,6 +28,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from patients.services import CHANGE_REASON_MAX_LENGTH
 
 _MESSAGES: dict[type[serializers.Field], dict[str, str]] = {
     serializers.IntegerField: {"invalid": "Enter a whole number."},
@@ -90,6 +91,8 @@ class LenientChoiceField(serializers.ChoiceField):
             for value, label in self.choices.items():
                 if wanted in (_normalise(str(value)), _normalise(str(label))):
                     return value
+            # The message quotes the input, and a lone surrogate cannot be sent as UTF-8.
+            data = data.encode("utf-8", "backslashreplace").decode()
         return super().to_internal_value(data)
 
 
@@ -124,7 +127,10 @@ class PatientSerializer(ClinicalSerializer):
     cutoff = serializers.SerializerMethodField()
     version = serializers.IntegerField(required=False, help_text="Optimistic lock on edits.")
     reason = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=500
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=CHANGE_REASON_MAX_LENGTH,
     )
 
     class Meta:
@@ -172,7 +178,10 @@ class CycleSerializer(ClinicalSerializer):
     number = serializers.IntegerField()
     version = serializers.IntegerField(required=False)
     reason = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=500
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=CHANGE_REASON_MAX_LENGTH,
     )
 
     class Meta:
@@ -213,7 +222,10 @@ class DrawSerializer(ClinicalSerializer):
     entered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     version = serializers.IntegerField(required=False)
     reason = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=500
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=CHANGE_REASON_MAX_LENGTH,
     )
 
     class Meta:

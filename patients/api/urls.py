@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 
-from patients.api import views
+from patients.accounts import obtain_token
+from patients.api import interop, views
 
 app_name = "api"
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", obtain_token, name="token"),
+    path("hl7/oru/", interop.Hl7Oru.as_view(), name="hl7-oru"),
     path("patients/", views.PatientList.as_view(), name="patient-list"),
     path("patients/<int:pk>/", views.PatientDetail.as_view(), name="patient-detail"),
     path(

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from patients import rules, services
+from patients import audit, rules, services
 from patients.api.serializers import (
     AcknowledgementSerializer,
     CycleSerializer,
@@ -35,6 +35,7 @@ from patients.api.serializers import (
 )
 from patients.assessment import WorklistItem, series_for, worklist
 from patients.models import (
+    AccessAction,
     Acknowledgement,
     CTCDraw,
     ImagingAssessment,
@@ -52,11 +53,46 @@ def _new(validated: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-class PatientList(generics.ListCreateAPIView):
+class AuditedRead:
+    """Records every successful GET in the access log, with the patients it returned.
+
+    Each view says whose data its answer holds in `patients_read`; the default
+    is the view's `patient`. Detail views keep the object they fetched, so
+    saying whose it is costs no query.
+    """
+
+    read_action = AccessAction.API_READ
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        if request.method == "GET" and response.status_code == 200:
+            what = self.read_target(request, response)
+            ids = self.patients_read(response)
+            audit.record_read(request, self.read_action, patient_ids=ids, what=what)
+        return response
+
+    def get_object(self) -> Any:
+        self.object_read = super().get_object()  # type: ignore[misc]
+        return self.object_read
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [self.patient.pk]  # type: ignore[attr-defined]
+
+    def read_target(self, request: Request, response: Response) -> str:
+        # The path only: a query string may carry a search for a name or an MRN.
+        return f"GET {request.path}"
+
+
+class PatientList(AuditedRead, generics.ListCreateAPIView):
     queryset = Patient.objects.all()
     serializer_class = PatientSerializer
     filter_backends = [filters.SearchFilter]
     search_fields = ["mrn", "given_name", "family_name"]
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [p["id"] for p in response.data["results"]]
 
     def perform_create(self, serializer: PatientSerializer) -> None:
         serializer.instance = services.register_patient(
@@ -64,10 +100,13 @@ class PatientList(generics.ListCreateAPIView):
         )
 
 
-class PatientDetail(generics.RetrieveUpdateAPIView):
+class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     queryset = Patient.objects.all()
     serializer_class = PatientSerializer
     http_method_names = _READ_AND_EDIT
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [self.object_read.pk]
 
     def perform_update(self, serializer: PatientSerializer) -> None:
         changes, version, reason = edit_arguments(serializer.validated_data)
@@ -80,7 +119,7 @@ class PatientDetail(generics.RetrieveUpdateAPIView):
         )
 
 
-class TherapyLineList(generics.ListCreateAPIView):
+class TherapyLineList(AuditedRead, generics.ListCreateAPIView):
     queryset = TherapyLine.objects.all()
     serializer_class = TherapyLineSerializer
     pagination_class = None  # a patient has a handful of lines
@@ -98,10 +137,13 @@ class TherapyLineList(generics.ListCreateAPIView):
         )
 
 
-class CycleList(generics.ListCreateAPIView):
+class CycleList(AuditedRead, generics.ListCreateAPIView):
     queryset = TreatmentCycle.objects.all()
     serializer_class = CycleSerializer
     pagination_class = None
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [self.line.patient_id]
 
     @cached_property
     def line(self) -> TherapyLine:
@@ -118,10 +160,13 @@ class CycleList(generics.ListCreateAPIView):
         )
 
 
-class CycleDetail(generics.RetrieveUpdateAPIView):
+class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     queryset = TreatmentCycle.objects.select_related("therapy_line")
     serializer_class = CycleSerializer
     http_method_names = _READ_AND_EDIT
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [self.object_read.therapy_line.patient_id]
 
     def perform_update(self, serializer: CycleSerializer) -> None:
         changes, version, reason = edit_arguments(serializer.validated_data)
@@ -134,7 +179,7 @@ class CycleDetail(generics.RetrieveUpdateAPIView):
         )
 
 
-class DrawList(generics.ListCreateAPIView):
+class DrawList(AuditedRead, generics.ListCreateAPIView):
     queryset = CTCDraw.objects.all()
     serializer_class = DrawSerializer
     pagination_class = None  # a patient's series is read whole, oldest first
@@ -154,10 +199,13 @@ class DrawList(generics.ListCreateAPIView):
         )
 
 
-class DrawDetail(generics.RetrieveUpdateAPIView):
+class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     queryset = CTCDraw.objects.select_related("patient", "entered_by")
     serializer_class = DrawSerializer
     http_method_names = _READ_AND_EDIT
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [self.object_read.patient_id]
 
     def perform_update(self, serializer: DrawSerializer) -> None:
         changes, version, reason = edit_arguments(serializer.validated_data)
@@ -190,7 +238,7 @@ class DrawEnteredInError(APIView):
         return Response(DrawSerializer(draw, context={"request": request}).data)
 
 
-class ImagingList(generics.ListCreateAPIView):
+class ImagingList(AuditedRead, generics.ListCreateAPIView):
     queryset = ImagingAssessment.objects.all()
     serializer_class = ImagingSerializer
     pagination_class = None
@@ -212,10 +260,13 @@ class ImagingList(generics.ListCreateAPIView):
         )
 
 
-class PatientAssessment(APIView):
+class PatientAssessment(AuditedRead, APIView):
     """Every draw with its rate, category, interval and flags, and the upcoming cycles."""
 
     queryset = Patient.objects.none()  # for RolePermission: needs view_patient
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [response.data["patient"]]
 
     def get(self, request: Request, pk: int) -> Response:
         patient = get_object_or_404(Patient, pk=pk)
@@ -247,10 +298,17 @@ def _upcoming_cycle_data(cycle: TreatmentCycle, found: rules.CycleAssessment) ->
     }
 
 
-class Worklist(APIView):
+class Worklist(AuditedRead, APIView):
     """Upcoming cycles due in `[from, from + days)`, most severe first."""
 
     queryset = TreatmentCycle.objects.none()  # for RolePermission: needs view_treatmentcycle
+    read_action = AccessAction.WORKLIST
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [item["patient"]["id"] for item in response.data["items"]]
+
+    def read_target(self, request: Request, response: Response) -> str:
+        return f"GET {request.path} {response.data['from']}..{response.data['to']}"
 
     def get(self, request: Request) -> Response:
         query = WorklistQuerySerializer(data=request.query_params)
@@ -287,12 +345,15 @@ def _worklist_item_data(item: WorklistItem, request: Request) -> dict[str, Any]:
     }
 
 
-class AcknowledgementList(generics.ListCreateAPIView):
+class AcknowledgementList(AuditedRead, generics.ListCreateAPIView):
     """A nurse or oncologist records having seen a cycle's flags, with a note."""
 
     queryset = Acknowledgement.objects.all()
     serializer_class = AcknowledgementSerializer
     pagination_class = None
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [self.cycle.therapy_line.patient_id]
 
     @cached_property
     def cycle(self) -> TreatmentCycle:

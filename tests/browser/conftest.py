@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from patients import services
+from patients.roles import NURSE, ONCOLOGIST
+
+from .journey import PASSWORD
 
 # live_server runs Django in a thread while Playwright's sync API runs an event
 # loop in this one; Django refuses ORM calls from a thread with a running loop
@@ -58,3 +66,49 @@ def screenshot_dir(tmp_path: Path) -> Path:
     target = Path(os.environ.get("CTCTRACK_SCREENSHOTS") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
     return target
+
+
+@pytest.fixture
+def clinic(django_user_model):
+    """Two clinicians and two patients due for a cycle in the coming days."""
+    oncologist = django_user_model.objects.create_user("olivia", password=PASSWORD)
+    oncologist.groups.add(Group.objects.get(name=ONCOLOGIST))
+    nurse = django_user_model.objects.create_user("nina", password=PASSWORD)
+    nurse.groups.add(Group.objects.get(name=NURSE))
+    today = timezone.localdate()
+    for mrn, family, count, day1 in [("BT-001", "Brown", 2, 3), ("BT-002", "Adams", 1, 1)]:
+        patient = services.register_patient(
+            by=oncologist,
+            mrn=mrn,
+            given_name="Pat",
+            family_name=family,
+            birth_date=today.replace(year=today.year - 60),
+            sex="female",
+            cancer_type="breast",
+            oncologist=oncologist,
+        )
+        line = services.add_therapy_line(
+            patient=patient,
+            by=oncologist,
+            regimen="Paclitaxel",
+            start_date=today - timedelta(days=42 - day1),
+            cycle_length_days=21,
+        )
+        for number in (1, 2):
+            given = line.start_date + timedelta(days=21 * (number - 1))
+            services.plan_cycle(
+                line=line,
+                by=oncologist,
+                number=number,
+                scheduled_date=given,
+                status="given",
+                given_date=given,
+            )
+        services.plan_cycle(
+            line=line, by=oncologist, number=3, scheduled_date=today + timedelta(days=day1)
+        )
+        drawn = datetime.combine(
+            line.start_date + timedelta(days=17), time(9), tzinfo=timezone.get_current_timezone()
+        )
+        services.record_draw(patient=patient, by=oncologist, drawn_at=drawn, ctc_count=count)
+    return {"today": today}

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from patients import services
+from patients import audit, services
 from patients.csv_import import parse_csv, plan_import
 
 IMPORT_ACCOUNT = "csv-import"
@@ -56,6 +56,9 @@ class Command(BaseCommand):
             services.import_draws(
                 rows=plan.new, patients=plan.patients, by=by, source=file.name, progress=bar.update
             )
+        audit.record(
+            None, "import", user=by, target=f"import_ctc {file.name}: {len(plan.new)} draw(s) added"
+        )
         self.stdout.write(self.style.SUCCESS(f"Imported {len(plan.new)} draw(s)."))
 
 

@@ -1,0 +1,266 @@
+"""CSV import speed: the app's import, a COPY prototype of it, and bare inserts of the same rows.
+
+Used by `bench/run.py` inside a configured Django (PostgreSQL only). Every
+measured import runs in a transaction that is rolled back, so each repetition
+meets the same tables and the cohort is left as it was.
+
+- app: `parse_csv`, `plan_import` and `services.import_draws` as the upload
+  page runs them (draws and their history rows through `bulk_create_with_history`).
+- prototype: the same parsing and planning, then `copy_import_draws` below:
+  the draws and their history rows written with PostgreSQL's COPY. A proposal
+  for `services.import_draws` on PostgreSQL; SQLite would keep the Django path.
+- bare: the rows parsed by the csv module and inserted with psycopg2's
+  `execute_values` into the draws table itself (same indexes and constraints,
+  no validation, no history): the floor the targets are measured against.
+- bare, temporary table: the same into a temporary table without indexes or
+  WAL (what `bench/csv_import.py` measures), for reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from psycopg2.extras import execute_values
+
+from patients import services
+from patients.csv_import import CsvRow, parse_csv, plan_import
+from patients.models import CTCDraw, Patient
+
+HEADER = "mrn,drawn_at,blood_volume_ml,status,ctc_count,accession,comment"
+# Before every synthetic draw, after every synthetic birth: no row clashes with the cohort.
+FIRST_DRAW = datetime(2019, 1, 1, 8, 0, tzinfo=UTC)
+DRAW_COLUMNS = [
+    "id",
+    "version",
+    "patient_id",
+    "drawn_at",
+    "blood_volume_ml",
+    "status",
+    "ctc_count",
+    "accession",
+    "comment",
+    "entered_by_id",
+    "entered_at",
+    "entered_in_error",
+    "error_reason",
+]
+HISTORY_COLUMNS = [
+    *DRAW_COLUMNS,
+    "history_date",
+    "history_change_reason",
+    "history_type",
+    "history_user_id",
+]
+
+
+@dataclass(frozen=True)
+class ImportTimes:
+    rows: int
+    app: float  # seconds, median
+    prototype: float
+    bare: float
+    bare_temp: float
+    runs: int
+
+
+def make_csv(mrns: Sequence[str], rows: int, seed: int = 7) -> str:
+    """`rows` resulted draws spread over the given patients, one minute apart."""
+    rng = random.Random(seed)
+    lines = [HEADER]
+    for k in range(rows):
+        when = FIRST_DRAW + timedelta(minutes=k)
+        count = rng.randint(0, 40)
+        lines.append(f"{mrns[k % len(mrns)]},{when.isoformat()},7.5,resulted,{count},IMP{k:07d},")
+    return "\n".join(lines) + "\n"
+
+
+def measure(text: str, *, runs: int, patient_ids: Mapping[str, int]) -> ImportTimes:
+    """Median seconds of each way to import `text`, interleaved run by run."""
+    by = services.system_user("csv-import")
+    ways: dict[str, Callable[[], None]] = {
+        "app": lambda: _app_import(text, by),
+        "prototype": lambda: _prototype_import(text, by),
+        "bare": lambda: _bare_insert(text, patient_ids, "patients_ctcdraw"),
+        "bare_temp": lambda: _bare_insert(text, patient_ids, "bare_draw"),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(runs):
+        for name, way in ways.items():
+            seconds[name].append(rolled_back(way))
+    rows = text.count("\n") - 1
+    return ImportTimes(rows=rows, runs=runs, **{k: _median(v) for k, v in seconds.items()})
+
+
+def rolled_back(work: Callable[[], Any]) -> float:
+    """Seconds `work` takes inside a transaction that is then rolled back."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Foreign keys are checked at commit, which never comes here: check them as
+            # each row goes in instead, so the work measured is a committed import's.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        began = time.perf_counter()
+        work()
+        elapsed = time.perf_counter() - began
+        transaction.set_rollback(True)
+    return elapsed
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _plan(text: str) -> Any:
+    rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
+    plan = plan_import(rows, errors)
+    if not plan.ok or len(plan.new) != len(rows):
+        raise RuntimeError(f"The benchmark file does not import cleanly: {plan.errors[:3]}")
+    return plan
+
+
+def _app_import(text: str, by: Any) -> None:
+    plan = _plan(text)
+    services.import_draws(rows=plan.new, patients=plan.patients, by=by, source="bench.csv")
+
+
+def _prototype_import(text: str, by: Any) -> None:
+    plan = _plan(text)
+    copy_import_draws(rows=plan.new, patients=plan.patients, by=by, source="bench.csv")
+
+
+# --- the prototype ---------------------------------------------------------------------
+
+
+def copy_import_draws(
+    *, rows: Sequence[CsvRow], patients: Mapping[str, Patient], by: Any, source: str
+) -> list[int]:
+    """What `services.import_draws` writes, with COPY instead of `bulk_create_with_history`.
+
+    The same draws, the same history rows (type "+", the importing user, the
+    reason "Imported from <source>", one timestamp) and the same data-version
+    bump, in the caller's transaction. Rows must come from `plan_import`, which
+    validated every field; the table's constraints still check each row. The
+    ids come from the table's own sequence, so nothing else changes. Returns
+    the new draws' ids.
+    """
+    ids = _next_ids(len(rows))
+    now = timezone.now()
+    reason = f"Imported from {source}"[:100]
+    draws = io.StringIO()
+    history = io.StringIO()
+    for pk, row in zip(ids, rows, strict=True):
+        fields = _draw_fields(pk, row, patients[row.mrn].pk, by.pk, now)
+        draws.write(fields + "\n")
+        history.write(f"{fields}\t{now.isoformat()}\t{_copy_text(reason)}\t+\t{by.pk}\n")
+    with connection.cursor() as cursor:
+        _copy(cursor, "patients_ctcdraw", DRAW_COLUMNS, draws)
+        _copy(cursor, "patients_historicalctcdraw", HISTORY_COLUMNS, history)
+    touched = {patients[row.mrn].pk for row in rows}
+    Patient.objects.filter(pk__in=touched).update(data_version=F("data_version") + 1)
+    return ids
+
+
+def _next_ids(count: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [CTCDraw._meta.db_table, count],
+        )
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+def _draw_fields(pk: int, row: CsvRow, patient_id: int, by_id: int, now: datetime) -> str:
+    count = r"\N" if row.ctc_count is None else str(row.ctc_count)
+    return (
+        f"{pk}\t1\t{patient_id}\t{row.drawn_at.isoformat()}\t{row.blood_volume_ml}\t"
+        f"{row.status}\t{count}\t{_copy_text(row.accession)}\t{_copy_text(row.comment)}\t"
+        f"{by_id}\t{now.isoformat()}\tf\t"
+    )
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and return escaped."""
+    if not any(c in value for c in "\\\t\n\r"):
+        return value
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def _copy(cursor: Any, table: str, columns: list[str], data: io.StringIO) -> None:
+    data.seek(0)
+    cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", data)
+
+
+# --- the floor ---------------------------------------------------------------------------
+
+
+def _bare_insert(text: str, patient_ids: Mapping[str, int], table: str) -> None:
+    with connection.cursor() as cursor:
+        if table == "bare_draw":
+            cursor.execute(
+                "CREATE TEMP TABLE bare_draw (LIKE patients_ctcdraw "
+                "INCLUDING DEFAULTS INCLUDING IDENTITY) ON COMMIT DROP"
+            )
+        values = [
+            (
+                patient_ids[r["mrn"]],
+                r["drawn_at"],
+                r["blood_volume_ml"],
+                r["status"],
+                int(r["ctc_count"]),
+                r["accession"],
+                r["comment"],
+            )
+            for r in csv.DictReader(io.StringIO(text))
+        ]
+        execute_values(
+            cursor.cursor,
+            f"INSERT INTO {table} (version, patient_id, drawn_at, blood_volume_ml, status, "
+            "ctc_count, accession, comment, entered_by_id, entered_at, entered_in_error, "
+            "error_reason) SELECT 1, v.*, (SELECT min(id) FROM auth_user), now(), false, '' "
+            "FROM (VALUES %s) AS v(patient_id, drawn_at, blood_volume_ml, status, ctc_count, "
+            "accession, comment)",
+            values,
+            template="(%s, %s::timestamptz, %s::numeric, %s, %s, %s, %s)",
+            page_size=2000,
+        )
+
+
+# --- equivalence -------------------------------------------------------------------------
+
+
+def prototype_matches_app(text: str) -> bool:
+    """Whether the prototype writes the same draws and history rows as the app (ids aside)."""
+    by = services.system_user("csv-import")
+
+    def written(import_: Callable[[str, Any], None]) -> list[tuple]:
+        with transaction.atomic():
+            import_(text, by)
+            rows = _written_rows()
+            transaction.set_rollback(True)
+        return rows
+
+    return written(_app_import) == written(_prototype_import)
+
+
+def _written_rows() -> list[tuple]:
+    compared = [c for c in DRAW_COLUMNS if c not in ("id", "entered_at")]
+    columns = ", ".join([f"d.{c}" for c in compared] + [f"h.{c}" for c in compared])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns}, h.history_type, h.history_change_reason, h.history_user_id "
+            "FROM patients_ctcdraw d JOIN patients_historicalctcdraw h ON h.id = d.id "
+            "WHERE d.accession LIKE 'IMP%%' ORDER BY d.accession"
+        )
+        return cursor.fetchall()

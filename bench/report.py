@@ -1,0 +1,316 @@
+"""`bench/results.md` from what `bench/run.py` measured: figures, baselines, ratios, targets."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+WORKLIST_PAGE = "Worklist page"
+WORKLIST_API = "Worklist API"
+PATIENT_LIST = "Patient list"
+PATIENT_SEARCH = "Patient list, search by name"
+PATIENT_PAGE = "Patient page"
+WORKLIST_PROTOTYPE = "Worklist, one page of 50 (prototype)"
+LOAD_TRIVIAL = "trivial endpoint"
+LOAD_WORKLIST = "worklist"
+LOAD_PATIENT = "patient pages"
+
+# The issue's targets.
+MAX_PAGE_RATIO = 2.0  # at 10,000 patients vs at 100
+TARGET_PAGES = (WORKLIST_PAGE, WORKLIST_API, PATIENT_PAGE)
+MIN_CHART_RATIO = 20.0  # cold / cached
+MIN_IMPORT_RATIO = 0.25  # app rows/s / bare rows/s
+MAX_TAIL_RATIO = 10.0  # p99 / p50 under load
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def page_ratio(run: Any, name: str) -> float | None:
+    sizes = run.pages.get(name, {})
+    small, large = min(run.cohort), max(run.cohort)
+    if small not in sizes or large not in sizes:
+        return None
+    return _ms(sizes[large]) / _ms(sizes[small])
+
+
+def _ms(found: Any) -> float:
+    return found[0] if isinstance(found, tuple) else found.median_ms
+
+
+def missed_pages(run: Any) -> list[str]:
+    """Pages whose time grew more than the target allows (all pages, targeted or not)."""
+    names = [WORKLIST_PAGE, WORKLIST_API, PATIENT_LIST, PATIENT_SEARCH, PATIENT_PAGE]
+    return [n for n in names if (page_ratio(run, n) or 0) > MAX_PAGE_RATIO]
+
+
+def missed_charts(run: Any) -> list[str]:
+    return [f for f, t in run.charts.items() if t.cold_ms / t.cached_ms < MIN_CHART_RATIO]
+
+
+def import_ratio(run: Any, way: str = "app") -> float:
+    return run.imports.bare / getattr(run.imports, way)
+
+
+def import_missed(run: Any) -> bool:
+    return run.imports is not None and import_ratio(run) < MIN_IMPORT_RATIO
+
+
+def _load(run: Any, name: str) -> dict[str, float]:
+    results = run.load.get(name, [])
+    if not results:
+        return {}
+    return {
+        "rps": _median([r.rps for r in results]),
+        "p50": _median([r.p50_ms for r in results]),
+        "p99": _median([r.p99_ms for r in results]),
+        "max": max(r.max_ms for r in results),
+        "errors": sum(r.errors for r in results),
+        "unanswered": sum(r.unanswered for r in results),
+        "requests": sum(r.requests for r in results),
+        "detail": "; ".join(r.error_detail for r in results if r.errors),
+        "cpu_ms": _median([r.cpu_ms_per_request for r in results if r.cpu_ms_per_request]
+                          or [0.0]),
+        "busy": _median([r.machine_busy for r in results]),
+        "server_share": _median([r.server_cpu_seconds / (r.seconds * os.cpu_count())
+                                 for r in results if r.seconds]),
+    }  # fmt: skip
+
+
+# --- targets ---------------------------------------------------------------------------
+
+
+def targets(run: Any) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for every target of the issue; met is None if not measured."""
+    found: list[tuple[str, str, bool | None]] = []
+    large = max(run.cohort)
+    for name in TARGET_PAGES:
+        ratio = page_ratio(run, name)
+        shown = f"{ratio:.1f}x" if ratio is not None else "not measured"
+        met = None if ratio is None else ratio <= MAX_PAGE_RATIO
+        found.append((f"{name} at {large:,} patients <= 2x its time at 100", shown, met))
+    for fmt, times in run.charts.items():
+        ratio = times.cold_ms / times.cached_ms
+        found.append(
+            (f"Chart ({fmt}) cached >= 20x faster than cold", f"{ratio:.0f}x", ratio >= 20)
+        )
+    if run.imports is not None:
+        ratio = import_ratio(run)
+        found.append(("CSV import >= 0.25 of the bare rows/s", f"{ratio:.2f}", ratio >= 0.25))
+    for name in (LOAD_WORKLIST, LOAD_PATIENT, LOAD_TRIVIAL):
+        got = _load(run, name)
+        if not got:
+            continue
+        conns, secs = run.options.connections, run.options.load_seconds
+        if got["requests"] == 0:
+            measured = "no request completed"
+        else:
+            measured = f"{got['errors']:,} errors in {got['requests']:,} requests"
+        no_errors = got["errors"] == 0 and got["requests"] > 0
+        found.append((f"Load, {name}: no errors ({conns} connections, {secs} s)", measured,
+                      no_errors))  # fmt: skip
+        tail = _ratio(got["p99"], got["p50"], ".1f", "x")
+        met = got["p50"] > 0 and got["p99"] / got["p50"] <= MAX_TAIL_RATIO
+        found.append((f"Load, {name}: p99 <= 10x p50", tail, met))
+    return found
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def render(run: Any) -> str:
+    parts = [
+        "# CTC Track benchmark results",
+        "",
+        "Written by `make bench` (`bench/run.py`); see `bench/README.md` for what is measured "
+        "and how. Every time is the median of several runs; every figure stands next to its "
+        "baseline from the same run, because absolute times drift on a shared machine.",
+        *(
+            ["", "**Quick smoke run (BENCH_QUICK=1): not the figures of record.**"]
+            if run.options.quick
+            else []
+        ),  # fmt: skip
+        "",
+        "## Machine",
+        "",
+        *[f"- {key}: {value}" for key, value in run.machine.items()],
+        f"- whole run: {run.seconds / 60:.1f} min",
+        "",
+        _cohort_section(run),
+        _targets_section(run),
+        _pages_section(run),
+        _charts_section(run),
+        _imports_section(run),
+        _load_section(run),
+        _notes_section(run),
+        _profiles_section(run),
+    ]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cohort_section(run: Any) -> str:
+    sizes = sorted(run.cohort)
+    kinds = list(run.cohort[sizes[0]])
+    rows = [[kind, *(f"{run.cohort[s][kind]:,}" for s in sizes)] for kind in kinds]
+    header = ["synthetic cohort", *(f"{s:,} patients" for s in sizes)]
+    return "## The cohorts\n\n" + _table(header, rows) + "\n"
+
+
+def _met(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[met]
+
+
+def _targets_section(run: Any) -> str:
+    rows = [[target, measured, _met(met)] for target, measured, met in targets(run)]
+    return (
+        "## Targets\n\n"
+        + _table(["target", "measured", ""], rows)
+        + "\n\nWhy each miss happens, with its profile, is under *Profiles* below; the fixes "
+        "proposed are in `bench/README.md`.\n"
+    )
+
+
+def _pages_section(run: Any) -> str:
+    small, large = min(run.cohort), max(run.cohort)
+    rows = []
+    for name, sizes in run.pages.items():
+        if small not in sizes or large not in sizes:
+            continue
+        a, b = sizes[small], sizes[large]
+        if isinstance(a, tuple):  # the prototype: (ms, rows)
+            rows.append([name, f"{a[0]:,.1f} ({a[1]} rows)", f"{b[0]:,.1f} ({b[1]} rows)",
+                         f"{b[0] / a[0]:.1f}x", "n/a", "n/a"])  # fmt: skip
+            continue
+        rows.append([name, f"{a.median_ms:,.1f}", f"{b.median_ms:,.1f}",
+                     f"{b.median_ms / a.median_ms:.1f}x", f"{a.queries} / {b.queries}",
+                     f"{a.kib:,.0f} / {b.kib:,.0f}"])  # fmt: skip
+    header = ["page", f"ms at {small:,}", f"ms at {large:,}", "ratio", "queries", "KiB"]
+    return (
+        "## 1. Server time as the data grows (in-process, a signed-in nurse)\n\n"
+        "Django's test client through the whole middleware stack, view and template "
+        "(no HTTP parsing); the query count from one request under `CaptureQueriesContext`.\n\n"
+        + _table(header, rows)
+        + "\n"
+    )
+
+
+def _charts_section(run: Any) -> str:
+    rows = [
+        [fmt.upper(), f"{t.cold_ms:.1f}", f"{t.cached_ms:.2f}", f"{t.not_modified_ms:.2f}",
+         f"{t.cold_ms / t.cached_ms:.0f}x", f"{t.cold_ms / t.not_modified_ms:.0f}x"]
+        for fmt, t in run.charts.items()
+    ]  # fmt: skip
+    header = ["chart", "cold ms", "cached ms", "304 ms", "cold / cached", "cold / 304"]
+    return (
+        "## 2. A patient's chart: drawn cold vs served from the cache\n\n"
+        "Cold: the cache emptied, the chart drawn by matplotlib. Cached: the same request "
+        "again. 304: a conditional request with the ETag. Whole requests, as above.\n\n"
+        + _table(header, rows)
+        + "\n"
+    )
+
+
+def _imports_section(run: Any) -> str:
+    t = run.imports
+    if t is None:
+        return ""
+
+    def row(label: str, seconds: float) -> list[str]:
+        return [label, f"{seconds:.2f}", f"{t.rows / seconds:,.0f}", f"{t.bare / seconds:.2f}"]
+
+    rows = [
+        row("app: parse, plan, `bulk_create_with_history`", t.app),
+        row("prototype: parse, plan, COPY draws + history", t.prototype),
+        row("**bare**: `execute_values` into the draws table", t.bare),
+        row("bare, temporary table (no indexes, no WAL)", t.bare_temp),
+    ]
+    return (
+        f"## 3. CSV import of {t.rows:,} rows (median of {t.runs})\n\n"
+        "Each in a transaction rolled back afterwards (foreign keys checked immediately), "
+        "into the cohort's tables.\n\n"
+        + _table(["way", "seconds", "rows/s", "ratio to bare"], rows)
+        + "\n"
+    )
+
+
+def _load_section(run: Any) -> str:
+    trivial = _load(run, LOAD_TRIVIAL)
+    rows = []
+    for name in (LOAD_TRIVIAL, LOAD_WORKLIST, LOAD_PATIENT):
+        got = _load(run, name)
+        if not got:
+            continue
+        rows.append([name, f"{got['requests']:,}", f"{got['rps']:,.1f}",
+                     _ratio(got["rps"], trivial.get("rps"), ".3f"), f"{got['p50']:,.1f}",
+                     f"{got['p99']:,.1f}", _ratio(got["p99"], got["p50"], ".1f", "x"),
+                     f"{got['max']:,.0f}", f"{got['errors']:,}", f"{got['unanswered']:,}",
+                     f"{got['cpu_ms']:,.1f}" if got["cpu_ms"] else "n/a",
+                     _ratio(got["cpu_ms"], trivial.get("cpu_ms"), ".0f", "x"),
+                     f"{got['server_share']:.0%} / {got['busy']:.0%}"])  # fmt: skip
+    header = ["endpoint", "requests", "req/s", "req/s vs trivial", "p50 ms", "p99 ms",
+              "p99/p50", "max ms", "errors", "unanswered at the end", "server CPU ms/request",
+              "vs trivial",
+              "CPU: server / whole machine"]  # fmt: skip
+    details = [
+        f"- {name}: {got['detail']}" for name in run.load if (got := _load(run, name))["errors"]
+    ]
+    trivial_note = (
+        "`GET /healthz`"
+        if run.trivial_path == "/healthz"
+        else "the login page's GET (no session, one small template; a stand-in until a "
+        "`/healthz` endpoint exists)"
+    )
+    return (
+        f"## 4. HTTP load: gunicorn with `gunicorn.conf.py`, wrk on the same machine\n\n"
+        f"{run.options.connections} connections for {run.options.load_seconds} s, "
+        f"{run.options.repeats} runs each (medians; errors summed), a fresh server per run. "
+        f"Twelve nurses signed in through the login form, their sessions used in turn. "
+        f"Trivial endpoint: {trivial_note}. Errors: socket errors, timeouts and every answer "
+        "other than 200; a request not answered within 10 s has timed out (wrk counts it at "
+        "each of its checks while it waits, so the count is of checks, not requests), and only "
+        "answers within 10 s are in the latencies. Server CPU per request: the CPU time "
+        "gunicorn's master and workers used during the run over the requests answered, a cost "
+        "that does not "
+        "drift with the machine's load (PostgreSQL's share is not in it). Last column: the "
+        "server's share of the machine's CPU capacity during the run, and how busy the "
+        "whole machine was (wrk, PostgreSQL and every other process included).\n\n"
+        + _table(header, rows)
+        + ("\n\nErrors: \n" + "\n".join(details) if details else "")
+        + "\n"
+    )
+
+
+def _ratio(value: float, baseline: float | None, spec: str, unit: str = "") -> str:
+    """`value / baseline` formatted, or "n/a" when there is no baseline to divide by."""
+    return f"{value / baseline:{spec}}{unit}" if baseline else "n/a"
+
+
+def _notes_section(run: Any) -> str:
+    if not run.notes:
+        return ""
+    return "## Notes\n\n" + "\n".join(f"- {n}" for n in run.notes) + "\n"
+
+
+def _profiles_section(run: Any) -> str:
+    if not run.profiles:
+        return ""
+    parts = ["## Profiles (pyinstrument) of what missed", ""]
+    for name, text in run.profiles.items():
+        parts += [f"<details><summary>{name}</summary>", "", "```", text, "```", "", "</details>"]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def summary(run: Any) -> str:
+    lines = ["", "CTC Track benchmark: targets"]
+    for target, measured, met in targets(run):
+        lines.append(f"  [{_met(met).strip('*'):>12}] {target}: {measured}")
+    return "\n".join(lines)

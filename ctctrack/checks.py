@@ -1,0 +1,155 @@
+"""The project's own system checks: the safeguards that Django's checks do not see.
+
+`python manage.py check` runs the ones that hold in every environment (a weak
+Content-Security-Policy or an unlimited session is never right);
+`check --deploy` adds those for production (`make check-deploy`, run by CI).
+docs/security.md maps each to the HIPAA and ASVS requirement it protects.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from axes.backends import AxesStandaloneBackend
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import Warning as CheckWarning
+from django.utils.module_loading import import_string
+
+MAX_SESSION_AGE_SECONDS = 12 * 3600
+MAX_LOGIN_FAILURES = 5
+UNSAFE_SCRIPT_SOURCES = {"'unsafe-inline'", "'unsafe-eval'", "*", "data:", "http:", "https:"}
+
+PROJECT_MIDDLEWARE = [
+    "csp.middleware.CSPMiddleware",
+    "ctctrack.middleware.NoStoreMiddleware",
+    "ctctrack.middleware.DatabaseUnavailableMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "ctctrack.middleware.SessionTimeoutMiddleware",
+    "ctctrack.middleware.RequireMFAMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+
+@register(Tags.security)
+def check_middleware(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Every safeguard that runs as middleware is installed."""
+    return [
+        Error(
+            f"{path} is missing from MIDDLEWARE.",
+            hint="See settings.MIDDLEWARE in the repository for its place and why.",
+            id="ctctrack.E001",
+        )
+        for path in PROJECT_MIDDLEWARE
+        if path not in settings.MIDDLEWARE
+    ]
+
+
+@register(Tags.security)
+def check_content_security_policy(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Scripts come only from this site: no inline or eval'd script, no other host."""
+    policy = getattr(settings, "CONTENT_SECURITY_POLICY", None) or {}
+    directives = policy.get("DIRECTIVES") or {}
+    scripts = directives.get("script-src", directives.get("default-src"))
+    if not scripts:
+        return [
+            Error(
+                "CONTENT_SECURITY_POLICY sets neither script-src nor default-src.",
+                hint="Set script-src to [SELF] (csp.constants).",
+                id="ctctrack.E002",
+            )
+        ]
+    unsafe = sorted(UNSAFE_SCRIPT_SOURCES.intersection(scripts))
+    if unsafe:
+        return [
+            Error(
+                f"CONTENT_SECURITY_POLICY lets scripts run from {', '.join(unsafe)}.",
+                hint="Move the script into a static file and allow only [SELF].",
+                id="ctctrack.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.security)
+def check_session_limits(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Sessions end after at most 12 hours in all, and sooner when idle."""
+    max_age = getattr(settings, "CTCTRACK_SESSION_MAX_AGE_SECONDS", None)
+    idle = getattr(settings, "CTCTRACK_IDLE_TIMEOUT_SECONDS", None)
+    errors: list[CheckMessage] = []
+    if not isinstance(max_age, int) or not 0 < max_age <= MAX_SESSION_AGE_SECONDS:
+        errors.append(
+            Error(
+                f"CTCTRACK_SESSION_MAX_AGE_SECONDS is {max_age!r}; "
+                f"it must be between 1 and {MAX_SESSION_AGE_SECONDS} (12 hours).",
+                id="ctctrack.E004",
+            )
+        )
+    elif max_age < settings.SESSION_COOKIE_AGE:
+        errors.append(
+            Error(
+                "SESSION_COOKIE_AGE is longer than CTCTRACK_SESSION_MAX_AGE_SECONDS.",
+                hint="Set SESSION_COOKIE_AGE = CTCTRACK_SESSION_MAX_AGE_SECONDS.",
+                id="ctctrack.E005",
+            )
+        )
+    if not isinstance(idle, int) or idle <= 0 or (isinstance(max_age, int) and idle > max_age):
+        errors.append(
+            Error(
+                f"CTCTRACK_IDLE_TIMEOUT_SECONDS is {idle!r}; it must be a positive number "
+                "of seconds, no longer than the session's maximum age.",
+                id="ctctrack.E006",
+            )
+        )
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_login_throttling(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """django-axes locks a username and address after at most 5 failures, for a while."""
+    problems = _login_throttling_problems()
+    return [
+        Error(
+            f"Sign-in throttling is not configured: {problem}.",
+            hint="See the django-axes settings in ctctrack/settings.py.",
+            id="ctctrack.E007",
+        )
+        for problem in problems
+    ]
+
+
+def _login_throttling_problems() -> list[str]:
+    if "axes" not in settings.INSTALLED_APPS:
+        return ["'axes' is not in INSTALLED_APPS"]
+    problems = []
+    backends = settings.AUTHENTICATION_BACKENDS
+    if not backends or not issubclass(import_string(backends[0]), AxesStandaloneBackend):
+        problems.append("the first of AUTHENTICATION_BACKENDS is not an axes backend")
+    if not getattr(settings, "AXES_ENABLED", True):
+        problems.append("AXES_ENABLED is False")
+    limit = getattr(settings, "AXES_FAILURE_LIMIT", None)
+    if not isinstance(limit, int) or not 0 < limit <= MAX_LOGIN_FAILURES:
+        problems.append(f"AXES_FAILURE_LIMIT is {limit!r}, not 1 to {MAX_LOGIN_FAILURES}")
+    cool_off = getattr(settings, "AXES_COOLOFF_TIME", None)
+    if not isinstance(cool_off, timedelta) or cool_off <= timedelta(0):
+        problems.append("AXES_COOLOFF_TIME is not a positive timedelta")
+    parameters = getattr(settings, "AXES_LOCKOUT_PARAMETERS", None) or []
+    if not any("username" in p for p in parameters):
+        problems.append("AXES_LOCKOUT_PARAMETERS does not lock by username")
+    return problems
+
+
+@register(Tags.security, deploy=True)
+def check_mfa_required(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Production asks every user for a second factor."""
+    if settings.DEBUG or getattr(settings, "CTCTRACK_REQUIRE_MFA", False):
+        return []
+    return [
+        CheckWarning(
+            "CTCTRACK_REQUIRE_MFA is False in production: users may sign in with a password alone.",
+            hint="Remove CTCTRACK_REQUIRE_MFA=False from the environment (True is the default "
+            "when DEBUG is False).",
+            id="ctctrack.W001",
+        )
+    ]

@@ -1,0 +1,250 @@
+"""The staff-only audit report over the access log, and the page every refusal gets.
+
+The report filters by date range (UTC days), user, patient and action, sorts on
+any column, pages, and exports the filtered rows as CSV. Looking at it and
+exporting it are themselves recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Max, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_http_methods
+
+from patients import audit
+from patients.forms import DateInput
+from patients.models import AccessAction, AccessEvent, AccessOutcome, Patient
+
+PAGE_SIZE = 50
+# Sortable columns: the name in `?sort=` and the field it orders by.
+SORTS = {
+    "id": "id",
+    "at": "at",
+    "user": "username",
+    "patient": "patient_id",
+    "action": "action",
+    "outcome": "outcome",
+    "target": "target",
+    "address": "client_address",
+}
+COLUMN_LABELS = {
+    "id": "Event",
+    "at": "Date and time (UTC)",
+    "user": "User",
+    "patient": "Patient",
+    "action": "Action",
+    "outcome": "Outcome",
+    "target": "What was touched",
+    "address": "Client address",
+}
+DEFAULT_SORT = "-at"
+CSV_HEADER = [
+    "event",
+    "at_utc",
+    "user_id",
+    "username",
+    "patient_id",
+    "action",
+    "outcome",
+    "target",
+    "client_address",
+    "prev_hash",
+    "hash",
+]
+
+
+class AuditFilterForm(forms.Form):
+    """Filters of the audit report. Every field is optional; the dates are UTC days."""
+
+    start = forms.DateField(label="From (UTC)", required=False, widget=DateInput())
+    end = forms.DateField(label="To (UTC), inclusive", required=False, widget=DateInput())
+    user = forms.CharField(label="Username", max_length=150, required=False)
+    patient = forms.IntegerField(label="Patient id", min_value=1, required=False)
+    mrn = forms.CharField(label="or MRN", max_length=32, required=False)
+    action = forms.ChoiceField(
+        label="Action", choices=[("", "Any action"), *AccessAction.choices], required=False
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The query names are `from` and `to`, which Python keeps for itself.
+        renamed = {"start": "from", "end": "to"}
+        self.fields = {renamed.get(name, name): field for name, field in self.fields.items()}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("from"), data.get("to")
+        if start and end and end < start:
+            self.add_error("to", "The end date cannot be before the start date.")
+        if data.get("patient") and not Patient.objects.filter(pk=data["patient"]).exists():
+            self.add_error("patient", "No patient has this id.")
+        if data.get("mrn"):
+            self._resolve_mrn(data)
+        return data
+
+    def _resolve_mrn(self, data: dict[str, Any]) -> None:
+        found = Patient.objects.filter(mrn=data["mrn"]).values_list("pk", flat=True).first()
+        if found is None:
+            self.add_error("mrn", "No patient has this MRN.")
+        elif data.get("patient") and data["patient"] != found:
+            self.add_error("mrn", "This MRN belongs to another patient than the id given.")
+        else:
+            data["patient"] = found
+
+    def query(self) -> dict[str, str]:
+        """The filters as URL parameters, the patient by id only (an MRN is PHI)."""
+        data = self.cleaned_data
+        values = {
+            "from": data["from"].isoformat() if data.get("from") else "",
+            "to": data["to"].isoformat() if data.get("to") else "",
+            "user": data.get("user") or "",
+            "patient": str(data["patient"]) if data.get("patient") else "",
+            "action": data.get("action") or "",
+        }
+        return {name: value for name, value in values.items() if value}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    href: str
+    aria_sort: str
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def audit_report(request: HttpRequest) -> HttpResponse:
+    """The access log for staff. The filter form posts here and is redirected to a
+    URL carrying the filters, so that an MRN typed in never appears in a URL."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    form = AuditFilterForm(request.POST if request.method == "POST" else request.GET)
+    if not form.is_valid():
+        return render(request, "audit/report.html", {"form": form}, status=400)
+    query = form.query()
+    if request.method == "POST" or form.cleaned_data.get("mrn"):
+        return redirect(f"{reverse('audit:report')}?{urlencode(query)}")
+    sort = request.GET.get("sort", "")
+    sort = sort if sort.lstrip("-") in SORTS else DEFAULT_SORT
+    events = filtered_events(form.cleaned_data).order_by(*_ordering(sort))
+    patient_id = form.cleaned_data.get("patient")
+    if request.GET.get("format") == "csv":
+        # The rows stream after this request has ended: fix them as they stand now,
+        # without the export's own event.
+        last_id = AccessEvent.objects.aggregate(last=Max("id"))["last"] or 0
+        described = f"access log CSV {urlencode({**query, 'sort': sort})}"
+        audit.record(request, AccessAction.EXPORT, patient=patient_id, target=described)
+        return _csv_response(events.filter(id__lte=last_id))
+    page = Paginator(events.select_related("patient"), PAGE_SIZE).get_page(request.GET.get("page"))
+    described = f"audit report page {page.number} {urlencode({**query, 'sort': sort})}"
+    audit.record(request, AccessAction.AUDIT_REPORT, patient=patient_id, target=described)
+    ctx = {
+        "form": form,
+        "page": page,
+        "columns": _columns(query, sort),
+        "query": urlencode({**query, "sort": sort}),
+        "csv_query": urlencode({**query, "sort": sort, "format": "csv"}),
+    }
+    return render(request, "audit/report.html", ctx)
+
+
+def filtered_events(filters: dict[str, Any]) -> QuerySet[AccessEvent]:
+    """Events matching the report's filters; `to` includes its whole UTC day."""
+    events = AccessEvent.objects.all()
+    if filters.get("from"):
+        events = events.filter(at__gte=datetime.combine(filters["from"], time.min, tzinfo=UTC))
+    if filters.get("to"):
+        day_after = filters["to"] + timedelta(days=1)
+        events = events.filter(at__lt=datetime.combine(day_after, time.min, tzinfo=UTC))
+    if filters.get("user"):
+        events = events.filter(username=filters["user"])
+    if filters.get("patient"):
+        events = events.filter(patient_id=filters["patient"])
+    if filters.get("action"):
+        events = events.filter(action=filters["action"])
+    return events
+
+
+def _ordering(sort: str) -> list[str]:
+    """The sorted column, then the event id in the same direction, for a stable order."""
+    descending = sort.startswith("-")
+    prefix = "-" if descending else ""
+    return [prefix + SORTS[sort.lstrip("-")], prefix + "id"]
+
+
+def _columns(query: dict[str, str], sort: str) -> list[Column]:
+    """The table's headings: each links to sorting by it (again: the other way round)."""
+    current, descending = sort.lstrip("-"), sort.startswith("-")
+    columns = []
+    for key, label in COLUMN_LABELS.items():
+        next_sort = key if key != current or descending else f"-{key}"
+        aria = ("descending" if descending else "ascending") if key == current else ""
+        href = f"?{urlencode({**query, 'sort': next_sort})}"
+        columns.append(Column(key, label, href, aria))
+    return columns
+
+
+class _Echo:
+    """A file-like object that hands back what csv.writer writes, for streaming."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_response(events: QuerySet[AccessEvent]) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    lines = (writer.writerow(row) for row in _csv_rows(events))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="access-log-{stamp}.csv"'
+    return response
+
+
+def _csv_rows(events: QuerySet[AccessEvent]) -> Iterator[list[str]]:
+    """The header, then one row per event, streamed from the database in chunks."""
+    yield CSV_HEADER
+    fields = ["id", "at", "user_id", "username", "patient_id", "action", "outcome", "target"]
+    for row in events.values_list(*fields, "client_address", "prev_hash", "hash").iterator(
+        chunk_size=2000
+    ):
+        at = row[1].astimezone(UTC).isoformat(timespec="microseconds")
+        yield [_cell(value) for value in (row[0], at, *row[2:])]
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula.
+
+    A failed sign-in's username is whatever was typed, `=HYPERLINK(...)` included.
+    """
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler403: the refusal page, and the refusal in the access log.
+
+    Django calls this after the refused view's transaction has been rolled
+    back; `AuditMiddleware` then writes the event in a transaction of its own.
+    """
+    audit.record(
+        request,
+        AccessAction.PERMISSION_DENIED,
+        outcome=AccessOutcome.DENIED,
+        target=f"{request.method} {request.path}",
+    )
+    return render(request, "403.html", status=403)

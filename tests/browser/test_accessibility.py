@@ -1,0 +1,217 @@
+"""Every page in a real browser: WCAG 2.1 A/AA (axe-core), keyboard only, print, small screens."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+from pypdf import PdfReader
+
+from patients import services
+from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
+
+from .journey import PASSWORD, settle, sign_in, sign_out
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed: run `make browser-tools` (needs npm)")
+    return AXE.read_text()
+
+
+def audit(page: Page, axe_source: str) -> list[str]:
+    """WCAG 2.1 A and AA violations on the current page, one readable line each."""
+    # Evaluated through the DevTools protocol, so the page's CSP does not block it.
+    page.evaluate(axe_source)
+    result = page.evaluate(
+        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        WCAG_21_AA,
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+    ]
+
+
+def _pages(base: str, clinic: dict) -> dict[str, str]:
+    patient = Patient.objects.get(mrn="BT-001")
+    line = TherapyLine.objects.get(patient=patient)
+    cycle = TreatmentCycle.objects.filter(therapy_line=line).last()
+    draw = CTCDraw.objects.filter(patient=patient).first()
+    return {
+        "worklist": f"{base}/",
+        "patient list": f"{base}/patients/",
+        "patient page": f"{base}/patients/{patient.pk}/",
+        "new patient": f"{base}/patients/new/",
+        "edit patient": f"{base}/patients/{patient.pk}/edit/",
+        "new line": f"{base}/patients/{patient.pk}/lines/new/",
+        "edit line": f"{base}/lines/{line.pk}/edit/",
+        "new cycle": f"{base}/lines/{line.pk}/cycles/new/",
+        "edit cycle": f"{base}/cycles/{cycle.pk}/edit/",
+        "new draw": f"{base}/patients/{patient.pk}/draws/new/",
+        "edit draw": f"{base}/draws/{draw.pk}/edit/",
+        "new imaging": f"{base}/patients/{patient.pk}/imaging/new/",
+        "csv import": f"{base}/imports/csv/",
+    }
+
+
+def test_the_login_page_has_no_wcag_violations(page: Page, live_server, axe_source):
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert audit(page, axe_source) == []
+
+    page.get_by_role("button", name="Sign in").click()  # empty: the browser asks for input
+    page.get_by_label("Username").fill("nobody")
+    page.get_by_label("Password").fill("wrong-password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert audit(page, axe_source) == []
+
+
+def test_every_page_and_form_has_no_wcag_violations(page: Page, live_server, clinic, axe_source):
+    sign_in(page, live_server.url, "olivia")
+    failures = {}
+    for name, url in _pages(live_server.url, clinic).items():
+        page.goto(url)
+        settle(page)
+        if found := audit(page, axe_source):
+            failures[name] = found
+        form = page.locator("main form.stacked").first
+        if name.startswith(("new", "edit")) and form.count():
+            form.locator("button[type=submit]").first.click()  # empty or unchanged: errors
+            settle(page)
+            if found := audit(page, axe_source):
+                failures[f"{name} (with errors)"] = found
+    assert failures == {}
+
+
+def _focus_is_visible(page: Page) -> bool:
+    return page.evaluate(
+        """() => {
+            const el = document.activeElement;
+            if (!el || el === document.body) return false;
+            const s = getComputedStyle(el);
+            return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+        }"""
+    )
+
+
+def _tab_to(page: Page, matches: str, limit: int = 80) -> None:
+    """Press Tab until the focused element matches `matches` (a JS predicate on `el`),
+    checking that every element on the way shows where the focus is."""
+
+    def reached() -> bool:
+        return page.evaluate(
+            f"(() => {{ const el = document.activeElement; return {matches}; }})()"
+        )
+
+    if reached():  # e.g. the login page's autofocus
+        return
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        assert _focus_is_visible(page), page.evaluate("document.activeElement.outerHTML")
+        if reached():
+            return
+    raise AssertionError(f"never reached {matches!r} with the Tab key")
+
+
+def test_a_nurse_does_her_round_with_the_keyboard_only(page: Page, live_server, clinic):
+    page.goto(f"{live_server.url}/accounts/login/")
+    _tab_to(page, "el.id === 'id_username'")
+    page.keyboard.type("nina")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Pre-cycle worklist")).to_be_visible()
+
+    _tab_to(page, "el.tagName === 'TEXTAREA' && el.closest('tr').dataset.patient === 'BT-001'")
+    page.keyboard.type("Seen on the morning round")
+    _tab_to(page, "el.tagName === 'BUTTON' && el.textContent.includes('Acknowledge')")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Acknowledged cycle 3 for Pat Brown")).to_be_visible()
+
+    _tab_to(page, "el.tagName === 'A' && el.textContent.includes('Brown, Pat')")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Brown, Pat")).to_be_visible()
+    settle(page)
+
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    _tab_to(page, "el.tagName === 'BUTTON' && el.textContent.includes('Sign out')")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_a_form_with_errors_keeps_the_input_and_focuses_the_first_error(
+    page: Page, live_server, clinic
+):
+    sign_in(page, live_server.url, "olivia")
+    page.goto(f"{live_server.url}/patients/new/")
+    page.get_by_label("Given name").fill("Ann")
+    page.get_by_label("Family name").fill("Lee")
+
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_text("Nothing was saved")).to_be_visible()
+    expect(page.get_by_label("Given name")).to_have_value("Ann")
+    expect(page.get_by_label("MRN")).to_be_focused()  # the first field in error
+    expect(page.locator("#id_mrn_error")).to_contain_text("This field is required")
+    sign_out(page)
+
+
+@pytest.mark.parametrize("paper", ["A4", "Letter"])
+def test_the_patient_page_prints_with_name_and_mrn_on_every_page(
+    page: Page, live_server, clinic, paper, django_user_model
+):
+    oncologist = django_user_model.objects.get(username="olivia")
+    patient = Patient.objects.get(mrn="BT-001")
+    _add_many_draws(patient, oncologist)
+    sign_in(page, live_server.url, "nina")
+    page.goto(f"{live_server.url}/patients/{patient.pk}/")
+    settle(page)
+
+    pdf = PdfReader(io.BytesIO(page.pdf(format=paper, print_background=True)))
+
+    texts = [p.extract_text() for p in pdf.pages]
+    assert len(texts) >= 2
+    assert all("Brown, Pat · MRN BT-001" in t for t in texts)
+    assert not any("Sign out" in t or "Worklist" in t for t in texts)  # no navigation
+
+
+def _add_many_draws(patient: Patient, by: User) -> None:
+    start = timezone.now() - timedelta(days=400)
+    for k in range(40):
+        services.record_draw(
+            patient=patient, by=by, drawn_at=start + timedelta(days=7 * k), ctc_count=k % 9
+        )
+
+
+@pytest.mark.parametrize("width", [768, 390])
+def test_the_worklist_and_patient_page_need_no_sideways_scrolling(
+    page: Page, live_server, clinic, width, screenshot_dir
+):
+    page.set_viewport_size({"width": width, "height": 1000})
+    sign_in(page, live_server.url, "nina")
+    urls = {
+        "worklist": f"{live_server.url}/",
+        "patient-page": _pages(live_server.url, clinic)["patient page"],
+    }
+    for name, url in urls.items():
+        page.goto(url)
+        settle(page)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{name} at {width} px scrolls sideways by {overflow} px"
+        label = "tablet" if width == 768 else "phone"
+        page.screenshot(path=screenshot_dir / f"{name}-{label}.png", full_page=True)

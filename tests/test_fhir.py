@@ -1,0 +1,517 @@
+"""FHIR R4 out: /fhir/r4/metadata, Patient/{id}, Observation/{id}, Observation?patient=.
+
+Every resource the endpoints return is validated with the `fhir.resources`
+R4B models, and checked for what clinical-rules.md section 5 asks of it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient as FhirPatient
+from rest_framework.authtoken.models import Token
+
+from patients import services
+from patients.models import AccessEvent, DrawStatus
+
+pytestmark = pytest.mark.django_db
+
+BASE = "/fhir/r4"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+DAY = timedelta(days=1)
+START = datetime(2026, 2, 2, 8, 30, tzinfo=UTC)
+
+
+def _patient(oncologist, cancer_type: str = "breast", mrn: str = "MRN0100"):
+    return services.register_patient(
+        by=oncologist,
+        mrn=mrn,
+        given_name="Ann",
+        family_name="Smith",
+        birth_date=date(1961, 4, 3),
+        sex="female" if cancer_type != "prostate" else "male",
+        cancer_type=cancer_type,
+    )
+
+
+def _draw(patient, by, when: datetime = START, **fields):
+    fields.setdefault("ctc_count", 3)
+    if fields.get("status") not in (None, DrawStatus.RESULTED):
+        fields["ctc_count"] = None
+    return services.record_draw(patient=patient, by=by, drawn_at=when, **fields)
+
+
+def _observation(api, draw) -> dict:
+    r = api.get(f"{BASE}/Observation/{draw.pk}")
+    assert r.status_code == 200, r.content
+    Observation.model_validate(r.json())
+    return r.json()
+
+
+def _codes(resource: dict, key: str) -> list[str]:
+    return [coding["code"] for concept in resource.get(key, []) for coding in concept["coding"]]
+
+
+def _outcome(r) -> str:
+    """The OperationOutcome's first issue code, after validating it."""
+    assert r["Content-Type"] == "application/fhir+json"
+    OperationOutcome.model_validate(r.json())
+    return r.json()["issue"][0]["code"]
+
+
+# --- metadata --------------------------------------------------------------------------
+
+
+def test_metadata_is_a_capability_statement_for_fhir_4_0_1(api, nurse):
+    api.force_authenticate(nurse)
+
+    r = api.get(f"{BASE}/metadata")
+
+    assert r.status_code == 200
+    assert r["Content-Type"] == "application/fhir+json"
+    statement = CapabilityStatement.model_validate(r.json())
+    assert (statement.fhirVersion, statement.format, statement.kind) == (
+        "4.0.1",
+        ["json"],
+        "instance",
+    )
+    resources = {res["type"]: res for res in r.json()["rest"][0]["resource"]}
+    assert [i["code"] for i in resources["Patient"]["interaction"]] == ["read"]
+    assert [i["code"] for i in resources["Observation"]["interaction"]] == ["read", "search-type"]
+    assert [p["name"] for p in resources["Observation"]["searchParam"]] == ["patient", "_count"]
+    assert r.json()["implementation"]["url"] == "http://testserver/fhir/r4/"
+
+
+# --- Patient ------------------------------------------------------------------------------
+
+
+def test_a_patient_is_read_with_the_sites_mrn_system(api, nurse, patient, settings):
+    settings.CTCTRACK_MRN_SYSTEM = "urn:oid:1.2.826.0.1.3680043.2.99"
+    api.force_authenticate(nurse)
+
+    r = api.get(f"{BASE}/Patient/{patient.pk}")
+
+    assert r.status_code == 200
+    FhirPatient.model_validate(r.json())
+    body = r.json()
+    assert body["id"] == str(patient.pk)
+    assert body["identifier"][0]["system"] == "urn:oid:1.2.826.0.1.3680043.2.99"
+    assert body["identifier"][0]["value"] == "MRN0001"
+    assert body["identifier"][0]["type"]["coding"][0]["code"] == "MR"
+    assert body["name"] == [{"use": "official", "family": "Doe", "given": ["Jane"]}]
+    assert (body["gender"], body["birthDate"], body["active"]) == ("female", "1960-05-17", True)
+
+
+def test_reading_a_patient_is_recorded_in_the_access_log(api, nurse, patient):
+    api.force_authenticate(nurse)
+
+    api.get(f"{BASE}/Patient/{patient.pk}")
+
+    event = AccessEvent.objects.get()
+    assert (event.user, event.action, event.patient_id) == (nurse, "api_read", patient.pk)
+    assert event.target == f"FHIR Patient/{patient.pk}"
+
+
+@pytest.mark.parametrize("resource_id", ["999999", "abc", "1.5"])
+def test_an_unknown_patient_is_a_404_operation_outcome(api, nurse, resource_id):
+    api.force_authenticate(nurse)
+
+    r = api.get(f"{BASE}/Patient/{resource_id}")
+
+    assert r.status_code == 404
+    assert _outcome(r) == "not-found"
+    assert f"No Patient with id {resource_id}" in r.json()["issue"][0]["diagnostics"]
+
+
+# --- Observation -------------------------------------------------------------------------
+
+
+def test_a_draw_is_an_observation_as_the_clinical_rules_describe(api, nurse, oncologist, patient):
+    draw = _draw(patient, oncologist, ctc_count=7, accession="CS-26-0101", comment="Clear sample")
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["status"] == "final"
+    assert body["category"][0]["coding"][0]["code"] == "laboratory"
+    assert body["code"]["coding"] == [{"system": "http://loinc.org", "code": "67568-6"}]
+    assert body["subject"] == {"reference": f"Patient/{patient.pk}"}
+    assert body["effectiveDateTime"] == "2026-02-02T08:30:00+00:00"
+    assert body["valueQuantity"] == {"value": 7, "unit": "cells/7.5 mL"}
+    assert body["identifier"][0]["value"] == "CS-26-0101"
+    assert body["note"] == [{"text": "Clear sample"}]
+    assert body["referenceRange"] == [
+        {
+            "high": {"value": 4, "unit": "cells/7.5 mL"},
+            "text": "Favourable below 5 CTC per 7.5 mL (breast); 5 or more is unfavourable",
+        }
+    ]
+    assert body["interpretation"] == [
+        {"coding": [{"system": INTERPRETATION, "code": "H"}], "text": "unfavourable"}
+    ]
+
+
+def test_the_draw_time_is_given_in_the_clinics_time_zone(api, nurse, oncologist, patient, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    draw = _draw(patient, oncologist)
+    api.force_authenticate(nurse)
+
+    assert _observation(api, draw)["effectiveDateTime"] == "2026-02-02T09:30:00+01:00"
+
+
+@pytest.mark.parametrize(
+    ("cancer_type", "loinc", "count", "code", "high"),
+    [
+        ("breast", "67568-6", 4, "N", 4),
+        ("breast", "67568-6", 5, "H", 4),
+        ("prostate", "68123-9", 4, "N", 4),
+        ("prostate", "68123-9", 5, "H", 4),
+        ("colorectal", "67568-6", 2, "N", 2),
+        ("colorectal", "67568-6", 3, "H", 2),
+    ],
+)
+def test_interpretation_and_reference_range_follow_the_cut_off_of_each_cancer_type(
+    api, nurse, oncologist, cancer_type, loinc, count, code, high
+):
+    patient = _patient(oncologist, cancer_type)
+    draw = _draw(patient, oncologist, ctc_count=count)
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["code"]["coding"][0]["code"] == loinc
+    assert _codes(body, "interpretation") == [code]
+    assert body["interpretation"][0]["text"] == ("unfavourable" if code == "H" else "favourable")
+    assert body["referenceRange"][0]["high"] == {"value": high, "unit": "cells/7.5 mL"}
+    assert (
+        f"Favourable below {high + 1} CTC per 7.5 mL ({cancer_type})"
+        in (body["referenceRange"][0]["text"])
+    )
+
+
+def test_the_prostate_code_carries_the_display_the_specification_quotes(api, nurse, oncologist):
+    draw = _draw(_patient(oncologist, "prostate"), oncologist)
+    api.force_authenticate(nurse)
+
+    coding = _observation(api, draw)["code"]["coding"][0]
+
+    assert coding["display"] == "Circulating tumor cells.prostate [#/volume] in Blood"
+
+
+def test_a_rise_beyond_counting_noise_adds_u(api, nurse, oncologist, patient):
+    _draw(patient, oncologist, START, ctc_count=0)
+    rise = _draw(patient, oncologist, START + 21 * DAY, ctc_count=5)  # 0 -> 5: p = 0.031
+    api.force_authenticate(nurse)
+
+    body = _observation(api, rise)
+
+    assert _codes(body, "interpretation") == ["H", "U"]
+    assert body["interpretation"][1]["coding"][0]["display"] == "Significant change up"
+
+
+def test_a_rise_within_counting_noise_has_no_u(api, nurse, oncologist, patient):
+    _draw(patient, oncologist, START, ctc_count=2)
+    rise = _draw(patient, oncologist, START + 21 * DAY, ctc_count=8)  # 2 -> 8: p = 0.055
+    api.force_authenticate(nurse)
+
+    assert _codes(_observation(api, rise), "interpretation") == ["H"]
+
+
+def test_a_non_standard_volume_sends_the_rate_and_notes_the_raw_count(
+    api, nurse, oncologist, patient
+):
+    draw = _draw(patient, oncologist, ctc_count=3, blood_volume_ml=Decimal("4.5"))
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["valueQuantity"] == {"value": 5, "unit": "cells/7.5 mL"}
+    assert _codes(body, "interpretation") == ["H"]  # exactly at the cut-off
+    assert body["note"] == [
+        {"text": "3 CTC counted in 4.5 mL; the rate per 7.5 mL is indicative only."}
+    ]
+
+
+def test_a_rate_just_below_the_cut_off_is_never_sent_as_the_cut_off(
+    api, nurse, oncologist, patient
+):
+    draw = _draw(patient, oncologist, ctc_count=6, blood_volume_ml=Decimal("9.01"))  # 4.994...
+
+    api.force_authenticate(nurse)
+    body = _observation(api, draw)
+
+    assert body["valueQuantity"]["value"] == 4.99
+    assert _codes(body, "interpretation") == ["N"]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "text"),
+    [
+        (DrawStatus.REJECTED, "not-performed", "Specimen rejected"),
+        (DrawStatus.FAILED, "error", "Not evaluable (analytic failure)"),
+    ],
+)
+def test_a_draw_without_a_result_has_a_data_absent_reason_and_no_value(
+    api, nurse, oncologist, patient, status, reason, text
+):
+    draw = _draw(patient, oncologist, status=status, comment="Haemolysed")
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["status"] == "final"
+    assert "valueQuantity" not in body and "interpretation" not in body
+    assert body["dataAbsentReason"]["coding"][0]["system"] == ABSENT
+    assert body["dataAbsentReason"]["coding"][0]["code"] == reason
+    assert body["dataAbsentReason"]["text"] == text
+    assert body["note"] == [{"text": "Haemolysed"}]
+
+
+@pytest.mark.parametrize(
+    ("status", "fhir_status"),
+    [(DrawStatus.PENDING, "registered"), (DrawStatus.CANCELLED, "cancelled")],
+)
+def test_pending_and_cancelled_draws_have_their_own_status_and_no_value(
+    api, nurse, oncologist, patient, status, fhir_status
+):
+    draw = _draw(patient, oncologist, status=status)
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["status"] == fhir_status
+    assert not {"valueQuantity", "dataAbsentReason", "interpretation"} & body.keys()
+
+
+def test_a_draw_entered_in_error_says_so_and_is_not_interpreted(api, nurse, oncologist, patient):
+    draw = _draw(patient, oncologist, ctc_count=12)
+    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Wrong patient label")
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["status"] == "entered-in-error"
+    assert "interpretation" not in body
+    assert body["note"][0] == {"text": "Entered in error: Wrong patient label"}
+
+
+def test_reading_an_observation_is_recorded_in_the_access_log(api, nurse, oncologist, patient):
+    draw = _draw(patient, oncologist)
+    api.force_authenticate(nurse)
+
+    _observation(api, draw)
+
+    event = AccessEvent.objects.get()
+    assert (event.action, event.patient_id, event.target) == (
+        "api_read",
+        patient.pk,
+        f"FHIR Observation/{draw.pk}",
+    )
+
+
+@pytest.mark.parametrize("resource_id", ["999999", "x1"])
+def test_an_unknown_observation_is_a_404_operation_outcome(api, nurse, resource_id):
+    api.force_authenticate(nurse)
+
+    r = api.get(f"{BASE}/Observation/{resource_id}")
+
+    assert r.status_code == 404
+    assert _outcome(r) == "not-found"
+
+
+# --- search ------------------------------------------------------------------------------
+
+
+def _search(api, query: str):
+    r = api.get(f"{BASE}/Observation?{query}")
+    assert r.status_code == 200, r.content
+    Bundle.model_validate(r.json())
+    return r.json()
+
+
+def test_a_search_by_patient_is_a_searchset_bundle_oldest_first(api, nurse, oncologist, patient):
+    late = _draw(patient, oncologist, START + 42 * DAY, ctc_count=1)
+    early = _draw(patient, oncologist, START, ctc_count=2)
+    _draw(_patient(oncologist, mrn="MRN0200"), oncologist)  # someone else's
+    api.force_authenticate(nurse)
+
+    bundle = _search(api, f"patient={patient.pk}")
+
+    assert (bundle["type"], bundle["total"]) == ("searchset", 2)
+    assert [e["resource"]["id"] for e in bundle["entry"]] == [str(early.pk), str(late.pk)]
+    assert bundle["entry"][0]["fullUrl"] == f"http://testserver/fhir/r4/Observation/{early.pk}"
+    assert bundle["link"] == [
+        {
+            "relation": "self",
+            "url": f"http://testserver/fhir/r4/Observation?patient={patient.pk}&_count=50&_offset=0",
+        }
+    ]
+    for entry in bundle["entry"]:
+        Observation.model_validate(entry["resource"])
+
+
+def test_a_search_accepts_a_patient_reference(api, nurse, oncologist, patient):
+    _draw(patient, oncologist)
+    api.force_authenticate(nurse)
+
+    assert _search(api, f"patient=Patient/{patient.pk}")["total"] == 1
+
+
+def test_a_search_lists_draws_entered_in_error_with_that_status(api, nurse, oncologist, patient):
+    wrong = _draw(patient, oncologist, START)
+    services.mark_draw_entered_in_error(draw=wrong, by=oncologist, reason="Duplicate")
+    _draw(patient, oncologist, START + DAY)
+    api.force_authenticate(nurse)
+
+    bundle = _search(api, f"patient={patient.pk}")
+
+    assert [e["resource"]["status"] for e in bundle["entry"]] == ["entered-in-error", "final"]
+
+
+def test_next_and_previous_links_walk_every_draw_oldest_first(api, nurse, oncologist, patient):
+    draws = [_draw(patient, oncologist, START + n * 7 * DAY, ctc_count=n) for n in range(5)]
+    api.force_authenticate(nurse)
+
+    pages = [_search(api, f"patient={patient.pk}&_count=2")]
+    while next_url := {link["relation"]: link["url"] for link in pages[-1]["link"]}.get("next"):
+        pages.append(_search(api, next_url.split("?", 1)[1]))
+
+    seen = [e["resource"]["id"] for page in pages for e in page["entry"]]
+    assert seen == [str(d.pk) for d in draws]
+    assert [len(page["entry"]) for page in pages] == [2, 2, 1]
+    assert {page["total"] for page in pages} == {5}
+    previous = {link["relation"]: link["url"] for link in pages[-1]["link"]}["previous"]
+    assert previous.endswith("_count=2&_offset=2")
+    assert "previous" not in {link["relation"] for link in pages[0]["link"]}
+
+
+def test_a_count_of_zero_gives_the_total_only(api, nurse, oncologist, patient):
+    _draw(patient, oncologist)
+    api.force_authenticate(nurse)
+
+    bundle = _search(api, f"patient={patient.pk}&_count=0")
+
+    assert (bundle["total"], bundle["entry"]) == (1, [])
+    assert [link["relation"] for link in bundle["link"]] == ["self"]
+
+
+def test_a_search_costs_the_same_queries_for_any_number_of_draws(
+    api, nurse, oncologist, patient, count_queries
+):
+    api.force_authenticate(nurse)
+    url = f"{BASE}/Observation?patient={patient.pk}"
+    _draw(patient, oncologist, START)
+    api.get(url)  # the user's permissions are cached after the first request
+    few = count_queries(lambda: api.get(url))
+
+    for n in range(1, 15):
+        _draw(patient, oncologist, START + n * DAY, ctc_count=n)
+    many = count_queries(lambda: api.get(url))
+
+    assert few == many
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "_count=5",
+        "patient=",
+        "patient=Encounter/1",
+        "patient=1&_count=-1",
+        "patient=1&_offset=x",
+    ],
+)
+def test_a_search_without_a_usable_patient_or_page_is_a_400_operation_outcome(api, nurse, query):
+    api.force_authenticate(nurse)
+
+    r = api.get(f"{BASE}/Observation?{query}")
+
+    assert r.status_code == 400
+    assert _outcome(r) == "invalid"
+
+
+def test_a_search_for_an_unknown_patient_is_a_404_operation_outcome(api, nurse):
+    api.force_authenticate(nurse)
+
+    r = api.get(f"{BASE}/Observation?patient=999999")
+
+    assert r.status_code == 404
+    assert _outcome(r) == "not-found"
+
+
+# --- access and formats -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["metadata", "Patient/{patient}", "Observation?patient={patient}"])
+def test_anonymous_callers_are_asked_to_authenticate(api, patient, path):
+    r = api.get(f"{BASE}/{path.format(patient=patient.pk)}")
+
+    assert r.status_code == 401
+    assert r["WWW-Authenticate"] == "Token"
+    assert _outcome(r) == "login"
+
+
+@pytest.mark.parametrize("path", ["metadata", "Patient/{patient}", "Observation?patient={patient}"])
+def test_users_without_a_role_are_forbidden(api, outsider, patient, path):
+    api.force_authenticate(outsider)
+
+    r = api.get(f"{BASE}/{path.format(patient=patient.pk)}")
+
+    assert r.status_code == 403
+    assert _outcome(r) == "forbidden"
+
+
+def test_a_token_works_as_it_does_for_the_api(api, nurse, patient):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=nurse).key}")
+
+    assert api.get(f"{BASE}/Patient/{patient.pk}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/fhir+json",
+        "application/json",
+        "*/*",
+        "application/fhir+json; fhirVersion=4.0",
+        None,
+    ],
+)
+def test_it_answers_fhir_json_to_any_json_accept_header(api, nurse, patient, accept):
+    api.force_authenticate(nurse)
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+
+    r = api.get(f"{BASE}/Patient/{patient.pk}", **headers)
+
+    assert r.status_code == 200
+    assert r["Content-Type"] == "application/fhir+json"
+    assert "no-store" in r["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    ("query", "accept"), [("", "application/fhir+xml"), ("?_format=xml", "application/fhir+json")]
+)
+def test_it_refuses_formats_other_than_json(api, nurse, patient, query, accept):
+    api.force_authenticate(nurse)
+
+    r = api.get(f"{BASE}/Patient/{patient.pk}{query}", HTTP_ACCEPT=accept)
+
+    assert r.status_code == 406
+    assert _outcome(r) == "not-supported"
+
+
+def test_it_is_read_only(api, oncologist, patient):
+    api.force_authenticate(oncologist)
+
+    r = api.post(f"{BASE}/Observation", {"resourceType": "Observation"}, format="json")
+
+    assert r.status_code == 405
+    assert _outcome(r) == "not-supported"
