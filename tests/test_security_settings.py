@@ -128,7 +128,13 @@ def test_the_session_limits_come_from_the_environment(monkeypatch):
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(_READ_BY_SETTINGS)}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests' conftest for their live server;
+    # a production process never has it, and `check --deploy` rightly refuses it.
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_READ_BY_SETTINGS) and k != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
