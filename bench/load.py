@@ -141,8 +141,8 @@ def run_wrk(
     seconds: int = 30,
     threads: int = 2,
 ) -> LoadResult:
-    """`connections` connections for `seconds` seconds; a request not answered within
-    `TIMEOUT_SECONDS` is an error (wrk counts it at each of its checks while it waits)."""
+    """`connections` connections for `seconds` seconds; an answer that took longer than
+    `TIMEOUT_SECONDS` is a timeout (wrk leaves out requests still waiting at the end)."""
     lua = WRK_SCRIPT % {
         "paths": ", ".join(_lua_string(p) for p in paths),
         "cookies": ", ".join(_lua_string(c) for c in cookies),

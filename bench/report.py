@@ -68,11 +68,10 @@ def _load(run: Any, name: str) -> dict[str, float]:
         "p99": _median([r.p99_ms for r in results]),
         "max": max(r.max_ms for r in results),
         "errors": sum(r.errors for r in results),
-        "unanswered": sum(r.unanswered for r in results),
         "requests": sum(r.requests for r in results),
         "detail": "; ".join(r.error_detail for r in results if r.errors),
         "cpu_ms": _median([r.cpu_ms_per_request for r in results if r.cpu_ms_per_request]
-                          or [0.0]),
+                          or [0.0]) or None,
         "busy": _median([r.machine_busy for r in results]),
         "server_share": _median([r.server_cpu_seconds / (r.seconds * os.cpu_count())
                                  for r in results if r.seconds]),
@@ -248,16 +247,20 @@ def _load_section(run: Any) -> str:
         got = _load(run, name)
         if not got:
             continue
+        answered = got["requests"] > 0
         rows.append([name, f"{got['requests']:,}", f"{got['rps']:,.1f}",
-                     _ratio(got["rps"], trivial.get("rps"), ".3f"), f"{got['p50']:,.1f}",
-                     f"{got['p99']:,.1f}", _ratio(got["p99"], got["p50"], ".1f", "x"),
-                     f"{got['max']:,.0f}", f"{got['errors']:,}", f"{got['unanswered']:,}",
+                     _ratio(got["rps"], trivial.get("rps"), ".3f"),
+                     f"{got['p50']:,.1f}" if answered else "n/a",
+                     f"{got['p99']:,.1f}" if answered else "n/a",
+                     _ratio(got["p99"], got["p50"], ".1f", "x"),
+                     f"{got['max']:,.0f}" if answered else "n/a",
+                     f"{got['errors']:,}" if answered else "none answered",
                      f"{got['cpu_ms']:,.1f}" if got["cpu_ms"] else "n/a",
-                     _ratio(got["cpu_ms"], trivial.get("cpu_ms"), ".0f", "x"),
+                     _ratio(got["cpu_ms"], trivial.get("cpu_ms"), ".0f", "x")
+                     if got["cpu_ms"] else "n/a",
                      f"{got['server_share']:.0%} / {got['busy']:.0%}"])  # fmt: skip
     header = ["endpoint", "requests", "req/s", "req/s vs trivial", "p50 ms", "p99 ms",
-              "p99/p50", "max ms", "errors", "unanswered at the end", "server CPU ms/request",
-              "vs trivial",
+              "p99/p50", "max ms", "errors", "server CPU ms/request", "vs trivial",
               "CPU: server / whole machine"]  # fmt: skip
     details = [
         f"- {name}: {got['detail']}" for name in run.load if (got := _load(run, name))["errors"]
@@ -272,16 +275,17 @@ def _load_section(run: Any) -> str:
         f"## 4. HTTP load: gunicorn with `gunicorn.conf.py`, wrk on the same machine\n\n"
         f"{run.options.connections} connections for {run.options.load_seconds} s, "
         f"{run.options.repeats} runs each (medians; errors summed), a fresh server per run. "
-        f"Twelve nurses signed in through the login form, their sessions used in turn. "
-        f"Trivial endpoint: {trivial_note}. Errors: socket errors, timeouts and every answer "
-        "other than 200; a request not answered within 10 s has timed out (wrk counts it at "
-        "each of its checks while it waits, so the count is of checks, not requests), and only "
-        "answers within 10 s are in the latencies. Server CPU per request: the CPU time "
-        "gunicorn's master and workers used during the run over the requests answered, a cost "
-        "that does not "
-        "drift with the machine's load (PostgreSQL's share is not in it). Last column: the "
-        "server's share of the machine's CPU capacity during the run, and how busy the "
-        "whole machine was (wrk, PostgreSQL and every other process included).\n\n"
+        "Twelve nurses signed in through the login form, their sessions used in turn. "
+        f"Trivial endpoint: {trivial_note}.\n\n"
+        "- Errors: socket errors, timeouts and every answer other than 200. An answer that "
+        "took more than 10 s is a timeout, left out of the latencies; wrk counts no request "
+        "still waiting when the run ends, so a run in which no request was answered misses "
+        "the target.\n"
+        "- Server CPU per request: the CPU time of gunicorn's master and workers during the "
+        "run over the requests answered (PostgreSQL's share is not in it): a cost that does "
+        "not drift with the machine's load.\n"
+        "- Last column: the server's share of the machine's CPU capacity during the run, and "
+        "how busy the whole machine was (wrk, PostgreSQL and every other process included).\n\n"
         + _table(header, rows)
         + ("\n\nErrors: \n" + "\n".join(details) if details else "")
         + "\n"
