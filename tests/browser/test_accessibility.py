@@ -95,6 +95,21 @@ def test_every_page_and_form_has_no_wcag_violations(page: Page, live_server, cli
     assert failures == {}
 
 
+def test_the_staff_audit_report_has_no_wcag_violations(
+    page: Page, live_server, clinic, axe_source, django_user_model
+):
+    django_user_model.objects.create_superuser("ada", password=PASSWORD)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    page.goto(f"{live_server.url}/audit/")
+
+    expect(page.locator("main table")).to_be_visible()
+    assert audit(page, axe_source) == []
+
+
 def _focus_is_visible(page: Page) -> bool:
     return page.evaluate(
         """() => {
