@@ -47,8 +47,13 @@ def envint(name: str, default: str) -> int:
 
 DEBUG = envbool("DEBUG", "False")
 
+# Build-time commands that never sign anything may run without a key (a CI step
+# checking migrations, collectstatic in an image build); manage.py names the
+# command. Everything else, the app server above all, refuses to start.
+KEYLESS_COMMANDS = frozenset({"makemigrations", "collectstatic", "help"})
 SECRET_KEY = os.getenv("SECRET_KEY", _DEV_SECRET_KEY if DEBUG else "")
-if not SECRET_KEY or (SECRET_KEY == _DEV_SECRET_KEY and not DEBUG):
+_keyless = os.getenv("CTCTRACK_MANAGEMENT_COMMAND", "") in KEYLESS_COMMANDS
+if (not SECRET_KEY and not _keyless) or (SECRET_KEY == _DEV_SECRET_KEY and not DEBUG):
     raise ImproperlyConfigured("Set SECRET_KEY in the environment (or DEBUG=True for local use).")
 
 ALLOWED_HOSTS = [

@@ -52,6 +52,16 @@ def test_production_needs_a_secret_key(monkeypatch):
         load_settings(monkeypatch, DEBUG="False", ALLOWED_HOSTS="ctctrack.example.org")
 
 
+def test_build_time_commands_run_without_a_secret_key_but_nothing_else_does(monkeypatch):
+    keyless = load_settings(
+        monkeypatch, DEBUG="False", CTCTRACK_MANAGEMENT_COMMAND="makemigrations"
+    )
+    assert keyless.SECRET_KEY == ""  # Django refuses any later use of an empty key
+
+    with pytest.raises(ImproperlyConfigured, match="Set SECRET_KEY"):
+        load_settings(monkeypatch, DEBUG="False", CTCTRACK_MANAGEMENT_COMMAND="runserver")
+
+
 def test_production_redirects_to_https_and_sends_hsts_for_a_year(production):
     assert production.SECURE_SSL_REDIRECT is True
     assert production.SECURE_HSTS_SECONDS == 365 * 24 * 3600
