@@ -12,15 +12,14 @@ unescaped. Every example runs in a transaction that is rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from django.apps import apps
-from django.db import models, transaction
+from django.db import models
+from fuzzing import rolled_back, snapshot
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -299,30 +298,6 @@ BY_NAME = {target.name: target for target in TARGETS}
 
 
 # --- checks ---------------------------------------------------------------------------
-
-
-class _Rollback(Exception):
-    """Raised at the end of every example so its writes never reach the next one."""
-
-
-@contextmanager
-def rolled_back() -> Iterator[None]:
-    try:
-        with transaction.atomic():
-            yield
-            raise _Rollback
-    except _Rollback:
-        pass
-
-
-def snapshot() -> dict[str, Any]:
-    """Every clinical row with every value, and the size of every change history."""
-    state: dict[str, Any] = {}
-    for model in apps.get_app_config("patients").get_models():
-        if hasattr(model, "history"):
-            state[model.__name__] = list(model.objects.order_by("pk").values())
-            state[f"{model.__name__} history"] = model.history.count()
-    return state
 
 
 def assert_no_live_markup(response, where: str) -> None:
