@@ -418,6 +418,37 @@ def change_history(patient: Patient) -> list[HistoryEntry]:
     return sorted(entries, key=lambda e: e.at, reverse=True)
 
 
+def edits_since(instance: models.Model, version: int) -> list[HistoryEntry]:
+    """The saved edits of one versioned row after `version`, oldest first.
+
+    This is what a second editor did not see when they opened the form: who
+    changed what, when and why. Two queries (history, and user names when a
+    changed field holds a user).
+    """
+    records = _history(type(instance), id=instance.pk)
+    rows = [
+        (new, [c for c in _delta(new, old) if c.field not in _BOOKKEEPING])
+        for new, old in _with_previous(records)
+        if new.version > version
+    ]
+    names = _user_names(rows)
+    return [
+        HistoryEntry(
+            at=new.history_date,
+            by=new.history_user.get_username() if new.history_user else "",
+            what=str(instance._meta.verbose_name).capitalize(),
+            kind=_KINDS.get(new.history_type, new.history_type),
+            changes=tuple(_field_change(new, change, names) for change in delta),
+            reason=new.history_change_reason or "",
+        )
+        for new, delta in rows
+    ]
+
+
+# Fields the services maintain themselves; an editor did not change them.
+_BOOKKEEPING = frozenset({"version"})
+
+
 def _history(model: type[models.Model], **lookup: Any) -> list[Any]:
     return list(
         model.history.filter(**lookup)  # type: ignore[attr-defined]

@@ -490,7 +490,18 @@ def _attempt(form: Any, save: Any) -> Any:
     except services.ConflictError as exc:
         form.add_error(None, str(exc))
         form.conflict = exc
+        _rebase(form, exc.current)
     return None
+
+
+def _rebase(form: Any, version: int) -> None:
+    """Keep what the editor typed, but base it on the version they have now been
+    shown, so a second Save applies it knowingly (and a third editor's change in
+    between is caught again)."""
+    if "version" in form.fields:
+        data = form.data.copy()
+        data[form.add_prefix("version")] = str(version)
+        form.data = data
 
 
 def _edit_parts(

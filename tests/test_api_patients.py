@@ -88,6 +88,10 @@ def test_a_stale_version_gets_409_and_changes_nothing(api, oncologist, patient):
     assert r.status_code == 409
     assert "changed by someone else" in r.json()["version"][0]
     assert Patient.objects.get(pk=patient.pk).given_name == "Janet"
+    (missed,) = r.json()["changes_since_your_version"]
+    assert missed["by"] == oncologist.username
+    assert missed["changes"] == [{"field": "given name", "old": "Jane", "new": "Janet"}]
+    assert "given name: Jane → Janet" in missed["summary"]
 
 
 @pytest.mark.parametrize(

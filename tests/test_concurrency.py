@@ -126,6 +126,10 @@ def test_two_api_edits_of_one_draw_save_one_and_answer_409_to_the_other(draw, on
     assert (draw.ctc_count, draw.version) == (won["ctc_count"], 2)
     assert lost["current_version"] == 2
     assert "changed by someone else" in lost["version"][0]
+    (missed,) = lost["changes_since_your_version"]
+    assert missed["changes"] == [
+        {"field": "CTC count (cells in the sample)", "old": "3", "new": str(won["ctc_count"])}
+    ]
     assert counts_in_history(draw) == [ORIGINAL_COUNT, won["ctc_count"]]
 
 
@@ -166,6 +170,17 @@ def test_the_second_form_editor_is_told_and_keeps_what_they_typed(
     page = second_save.content.decode()
     assert "changed by someone else" in page
     assert 'value="22"' in page and "Second recount by Omar" in page
+    # What changed, by whom and why, so Omar can decide without reloading.
+    changed = page[page.index("Changed since you opened this form") :]
+    assert oncologist.username in changed and "Recounted" in changed
+    assert "<strong>CTC count (cells in the sample)</strong> 3 → 11" in changed
     draw.refresh_from_db()
     assert (draw.ctc_count, draw.comment, draw.version) == (11, "First recount", 2)
     assert counts_in_history(draw) == [ORIGINAL_COUNT, 11]
+    # The kept form is now based on version 2: saving again applies Omar's count knowingly.
+    assert 'name="version" value="2"' in page
+    resave = second.post(url, _typed(22, "Second recount by Omar") | {"version": "2"})
+    assert resave.status_code == 302
+    draw.refresh_from_db()
+    assert (draw.ctc_count, draw.version) == (22, 3)
+    assert counts_in_history(draw) == [ORIGINAL_COUNT, 11, 22]

@@ -57,6 +57,50 @@ def test_an_edit_based_on_an_old_version_is_refused_and_changes_nothing(oncologi
     assert Patient.objects.get(pk=patient.pk).given_name == "Janet"
 
 
+def test_a_conflict_says_what_changed_who_changed_it_when_and_why(oncologist, nurse, patient):
+    services.update_patient(
+        patient=patient, by=oncologist, changes={"given_name": "Janet"}, reason="Typo"
+    )
+    services.update_patient(
+        patient=Patient.objects.get(pk=patient.pk),
+        by=nurse,
+        changes={"family_name": "Doe-Smith", "cancer_type": "prostate"},
+        reason="Records merged",
+    )
+
+    with pytest.raises(services.ConflictError) as info:
+        services.update_patient(
+            patient=patient, by=oncologist, changes={"given_name": "Joan"}, version=1
+        )
+
+    first, second = info.value.edits  # oldest first, both missed by the editor
+    assert (first.by, first.reason) == (oncologist.username, "Typo")
+    assert [(c.field, c.old, c.new) for c in first.changes] == [("given name", "Jane", "Janet")]
+    assert (second.by, second.reason) == (nurse.username, "Records merged")
+    assert sorted((c.field, c.old, c.new) for c in second.changes) == [
+        ("cancer type", "Breast", "Prostate"),
+        ("family name", "Doe", "Doe-Smith"),
+    ]
+    assert first.at <= second.at
+    described = info.value.describe()
+    assert described[0].startswith(f"{oncologist.username} changed given name: Jane → Janet at ")
+    assert described[0].endswith('(reason: "Typo").')
+
+
+def test_a_conflict_lists_only_the_edits_after_the_editors_version(oncologist, patient):
+    for name in ("Janet", "Joan", "Jo"):
+        services.update_patient(
+            patient=Patient.objects.get(pk=patient.pk), by=oncologist, changes={"given_name": name}
+        )
+
+    with pytest.raises(services.ConflictError) as info:
+        services.update_patient(
+            patient=patient, by=oncologist, changes={"given_name": "June"}, version=3
+        )
+
+    assert [[(c.old, c.new) for c in e.changes] for e in info.value.edits] == [[("Joan", "Jo")]]
+
+
 def test_a_duplicate_mrn_names_the_field(oncologist, patient):
     errors = _errors(
         lambda: services.register_patient(

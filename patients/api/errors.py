@@ -19,7 +19,7 @@ from rest_framework.views import set_rollback
 
 from patients import audit
 from patients.models import AccessAction, AccessOutcome
-from patients.services import ConflictError
+from patients.services import ConflictError, describe_edit
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -50,12 +50,26 @@ def _clinical_error_response(exc: Exception) -> Response | None:
     if isinstance(exc, ValidationError):
         return Response(validation_error_body(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ConflictError):
-        body = {"version": [str(exc)], "current_version": exc.current}
+        body = {
+            "version": [str(exc)],
+            "current_version": exc.current,
+            "changes_since_your_version": [_edit_body(edit) for edit in exc.edits],
+        }
         return Response(body, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ProtectedError):
         body = {"non_field_errors": ["Clinical records are never deleted."]}
         return Response(body, status=status.HTTP_409_CONFLICT)
     return None
+
+
+def _edit_body(edit: audit.HistoryEntry) -> dict[str, object]:
+    return {
+        "at": edit.at.isoformat(),
+        "by": edit.by,
+        "reason": edit.reason,
+        "summary": describe_edit(edit),
+        "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in edit.changes],
+    }
 
 
 def validation_error_body(exc: ValidationError) -> dict[str, list[str]]:
