@@ -58,6 +58,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ctctrack.middleware import is_api
+from patients.forms import focus_first_error
 
 TOTP_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"
@@ -233,6 +234,10 @@ class CodeForm(forms.Form):
         self.device: Device | None = None
         if device is not None:  # setting up: only the new app's code confirms it
             self.fields["code"].help_text = "The 6-digit code your authenticator app shows now."
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        focus_first_error(self)  # the page opens on the code field, its error read out
 
     def clean_code(self) -> str:
         code = self.cleaned_data["code"]

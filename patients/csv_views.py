@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from patients import assessment, audit, csv_export, services
 from patients.csv_import import ImportPlan, parse_csv, plan_import
+from patients.forms import focus_first_error
 from patients.models import Patient
 from patients.views import get_patient_for_user
 
@@ -38,6 +39,10 @@ class UploadForm(forms.Form):
         help_text="Columns: mrn, drawn_at, blood_volume_ml (optional, default 7.5), status, "
         "ctc_count, accession, comment. Times without an offset are clinic time.",
     )
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        focus_first_error(self)  # the page opens on the file field, its error read out
 
     def clean_file(self) -> str:
         upload = self.cleaned_data["file"]

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
@@ -19,6 +21,7 @@ from .journey import PASSWORD, settle, sign_in, sign_out
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+BAD_CSV = Path(__file__).parents[1] / "data" / "csv" / "bad.csv"
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
@@ -107,6 +110,95 @@ def test_the_staff_audit_report_has_no_wcag_violations(
     page.goto(f"{live_server.url}/audit/")
 
     expect(page.locator("main table")).to_be_visible()
+    assert audit(page, axe_source) == []
+
+
+def _current_code(user: User) -> str:
+    """The code the user's authenticator app shows now (as the phone would compute it)."""
+    device = TOTPDevice.objects.get(user=user)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
+
+
+def _enter_code(page: Page, code: str, button: str, form: str = "main") -> None:
+    scope = page.locator(form)
+    scope.get_by_role("textbox", name="Code").fill(code)
+    scope.get_by_role("button", name=button).click()
+    settle(page)
+
+
+def _code_error_has_focus(page: Page) -> bool:
+    return page.evaluate(
+        "document.activeElement.name?.endsWith('code') "
+        "&& document.activeElement.getAttribute('aria-invalid') === 'true'"
+    )
+
+
+def test_the_two_factor_pages_have_no_wcag_violations(page: Page, live_server, clinic, axe_source):
+    nina = User.objects.get(username="nina")
+    base = f"{live_server.url}/accounts/mfa"
+    failures: dict[str, list[str]] = {}
+    focus_lost: list[str] = []
+
+    def check(name: str, *, error: bool = False) -> None:
+        if found := audit(page, axe_source):
+            failures[name] = found
+        if error and not _code_error_has_focus(page):
+            focus_lost.append(name)
+
+    sign_in(page, live_server.url, "nina")
+    page.goto(f"{base}/")
+    check("overview, two-factor off")
+
+    page.goto(f"{base}/setup/")
+    check("setup")
+    _enter_code(page, "", "Confirm")
+    check("setup, no code", error=True)
+    _enter_code(page, "000000" if _current_code(nina) != "000000" else "111111", "Confirm")
+    expect(page.get_by_role("alert")).to_be_visible()
+    check("setup, wrong code", error=True)
+    page.wait_for_timeout(2_100)  # django-otp makes the next try wait after a wrong code
+    _enter_code(page, _current_code(nina), "Confirm")
+    expect(page.get_by_role("heading", name="recovery codes")).to_be_visible()
+    check("recovery codes")
+
+    page.goto(f"{base}/")
+    check("overview, two-factor on")
+    disable = "section.danger-zone"
+    _enter_code(page, "", "Turn off two-factor sign-in", disable)
+    check("disable, no code", error=True)
+    _enter_code(page, "12345", "Turn off two-factor sign-in", disable)
+    check("disable, wrong code", error=True)
+
+    sign_out(page)
+    page.get_by_label("Username").fill("nina")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    check("verify")
+    _enter_code(page, "", "Continue")
+    check("verify, no code", error=True)
+    _enter_code(page, "12345", "Continue")
+    check("verify, wrong code", error=True)
+
+    assert failures == {}
+    assert focus_lost == [], "these pages did not put the focus on the code field's error"
+
+
+def test_a_bad_csv_preview_has_no_wcag_violations(page: Page, live_server, clinic, axe_source):
+    sign_in(page, live_server.url, "olivia")
+    page.goto(f"{live_server.url}/imports/csv/")
+    page.get_by_role("button", name="Check the file").click()  # no file: the field's error
+    settle(page)
+    assert page.evaluate("document.activeElement.type") == "file"
+    assert audit(page, axe_source) == []
+
+    page.get_by_label("CSV file").set_input_files(BAD_CSV)
+    page.get_by_role("button", name="Check the file").click()
+    settle(page)
+
+    expect(page.get_by_text("NOPE-9")).to_be_visible()  # a bad row, listed
+    expect(page.get_by_role("button", name="Import")).to_have_count(0)  # nothing to confirm
     assert audit(page, axe_source) == []
 
 
