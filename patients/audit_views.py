@@ -248,3 +248,15 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
         target=f"{request.method} {request.path}",
     )
     return render(request, "403.html", status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a refused form post is a permission denial like any other,
+    so it is in the access log too. The page says what to do, not why in detail."""
+    audit.record(
+        request,
+        AccessAction.PERMISSION_DENIED,
+        outcome=AccessOutcome.DENIED,
+        target=f"{request.method} {request.path} (CSRF check failed)",
+    )
+    return render(request, "403_csrf.html", status=403)

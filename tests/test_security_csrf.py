@@ -18,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from patients import services
+from patients.models import AccessAction, AccessEvent, AccessOutcome
 
 pytestmark = pytest.mark.django_db
 
@@ -173,6 +174,23 @@ def test_the_sign_in_form_refuses_a_post_without_the_csrf_token(nurse):
 
     assert r.status_code == 403
     assert "_auth_user_id" not in strict.session
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_a_refused_post_is_in_the_access_log_and_says_what_to_do(nurse, signed_in):
+    strict = Client(enforce_csrf_checks=True, REMOTE_ADDR="10.1.2.3")
+    if signed_in:
+        strict.force_login(nurse)
+
+    r = strict.post("/accounts/login/", {"username": "nina", "password": "correct-horse-42"})
+
+    assert r.status_code == 403
+    assert "Nothing was saved" in r.content.decode()
+    event = AccessEvent.objects.get(action=AccessAction.PERMISSION_DENIED)
+    assert event.outcome == AccessOutcome.DENIED
+    assert event.target == "POST /accounts/login/ (CSRF check failed)"
+    assert event.client_address == "10.1.2.3"
+    assert event.user_id == (nurse.pk if signed_in else None)
 
 
 def test_the_api_refuses_a_session_post_without_the_csrf_token(oncologist):
