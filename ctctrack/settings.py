@@ -185,6 +185,10 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 CTCTRACK_SESSION_MAX_AGE_SECONDS = envint("CTCTRACK_SESSION_MAX_AGE_SECONDS", str(12 * 3600))
 SESSION_COOKIE_AGE = CTCTRACK_SESSION_MAX_AGE_SECONDS
 # Idle limit, enforced by ctctrack.middleware.SessionTimeoutMiddleware.
+# API tokens expire like sessions; a client asks for a new one (see patients/api/authentication).
+CTCTRACK_API_TOKEN_MAX_AGE_SECONDS = envint(
+    "CTCTRACK_API_TOKEN_MAX_AGE_SECONDS", str(CTCTRACK_SESSION_MAX_AGE_SECONDS)
+)
 CTCTRACK_IDLE_TIMEOUT_SECONDS = envint("CTCTRACK_IDLE_TIMEOUT_SECONDS", str(15 * 60))
 # Clinic workstations are shared: closing the browser ends the session too.
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -268,7 +272,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous request gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "patients.api.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["patients.api.permissions.RolePermission"],

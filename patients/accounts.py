@@ -58,6 +58,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ctctrack.middleware import is_api
+from patients.api.authentication import is_expired
 from patients.forms import focus_first_error
 
 TOTP_NAME = "Authenticator app"
@@ -417,10 +418,19 @@ def obtain_token(request: Request) -> Response:
     refused = _token_second_factor(django_request, user, data["otp_token"])
     if refused is not None:
         return refused
-    token, _ = Token.objects.get_or_create(user=user)
+    token = _fresh_token(user)
     # A successful sign-in: resets the failure count, updates last_login, is audited.
     user_logged_in.send(sender=type(user), request=django_request, user=user)
     return Response({"token": token.key})
+
+
+def _fresh_token(user: AbstractBaseUser) -> Token:
+    """The user's token, replaced by a new one once it has expired."""
+    token, created = Token.objects.get_or_create(user=user)
+    if not created and is_expired(token):
+        token.delete()  # a credential, not a clinical record
+        token = Token.objects.create(user=user)
+    return token
 
 
 def _token_second_factor(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from patients.models import Patient
+from patients.models import AccessAction, AccessEvent, Patient
 
 pytestmark = pytest.mark.django_db
 
@@ -97,6 +100,52 @@ def test_a_bad_token_is_refused(api, patient):
     api.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
 
     assert api.get("/api/v1/patients/").status_code == 401
+
+
+def _token_for(api, username: str = "nina") -> str:
+    body = {"username": username, "password": "correct-horse-42"}
+    return api.post("/api/v1/auth/token/", body, format="json").json()["token"]
+
+
+def _age(token: str, seconds: int) -> None:
+    Token.objects.filter(key=token).update(created=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_a_token_expires_like_a_session(api, nurse, patient, settings):
+    settings.CTCTRACK_API_TOKEN_MAX_AGE_SECONDS = 3600
+    token = _token_for(api)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    _age(token, 3599)
+    assert api.get("/api/v1/patients/").status_code == 200
+
+    _age(token, 3601)
+    r = api.get("/api/v1/patients/")
+    assert r.status_code == 401
+    assert "expired" in r.json()["detail"]
+    failed = AccessEvent.objects.filter(action=AccessAction.LOGIN_FAILED).get()
+    assert failed.target == "GET /api/v1/patients/"
+
+
+def test_asking_again_after_expiry_gives_a_new_token_that_works(api, nurse, patient, settings):
+    settings.CTCTRACK_API_TOKEN_MAX_AGE_SECONDS = 3600
+    old = _token_for(api)
+    assert _token_for(api) == old  # still valid: the same token for every client
+
+    _age(old, 3601)
+    new = _token_for(api)
+
+    assert new != old
+    api.credentials(HTTP_AUTHORIZATION=f"Token {old}")
+    assert api.get("/api/v1/patients/").status_code == 401
+    api.credentials(HTTP_AUTHORIZATION=f"Token {new}")
+    assert api.get("/api/v1/patients/").status_code == 200
+
+
+def test_tokens_last_as_long_as_a_session_by_default():
+    from django.conf import settings
+
+    assert settings.CTCTRACK_API_TOKEN_MAX_AGE_SECONDS == 12 * 3600
 
 
 def test_a_session_login_works_for_the_api(client, nurse, patient):
