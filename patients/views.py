@@ -130,12 +130,22 @@ def _back(request: HttpRequest, *, fallback: str) -> HttpResponseRedirect:
 # --- patients ----------------------------------------------------------------------
 
 
-@require_GET
+# The patient list's search text, kept in the session (see patient_list).
+PATIENT_SEARCH_KEY = "patient_search"
+
+
+@GET_POST
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
 def patient_list(request: HttpRequest) -> HttpResponse:
-    # PostgreSQL refuses NUL in a query string; nobody searches for one (DRF drops it too).
-    query = request.GET.get("q", "").replace("\x00", "").strip()
+    if request.method == "POST":
+        # A search is a name or an MRN: posted, kept in the session, and the list shown at
+        # a plain URL, so it never lands in browser history, bookmarks or proxy logs.
+        # PostgreSQL refuses NUL in a query; nobody searches for one (DRF drops it too).
+        text = request.POST.get("q", "").replace("\x00", "").strip()[:100]
+        request.session[PATIENT_SEARCH_KEY] = text
+        return redirect("patients:list")
+    query = request.session.get(PATIENT_SEARCH_KEY, "")
     today = timezone.localdate()
     patients = Patient.objects.search(query).with_summary(today).select_related("oncologist")
     page = Paginator(patients, 25).get_page(request.GET.get("page"))

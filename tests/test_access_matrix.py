@@ -94,7 +94,7 @@ ACCESS: dict[str, Rule] = {
     # the clinicians' pages
     "patients:worklist": page(CLINICIANS),
     "patients:acknowledge": post_only(CLINICIANS),
-    "patients:list": page(CLINICIANS),
+    "patients:list": form(CLINICIANS),  # GET the list, POST a search (kept out of the URL)
     "patients:detail": page(CLINICIANS),
     "patients:chart-svg": page(CLINICIANS),
     "patients:chart-png": page(CLINICIANS),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -66,12 +67,32 @@ def test_the_list_searches_by_name_or_mrn_and_paginates(client, nurse, oncologis
 
     first = client.get("/patients/")
     second = client.get("/patients/", {"page": 2})
-    found = client.get("/patients/", {"q": "L-017"})
+    found = client.post("/patients/", {"q": "L-017"}, follow=True)
 
     assertContains(first, "Page 1 of 2")
     assertContains(second, "Family029")
     assertContains(found, "Family017")
     assertNotContains(found, "Family016")
+
+
+def test_a_search_never_puts_the_name_in_a_url(client, nurse, oncologist):
+    for i in range(30):
+        _register(oncologist, i)
+    client.force_login(nurse)
+
+    searched = client.post("/patients/", {"q": "Family01"})
+    assert searched.status_code == 302 and searched["Location"] == "/patients/"
+
+    found = client.get("/patients/")
+    assertContains(found, "10 patients matching “Family01”")
+    assertContains(found, "Family019")
+    assertNotContains(found, "Family020")
+    for link in re.findall(r'href="([^"]*)"', found.content.decode()):
+        assert "Family" not in link and "q=" not in link, link
+    # The search stays while the nurse pages through it, until they clear it.
+    assertContains(client.get("/patients/", {"page": 1}), "matching “Family01”")
+    client.post("/patients/", {"q": ""})
+    assertContains(client.get("/patients/"), "30 patients.")
 
 
 def test_the_list_runs_the_same_queries_for_few_or_many_patients(
