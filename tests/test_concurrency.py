@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,3 +185,40 @@ def test_the_second_form_editor_is_told_and_keeps_what_they_typed(
     draw.refresh_from_db()
     assert (draw.ctc_count, draw.version) == (22, 3)
     assert counts_in_history(draw) == [ORIGINAL_COUNT, 11, 22]
+
+
+# --- two lab messages with the same accession -------------------------------------------------
+
+HL7_RESULT = (Path(__file__).parent / "data" / "hl7" / "oru_r01_final.hl7").read_bytes()
+
+
+def lab_sender(user: Any) -> Callable[[threading.Barrier], Any]:
+    def send(barrier: threading.Barrier) -> Any:
+        api = APIClient()
+        api.force_authenticate(user)
+        barrier.wait()
+        with one_writer_at_a_time_on_sqlite():
+            return api.generic(
+                "POST", "/api/v1/hl7/oru/", data=HL7_RESULT, content_type="text/plain"
+            )
+
+    return send
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_lab_result_sent_twice_at_once_is_stored_once_and_both_get_an_answer(
+    patient, oncologist
+):
+    outcomes = run_together(lab_sender(oncologist), lab_sender(oncologist))
+
+    assert [r.status_code for r in outcomes] == [200, 200], [r.content for r in outcomes]
+    acks = [r.content.decode().split("MSA|")[1].split("|")[0] for r in outcomes]
+    # One stores it; the other either sees it stored (a resend: AA, nothing changed) or,
+    # on PostgreSQL, meets the unique accession mid-way and is asked to send again (AE).
+    assert "AA" in acks and set(acks) <= {"AA", "AE"}, acks
+    for response, ack in zip(outcomes, acks, strict=True):
+        if ack == "AE":
+            assert "at the same moment" in response.content.decode()
+    draw = CTCDraw.objects.get()
+    assert (draw.accession, draw.ctc_count) == ("CS-26-0101", 7)
+    assert draw.history.count() == 1
