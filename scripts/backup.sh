@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Back up CTC Track's PostgreSQL database: scripts/backup.sh [DIR]
 #
-# Writes three files into DIR (default $BACKUP_DIR, else ./backups), named
+# Writes three files into DIR (or $BACKUP_DIR: one of the two is required, so
+# that patient data never lands in a checkout by default), named
 # ctctrack-<database>-<UTC time>:
 #   .dump      pg_dump's custom format (compressed; read by pg_restore)
 #   .manifest  every table's row count, counted in the very snapshot dumped
@@ -25,7 +26,8 @@ case $url in
 postgres://* | postgresql://*) ;;
 *) fail "set DATABASE_URL (or BACKUP_DATABASE_URL) to the database's postgres:// URL" ;;
 esac
-dir=${1:-${BACKUP_DIR:-backups}}
+dir=${1:-${BACKUP_DIR:-}}
+[ -n "$dir" ] || fail "usage: $(basename "$0") DIR (or set BACKUP_DIR): where the backup goes"
 mkdir -p "$dir"
 psql=$(pg_tool psql)
 pg_dump=$(pg_tool pg_dump)
