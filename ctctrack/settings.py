@@ -135,6 +135,10 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=envint("DB_CONN_MAX_AGE", "60"),
         conn_health_checks=True,
+        # Behind pgbouncer in transaction pooling mode, a server-side cursor (what
+        # QuerySet.iterator() uses on PostgreSQL: verify_audit, the audit CSV export)
+        # may meet another server connection at its next fetch: switch them off there.
+        disable_server_side_cursors=envbool("DB_DISABLE_SERVER_SIDE_CURSORS", "False"),
     )
 }
 # Every request is one transaction: a failed write leaves nothing half-saved.
