@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Local use only: DEBUG=True allows the development secret key. Production sets
-# DEBUG=False, SECRET_KEY and ALLOWED_HOSTS itself (see docs/deployment notes in README).
+# DEBUG=False, SECRET_KEY and ALLOWED_HOSTS itself (see docs/deployment.md).
 LOCAL := DEBUG=True MPLCONFIGDIR=$(CURDIR)/.mplconfig
 
 .PHONY: run test install lint format migrations-check check-deploy rules-coverage screenshots browser-tools bench postgres clean
