@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -142,6 +144,47 @@ DATABASES = {
 # Every request is one transaction: a failed write leaves nothing half-saved.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# --- Cache: charts (keyed by the patient's data version) -------------------------
+# CACHE_URL picks one cache that every app server shares: unset, each process's
+# own memory (one server); redis://[:password@]host:port/db (rediss:// for TLS)
+# or memcached://host:port. Charts show patient data: the cache must be private
+# to this installation (its own Redis database or CACHE_KEY_PREFIX) and network.
+# Nothing else that must agree across servers lives in a process: sessions,
+# django-axes' failures and lockouts (its default database handler), django-otp's
+# devices and throttling are in the database; messages in the session; there are
+# no DRF throttles. Charts are keyed by the patient's data version, which every
+# write bumps in the database, so no server can serve another's stale chart.
+CACHE_SCHEMES = {
+    "redis": "django.core.cache.backends.redis.RedisCache",
+    "rediss": "django.core.cache.backends.redis.RedisCache",
+    "memcached": "django.core.cache.backends.memcached.PyMemcacheCache",
+}
+
+
+def cache_from_url(url: str, *, key_prefix: str = "") -> dict[str, Any]:
+    """The `default` entry of CACHES for a CACHE_URL; "" is local memory."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    parts = urlsplit(url)
+    backend = CACHE_SCHEMES.get(parts.scheme)
+    if backend is None or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"CACHE_URL scheme {parts.scheme!r} (host {parts.hostname!r}) is not supported: use "
+            "redis://host:port/db, rediss://host:port/db or memcached://host:port, "
+            "or leave it unset for local memory."
+        )
+    # redis-py reads the password, database and TLS from the URL itself.
+    location = url if parts.scheme.startswith("redis") else parts.netloc
+    return {"BACKEND": backend, "LOCATION": location, "KEY_PREFIX": key_prefix}
+
+
+CACHES = {
+    "default": cache_from_url(
+        os.getenv("CACHE_URL", ""), key_prefix=os.getenv("CACHE_KEY_PREFIX", "ctctrack")
+    )
+}
 
 AUTHENTICATION_BACKENDS = [
     # First, so that every authenticate() with a request is refused while its
