@@ -110,6 +110,8 @@ MIDDLEWARE = [
     "ctctrack.middleware.RequireMFAMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # With a read replica only: which views may read it, and the pin after a write.
+    "ctctrack.routers.ReadYourWritesMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -145,6 +147,46 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def replica_database(primary_copy: dict[str, Any]) -> dict[str, Any]:
+    """The `replica` alias's settings from a parsed DATABASE_REPLICA_URL.
+
+    No ATOMIC_REQUESTS: a request's transaction is on the primary, and one on the
+    replica too would open a second connection for every request. In tests the
+    alias is a mirror of `default` (the same test database, no copy made). On
+    PostgreSQL every transaction on it is read-only, so a write routed there by
+    mistake fails loudly instead of meeting a standby's error in production only.
+    """
+    replica = {**primary_copy, "ATOMIC_REQUESTS": False}
+    replica["TEST"] = {**replica.get("TEST", {}), "MIRROR": "default"}
+    if "postgresql" in replica.get("ENGINE", ""):
+        options = dict(replica.get("OPTIONS", {}))
+        read_only = "-c default_transaction_read_only=on"
+        options["options"] = f"{options.get('options', '')} {read_only}".strip()
+        replica["OPTIONS"] = options
+    return replica
+
+
+# An optional read replica (a PostgreSQL streaming standby of `default`). Only
+# GET requests of the worklist, patient list, patient page and charts read the
+# clinical tables from it, and not for a user who has just written:
+# ctctrack/routers.py says what goes where and why. Unset: one database, as ever.
+_replica_url = os.getenv("DATABASE_REPLICA_URL", "")
+if _replica_url:
+    DATABASES["replica"] = replica_database(
+        dj_database_url.parse(
+            _replica_url,
+            conn_max_age=envint("DB_CONN_MAX_AGE", "60"),
+            conn_health_checks=True,
+        )
+    )
+    DATABASE_ROUTERS = ["ctctrack.routers.ReplicaRouter"]
+# After a user's write (POST, PUT, PATCH, DELETE), that browser reads from the
+# primary for this long, so they see their own change even while the replica
+# lags. Streaming replication on one site's network lags well under a second;
+# 10 s covers the redirect after the form and the next few pages with room for a
+# lag spike. Alert on replay lag above it (docs/deployment.md).
+CTCTRACK_READ_YOUR_WRITES_SECONDS = envint("CTCTRACK_READ_YOUR_WRITES_SECONDS", "10")
 
 # --- Cache: charts (keyed by the patient's data version) -------------------------
 # CACHE_URL picks one cache that every app server shares: unset, each process's
