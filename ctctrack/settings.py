@@ -199,9 +199,24 @@ CTCTRACK_READ_YOUR_WRITES_SECONDS = envint("CTCTRACK_READ_YOUR_WRITES_SECONDS", 
 # no DRF throttles. Charts are keyed by the patient's data version, which every
 # write bumps in the database, so no server can serve another's stale chart.
 CACHE_SCHEMES = {
-    "redis": "django.core.cache.backends.redis.RedisCache",
-    "rediss": "django.core.cache.backends.redis.RedisCache",
+    # Django's RedisCache, with a cache that is down read as a miss (ctctrack/cache.py).
+    "redis": "ctctrack.cache.RedisCache",
+    "rediss": "ctctrack.cache.RedisCache",
     "memcached": "django.core.cache.backends.memcached.PyMemcacheCache",
+}
+# A cache that does not answer within this long is skipped for that request: a chart
+# redrawn (40-50 ms) beats a request held for as long as the cache hangs.
+CACHE_TIMEOUT_SECONDS = 0.5
+CACHE_OPTIONS = {
+    "redis": {
+        "socket_connect_timeout": CACHE_TIMEOUT_SECONDS,
+        "socket_timeout": CACHE_TIMEOUT_SECONDS,
+    },
+    "memcached": {
+        "connect_timeout": CACHE_TIMEOUT_SECONDS,
+        "timeout": CACHE_TIMEOUT_SECONDS,
+        "ignore_exc": True,
+    },
 }
 
 
@@ -218,8 +233,13 @@ def cache_from_url(url: str, *, key_prefix: str = "") -> dict[str, Any]:
             "or leave it unset for local memory."
         )
     # redis-py reads the password, database and TLS from the URL itself.
-    location = url if parts.scheme.startswith("redis") else parts.netloc
-    return {"BACKEND": backend, "LOCATION": location, "KEY_PREFIX": key_prefix}
+    kind = "redis" if parts.scheme.startswith("redis") else "memcached"
+    return {
+        "BACKEND": backend,
+        "LOCATION": url if kind == "redis" else parts.netloc,
+        "KEY_PREFIX": key_prefix,
+        "OPTIONS": CACHE_OPTIONS[kind],
+    }
 
 
 CACHES = {

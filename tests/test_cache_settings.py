@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from ctctrack.settings import cache_from_url
 
@@ -23,19 +26,19 @@ def test_unset_is_each_process_own_memory():
 )
 def test_a_redis_url_is_django_redis_cache_given_the_whole_url(url):
     """redis-py reads the password, database number and TLS from the URL itself."""
-    assert cache_from_url(url, key_prefix="clinic") == {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": url,
-        "KEY_PREFIX": "clinic",
-    }
+    config = cache_from_url(url, key_prefix="clinic")
+
+    assert config["BACKEND"] == "ctctrack.cache.RedisCache"
+    assert issubclass(import_string(config["BACKEND"]), RedisCache)
+    assert (config["LOCATION"], config["KEY_PREFIX"]) == (url, "clinic")
 
 
 def test_a_memcached_url_is_pymemcache_at_host_and_port():
-    assert cache_from_url("memcached://10.0.0.5:11211") == {
-        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-        "LOCATION": "10.0.0.5:11211",
-        "KEY_PREFIX": "",
-    }
+    config = cache_from_url("memcached://10.0.0.5:11211")
+
+    assert config["BACKEND"] == "django.core.cache.backends.memcached.PyMemcacheCache"
+    assert (config["LOCATION"], config["KEY_PREFIX"]) == ("10.0.0.5:11211", "")
+    assert config["OPTIONS"]["ignore_exc"] is True  # a cache that is down reads as a miss
 
 
 @pytest.mark.parametrize(
@@ -74,3 +77,22 @@ def test_each_backend_loads_with_its_pinned_client(url, client_class, settings):
     client = caches["default"]._cache
 
     assert type(client).__name__ == client_class
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scheme", ["redis", "memcached"])
+def test_with_the_cache_down_a_chart_is_still_drawn(scheme, settings, client, nurse, draw):
+    settings.CACHES = {"default": cache_from_url(f"{scheme}://127.0.0.1:{_closed_port()}/0")}
+    client.force_login(nurse)
+
+    r = client.get(f"/patients/{draw.patient_id}/chart.svg")
+
+    assert r.status_code == 200
+    assert b"CTCs per 7.5 mL" in r.content
