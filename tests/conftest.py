@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from ctctrack.settings import replica_database
 from patients import services
 from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
 from patients.roles import NURSE, ONCOLOGIST
@@ -105,13 +103,3 @@ def count_queries():
         return len(captured.captured_queries)
 
     return count
-
-
-@pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
-    """A `replica` alias in every test run, as settings build it, mirroring `default`.
-
-    It is only used where a test turns the replica router on (tests/test_replica.py):
-    without DATABASE_ROUTERS every query still goes to `default`.
-    """
-    settings.DATABASES.setdefault("replica", replica_database(settings.DATABASES["default"]))

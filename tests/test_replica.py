@@ -1,7 +1,7 @@
 """The read replica's router and read-your-writes pin (ctctrack/routers.py).
 
-The `replica` alias here mirrors the test database (tests/conftest.py), as
-settings build it from DATABASE_REPLICA_URL; these tests turn the router on.
+The `replica` alias here is a second connection to the test database, built by
+the function settings use for DATABASE_REPLICA_URL; these tests turn the router on.
 The data is committed (transaction=True), because the replica is a second
 connection and sees only committed rows, as a real standby does. Each test
 watches which connection every query of a request went to.
@@ -22,6 +22,7 @@ from django.urls import reverse
 
 from ctctrack import routers
 from ctctrack.routers import PRIMARY, REPLICA, ROUTER, ReplicaRouter
+from ctctrack.settings import replica_database
 from patients import services
 from patients.models import AccessAction, AccessEvent, CTCDraw, Patient
 
@@ -55,6 +56,22 @@ def capture(call: Callable[[], object]) -> tuple[object, Queries]:
     return result, Queries(
         [q["sql"] for q in primary.captured_queries], [q["sql"] for q in replica.captured_queries]
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def replica_alias(django_db_setup) -> Iterator[None]:
+    """A `replica` alias on the test database, built as settings build it, for this module.
+
+    Only here: ctctrack.middleware.is_database_outage takes any closed connection
+    of the thread for a sign of an outage, and Django's test cases open a wrapper
+    for every alias, so a replica alias everywhere would turn other modules'
+    deliberate bad queries (a 500) into a 503.
+    """
+    connections.settings[REPLICA] = replica_database(connections[PRIMARY].settings_dict)
+    yield
+    connections[REPLICA].close()
+    del connections[REPLICA]
+    del connections.settings[REPLICA]
 
 
 @pytest.fixture
