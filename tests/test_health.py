@@ -51,3 +51,14 @@ def test_it_neither_reads_nor_refreshes_a_signed_in_session(client, nurse):
     assert r.status_code == 200
     assert len(queries) == 0
     assert client.session[LAST_SEEN_AT] == last_seen
+
+
+def test_it_answers_a_load_balancer_over_plain_http_by_address(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.ALLOWED_HOSTS = ["ctctrack.example.org"]
+
+    probe = client.get("/healthz", HTTP_HOST="10.0.0.7")
+    page = client.get("/accounts/login/", HTTP_HOST="ctctrack.example.org")
+
+    assert (probe.status_code, probe.content) == (200, b"ok")
+    assert page.status_code == 301  # everything else still goes to HTTPS
