@@ -152,10 +152,10 @@ def replica_database(primary_copy: dict[str, Any]) -> dict[str, Any]:
     """The `replica` alias's settings from a parsed DATABASE_REPLICA_URL.
 
     No ATOMIC_REQUESTS: a request's transaction is on the primary, and one on the
-    replica too would open a second connection for every request. In tests the
-    alias is a mirror of `default` (the same test database, no copy made). On
-    PostgreSQL every transaction on it is read-only, so a write routed there by
-    mistake fails loudly instead of meeting a standby's error in production only.
+    replica too would open a second connection for every request. A test run
+    treats it as a mirror of `default` (no second test database). On PostgreSQL
+    every transaction on it is read-only, so a write routed there by mistake
+    fails in tests and on a laptop just as it would on a standby.
     """
     replica = {**primary_copy, "ATOMIC_REQUESTS": False}
     replica["TEST"] = {**replica.get("TEST", {}), "MIRROR": "default"}
@@ -195,9 +195,9 @@ CTCTRACK_READ_YOUR_WRITES_SECONDS = envint("CTCTRACK_READ_YOUR_WRITES_SECONDS", 
 # to this installation (its own Redis database or CACHE_KEY_PREFIX) and network.
 # Nothing else that must agree across servers lives in a process: sessions,
 # django-axes' failures and lockouts (its default database handler), django-otp's
-# devices and throttling are in the database; messages in the session; there are
-# no DRF throttles. Charts are keyed by the patient's data version, which every
-# write bumps in the database, so no server can serve another's stale chart.
+# devices and throttling are in the database; messages in a cookie or the session;
+# there are no DRF throttles. Charts are keyed by the patient's data version, which
+# every write bumps in the database, so no server can serve another's stale chart.
 CACHE_SCHEMES = {
     # Django's RedisCache, with a cache that is down read as a miss (ctctrack/cache.py).
     "redis": "ctctrack.cache.RedisCache",
