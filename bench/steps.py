@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bench import imports, load, paged_worklist, pages, report
+from ctctrack.health import HEALTHZ_PATH
 from patients.models import (
     CTCDraw,
     CycleStatus,
@@ -208,7 +209,7 @@ def measure_load(run: Any, wrk: str, env: dict[str, str], nurses: list[tuple[Any
         Patient.objects.filter(mrn__lte=f"SYN-{LOAD_PATIENTS:06d}").values_list("pk", flat=True)
     )
     with load.Server(env, log_dir) as server:
-        run.trivial_path = "/healthz" if server.get("/healthz")[0] == 200 else "/accounts/login/"
+        run.trivial_path = HEALTHZ_PATH  # no session, no query: the floor of every request
         _say(f"Signing in {len(nurses)} nurses through the login form")
         cookies = [server.sign_in(user.get_username(), password) for user, password in nurses]
     endpoints = {

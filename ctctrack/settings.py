@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -83,6 +85,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /healthz is answered here: nothing below (sessions, database, access log) runs for it.
+    "ctctrack.health.HealthCheckMiddleware",
     # Static files are answered here, before anything below: they carry no patient
     # data, so they keep WhiteNoise's caching headers.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -106,6 +110,8 @@ MIDDLEWARE = [
     "ctctrack.middleware.RequireMFAMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # With a read replica only: which views may read it, and the pin after a write.
+    "ctctrack.routers.ReadYourWritesMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -144,6 +150,107 @@ DATABASES = {
 # Every request is one transaction: a failed write leaves nothing half-saved.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def replica_database(primary_copy: dict[str, Any]) -> dict[str, Any]:
+    """The `replica` alias's settings from a parsed DATABASE_REPLICA_URL.
+
+    No ATOMIC_REQUESTS: a request's transaction is on the primary, and one on the
+    replica too would open a second connection for every request. A test run
+    treats it as a mirror of `default` (no second test database). On PostgreSQL
+    every transaction on it is read-only, so a write routed there by mistake
+    fails in tests and on a laptop just as it would on a standby.
+    """
+    replica = {**primary_copy, "ATOMIC_REQUESTS": False}
+    replica["TEST"] = {**replica.get("TEST", {}), "MIRROR": "default"}
+    if "postgresql" in replica.get("ENGINE", ""):
+        options = dict(replica.get("OPTIONS", {}))
+        read_only = "-c default_transaction_read_only=on"
+        options["options"] = f"{options.get('options', '')} {read_only}".strip()
+        replica["OPTIONS"] = options
+    return replica
+
+
+# An optional read replica (a PostgreSQL streaming standby of `default`). Only
+# GET requests of the worklist, patient list, patient page and charts read the
+# clinical tables from it, and not for a user who has just written:
+# ctctrack/routers.py says what goes where and why. Unset: one database, as ever.
+_replica_url = os.getenv("DATABASE_REPLICA_URL", "")
+if _replica_url:
+    DATABASES["replica"] = replica_database(
+        dj_database_url.parse(
+            _replica_url,
+            conn_max_age=envint("DB_CONN_MAX_AGE", "60"),
+            conn_health_checks=True,
+        )
+    )
+    DATABASE_ROUTERS = ["ctctrack.routers.ReplicaRouter"]
+# After a user's write (POST, PUT, PATCH, DELETE), that browser reads from the
+# primary for this long, so they see their own change even while the replica
+# lags. Streaming replication on one site's network lags well under a second;
+# 10 s covers the redirect after the form and the next few pages with room for a
+# lag spike. Alert on replay lag above it (docs/deployment.md).
+CTCTRACK_READ_YOUR_WRITES_SECONDS = envint("CTCTRACK_READ_YOUR_WRITES_SECONDS", "10")
+
+# --- Cache: charts (keyed by the patient's data version) -------------------------
+# CACHE_URL picks one cache that every app server shares: unset, each process's
+# own memory (one server); redis://[:password@]host:port/db (rediss:// for TLS)
+# or memcached://host:port. Charts show patient data: the cache must be private
+# to this installation (its own Redis database or CACHE_KEY_PREFIX) and network.
+# Nothing else that must agree across servers lives in a process: sessions,
+# django-axes' failures and lockouts (its default database handler), django-otp's
+# devices and throttling are in the database; messages in a cookie or the session;
+# there are no DRF throttles. Charts are keyed by the patient's data version, which
+# every write bumps in the database, so no server can serve another's stale chart.
+CACHE_SCHEMES = {
+    # Django's RedisCache, with a cache that is down read as a miss (ctctrack/cache.py).
+    "redis": "ctctrack.cache.RedisCache",
+    "rediss": "ctctrack.cache.RedisCache",
+    "memcached": "django.core.cache.backends.memcached.PyMemcacheCache",
+}
+# A cache that does not answer within this long is skipped for that request: a chart
+# redrawn (40-50 ms) beats a request held for as long as the cache hangs.
+CACHE_TIMEOUT_SECONDS = 0.5
+CACHE_OPTIONS = {
+    "redis": {
+        "socket_connect_timeout": CACHE_TIMEOUT_SECONDS,
+        "socket_timeout": CACHE_TIMEOUT_SECONDS,
+    },
+    "memcached": {
+        "connect_timeout": CACHE_TIMEOUT_SECONDS,
+        "timeout": CACHE_TIMEOUT_SECONDS,
+        "ignore_exc": True,
+    },
+}
+
+
+def cache_from_url(url: str, *, key_prefix: str = "") -> dict[str, Any]:
+    """The `default` entry of CACHES for a CACHE_URL; "" is local memory."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    parts = urlsplit(url)
+    backend = CACHE_SCHEMES.get(parts.scheme)
+    if backend is None or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"CACHE_URL scheme {parts.scheme!r} (host {parts.hostname!r}) is not supported: use "
+            "redis://host:port/db, rediss://host:port/db or memcached://host:port, "
+            "or leave it unset for local memory."
+        )
+    # redis-py reads the password, database and TLS from the URL itself.
+    kind = "redis" if parts.scheme.startswith("redis") else "memcached"
+    return {
+        "BACKEND": backend,
+        "LOCATION": url if kind == "redis" else parts.netloc,
+        "KEY_PREFIX": key_prefix,
+        "OPTIONS": CACHE_OPTIONS[kind],
+    }
+
+
+CACHES = {
+    "default": cache_from_url(
+        os.getenv("CACHE_URL", ""), key_prefix=os.getenv("CACHE_KEY_PREFIX", "ctctrack")
+    )
+}
 
 AUTHENTICATION_BACKENDS = [
     # First, so that every authenticate() with a request is refused while its
@@ -235,6 +342,8 @@ _proxy_ssl_header = os.getenv("CTCTRACK_PROXY_SSL_HEADER", "")
 if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(not DEBUG))
+# A load balancer probes the app server directly, often over plain HTTP; "ok" is all it gets.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = 0 if DEBUG else 365 * 24 * 3600
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 # Preloading binds every subdomain of the organisation to HTTPS for good: only

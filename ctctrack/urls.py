@@ -4,7 +4,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from ctctrack import health
+
 urlpatterns = [
+    # For load balancers: anyone, "ok", no data (ctctrack/health.py).
+    path(health.HEALTHZ_PATH.lstrip("/"), health.healthz, name="healthz"),
     path("", include("patients.urls")),
     path("accounts/mfa/", include("patients.accounts")),
     # Sign in and out, change one's password; no password reset by e-mail: it would answer
