@@ -234,10 +234,25 @@ def is_database_outage(exc: BaseException | None) -> bool:
     """
     if not isinstance(exc, OperationalError | InterfaceError):
         return False
-    return any(
-        conn.connection is None or getattr(conn.connection, "closed", 0)
-        for conn in connections.all(initialized_only=True)
-    )
+    return any(_unreachable(conn) for conn in connections.all(initialized_only=True))
+
+
+def _unreachable(conn: Any) -> bool:
+    """A connection that is closed and cannot be opened again.
+
+    Closed alone is not enough: with a replica configured, a thread's replica
+    connection may simply have been closed at the end of an earlier request
+    while the query that failed ran, open, on the primary. So a closed one is
+    tried once more (only on this error path).
+    """
+    if conn.connection is not None and not getattr(conn.connection, "closed", 0):
+        return False
+    try:
+        conn.close()
+        conn.ensure_connection()
+    except (OperationalError, InterfaceError):
+        return True
+    return False
 
 
 def database_unavailable_response(request: HttpRequest) -> HttpResponse:

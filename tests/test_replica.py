@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.management import call_command
-from django.db import InternalError, connection, connections
+from django.db import InternalError, OperationalError, connection, connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from ctctrack import routers
+from ctctrack.middleware import is_database_outage
 from ctctrack.routers import PRIMARY, REPLICA, ROUTER, ReplicaRouter
 from ctctrack.settings import replica_database
 from patients import services
@@ -62,10 +63,7 @@ def capture(call: Callable[[], object]) -> tuple[object, Queries]:
 def replica_alias(django_db_setup) -> Iterator[None]:
     """A `replica` alias on the test database, built as settings build it, for this module.
 
-    Only here: ctctrack.middleware.is_database_outage takes any closed connection
-    of the thread for a sign of an outage, and Django's test cases open a wrapper
-    for every alias, so a replica alias everywhere would turn other modules'
-    deliberate bad queries (a 500) into a 503.
+    Only here, so the rest of the suite runs as a deployment without a replica does.
     """
     connections.settings[REPLICA] = replica_database(connections[PRIMARY].settings_dict)
     yield
@@ -288,3 +286,26 @@ def test_without_a_replica_nothing_reads_it_and_no_pin_is_set(client, oncologist
 def test_on_postgresql_the_replica_connection_refuses_writes(with_replica, patient):
     with pytest.raises(InternalError, match="read-only transaction"):
         Patient.objects.using(REPLICA).filter(pk=patient.pk).update(given_name="Changed")
+
+
+def _an_operational_error_on_the_open_primary() -> OperationalError:
+    """A failing query on a working connection: a bug's 500, not an outage's 503."""
+    with pytest.raises(OperationalError) as info, transaction.atomic(), connection.cursor() as c:
+        if connection.vendor == "postgresql":
+            c.execute("SET LOCAL statement_timeout = 1")
+            c.execute("SELECT pg_sleep(1)")
+        else:
+            c.execute("SELECT no_such_column FROM patients_patient")
+    return info.value
+
+
+def test_a_closed_replica_connection_is_not_taken_for_an_outage(with_replica):
+    if connection.vendor == "sqlite":
+        pytest.skip("Django never closes the in-memory SQLite test database: PostgreSQL shows it")
+    connections[REPLICA].ensure_connection()
+    connections[REPLICA].close()  # as at the end of an earlier request
+
+    error = _an_operational_error_on_the_open_primary()
+
+    assert not is_database_outage(error)
+    assert connection.connection is not None
