@@ -8,14 +8,14 @@ PORT ?= 8000
 # DEBUG=False, SECRET_KEY and ALLOWED_HOSTS itself (see docs/deployment.md).
 LOCAL := DEBUG=True MPLCONFIGDIR=$(CURDIR)/.mplconfig
 
-.PHONY: run test install lint format migrations-check check-deploy rules-coverage screenshots browser-tools bench postgres clean
+.PHONY: lock run test install lint format migrations-check check-deploy rules-coverage screenshots browser-tools bench postgres clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "CTC Track needs Python 3.11 or newer ($(PYTHON) is older)."; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 		echo "Could not create a virtual environment. On Debian or Ubuntu: apt-get install python3-venv"; exit 1; }
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -75,3 +75,8 @@ postgres:
 
 clean:
 	rm -rf $(VENV) .mplconfig
+
+# The full set of installed versions, after a change to requirements*.txt (review the diff).
+lock: install
+	{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --all | grep -v -i -E '^(pip|setuptools|wheel)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt

@@ -1,0 +1,43 @@
+"""Every installed package is pinned, so a fresh machine gets exactly what CI tested."""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# The installer's own tools come with the virtual environment, not from the project.
+INSTALLER = {"pip", "setuptools", "wheel"}
+
+
+def _pins(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / name).read_text().splitlines():
+        if match := re.fullmatch(r"([A-Za-z0-9_.\-]+)==(\S+)", line.split("#")[0].strip()):
+            pins[_normal(match[1])] = match[2]
+    return pins
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_installed_package_is_pinned_in_the_constraints_at_its_version():
+    constraints = _pins("constraints.txt")
+    installed = {
+        _normal(d.metadata["Name"]): d.version
+        for d in metadata.distributions()
+        if _normal(d.metadata["Name"]) not in INSTALLER
+    }
+
+    unpinned = {name: v for name, v in installed.items() if constraints.get(name) != v}
+
+    assert unpinned == {}, "run `make lock` and commit constraints.txt"
+
+
+def test_the_requirements_and_the_constraints_agree():
+    constraints = _pins("constraints.txt")
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for package, version in _pins(name).items():
+            assert constraints.get(package) == version, f"{name}: {package}=={version}"
