@@ -36,6 +36,11 @@ GetResponse = Callable[[HttpRequest], HttpResponseBase]
 API_PREFIXES = ("/api/", "/fhir/")
 SIGNED_IN_AT = "ctctrack.signed_in_at"
 LAST_SEEN_AT = "ctctrack.last_seen_at"
+# The last-activity time is stored at most this often. Storing it on every request
+# would write (and commit) the session on every request, charts and all; the idle
+# limit is checked against the stored time, so a session can end up to this much
+# early, never late.
+LAST_SEEN_GRANULARITY_SECONDS = 60
 RETRY_AFTER_SECONDS = 30
 DATABASE_DOWN = "The database is unavailable; try again shortly."
 
@@ -76,6 +81,12 @@ def session_end(
     return None
 
 
+def needs_last_seen_update(last_seen_at: float | None, now: float) -> bool:
+    """Whether to store `now` as the last activity: when none is stored, or it is a
+    minute or more old (`LAST_SEEN_GRANULARITY_SECONDS`)."""
+    return last_seen_at is None or now - last_seen_at >= LAST_SEEN_GRANULARITY_SECONDS
+
+
 def duration_text(seconds: int) -> str:
     """`900` -> "15 minutes", `43200` -> "12 hours", `1` -> "1 second"."""
     for unit, size in (("hour", 3600), ("minute", 60)):
@@ -97,8 +108,10 @@ class SessionTimeoutMiddleware:
     """Sign a user out after the idle limit, and after the absolute limit in all.
 
     The sign-in and last-activity times live in the session (in the database), so
-    every app server enforces the same limits. A page request then goes to the
-    login page with a message saying why; an API request by session gets 401.
+    every app server enforces the same limits. The last-activity time is stored
+    once a minute at most, so most requests leave the session unwritten. A page
+    request then goes to the login page with a message saying why; an API request
+    by session gets 401.
     """
 
     def __init__(self, get_response: GetResponse) -> None:
@@ -118,7 +131,8 @@ class SessionTimeoutMiddleware:
         )
         if reason is not None:
             return self._sign_out(request, reason)
-        session[LAST_SEEN_AT] = now
+        if needs_last_seen_update(session.get(LAST_SEEN_AT), now):
+            session[LAST_SEEN_AT] = now
         return self.get_response(request)
 
     def _sign_out(self, request: HttpRequest, reason: str) -> HttpResponseBase:
