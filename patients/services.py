@@ -492,6 +492,21 @@ def import_draws(
     return created
 
 
+def system_user(username: str) -> AbstractBaseUser:
+    """The account that imports and lab interfaces act as, so `entered_by` says where
+    a draw came from. It cannot sign in: inactive, with no usable password."""
+    user, created = get_user_model().objects.get_or_create(
+        username=username, defaults={"is_active": False}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+# --- writing imported draws: COPY or the ORM ----------------------------------------
+
+
 DrawWriter = Callable[..., list[int]]
 
 
@@ -618,18 +633,6 @@ def _copy(table: str, columns: Sequence[str], data: io.StringIO) -> None:
     with connection.cursor() as cursor, connection.wrap_database_errors:
         # psycopg2's COPY FROM STDIN; the wrapper turns its errors into Django's.
         cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", data)
-
-
-def system_user(username: str) -> AbstractBaseUser:
-    """The account that imports and lab interfaces act as, so `entered_by` says where
-    a draw came from. It cannot sign in: inactive, with no usable password."""
-    user, created = get_user_model().objects.get_or_create(
-        username=username, defaults={"is_active": False}
-    )
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    return user
 
 
 # --- shared steps ---------------------------------------------------------------
