@@ -226,8 +226,10 @@ def plan_import(rows: Sequence[CsvRow], errors: Iterable[RowError] = ()) -> Impo
     }
     existing = _existing_results(list(plan.patients.values()), rows)
     seen: dict[tuple, int] = {}
+    # Looked up once: `timezone.localdate` per row was a fifth of planning.
+    tz = timezone.get_current_timezone()
     for row in rows:
-        _plan_row(row, plan, by_accession, existing, seen)
+        _plan_row(row, plan, by_accession, existing, seen, tz)
     plan.errors.sort(key=lambda e: (e.line, e.field))
     return plan
 
@@ -263,12 +265,13 @@ def _plan_row(
     by_accession: dict[str, CTCDraw],
     existing: set[tuple],
     seen: dict[tuple, int],
+    tz: tzinfo,
 ) -> None:
     patient = plan.patients.get(row.mrn)
     if patient is None:
         plan.errors.append(RowError(row.line, "mrn", f"no patient with MRN '{row.mrn}'"))
         return
-    if timezone.localdate(row.drawn_at) < patient.birth_date:
+    if row.drawn_at.astimezone(tz).date() < patient.birth_date:  # the clinic's date
         plan.errors.append(RowError(row.line, "drawn_at", "is before the patient's birth date"))
         return
     key = (row.mrn, row.drawn_at, row.status, row.ctc_count)
