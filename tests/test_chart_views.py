@@ -135,11 +135,11 @@ def test_an_unknown_patient_has_no_chart(client, nurse):
 
 
 # --- what a cached chart costs -----------------------------------------------------------------
-# The session, the user, the two-factor device look-ups (one per device type: this nurse
-# has none), the user's and the group's permissions, the patient (with its data version,
-# the cache key) and the access-log event (lock, last hash, insert). No transaction of the
-# view's own and no session write.
-CACHED_CHART_QUERIES = 10
+# The session, the user, whether the user has a two-factor device (this nurse has none),
+# the user's and the group's permissions, the patient (with its data version, the cache
+# key) and the access-log event (lock, last hash, insert). No transaction of the view's
+# own and no session write.
+CACHED_CHART_QUERIES = 9
 
 
 def _queries(call) -> list[str]:
