@@ -175,11 +175,11 @@ def has_device(user: Any) -> bool:
     What `django_otp.user_has_device` answers, in one query: it asks each device
     type's table in turn, which every request of a user without a device paid for.
     """
-    first, *rest = [
+    devices = [
         model.objects.devices_for_user(user, confirmed=True).values("pk")
         for model in device_classes()
     ]
-    return first.union(*rest, all=True).exists()
+    return bool(devices) and devices[0].union(*devices[1:], all=True).exists()
 
 
 class RequireMFAMiddleware:
