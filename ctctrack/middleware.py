@@ -20,7 +20,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.core.signals import got_request_exception
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, connection, connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect
 from django.template import loader
@@ -174,12 +174,23 @@ def has_device(user: Any) -> bool:
 
     What `django_otp.user_has_device` answers, in one query: it asks each device
     type's table in turn, which every request of a user without a device paid for.
+    Plain SQL over the columns every django-otp device has (`user`, `confirmed`):
+    the ORM's UNION cost more to build than the query took to run.
     """
-    devices = [
-        model.objects.devices_for_user(user, confirmed=True).values("pk")
-        for model in device_classes()
-    ]
-    return bool(devices) and devices[0].union(*devices[1:], all=True).exists()
+    selects = [_confirmed_devices_sql(model) for model in device_classes()]
+    if not selects:
+        return False
+    with connection.cursor() as cursor:
+        # Table and column names come from the models, never from a request.
+        cursor.execute(f"SELECT EXISTS ({' UNION ALL '.join(selects)})", [user.pk] * len(selects))
+        (found,) = cursor.fetchone()
+    return bool(found)
+
+
+def _confirmed_devices_sql(model: Any) -> str:
+    quote, meta = connection.ops.quote_name, model._meta
+    user, confirmed = meta.get_field("user").column, meta.get_field("confirmed").column
+    return f"SELECT 1 FROM {quote(meta.db_table)} WHERE {quote(user)} = %s AND {quote(confirmed)}"
 
 
 class RequireMFAMiddleware:
