@@ -73,7 +73,7 @@ def main() -> None:
     app_rate, bare_rate = args.rows / app_seconds, args.rows / bare_seconds
     print(f"rows: {args.rows:,}   patients: {args.patients:,}")
     for label, seconds, rate in [
-        ("app import (parse, plan, bulk insert + history)", app_seconds, app_rate),
+        ("app import (parse, plan, COPY draws + history)", app_seconds, app_rate),
         ("bare psycopg2 execute_values insert", bare_seconds, bare_rate),
     ]:
         print(f"{label:<48} {seconds:6.2f} s  {rate:9,.0f} rows/s")

@@ -1,14 +1,14 @@
-"""CSV import speed: the app's import, a COPY prototype of it, and bare inserts of the same rows.
+"""CSV import speed: the app's import, its ORM path, and bare inserts of the same rows.
 
 Used by `bench/run.py` inside a configured Django (PostgreSQL only). Every
 measured import runs in a transaction that is rolled back, so each repetition
 meets the same tables and the cohort is left as it was.
 
 - app: `parse_csv`, `plan_import` and `services.import_draws` as the upload
-  page runs them (draws and their history rows through `bulk_create_with_history`).
-- prototype: the same parsing and planning, then `copy_import_draws` below:
-  the draws and their history rows written with PostgreSQL's COPY. A proposal
-  for `services.import_draws` on PostgreSQL; SQLite would keep the Django path.
+  page runs them; on PostgreSQL the draws and their history rows go in by COPY.
+- ORM path: the same parsing and planning, then the draws and their history
+  rows through `bulk_create_with_history` (what SQLite uses, and what
+  PostgreSQL used before COPY).
 - bare: the rows parsed by the csv module and inserted with psycopg2's
   `execute_values` into the draws table itself (same indexes and constraints,
   no validation, no history): the floor the targets are measured against.
@@ -33,41 +33,19 @@ from django.utils import timezone
 from psycopg2.extras import execute_values
 
 from patients import services
-from patients.csv_import import CsvRow, parse_csv, plan_import
-from patients.models import CTCDraw, Patient
+from patients.csv_import import parse_csv, plan_import
+from patients.models import Patient
 
 HEADER = "mrn,drawn_at,blood_volume_ml,status,ctc_count,accession,comment"
 # Before every synthetic draw, after every synthetic birth: no row clashes with the cohort.
 FIRST_DRAW = datetime(2019, 1, 1, 8, 0, tzinfo=UTC)
-DRAW_COLUMNS = [
-    "id",
-    "version",
-    "patient_id",
-    "drawn_at",
-    "blood_volume_ml",
-    "status",
-    "ctc_count",
-    "accession",
-    "comment",
-    "entered_by_id",
-    "entered_at",
-    "entered_in_error",
-    "error_reason",
-]
-HISTORY_COLUMNS = [
-    *DRAW_COLUMNS,
-    "history_date",
-    "history_change_reason",
-    "history_type",
-    "history_user_id",
-]
 
 
 @dataclass(frozen=True)
 class ImportTimes:
     rows: int
     app: float  # seconds, median
-    prototype: float
+    orm: float
     bare: float
     bare_temp: float
     runs: int
@@ -89,7 +67,7 @@ def measure(text: str, *, runs: int, patient_ids: Mapping[str, int]) -> ImportTi
     by = services.system_user("csv-import")
     ways: dict[str, Callable[[], None]] = {
         "app": lambda: _app_import(text, by),
-        "prototype": lambda: _prototype_import(text, by),
+        "orm": lambda: _orm_import(text, by),
         "bare": lambda: _bare_insert(text, patient_ids, "patients_ctcdraw"),
         "bare_temp": lambda: _bare_insert(text, patient_ids, "bare_draw"),
     }
@@ -133,73 +111,15 @@ def _app_import(text: str, by: Any) -> None:
     services.import_draws(rows=plan.new, patients=plan.patients, by=by, source="bench.csv")
 
 
-def _prototype_import(text: str, by: Any) -> None:
+def _orm_import(text: str, by: Any) -> None:
+    """`services.import_draws` as it writes on SQLite: `bulk_create_with_history`."""
     plan = _plan(text)
-    copy_import_draws(rows=plan.new, patients=plan.patients, by=by, source="bench.csv")
-
-
-# --- the prototype ---------------------------------------------------------------------
-
-
-def copy_import_draws(
-    *, rows: Sequence[CsvRow], patients: Mapping[str, Patient], by: Any, source: str
-) -> list[int]:
-    """What `services.import_draws` writes, with COPY instead of `bulk_create_with_history`.
-
-    The same draws, the same history rows (type "+", the importing user, the
-    reason "Imported from <source>", one timestamp) and the same data-version
-    bump, in the caller's transaction. Rows must come from `plan_import`, which
-    validated every field; the table's constraints still check each row. The
-    ids come from the table's own sequence, so nothing else changes. Returns
-    the new draws' ids.
-    """
-    ids = _next_ids(len(rows))
-    now = timezone.now()
-    reason = f"Imported from {source}"[:100]
-    draws = io.StringIO()
-    history = io.StringIO()
-    for pk, row in zip(ids, rows, strict=True):
-        fields = _draw_fields(pk, row, patients[row.mrn].pk, by.pk, now)
-        draws.write(fields + "\n")
-        history.write(f"{fields}\t{now.isoformat()}\t{_copy_text(reason)}\t+\t{by.pk}\n")
-    with connection.cursor() as cursor:
-        _copy(cursor, "patients_ctcdraw", DRAW_COLUMNS, draws)
-        _copy(cursor, "patients_historicalctcdraw", HISTORY_COLUMNS, history)
-    touched = {patients[row.mrn].pk for row in rows}
+    reason = "Imported from bench.csv"
+    for start in range(0, len(plan.new), services.IMPORT_BATCH):
+        batch = plan.new[start : start + services.IMPORT_BATCH]
+        services._bulk_create_draws(batch, patients=plan.patients, by=by, reason=reason)
+    touched = {plan.patients[row.mrn].pk for row in plan.new}
     Patient.objects.filter(pk__in=touched).update(data_version=F("data_version") + 1)
-    return ids
-
-
-def _next_ids(count: int) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [CTCDraw._meta.db_table, count],
-        )
-        return [pk for (pk,) in cursor.fetchall()]
-
-
-def _draw_fields(pk: int, row: CsvRow, patient_id: int, by_id: int, now: datetime) -> str:
-    count = r"\N" if row.ctc_count is None else str(row.ctc_count)
-    return (
-        f"{pk}\t1\t{patient_id}\t{row.drawn_at.isoformat()}\t{row.blood_volume_ml}\t"
-        f"{row.status}\t{count}\t{_copy_text(row.accession)}\t{_copy_text(row.comment)}\t"
-        f"{by_id}\t{now.isoformat()}\tf\t"
-    )
-
-
-def _copy_text(value: str) -> str:
-    """A value in COPY's text format: backslash, tab, newline and return escaped."""
-    if not any(c in value for c in "\\\t\n\r"):
-        return value
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
-
-
-def _copy(cursor: Any, table: str, columns: list[str], data: io.StringIO) -> None:
-    data.seek(0)
-    cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", data)
 
 
 # --- the floor ---------------------------------------------------------------------------
@@ -240,8 +160,8 @@ def _bare_insert(text: str, patient_ids: Mapping[str, int], table: str) -> None:
 # --- equivalence -------------------------------------------------------------------------
 
 
-def prototype_matches_app(text: str) -> bool:
-    """Whether the prototype writes the same draws and history rows as the app (ids aside)."""
+def orm_matches_app(text: str) -> bool:
+    """Whether the ORM path writes the same draws and history rows as the app (ids aside)."""
     by = services.system_user("csv-import")
 
     def written(import_: Callable[[str, Any], None]) -> list[tuple]:
@@ -251,11 +171,11 @@ def prototype_matches_app(text: str) -> bool:
             transaction.set_rollback(True)
         return rows
 
-    return written(_app_import) == written(_prototype_import)
+    return written(_app_import) == written(_orm_import)
 
 
 def _written_rows() -> list[tuple]:
-    compared = [c for c in DRAW_COLUMNS if c not in ("id", "entered_at")]
+    compared = [c for c in services.COPY_DRAW_COLUMNS if c not in ("id", "entered_at")]
     columns = ", ".join([f"d.{c}" for c in compared] + [f"h.{c}" for c in compared])
     with connection.cursor() as cursor:
         cursor.execute(

@@ -11,7 +11,7 @@ database, `<name>_bench_cohort`, on that server, and touches no other. It
    queries; tops the cohort up to 10,000 patients and measures them again;
 2. times a chart drawn cold and served from the cache;
 3. times the CSV import against a bare `execute_values` insert of the same rows
-   (and a COPY prototype of the import);
+   (and the import's ORM path, which SQLite uses);
 4. serves the cohort with gunicorn and `gunicorn.conf.py` and loads it with wrk
    (64 connections, 30 s): the worklist, patient pages and a trivial endpoint;
 5. profiles what misses a target and writes everything to `bench/results.md`.

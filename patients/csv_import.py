@@ -36,6 +36,8 @@ LOCAL_FORMATS = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 MAX_ERRORS_SHOWN = 500
 # Look-ups go in batches: SQLite allows at most 32,766 parameters in one query.
 LOOKUP_BATCH = 5000
+# `DrawStatus.values` builds a new list on every access: once per row was half of parsing.
+DRAW_STATUSES = frozenset(DrawStatus.values)
 
 Fail = Callable[[str, str], None]
 
@@ -184,7 +186,7 @@ def _parse_volume(text: str, fail: Fail) -> Decimal | None:  # noqa: ANN001
 
 def _parse_status(text: str, fail: Fail) -> str | None:  # noqa: ANN001
     status = text.lower()
-    if status not in DrawStatus.values:
+    if status not in DRAW_STATUSES:
         shown = f"'{text}'" if text else "empty"
         return fail("status", f"{shown} is not one of: {', '.join(DrawStatus.values)}")
     return status
@@ -224,8 +226,10 @@ def plan_import(rows: Sequence[CsvRow], errors: Iterable[RowError] = ()) -> Impo
     }
     existing = _existing_results(list(plan.patients.values()), rows)
     seen: dict[tuple, int] = {}
+    # Looked up once: `timezone.localdate` per row was a fifth of planning.
+    tz = timezone.get_current_timezone()
     for row in rows:
-        _plan_row(row, plan, by_accession, existing, seen)
+        _plan_row(row, plan, by_accession, existing, seen, tz)
     plan.errors.sort(key=lambda e: (e.line, e.field))
     return plan
 
@@ -261,12 +265,13 @@ def _plan_row(
     by_accession: dict[str, CTCDraw],
     existing: set[tuple],
     seen: dict[tuple, int],
+    tz: tzinfo,
 ) -> None:
     patient = plan.patients.get(row.mrn)
     if patient is None:
         plan.errors.append(RowError(row.line, "mrn", f"no patient with MRN '{row.mrn}'"))
         return
-    if timezone.localdate(row.drawn_at) < patient.birth_date:
+    if row.drawn_at.astimezone(tz).date() < patient.birth_date:  # the clinic's date
         plan.errors.append(RowError(row.line, "drawn_at", "is before the patient's birth date"))
         return
     key = (row.mrn, row.drawn_at, row.status, row.ctc_count)

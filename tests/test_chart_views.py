@@ -8,9 +8,12 @@ from xml.etree import ElementTree
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from matplotlib.image import imread
 
 from patients import charts, services
+from patients.models import AccessAction, AccessEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -129,3 +132,43 @@ def test_an_unknown_patient_has_no_chart(client, nurse):
     client.force_login(nurse)
 
     assert client.get("/patients/999999/chart.svg").status_code == 404
+
+
+# --- what a cached chart costs -----------------------------------------------------------------
+# The session, the user, whether the user has a two-factor device (this nurse has none),
+# the user's and the group's permissions, the patient (with its data version, the cache
+# key) and the access-log event (lock, last hash, insert). No transaction of the view's
+# own and no session write.
+CACHED_CHART_QUERIES = 9
+
+
+def _queries(call) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    return [q["sql"] for q in captured.captured_queries]
+
+
+@pytest.mark.parametrize("name", ["chart.svg", "chart.png"])
+def test_a_cached_chart_costs_a_fixed_number_of_queries(client, nurse, oncologist, patient, name):
+    for day in range(1, 8):
+        _draw(patient, oncologist, day, day)
+    client.force_login(nurse)
+    url = f"/patients/{patient.pk}/{name}"
+    first = client.get(url)
+
+    answers = []
+    cached = _queries(lambda: answers.append(client.get(url)))
+    not_modified = _queries(
+        lambda: answers.append(client.get(url, HTTP_IF_NONE_MATCH=first["ETag"]))
+    )
+
+    assert [a.status_code for a in answers] == [200, 304]
+    assert answers[0].content == first.content
+    assert len(cached) == CACHED_CHART_QUERIES
+    assert len(not_modified) == CACHED_CHART_QUERIES
+    assert not [q for q in cached + not_modified if "django_session" in q and "UPDATE" in q]
+    # Every read is still in the access log, the 304 included.
+    targets = AccessEvent.objects.filter(action=AccessAction.CHART, patient=patient).values_list(
+        "target", flat=True
+    )
+    assert sorted(targets) == sorted([name, name, f"{name} (not modified)"])

@@ -139,6 +139,17 @@ def test_each_bad_value_is_named(patient, row, message):
     assert all(e.line == 2 for e in plan.errors)
 
 
+def test_the_birth_date_is_compared_with_the_clinic_date_of_the_draw(patient, settings):
+    settings.TIME_ZONE = "America/New_York"  # the patient was born on 1960-05-17
+    evening_before = "MRN0001,1960-05-17T03:00:00+00:00,,resulted,2,,\n"  # 23:00 on the 16th
+    first_hour = "MRN0001,1960-05-17T05:00:00+00:00,,resulted,2,,\n"  # 01:00 on the 17th
+
+    plan = _plan(HEADER + evening_before + first_hour)
+
+    assert [str(e) for e in plan.errors] == ["line 2, drawn_at: is before the patient's birth date"]
+    assert [r.line for r in plan.new] == [3]
+
+
 def test_an_accession_already_used_for_another_result_is_refused_not_overwritten(
     patient, oncologist
 ):

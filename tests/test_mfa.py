@@ -11,13 +11,14 @@ import time
 
 import pytest
 from axes.models import AccessAttempt
-from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp import DEVICE_ID_SESSION_KEY, user_has_device
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 from rest_framework.authtoken.models import Token
 
+from ctctrack.middleware import has_device
 from patients.accounts import replace_recovery_codes
 
 pytestmark = pytest.mark.django_db
@@ -435,3 +436,29 @@ def test_wrong_codes_at_the_token_endpoint_count_towards_the_lockout(api, nurse)
 
     assert r.status_code == 429
     assert AccessAttempt.objects.get(username="nina").failures_since_start == 5
+
+
+# --- the device look-up on every request of a user who has not passed the second step ------
+
+
+@pytest.mark.parametrize(
+    "devices, expected",
+    [
+        ([], False),
+        ([("totp", False)], False),  # set-up begun, never confirmed
+        ([("totp", True)], True),
+        ([("static", True)], True),  # only recovery codes left
+        ([("totp", False), ("static", True)], True),
+    ],
+)
+def test_has_device_answers_as_django_otp_does_in_one_query(
+    nurse, django_assert_num_queries, devices, expected
+):
+    kinds = {"totp": TOTPDevice, "static": StaticDevice}
+    for kind, confirmed in devices:
+        kinds[kind].objects.create(user=nurse, name=kind, confirmed=confirmed)
+
+    with django_assert_num_queries(1):
+        found = has_device(nurse)
+
+    assert found is expected is user_has_device(nurse)

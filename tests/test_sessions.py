@@ -10,6 +10,9 @@ import time
 
 import pytest
 from django.contrib.messages import get_messages
+from django.contrib.sessions.models import Session
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pytest_django.asserts import assertContains, assertRedirects
 from rest_framework.authtoken.models import Token
 
@@ -17,6 +20,7 @@ from ctctrack.middleware import (
     LAST_SEEN_AT,
     SIGNED_IN_AT,
     duration_text,
+    needs_last_seen_update,
     session_end,
 )
 
@@ -77,6 +81,48 @@ def test_a_nurse_active_14_minutes_ago_stays_signed_in(client, nurse):
 def test_each_request_counts_as_activity(client, nurse):
     client.force_login(nurse)
     _age_session(client, last_seen_ago=14 * MINUTE)
+
+    client.get("/patients/")
+
+    assert time.time() - client.session[LAST_SEEN_AT] < MINUTE
+
+
+def _stored_session(client) -> str:
+    return Session.objects.get(session_key=client.session.session_key).session_data
+
+
+def test_requests_within_a_minute_leave_the_stored_session_as_it_was(client, nurse):
+    client.force_login(nurse)
+    _age_session(client, last_seen_ago=30)
+    stored = _stored_session(client)
+
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            assert client.get("/patients/").status_code == 200
+
+    assert _stored_session(client) == stored
+    assert not [
+        q for q in queries.captured_queries if "UPDATE" in q["sql"] and "django_session" in q["sql"]
+    ]
+
+
+def test_idle_time_counts_from_the_stored_activity_time(client, nurse):
+    """A request within the minute is not stored: walking away after it still times out."""
+    client.force_login(nurse)
+    _age_session(client, last_seen_ago=30)
+    stored = client.session[LAST_SEEN_AT]
+    client.get("/patients/")
+    assert client.session[LAST_SEEN_AT] == stored  # the request was not stored
+    _age_session(client, last_seen_ago=15 * MINUTE)  # then nothing for 15 minutes
+
+    r = client.get("/patients/")
+
+    assertRedirects(r, "/accounts/login/?next=/patients/", fetch_redirect_response=False)
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_first_request_after_signing_in_stores_the_activity_time(client, nurse):
+    client.force_login(nurse)
 
     client.get("/patients/")
 
@@ -168,6 +214,17 @@ def test_a_session_ends_when_either_limit_is_reached(signed_in_ago, last_seen_ag
     )
 
     assert reason == expected
+
+
+@pytest.mark.parametrize(
+    ("last_seen_ago", "expected"),
+    [(None, True), (0, False), (59.9, False), (60, True), (600, True)],
+)
+def test_the_activity_time_is_stored_once_a_minute_at_most(last_seen_ago, expected):
+    now = 1_000_000.0
+    last_seen = None if last_seen_ago is None else now - last_seen_ago
+
+    assert needs_last_seen_update(last_seen, now) is expected
 
 
 @pytest.mark.parametrize(
