@@ -24,4 +24,4 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             changed = refresh_review_ranks(Patient.objects.values_list("pk", flat=True))
-        self.stdout.write(self.style.SUCCESS(f"Review ranks changed: {changed:,} cycles."))
+        self.stdout.write(self.style.SUCCESS(f"Review ranks changed: {changed:,} cycle(s)."))
