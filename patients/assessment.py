@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta, tzinfo
+from functools import cached_property
 from typing import Any, TypeVar
 
 from django.apps import apps as django_apps
 from django.apps.registry import Apps
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -266,13 +267,13 @@ class _NameOrder(Lower):
 
 def due_cycles(
     start: date, days: int, *, oncologist_id: int | None = None, flagged: bool = False
-) -> QuerySet[TreatmentCycle]:
+) -> DueCycles:
     """Upcoming cycles with day 1 in [start, start + days), in the worklist's order.
 
-    The database sorts (and so can page) by the stored review rank, then day 1,
-    family and given name (case-insensitively), patient and cycle number: the
-    order `_worklist_order` gives from the live assessment, plus the cycle's id
-    so that pages never overlap. `flagged`: only cycles with flags.
+    The database sorts (and pages: slice the result) by the stored review rank,
+    then day 1, family and given name (case-insensitively), patient and cycle
+    number: the order `_worklist_order` gives from the live assessment, plus
+    the cycle's id so that pages never overlap. `flagged`: only cycles with flags.
     """
     due = TreatmentCycle.objects.filter(
         status__in=UPCOMING,
@@ -283,6 +284,62 @@ def due_cycles(
         due = due.filter(therapy_line__patient__oncologist_id=oncologist_id)
     if flagged:
         due = due.filter(review_rank__lt=rules.REVIEW_RANK_NO_FLAGS)
+    return DueCycles(due)
+
+
+class DueCycles:
+    """The cycles due, as a sequence that Django's and DRF's paginators can count and slice.
+
+    Sorting thousands of cycles joined to their patients' names costs tens of
+    milliseconds; but the first two sort keys, rank and day 1, are on the
+    cycle. So one small query counts the cycles per (rank, day 1) group (a
+    few dozen groups; it also gives the total), and a slice joins the names
+    only in the groups it overlaps: the same order, a few hundred rows sorted
+    instead of thousands. Two queries per page, whatever the cohort's size.
+    """
+
+    def __init__(self, due: QuerySet[TreatmentCycle]) -> None:
+        self._due = due
+
+    @cached_property
+    def _groups(self) -> list[tuple[int, date, int]]:
+        return list(
+            self._due.order_by()
+            .values_list("review_rank", "scheduled_date")
+            .annotate(n=Count("id"))
+            .order_by("review_rank", "scheduled_date")
+        )
+
+    def count(self) -> int:
+        return sum(n for _rank, _day, n in self._groups)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self) -> Iterator[TreatmentCycle]:
+        return iter(_in_worklist_order(self._due))
+
+    def __getitem__(self, rows: slice) -> list[TreatmentCycle]:
+        if not isinstance(rows, slice) or rows.step is not None:
+            raise TypeError("a worklist is sliced into pages, not indexed")
+        first, stop = rows.start or 0, rows.stop if rows.stop is not None else self.count()
+        wanted: Q | None = None
+        skip = before = 0
+        for rank, day, n in self._groups:
+            if before < stop and before + n > first:
+                group = Q(review_rank=rank, scheduled_date=day)
+                if wanted is None:  # the page's first group: skip its rows before the page
+                    wanted, skip = group, first - before
+                else:
+                    wanted |= group
+            before += n
+        if wanted is None:
+            return []
+        found = _in_worklist_order(self._due.filter(wanted))
+        return list(found[skip : skip + stop - first])
+
+
+def _in_worklist_order(due: QuerySet[TreatmentCycle]) -> QuerySet[TreatmentCycle]:
     return (
         due.select_related("therapy_line__patient")
         .prefetch_related(
@@ -308,8 +365,7 @@ def due_cycles(
 def worklist_items(cycles: Iterable[TreatmentCycle]) -> list[WorklistItem]:
     """The rows of a worklist page, in the order given, each assessed live.
 
-    Four queries (the three per-kind loads, the cycles' acknowledgements when
-    `cycles` is a `due_cycles` page not yet fetched), whatever the page's size.
+    Three queries (the per-kind loads), whatever the page's size.
     """
     cycles = list(cycles)
     series = series_for_many({c.therapy_line.patient for c in cycles})

@@ -332,16 +332,20 @@ def _make_cohort(plans: list[dict], by) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(plans=patient_plans, flagged=st.booleans())
-def test_the_sql_order_is_the_order_the_rules_give(oncologist, plans, flagged):
+@given(plans=patient_plans, flagged=st.booleans(), page_size=st.integers(1, 4))
+def test_the_sql_order_is_the_order_the_rules_give(oncologist, plans, flagged, page_size):
     with rolled_back():
         _make_cohort(plans, oncologist)
 
-        from_sql = list(assessment.due_cycles(START, 7, flagged=flagged))
+        due = assessment.due_cycles(START, 7, flagged=flagged)
+        from_sql = list(due)
+        paged = [c for k in range(0, due.count(), page_size) for c in due[k : k + page_size]]
         items = assessment.worklist_items(assessment.due_cycles(START, 7))
         by_rules = sorted(items, key=assessment._worklist_order)
         if flagged:
             by_rules = [i for i in by_rules if i.assessment.flags]
 
         assert [c.pk for c in from_sql] == [i.cycle.pk for i in by_rules]
+        assert [c.pk for c in paged] == [c.pk for c in from_sql]  # pages: same rows, same order
+        assert due[due.count() : due.count() + page_size] == []
         _every_stored_rank_is_live()
