@@ -262,11 +262,8 @@ def test_the_worklist_runs_the_same_queries_for_one_page_and_two(
     client.force_login(nurse)
     client.get("/")
     five = count_queries(lambda: client.get("/"))
-    _many_due_more = [
+    for i in range(50):
         _due_patient(oncologist, f"Q{i}", f"More{i}", [i % 9], today + timedelta(days=i % 7))
-        for i in range(50)
-    ]
 
-    assert len(_many_due_more) == 50
     assert count_queries(lambda: client.get("/")) == five
     assert count_queries(lambda: client.get("/", {"page": 2})) == five
