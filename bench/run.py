@@ -155,12 +155,12 @@ def _postgres_url() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def _fresh_database(url: str) -> str:
-    """Drop and create `<name>_bench_cohort` on the same server; return its URL."""
+def _fresh_database(url: str, suffix: str = "_bench_cohort") -> str:
+    """Drop and create `<name><suffix>` on the same server; return its URL."""
     import psycopg2
 
     parts = urlparse(url)
-    name = parts.path.lstrip("/") + "_bench_cohort"
+    name = parts.path.lstrip("/") + suffix
     conn = psycopg2.connect(
         dbname="postgres",
         user=parts.username,

@@ -214,6 +214,24 @@ def _symlog(y: float) -> float:
     return float(_SYMLOG.transform(np.array([[y]]))[0, 0])
 
 
+# _symlog in scalar arithmetic, for the sparkline: a worklist page transforms every
+# point of every row, and matplotlib's transform costs an array round trip per
+# number. The same operations in the same order as its SymmetricalLogTransform,
+# with numpy's log (math.log differs from it in the last bit now and then), so the
+# very same float: tests compare the two.
+_LINSCALE_ADJ = LINSCALE / (1.0 - 1.0 / 10)
+_LOG_BASE = float(np.log(10))
+_LOG_LINTHRESH = float(np.log(LINTHRESH))
+
+
+def _symlog_scalar(y: float) -> float:
+    if abs(y) <= LINTHRESH:
+        return y * _LINSCALE_ADJ
+    sign = 1.0 if y > 0 else -1.0
+    log_y = float(np.log(abs(y)))
+    return sign * LINTHRESH * (_LINSCALE_ADJ - _LOG_LINTHRESH / _LOG_BASE + log_y / _LOG_BASE)
+
+
 def _symlog_inverse(t: float) -> float:
     return float(_SYMLOG.inverted().transform(np.array([[t]]))[0, 0])
 
@@ -822,12 +840,12 @@ def sparkline_svg(rates: Sequence[float | None], cutoff: int | None, *, label: s
     """
     width, height, pad = 120.0, 28.0, 4.0
     points = [(i, rate) for i, rate in enumerate(rates) if rate is not None]
-    top = _symlog(max([MIN_DATA_TOP, 2 * (cutoff or 0), *(r for _, r in points)]))
+    top = _symlog_scalar(max([MIN_DATA_TOP, 2 * (cutoff or 0), *(r for _, r in points)]))
     span = max(len(rates) - 1, 1)
 
     def xy(i: float, rate: float) -> tuple[float, float]:
         x = pad + (width - 2 * pad) * i / span
-        return round(x, 1), round(height - pad - (height - 2 * pad) * _symlog(rate) / top, 1)
+        return round(x, 1), round(height - pad - (height - 2 * pad) * _symlog_scalar(rate) / top, 1)
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '

@@ -257,8 +257,14 @@ class TreatmentCycle(Versioned):
     )
     status_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The worklist's sort key, `rules.review_rank` of the cycle's assessment (0 high,
+    # 1 review, 2 info, 3 no flags), kept current by `services._touch` in the same
+    # transaction as every write the rules read. Derived data, like
+    # `Patient.data_version`: not in the change history. 0 until computed, so a
+    # cycle a bulk path forgot would come first, never sink out of sight.
+    review_rank = models.PositiveSmallIntegerField(default=0, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["review_rank"])
 
     class Meta:
         ordering = ["therapy_line", "number"]
@@ -282,6 +288,12 @@ class TreatmentCycle(Versioned):
         indexes = [
             # Used by the worklist: upcoming cycles in a date range.
             models.Index(fields=["scheduled_date", "status"], name="cycle_scheduled_status"),
+            # The paged worklist: upcoming cycles in a date range, by review rank.
+            models.Index(
+                fields=["scheduled_date", "review_rank"],
+                condition=Q(status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED]),
+                name="cycle_upcoming_review",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -271,10 +271,28 @@ def highest_severity(flags: Iterable[Flag]) -> Severity | None:
     return min((flag.severity for flag in flags), key=SEVERITY_ORDER.__getitem__, default=None)
 
 
+# The review rank of a cycle without flags (and of every cycle not upcoming).
+REVIEW_RANK_NO_FLAGS = SEVERITY_ORDER[None]
+
+
+def review_rank(assessment: CycleAssessment) -> int:
+    """How urgently a cycle needs review: 0 high, 1 review, 2 info, 3 no flags.
+
+    The worklist's first sort key. It is stored on each cycle so that the
+    database can sort and page the worklist; it is computed here, from the
+    same assessment whose flags the worklist shows, so the order and the flags
+    cannot disagree. Acknowledgements do not lower it: an acknowledged flag
+    stays a flag (docs/clinical-rules.md, the worklist). It depends on the draws,
+    lines and cycles and on the settings (cut-offs, pre-cycle window, time
+    zone), never on today's date: the rules use no clock.
+    """
+    return SEVERITY_ORDER[assessment.severity]
+
+
 def worklist_sort_key(assessment: CycleAssessment) -> tuple[int, date, int, int]:
     """Worklist order: most severe first (high, review, info, none), then scheduled date."""
     cycle = assessment.cycle
-    return (SEVERITY_ORDER[assessment.severity], cycle.scheduled_date, cycle.number, cycle.id)
+    return (review_rank(assessment), cycle.scheduled_date, cycle.number, cycle.id)
 
 
 # --- wording --------------------------------------------------------------

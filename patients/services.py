@@ -27,6 +27,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
+from patients import assessment
 from patients.audit import HistoryEntry, edits_since
 from patients.models import (
     STANDARD_VOLUME_ML,
@@ -489,6 +490,7 @@ def import_draws(
             progress(len(batch))
     touched = {patients[row.mrn].pk for row in rows}
     Patient.objects.filter(pk__in=touched).update(data_version=F("data_version") + 1)
+    assessment.refresh_review_ranks(touched)  # the worklist's order, as _touch does
     return created
 
 
@@ -679,9 +681,14 @@ def _touch(patient_id: int) -> None:
 
     `update()` on purpose: this is a cache counter, not clinical data, so it has
     no place in the change history, and an F() expression cannot lose a bump to
-    a concurrent writer.
+    a concurrent writer. The same writes change what the rules say, so the
+    patient's cycles get their review rank (the worklist's order) recomputed
+    here too, in the caller's transaction.
     """
     Patient.objects.filter(pk=patient_id).update(data_version=F("data_version") + 1)
+    # After the bump, which locks the patient's row: a concurrent writer of the same
+    # patient waits for this commit, then ranks with both writes in view.
+    assessment.refresh_review_ranks([patient_id])
 
 
 # simple-history keeps the reason for a change in a column of this many characters.

@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -72,32 +72,61 @@ def get_patient_for_user(request: HttpRequest, pk: int) -> Patient:
 
 # --- worklist ----------------------------------------------------------------------
 
+WORKLIST_PAGE_SIZE = 50
+
 
 @require_GET
 @login_required
 @permission_required("patients.view_treatmentcycle", raise_exception=True)
 def worklist(request: HttpRequest) -> HttpResponse:
-    """The cycles due, most severe first: what a nurse opens every morning."""
+    """The cycles due, most severe first: what a nurse opens every morning.
+
+    The database sorts and pages the cycles by their stored review rank; only
+    the page's rows are assessed, live, for the flags shown.
+    """
     form = WorklistFilterForm(request.GET or None)
     start, days = form.start_date(timezone.localdate()), form.day_count()
     oncologist = form.cleaned_data.get("oncologist") if form.is_valid() else None
-    items = assessment.worklist(start, days, oncologist_id=oncologist.pk if oncologist else None)
-    if form.is_valid() and form.cleaned_data.get("flagged"):
-        items = [item for item in items if item.assessment.flags]
+    due = assessment.due_cycles(
+        start,
+        days,
+        oncologist_id=oncologist.pk if oncologist else None,
+        flagged=bool(form.is_valid() and form.cleaned_data.get("flagged")),
+    )
+    page = Paginator(due, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    items = assessment.worklist_items(page.object_list)
+    end = start + timedelta(days=days - 1)
+    what = f"worklist {start}..{end}" + (f" page {page.number}" if page.number > 1 else "")
     audit.record_read(
         request,
         AccessAction.WORKLIST,
         patient_ids=[item.patient.pk for item in items],
-        what=f"worklist {start}..{start + timedelta(days=days - 1)}",
+        what=what,
     )
     ctx = {
         "form": form,
         "start": start,
-        "end": start + timedelta(days=days - 1),
+        "end": end,
         "rows": worklist_rows(items),
+        "page": page,
+        "page_query": _without_page(request),
+        "showing": _showing(page),
         "ack_form": AcknowledgeForm(),
     }
     return render(request, "patients/worklist.html", ctx)
+
+
+def _showing(page: Page) -> str:
+    """'1–50 of 3,312': the rows shown and how many are due."""
+    count = page.paginator.count
+    return f"{page.start_index():,}–{page.end_index():,} of {count:,}" if count else "0"
+
+
+def _without_page(request: HttpRequest) -> str:
+    """The filters of this request as a query string for the pager's links, minus `page`."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
 
 
 @require_POST

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from patients import services
+from patients import assessment, services
 from patients.models import Acknowledgement
 
 pytestmark = pytest.mark.django_db
@@ -211,3 +211,55 @@ def test_the_worklist_defaults_to_the_coming_week(api, nurse):
 
     start = date.fromisoformat(body["from"])
     assert date.fromisoformat(body["to"]) - start == timedelta(days=7)
+
+
+# --- paging -----------------------------------------------------------------------------
+
+
+def _many_due(by, n: int) -> list:
+    return [
+        _due(by, _patient(by, f"P{i:03d}", f"Family{i:03d}"), START + timedelta(i % 7), [i % 9])
+        for i in range(n)
+    ]
+
+
+def test_it_pages_fifty_items_with_a_count_and_links_in_the_rules_order(api, nurse, oncologist):
+    _many_due(oncologist, 53)
+    api.force_authenticate(nurse)
+
+    first = _get(api).json()
+    second = api.get(first["next"]).json()
+
+    expected = sorted(assessment.worklist(START, 7), key=assessment._worklist_order)
+    ids = [i["cycle"]["id"] for i in first["items"] + second["items"]]
+    assert ids == [item.cycle.pk for item in expected]  # all 53, none twice
+    assert (first["count"], len(first["items"]), first["previous"]) == (53, 50, None)
+    assert "page=2" in first["next"] and "from=2026-03-02" in first["next"]
+    assert (second["count"], len(second["items"]), second["next"]) == (53, 3, None)
+    assert (second["from"], second["to"]) == ("2026-03-02", "2026-03-09")
+    assert second["previous"]
+
+
+def test_page_size_chooses_how_many_items_a_page_holds(api, nurse, oncologist):
+    _many_due(oncologist, 5)
+    api.force_authenticate(nurse)
+
+    body = _get(api, page_size=2, page=3).json()
+
+    assert (body["count"], len(body["items"]), body["next"]) == (5, 1, None)
+
+
+def test_a_page_out_of_range_is_not_found(api, nurse, oncologist):
+    _many_due(oncologist, 3)
+    api.force_authenticate(nurse)
+
+    assert _get(api, page=2).status_code == 404
+    assert _get(api, page="x").status_code == 404
+
+
+def test_the_api_runs_the_same_queries_for_any_page(api, nurse, oncologist, count_queries):
+    _many_due(oncologist, 55)
+    api.force_authenticate(nurse)
+    _get(api)
+
+    assert count_queries(lambda: _get(api)) == count_queries(lambda: _get(api, page=2))

@@ -14,7 +14,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
@@ -453,6 +456,37 @@ def test_the_sparkline_handles_no_evaluable_draws_and_no_cut_off():
 
 def test_the_sparkline_is_deterministic():
     assert charts.sparkline_svg([1.0, 20000.0], 5) == charts.sparkline_svg([1.0, 20000.0], 5)
+
+
+@given(st.floats(min_value=-1e7, max_value=1e7, allow_nan=False))
+def test_the_sparkline_symlog_is_matplotlibs_to_the_last_bit(y):
+    assert charts._symlog_scalar(y) == charts._symlog(y)
+
+
+def test_the_sparkline_symlog_matches_over_every_rate_to_a_tenth_up_to_30000():
+    # One in tens of thousands of these differs in the last bit with math.log.
+    rates = np.arange(300_001) / 10
+    expected = charts._SYMLOG.transform(rates.reshape(-1, 1))[:, 0]
+
+    assert [charts._symlog_scalar(float(r)) for r in rates] == expected.tolist()
+
+
+@pytest.mark.parametrize("y", [0.0, 1.0, 9.999, 10.0, 10.000001, 12.5, 5e3, 2e4, -3.0, -40.0])
+def test_the_sparkline_symlog_matches_at_the_edges(y):
+    assert charts._symlog_scalar(y) == charts._symlog(y)
+
+
+@given(
+    rates=st.lists(st.one_of(st.none(), st.floats(min_value=0, max_value=30000)), max_size=12),
+    cutoff=st.sampled_from([None, 3, 5]),
+)
+def test_the_sparkline_is_the_one_matplotlibs_transform_draws(rates, cutoff):
+    ours = charts.sparkline_svg(rates, cutoff)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(charts, "_symlog_scalar", charts._symlog)  # the reference it replaced
+        reference = charts.sparkline_svg(rates, cutoff)
+
+    assert ours == reference
 
 
 # --- the text alternative ---------------------------------------------------

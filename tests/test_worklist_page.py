@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
-from patients import services
-from patients.models import Acknowledgement
+from patients import assessment, services
+from patients.models import AccessEvent, Acknowledgement, Patient
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +159,111 @@ def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
     fifty = count_queries(lambda: client.get("/"))
 
     assert five == fifty
+
+
+# --- paging -----------------------------------------------------------------------------
+
+
+def _many_due(by, n: int, today: date) -> None:
+    """n patients due over the coming week; every third one unfavourable (flagged)."""
+    for i in range(n):
+        _due_patient(
+            by,
+            f"P{i:03d}",
+            f"Family{i:03d}",
+            [9 if i % 3 == 0 else 1],
+            today + timedelta(days=i % 7),
+        )
+
+
+def _row_mrns(response) -> list[str]:
+    return re.findall(
+        r'<tr class="severity-[a-z]+" id="cycle-\d+" data-patient="([^"]+)"',
+        response.content.decode(),
+    )
+
+
+def test_it_shows_fifty_rows_a_page_in_the_rules_order_with_an_accessible_pager(
+    client, nurse, oncologist, today
+):
+    _many_due(oncologist, 55, today)
+    client.force_login(nurse)
+
+    first = client.get("/", {"days": 7})
+    second = client.get("/", {"days": 7, "page": 2})
+
+    expected = [
+        item.patient.mrn
+        for item in sorted(assessment.worklist(today, 7), key=assessment._worklist_order)
+    ]
+    assert _row_mrns(first) + _row_mrns(second) == expected  # all 55, none twice
+    assert len(_row_mrns(first)) == 50
+    assertContains(first, "Showing 1–50 of 55 cycles due.")
+    assertContains(second, "Showing 51–55 of 55 cycles due.")
+    assertContains(first, '<nav class="pagination" aria-label="Worklist pages">')
+    assertContains(first, '<span aria-current="page">Page 1 of 2</span>')
+    assertContains(first, 'href="?days=7&amp;page=2" rel="next"')  # the filters are kept
+    assertNotContains(first, 'rel="prev"')
+    assertContains(second, 'href="?days=7&amp;page=1" rel="prev"')
+    assertNotContains(second, 'rel="next"')
+
+
+def test_one_page_of_rows_shows_no_pager(client, nurse, oncologist, today):
+    _many_due(oncologist, 2, today)
+    client.force_login(nurse)
+
+    r = client.get("/")
+
+    assertContains(r, "Showing 1–2 of 2 cycles due.")
+    assertNotContains(r, 'class="pagination"')
+
+
+@pytest.mark.parametrize("page, shown", [("99", 2), ("0", 2), ("next", 1)])
+def test_a_page_out_of_range_shows_the_last_one_and_a_bad_one_the_first(
+    client, nurse, oncologist, today, page, shown
+):
+    _many_due(oncologist, 52, today)
+    client.force_login(nurse)
+
+    r = client.get("/", {"page": page})
+
+    # Django's get_page: out of range is the last page, not a number the first.
+    assertContains(r, f'<span aria-current="page">Page {shown} of 2</span>')
+
+
+def test_flagged_only_pages_and_counts_the_flagged_rows_only(client, nurse, oncologist, today):
+    _many_due(oncologist, 12, today)
+    client.force_login(nurse)
+
+    r = client.get("/", {"flagged": "on"})
+
+    assertContains(r, "Showing 1–4 of 4 cycles due with flags.")
+    assert _row_mrns(r) == ["P000", "P009", "P003", "P006"]  # by day 1
+
+
+def test_the_access_log_names_only_the_patients_on_the_page_shown(client, nurse, oncologist, today):
+    _many_due(oncologist, 52, today)
+    client.force_login(nurse)
+
+    r = client.get("/", {"page": 2})
+
+    event = AccessEvent.objects.filter(action="worklist").latest("pk")
+    shown = Patient.objects.filter(mrn__in=_row_mrns(r))
+    assert event.target.endswith(
+        "page 2: patients " + ", ".join(str(p.pk) for p in shown.order_by("pk"))
+    )
+    assert len(_row_mrns(r)) == 2
+
+
+def test_the_worklist_runs_the_same_queries_for_one_page_and_two(
+    client, nurse, oncologist, today, count_queries
+):
+    _many_due(oncologist, 5, today)
+    client.force_login(nurse)
+    client.get("/")
+    five = count_queries(lambda: client.get("/"))
+    for i in range(50):
+        _due_patient(oncologist, f"Q{i}", f"More{i}", [i % 9], today + timedelta(days=i % 7))
+
+    assert count_queries(lambda: client.get("/")) == five
+    assert count_queries(lambda: client.get("/", {"page": 2})) == five

@@ -322,3 +322,46 @@ def test_the_worklist_and_patient_page_need_no_sideways_scrolling(
         assert overflow <= 0, f"{name} at {width} px scrolls sideways by {overflow} px"
         label = "tablet" if width == 768 else "phone"
         page.screenshot(path=screenshot_dir / f"{name}-{label}.png", full_page=True)
+
+
+def test_the_worklist_pager_has_no_wcag_violations_and_pages_by_keyboard(
+    page: Page, live_server, clinic, axe_source
+):
+    oncologist = User.objects.get(username="olivia")
+    today = clinic["today"]
+    for i in range(50):  # with the clinic's two: 52 cycles due, two pages
+        patient = services.register_patient(
+            by=oncologist,
+            mrn=f"PG-{i:03d}",
+            given_name="Pat",
+            family_name=f"Pager{i:03d}",
+            birth_date=today.replace(year=today.year - 60),
+            sex="female",
+            cancer_type="breast",
+        )
+        line = services.add_therapy_line(
+            patient=patient,
+            by=oncologist,
+            regimen="Paclitaxel",
+            start_date=today - timedelta(days=20),
+            cycle_length_days=21,
+        )
+        services.plan_cycle(
+            line=line, by=oncologist, number=2, scheduled_date=today + timedelta(days=i % 7)
+        )
+    sign_in(page, live_server.url, "nina")
+    settle(page)
+
+    pager = page.get_by_role("navigation", name="Worklist pages")
+    expect(pager).to_contain_text("Page 1 of 2")
+    expect(page.locator("#worklist-count")).to_have_text("Showing 1–50 of 52 cycles due.")
+    assert audit(page, axe_source) == []
+
+    _tab_to(page, "el.getAttribute('rel') === 'next'", limit=400)
+    page.keyboard.press("Enter")
+    settle(page)
+
+    expect(pager).to_contain_text("Page 2 of 2")
+    expect(page.locator("table.worklist tbody tr")).to_have_count(2)
+    expect(page.get_by_role("link", name="Previous page")).to_be_visible()
+    assert audit(page, axe_source) == []

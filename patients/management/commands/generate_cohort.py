@@ -17,7 +17,8 @@ treatment; imaging every third cycle; some acknowledgements.
 
 Rows go in with `bulk_create` in batches, without change-history rows: the
 data is invented, nobody changed it, and the pages measured never read the
-history (the CSV import benchmark measures writing history). Refuses to run on
+history (the CSV import benchmark measures writing history); each batch's
+cycles get their review rank, as the services would give them. Refuses to run on
 a database that holds patients other than synthetic ones (MRN prefix `SYN-`).
 """
 
@@ -37,6 +38,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from patients.assessment import refresh_review_ranks
 from patients.demo import FAMILY, GIVEN, GIVEN_MALE, IMAGING_RESPONSE, REGIMENS, TRAJECTORIES
 from patients.models import (
     Acknowledgement,
@@ -357,6 +359,8 @@ class _Writer:
         self._create(CTCDraw, list(self._draws(plans, patients)), "draws")
         self._create(ImagingAssessment, list(self._imaging(plans, patients)), "imaging")
         self._create(Acknowledgement, list(self._acknowledgements(cycles)), "acknowledgements")
+        # bulk_create skips the services: rank the cycles for the worklist as they would.
+        refresh_review_ranks([p.pk for p in patients])
 
     def _create(self, model: Any, rows: list[Any], name: str) -> list[Any]:
         self.counts[name] += len(rows)
