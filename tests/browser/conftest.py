@@ -27,6 +27,31 @@ from .journey import PASSWORD
 # unless told this is deliberate.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+
+def _one_request_at_a_time_on_in_memory_sqlite() -> None:
+    """On SQLite, live_server hands the test's one in-memory connection to the server.
+
+    Django's threaded test server would then run a page and its chart on that one
+    connection at once, their transactions interleaved ("table is locked", a 500
+    that no deployment sees: a file database has a connection per thread). A
+    server without threads answers them in turn, with `Connection: close`.
+    """
+    from django.conf import settings
+    from django.core.servers.basehttp import WSGIServer
+    from django.test.testcases import LiveServerThread
+
+    class OneAtATime(WSGIServer):
+        # The server thread itself runs every request, on the connections
+        # LiveServerThread.run() has already put in place.
+        def __init__(self, *args: object, connections_override: object = None, **kwargs: object):
+            super().__init__(*args, **kwargs)
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        LiveServerThread.server_class = OneAtATime
+
+
+_one_request_at_a_time_on_in_memory_sqlite()
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 SKIP_REASON = "Chromium is not installed (Debian: apt-get install chromium); browser tests skipped"
