@@ -223,25 +223,112 @@ def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps
     after a change of the settings the rules read (cut-offs, pre-cycle window,
     time zone) and by the migration that added the rank. Every cycle is ranked,
     not only upcoming ones, so that "stored rank == live rank" holds for all.
-    Per round of `RANK_BATCH` patients: four queries to load and at most one
-    `UPDATE` per rank value (the rank is derived data: no history, no version
+    Per round of `RANK_BATCH` patients: at most four queries to load and at most
+    one `UPDATE` per rank value (the rank is derived data: no history, no version
     bump). Returns how many cycles changed.
     """
-    patient_model = apps.get_model("patients", "Patient")
     cycle_model = apps.get_model("patients", "TreatmentCycle")
     changed = 0
     for batch in _chunks(sorted(set(patient_ids)), RANK_BATCH):
         by_rank: defaultdict[int, list[int]] = defaultdict(list)
-        patients = patient_model.objects.filter(pk__in=batch)
-        for series in series_for_many(patients, apps=apps).values():
-            for cycle in series.cycles:
-                rank = rules.review_rank(series.cycle_assessment(cycle))
-                if rank != cycle.review_rank:
-                    by_rank[rank].append(cycle.pk)
+        for cycle_id, stored, live in _ranks(batch, apps):
+            if live != stored:
+                by_rank[live].append(cycle_id)
         for rank, cycle_ids in by_rank.items():
             for ids in _chunks(cycle_ids, RANK_BATCH):
                 changed += cycle_model.objects.filter(pk__in=ids).update(review_rank=rank)
     return changed
+
+
+def _ranks(patient_ids: Sequence[int], apps: Apps) -> Iterator[tuple[int, int, int]]:
+    """(cycle id, stored rank, live rank) of every cycle of these patients.
+
+    Read as plain values, not model instances: a bulk import refreshes thousands
+    of patients, and building their draws as objects took most of its time. Only
+    patients with an upcoming cycle need their draws: the rules flag no other
+    cycle (`rules.assess_cycle`), so the others are ranked on no draws at all.
+    """
+    window = settings.CTC_PRE_CYCLE_WINDOW_DAYS
+    cycles: defaultdict[int, list[tuple[rules.CycleIn, int]]] = defaultdict(list)
+    cycle_rows = (
+        apps.get_model("patients", "TreatmentCycle")
+        .objects.filter(therapy_line__patient__in=patient_ids)
+        .order_by("scheduled_date", "number")
+        .values_list(
+            "therapy_line__patient_id",
+            "id",
+            "therapy_line_id",
+            "number",
+            "scheduled_date",
+            "given_date",
+            "status",
+            "review_rank",
+        )
+    )
+    for patient_id, *fields, stored in cycle_rows:
+        cycles[patient_id].append((rules.CycleIn(*fields), stored))
+    waiting = [pk for pk, rows in cycles.items() if any(c.status in UPCOMING for c, _ in rows)]
+    inputs = _rule_inputs(waiting, apps)
+    for patient_id, rows in cycles.items():
+        assessments = inputs(patient_id, [c for c, _ in rows])
+        for cycle, stored in rows:
+            live = rules.review_rank(rules.assess_cycle(cycle, assessments, window_days=window))
+            yield cycle.id, stored, live
+
+
+def _rule_inputs(
+    patient_ids: Sequence[int], apps: Apps
+) -> Callable[[int, list[rules.CycleIn]], list[rules.DrawAssessment]]:
+    """The assessed draws of each of these patients, from three queries of plain values."""
+    tz = timezone.get_current_timezone()
+    cancer = dict(
+        apps.get_model("patients", "Patient")
+        .objects.filter(pk__in=patient_ids)
+        .values_list("id", "cancer_type")
+    )
+    draws: defaultdict[int, list[rules.DrawIn]] = defaultdict(list)
+    draw_rows = (
+        apps.get_model("patients", "CTCDraw")
+        .objects.filter(patient__in=patient_ids, entered_in_error=False)
+        .order_by("drawn_at", "id")
+        .values_list("patient_id", "id", "drawn_at", "blood_volume_ml", "status", "ctc_count")
+    )
+    for patient_id, pk, drawn_at, volume, status, count in draw_rows:
+        draws[patient_id].append(
+            rules.DrawIn(
+                id=pk,
+                drawn_at=drawn_at,
+                drawn_on=drawn_at.astimezone(tz).date(),
+                blood_volume_ml=volume,
+                status=status,
+                ctc_count=count,
+            )
+        )
+    lines: defaultdict[int, list[rules.LineIn]] = defaultdict(list)
+    line_rows = (
+        apps.get_model("patients", "TherapyLine")
+        .objects.filter(patient__in=patient_ids)
+        .order_by("line_number")
+        .values_list(
+            "patient_id", "id", "line_number", "start_date", "contains_doxorubicin", "regimen"
+        )
+    )
+    for patient_id, *fields in line_rows:
+        lines[patient_id].append(rules.LineIn(*fields))
+
+    def assessed(patient_id: int, cycles: list[rules.CycleIn]) -> list[rules.DrawAssessment]:
+        if patient_id not in cancer:  # no upcoming cycle: no cycle of it is flagged
+            return []
+        cancer_type = cancer[patient_id]
+        return rules.assess_draws(
+            draws[patient_id],
+            lines[patient_id],
+            cycles,
+            cancer_type=cancer_type,
+            cutoff=rules.cutoff_for(cancer_type, settings.CTC_CUTOFFS),
+        )
+
+    return assessed
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
