@@ -70,12 +70,9 @@ class ConflictError(Exception):
             "Check what changed, then save again to apply your changes over it."
         )
 
-    def describe(self) -> list[str]:
-        """Each edit since the editor's version as one plain sentence."""
-        return [describe_edit(edit) for edit in self.edits]
-
 
 def describe_edit(edit: HistoryEntry) -> str:
+    """One edit as a plain sentence (the API's `summary` of an edit a conflict lists)."""
     when = timezone.localtime(edit.at).strftime("%Y-%m-%d %H:%M")
     fields = "; ".join(f"{c.field}: {c.old} → {c.new}" for c in edit.changes) or "no field"
     reason = f' (reason: "{edit.reason}")' if edit.reason else ""

@@ -82,7 +82,7 @@ def test_a_conflict_says_what_changed_who_changed_it_when_and_why(oncologist, nu
         ("family name", "Doe", "Doe-Smith"),
     ]
     assert first.at <= second.at
-    described = info.value.describe()
+    described = [services.describe_edit(edit) for edit in info.value.edits]
     assert described[0].startswith(f"{oncologist.username} changed given name: Jane → Janet at ")
     assert described[0].endswith('(reason: "Typo").')
 
