@@ -1,5 +1,6 @@
-"""Shared by the fuzz tests: run each example in a transaction that is rolled back,
-and take a snapshot of every clinical row and history to compare before and after."""
+"""Shared by the fuzz tests: the hostile values every channel gets, each example run
+in a transaction that is rolled back, and a snapshot of every clinical row and
+history to compare before and after."""
 
 from __future__ import annotations
 
@@ -9,6 +10,46 @@ from typing import Any
 
 from django.apps import apps
 from django.db import transaction
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    # Fixtures are per test, not per example: each example rolls its writes back.
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+MARKUP = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
+# Hostile through any channel; the API's and the forms' tests add their own.
+HOSTILE_STRINGS = (
+    *MARKUP,
+    "'; DROP TABLE patients_patient; --",
+    "x" * 10_000,
+    "\x00",
+    "before\x00after",
+    "\ud800",  # a lone surrogate: not encodable as UTF-8
+    "\u202eevil\u200b",
+    "Ωμέγα 漢字 🩸",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "",
+    "   ",
+    "2026-02-30",
+    "31/01/2026",
+    "1e309",
+    "-1",
+    "1" + "0" * 30,
+    "$\\alpha^$ {{ 7*7 }} %s%n",
+)
+# Text just under and just over every length limit a field or column might have.
+LIMITS = st.sampled_from([32, 64, 100, 200, 255, 500, 1000, 2000]).flatmap(
+    lambda n: st.sampled_from(["é" * n, "é" * (n + 1)])
+)
 
 
 class _Rollback(Exception):
