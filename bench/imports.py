@@ -13,7 +13,7 @@ meets the same tables and the cohort is left as it was.
   `execute_values` into the draws table itself (same indexes and constraints,
   no validation, no history): the floor the targets are measured against.
 - bare, temporary table: the same into a temporary table without indexes or
-  WAL (what `bench/csv_import.py` measures), for reference.
+  WAL, for reference.
 """
 
 from __future__ import annotations
