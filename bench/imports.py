@@ -33,7 +33,7 @@ from django.utils import timezone
 from psycopg2.extras import execute_values
 
 from patients import services
-from patients.csv_import import parse_csv, plan_import
+from patients.interop.csv.imports import parse_csv, plan_import
 from patients.models import Patient
 
 HEADER = "mrn,drawn_at,blood_volume_ml,status,ctc_count,accession,comment"

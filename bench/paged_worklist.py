@@ -26,9 +26,9 @@ from django.test import RequestFactory
 from django.urls import resolve, reverse
 
 from patients import assessment
-from patients.forms import AcknowledgeForm, WorklistFilterForm
 from patients.models import Acknowledgement, TreatmentCycle
-from patients.presenters import worklist_rows
+from patients.web.forms import AcknowledgeForm, WorklistFilterForm
+from patients.web.presenters import worklist_rows
 
 PAGE_SIZE = 50
 

@@ -361,7 +361,7 @@ CSRF_COOKIE_SECURE = not DEBUG
 # No script reads the token: forms carry it in a hidden field.
 CSRF_COOKIE_HTTPONLY = True
 # A refused form post is recorded in the access log like every other refusal.
-CSRF_FAILURE_VIEW = "patients.audit_views.csrf_failure"
+CSRF_FAILURE_VIEW = "patients.audit.views.csrf_failure"
 if not DEBUG:
     # "__Host-": the browser only keeps these cookies from HTTPS, for this host and path "/".
     SESSION_COOKIE_NAME = "__Host-sessionid"

@@ -9,7 +9,7 @@ from ctctrack import health
 urlpatterns = [
     # For load balancers: anyone, "ok", no data (ctctrack/health.py).
     path(health.HEALTHZ_PATH.lstrip("/"), health.healthz, name="healthz"),
-    path("", include("patients.urls")),
+    path("", include("patients.web.urls")),
     path("accounts/mfa/", include("patients.accounts")),
     # Sign in and out, change one's password; no password reset by e-mail: it would answer
     # anyone, and staff manage accounts in admin.
@@ -26,10 +26,10 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("api/v1/", include("patients.api.urls")),
-    path("fhir/r4/", include("patients.fhir_urls")),
-    path("audit/", include("patients.audit_urls")),
+    path("fhir/r4/", include("patients.interop.fhir.urls")),
+    path("audit/", include("patients.audit.urls")),
     path("admin/", admin.site.urls),
 ]
 
 # Every refusal is recorded in the access log (after the refused view's rollback).
-handler403 = "patients.audit_views.permission_denied"
+handler403 = "patients.audit.views.permission_denied"

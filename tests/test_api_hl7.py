@@ -1,6 +1,6 @@
 """HL7 v2 lab results in: `POST /api/v1/hl7/oru/` and `manage.py import_hl7`.
 
-Both take the same path (`patients.api.interop.receive_hl7`); the endpoint's
+Both take the same path (`patients.interop.hl7.receive.receive_hl7`); the endpoint's
 tests cover what happens to the record, the command's what it reports.
 """
 

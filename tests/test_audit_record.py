@@ -348,7 +348,7 @@ urlpatterns = [
     path("api/refuse/", _RegisterThenRefuseApi.as_view()),
     *project_urlpatterns,  # the 403 page links to them
 ]
-handler403 = "patients.audit_views.permission_denied"
+handler403 = "patients.audit.views.permission_denied"
 
 
 @pytest.mark.urls(__name__)

@@ -12,8 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from matplotlib.image import imread
 
-from patients import charts, services
+from patients import services
 from patients.models import AccessAction, AccessEvent
+from patients.reports import charts
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Tests for patients.charts: real SVG and PNG output from realistic series, no database.
+"""Tests for patients.reports.charts: real SVG and PNG output from realistic series, no database.
 
 The series are built with rules.assess_draws, as the views will build them.
 """
@@ -23,8 +23,9 @@ from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from patients import charts, rules
-from patients.charts import ChartData, ImagingPoint
+from patients import rules
+from patients.reports import charts
+from patients.reports.charts import ChartData, ImagingPoint
 
 CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -401,7 +402,7 @@ def test_the_figure_builder_can_be_reused_at_another_size_for_the_pdf_report():
 
 def test_the_module_never_imports_pyplot_or_django():
     check = (
-        "import patients.charts, sys; "
+        "import patients.reports.charts, sys; "
         "assert 'matplotlib.pyplot' not in sys.modules; "
         "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules)"
     )

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from patients import services
-from patients.csv_import import parse_csv, plan_import
+from patients.interop.csv.imports import parse_csv, plan_import
 from patients.models import CTCDraw, Patient
 
 pytestmark = pytest.mark.django_db

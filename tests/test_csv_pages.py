@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from pytest_django.asserts import assertContains, assertNotContains
 
 from patients import services
-from patients.csv_export import HEADER
+from patients.interop.csv.exports import HEADER
 from patients.models import AccessEvent, CTCDraw
 
 pytestmark = pytest.mark.django_db

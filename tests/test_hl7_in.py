@@ -1,4 +1,4 @@
-"""patients.hl7_in: ORU^R01 messages to CTC results, and the ACKs. No database."""
+"""patients.interop.hl7.parse: ORU^R01 messages to CTC results, and the ACKs. No database."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from patients.hl7_in import (
+from patients.interop.hl7.parse import (
     AckCode,
     ErrorCode,
     Header,

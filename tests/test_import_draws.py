@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from patients import services
-from patients.csv_import import ImportPlan, parse_csv, plan_import
+from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
 from patients.models import CTCDraw, Patient
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Tests for patients.report: real PDF bytes from realistic series, no database.
+"""Tests for patients.reports.ctc_report: real PDF bytes from realistic series, no database.
 
 The series are assessed with rules.assess_draws and rules.assess_cycle, as the
 view will do. The PDF's text is read back with a small reader below (the
@@ -23,8 +23,15 @@ import pytest
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 
-from patients import charts, rules
-from patients.report import FLAG_WORDS, ReportData, VoidedDraw, flag_explanation, report_pdf
+from patients import rules
+from patients.reports import charts
+from patients.reports.ctc_report import (
+    FLAG_WORDS,
+    ReportData,
+    VoidedDraw,
+    flag_explanation,
+    report_pdf,
+)
 
 CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 LONDON = ZoneInfo("Europe/London")

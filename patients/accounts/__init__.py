@@ -59,7 +59,7 @@ from rest_framework.response import Response
 
 from ctctrack.middleware import is_api
 from patients.api.authentication import is_expired
-from patients.forms import focus_first_error
+from patients.web.forms import focus_first_error
 
 TOTP_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"

@@ -3,12 +3,13 @@ from __future__ import annotations
 from django.urls import path
 
 from patients.accounts import obtain_token
-from patients.api import interop, views
+from patients.api import views
+from patients.interop.hl7 import views as hl7_views
 
 app_name = "api"
 urlpatterns = [
     path("auth/token/", obtain_token, name="token"),
-    path("hl7/oru/", interop.Hl7Oru.as_view(), name="hl7-oru"),
+    path("hl7/oru/", hl7_views.Hl7Oru.as_view(), name="hl7-oru"),
     path("patients/", views.PatientList.as_view(), name="patient-list"),
     path("patients/<int:pk>/", views.PatientDetail.as_view(), name="patient-detail"),
     path(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from patients import audit_views
+from patients.audit import views as audit_views
 
 app_name = "audit"
 urlpatterns = [

@@ -26,8 +26,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
 from patients import audit
-from patients.forms import DateInput
 from patients.models import AccessAction, AccessEvent, AccessOutcome, Patient
+from patients.web.forms import DateInput
 
 PAGE_SIZE = 50
 # Sortable columns: the name in `?sort=` and the field it orders by.

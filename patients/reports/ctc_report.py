@@ -2,7 +2,7 @@
 
 Plain data in, bytes out: no Django, no database, no clock (the caller passes
 `generated_at`). Every category and flag shown comes from patients.rules, and
-the trend chart is patients.charts' own figure, so the report cannot disagree
+the trend chart is patients.reports.charts' own figure, so the report cannot disagree
 with the screens. Pages are matplotlib Figures saved with the PDF backend,
 never pyplot (pyplot keeps global state that leaks in a web server).
 
@@ -31,7 +31,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.textpath import text_to_path
 from matplotlib.transforms import Bbox
 
-from patients import charts, rules
+from patients import rules
+from patients.reports import charts
 
 
 @dataclass(frozen=True)

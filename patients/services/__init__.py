@@ -43,8 +43,8 @@ from patients.models import (
 from patients.rules import Flag
 
 if TYPE_CHECKING:
-    from patients.csv_import import CsvRow
-    from patients.hl7_in import LabResult
+    from patients.interop.csv.imports import CsvRow
+    from patients.interop.hl7.parse import LabResult
 
 User = AbstractBaseUser | AnonymousUser
 M = TypeVar("M", bound=models.Model)
@@ -714,7 +714,7 @@ def _fitted(reason: str) -> str:
     return reason[: CHANGE_REASON_MAX_LENGTH - 1] + "…"
 
 
-# --- lab results (HL7 v2: patients/hl7_in.py reads the message, this stores it) -------
+# --- lab results (HL7 v2: patients/interop/hl7/parse.py reads the message, this stores it) -------
 
 LAB_RECORDED = "recorded"
 LAB_CORRECTED = "corrected"

@@ -13,9 +13,10 @@ from decimal import Decimal
 
 from django.utils.safestring import SafeString, mark_safe
 
-from patients import charts, rules
+from patients import rules
 from patients.assessment import PatientSeries, WorklistItem
 from patients.models import Acknowledgement, CTCDraw, Patient, TreatmentCycle
+from patients.reports import charts
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from patients import assessment, audit, csv_export, services
-from patients.csv_import import ImportPlan, parse_csv, plan_import
-from patients.forms import focus_first_error
+from patients import access, assessment, audit, services
+from patients.interop.csv import exports as csv_export
+from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
 from patients.models import Patient
-from patients.views import get_patient_for_user
+from patients.web.forms import focus_first_error
 
 SESSION_KEY = "csv_import"
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -145,7 +145,7 @@ def _csv_response(rows: Iterator[list[str]], filename: str) -> StreamingHttpResp
 @login_required
 @permission_required("patients.change_ctcdraw", raise_exception=True)
 def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
-    patient = get_patient_for_user(request, pk)
+    patient = access.patient(request.user, pk)
     series = assessment.series_for(patient)
     audit.record(request, "export", patient=patient, target="CSV of the patient's draws")
     return _csv_response(csv_export.series_rows(series), f"ctc-draws-patient-{patient.pk}.csv")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from patients.api import interop
+from patients.interop.fhir import views as interop
 
 app_name = "fhir"
 urlpatterns = [

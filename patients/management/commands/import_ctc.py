@@ -17,7 +17,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from patients import audit, services
-from patients.csv_import import parse_csv, plan_import
+from patients.interop.csv.imports import parse_csv, plan_import
 
 IMPORT_ACCOUNT = "csv-import"
 

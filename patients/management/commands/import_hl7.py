@@ -18,9 +18,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
-from patients import hl7_in, services
-from patients.api.interop import LAB_INTERFACE_ACCOUNT, Receipt, receive_hl7
-from patients.hl7_in import AckCode
+from patients import services
+from patients.interop.hl7 import parse as hl7_in
+from patients.interop.hl7.parse import AckCode
+from patients.interop.hl7.receive import LAB_INTERFACE_ACCOUNT, Receipt, receive_hl7
 
 # Fewer messages than this print their lines without a progress bar.
 PROGRESS_FROM = 20

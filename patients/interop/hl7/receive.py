@@ -1,0 +1,145 @@
+"""Receiving HL7 v2 lab results: the one path every lab message takes.
+
+The HTTP endpoint (`patients.interop.hl7.views`) and `manage.py import_hl7` both
+call `receive_hl7`: split the body, parse each message (`parse`, pure), store
+its results (`services.record_lab_results`, one transaction per message) and
+build its ACK.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.utils import timezone
+
+from patients import services
+from patients.interop.hl7 import parse as hl7_in
+from patients.interop.hl7.parse import AckCode, ErrorCode, Problem
+
+# The account `import_hl7` acts as unless told otherwise: `entered_by` of its draws.
+LAB_INTERFACE_ACCOUNT = "lab-interface"
+# LOINC codes that are CTC counts whatever the settings say (clinical-rules.md section 6).
+CTC_LOINC_CODES = frozenset({"67568-6", "68123-9"})
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of one message, and its ACK."""
+
+    header: hl7_in.Header
+    code: AckCode
+    text: str
+    problems: tuple[Problem, ...]
+    ack: str
+    outcomes: tuple[services.LabOutcome, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of a body (a request or a file): one receipt per message."""
+
+    receipts: tuple[Receipt, ...]
+    framed: bool
+    readable: bool  # False: no message could even be found in it
+
+    def acks(self) -> str:
+        return hl7_in.frame([r.ack for r in self.receipts], framed=self.framed)
+
+
+def ctc_loinc_codes() -> frozenset[str]:
+    return CTC_LOINC_CODES | frozenset(settings.CTC_LOINC_CODES.values())
+
+
+def receive_hl7(body: bytes | str, *, by: Any, now: datetime | None = None) -> Delivery:
+    """Process every ORU^R01 message in `body`, each stored all-or-nothing on its own.
+
+    A bad message never keeps a good one in the same body from being stored.
+    """
+    now = now or timezone.now()
+    split = hl7_in.split_body(body)
+    if not any(text.startswith("MSH") for text in split.messages):
+        problem = Problem(
+            "MSH",
+            ErrorCode.SEGMENT_SEQUENCE_ERROR,
+            "No HL7 message found: send ORU^R01 messages in ER7, each starting with MSH.",
+        )
+        receipt = _receipt(hl7_in.Header(), AckCode.REJECT, (problem,), now=now)
+        return Delivery(receipts=(receipt,), framed=split.framed, readable=False)
+    receipts = tuple(_receive_message(text, by=by, now=now) for text in split.messages)
+    return Delivery(receipts=receipts, framed=split.framed, readable=True)
+
+
+def _receive_message(text: str, *, by: Any, now: datetime) -> Receipt:
+    tz = timezone.get_default_timezone()
+    parsed = hl7_in.parse_message(text, loinc_codes=ctc_loinc_codes(), tz=tz)
+    if parsed.ack_code is not AckCode.ACCEPT:
+        return _receipt(parsed.header, parsed.ack_code, parsed.problems, now=now)
+    try:
+        outcomes = services.record_lab_results(
+            results=parsed.results, by=by, source=f"HL7 {parsed.header.control_id}", now=now
+        )
+    except services.LabResultsRefused as exc:
+        problems = tuple(hl7_in.problem_for(e.result, e.field, e.message) for e in exc.errors)
+        return _receipt(parsed.header, AckCode.ERROR, problems, now=now)
+    except IntegrityError:
+        # The unique accession refused a second message stored at the same moment.
+        problem = Problem(
+            parsed.results[0].location_of("accession"),
+            ErrorCode.DUPLICATE_KEY_IDENTIFIER,
+            "A result with the same accession was being stored at the same moment: "
+            "send this message again.",
+        )
+        return _receipt(parsed.header, AckCode.ERROR, (problem,), now=now)
+    text = _accepted_text(outcomes, parsed)
+    return _receipt(parsed.header, AckCode.ACCEPT, (), now=now, text=text, outcomes=outcomes)
+
+
+def _receipt(
+    header: hl7_in.Header,
+    code: AckCode,
+    problems: Sequence[Problem],
+    *,
+    now: datetime,
+    text: str = "",
+    outcomes: Sequence[services.LabOutcome] = (),
+) -> Receipt:
+    text = text or _refusal_text(problems)
+    ack = hl7_in.build_ack(
+        header,
+        code,
+        text,
+        problems,
+        control_id=uuid.uuid4().hex[:20].upper(),
+        now=now,
+        tz=timezone.get_default_timezone(),
+    )
+    return Receipt(header, code, text, tuple(problems), ack, tuple(outcomes))
+
+
+def _refusal_text(problems: Sequence[Problem]) -> str:
+    more = len(problems) - 1
+    first = problems[0].text if problems else "Not processed."
+    return f"{first} (and {more} more: see ERR)" if more else first
+
+
+_ACTIONS = {
+    services.LAB_RECORDED: "Recorded",
+    services.LAB_CORRECTED: "Corrected (the history keeps the earlier result)",
+    services.LAB_COMPLETED: "Resulted the pending draw",
+    services.LAB_UNCHANGED: "Already recorded, no change",
+}
+
+
+def _accepted_text(outcomes: Sequence[services.LabOutcome], parsed: hl7_in.ParsedMessage) -> str:
+    parts = [f"{_ACTIONS[o.action]}: accession {o.result.accession}" for o in outcomes]
+    if parsed.not_final:
+        parts.append(f"{parsed.not_final} CTC result(s) neither final nor corrected: not stored")
+    if parsed.ignored_results:
+        parts.append(f"{parsed.ignored_results} other result(s) not kept (not CTC counts)")
+    return "; ".join(parts)

@@ -1,0 +1,80 @@
+"""`POST /api/v1/hl7/oru/`: the HTTP face of `receive.receive_hl7`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.http import HttpResponse
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import BasePermission
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from patients import audit
+from patients.interop.hl7.receive import Receipt, receive_hl7
+from patients.models import AccessAction
+
+HL7_CONTENT_TYPE = "application/hl7-v2; charset=utf-8"
+
+
+class RecordsLabResults(BasePermission):
+    """Lab results add draws and correct them: both permissions (oncologists, staff)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(
+            user
+            and user.is_authenticated
+            and user.has_perms(["patients.add_ctcdraw", "patients.change_ctcdraw"])
+        )
+
+
+class AnyAccept(BaseContentNegotiation):
+    """Lab interfaces send Accept headers of their own; the answer is always the same."""
+
+    def select_parser(self, request: Request, parsers: Sequence[Any]) -> None:
+        return None
+
+    def select_renderer(
+        self, request: Request, renderers: Sequence[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], renderers[0].media_type
+
+
+class Hl7Oru(APIView):
+    """`POST /api/v1/hl7/oru/`: ORU^R01 messages in, one ACK per message out.
+
+    200 whenever the messages were processed, accepted (AA) or not (AE, AR);
+    400 with an AR when the body holds no HL7 message at all.
+    """
+
+    parser_classes: list[Any] = []  # the body is read raw: labs send any Content-Type
+    renderer_classes = [JSONRenderer]  # only for DRF's own 401 and 403 answers
+    content_negotiation_class = AnyAccept
+    permission_classes = [RecordsLabResults]
+    http_method_names = ["post"]
+
+    def post(self, request: Request) -> HttpResponse:
+        delivery = receive_hl7(request.body, by=request.user)
+        for receipt in delivery.receipts:
+            _audit_import(request, receipt)
+        return HttpResponse(
+            delivery.acks().encode("utf-8"),
+            status=200 if delivery.readable else 400,
+            content_type=HL7_CONTENT_TYPE,
+        )
+
+
+def _audit_import(request: Request, receipt: Receipt) -> None:
+    # AUDIT (lead): one access-log event per message processed. AccessAction has
+    # no "import" action yet, so nothing is recorded until one is added there.
+    if "import" not in AccessAction.values:
+        return
+    audit.record_read(
+        request,
+        "import",
+        patient_ids=[o.draw.patient_id for o in receipt.outcomes],
+        what=f"HL7 {receipt.header.control_id}: {receipt.code}",
+    )

@@ -1,0 +1,107 @@
+"""The patient list and the patient page."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+)
+
+from patients import access, assessment, audit
+from patients.models import (
+    AccessAction,
+)
+from patients.reports import charts
+from patients.web.chart_report import charts_data
+from patients.web.forms import (
+    AcknowledgeForm,
+)
+from patients.web.presenters import draw_rows, patient_summary
+
+GET_POST = require_http_methods(["GET", "POST"])
+
+
+# --- patients ----------------------------------------------------------------------
+
+
+# The patient list's search text, kept in the session (see patient_list).
+PATIENT_SEARCH_KEY = "patient_search"
+
+
+@GET_POST
+@login_required
+@permission_required("patients.view_patient", raise_exception=True)
+def patient_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        # A search is a name or an MRN: posted, kept in the session, and the list shown at
+        # a plain URL, so it never lands in browser history, bookmarks or proxy logs.
+        # PostgreSQL refuses NUL in a query; nobody searches for one (DRF drops it too).
+        text = request.POST.get("q", "").replace("\x00", "").strip()[:100]
+        request.session[PATIENT_SEARCH_KEY] = text
+        return redirect("patients:list")
+    query = request.session.get(PATIENT_SEARCH_KEY, "")
+    today = timezone.localdate()
+    patients = (
+        access.patients(request.user).search(query).with_summary(today).select_related("oncologist")
+    )
+    page = Paginator(patients, 25).get_page(request.GET.get("page"))
+    # The search text may be a name or an MRN: the log says only that there was one.
+    what = f"patient list page {page.number}{' (search)' if query else ''}"
+    patient_ids = [p.pk for p in page.object_list]
+    audit.record_read(request, AccessAction.PATIENT_LIST, patient_ids=patient_ids, what=what)
+    ctx = {
+        "q": query,
+        "page": page,
+        "rows": [patient_summary(p, settings.CTC_CUTOFFS) for p in page.object_list],
+    }
+    return render(request, "patients/patient_list.html", ctx)
+
+
+@require_GET
+@login_required
+@permission_required("patients.view_patient", raise_exception=True)
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = access.patient(request.user, pk)
+    series = assessment.series_for(patient)
+    imaging = list(patient.imaging.order_by("performed_on", "id"))
+    acks = list(
+        access.acknowledgements(request.user)
+        .filter(cycle__therapy_line__patient=patient)
+        .select_related("acknowledged_by", "cycle__therapy_line")
+        .order_by("-acknowledged_at")
+    )
+    ctx = {
+        "patient": patient,
+        "series": series,
+        "age": _age(patient.birth_date, timezone.localdate()),
+        "draw_rows": draw_rows(series),
+        "lines": _lines_with_cycles(series),
+        "imaging": imaging,
+        "acknowledgements": acks,
+        "chart_alt": charts.chart_text_alternative(charts_data(series, imaging)),
+        "ack_form": AcknowledgeForm(),
+        "history": audit.change_history(patient) if request.user.is_staff else None,
+    }
+    audit.record(request, AccessAction.VIEW, patient=patient, target="patient page")
+    return render(request, "patients/patient_detail.html", ctx)
+
+
+def _age(birth: date, today: date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def _lines_with_cycles(series: assessment.PatientSeries) -> list[dict[str, Any]]:
+    by_line: dict[int, list[dict[str, Any]]] = {line.pk: [] for line in series.lines}
+    for cycle in sorted(series.cycles, key=lambda c: c.number):
+        found = series.cycle_assessment(cycle)
+        by_line[cycle.therapy_line_id].append({"cycle": cycle, "assessment": found})
+    return [{"line": line, "cycles": by_line[line.pk]} for line in series.lines]
