@@ -9,21 +9,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from patients.interop.hl7.parse import (
+from patients.interop.hl7.ack import (
     AckCode,
     ErrorCode,
     Header,
-    ParsedMessage,
     Problem,
     build_ack,
     escape,
     frame,
-    parse_message,
-    parse_timestamp,
     problem_for,
-    split_body,
-    volume_from_units,
 )
+from patients.interop.hl7.parse import ParsedMessage, parse_message, split_body
+from patients.interop.hl7.values import parse_timestamp, volume_from_units
 
 DATA = Path(__file__).parent / "data" / "hl7"
 CODES = frozenset({"67568-6", "68123-9"})

@@ -3,7 +3,8 @@
 Pure: no database, no settings, no clock. The caller passes the CTC LOINC
 codes, the clinic's time zone (for times sent without an offset), the time
 "now" and the control id of each ACK. Storing is `services.record_lab_results`;
-`patients.api.interop` ties the two together for the endpoint and the command.
+`receive.receive_hl7` ties the two together for the endpoint and the command; the
+ACKs and the problems they report are in `ack`, field values in `values`.
 
 What becomes a draw (docs/interoperability.md says the same for lab staff):
 
@@ -23,22 +24,17 @@ be stored (a missing count, a bad time, an unknown MRN...), `AA` when stored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
-from enum import IntEnum, StrEnum
+from datetime import datetime, tzinfo
+from decimal import Decimal
 
 import hl7
 from hl7.exceptions import HL7Exception
 
+from patients.interop.hl7.ack import MLLP_END, MLLP_START, AckCode, ErrorCode, Header, Problem
+from patients.interop.hl7.values import parse_count, parse_timestamp, volume_from_units
 from patients.rules import STANDARD_VOLUME_ML, DrawStatus
-
-MLLP_START = "\x0b"
-MLLP_END = "\x1c"
-DEFAULT_VERSION = "2.5.1"
-ACK_SENDING_APPLICATION = "CTCTRACK"
 
 # Envelope segments of batch files: not part of any message.
 _ENVELOPE = frozenset({"FHS", "FTS", "BHS", "BTS"})
@@ -48,78 +44,6 @@ _STORED_RESULT_STATUSES = frozenset({"F", "C", "X"})
 _RETRACTIONS = {"W": "posted as wrong", "D": "deleted"}
 # `\H\` and `\N\` (highlighting on/off) carry no text.
 _NO_HIGHLIGHT = {"H": "", "N": ""}
-
-_TIMESTAMP = re.compile(
-    r"^(?P<date>\d{8})(?P<hm>\d{4})(?P<s>\d{2})?(?:\.\d{1,4})?(?:(?P<sign>[+-])(?P<oh>\d{2})(?P<om>\d{2}))?$"
-)
-_UNITS = re.compile(
-    r"^\s*(?:\{?(?:cells?|ctcs?|#)\}?)?\s*/\s*\[?\s*(?P<volume>\d+(?:[.,]\d+)?)\s*\.?\s*ml\]?\s*$",
-    re.IGNORECASE,
-)
-_WHOLE_NUMBER = re.compile(r"^\d+$")
-
-
-class AckCode(StrEnum):
-    ACCEPT = "AA"
-    ERROR = "AE"
-    REJECT = "AR"
-
-
-class ErrorCode(IntEnum):
-    """HL7 table 0357 (message error condition codes) as used in ERR-3."""
-
-    SEGMENT_SEQUENCE_ERROR = 100
-    REQUIRED_FIELD_MISSING = 101
-    DATA_TYPE_ERROR = 102
-    TABLE_VALUE_NOT_FOUND = 103
-    UNSUPPORTED_MESSAGE_TYPE = 200
-    UNSUPPORTED_EVENT_CODE = 201
-    UNSUPPORTED_PROCESSING_ID = 202
-    UNKNOWN_KEY_IDENTIFIER = 204
-    DUPLICATE_KEY_IDENTIFIER = 205
-    APPLICATION_INTERNAL_ERROR = 207
-
-    @property
-    def text(self) -> str:
-        return _ERROR_TEXTS[self]
-
-
-_ERROR_TEXTS = {
-    ErrorCode.SEGMENT_SEQUENCE_ERROR: "Segment sequence error",
-    ErrorCode.REQUIRED_FIELD_MISSING: "Required field missing",
-    ErrorCode.DATA_TYPE_ERROR: "Data type error",
-    ErrorCode.TABLE_VALUE_NOT_FOUND: "Table value not found",
-    ErrorCode.UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
-    ErrorCode.UNSUPPORTED_EVENT_CODE: "Unsupported event code",
-    ErrorCode.UNSUPPORTED_PROCESSING_ID: "Unsupported processing ID",
-    ErrorCode.UNKNOWN_KEY_IDENTIFIER: "Unknown key identifier",
-    ErrorCode.DUPLICATE_KEY_IDENTIFIER: "Duplicate key identifier",
-    ErrorCode.APPLICATION_INTERNAL_ERROR: "Application internal error",
-}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why (part of) a message was not stored: one ERR segment of the ACK.
-
-    `location` is an HL7 ERL without the escaping: segment^sequence^field,
-    for example "OBX^2^5" for the count of the message's second OBX.
-    """
-
-    location: str
-    code: ErrorCode
-    text: str
-
-
-@dataclass(frozen=True)
-class Header:
-    """What the ACK echoes back: raw MSH field values, as the sender wrote them."""
-
-    control_id: str = ""
-    version: str = ""
-    sending_application: str = ""
-    sending_facility: str = ""
-    receiving_facility: str = ""
 
 
 @dataclass(frozen=True)
@@ -631,71 +555,6 @@ def _reject_reason(order: _Order) -> str:
     return ""
 
 
-# --- values ------------------------------------------------------------------------------
-
-
-def parse_count(text: str, where: str) -> tuple[int | None, Problem | None]:
-    """A CTC count: a whole number of cells, 0 or more."""
-    text = text.strip()
-    if not text:
-        return None, Problem(
-            where,
-            ErrorCode.REQUIRED_FIELD_MISSING,
-            "OBX-5 (the count) is empty on a final result; send the count, or OBX-11 X "
-            "if the result could not be obtained.",
-        )
-    if not _WHOLE_NUMBER.match(text):
-        return None, Problem(
-            where,
-            ErrorCode.DATA_TYPE_ERROR,
-            f"OBX-5 must be a whole number of cells, 0 or more (got '{text}').",
-        )
-    return int(text), None
-
-
-def volume_from_units(units: str) -> Decimal | None:
-    """The blood volume that OBX-6 units such as 'cells/7.5 mL' name; None if they name none."""
-    match = _UNITS.match(units)
-    if not match:
-        return None
-    try:
-        return Decimal(match["volume"].replace(",", "."))
-    except InvalidOperation:  # pragma: no cover - the pattern admits digits only
-        return None
-
-
-def parse_timestamp(value: str, tz: tzinfo) -> datetime:
-    """An HL7 TS `YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]` as an aware datetime.
-
-    Without an offset the time is read in `tz` (the clinic's time zone). A
-    date without a time is refused: the draw time decides the pre-cycle window.
-    """
-    text = value.split("^")[0].strip()
-    match = _TIMESTAMP.match(text)
-    if not match:
-        raise ValueError(
-            f"'{text}' is not a date and time: use YYYYMMDDHHMM[SS][+/-ZZZZ], "
-            "for example 20260301083000+0100."
-        )
-    digits = match["date"] + match["hm"] + (match["s"] or "00")
-    try:
-        local = datetime.strptime(digits, "%Y%m%d%H%M%S")  # noqa: DTZ007 - zone set below
-    except ValueError:
-        raise ValueError(f"'{text}' is not a valid date and time.") from None
-    if not match["sign"]:
-        return local.replace(tzinfo=tz)
-    hours, minutes = int(match["oh"]), int(match["om"])
-    if hours > 14 or minutes > 59:
-        raise ValueError(f"'{text}' is not a date and time: its time-zone offset is impossible.")
-    offset = timedelta(hours=hours, minutes=minutes)
-    return local.replace(tzinfo=timezone(offset if match["sign"] == "+" else -offset))
-
-
-def format_timestamp(moment: datetime, tz: tzinfo) -> str:
-    """An aware datetime as an HL7 TS with seconds and offset, in `tz`."""
-    return moment.astimezone(tz).strftime("%Y%m%d%H%M%S%z")
-
-
 # --- reading fields safely -----------------------------------------------------------
 
 
@@ -753,80 +612,3 @@ def _loinc_of(segment: hl7.Segment, loinc_codes: frozenset[str]) -> str:
         if code in loinc_codes:
             return code
     return ""
-
-
-# --- acknowledgements ----------------------------------------------------------------
-
-
-def build_ack(
-    header: Header,
-    code: AckCode,
-    text: str,
-    problems: Sequence[Problem] = (),
-    *,
-    control_id: str,
-    now: datetime,
-    tz: tzinfo,
-) -> str:
-    """An original-mode ACK (HL7 2.5 style) for one message: MSH, MSA, one ERR per problem.
-
-    Segments end with CR. The sender's own MSH-3/4/6 are echoed as sent.
-    """
-    msh = [
-        "MSH",
-        "^~\\&",
-        ACK_SENDING_APPLICATION,
-        header.receiving_facility,
-        header.sending_application,
-        header.sending_facility,
-        format_timestamp(now, tz),
-        "",
-        "ACK^R01^ACK",
-        control_id,
-        "P",
-        escape(header.version) or DEFAULT_VERSION,
-    ]
-    segments = [
-        "|".join(msh),
-        "|".join(["MSA", code, escape(header.control_id), escape(text)]),
-        *(_err(problem) for problem in problems),
-    ]
-    return "".join(f"{segment}\r" for segment in segments)
-
-
-def _err(problem: Problem) -> str:
-    location = "^".join(escape(part) for part in problem.location.split("^"))
-    condition = f"{int(problem.code)}^{escape(problem.code.text)}^HL70357"
-    return "|".join(["ERR", "", location, condition, "E", "", "", "", escape(problem.text)])
-
-
-def escape(text: str) -> str:
-    """Text safe inside an ER7 field with the standard encoding characters."""
-    replacements = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "~": "\\R\\", "&": "\\T\\"}
-    escaped = "".join(replacements.get(c, c) for c in text)
-    return escaped.replace("\r\n", "\\.br\\").replace("\n", "\\.br\\").replace("\r", "\\.br\\")
-
-
-def frame(acks: Sequence[str], *, framed: bool) -> str:
-    """The ACKs of a body, one after the other; each in an MLLP block if the request was."""
-    if framed:
-        return "".join(f"{MLLP_START}{ack}{MLLP_END}\r" for ack in acks)
-    return "".join(acks)
-
-
-# --- problems found when storing -------------------------------------------------------
-
-_FIELD_ERROR_CODES = {
-    "mrn": ErrorCode.UNKNOWN_KEY_IDENTIFIER,
-    "accession": ErrorCode.DUPLICATE_KEY_IDENTIFIER,
-    "drawn_at": ErrorCode.DATA_TYPE_ERROR,
-    "ctc_count": ErrorCode.DATA_TYPE_ERROR,
-    "blood_volume_ml": ErrorCode.DATA_TYPE_ERROR,
-    "status": ErrorCode.TABLE_VALUE_NOT_FOUND,
-}
-
-
-def problem_for(result: LabResult, draw_field: str, text: str) -> Problem:
-    """A problem found when storing `result`, placed where the lab sent the value."""
-    code = _FIELD_ERROR_CODES.get(draw_field, ErrorCode.APPLICATION_INTERNAL_ERROR)
-    return Problem(result.location_of(draw_field), code, text)

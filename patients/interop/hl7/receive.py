@@ -20,7 +20,15 @@ from django.utils import timezone
 
 from patients import services
 from patients.interop.hl7 import parse as hl7_in
-from patients.interop.hl7.parse import AckCode, ErrorCode, Problem
+from patients.interop.hl7.ack import (
+    AckCode,
+    ErrorCode,
+    Header,
+    Problem,
+    build_ack,
+    frame,
+    problem_for,
+)
 
 # The account `import_hl7` acts as unless told otherwise: `entered_by` of its draws.
 LAB_INTERFACE_ACCOUNT = "lab-interface"
@@ -32,7 +40,7 @@ CTC_LOINC_CODES = frozenset({"67568-6", "68123-9"})
 class Receipt:
     """What became of one message, and its ACK."""
 
-    header: hl7_in.Header
+    header: Header
     code: AckCode
     text: str
     problems: tuple[Problem, ...]
@@ -49,7 +57,7 @@ class Delivery:
     readable: bool  # False: no message could even be found in it
 
     def acks(self) -> str:
-        return hl7_in.frame([r.ack for r in self.receipts], framed=self.framed)
+        return frame([r.ack for r in self.receipts], framed=self.framed)
 
 
 def ctc_loinc_codes() -> frozenset[str]:
@@ -69,7 +77,7 @@ def receive_hl7(body: bytes | str, *, by: Any, now: datetime | None = None) -> D
             ErrorCode.SEGMENT_SEQUENCE_ERROR,
             "No HL7 message found: send ORU^R01 messages in ER7, each starting with MSH.",
         )
-        receipt = _receipt(hl7_in.Header(), AckCode.REJECT, (problem,), now=now)
+        receipt = _receipt(Header(), AckCode.REJECT, (problem,), now=now)
         return Delivery(receipts=(receipt,), framed=split.framed, readable=False)
     receipts = tuple(_receive_message(text, by=by, now=now) for text in split.messages)
     return Delivery(receipts=receipts, framed=split.framed, readable=True)
@@ -85,7 +93,7 @@ def _receive_message(text: str, *, by: Any, now: datetime) -> Receipt:
             results=parsed.results, by=by, source=f"HL7 {parsed.header.control_id}", now=now
         )
     except services.LabResultsRefused as exc:
-        problems = tuple(hl7_in.problem_for(e.result, e.field, e.message) for e in exc.errors)
+        problems = tuple(problem_for(e.result, e.field, e.message) for e in exc.errors)
         return _receipt(parsed.header, AckCode.ERROR, problems, now=now)
     except IntegrityError:
         # The unique accession refused a second message stored at the same moment.
@@ -101,7 +109,7 @@ def _receive_message(text: str, *, by: Any, now: datetime) -> Receipt:
 
 
 def _receipt(
-    header: hl7_in.Header,
+    header: Header,
     code: AckCode,
     problems: Sequence[Problem],
     *,
@@ -110,7 +118,7 @@ def _receipt(
     outcomes: Sequence[services.LabOutcome] = (),
 ) -> Receipt:
     text = text or _refusal_text(problems)
-    ack = hl7_in.build_ack(
+    ack = build_ack(
         header,
         code,
         text,

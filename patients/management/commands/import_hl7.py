@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from patients import services
 from patients.interop.hl7 import parse as hl7_in
-from patients.interop.hl7.parse import AckCode
+from patients.interop.hl7.ack import AckCode
 from patients.interop.hl7.receive import LAB_INTERFACE_ACCOUNT, Receipt, receive_hl7
 
 # Fewer messages than this print their lines without a progress bar.
