@@ -29,7 +29,6 @@ from bench import imports, load, paged_worklist, pages, report
 from ctctrack.health import HEALTHZ_PATH
 from patients.models import (
     CTCDraw,
-    CycleStatus,
     ImagingAssessment,
     Patient,
     TherapyLine,
@@ -125,11 +124,12 @@ def generate(run: Any, size: int) -> None:
         "cycles": TreatmentCycle.objects.count(),
         "draws": CTCDraw.objects.count(),
         "imaging": ImagingAssessment.objects.count(),
-        "worklist rows (7 days)": TreatmentCycle.objects.filter(
-            status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED],
+        "worklist rows (7 days)": TreatmentCycle.objects.upcoming()
+        .filter(
             scheduled_date__gte=today,
             scheduled_date__lt=today + timedelta(days=WORKLIST_DAYS),
-        ).count(),
+        )
+        .count(),
     }
 
 

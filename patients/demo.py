@@ -20,6 +20,8 @@ from decimal import Decimal
 
 import numpy as np
 
+from patients.rules import STANDARD_VOLUME_ML, CycleStatus, DrawStatus
+
 MRN_PREFIX = "DEMO-"
 COHORT_SIZE = 36
 SEED = 20260501
@@ -128,7 +130,7 @@ class DrawPlan:
     hour: int
     status: str
     ctc_count: int | None
-    blood_volume_ml: Decimal = Decimal("7.5")
+    blood_volume_ml: Decimal = STANDARD_VOLUME_ML
     comment: str = ""
 
 
@@ -301,15 +303,15 @@ def _line(
 
 def _cycle(number: int, day1: date, today: date, rng: np.random.Generator) -> CyclePlan:
     if day1 < today:
-        return CyclePlan(number, day1, "given", given_date=day1)
+        return CyclePlan(number, day1, CycleStatus.GIVEN, given_date=day1)
     if rng.random() < 0.08:
         return CyclePlan(
             number,
             day1,
-            "delayed",
+            CycleStatus.DELAYED,
             status_reason="Neutrophils 0.9 x10^9/L on day 1 bloods; recheck in a week",
         )
-    return CyclePlan(number, day1, "planned")
+    return CyclePlan(number, day1, CycleStatus.PLANNED)
 
 
 def _plan_draws(i: int, plan: PatientPlan, today: date, rng: np.random.Generator) -> list[DrawPlan]:
@@ -335,12 +337,14 @@ def _draw(drawn_on: date, mean: float, today: date, rng: np.random.Generator) ->
     hour = int(rng.integers(8, 12))
     roll = rng.random()
     if (today - drawn_on).days <= 1 and roll < 0.5:
-        return DrawPlan(drawn_on, hour, "pending", None, comment="Awaiting CellSearch result")
+        return DrawPlan(
+            drawn_on, hour, DrawStatus.PENDING, None, comment="Awaiting CellSearch result"
+        )
     if roll > 0.95:
         return DrawPlan(
             drawn_on,
             hour,
-            "rejected",
+            DrawStatus.REJECTED,
             None,
             comment="Rejected: received 101 h after draw (limit 96 h)",
         )
@@ -348,22 +352,22 @@ def _draw(drawn_on: date, mean: float, today: date, rng: np.random.Generator) ->
         return DrawPlan(
             drawn_on,
             hour,
-            "failed",
+            DrawStatus.FAILED,
             None,
             comment="Not evaluable: instrument failure, repeat draw requested",
         )
-    return DrawPlan(drawn_on, hour, "resulted", int(rng.poisson(mean)))
+    return DrawPlan(drawn_on, hour, DrawStatus.RESULTED, int(rng.poisson(mean)))
 
 
 def _add_special_draws(i: int, plan: PatientPlan, draws: list[DrawPlan], today: date) -> None:
     """Cases every clinic meets now and then, placed on fixed patients."""
     if i == 1 and draws:  # a reduced-volume sample
         last = draws[-1]
-        if last.status == "resulted":
+        if last.status == DrawStatus.RESULTED:
             draws[-1] = DrawPlan(
                 last.drawn_on,
                 last.hour,
-                "resulted",
+                DrawStatus.RESULTED,
                 max(1, (last.ctc_count or 0) // 2),
                 Decimal("4.0"),
                 "Reduced volume processed (4.0 mL)",
@@ -378,7 +382,7 @@ def _add_special_draws(i: int, plan: PatientPlan, draws: list[DrawPlan], today: 
                 DrawPlan(
                     drawn_on,
                     9,
-                    "resulted",
+                    DrawStatus.RESULTED,
                     3 if i % 2 else 6,
                     comment="Drawn 3 days after doxorubicin (research sample)",
                 )

@@ -9,8 +9,10 @@ clinical row is never cascaded away.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +23,12 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-STANDARD_VOLUME_ML = Decimal("7.5")
+from patients import rules
+from patients.rules import STANDARD_VOLUME_ML  # defined once, in the rules; imported from here too
+
+# Plain values, in order, as the worklist's partial index condition holds them:
+# a migration that writes the condition out then names no enum of the rules.
+_UPCOMING = tuple(status.value for status in rules.UPCOMING_CYCLE_STATUSES)
 MAX_VOLUME_ML = Decimal("50")
 MAX_CTC_COUNT = 1_000_000
 
@@ -39,19 +46,37 @@ class CancerType(models.TextChoices):
     COLORECTAL = "colorectal", "Colorectal"
 
 
-class CycleStatus(models.TextChoices):
-    PLANNED = "planned", "Planned"
-    GIVEN = "given", "Given"
-    DELAYED = "delayed", "Delayed"
-    CANCELLED = "cancelled", "Cancelled"
+def _labelled(enum: type[StrEnum], labels: Mapping[StrEnum, str]) -> type[models.TextChoices]:
+    """Django choices with the members, values and order of a rules enum, and these labels.
+
+    The statuses are defined once, in `patients.rules`, which cannot import
+    Django; the models add only what forms and pages show. A member without a
+    label fails here, at import, rather than show a blank on a page.
+    """
+    members = [(member.name, (member.value, labels[member])) for member in enum]
+    return models.TextChoices(enum.__name__, members, module=__name__)
 
 
-class DrawStatus(models.TextChoices):
-    RESULTED = "resulted", "Resulted"
-    REJECTED = "rejected", "Rejected (pre-analytic)"
-    FAILED = "failed", "Failed (not evaluable)"
-    PENDING = "pending", "Pending"
-    CANCELLED = "cancelled", "Cancelled"
+CycleStatus = _labelled(
+    rules.CycleStatus,
+    {
+        rules.CycleStatus.PLANNED: "Planned",
+        rules.CycleStatus.GIVEN: "Given",
+        rules.CycleStatus.DELAYED: "Delayed",
+        rules.CycleStatus.CANCELLED: "Cancelled",
+    },
+)
+
+DrawStatus = _labelled(
+    rules.DrawStatus,
+    {
+        rules.DrawStatus.RESULTED: "Resulted",
+        rules.DrawStatus.REJECTED: "Rejected (pre-analytic)",
+        rules.DrawStatus.FAILED: "Failed (not evaluable)",
+        rules.DrawStatus.PENDING: "Pending",
+        rules.DrawStatus.CANCELLED: "Cancelled",
+    },
+)
 
 
 class Modality(models.TextChoices):
@@ -94,11 +119,11 @@ class PatientQuerySet(models.QuerySet["Patient"]):
         latest = CTCDraw.objects.filter(
             patient=OuterRef("pk"), status=DrawStatus.RESULTED, entered_in_error=False
         ).order_by("-drawn_at", "-id")
-        upcoming = TreatmentCycle.objects.filter(
-            therapy_line__patient=OuterRef("pk"),
-            status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED],
-            scheduled_date__gte=today,
-        ).order_by("scheduled_date", "number")
+        upcoming = (
+            TreatmentCycle.objects.upcoming()
+            .filter(therapy_line__patient=OuterRef("pk"), scheduled_date__gte=today)
+            .order_by("scheduled_date", "number")
+        )
         return self.annotate(
             latest_count=Subquery(latest.values("ctc_count")[:1]),
             latest_volume=Subquery(latest.values("blood_volume_ml")[:1]),
@@ -240,6 +265,12 @@ class TherapyLine(models.Model):
             raise ValidationError({"end_date": "The line cannot end before it starts."})
 
 
+class TreatmentCycleQuerySet(models.QuerySet["TreatmentCycle"]):
+    def upcoming(self) -> TreatmentCycleQuerySet:
+        """Planned or delayed cycles: those the rules flag and the worklist lists."""
+        return self.filter(status__in=_UPCOMING)
+
+
 class TreatmentCycle(Versioned):
     Status = CycleStatus
 
@@ -265,6 +296,7 @@ class TreatmentCycle(Versioned):
     review_rank = models.PositiveSmallIntegerField(default=0, editable=False)
 
     history = HistoricalRecords(excluded_fields=["review_rank"])
+    objects = TreatmentCycleQuerySet.as_manager()
 
     class Meta:
         ordering = ["therapy_line", "number"]
@@ -291,7 +323,7 @@ class TreatmentCycle(Versioned):
             # The paged worklist: upcoming cycles in a date range, by review rank.
             models.Index(
                 fields=["scheduled_date", "review_rank"],
-                condition=Q(status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED]),
+                condition=Q(status__in=_UPCOMING),
                 name="cycle_upcoming_review",
             ),
         ]

@@ -72,7 +72,10 @@ class CycleStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-UPCOMING_CYCLE_STATUSES = frozenset({CycleStatus.PLANNED, CycleStatus.DELAYED})
+# Upcoming cycles (planned or delayed) get pre-cycle flags and make up the worklist.
+# A tuple, in the enum's order: the worklist's partial index condition is built
+# from it, and a set's order changes from run to run (and with it, the migration).
+UPCOMING_CYCLE_STATUSES = (CycleStatus.PLANNED, CycleStatus.DELAYED)
 NOT_EVALUABLE_STATUSES = frozenset({DrawStatus.REJECTED, DrawStatus.FAILED})
 
 

@@ -86,8 +86,7 @@ def test_seed_demo_leaves_upcoming_cycles_for_the_coming_week():
     _seed()
     today = timezone.localdate()
 
-    upcoming = TreatmentCycle.objects.filter(
-        status__in=["planned", "delayed"],
+    upcoming = TreatmentCycle.objects.upcoming().filter(
         scheduled_date__gte=today,
         scheduled_date__lt=today + timedelta(days=7),
     )

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from patients.assessment import series_for_many
 from patients.management.commands.generate_cohort import plan_patient
-from patients.models import CTCDraw, CycleStatus, Patient, TreatmentCycle
+from patients.models import CTCDraw, Patient, TreatmentCycle
 
 pytestmark = pytest.mark.django_db
 
@@ -45,8 +45,7 @@ def test_it_puts_a_realistic_share_of_next_cycles_in_the_coming_week():
     _generate(300)
     today = timezone.localdate()
 
-    due = TreatmentCycle.objects.filter(
-        status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED],
+    due = TreatmentCycle.objects.upcoming().filter(
         scheduled_date__gte=today,
         scheduled_date__lt=today + timedelta(days=7),
     )

@@ -102,7 +102,7 @@ def report_data(
     cutoff = rules.cutoff_for(cancer_type, CUTOFFS)
     assessments = rules.assess_draws(draws, lines, cycles, cancer_type=cancer_type, cutoff=cutoff)
     by_line = {therapy.id: therapy for therapy in lines}
-    upcoming = {rules.CycleStatus.PLANNED, rules.CycleStatus.DELAYED}
+    upcoming = rules.UPCOMING_CYCLE_STATUSES
     cycle_rows = [
         (
             by_line[cycle.line_id],

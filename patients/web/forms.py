@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from patients.models import (
+    STANDARD_VOLUME_ML,
     CTCDraw,
     ImagingAssessment,
     Patient,
@@ -180,7 +181,7 @@ class DrawForm(VersionedForm):
             "ctc_count": "CTC count (cells counted in the sample)",
         }
         help_texts = {
-            "blood_volume_ml": "Standard CellSearch volume: 7.5 mL.",
+            "blood_volume_ml": f"Standard CellSearch volume: {STANDARD_VOLUME_ML} mL.",
             "ctc_count": "Only for resulted draws; leave empty for rejected, failed or pending.",
         }
 

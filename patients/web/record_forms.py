@@ -211,7 +211,7 @@ def _save_cycle(request: HttpRequest, cycle: TreatmentCycle, form: CycleForm) ->
 @permission_required("patients.add_ctcdraw", raise_exception=True)
 def draw_create(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
-    form = DrawForm(request.POST or None, initial={"blood_volume_ml": "7.5"})
+    form = DrawForm(request.POST or None)  # the volume: the model default, STANDARD_VOLUME_ML
     form.fields.pop("reason")
     if request.method == "POST" and form.is_valid():
         fields = {k: v for k, v in form.cleaned_data.items() if k != "version"}

@@ -22,7 +22,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from patients import rules
-from patients.models import STANDARD_VOLUME_ML, CTCDraw, DrawStatus, Patient
+from patients.models import CTCDraw, DrawStatus, Patient
+from patients.rules import STANDARD_VOLUME_ML
 
 FHIR_VERSION = "4.0.1"
 CONTENT_TYPE = "application/fhir+json"

@@ -50,6 +50,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from patients.rules import NOT_EVALUABLE_STATUSES, STANDARD_VOLUME_ML
 
 MRN_PREFIX = "SYN-"
 SEED = 20260601
@@ -214,7 +215,7 @@ def _plan_draws(plan: PatientPlan, today: date, rng: np.random.Generator) -> lis
     for drawn_on in days:
         draw = _draw(drawn_on, mean_at((drawn_on - first).days / span, cutoff), today, rng)
         draws.append(draw)
-        if draw.status in (DrawStatus.REJECTED, DrawStatus.FAILED):
+        if draw.status in NOT_EVALUABLE_STATUSES:
             repeat_on = drawn_on + timedelta(days=int(rng.integers(2, 5)))
             if repeat_on < today:
                 mean = mean_at((repeat_on - first).days / span, cutoff)
@@ -243,7 +244,7 @@ def _draw_days(lines: list[LinePlan], today: date, rng: np.random.Generator) -> 
 def _draw(drawn_on: date, mean: float, today: date, rng: np.random.Generator) -> DrawPlan:
     hour = int(rng.integers(8, 13))
     roll = rng.random()
-    volume = Decimal("7.5")
+    volume = STANDARD_VOLUME_ML
     if (today - drawn_on).days <= 2 and roll < 0.5:
         return DrawPlan(drawn_on, hour, DrawStatus.PENDING, None, volume, "Awaiting result")
     if roll > 0.95:
@@ -254,7 +255,7 @@ def _draw(drawn_on: date, mean: float, today: date, rng: np.random.Generator) ->
         return DrawPlan(drawn_on, hour, DrawStatus.FAILED, None, volume, comment)
     if roll < 0.03:  # a reduced-volume sample: fewer cells for the same rate
         volume = Decimal(str(rng.choice(["4.0", "5.0", "6.5"])))
-    count = int(rng.poisson(mean * float(volume) / 7.5))
+    count = int(rng.poisson(mean * float(volume) / float(STANDARD_VOLUME_ML)))
     return DrawPlan(drawn_on, hour, DrawStatus.RESULTED, count, volume, "")
 
 
