@@ -98,7 +98,7 @@ MIDDLEWARE = [
     "ctctrack.middleware.DatabaseUnavailableMiddleware",
     # Writes each request's access-log events after the view's transaction has
     # ended, so the event of a refused (rolled-back) request is kept too.
-    "patients.audit.AuditMiddleware",
+    "patients.audit.middleware.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -320,7 +320,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The client's address as the access log sees it: behind CTCTRACK_TRUSTED_PROXY_COUNT
 # proxies of ours, from X-Forwarded-For; otherwise REMOTE_ADDR (a client cannot
 # escape the lockout by sending X-Forwarded-For).
-AXES_CLIENT_IP_CALLABLE = "patients.audit.client_address"
+AXES_CLIENT_IP_CALLABLE = "patients.audit.chain.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "patients.accounts.lockout_response"
 # Never written to logs or to the attempts table in clear (`next` may carry a search).
