@@ -26,8 +26,8 @@ PROJECT_MIDDLEWARE = [
     "ctctrack.middleware.NoStoreMiddleware",
     "ctctrack.middleware.DatabaseUnavailableMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "ctctrack.middleware.SessionTimeoutMiddleware",
-    "ctctrack.middleware.RequireMFAMiddleware",
+    "patients.accounts.middleware.SessionTimeoutMiddleware",
+    "patients.accounts.middleware.RequireMFAMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

@@ -98,7 +98,7 @@ MIDDLEWARE = [
     "ctctrack.middleware.DatabaseUnavailableMiddleware",
     # Writes each request's access-log events after the view's transaction has
     # ended, so the event of a refused (rolled-back) request is kept too.
-    "patients.audit.AuditMiddleware",
+    "patients.audit.middleware.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,8 +106,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After messages: a timed-out user is told why on the login page.
-    "ctctrack.middleware.SessionTimeoutMiddleware",
-    "ctctrack.middleware.RequireMFAMiddleware",
+    "patients.accounts.middleware.SessionTimeoutMiddleware",
+    "patients.accounts.middleware.RequireMFAMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # With a read replica only: which views may read it, and the pin after a write.
@@ -255,7 +255,7 @@ CACHES = {
 AUTHENTICATION_BACKENDS = [
     # First, so that every authenticate() with a request is refused while its
     # username and address are locked out (the sign-in form, admin, API token).
-    "patients.accounts.LoginThrottleBackend",
+    "patients.accounts.backends.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -295,7 +295,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # Absolute limit: a session ends 12 hours after sign-in, however active.
 CTCTRACK_SESSION_MAX_AGE_SECONDS = envint("CTCTRACK_SESSION_MAX_AGE_SECONDS", str(12 * 3600))
 SESSION_COOKIE_AGE = CTCTRACK_SESSION_MAX_AGE_SECONDS
-# Idle limit, enforced by ctctrack.middleware.SessionTimeoutMiddleware.
+# Idle limit, enforced by patients.accounts.middleware.SessionTimeoutMiddleware.
 # API tokens expire like sessions; a client asks for a new one (see patients/api/authentication).
 CTCTRACK_API_TOKEN_MAX_AGE_SECONDS = envint(
     "CTCTRACK_API_TOKEN_MAX_AGE_SECONDS", str(CTCTRACK_SESSION_MAX_AGE_SECONDS)
@@ -320,9 +320,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # The client's address as the access log sees it: behind CTCTRACK_TRUSTED_PROXY_COUNT
 # proxies of ours, from X-Forwarded-For; otherwise REMOTE_ADDR (a client cannot
 # escape the lockout by sending X-Forwarded-For).
-AXES_CLIENT_IP_CALLABLE = "patients.audit.client_address"
+AXES_CLIENT_IP_CALLABLE = "patients.audit.chain.client_address"
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "patients.accounts.lockout_response"
+AXES_LOCKOUT_CALLABLE = "patients.accounts.backends.lockout_response"
 # Never written to logs or to the attempts table in clear (`next` may carry a search).
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next"]
 

@@ -10,7 +10,7 @@ urlpatterns = [
     # For load balancers: anyone, "ok", no data (ctctrack/health.py).
     path(health.HEALTHZ_PATH.lstrip("/"), health.healthz, name="healthz"),
     path("", include("patients.web.urls")),
-    path("accounts/mfa/", include("patients.accounts")),
+    path("accounts/mfa/", include("patients.accounts.urls")),
     # Sign in and out, change one's password; no password reset by e-mail: it would answer
     # anyone, and staff manage accounts in admin.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

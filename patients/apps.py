@@ -21,7 +21,9 @@ class PatientsConfig(AppConfig):
     def ready(self) -> None:
         # After migrate, when Django has created the permission rows.
         post_migrate.connect(_sync_roles, sender=self)
-        # Imported here for the same reason: every sign-in event goes to the access log.
-        from patients import audit
+        # Imported here for the same reason: every sign-in event goes to the access log,
+        # and `manage.py check` checks that the audit middleware is installed.
+        from patients.audit import middleware  # noqa: F401 (registers the check)
+        from patients.audit.signals import connect_signals
 
-        audit.connect_signals()
+        connect_signals()

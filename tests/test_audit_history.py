@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 from pytest_django.asserts import assertContains, assertNotContains
 
-from patients import audit, services
+from patients import services
+from patients.audit.history import change_history
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,7 @@ def test_it_covers_lines_cycles_draws_imaging_and_acknowledgements_newest_first(
     )
     services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen", flags=[])
 
-    history = audit.change_history(patient)
+    history = change_history(patient)
 
     whats = [entry.what for entry in history]
     assert whats[0] == "Acknowledgement of cycle 1"
@@ -82,7 +83,7 @@ def test_a_changed_oncologist_shows_usernames(oncologist, patient, django_user_m
 
     services.update_patient(patient=patient, by=oncologist, changes={"oncologist": other})
 
-    (change,) = audit.change_history(patient)[0].changes
+    (change,) = change_history(patient)[0].changes
     assert (change.old, change.new) == ("—", "otto")
 
 

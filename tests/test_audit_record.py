@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from ctctrack.urls import urlpatterns as project_urlpatterns
 from patients import audit, services
+from patients.audit import chain
 from patients.models import AccessEvent, Patient
 
 pytestmark = pytest.mark.django_db
@@ -364,7 +365,7 @@ def test_a_refusal_is_recorded_although_the_request_is_rolled_back(oncologist, u
     assert not Patient.objects.filter(mrn="ROLLED-BACK").exists()
     event = _event("permission_denied")
     assert (event.user, event.target) == (oncologist, f"POST {url}")
-    assert audit.verify_chain() is None
+    assert chain.verify_chain() is None
 
 
 # --- client addresses and the record() contract --------------------------------------------
@@ -405,7 +406,7 @@ def test_addresses_are_stored_as_the_database_gives_them_back(client, nurse, pat
     client.get(f"/patients/{patient.pk}/", REMOTE_ADDR=sent)
 
     assert AccessEvent.objects.get(action="view").client_address == stored
-    assert audit.verify_chain() is None  # the hash covers what was read back
+    assert chain.verify_chain() is None  # the hash covers what was read back
 
 
 def test_record_outside_a_request_writes_at_once(nurse, patient):

@@ -11,6 +11,7 @@ import pytest
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
 from patients import audit
+from patients.audit import chain
 from patients.models import AccessEvent
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,7 @@ def log(nurse, oncologist, patient, monkeypatch):
             datetime(2020, 3, 3, 7, 0, tzinfo=UTC),
         ]
     )
-    monkeypatch.setattr(audit, "timezone", SimpleNamespace(now=lambda: next(times)))
+    monkeypatch.setattr(chain, "timezone", SimpleNamespace(now=lambda: next(times)))
     events = [
         audit.record(None, "login", user=nurse),
         audit.record(None, "view", user=nurse, patient=patient, target="patient page"),

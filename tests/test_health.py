@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from ctctrack.middleware import LAST_SEEN_AT
+from patients.accounts.middleware import LAST_SEEN_AT
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 from rest_framework.authtoken.models import Token
 
-from ctctrack.middleware import has_device
-from patients.accounts import replace_recovery_codes
+from patients.accounts.mfa import replace_recovery_codes
+from patients.accounts.middleware import has_device
 
 pytestmark = pytest.mark.django_db
 

@@ -46,8 +46,8 @@ def test_the_checks_are_registered_with_the_deploy_ones_apart():
     [
         "csp.middleware.CSPMiddleware",
         "ctctrack.middleware.NoStoreMiddleware",
-        "ctctrack.middleware.SessionTimeoutMiddleware",
-        "ctctrack.middleware.RequireMFAMiddleware",
+        "patients.accounts.middleware.SessionTimeoutMiddleware",
+        "patients.accounts.middleware.RequireMFAMiddleware",
         "axes.middleware.AxesMiddleware",
     ],
 )

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from pytest_django.asserts import assertContains, assertRedirects
 from rest_framework.authtoken.models import Token
 
-from ctctrack.middleware import (
+from patients.accounts.middleware import (
     LAST_SEEN_AT,
     SIGNED_IN_AT,
     duration_text,

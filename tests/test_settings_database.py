@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from patients import audit
+from patients.audit import chain
 
 SETTINGS_FILE = Path(__file__).resolve().parent.parent / "ctctrack" / "settings.py"
 POSTGRES = "postgres://ctctrack:secret@db.example.org:6432/ctctrack"
@@ -71,7 +72,7 @@ def test_the_access_log_check_streams_without_a_server_side_cursor_when_switched
         loaded.DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"],
     )
 
-    rows = audit.chain_rows()
+    rows = chain.chain_rows()
     next(rows)  # what verify_audit does: the first chunk fetched, the rest to come
 
     assert _open_cursors() == cursors

@@ -18,6 +18,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from patients import audit
+from patients.audit.history import HistoryEntry
 from patients.models import AccessAction, AccessOutcome
 from patients.services import ConflictError, describe_edit
 
@@ -62,7 +63,7 @@ def _clinical_error_response(exc: Exception) -> Response | None:
     return None
 
 
-def _edit_body(edit: audit.HistoryEntry) -> dict[str, object]:
+def _edit_body(edit: HistoryEntry) -> dict[str, object]:
     return {
         "at": edit.at.isoformat(),
         "by": edit.by,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from patients.accounts import obtain_token
+from patients.accounts.tokens import obtain_token
 from patients.api import views
 from patients.interop.hl7 import views as hl7_views
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from patients import assessment
-from patients.audit import HistoryEntry, edits_since
+from patients.audit.history import HistoryEntry, edits_since
 from patients.models import (
     STANDARD_VOLUME_ML,
     Acknowledgement,

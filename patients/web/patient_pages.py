@@ -17,6 +17,7 @@ from django.views.decorators.http import (
 )
 
 from patients import access, assessment, audit
+from patients.audit.history import change_history
 from patients.models import (
     AccessAction,
 )
@@ -89,7 +90,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "acknowledgements": acks,
         "chart_alt": charts.chart_text_alternative(charts_data(series, imaging)),
         "ack_form": AcknowledgeForm(),
-        "history": audit.change_history(patient) if request.user.is_staff else None,
+        "history": change_history(patient) if request.user.is_staff else None,
     }
     audit.record(request, AccessAction.VIEW, patient=patient, target="patient page")
     return render(request, "patients/patient_detail.html", ctx)

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from patients import access, assessment, audit, services
 from patients.interop.csv import exports as csv_export
 from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
-from patients.models import Patient
+from patients.models import AccessAction, Patient
 from patients.web.forms import focus_first_error
 
 SESSION_KEY = "csv_import"
@@ -86,7 +86,7 @@ def confirm(request: HttpRequest) -> HttpResponse:
     services.import_draws(
         rows=plan.new, patients=plan.patients, by=request.user, source=stored["name"]
     )
-    audit.record(request, "import", target=f"CSV upload: {len(plan.new)} draw(s) added")
+    audit.record(request, AccessAction.IMPORT, target=f"CSV upload: {len(plan.new)} draw(s) added")
     del request.session[SESSION_KEY]
     messages.success(
         request,
@@ -147,7 +147,7 @@ def _csv_response(rows: Iterator[list[str]], filename: str) -> StreamingHttpResp
 def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     patient = access.patient(request.user, pk)
     series = assessment.series_for(patient)
-    audit.record(request, "export", patient=patient, target="CSV of the patient's draws")
+    audit.record(request, AccessAction.EXPORT, patient=patient, target="CSV of the patient's draws")
     return _csv_response(csv_export.series_rows(series), f"ctc-draws-patient-{patient.pk}.csv")
 
 
@@ -156,7 +156,7 @@ def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 @permission_required("patients.change_ctcdraw", raise_exception=True)
 def export_all(request: HttpRequest) -> StreamingHttpResponse:
     today = timezone.localdate()
-    audit.record(request, "export", target="CSV of all patients' draws")
+    audit.record(request, AccessAction.EXPORT, target="CSV of all patients' draws")
     return _csv_response(_all_series_rows(), f"ctc-draws-{today:%Y-%m-%d}.csv")
 
 

@@ -68,13 +68,10 @@ class Hl7Oru(APIView):
 
 
 def _audit_import(request: Request, receipt: Receipt) -> None:
-    # AUDIT (lead): one access-log event per message processed. AccessAction has
-    # no "import" action yet, so nothing is recorded until one is added there.
-    if "import" not in AccessAction.values:
-        return
+    """One access-log event per message processed, naming the patients it touched."""
     audit.record_read(
         request,
-        "import",
+        AccessAction.IMPORT,
         patient_ids=[o.draw.patient_id for o in receipt.outcomes],
         what=f"HL7 {receipt.header.control_id}: {receipt.code}",
     )

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from patients import audit, services
 from patients.interop.csv.imports import parse_csv, plan_import
+from patients.models import AccessAction
 
 IMPORT_ACCOUNT = "csv-import"
 
@@ -57,7 +58,10 @@ class Command(BaseCommand):
                 rows=plan.new, patients=plan.patients, by=by, source=file.name, progress=bar.update
             )
         audit.record(
-            None, "import", user=by, target=f"import_ctc {file.name}: {len(plan.new)} draw(s) added"
+            None,
+            AccessAction.IMPORT,
+            user=by,
+            target=f"import_ctc {file.name}: {len(plan.new)} draw(s) added",
         )
         self.stdout.write(self.style.SUCCESS(f"Imported {len(plan.new)} draw(s)."))
 

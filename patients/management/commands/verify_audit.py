@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Max
 from tqdm import tqdm
 
-from patients import audit
+from patients.audit import chain
 from patients.models import AccessEvent
 
 # Below this many events the check takes about a second: no progress bar.
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--after",
             metavar="HASH",
-            default=audit.GENESIS_HASH,
+            default=chain.GENESIS_HASH,
             help="the last hash of archived and removed events (default: none were removed)",
         )
 
@@ -56,13 +56,13 @@ class Command(BaseCommand):
             return
         total = AccessEvent.objects.filter(id__lte=last_id).count()
         rows = tqdm(
-            audit.chain_rows(up_to_id=last_id),
+            chain.chain_rows(up_to_id=last_id),
             total=total,
             unit=" events",
             file=sys.stderr,
             disable=None if total >= PROGRESS_FROM else True,  # None: only on a terminal
         )
-        broken = audit.first_broken_link(rows, after=after)
+        broken = chain.first_broken_link(rows, after=after)
         rows.close()
         if broken is not None:
             raise CommandError(str(broken), returncode=1)

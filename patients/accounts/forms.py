@@ -1,0 +1,44 @@
+"""The form of the two-factor pages: one code, checked against the user's devices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.base_user import AbstractBaseUser
+from django_otp.models import Device
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from patients.accounts.mfa import check_code
+from patients.web.forms import focus_first_error
+
+
+class CodeForm(forms.Form):
+    """One code field, checked against the user's devices (or one device being set up)."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        error_messages={"required": "Enter a code."},
+        help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false"}),
+    )
+
+    def __init__(
+        self, *args: Any, user: AbstractBaseUser, device: TOTPDevice | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.pending = device
+        self.device: Device | None = None
+        if device is not None:  # setting up: only the new app's code confirms it
+            self.fields["code"].help_text = "The 6-digit code your authenticator app shows now."
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        focus_first_error(self)  # the page opens on the code field, its error read out
+
+    def clean_code(self) -> str:
+        code = self.cleaned_data["code"]
+        self.device = check_code(self.user, code, device=self.pending)
+        return code

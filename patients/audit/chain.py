@@ -1,0 +1,296 @@
+"""The access log's writing and its hash chain.
+
+`record()` is the one function that writes the access log (`AccessEvent`):
+every read of patient data and every sign-in event calls it, directly or
+through `record_read()` and the `records_patient_read` decorator. Inside a
+request that `AuditMiddleware` (patients/audit/middleware.py) handles, events
+wait on the request until the view's transaction has ended; `append()` then
+chains and inserts them under the log's write lock.
+
+Each row's hash covers its own fields and the hash of the row before it, so a
+row edited, deleted, inserted or moved afterwards breaks the chain at that
+point; `verify_chain()` (and `manage.py verify_audit`) finds the first break.
+See docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
+
+from patients.models import AccessAction, AccessEvent, AccessOutcome, Patient
+
+# The first event chains to this instead of a previous event's hash.
+GENESIS_HASH = "0" * 64
+# The fields a hash covers, in the canonical payload (with `prev_hash`).
+CHAIN_FIELDS = (
+    "at",
+    "user_id",
+    "username",
+    "patient_id",
+    "action",
+    "target",
+    "outcome",
+    "client_address",
+    "prev_hash",
+)
+# Bump with a new payload layout; verification then needs to know both.
+CHAIN_FORMAT = 1
+# Any number unique among this database's advisory locks: the log's write lock.
+ADVISORY_LOCK_KEY = 0x0C7C_A0D1
+# The request attribute holding a request's events until its transaction has ended.
+_PENDING = "_ctctrack_access_events"
+
+
+# --- recording ----------------------------------------------------------------------
+
+
+def record(
+    request: Any,
+    action: AccessAction,
+    *,
+    patient: Patient | int | None = None,
+    target: str = "",
+    outcome: str = AccessOutcome.SUCCESS,
+    user: Any = None,
+    username: str = "",
+) -> AccessEvent:
+    """Record one read of patient data or one sign-in event in the access log.
+
+    `request` is Django's or DRF's request, or None outside a request. The user
+    is `user`, else the request's authenticated user, else nobody (`username`
+    then says who was typed). `target` names what was touched by ids and page
+    names, never a patient's name or MRN.
+
+    Inside a request that `AuditMiddleware` handles, the event is written when
+    the view's transaction has ended, so the event of a refused request
+    survives that request's rollback; the returned event gets its id then.
+    Otherwise it is written now, in the current transaction.
+    """
+    if action not in AccessAction.values:
+        raise ValueError(f"Unknown access action {action!r}: add it to AccessAction.")
+    if outcome not in AccessOutcome.values:
+        raise ValueError(f"Unknown access outcome {outcome!r}.")
+    acting = user if user is not None else _authenticated_user(request)
+    event = AccessEvent(
+        at=timezone.now(),
+        user=acting,
+        username=(acting.get_username() if acting is not None else username)[:150],
+        patient_id=patient.pk if isinstance(patient, Patient) else patient,
+        action=action,
+        target=target.replace("\x00", ""),  # PostgreSQL text cannot hold NUL
+        outcome=outcome,
+        client_address=client_address(request) if request is not None else None,
+    )
+    pending = getattr(_django_request(request), _PENDING, None)
+    if pending is None:
+        append([event])
+    else:
+        pending.append(event)
+    return event
+
+
+def record_read(
+    request: Any, action: AccessAction, *, patient_ids: Iterable[int], what: str
+) -> AccessEvent:
+    """Record a read that showed these patients' data.
+
+    One patient goes in the patient column; several are listed by id in the
+    target (`"worklist 2026-11-26..2026-12-02: patients 3, 7, 9"`).
+    """
+    ids = sorted(set(patient_ids))
+    if len(ids) > 1:
+        what = f"{what}: patients {', '.join(str(pk) for pk in ids)}"
+    return record(request, action, patient=ids[0] if len(ids) == 1 else None, target=what)
+
+
+def records_patient_read(action: AccessAction, target: str) -> Callable[[Any], Any]:
+    """Decorate a view of patient `pk`: record a read whenever it answers 200 or 304.
+
+    For views whose answer may come from a conditional-GET decorator below
+    this one (a 304 still tells the client its copy is current).
+    """
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, pk: int, *args: Any, **kwargs: Any) -> HttpResponse:
+            response = view(request, pk, *args, **kwargs)
+            if response.status_code == 304:
+                record(request, action, patient=pk, target=f"{target} (not modified)")
+            elif response.status_code == 200:
+                record(request, action, patient=pk, target=target)
+            return response
+
+        return wrapped
+
+    return decorator
+
+
+# --- writing: a request's queue, the write lock -------------------------------------
+
+
+def queue_events(request: HttpRequest) -> None:
+    """From now on, `record()` keeps this request's events until `write_queued()`."""
+    setattr(request, _PENDING, [])
+
+
+def write_queued(request: HttpRequest) -> None:
+    """Write the request's queued events; anything recorded later is written at once."""
+    events = getattr(request, _PENDING)
+    setattr(request, _PENDING, None)
+    if events:
+        append(events)
+
+
+def append(events: Sequence[AccessEvent]) -> None:
+    """Chain and insert events, holding the log's write lock throughout.
+
+    Without the lock two writers could read the same last hash and both chain
+    to it (the unique `prev_hash` would then refuse the second).
+    """
+    with transaction.atomic(savepoint=False):
+        _lock_log()
+        prev = AccessEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+        for event in events:
+            event.prev_hash = prev or GENESIS_HASH
+            event.hash = event_hash({f: getattr(event, f) for f in CHAIN_FIELDS})
+            event.save()
+            prev = event.hash
+
+
+def _lock_log() -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Held to the end of the transaction; the next statement's snapshot
+            # then sees every event committed before we got the lock.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+        elif connection.vendor == "sqlite":
+            # Any write takes SQLite's one write lock until the transaction ends;
+            # this one changes nothing.
+            cursor.execute("UPDATE patients_audit_maintenance SET id = id WHERE 0")
+
+
+# --- who and from where -------------------------------------------------------------
+
+
+def client_address(request: Any) -> str | None:
+    """The client's IP address: REMOTE_ADDR, or X-Forwarded-For behind trusted proxies.
+
+    With `CTCTRACK_TRUSTED_PROXY_COUNT = n` (n proxies of ours in front of the
+    app, each appending the address it received from), the client is the n-th
+    address from the right; anything left of it was sent by the client and is
+    not trusted. With 0 (the default), X-Forwarded-For is ignored.
+    """
+    meta = _django_request(request).META
+    address = meta.get("REMOTE_ADDR", "")
+    proxies = getattr(settings, "CTCTRACK_TRUSTED_PROXY_COUNT", 0)
+    if proxies > 0:
+        hops = [h.strip() for h in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(hops) >= proxies:
+            address = hops[-proxies]
+    return normalised_address(address)
+
+
+def normalised_address(text: str) -> str | None:
+    """The address as the database gives it back (the hash must match), or None."""
+    try:
+        parsed = ipaddress.ip_address(text.strip().split("%")[0])
+    except ValueError:
+        return None
+    return str(parsed) if parsed.version == 4 else clean_ipv6_address(str(parsed))
+
+
+def _django_request(request: Any) -> Any:
+    """Django's HttpRequest behind a DRF Request (the middleware sees only Django's)."""
+    return getattr(request, "_request", request)
+
+
+def _authenticated_user(request: Any) -> Any:
+    # DRF's request.user is the token's user; Django's would be anonymous.
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
+# --- the hash chain -----------------------------------------------------------------
+
+
+def event_hash(fields: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of an event's canonical payload: `CHAIN_FIELDS` as sorted JSON.
+
+    The time is written in UTC to the microsecond, so the hash of a row read
+    back from either database equals the hash computed before it was written.
+    """
+    payload = {name: fields[name] for name in CHAIN_FIELDS}
+    payload["at"] = fields["at"].astimezone(UTC).isoformat(timespec="microseconds")
+    payload["format"] = CHAIN_FORMAT
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """The first event at which the chain does not hold, and why."""
+
+    event_id: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"Broken at event #{self.event_id}: {self.reason}"
+
+
+def chain_rows(up_to_id: int | None = None) -> Iterator[dict[str, Any]]:
+    """The events in chain order, streamed in chunks (the log may hold millions)."""
+    events = AccessEvent.objects.order_by("id")
+    if up_to_id is not None:
+        events = events.filter(id__lte=up_to_id)
+    return events.values("id", "hash", *CHAIN_FIELDS).iterator(chunk_size=2000)
+
+
+def first_broken_link(
+    rows: Iterable[Mapping[str, Any]], *, after: str = GENESIS_HASH
+) -> BrokenLink | None:
+    """Walk the chain in order; the first event whose link or hash does not hold.
+
+    `after` is the hash the first row chains to: the genesis, or the last hash
+    of events archived and removed from the table.
+    """
+    expected_prev, prev_id = after, None
+    for row in rows:
+        if row["prev_hash"] != expected_prev:
+            return BrokenLink(row["id"], _link_reason(prev_id, after))
+        if event_hash(row) != row["hash"]:
+            return BrokenLink(
+                row["id"],
+                "its recorded values no longer match its hash: the row was changed "
+                "after it was written",
+            )
+        expected_prev, prev_id = row["hash"], row["id"]
+    return None
+
+
+def _link_reason(prev_id: int | None, after: str) -> str:
+    if prev_id is None and after == GENESIS_HASH:
+        return "it is the first event but does not start the chain: earlier events were deleted"
+    if prev_id is None:
+        return "it is the first event but does not follow the archived events' last hash"
+    return (
+        f"it does not follow event #{prev_id}: an event between them was deleted, "
+        "events were inserted or reordered, or the event before it was changed"
+    )
+
+
+def verify_chain() -> BrokenLink | None:
+    """The first broken link of the whole access log, or None when it is intact."""
+    return first_broken_link(chain_rows())

@@ -1,0 +1,207 @@
+"""Change history for people: who changed what in a patient's clinical record, and why.
+
+The rows come from django-simple-history's tables; this lays them out for
+reading. `change_history()` gives one patient's whole history for the patient
+page; `edits_since()` gives the edits of one row after a version, which a
+conflicting editor had not seen (the services put them in `ConflictError`).
+
+Reading only: nothing here writes, and nothing here imports the services
+(which import this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import models
+from django.utils import timezone
+
+from patients.models import (
+    Acknowledgement,
+    CTCDraw,
+    ImagingAssessment,
+    Patient,
+    TherapyLine,
+    TreatmentCycle,
+)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field an edit changed, both values as a person reads them."""
+
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One saved version of a clinical row: when, by whom, what changed and why."""
+
+    at: datetime
+    by: str
+    what: str
+    kind: str
+    changes: tuple[FieldChange, ...]
+    reason: str
+
+
+_KINDS = {"+": "created", "~": "changed", "-": "deleted"}
+
+
+def change_history(patient: Patient) -> list[HistoryEntry]:
+    """Every saved change to the patient and its lines, cycles, draws, imaging and
+    acknowledgements, newest first.
+
+    Six queries however long the history, one per history table, and a
+    seventh when a changed field refers to users (to show their names).
+    """
+    lines = _history(TherapyLine, patient_id=patient.pk)
+    # Lines and cycles are never deleted, so joining the current rows finds them all.
+    cycles = _history(TreatmentCycle, therapy_line__patient_id=patient.pk)
+    groups = [
+        _history(Patient, id=patient.pk),
+        lines,
+        cycles,
+        _history(CTCDraw, patient_id=patient.pk),
+        _history(ImagingAssessment, patient_id=patient.pk),
+        _history(Acknowledgement, cycle__therapy_line__patient_id=patient.pk),
+    ]
+    rows = [(new, _delta(new, old)) for group in groups for new, old in _with_previous(group)]
+    names = _user_names(rows)
+    line_numbers = {h.id: h.line_number for h in lines}
+    cycle_numbers = {h.id: h.number for h in cycles}
+    entries = [
+        HistoryEntry(
+            at=new.history_date,
+            by=new.history_user.get_username() if new.history_user else "",
+            what=_describe(new, line_numbers, cycle_numbers),
+            kind=_KINDS.get(new.history_type, new.history_type),
+            changes=tuple(_field_change(new, change, names) for change in delta),
+            reason=new.history_change_reason or "",
+        )
+        for new, delta in rows
+    ]
+    return sorted(entries, key=lambda e: e.at, reverse=True)
+
+
+def edits_since(instance: models.Model, version: int) -> list[HistoryEntry]:
+    """The saved edits of one versioned row after `version`, oldest first.
+
+    This is what a second editor did not see when they opened the form: who
+    changed what, when and why. Two queries (history, and user names when a
+    changed field holds a user).
+    """
+    records = _history(type(instance), id=instance.pk)
+    rows = [
+        (new, [c for c in _delta(new, old) if c.field not in _BOOKKEEPING])
+        for new, old in _with_previous(records)
+        if new.version > version
+    ]
+    names = _user_names(rows)
+    return [
+        HistoryEntry(
+            at=new.history_date,
+            by=new.history_user.get_username() if new.history_user else "",
+            what=str(instance._meta.verbose_name).capitalize(),
+            kind=_KINDS.get(new.history_type, new.history_type),
+            changes=tuple(_field_change(new, change, names) for change in delta),
+            reason=new.history_change_reason or "",
+        )
+        for new, delta in rows
+    ]
+
+
+# Fields the services maintain themselves; an editor did not change them.
+_BOOKKEEPING = frozenset({"version"})
+
+
+def _history(model: type[models.Model], **lookup: Any) -> list[Any]:
+    return list(
+        model.history.filter(**lookup)  # type: ignore[attr-defined]
+        .select_related("history_user")
+        .order_by("history_date", "history_id")
+    )
+
+
+def _with_previous(records: list[Any]) -> list[tuple[Any, Any]]:
+    """Each historical record with the one before it of the same row (or None)."""
+    last: dict[int, Any] = {}
+    pairs = []
+    for row in records:
+        pairs.append((row, last.get(row.id)))
+        last[row.id] = row
+    return pairs
+
+
+def _delta(new: Any, old: Any) -> list[Any]:
+    """The fields an edit changed (simple-history compares the two versions; no query)."""
+    if old is None or new.history_type != "~":
+        return []
+    return new.diff_against(old).changes
+
+
+def _field_change(new: Any, change: Any, names: Mapping[int, str]) -> FieldChange:
+    field = new.instance_type._meta.get_field(change.field)
+    return FieldChange(
+        field=str(field.verbose_name),
+        old=_shown(field, change.old, names),
+        new=_shown(field, change.new, names),
+    )
+
+
+def _user_names(rows: Sequence[tuple[Any, list[Any]]]) -> dict[int, str]:
+    """Usernames for every user id that a changed field holds: one query, or none."""
+    ids: set[int] = set()
+    for new, delta in rows:
+        for change in delta:
+            if _is_user_field(new.instance_type._meta.get_field(change.field)):
+                ids.update(v for v in (change.old, change.new) if v is not None)
+    if not ids:
+        return {}
+    User = get_user_model()
+    return dict(User.objects.filter(pk__in=ids).values_list("pk", User.USERNAME_FIELD))
+
+
+def _is_user_field(field: Any) -> bool:
+    return field.is_relation and field.related_model is get_user_model()
+
+
+def _shown(field: Any, value: Any, names: Mapping[int, str]) -> str:
+    """A stored value as a person reads it."""
+    if value is None or value == "":
+        return "—"
+    if _is_user_field(field):
+        return names.get(value, f"user #{value}")
+    if field.is_relation:
+        return f"#{value}"
+    if field.choices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _describe(h: Any, line_numbers: Mapping[int, int], cycle_numbers: Mapping[int, int]) -> str:
+    """The row a historical record belongs to, from its own values (no query)."""
+    model = h.instance_type
+    if model is Patient:
+        return "Patient details"
+    if model is TherapyLine:
+        return f"Therapy line {h.line_number}"
+    if model is TreatmentCycle:
+        return f"Cycle {h.number} of line {line_numbers.get(h.therapy_line_id, '?')}"
+    if model is CTCDraw:
+        return f"CTC draw of {timezone.localtime(h.drawn_at):%Y-%m-%d %H:%M}"
+    if model is ImagingAssessment:
+        return f"Imaging of {h.performed_on.isoformat()}"
+    return f"Acknowledgement of cycle {cycle_numbers.get(h.cycle_id, '?')}"
