@@ -160,7 +160,10 @@ def second_step(request: HttpRequest) -> str | None:
     is required and the user has no device yet.
     """
     user = request.user
-    if uses_token(request) or not user.is_authenticated or user.is_verified():
+    if uses_token(request) or not user.is_authenticated:
+        return None
+    # django_otp's OTPMiddleware, before this one, gives the user is_verified().
+    if user.is_verified():  # type: ignore[attr-defined]
         return None
     if has_device(user):
         return "mfa:verify"
