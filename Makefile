@@ -30,9 +30,13 @@ test: install
 	@test -f tests/browser/axe/node_modules/axe-core/axe.min.js || $(MAKE) --no-print-directory browser-tools
 	$(LOCAL) $(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff; mypy (its Django plugin imports the settings, hence LOCAL's DEBUG=True);
+# import-linter's contracts. All configured in pyproject.toml.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(LOCAL) $(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -74,7 +78,7 @@ postgres:
 	bash scripts/postgres.sh
 
 clean:
-	rm -rf $(VENV) .mplconfig
+	rm -rf $(VENV) .mplconfig .mypy_cache .import_linter_cache
 
 # The full set of installed versions, after a change to requirements*.txt (review the diff).
 lock: install

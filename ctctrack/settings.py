@@ -152,7 +152,7 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-def replica_database(primary_copy: dict[str, Any]) -> dict[str, Any]:
+def replica_database(primary_copy: dj_database_url.DBConfig) -> dj_database_url.DBConfig:
     """The `replica` alias's settings from a parsed DATABASE_REPLICA_URL.
 
     No ATOMIC_REQUESTS: a request's transaction is on the primary, and one on the
@@ -161,7 +161,7 @@ def replica_database(primary_copy: dict[str, Any]) -> dict[str, Any]:
     every transaction on it is read-only, so a write routed there by mistake
     fails in tests and on a laptop just as it would on a standby.
     """
-    replica = {**primary_copy, "ATOMIC_REQUESTS": False}
+    replica: dj_database_url.DBConfig = {**primary_copy, "ATOMIC_REQUESTS": False}
     replica["TEST"] = {**replica.get("TEST", {}), "MIRROR": "default"}
     if "postgresql" in replica.get("ENGINE", ""):
         options = dict(replica.get("OPTIONS", {}))

@@ -373,10 +373,10 @@ def _add_special_draws(i: int, plan: PatientPlan, draws: list[DrawPlan], today: 
                 "Reduced volume processed (4.0 mL)",
             )
     line = plan.lines[-1]
-    given = [c for c in line.cycles if c.given_date]
+    given = [c.given_date for c in line.cycles if c.given_date]
     if line.contains_doxorubicin and given:
         # A sample taken 3 days after a doxorubicin dose (lab guidance: wait 7 days).
-        drawn_on = given[-1].given_date + timedelta(days=3)
+        drawn_on = given[-1] + timedelta(days=3)
         if drawn_on < today:
             draws.append(
                 DrawPlan(

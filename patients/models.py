@@ -545,7 +545,7 @@ class AccessEventQuerySet(models.QuerySet["AccessEvent"]):
         raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
 
     # Django's deletion collector calls this directly for fast deletes.
-    def _raw_delete(self, using: str) -> int:
+    def _raw_delete(self, using: str | None) -> int:
         raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
 
 

@@ -41,3 +41,17 @@ def test_the_requirements_and_the_constraints_agree():
     for name in ("requirements.txt", "requirements-dev.txt"):
         for package, version in _pins(name).items():
             assert constraints.get(package) == version, f"{name}: {package}=={version}"
+
+
+def test_every_package_pinned_in_the_constraints_is_installed():
+    installed = {_normal(d.metadata["Name"]) for d in metadata.distributions()}
+
+    stale = sorted(set(_pins("constraints.txt")) - installed)
+
+    assert stale == [], "a package no longer required is still pinned: run `make lock`"
+
+
+def test_a_package_is_required_in_one_requirements_file_only():
+    runtime, dev = _pins("requirements.txt"), _pins("requirements-dev.txt")
+
+    assert sorted(runtime.keys() & dev.keys()) == []
