@@ -296,7 +296,8 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 CTCTRACK_SESSION_MAX_AGE_SECONDS = envint("CTCTRACK_SESSION_MAX_AGE_SECONDS", str(12 * 3600))
 SESSION_COOKIE_AGE = CTCTRACK_SESSION_MAX_AGE_SECONDS
 # Idle limit, enforced by patients.accounts.middleware.SessionTimeoutMiddleware.
-# API tokens expire like sessions; a client asks for a new one (see patients/api/authentication).
+# API tokens expire like sessions; a client asks for a new one
+# (see patients/accounts/authentication.py).
 CTCTRACK_API_TOKEN_MAX_AGE_SECONDS = envint(
     "CTCTRACK_API_TOKEN_MAX_AGE_SECONDS", str(CTCTRACK_SESSION_MAX_AGE_SECONDS)
 )
@@ -385,7 +386,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous request gets 401 with a WWW-Authenticate header.
-        "patients.api.authentication.ExpiringTokenAuthentication",
+        "patients.accounts.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["patients.api.permissions.RolePermission"],

@@ -9,8 +9,8 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from ctctrack.forms import focus_first_error
 from patients.accounts.mfa import check_code
-from patients.web.forms import focus_first_error
 
 
 class CodeForm(forms.Form):

@@ -3,7 +3,7 @@
 It asks for the second factor of a user who has one (and refuses users without
 one when it is required), so a token is only ever issued after both factors.
 Requests made with the token are then not asked again: the token is the
-interface's credential, expiring like a session (`patients.api.authentication`);
+interface's credential, expiring like a session (`patients.accounts.authentication`);
 staff revoke it in admin.
 """
 
@@ -22,9 +22,9 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from patients.accounts.authentication import is_expired
 from patients.accounts.backends import count_failed_sign_in
 from patients.accounts.mfa import check_code
-from patients.api.authentication import is_expired
 
 
 class TokenRequestSerializer(serializers.Serializer):

@@ -25,9 +25,9 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
+from ctctrack.forms import DateInput
 from patients import audit
 from patients.models import AccessAction, AccessEvent, AccessOutcome, Patient
-from patients.web.forms import DateInput
 
 PAGE_SIZE = 50
 # Sortable columns: the name in `?sort=` and the field it orders by.

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from ctctrack.forms import DateInput, DateTimeLocalInput
 from patients.models import (
     STANDARD_VOLUME_ML,
     CTCDraw,
@@ -24,22 +25,6 @@ from patients.models import (
 )
 from patients.roles import ONCOLOGIST
 from patients.services import CHANGE_REASON_MAX_LENGTH
-
-
-class DateInput(forms.DateInput):
-    input_type = "date"
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(format="%Y-%m-%d", **kwargs)
-
-
-class DateTimeLocalInput(forms.DateTimeInput):
-    """`<input type="datetime-local">`, read in the clinic's time zone."""
-
-    input_type = "datetime-local"
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
 
 
 def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
@@ -63,22 +48,6 @@ class ServiceForm(forms.ModelForm):
 
     def validate_unique(self) -> None:
         pass
-
-
-def focus_first_error(form: forms.Form) -> None:
-    """Put the keyboard focus on the first field with an error, without JavaScript.
-
-    `autofocus` moves the focus when the page loads; a screen reader then reads
-    the field's label and its error. With only form-wide errors, the error
-    summary (focusable via tabindex="-1" in the template) takes the focus.
-    """
-    if not form.is_bound or not form.errors:
-        return
-    for name, field in form.fields.items():
-        if name in form.errors and not field.widget.is_hidden:
-            field.widget.attrs["autofocus"] = True
-            return
-    form.focus_summary = True
 
 
 class VersionedForm(ServiceForm):

@@ -21,6 +21,7 @@ from django.views.decorators.http import (
     require_POST,
 )
 
+from ctctrack.forms import focus_first_error
 from patients import access, assessment, audit, services
 from patients.models import (
     AccessAction,
@@ -38,7 +39,6 @@ from patients.web.forms import (
     PatientForm,
     TherapyLineForm,
     apply_service_errors,
-    focus_first_error,
 )
 
 GET_POST = require_http_methods(["GET", "POST"])

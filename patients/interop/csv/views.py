@@ -21,11 +21,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ctctrack.forms import focus_first_error
 from patients import access, assessment, audit, services
 from patients.interop.csv import exports as csv_export
 from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
 from patients.models import AccessAction, Patient
-from patients.web.forms import focus_first_error
 
 SESSION_KEY = "csv_import"
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024

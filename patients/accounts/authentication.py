@@ -4,6 +4,9 @@ DRF's tokens live until deleted; a token copied into a script or a log would
 then open the record for ever. A token here is refused once it is older than
 `CTCTRACK_API_TOKEN_MAX_AGE_SECONDS` (12 hours by default, the same as a
 session's absolute limit); asking `/api/v1/auth/token/` again issues a new one.
+
+Its own module, importing nothing of DRF's views: DRF imports the authentication
+classes named in the settings while `rest_framework.views` loads.
 """
 
 from __future__ import annotations
