@@ -9,10 +9,8 @@ clinical row is never cascaded away.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -46,37 +44,25 @@ class CancerType(models.TextChoices):
     COLORECTAL = "colorectal", "Colorectal"
 
 
-def _labelled(enum: type[StrEnum], labels: Mapping[StrEnum, str]) -> type[models.TextChoices]:
-    """Django choices with the members, values and order of a rules enum, and these labels.
+class CycleStatus(models.TextChoices):
+    """The rules' cycle statuses (`rules.CycleStatus`: names, values, order) with the labels
+    pages show. Declared member by member so that type checkers see them;
+    tests/test_vocabulary.py pins that they stay the rules' members."""
 
-    The statuses are defined once, in `patients.rules`, which cannot import
-    Django; the models add only what forms and pages show. A member without a
-    label fails here, at import, rather than show a blank on a page.
-    """
-    members = [(member.name, (member.value, labels[member])) for member in enum]
-    return models.TextChoices(enum.__name__, members, module=__name__)
+    PLANNED = rules.CycleStatus.PLANNED.value, "Planned"
+    GIVEN = rules.CycleStatus.GIVEN.value, "Given"
+    DELAYED = rules.CycleStatus.DELAYED.value, "Delayed"
+    CANCELLED = rules.CycleStatus.CANCELLED.value, "Cancelled"
 
 
-CycleStatus = _labelled(
-    rules.CycleStatus,
-    {
-        rules.CycleStatus.PLANNED: "Planned",
-        rules.CycleStatus.GIVEN: "Given",
-        rules.CycleStatus.DELAYED: "Delayed",
-        rules.CycleStatus.CANCELLED: "Cancelled",
-    },
-)
+class DrawStatus(models.TextChoices):
+    """The rules' draw statuses (`rules.DrawStatus`), with their labels; pinned likewise."""
 
-DrawStatus = _labelled(
-    rules.DrawStatus,
-    {
-        rules.DrawStatus.RESULTED: "Resulted",
-        rules.DrawStatus.REJECTED: "Rejected (pre-analytic)",
-        rules.DrawStatus.FAILED: "Failed (not evaluable)",
-        rules.DrawStatus.PENDING: "Pending",
-        rules.DrawStatus.CANCELLED: "Cancelled",
-    },
-)
+    RESULTED = rules.DrawStatus.RESULTED.value, "Resulted"
+    REJECTED = rules.DrawStatus.REJECTED.value, "Rejected (pre-analytic)"
+    FAILED = rules.DrawStatus.FAILED.value, "Failed (not evaluable)"
+    PENDING = rules.DrawStatus.PENDING.value, "Pending"
+    CANCELLED = rules.DrawStatus.CANCELLED.value, "Cancelled"
 
 
 class Modality(models.TextChoices):
