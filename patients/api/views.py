@@ -1,8 +1,9 @@
 """JSON API v1 endpoints.
 
 Each view fetches, lets a serializer parse, and hands the write to
-`patients.services`. Permissions come from `RolePermission` (the model
-permissions that roles grant). Nothing is ever deleted through the API.
+`patients.services`. Each declares the model permissions it needs in
+`required_perms`, which `RolePermission` checks. Nothing is ever deleted
+through the API.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework import filters, generics
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from patients import audit, rules, services
 from patients.api.pagination import PageNumberPagination
+from patients.api.permissions import model_perms
 from patients.api.serializers import (
     AcknowledgementSerializer,
     CycleSerializer,
@@ -88,6 +89,7 @@ class AuditedRead:
 
 class PatientList(AuditedRead, generics.ListCreateAPIView):
     queryset = Patient.objects.all()
+    required_perms = model_perms(Patient)
     serializer_class = PatientSerializer
     filter_backends = [filters.SearchFilter]
     search_fields = ["mrn", "given_name", "family_name"]
@@ -103,6 +105,7 @@ class PatientList(AuditedRead, generics.ListCreateAPIView):
 
 class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     queryset = Patient.objects.all()
+    required_perms = model_perms(Patient)
     serializer_class = PatientSerializer
     http_method_names = _READ_AND_EDIT
 
@@ -122,6 +125,7 @@ class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
 
 class TherapyLineList(AuditedRead, generics.ListCreateAPIView):
     queryset = TherapyLine.objects.all()
+    required_perms = model_perms(TherapyLine)
     serializer_class = TherapyLineSerializer
     pagination_class = None  # a patient has a handful of lines
 
@@ -140,6 +144,7 @@ class TherapyLineList(AuditedRead, generics.ListCreateAPIView):
 
 class CycleList(AuditedRead, generics.ListCreateAPIView):
     queryset = TreatmentCycle.objects.all()
+    required_perms = model_perms(TreatmentCycle)
     serializer_class = CycleSerializer
     pagination_class = None
 
@@ -163,6 +168,7 @@ class CycleList(AuditedRead, generics.ListCreateAPIView):
 
 class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     queryset = TreatmentCycle.objects.select_related("therapy_line")
+    required_perms = model_perms(TreatmentCycle)
     serializer_class = CycleSerializer
     http_method_names = _READ_AND_EDIT
 
@@ -182,6 +188,7 @@ class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
 
 class DrawList(AuditedRead, generics.ListCreateAPIView):
     queryset = CTCDraw.objects.all()
+    required_perms = model_perms(CTCDraw)
     serializer_class = DrawSerializer
     pagination_class = None  # a patient's series is read whole, oldest first
 
@@ -202,6 +209,7 @@ class DrawList(AuditedRead, generics.ListCreateAPIView):
 
 class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     queryset = CTCDraw.objects.select_related("patient", "entered_by")
+    required_perms = model_perms(CTCDraw)
     serializer_class = DrawSerializer
     http_method_names = _READ_AND_EDIT
 
@@ -222,12 +230,11 @@ class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
 class DrawEnteredInError(APIView):
     """Mark a wrong draw as entered in error, with a reason. It stays on record."""
 
-    queryset = CTCDraw.objects.none()  # for RolePermission: POST needs add_ctcdraw
+    # Marking a draw in error changes it; the POST has always needed add_ctcdraw too.
+    required_perms = model_perms(CTCDraw, POST=("add", "change"))
 
     def post(self, request: Request, pk: int) -> Response:
         draw = get_object_or_404(CTCDraw.objects.select_related("patient"), pk=pk)
-        if not request.user.has_perm("patients.change_ctcdraw"):
-            raise PermissionDenied
         body = EnteredInErrorSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         draw = services.mark_draw_entered_in_error(
@@ -241,6 +248,7 @@ class DrawEnteredInError(APIView):
 
 class ImagingList(AuditedRead, generics.ListCreateAPIView):
     queryset = ImagingAssessment.objects.all()
+    required_perms = model_perms(ImagingAssessment)
     serializer_class = ImagingSerializer
     pagination_class = None
 
@@ -264,7 +272,7 @@ class ImagingList(AuditedRead, generics.ListCreateAPIView):
 class PatientAssessment(AuditedRead, APIView):
     """Every draw with its rate, category, interval and flags, and the upcoming cycles."""
 
-    queryset = Patient.objects.none()  # for RolePermission: needs view_patient
+    required_perms = model_perms(Patient)
 
     def patients_read(self, response: Response) -> list[int]:
         return [response.data["patient"]]
@@ -306,7 +314,7 @@ class Worklist(AuditedRead, APIView):
     page's cycles are assessed, live, for the flags returned.
     """
 
-    queryset = TreatmentCycle.objects.none()  # for RolePermission: needs view_treatmentcycle
+    required_perms = model_perms(TreatmentCycle)
     read_action = AccessAction.WORKLIST
 
     def patients_read(self, response: Response) -> list[int]:
@@ -373,6 +381,7 @@ class AcknowledgementList(AuditedRead, generics.ListCreateAPIView):
     """A nurse or oncologist records having seen a cycle's flags, with a note."""
 
     queryset = Acknowledgement.objects.all()
+    required_perms = model_perms(Acknowledgement)
     serializer_class = AcknowledgementSerializer
     pagination_class = None
 

@@ -14,7 +14,6 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.exceptions import NotAcceptable, NotFound, ParseError
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +21,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from patients import audit
+from patients.api.permissions import every_method
 from patients.assessment import series_for
 from patients.interop.fhir import resources as fhir
 from patients.models import AccessAction, CTCDraw, Patient
@@ -55,18 +55,6 @@ class FhirNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class ReadsClinicalRecord(BasePermission):
-    """The API's read permissions for patients and their draws (nurses, oncologists)."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        user = request.user
-        return bool(
-            user
-            and user.is_authenticated
-            and user.has_perms(["patients.view_patient", "patients.view_ctcdraw"])
-        )
-
-
 _ISSUE_CODES = {
     400: "invalid",
     401: "login",
@@ -97,7 +85,8 @@ class FhirView(APIView):
     renderer_classes = [FhirRenderer]
     parser_classes: list[Any] = []
     content_negotiation_class = FhirNegotiation
-    permission_classes = [ReadsClinicalRecord]
+    # The API's read permissions for patients and their draws (nurses, oncologists).
+    required_perms = every_method("patients.view_patient", "patients.view_ctcdraw")
     http_method_names = ["get", "head"]
 
     def get_exception_handler(self) -> Any:
