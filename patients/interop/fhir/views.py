@@ -1,7 +1,8 @@
 """FHIR R4 read endpoints, mounted at /fhir/r4/.
 
-They read with the same authentication and permissions as API v1 and answer
-in `application/fhir+json`, errors included (as OperationOutcome).
+They read through `patients.access`, with the same authentication and
+permissions as API v1, and answer in `application/fhir+json`, errors included
+(as OperationOutcome).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from patients import audit
+from patients import access, audit
 from patients.api.permissions import every_method
 from patients.assessment import series_for
 from patients.interop.fhir import resources as fhir
@@ -104,7 +105,7 @@ class PatientRead(FhirView):
     """`GET /fhir/r4/Patient/{id}`."""
 
     def get(self, request: Request, resource_id: str) -> Response:
-        patient = _patient(resource_id)
+        patient = _patient(request.user, resource_id)
         audit.record(
             request, AccessAction.API_READ, patient=patient, target=f"FHIR Patient/{patient.pk}"
         )
@@ -115,7 +116,7 @@ class ObservationRead(FhirView):
     """`GET /fhir/r4/Observation/{id}`: one draw, assessed against its patient's series."""
 
     def get(self, request: Request, resource_id: str) -> Response:
-        draw = _draw(resource_id)
+        draw = _draw(request.user, resource_id)
         series = series_for(draw.patient)
         audit.record(
             request,
@@ -138,7 +139,7 @@ class ObservationSearch(FhirView):
 
     def get(self, request: Request) -> Response:
         patient_id, count, offset = _search_parameters(request)
-        patient = _patient(patient_id)
+        patient = _patient(request.user, patient_id)
         series = series_for(patient)
         draws = series.all_draws()
         entries = [
@@ -163,17 +164,17 @@ class ObservationSearch(FhirView):
         return Response(fhir.searchset(entries, total=len(draws), links=links))
 
 
-def _patient(resource_id: str) -> Patient:
+def _patient(user: Any, resource_id: str) -> Patient:
     if resource_id.isdigit():
-        patient = Patient.objects.filter(pk=int(resource_id)).first()
+        patient = access.patients(user).filter(pk=int(resource_id)).first()
         if patient is not None:
             return patient
     raise NotFound(f"No Patient with id {resource_id}.")
 
 
-def _draw(resource_id: str) -> CTCDraw:
+def _draw(user: Any, resource_id: str) -> CTCDraw:
     if resource_id.isdigit():
-        draw = CTCDraw.objects.select_related("patient").filter(pk=int(resource_id)).first()
+        draw = access.draws(user).select_related("patient").filter(pk=int(resource_id)).first()
         if draw is not None:
             return draw
     raise NotFound(f"No Observation with id {resource_id}.")
