@@ -1,10 +1,10 @@
 """The one gate for patient data: which patients, and which of their records, a user may see.
 
-Every patient-scoped read of the web pages, the API, FHIR, the CSV exports and
-the reports asks here, never `Patient.objects` (or a draw's, line's, cycle's,
-imaging's or acknowledgement's manager) directly; `tests/test_access_gate.py`
-keeps it so. Writes go through `patients.services`, which take records fetched
-here.
+Every patient-scoped read of the web pages, the API, FHIR, the CSV exports, the
+reports and the audit report's patient look-ups asks here, never
+`Patient.objects` (or a draw's, line's, cycle's, imaging's or acknowledgement's
+manager) directly; `tests/test_access_gate.py` keeps it so. Writes go through
+`patients.services`, which take records fetched here.
 
 One installation serves one clinic today, so a user with a role sees every
 patient of it: `_scope` answers "no limit". Care-team scoping changes `_scope`
@@ -14,12 +14,14 @@ record and another team's record both answer 404 alike.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, TypeVar
 
 from django.db import models
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from patients import assessment
 from patients.models import (
     Acknowledgement,
     CTCDraw,
@@ -82,3 +84,12 @@ def imaging(user: Any) -> QuerySet[ImagingAssessment]:
 
 def acknowledgements(user: Any) -> QuerySet[Acknowledgement]:
     return _visible(Acknowledgement.objects.all(), user, "cycle__therapy_line__patient")
+
+
+def due_cycles(
+    user: Any, start: date, days: int, *, oncologist_id: int | None = None, flagged: bool = False
+) -> assessment.DueCycles:
+    """The worklist: `assessment.due_cycles` among the cycles `user` may see."""
+    return assessment.due_cycles(
+        start, days, oncologist_id=oncologist_id, flagged=flagged, among=cycles(user)
+    )

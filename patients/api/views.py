@@ -1,8 +1,9 @@
 """JSON API v1 endpoints.
 
-Each view fetches, lets a serializer parse, and hands the write to
-`patients.services`. Permissions come from `RolePermission` (the model
-permissions that roles grant). Nothing is ever deleted through the API.
+Each view fetches through `patients.access` (the one gate for patient data),
+lets a serializer parse, and hands the write to `patients.services`. Each
+declares the model permissions it needs in `required_perms`, which
+`RolePermission` checks. Nothing is ever deleted through the API.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework import filters, generics
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from patients import audit, rules, services
+from patients import access, audit, rules, services
 from patients.api.pagination import PageNumberPagination
+from patients.api.permissions import model_perms
 from patients.api.serializers import (
     AcknowledgementSerializer,
     CycleSerializer,
@@ -34,7 +34,7 @@ from patients.api.serializers import (
     edit_arguments,
     flag_data,
 )
-from patients.assessment import WorklistItem, due_cycles, series_for, worklist_items
+from patients.assessment import WorklistItem, series_for, worklist_items
 from patients.models import (
     AccessAction,
     Acknowledgement,
@@ -87,10 +87,13 @@ class AuditedRead:
 
 
 class PatientList(AuditedRead, generics.ListCreateAPIView):
-    queryset = Patient.objects.all()
+    required_perms = model_perms(Patient)
     serializer_class = PatientSerializer
     filter_backends = [filters.SearchFilter]
     search_fields = ["mrn", "given_name", "family_name"]
+
+    def get_queryset(self) -> QuerySet[Patient]:
+        return access.patients(self.request.user)
 
     def patients_read(self, response: Response) -> list[int]:
         return [p["id"] for p in response.data["results"]]
@@ -102,9 +105,12 @@ class PatientList(AuditedRead, generics.ListCreateAPIView):
 
 
 class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
-    queryset = Patient.objects.all()
+    required_perms = model_perms(Patient)
     serializer_class = PatientSerializer
     http_method_names = _READ_AND_EDIT
+
+    def get_queryset(self) -> QuerySet[Patient]:
+        return access.patients(self.request.user)
 
     def patients_read(self, response: Response) -> list[int]:
         return [self.object_read.pk]
@@ -121,16 +127,16 @@ class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
 
 
 class TherapyLineList(AuditedRead, generics.ListCreateAPIView):
-    queryset = TherapyLine.objects.all()
+    required_perms = model_perms(TherapyLine)
     serializer_class = TherapyLineSerializer
     pagination_class = None  # a patient has a handful of lines
 
     @cached_property
     def patient(self) -> Patient:
-        return get_object_or_404(Patient, pk=self.kwargs["pk"])
+        return access.patient(self.request.user, self.kwargs["pk"], related=())
 
     def get_queryset(self) -> QuerySet[TherapyLine]:
-        return TherapyLine.objects.filter(patient=self.patient).order_by("line_number")
+        return access.lines(self.request.user).filter(patient=self.patient).order_by("line_number")
 
     def perform_create(self, serializer: TherapyLineSerializer) -> None:
         serializer.instance = services.add_therapy_line(
@@ -139,7 +145,7 @@ class TherapyLineList(AuditedRead, generics.ListCreateAPIView):
 
 
 class CycleList(AuditedRead, generics.ListCreateAPIView):
-    queryset = TreatmentCycle.objects.all()
+    required_perms = model_perms(TreatmentCycle)
     serializer_class = CycleSerializer
     pagination_class = None
 
@@ -148,12 +154,10 @@ class CycleList(AuditedRead, generics.ListCreateAPIView):
 
     @cached_property
     def line(self) -> TherapyLine:
-        return get_object_or_404(
-            TherapyLine.objects.select_related("patient"), pk=self.kwargs["pk"]
-        )
+        return access.line(self.request.user, self.kwargs["pk"])
 
     def get_queryset(self) -> QuerySet[TreatmentCycle]:
-        return TreatmentCycle.objects.filter(therapy_line=self.line).order_by("number")
+        return access.cycles(self.request.user).filter(therapy_line=self.line).order_by("number")
 
     def perform_create(self, serializer: CycleSerializer) -> None:
         serializer.instance = services.plan_cycle(
@@ -162,9 +166,12 @@ class CycleList(AuditedRead, generics.ListCreateAPIView):
 
 
 class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
-    queryset = TreatmentCycle.objects.select_related("therapy_line")
+    required_perms = model_perms(TreatmentCycle)
     serializer_class = CycleSerializer
     http_method_names = _READ_AND_EDIT
+
+    def get_queryset(self) -> QuerySet[TreatmentCycle]:
+        return access.cycles(self.request.user).select_related("therapy_line")
 
     def patients_read(self, response: Response) -> list[int]:
         return [self.object_read.therapy_line.patient_id]
@@ -181,13 +188,17 @@ class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
 
 
 class DrawList(AuditedRead, generics.ListCreateAPIView):
-    queryset = CTCDraw.objects.all()
+    required_perms = model_perms(CTCDraw)
     serializer_class = DrawSerializer
     pagination_class = None  # a patient's series is read whole, oldest first
 
     @cached_property
     def patient(self) -> Patient:
-        return get_object_or_404(Patient, pk=self.kwargs["pk"])
+        return access.patient(self.request.user, self.kwargs["pk"], related=())
+
+    def get_queryset(self) -> QuerySet[CTCDraw]:
+        # `list` reads the assessed series instead; this is for DRF's own use.
+        return access.draws(self.request.user).filter(patient=self.patient)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         series = series_for(self.patient)
@@ -201,9 +212,12 @@ class DrawList(AuditedRead, generics.ListCreateAPIView):
 
 
 class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
-    queryset = CTCDraw.objects.select_related("patient", "entered_by")
+    required_perms = model_perms(CTCDraw)
     serializer_class = DrawSerializer
     http_method_names = _READ_AND_EDIT
+
+    def get_queryset(self) -> QuerySet[CTCDraw]:
+        return access.draws(self.request.user).select_related("patient", "entered_by")
 
     def patients_read(self, response: Response) -> list[int]:
         return [self.object_read.patient_id]
@@ -222,12 +236,11 @@ class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
 class DrawEnteredInError(APIView):
     """Mark a wrong draw as entered in error, with a reason. It stays on record."""
 
-    queryset = CTCDraw.objects.none()  # for RolePermission: POST needs add_ctcdraw
+    # Marking a draw in error changes it; the POST has always needed add_ctcdraw too.
+    required_perms = model_perms(CTCDraw, POST=("add", "change"))
 
     def post(self, request: Request, pk: int) -> Response:
-        draw = get_object_or_404(CTCDraw.objects.select_related("patient"), pk=pk)
-        if not request.user.has_perm("patients.change_ctcdraw"):
-            raise PermissionDenied
+        draw = access.draw(request.user, pk)
         body = EnteredInErrorSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         draw = services.mark_draw_entered_in_error(
@@ -240,17 +253,18 @@ class DrawEnteredInError(APIView):
 
 
 class ImagingList(AuditedRead, generics.ListCreateAPIView):
-    queryset = ImagingAssessment.objects.all()
+    required_perms = model_perms(ImagingAssessment)
     serializer_class = ImagingSerializer
     pagination_class = None
 
     @cached_property
     def patient(self) -> Patient:
-        return get_object_or_404(Patient, pk=self.kwargs["pk"])
+        return access.patient(self.request.user, self.kwargs["pk"], related=())
 
     def get_queryset(self) -> QuerySet[ImagingAssessment]:
         return (
-            ImagingAssessment.objects.filter(patient=self.patient)
+            access.imaging(self.request.user)
+            .filter(patient=self.patient)
             .select_related("entered_by")
             .order_by("performed_on", "id")
         )
@@ -264,13 +278,13 @@ class ImagingList(AuditedRead, generics.ListCreateAPIView):
 class PatientAssessment(AuditedRead, APIView):
     """Every draw with its rate, category, interval and flags, and the upcoming cycles."""
 
-    queryset = Patient.objects.none()  # for RolePermission: needs view_patient
+    required_perms = model_perms(Patient)
 
     def patients_read(self, response: Response) -> list[int]:
         return [response.data["patient"]]
 
     def get(self, request: Request, pk: int) -> Response:
-        patient = get_object_or_404(Patient, pk=pk)
+        patient = access.patient(request.user, pk, related=())
         series = series_for(patient)
         context = {"request": request, "assessments": series.by_draw_id}
         return Response(
@@ -306,7 +320,7 @@ class Worklist(AuditedRead, APIView):
     page's cycles are assessed, live, for the flags returned.
     """
 
-    queryset = TreatmentCycle.objects.none()  # for RolePermission: needs view_treatmentcycle
+    required_perms = model_perms(TreatmentCycle)
     read_action = AccessAction.WORKLIST
 
     def patients_read(self, response: Response) -> list[int]:
@@ -323,7 +337,8 @@ class Worklist(AuditedRead, APIView):
         start = query.validated_data.get("from") or timezone.localdate()
         days = query.validated_data["days"]
         pager = PageNumberPagination()
-        cycles = pager.paginate_queryset(due_cycles(start, days), request, view=self)
+        due = access.due_cycles(request.user, start, days)
+        cycles = pager.paginate_queryset(due, request, view=self)
         items = worklist_items(cycles or [])
         return Response(
             {
@@ -372,7 +387,7 @@ def _worklist_item_data(
 class AcknowledgementList(AuditedRead, generics.ListCreateAPIView):
     """A nurse or oncologist records having seen a cycle's flags, with a note."""
 
-    queryset = Acknowledgement.objects.all()
+    required_perms = model_perms(Acknowledgement)
     serializer_class = AcknowledgementSerializer
     pagination_class = None
 
@@ -381,13 +396,12 @@ class AcknowledgementList(AuditedRead, generics.ListCreateAPIView):
 
     @cached_property
     def cycle(self) -> TreatmentCycle:
-        return get_object_or_404(
-            TreatmentCycle.objects.select_related("therapy_line__patient"), pk=self.kwargs["pk"]
-        )
+        return access.cycle(self.request.user, self.kwargs["pk"])
 
     def get_queryset(self) -> QuerySet[Acknowledgement]:
         return (
-            Acknowledgement.objects.filter(cycle=self.cycle)
+            access.acknowledgements(self.request.user)
+            .filter(cycle=self.cycle)
             .select_related("acknowledged_by")
             .order_by("acknowledged_at", "id")
         )

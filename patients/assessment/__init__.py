@@ -353,7 +353,12 @@ class _NameOrder(Lower):
 
 
 def due_cycles(
-    start: date, days: int, *, oncologist_id: int | None = None, flagged: bool = False
+    start: date,
+    days: int,
+    *,
+    oncologist_id: int | None = None,
+    flagged: bool = False,
+    among: QuerySet[TreatmentCycle] | None = None,
 ) -> DueCycles:
     """Upcoming cycles with day 1 in [start, start + days), in the worklist's order.
 
@@ -361,8 +366,9 @@ def due_cycles(
     then day 1, family and given name (case-insensitively), patient and cycle
     number: the order `_worklist_order` gives from the live assessment, plus
     the cycle's id so that pages never overlap. `flagged`: only cycles with flags.
+    `among`: the cycles to choose from (`access.due_cycles` passes a user's); all if None.
     """
-    due = TreatmentCycle.objects.filter(
+    due = (TreatmentCycle.objects.all() if among is None else among).filter(
         status__in=UPCOMING,
         scheduled_date__gte=start,
         scheduled_date__lt=start + timedelta(days=days),

@@ -26,8 +26,8 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
 from ctctrack.forms import DateInput
-from patients import audit
-from patients.models import AccessAction, AccessEvent, AccessOutcome, Patient
+from patients import access, audit
+from patients.models import AccessAction, AccessEvent, AccessOutcome
 
 PAGE_SIZE = 50
 # Sortable columns: the name in `?sort=` and the field it orders by.
@@ -79,8 +79,9 @@ class AuditFilterForm(forms.Form):
         label="Action", choices=[("", "Any action"), *AccessAction.choices], required=False
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user  # patients are looked up among those the user may see
         # The query names are `from` and `to`, which Python keeps for itself.
         renamed = {"start": "from", "end": "to"}
         self.fields = {renamed.get(name, name): field for name, field in self.fields.items()}
@@ -90,14 +91,19 @@ class AuditFilterForm(forms.Form):
         start, end = data.get("from"), data.get("to")
         if start and end and end < start:
             self.add_error("to", "The end date cannot be before the start date.")
-        if data.get("patient") and not Patient.objects.filter(pk=data["patient"]).exists():
+        if (
+            data.get("patient")
+            and not access.patients(self.user).filter(pk=data["patient"]).exists()
+        ):
             self.add_error("patient", "No patient has this id.")
         if data.get("mrn"):
             self._resolve_mrn(data)
         return data
 
     def _resolve_mrn(self, data: dict[str, Any]) -> None:
-        found = Patient.objects.filter(mrn=data["mrn"]).values_list("pk", flat=True).first()
+        found = (
+            access.patients(self.user).filter(mrn=data["mrn"]).values_list("pk", flat=True).first()
+        )
         if found is None:
             self.add_error("mrn", "No patient has this MRN.")
         elif data.get("patient") and data["patient"] != found:
@@ -133,7 +139,9 @@ def audit_report(request: HttpRequest) -> HttpResponse:
     URL carrying the filters, so that an MRN typed in never appears in a URL."""
     if not request.user.is_staff:
         raise PermissionDenied
-    form = AuditFilterForm(request.POST if request.method == "POST" else request.GET)
+    form = AuditFilterForm(
+        request.POST if request.method == "POST" else request.GET, user=request.user
+    )
     if not form.is_valid():
         return render(request, "audit/report.html", {"form": form}, status=400)
     query = form.query()

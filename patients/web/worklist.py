@@ -50,7 +50,8 @@ def worklist(request: HttpRequest) -> HttpResponse:
     form = WorklistFilterForm(request.GET or None)
     start, days = form.start_date(timezone.localdate()), form.day_count()
     oncologist = form.cleaned_data.get("oncologist") if form.is_valid() else None
-    due = assessment.due_cycles(
+    due = access.due_cycles(
+        request.user,
         start,
         days,
         oncologist_id=oncologist.pk if oncologist else None,

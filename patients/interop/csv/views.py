@@ -25,7 +25,7 @@ from ctctrack.forms import focus_first_error
 from patients import access, assessment, audit, services
 from patients.interop.csv import exports as csv_export
 from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
-from patients.models import AccessAction, Patient
+from patients.models import AccessAction
 
 SESSION_KEY = "csv_import"
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -157,14 +157,17 @@ def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 def export_all(request: HttpRequest) -> StreamingHttpResponse:
     today = timezone.localdate()
     audit.record(request, AccessAction.EXPORT, target="CSV of all patients' draws")
-    return _csv_response(_all_series_rows(), f"ctc-draws-{today:%Y-%m-%d}.csv")
+    return _csv_response(_all_series_rows(request.user), f"ctc-draws-{today:%Y-%m-%d}.csv")
 
 
-def _all_series_rows() -> Iterator[list[str]]:
-    """Every patient's draws, loaded a few hundred patients at a time (fixed queries per batch)."""
-    ids = list(Patient.objects.order_by("mrn").values_list("pk", flat=True))
+def _all_series_rows(user: Any) -> Iterator[list[str]]:
+    """The draws of every patient `user` may see.
+
+    Loaded a few hundred patients at a time, in a fixed number of queries per batch.
+    """
+    ids = list(access.patients(user).order_by("mrn").values_list("pk", flat=True))
     for start in range(0, len(ids), EXPORT_PATIENTS_PER_QUERY):
-        batch = Patient.objects.filter(pk__in=ids[start : start + EXPORT_PATIENTS_PER_QUERY])
+        batch = access.patients(user).filter(pk__in=ids[start : start + EXPORT_PATIENTS_PER_QUERY])
         series = assessment.series_for_many(batch.order_by("mrn"))
         yield from csv_export.all_rows(
             series[p] for p in ids[start : start + EXPORT_PATIENTS_PER_QUERY]

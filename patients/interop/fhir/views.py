@@ -1,7 +1,8 @@
 """FHIR R4 read endpoints, mounted at /fhir/r4/.
 
-They read with the same authentication and permissions as API v1 and answer
-in `application/fhir+json`, errors included (as OperationOutcome).
+They read through `patients.access`, with the same authentication and
+permissions as API v1, and answer in `application/fhir+json`, errors included
+(as OperationOutcome).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.exceptions import NotAcceptable, NotFound, ParseError
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from patients import audit
+from patients import access, audit
+from patients.api.permissions import every_method
 from patients.assessment import series_for
 from patients.interop.fhir import resources as fhir
 from patients.models import AccessAction, CTCDraw, Patient
@@ -55,18 +56,6 @@ class FhirNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class ReadsClinicalRecord(BasePermission):
-    """The API's read permissions for patients and their draws (nurses, oncologists)."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        user = request.user
-        return bool(
-            user
-            and user.is_authenticated
-            and user.has_perms(["patients.view_patient", "patients.view_ctcdraw"])
-        )
-
-
 _ISSUE_CODES = {
     400: "invalid",
     401: "login",
@@ -97,7 +86,8 @@ class FhirView(APIView):
     renderer_classes = [FhirRenderer]
     parser_classes: list[Any] = []
     content_negotiation_class = FhirNegotiation
-    permission_classes = [ReadsClinicalRecord]
+    # The API's read permissions for patients and their draws (nurses, oncologists).
+    required_perms = every_method("patients.view_patient", "patients.view_ctcdraw")
     http_method_names = ["get", "head"]
 
     def get_exception_handler(self) -> Any:
@@ -115,7 +105,7 @@ class PatientRead(FhirView):
     """`GET /fhir/r4/Patient/{id}`."""
 
     def get(self, request: Request, resource_id: str) -> Response:
-        patient = _patient(resource_id)
+        patient = _patient(request.user, resource_id)
         audit.record(
             request, AccessAction.API_READ, patient=patient, target=f"FHIR Patient/{patient.pk}"
         )
@@ -126,7 +116,7 @@ class ObservationRead(FhirView):
     """`GET /fhir/r4/Observation/{id}`: one draw, assessed against its patient's series."""
 
     def get(self, request: Request, resource_id: str) -> Response:
-        draw = _draw(resource_id)
+        draw = _draw(request.user, resource_id)
         series = series_for(draw.patient)
         audit.record(
             request,
@@ -149,7 +139,7 @@ class ObservationSearch(FhirView):
 
     def get(self, request: Request) -> Response:
         patient_id, count, offset = _search_parameters(request)
-        patient = _patient(patient_id)
+        patient = _patient(request.user, patient_id)
         series = series_for(patient)
         draws = series.all_draws()
         entries = [
@@ -174,17 +164,17 @@ class ObservationSearch(FhirView):
         return Response(fhir.searchset(entries, total=len(draws), links=links))
 
 
-def _patient(resource_id: str) -> Patient:
+def _patient(user: Any, resource_id: str) -> Patient:
     if resource_id.isdigit():
-        patient = Patient.objects.filter(pk=int(resource_id)).first()
+        patient = access.patients(user).filter(pk=int(resource_id)).first()
         if patient is not None:
             return patient
     raise NotFound(f"No Patient with id {resource_id}.")
 
 
-def _draw(resource_id: str) -> CTCDraw:
+def _draw(user: Any, resource_id: str) -> CTCDraw:
     if resource_id.isdigit():
-        draw = CTCDraw.objects.select_related("patient").filter(pk=int(resource_id)).first()
+        draw = access.draws(user).select_related("patient").filter(pk=int(resource_id)).first()
         if draw is not None:
             return draw
     raise NotFound(f"No Observation with id {resource_id}.")

@@ -7,28 +7,16 @@ from typing import Any
 
 from django.http import HttpResponse
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from patients import audit
+from patients.api.permissions import every_method
 from patients.interop.hl7.receive import Receipt, receive_hl7
 from patients.models import AccessAction
 
 HL7_CONTENT_TYPE = "application/hl7-v2; charset=utf-8"
-
-
-class RecordsLabResults(BasePermission):
-    """Lab results add draws and correct them: both permissions (oncologists, staff)."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        user = request.user
-        return bool(
-            user
-            and user.is_authenticated
-            and user.has_perms(["patients.add_ctcdraw", "patients.change_ctcdraw"])
-        )
 
 
 class AnyAccept(BaseContentNegotiation):
@@ -53,7 +41,8 @@ class Hl7Oru(APIView):
     parser_classes: list[Any] = []  # the body is read raw: labs send any Content-Type
     renderer_classes = [JSONRenderer]  # only for DRF's own 401 and 403 answers
     content_negotiation_class = AnyAccept
-    permission_classes = [RecordsLabResults]
+    # Lab results add draws and correct them: both permissions (oncologists, staff).
+    required_perms = every_method("patients.add_ctcdraw", "patients.change_ctcdraw")
     http_method_names = ["post"]
 
     def post(self, request: Request) -> HttpResponse:
