@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
-from patients import rules
+from patients import rules, wording
 from patients.reports import charts
 from patients.reports.layout import (
     BODY,
@@ -240,10 +239,10 @@ LABEL = Style(colour=MUTED_COLOUR)
 def _patient_rows(doc: _Document) -> list[LaidOutRow]:
     """The patient block as table rows without rules, so long values wrap, never overlap."""
     data = doc.data
-    age = _age(data.birth_date, doc.local(data.generated_at).date())
+    age = wording.age_in_years(data.birth_date, doc.local(data.generated_at).date())
     rows = [
         ("Patient", data.patient_name, "MRN", data.mrn),
-        ("Date of birth", f"{data.birth_date} (age {age})", "Sex", data.sex),
+        ("Date of birth", f"{wording.date_text(data.birth_date)} (age {age})", "Sex", data.sex),
         ("Cancer type", _cancer_type_text(data), "Oncologist", data.oncologist or "not recorded"),
     ]
     laid_out = [
@@ -316,11 +315,6 @@ def _fit_legend_titles(fig: Figure, width: float) -> None:
             title.set_text("\n".join(lines))
 
 
-def _age(birth: date, on: date) -> int:
-    before_birthday = (on.month, on.day) < (birth.month, birth.day)
-    return on.year - birth.year - before_birthday
-
-
 def _cancer_type_text(data: ReportData) -> str:
     return data.cancer_type.capitalize() if data.cancer_type else "not recorded"
 
@@ -350,7 +344,8 @@ def _summary_sentences(data: ReportData) -> list[tuple[str, str]]:
     latest = data.assessments[-1] if data.assessments else None
     if latest is not None and latest.flags:
         messages = "; ".join(flag.message for flag in latest.flags)
-        sentences.append((f"Flags on the latest draw ({latest.draw.drawn_on}): ", messages + "."))
+        latest_on = wording.date_text(latest.draw.drawn_on)
+        sentences.append((f"Flags on the latest draw ({latest_on}): ", messages + "."))
     upcoming = _upcoming_cycles(data)
     sentences += [_upcoming(*item) for item in upcoming[:UPCOMING_IN_SUMMARY]]
     if len(upcoming) > UPCOMING_IN_SUMMARY:
@@ -384,8 +379,9 @@ def _latest_text(data: ReportData) -> str:
         return "none yet."
     latest = evaluable[-1]
     category = latest.category.value if latest.category else "not classified (no cut-off)"
-    interval = f"; 95% interval {_interval_text(latest.ci95)}" if latest.ci95 else ""
-    return f"{rules.count_phrase(_rate(latest))} on {latest.draw.drawn_on}, {category}{interval}."
+    interval = f"; 95% interval {wording.interval_text(latest.ci95)}" if latest.ci95 else ""
+    rate = wording.count_phrase(_rate(latest))
+    return f"{rate} on {wording.date_text(latest.draw.drawn_on)}, {category}{interval}."
 
 
 def _draw_counts(data: ReportData) -> tuple[str, str]:
@@ -401,7 +397,7 @@ def _upcoming(
 ) -> tuple[str, str]:
     flags = ", ".join(FLAG_WORDS.get(f.code, f.code) for f in assessment.flags) or "no flags"
     lead = f"Upcoming L{line.line_number} C{cycle.number} "
-    return (lead, f"(day 1 {cycle.scheduled_date}, {cycle.status}): {flags}.")
+    return (lead, f"(day 1 {wording.date_text(cycle.scheduled_date)}, {cycle.status}): {flags}.")
 
 
 # --- the draws table ----------------------------------------------------------
@@ -450,7 +446,7 @@ def _assessed_row(doc: _Document, a: rules.DrawAssessment) -> list[Cell]:
         text_cell(_accession_text(doc, draw.id)),
         text_cell(_result_text(draw)),
         text_cell(_rate_text(a)),
-        text_cell(_interval_text(a.ci95, joiner="–") if a.ci95 else DASH),
+        text_cell(wording.interval_text(a.ci95, joiner="–") if a.ci95 else DASH),
         text_cell(_category_text(a)),
         _flags_cell(a.flags, _note_for(doc, draw.id)),
     ]
@@ -459,7 +455,7 @@ def _assessed_row(doc: _Document, a: rules.DrawAssessment) -> list[Cell]:
 def _result_text(draw: rules.DrawIn) -> str:
     if draw.status != rules.DrawStatus.RESULTED or draw.ctc_count is None:
         return draw.status
-    return f"{draw.ctc_count:,} in {_volume_text(draw.blood_volume_ml)} mL"
+    return wording.count_in_volume(draw.ctc_count, draw.blood_volume_ml)
 
 
 def _accession_text(doc: _Document, draw_id: int | None) -> str:
@@ -492,7 +488,7 @@ def _clipped(text: str, limit: int = NOTE_LIMIT) -> str:
 
 def _local_time_text(doc: _Document, moment: datetime) -> str:
     _check_aware(moment, "drawn_at")
-    return doc.local(moment).strftime("%Y-%m-%d %H:%M")
+    return wording.time_text(doc.local(moment))
 
 
 def _rate(a: rules.DrawAssessment) -> float:
@@ -503,34 +499,13 @@ def _rate(a: rules.DrawAssessment) -> float:
 def _rate_text(a: rules.DrawAssessment) -> str:
     if not a.evaluable:
         return DASH
-    rate = _rate(a)
-    return "none detected" if rate == 0 else rules.format_rate(rate)
+    return wording.short_rate(_rate(a))
 
 
 def _category_text(a: rules.DrawAssessment) -> str:
     if a.category is not None:
         return a.category.value
     return "not classified" if a.evaluable else DASH
-
-
-def _interval_text(ci95: tuple[float, float], *, joiner: str = " to ") -> str:
-    return f"{_bound_text(ci95[0])}{joiner}{_bound_text(ci95[1])}"
-
-
-def _bound_text(value: float) -> str:
-    # Two decimals where they matter (near the cut-offs), fewer for big counts.
-    if value == 0:
-        return "0"
-    if value < 10:
-        return f"{value:.2f}"
-    if value < 100:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def _volume_text(volume: Decimal | float) -> str:
-    value = volume if isinstance(volume, Decimal) else Decimal(repr(volume))
-    return format(value.normalize(), "f")
 
 
 def _flags_cell(flags: Sequence[rules.Flag], comment: str = "") -> Cell:
@@ -587,8 +562,8 @@ def _cycle_row(
     return [
         line_cell,
         text_cell(f"C{cycle.number}"),
-        text_cell(str(cycle.scheduled_date)),
-        text_cell(str(cycle.given_date) if cycle.given_date else DASH),
+        text_cell(wording.date_text(cycle.scheduled_date)),
+        text_cell(wording.date_text(cycle.given_date) if cycle.given_date else DASH),
         text_cell(_cycle_status_text(doc, cycle)),
         _cycle_flags_cell(assessment if _is_upcoming(cycle) else None),
     ]
@@ -606,7 +581,8 @@ def _cycle_flags_cell(assessment: rules.CycleAssessment | None) -> Cell:
         return text_cell(DASH)
     cell = _flags_cell(assessment.flags) if assessment.flags else text_cell("no flags")
     if assessment.draw is not None:
-        cell += (((f"from the draw of {assessment.draw.draw.drawn_on}", CELL_NOTE),),)
+        drawn_on = wording.date_text(assessment.draw.draw.drawn_on)
+        cell += (((f"from the draw of {drawn_on}", CELL_NOTE),),)
     return cell
 
 
@@ -624,7 +600,7 @@ def _imaging_section(doc: _Document) -> None:
         paragraph(doc, "No imaging recorded.")
         return
     rows = [
-        [text_cell(str(p.performed_on)), text_cell(p.modality), text_cell(p.response)]
+        [text_cell(wording.date_text(p.performed_on)), text_cell(p.modality), text_cell(p.response)]
         for p in points
     ]
     table(doc, "Imaging", IMAGING_COLUMNS, rows)
@@ -727,7 +703,8 @@ def _flag_codes_shown(data: ReportData) -> list[str]:
 def _running_header(page: Page, data: ReportData) -> None:
     """Name, MRN and date of birth on one line, or on two smaller ones for a long name."""
     top = MARGIN + SMALL_PT + 1
-    identity = f"{data.patient_name}   ·   MRN {data.mrn}   ·   born {data.birth_date}"
+    born = wording.date_text(data.birth_date)
+    identity = f"{data.patient_name}   ·   MRN {data.mrn}   ·   born {born}"
     label = Style(size=SMALL_PT, colour=MUTED_COLOUR)
     if width_of(identity, BOLD) + width_of("CTC report", label) + 20 < WIDTH:
         page.text(LEFT, top, identity, BOLD)
@@ -738,7 +715,7 @@ def _running_header(page: Page, data: ReportData) -> None:
         lines = wrap(((data.patient_name, small),), WIDTH - 12)
         name = lines[0][0][0] + (" …" if len(lines) > 1 else "")
         page.text(LEFT, top - 2, name, small)
-        page.text(LEFT, top + 8, f"MRN {data.mrn}   ·   born {data.birth_date}", small)
+        page.text(LEFT, top + 8, f"MRN {data.mrn}   ·   born {born}", small)
         top += 8
     page.rule(LEFT, RIGHT, top + 5, colour=RULE_COLOUR)
 
@@ -750,7 +727,7 @@ def _header_and_footer(page: Page, data: ReportData, number: int, total: int) ->
     bottom = PAGE_H - MARGIN
     page.rule(LEFT, RIGHT, bottom - 21, colour=RULE_COLOUR)
     line = (
-        f"Generated {generated:%Y-%m-%d %H:%M} ({data.time_zone}) by {data.generated_by}"
+        f"Generated {wording.time_text(generated)} ({data.time_zone}) by {data.generated_by}"
         f" · page {number} of {total}"
     )
     page.text(LEFT, bottom - 11, line, FOOTER)

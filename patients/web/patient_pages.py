@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +15,7 @@ from django.views.decorators.http import (
     require_http_methods,
 )
 
-from patients import access, assessment, audit
+from patients import access, assessment, audit, wording
 from patients.models import (
     AccessAction,
 )
@@ -82,7 +81,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ctx = {
         "patient": patient,
         "series": series,
-        "age": _age(patient.birth_date, timezone.localdate()),
+        "age": wording.age_in_years(patient.birth_date, timezone.localdate()),
         "draw_rows": draw_rows(series),
         "lines": _lines_with_cycles(series),
         "imaging": imaging,
@@ -93,10 +92,6 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     audit.record(request, AccessAction.VIEW, patient=patient, target="patient page")
     return render(request, "patients/patient_detail.html", ctx)
-
-
-def _age(birth: date, today: date) -> int:
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
 def _lines_with_cycles(series: assessment.PatientSeries) -> list[dict[str, Any]]:
