@@ -825,6 +825,26 @@ def _png_bytes(fig: Figure, *, dpi: int) -> bytes:
     return buffer.getvalue()
 
 
+# --- the cache key --------------------------------------------------------
+
+# Bump when the drawing code changes, so no server serves a chart drawn the old way.
+CHART_DESIGN = 1
+
+
+def cache_key(
+    *, patient_id: int, data_version: int, today: date, cutoffs: Mapping[str, int], fmt: str
+) -> str:
+    """The cache key of a patient's chart: changes whenever what it shows changes.
+
+    The patient's data version (bumped by every write that changes the chart),
+    today's date (the x axis ends today), the cut-offs, the format ("svg",
+    "png") and the chart design.
+    """
+    cut = ",".join(f"{k}={v}" for k, v in sorted(cutoffs.items()))
+    parts = [CHART_DESIGN, patient_id, data_version, today, cut, fmt]
+    return "chart:" + ":".join(str(p) for p in parts)
+
+
 # --- the sparkline --------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from patients.models import (
     AccessAction,
 )
 from patients.reports import charts
-from patients.web.chart_report import charts_data
+from patients.web.documents import chart_data, imaging_of
 from patients.web.forms import (
     AcknowledgeForm,
 )
@@ -71,7 +71,8 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     series = assessment.series_for(patient)
-    imaging = list(patient.imaging.order_by("performed_on", "id"))
+    imaging = imaging_of(patient)
+    today = timezone.localdate()
     acks = list(
         access.acknowledgements(request.user)
         .filter(cycle__therapy_line__patient=patient)
@@ -81,12 +82,12 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ctx = {
         "patient": patient,
         "series": series,
-        "age": wording.age_in_years(patient.birth_date, timezone.localdate()),
+        "age": wording.age_in_years(patient.birth_date, today),
         "draw_rows": draw_rows(series),
         "lines": _lines_with_cycles(series),
         "imaging": imaging,
         "acknowledgements": acks,
-        "chart_alt": charts.chart_text_alternative(charts_data(series, imaging)),
+        "chart_alt": charts.chart_text_alternative(chart_data(series, imaging, today=today)),
         "ack_form": AcknowledgeForm(),
         "history": audit.change_history(patient) if request.user.is_staff else None,
     }
