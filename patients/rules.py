@@ -20,6 +20,8 @@ from functools import lru_cache
 
 from scipy.stats import binomtest, chi2
 
+from patients.wording import count_phrase, counted_in_volume, format_rate, short_rate
+
 STANDARD_VOLUME_ML = Decimal("7.5")
 DEFAULT_PRE_CYCLE_WINDOW_DAYS = 7
 
@@ -301,24 +303,6 @@ def worklist_sort_key(assessment: CycleAssessment) -> tuple[int, date, int, int]
 # --- wording --------------------------------------------------------------
 
 
-def format_rate(rate: float) -> str:
-    """A rate as shown: whole numbers bare, others with one decimal.
-
-    The decimal is rounded down so that the figure shown never reaches an
-    (integer) cut-off the rate itself is below: 4.96 shows as 4.9, not 5.0.
-    """
-    if rate == int(rate):
-        return str(int(rate))
-    return str(Decimal(repr(rate)).quantize(Decimal("0.1"), rounding=ROUND_FLOOR))
-
-
-def count_phrase(rate: float) -> str:
-    """A rate per 7.5 mL in words: 0 reads "none detected in 7.5 mL"."""
-    if rate == 0:
-        return "none detected in 7.5 mL"
-    return f"{format_rate(rate)} CTC/7.5 mL"
-
-
 def format_p_value(p: float) -> str:
     """Three decimals, or "p < 0.001".
 
@@ -337,20 +321,6 @@ def format_p_value(p: float) -> str:
 def _as_decimal(value: Decimal | float) -> Decimal:
     # repr() keeps a float's intended decimal value (7.1, not 7.0999...).
     return value if isinstance(value, Decimal) else Decimal(repr(value))
-
-
-def _volume_text(volume: Decimal | float) -> str:
-    return format(_as_decimal(volume).normalize(), "f")
-
-
-def _raw_count_text(count: int, volume: Decimal | float) -> str:
-    if count == 0:
-        return f"none detected in {_volume_text(volume)} mL"
-    return f"{count} CTC counted in {_volume_text(volume)} mL"
-
-
-def _earlier_rate_text(rate: float) -> str:
-    return "none detected" if rate == 0 else format_rate(rate)
 
 
 def _flag(code: FlagCode, message: str) -> Flag:
@@ -509,7 +479,7 @@ def _volume_flags(draw: DrawIn, count: int, rate: float) -> list[Flag]:
     return [
         _flag(
             FlagCode.NON_STANDARD_VOLUME,
-            f"Non-standard blood volume: {_raw_count_text(count, draw.blood_volume_ml)}, "
+            f"Non-standard blood volume: {counted_in_volume(count, draw.blood_volume_ml)}, "
             f"scaled to {count_phrase(rate)}; the category is indicative only",
         )
     ]
@@ -573,7 +543,7 @@ def _rise_flags(
         p = _rise_p_if_doubled(previous, draw, count, rate)
         if p is not None and p < RISE_ALPHA_VS_PREVIOUS:
             findings.append(
-                f"rose from {_earlier_rate_text(_rate(previous))} to {format_rate(rate)} "
+                f"rose from {short_rate(_rate(previous))} to {format_rate(rate)} "
                 f"CTC/7.5 mL since the previous draw on {previous.draw.drawn_on}: "
                 f"larger than counting noise ({format_p_value(p)})"
             )

@@ -33,7 +33,7 @@ from matplotlib.patches import Patch
 from matplotlib.scale import SymmetricalLogTransform
 from matplotlib.ticker import NullLocator
 
-from patients import rules
+from patients import rules, wording
 
 # Colour-blind-safe ends of ColorBrewer RdBu/PRGn, each >= 4.5:1 on white. The
 # marker shape differs as well, so a category never rests on colour alone.
@@ -825,6 +825,26 @@ def _png_bytes(fig: Figure, *, dpi: int) -> bytes:
     return buffer.getvalue()
 
 
+# --- the cache key --------------------------------------------------------
+
+# Bump when the drawing code changes, so no server serves a chart drawn the old way.
+CHART_DESIGN = 1
+
+
+def cache_key(
+    *, patient_id: int, data_version: int, today: date, cutoffs: Mapping[str, int], fmt: str
+) -> str:
+    """The cache key of a patient's chart: changes whenever what it shows changes.
+
+    The patient's data version (bumped by every write that changes the chart),
+    today's date (the x axis ends today), the cut-offs, the format ("svg",
+    "png") and the chart design.
+    """
+    cut = ",".join(f"{k}={v}" for k, v in sorted(cutoffs.items()))
+    parts = [CHART_DESIGN, patient_id, data_version, today, cut, fmt]
+    return "chart:" + ":".join(str(p) for p in parts)
+
+
 # --- the sparkline --------------------------------------------------------
 
 
@@ -881,7 +901,7 @@ def _spark_point(x: float, y: float, rate: float, cutoff: int | None, *, last: b
 
 
 def _spark_label(rates: Sequence[float | None], cutoff: int | None) -> str:
-    shown = [rules.format_rate(r) if r is not None else "not evaluable" for r in rates[-6:]]
+    shown = [wording.format_rate(r) if r is not None else "not evaluable" for r in rates[-6:]]
     if not shown:
         return "No CTC draws"
     cut = f"; cut-off {cutoff}" if cutoff is not None else ""
@@ -902,15 +922,17 @@ def chart_text_alternative(data: ChartData) -> str:
         sentence = f"No evaluable CTC count yet: {counted}."
     else:
         latest = evaluable[-1]
+        rate, on = wording.count_phrase(_rate(latest)), wording.date_text(latest.draw.drawn_on)
         sentence = (
-            f"Latest CTC count {rules.count_phrase(_rate(latest))} on {latest.draw.drawn_on}, "
+            f"Latest CTC count {rate} on {on}, "
             f"{_category_text(latest, data)}{_trend_text(evaluable)}; {counted}."
         )
     # The category sentence already says "unfavourable" or "not classified".
     said = {rules.FlagCode.UNFAVOURABLE, rules.FlagCode.NO_CUTOFF}
     messages = [flag.message for flag in plotted[-1].flags if flag.code not in said]
     if messages:
-        sentence += f" Latest draw ({plotted[-1].draw.drawn_on}): " + "; ".join(messages) + "."
+        on = wording.date_text(plotted[-1].draw.drawn_on)
+        sentence += f" Latest draw ({on}): " + "; ".join(messages) + "."
     return sentence
 
 
@@ -930,4 +952,5 @@ def _trend_text(evaluable: Sequence[rules.DrawAssessment]) -> str:
     previous, latest = evaluable[-2], evaluable[-1]
     change = _rate(latest) - _rate(previous)
     direction = "up from" if change > 0 else "down from" if change < 0 else "unchanged from"
-    return f", {direction} {rules.count_phrase(_rate(previous))} on {previous.draw.drawn_on}"
+    rate, on = wording.count_phrase(_rate(previous)), wording.date_text(previous.draw.drawn_on)
+    return f", {direction} {rate} on {on}"

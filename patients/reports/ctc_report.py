@@ -1,38 +1,60 @@
-"""The printable CTC report: PDF bytes for tumour boards and the paper chart.
+"""The printable CTC report: what goes on it, for tumour boards and the paper chart.
 
-Plain data in, bytes out: no Django, no database, no clock (the caller passes
-`generated_at`). Every category and flag shown comes from patients.rules, and
-the trend chart is patients.reports.charts' own figure, so the report cannot disagree
-with the screens. Pages are matplotlib Figures saved with the PDF backend,
-never pyplot (pyplot keeps global state that leaks in a web server).
-
-Layout is done by hand, in points measured from the top-left corner of an A4
-page, because matplotlib has no flowing text or tables that split across
-pages. Everything stays inside 15 mm margins so the page also prints on US
-Letter without being cut.
+Plain data in, PDF bytes out: no Django, no database, no clock (the caller
+passes `generated_at`). Every category and flag shown comes from
+patients.rules, every value is worded by patients.wording, and the trend chart
+is patients.reports.charts' own figure, so the report cannot disagree with the
+screens. The pages, text flow and tables are patients.reports.layout's; this
+module says what goes where.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from decimal import Decimal
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import matplotlib
-from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.lines import Line2D
-from matplotlib.patches import Rectangle
-from matplotlib.textpath import text_to_path
 from matplotlib.transforms import Bbox
 
-from patients import rules
+from patients import rules, wording
 from patients.reports import charts
+from patients.reports.layout import (
+    BODY,
+    BODY_TOP,
+    BOLD,
+    CELL,
+    CELL_BOLD,
+    FOOTER,
+    LEFT,
+    MARGIN,
+    MUTED_COLOUR,
+    PAGE_H,
+    PAGE_H_IN,
+    PAGE_W_IN,
+    RIGHT,
+    RULE_COLOUR,
+    SMALL_PT,
+    TABLE_PT,
+    WIDTH,
+    Cell,
+    Column,
+    Document,
+    LaidOutRow,
+    Page,
+    Style,
+    draw_row,
+    heading,
+    lay_out_row,
+    paragraph,
+    pdf_bytes,
+    table,
+    text_cell,
+    text_width,
+    width_of,
+    wrap,
+)
 
 
 @dataclass(frozen=True)
@@ -71,38 +93,15 @@ class ReportData:
     pre_cycle_window_days: int = rules.DEFAULT_PRE_CYCLE_WINDOW_DAYS
 
 
-# --- page geometry (points; 72 per inch) ------------------------------------
-
-PAGE_W_IN, PAGE_H_IN = 8.27, 11.69  # A4 portrait
-PAGE_W, PAGE_H = PAGE_W_IN * 72, PAGE_H_IN * 72
-MARGIN = 15 / 25.4 * 72  # 15 mm: A4 content then also fits on US Letter
-LEFT, RIGHT = MARGIN, PAGE_W - MARGIN
-WIDTH = RIGHT - LEFT
-BODY_TOP = MARGIN + 26  # below the running header
-BODY_BOTTOM = PAGE_H - MARGIN - 30  # above the two-line footer
-
-FONT_FAMILY = "DejaVu Sans"  # ships with matplotlib, so every server has it
-BODY_PT = 9.0
-TABLE_PT = 8.0
-SMALL_PT = 8.0  # the smallest text in the report
-TEXT_COLOUR = "#222222"
-MUTED_COLOUR = "#555555"
-RULE_COLOUR = "#999999"
-STRIPE_COLOUR = "#f2f2f2"
 HIGH_COLOUR = charts.UNFAVOURABLE_COLOUR
-
-CELL_PAD_X = 3.0
-CELL_PAD_Y = 3.0
-LINE_SPACING = 1.25  # line height as a multiple of the font size
+CELL_HIGH = Style(size=TABLE_PT, bold=True, colour=HIGH_COLOUR)
+CELL_NOTE = Style(size=TABLE_PT, italic=True, colour=MUTED_COLOUR)
+CELL_VOID = Style(size=TABLE_PT, colour=MUTED_COLOUR, struck=True)  # entered in error
+CELL_ERROR = Style(size=TABLE_PT, bold=True, colour=HIGH_COLOUR)
 
 # The trend chart on page 1, drawn at this size by charts.trend_figure.
 CHART_W_IN = WIDTH / 72
 CHART_H_IN = 5.7
-
-# Rendering settings that must not depend on the caller's rcParams: TrueType
-# (Type 42) fonts keep the text extractable and searchable; no dates in the file.
-_PDF_RC = {"pdf.fonttype": 42, "pdf.compression": 6, "pdf.use14corefonts": False}
-_PDF_METADATA = {"Title": "CTC report", "CreationDate": None, "Producer": None}
 
 DASH = "—"
 NOTE_LIMIT = 400  # characters of a comment or reason shown in a table cell
@@ -191,7 +190,7 @@ def report_pdf(data: ReportData) -> bytes:
     _how_to_read_section(doc)
     for number, page in enumerate(doc.pages, start=1):
         _header_and_footer(page, data, number, len(doc.pages))
-    return _encode(doc.pages)
+    return pdf_bytes(doc.pages, title="CTC report", rc_lock=charts.RC_LOCK)
 
 
 def _check_aware(moment: datetime, name: str) -> None:
@@ -199,303 +198,16 @@ def _check_aware(moment: datetime, name: str) -> None:
         raise ValueError(f"{name} must be time-zone aware")
 
 
-def _encode(pages: Sequence[_Page]) -> bytes:
-    buffer = io.BytesIO()
-    # rc_context changes process-wide settings: hold the lock the chart encoders
-    # hold, so a concurrent encoder can neither see ours nor restore its own mid-way.
-    with (
-        charts.RC_LOCK,
-        matplotlib.rc_context(_PDF_RC),
-        PdfPages(buffer, metadata=_PDF_METADATA) as pdf,
-    ):
-        for page in pages:
-            pdf.savefig(page.fig)
-    return buffer.getvalue()
-
-
-# --- pages and text -----------------------------------------------------------
-
-
-@lru_cache(maxsize=32)
-def _font(size: float, bold: bool = False, italic: bool = False) -> FontProperties:
-    return FontProperties(
-        family=FONT_FAMILY,
-        size=size,
-        weight="bold" if bold else "normal",
-        style="italic" if italic else "normal",
-    )
-
-
-@lru_cache(maxsize=16384)
-def _text_width(text: str, size: float, bold: bool = False, italic: bool = False) -> float:
-    width, _, _ = text_to_path.get_text_width_height_descent(
-        text, _font(size, bold, italic), ismath=False
-    )
-    return width
-
-
-class _Page:
-    """One A4 page, laid out in points from its top-left corner, as it is read."""
-
-    def __init__(self, fig: Figure) -> None:
-        self.fig = fig
-        self.y = BODY_TOP  # where the next block starts
-
-    def room(self) -> float:
-        return BODY_BOTTOM - self.y
-
-    def text(self, x: float, y: float, s: str, style: _Style, *, ha: str = "left") -> None:
-        """`y` is the baseline. Text is never parsed as mathtext: "$" in a comment stays "$"."""
-        self.fig.text(
-            x / PAGE_W,
-            1 - y / PAGE_H,
-            s,
-            fontproperties=_font(style.size, style.bold, style.italic),
-            color=style.colour,
-            ha=ha,
-            va="baseline",
-            parse_math=False,
-            usetex=False,
-        )
-
-    def rule(self, x0: float, x1: float, y: float, *, colour: str, width: float = 0.6) -> None:
-        line = Line2D(
-            [x0 / PAGE_W, x1 / PAGE_W],
-            [1 - y / PAGE_H] * 2,
-            transform=self.fig.transFigure,
-            color=colour,
-            linewidth=width,
-            solid_capstyle="butt",
-        )
-        self.fig.add_artist(line)
-
-    def shade(self, x: float, y_top: float, width: float, height: float, colour: str) -> None:
-        box = Rectangle(
-            (x / PAGE_W, 1 - (y_top + height) / PAGE_H),
-            width / PAGE_W,
-            height / PAGE_H,
-            transform=self.fig.transFigure,
-            facecolor=colour,
-            edgecolor="none",
-            zorder=-1,
-        )
-        self.fig.add_artist(box)
-
-
-class _Document:
-    """The pages so far, and where the next block goes."""
+class _Document(Document):
+    """The report's pages, with the data they show and the clinic's time zone."""
 
     def __init__(self, data: ReportData) -> None:
+        super().__init__()
         self.data = data
         self.zone = ZoneInfo(data.time_zone)
-        self.pages: list[_Page] = []
-
-    @property
-    def page(self) -> _Page:
-        return self.pages[-1]
-
-    def new_page(self, fig: Figure | None = None) -> _Page:
-        self.pages.append(_Page(fig if fig is not None else Figure(figsize=(PAGE_W_IN, PAGE_H_IN))))
-        return self.page
-
-    def ensure_room(self, height: float) -> None:
-        """Start a new page unless `height` points fit on this one."""
-        if self.page.room() < height:
-            self.new_page()
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.zone)
-
-
-@dataclass(frozen=True)
-class _Style:
-    size: float = BODY_PT
-    bold: bool = False
-    italic: bool = False
-    colour: str = TEXT_COLOUR
-    struck: bool = False  # drawn with a line through it (entered in error)
-
-
-BODY = _Style()
-BOLD = _Style(bold=True)
-CELL = _Style(size=TABLE_PT)
-CELL_BOLD = _Style(size=TABLE_PT, bold=True)
-CELL_HIGH = _Style(size=TABLE_PT, bold=True, colour=HIGH_COLOUR)
-CELL_NOTE = _Style(size=TABLE_PT, italic=True, colour=MUTED_COLOUR)
-CELL_VOID = _Style(size=TABLE_PT, colour=MUTED_COLOUR, struck=True)
-CELL_ERROR = _Style(size=TABLE_PT, bold=True, colour=HIGH_COLOUR)
-HEADING = _Style(size=12, bold=True)
-FOOTER = _Style(size=SMALL_PT, colour=MUTED_COLOUR)
-
-
-def _line_height(size: float) -> float:
-    return size * LINE_SPACING
-
-
-# Text to lay out: a run is text in one style; a paragraph is runs that flow on
-# together (so a bold flag and a plain one can share a line); a cell is
-# paragraphs, each starting on a new line. A laid-out line is runs again.
-_Run = tuple[str, _Style]
-_Para = tuple[_Run, ...]
-_Cell = tuple[_Para, ...]
-_Line = tuple[_Run, ...]
-
-
-def _width(text: str, style: _Style) -> float:
-    return _text_width(text, style.size, style.bold, style.italic)
-
-
-def _wrap(para: _Para, width: float) -> list[_Line]:
-    """Greedy word wrap to `width` points; a word longer than a line is cut."""
-    lines: list[list[_Run]] = [[]]
-    used = 0.0
-    for text, style in para:
-        for word in text.split():
-            for piece in _pieces(word, width, style):
-                space = _width(" ", style) if lines[-1] else 0.0
-                if lines[-1] and used + space + _width(piece, style) > width:
-                    lines.append([])
-                    used, space = 0.0, 0.0
-                lines[-1].append((piece, style))
-                used += space + _width(piece, style)
-    return [_merged(line) for line in lines]
-
-
-def _pieces(word: str, width: float, style: _Style) -> list[str]:
-    """A word cut into pieces that fit, after a hyphen where there is one."""
-    pieces = []
-    while _width(word, style) > width and len(word) > 1:
-        cut = 1
-        while cut < len(word) - 1 and _width(word[: cut + 1], style) <= width:
-            cut += 1
-        hyphen = word.rfind("-", 0, cut)
-        cut = hyphen + 1 if hyphen > 0 else cut
-        pieces.append(word[:cut])
-        word = word[cut:]
-    return [*pieces, word]
-
-
-def _merged(words: list[_Run]) -> _Line:
-    # Words in the same style become one text object: fewer objects to draw,
-    # and a PDF reader finds the phrase as it was written.
-    runs: list[_Run] = []
-    for word, style in words:
-        if runs and runs[-1][1] == style:
-            runs[-1] = (f"{runs[-1][0]} {word}", style)
-        else:
-            runs.append((word, style))
-    return tuple(runs)
-
-
-def _line_size(line: _Line, default: float) -> float:
-    return max((style.size for _, style in line), default=default)
-
-
-def _draw_line(page: _Page, x: float, baseline: float, line: _Line) -> None:
-    for index, (text, style) in enumerate(line):
-        page.text(x, baseline, text, style)
-        width = _width(text, style)
-        if style.struck:
-            mid = baseline - style.size * 0.32  # through the middle of the lower-case letters
-            page.rule(x, x + width, mid, colour=style.colour)
-        if index + 1 < len(line):
-            x += width + _width(" ", style)
-
-
-def _paragraph(doc: _Document, text: str, style: _Style = BODY, *, lead: str = "") -> None:
-    """Flowing text across the full width, after an optional bold lead-in.
-
-    Breaks onto a new page between lines.
-    """
-    height = _line_height(style.size)
-    runs = ((lead, replace(style, bold=True)), (text, style)) if lead else ((text, style),)
-    for line in _wrap(runs, WIDTH):
-        doc.ensure_room(height)
-        _draw_line(doc.page, LEFT, doc.page.y + style.size, line)
-        doc.page.y += height
-    doc.page.y += style.size * 0.5
-
-
-def _heading(doc: _Document, text: str, *, keep_with: float = 60) -> None:
-    """A section heading, moved to a new page if what follows it would not fit."""
-    doc.ensure_room(HEADING.size * 2.2 + keep_with)
-    doc.page.y += HEADING.size * 0.6
-    doc.page.text(LEFT, doc.page.y + HEADING.size, text, HEADING)
-    doc.page.y += HEADING.size * 1.6
-
-
-# --- tables ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Column:
-    title: str
-    width: float  # points
-
-
-def _cell(text: str, style: _Style = CELL) -> _Cell:
-    return (((text, style),),)
-
-
-@dataclass(frozen=True)
-class _LaidOutRow:
-    cells: tuple[tuple[_Line, ...], ...]  # per column, the wrapped lines
-    height: float
-
-
-def _lay_out_row(
-    columns: Sequence[_Column], cells: Sequence[_Cell], *, pad: float = CELL_PAD_X
-) -> _LaidOutRow:
-    laid_out = tuple(
-        tuple(line for para in cell for line in _wrap(para, column.width - 2 * pad))
-        for column, cell in zip(columns, cells, strict=True)
-    )
-    height = max(
-        sum(_line_height(_line_size(line, TABLE_PT)) for line in lines) for lines in laid_out
-    )
-    return _LaidOutRow(laid_out, height + 2 * CELL_PAD_Y)
-
-
-def _table(
-    doc: _Document, title: str, columns: Sequence[_Column], rows: Sequence[Sequence[_Cell]]
-) -> None:
-    """A table under a heading; the heading (continued) and header row repeat on each page."""
-    header = _lay_out_row(columns, [_cell(c.title, CELL_BOLD) for c in columns])
-    laid_out = [_lay_out_row(columns, row) for row in rows]
-    first = laid_out[0].height if laid_out else 0
-    _heading(doc, title, keep_with=header.height + first)
-    _header_row(doc, columns, header)
-    for index, row in enumerate(laid_out):
-        if doc.page.room() < row.height:
-            doc.page.rule(LEFT, RIGHT, doc.page.y, colour=RULE_COLOUR)
-            doc.new_page()
-            _heading(doc, f"{title} (continued)", keep_with=header.height + row.height)
-            _header_row(doc, columns, header)
-        if index % 2:
-            doc.page.shade(LEFT, doc.page.y, WIDTH, row.height, STRIPE_COLOUR)
-        _draw_row(doc.page, columns, row)
-    doc.page.rule(LEFT, RIGHT, doc.page.y, colour=RULE_COLOUR)
-    doc.page.y += 6
-
-
-def _header_row(doc: _Document, columns: Sequence[_Column], header: _LaidOutRow) -> None:
-    doc.page.rule(LEFT, RIGHT, doc.page.y, colour=TEXT_COLOUR, width=0.8)
-    _draw_row(doc.page, columns, header)
-    doc.page.rule(LEFT, RIGHT, doc.page.y, colour=TEXT_COLOUR, width=0.8)
-
-
-def _draw_row(
-    page: _Page, columns: Sequence[_Column], row: _LaidOutRow, *, pad: float = CELL_PAD_X
-) -> None:
-    x = LEFT
-    for column, lines in zip(columns, row.cells, strict=True):
-        y = page.y + CELL_PAD_Y
-        for line in lines:
-            size = _line_size(line, TABLE_PT)
-            _draw_line(page, x + pad, y + size, line)
-            y += _line_height(size)
-        x += column.width
-    page.y += row.height
 
 
 # --- page 1 ---------------------------------------------------------------------
@@ -506,43 +218,48 @@ def _first_page(doc: _Document) -> None:
     block = _patient_rows(doc)
     chart_top = BODY_TOP + TITLE_HEIGHT + sum(row.height for row in block) + 4
     page = doc.new_page(_chart_page_figure(doc.data.chart, top=chart_top))
-    title = _Style(size=18, bold=True)
+    title = Style(size=18, bold=True)
     page.text(LEFT, page.y + 18, "CTC report", title)
-    subtitle_x = LEFT + _width("CTC report", title) + 14
+    subtitle_x = LEFT + width_of("CTC report", title) + 14
     subtitle = "CellSearch circulating tumour cell counts"
-    page.text(subtitle_x, page.y + 18, subtitle, _Style(colour=MUTED_COLOUR))
+    page.text(subtitle_x, page.y + 18, subtitle, Style(colour=MUTED_COLOUR))
     page.y += TITLE_HEIGHT
     for row, columns in zip(block, (PATIENT_COLUMNS,) * 3 + (CUTOFF_COLUMNS,), strict=True):
-        _draw_row(page, columns, row, pad=0)
+        draw_row(page, columns, row, pad=0)
     page.y = chart_top + CHART_H_IN * 72 + 8
     _summary(doc)
 
 
 TITLE_HEIGHT = 30
-PATIENT_COLUMNS = (_Column("", 78), _Column("", 232), _Column("", 64), _Column("", WIDTH - 374))
-CUTOFF_COLUMNS = (_Column("", 78), _Column("", WIDTH - 78))
-LABEL = _Style(colour=MUTED_COLOUR)
+PATIENT_COLUMNS = (Column("", 78), Column("", 232), Column("", 64), Column("", WIDTH - 374))
+CUTOFF_COLUMNS = (Column("", 78), Column("", WIDTH - 78))
+LABEL = Style(colour=MUTED_COLOUR)
 
 
-def _patient_rows(doc: _Document) -> list[_LaidOutRow]:
+def _patient_rows(doc: _Document) -> list[LaidOutRow]:
     """The patient block as table rows without rules, so long values wrap, never overlap."""
     data = doc.data
-    age = _age(data.birth_date, doc.local(data.generated_at).date())
+    age = wording.age_in_years(data.birth_date, doc.local(data.generated_at).date())
     rows = [
         ("Patient", data.patient_name, "MRN", data.mrn),
-        ("Date of birth", f"{data.birth_date} (age {age})", "Sex", data.sex),
+        ("Date of birth", f"{wording.date_text(data.birth_date)} (age {age})", "Sex", data.sex),
         ("Cancer type", _cancer_type_text(data), "Oncologist", data.oncologist or "not recorded"),
     ]
     laid_out = [
-        _lay_out_row(
+        lay_out_row(
             PATIENT_COLUMNS,
-            [_cell(left, LABEL), _cell(value, BOLD), _cell(right, LABEL), _cell(other, BOLD)],
+            [
+                text_cell(left, LABEL),
+                text_cell(value, BOLD),
+                text_cell(right, LABEL),
+                text_cell(other, BOLD),
+            ],
             pad=0,
         )
         for left, value, right, other in rows
     ]
-    cutoff = [_cell("Cut-off", LABEL), _cell(_cutoff_sentence(data), BODY)]
-    return [*laid_out, _lay_out_row(CUTOFF_COLUMNS, cutoff, pad=0)]
+    cutoff = [text_cell("Cut-off", LABEL), text_cell(_cutoff_sentence(data), BODY)]
+    return [*laid_out, lay_out_row(CUTOFF_COLUMNS, cutoff, pad=0)]
 
 
 def _chart_page_figure(chart: charts.ChartData, *, top: float) -> Figure:
@@ -590,17 +307,12 @@ def _fit_legend_titles(fig: Figure, width: float) -> None:
         lines: list[str] = []
         for part in (p.strip() for p in parts if p.strip()):
             joined = f"{lines[-1]}   {part}" if lines else part
-            if lines and _text_width(joined, size) <= width:
+            if lines and text_width(joined, size) <= width:
                 lines[-1] = joined
             else:
                 lines.append(part)
         if len(lines) > 1:
             title.set_text("\n".join(lines))
-
-
-def _age(birth: date, on: date) -> int:
-    before_birthday = (on.month, on.day) < (birth.month, birth.day)
-    return on.year - birth.year - before_birthday
 
 
 def _cancer_type_text(data: ReportData) -> str:
@@ -618,9 +330,9 @@ def _cutoff_sentence(data: ReportData) -> str:
 
 
 def _summary(doc: _Document) -> None:
-    _heading(doc, "Summary", keep_with=40)
+    heading(doc, "Summary", keep_with=40)
     for lead, text in _summary_sentences(doc.data):
-        _paragraph(doc, text, lead=lead)
+        paragraph(doc, text, lead=lead)
 
 
 def _summary_sentences(data: ReportData) -> list[tuple[str, str]]:
@@ -632,7 +344,8 @@ def _summary_sentences(data: ReportData) -> list[tuple[str, str]]:
     latest = data.assessments[-1] if data.assessments else None
     if latest is not None and latest.flags:
         messages = "; ".join(flag.message for flag in latest.flags)
-        sentences.append((f"Flags on the latest draw ({latest.draw.drawn_on}): ", messages + "."))
+        latest_on = wording.date_text(latest.draw.drawn_on)
+        sentences.append((f"Flags on the latest draw ({latest_on}): ", messages + "."))
     upcoming = _upcoming_cycles(data)
     sentences += [_upcoming(*item) for item in upcoming[:UPCOMING_IN_SUMMARY]]
     if len(upcoming) > UPCOMING_IN_SUMMARY:
@@ -666,8 +379,9 @@ def _latest_text(data: ReportData) -> str:
         return "none yet."
     latest = evaluable[-1]
     category = latest.category.value if latest.category else "not classified (no cut-off)"
-    interval = f"; 95% interval {_interval_text(latest.ci95)}" if latest.ci95 else ""
-    return f"{rules.count_phrase(_rate(latest))} on {latest.draw.drawn_on}, {category}{interval}."
+    interval = f"; 95% interval {wording.interval_text(latest.ci95)}" if latest.ci95 else ""
+    rate = wording.count_phrase(_rate(latest))
+    return f"{rate} on {wording.date_text(latest.draw.drawn_on)}, {category}{interval}."
 
 
 def _draw_counts(data: ReportData) -> tuple[str, str]:
@@ -683,7 +397,7 @@ def _upcoming(
 ) -> tuple[str, str]:
     flags = ", ".join(FLAG_WORDS.get(f.code, f.code) for f in assessment.flags) or "no flags"
     lead = f"Upcoming L{line.line_number} C{cycle.number} "
-    return (lead, f"(day 1 {cycle.scheduled_date}, {cycle.status}): {flags}.")
+    return (lead, f"(day 1 {wording.date_text(cycle.scheduled_date)}, {cycle.status}): {flags}.")
 
 
 # --- the draws table ----------------------------------------------------------
@@ -691,13 +405,13 @@ def _upcoming(
 # "Result" is the count in its blood volume, or the status of a draw without one
 # (rejected, failed, pending, cancelled): one column, so the flags have room.
 DRAW_COLUMNS = (
-    _Column("Drawn (local)", 80),
-    _Column("Accession", 62),
-    _Column("Result", 62),
-    _Column("Per 7.5 mL", 44),
-    _Column("95% interval", 54),
-    _Column("Category", 62),
-    _Column("Flags and notes", WIDTH - 364),
+    Column("Drawn (local)", 80),
+    Column("Accession", 62),
+    Column("Result", 62),
+    Column("Per 7.5 mL", 44),
+    Column("95% interval", 54),
+    Column("Category", 62),
+    Column("Flags and notes", WIDTH - 364),
 )
 
 
@@ -706,13 +420,13 @@ def _draws_section(doc: _Document) -> None:
         doc.new_page()
     rows = _draw_rows(doc)
     if not rows:
-        _heading(doc, "CTC draws")
-        _paragraph(doc, NO_DRAWS_TEXT)
+        heading(doc, "CTC draws")
+        paragraph(doc, NO_DRAWS_TEXT)
         return
-    _table(doc, "CTC draws (oldest first)", DRAW_COLUMNS, rows)
+    table(doc, "CTC draws (oldest first)", DRAW_COLUMNS, rows)
 
 
-def _draw_rows(doc: _Document) -> list[list[_Cell]]:
+def _draw_rows(doc: _Document) -> list[list[Cell]]:
     entries: list[tuple[datetime, rules.DrawAssessment | VoidedDraw]] = [
         (a.draw.drawn_at, a) for a in doc.data.assessments
     ]
@@ -725,15 +439,15 @@ def _draw_rows(doc: _Document) -> list[list[_Cell]]:
     ]
 
 
-def _assessed_row(doc: _Document, a: rules.DrawAssessment) -> list[_Cell]:
+def _assessed_row(doc: _Document, a: rules.DrawAssessment) -> list[Cell]:
     draw = a.draw
     return [
-        _cell(_local_time_text(doc, draw.drawn_at)),
-        _cell(_accession_text(doc, draw.id)),
-        _cell(_result_text(draw)),
-        _cell(_rate_text(a)),
-        _cell(_interval_text(a.ci95, joiner="–") if a.ci95 else DASH),
-        _cell(_category_text(a)),
+        text_cell(_local_time_text(doc, draw.drawn_at)),
+        text_cell(_accession_text(doc, draw.id)),
+        text_cell(_result_text(draw)),
+        text_cell(_rate_text(a)),
+        text_cell(wording.interval_text(a.ci95, joiner="–") if a.ci95 else DASH),
+        text_cell(_category_text(a)),
         _flags_cell(a.flags, _note_for(doc, draw.id)),
     ]
 
@@ -741,7 +455,7 @@ def _assessed_row(doc: _Document, a: rules.DrawAssessment) -> list[_Cell]:
 def _result_text(draw: rules.DrawIn) -> str:
     if draw.status != rules.DrawStatus.RESULTED or draw.ctc_count is None:
         return draw.status
-    return f"{draw.ctc_count:,} in {_volume_text(draw.blood_volume_ml)} mL"
+    return wording.count_in_volume(draw.ctc_count, draw.blood_volume_ml)
 
 
 def _accession_text(doc: _Document, draw_id: int | None) -> str:
@@ -753,16 +467,16 @@ def _note_for(doc: _Document, draw_id: int | None) -> str:
     return _clipped(doc.data.comments.get(draw_id, "")) if draw_id is not None else ""
 
 
-def _voided_row(doc: _Document, v: VoidedDraw) -> list[_Cell]:
+def _voided_row(doc: _Document, v: VoidedDraw) -> list[Cell]:
     result = f"{v.ctc_count:,} cells" if v.ctc_count is not None else v.status
     return [
-        _cell(_local_time_text(doc, v.drawn_at), CELL_VOID),
-        _cell(""),
-        _cell(result, CELL_VOID),
-        _cell(DASH),
-        _cell(DASH),
-        _cell(DASH),
-        _cell(f"ENTERED IN ERROR: {_clipped(v.error_reason) or 'no reason given'}", CELL_ERROR),
+        text_cell(_local_time_text(doc, v.drawn_at), CELL_VOID),
+        text_cell(""),
+        text_cell(result, CELL_VOID),
+        text_cell(DASH),
+        text_cell(DASH),
+        text_cell(DASH),
+        text_cell(f"ENTERED IN ERROR: {_clipped(v.error_reason) or 'no reason given'}", CELL_ERROR),
     ]
 
 
@@ -774,7 +488,7 @@ def _clipped(text: str, limit: int = NOTE_LIMIT) -> str:
 
 def _local_time_text(doc: _Document, moment: datetime) -> str:
     _check_aware(moment, "drawn_at")
-    return doc.local(moment).strftime("%Y-%m-%d %H:%M")
+    return wording.time_text(doc.local(moment))
 
 
 def _rate(a: rules.DrawAssessment) -> float:
@@ -785,8 +499,7 @@ def _rate(a: rules.DrawAssessment) -> float:
 def _rate_text(a: rules.DrawAssessment) -> str:
     if not a.evaluable:
         return DASH
-    rate = _rate(a)
-    return "none detected" if rate == 0 else rules.format_rate(rate)
+    return wording.short_rate(_rate(a))
 
 
 def _category_text(a: rules.DrawAssessment) -> str:
@@ -795,65 +508,45 @@ def _category_text(a: rules.DrawAssessment) -> str:
     return "not classified" if a.evaluable else DASH
 
 
-def _interval_text(ci95: tuple[float, float], *, joiner: str = " to ") -> str:
-    return f"{_bound_text(ci95[0])}{joiner}{_bound_text(ci95[1])}"
-
-
-def _bound_text(value: float) -> str:
-    # Two decimals where they matter (near the cut-offs), fewer for big counts.
-    if value == 0:
-        return "0"
-    if value < 10:
-        return f"{value:.2f}"
-    if value < 100:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def _volume_text(volume: Decimal | float) -> str:
-    value = volume if isinstance(volume, Decimal) else Decimal(repr(volume))
-    return format(value.normalize(), "f")
-
-
-def _flags_cell(flags: Sequence[rules.Flag], comment: str = "") -> _Cell:
+def _flags_cell(flags: Sequence[rules.Flag], comment: str = "") -> Cell:
     """Flag words on one flowing line, high severity in bold red; a comment below."""
     words = [(FLAG_WORDS.get(f.code, f.code), _flag_style(f)) for f in flags]
     para = tuple(
         (f"{word}," if index + 1 < len(words) else word, style)
         for index, (word, style) in enumerate(words)
     )
-    cell: _Cell = (para,) if para else ()
+    cell: Cell = (para,) if para else ()
     if comment:
         cell += ((("Note: " + comment, CELL_NOTE),),)
-    return cell or _cell("")
+    return cell or text_cell("")
 
 
-def _flag_style(flag: rules.Flag) -> _Style:
+def _flag_style(flag: rules.Flag) -> Style:
     return CELL_HIGH if flag.severity is rules.Severity.HIGH else CELL
 
 
 # --- cycles and imaging -------------------------------------------------------
 
 CYCLE_COLUMNS = (
-    _Column("Therapy line", 132),
-    _Column("Cycle", 36),
-    _Column("Day 1", 58),
-    _Column("Given", 58),
-    _Column("Status", 100),
-    _Column("Before the cycle (upcoming only)", WIDTH - 384),
+    Column("Therapy line", 132),
+    Column("Cycle", 36),
+    Column("Day 1", 58),
+    Column("Given", 58),
+    Column("Status", 100),
+    Column("Before the cycle (upcoming only)", WIDTH - 384),
 )
 
 
 def _cycles_section(doc: _Document) -> None:
     if not doc.data.cycles:
-        _heading(doc, "Treatment cycles", keep_with=20)
-        _paragraph(doc, "No treatment cycles recorded.")
+        heading(doc, "Treatment cycles", keep_with=20)
+        paragraph(doc, "No treatment cycles recorded.")
         return
     ordered = sorted(
         doc.data.cycles, key=lambda item: (item[0].line_number, item[1].number, item[1].id)
     )
     rows = [_cycle_row(doc, *item) for item in ordered]
-    _table(doc, "Treatment cycles", CYCLE_COLUMNS, rows)
+    table(doc, "Treatment cycles", CYCLE_COLUMNS, rows)
 
 
 def _cycle_row(
@@ -861,17 +554,17 @@ def _cycle_row(
     line: rules.LineIn,
     cycle: rules.CycleIn,
     assessment: rules.CycleAssessment | None,
-) -> list[_Cell]:
+) -> list[Cell]:
     regimen = f"L{line.line_number} {line.regimen}".strip()
-    line_cell = _cell(regimen)
+    line_cell = text_cell(regimen)
     if line.contains_doxorubicin:
         line_cell += ((("contains doxorubicin", CELL_NOTE),),)
     return [
         line_cell,
-        _cell(f"C{cycle.number}"),
-        _cell(str(cycle.scheduled_date)),
-        _cell(str(cycle.given_date) if cycle.given_date else DASH),
-        _cell(_cycle_status_text(doc, cycle)),
+        text_cell(f"C{cycle.number}"),
+        text_cell(wording.date_text(cycle.scheduled_date)),
+        text_cell(wording.date_text(cycle.given_date) if cycle.given_date else DASH),
+        text_cell(_cycle_status_text(doc, cycle)),
         _cycle_flags_cell(assessment if _is_upcoming(cycle) else None),
     ]
 
@@ -883,56 +576,60 @@ def _cycle_status_text(doc: _Document, cycle: rules.CycleIn) -> str:
     return cycle.status
 
 
-def _cycle_flags_cell(assessment: rules.CycleAssessment | None) -> _Cell:
+def _cycle_flags_cell(assessment: rules.CycleAssessment | None) -> Cell:
     if assessment is None:
-        return _cell(DASH)
-    cell = _flags_cell(assessment.flags) if assessment.flags else _cell("no flags")
+        return text_cell(DASH)
+    cell = _flags_cell(assessment.flags) if assessment.flags else text_cell("no flags")
     if assessment.draw is not None:
-        cell += (((f"from the draw of {assessment.draw.draw.drawn_on}", CELL_NOTE),),)
+        drawn_on = wording.date_text(assessment.draw.draw.drawn_on)
+        cell += (((f"from the draw of {drawn_on}", CELL_NOTE),),)
     return cell
 
 
 IMAGING_COLUMNS = (
-    _Column("Date", 80),
-    _Column("Modality", 120),
-    _Column("RECIST 1.1 response", 120),
+    Column("Date", 80),
+    Column("Modality", 120),
+    Column("RECIST 1.1 response", 120),
 )
 
 
 def _imaging_section(doc: _Document) -> None:
     points = sorted(doc.data.imaging, key=lambda p: p.performed_on)
     if not points:
-        _heading(doc, "Imaging", keep_with=20)
-        _paragraph(doc, "No imaging recorded.")
+        heading(doc, "Imaging", keep_with=20)
+        paragraph(doc, "No imaging recorded.")
         return
-    rows = [[_cell(str(p.performed_on)), _cell(p.modality), _cell(p.response)] for p in points]
-    _table(doc, "Imaging", IMAGING_COLUMNS, rows)
+    rows = [
+        [text_cell(wording.date_text(p.performed_on)), text_cell(p.modality), text_cell(p.response)]
+        for p in points
+    ]
+    table(doc, "Imaging", IMAGING_COLUMNS, rows)
     codes = [code for code in RECIST_TERMS if any(p.response == code for p in points)]
     legend = "RECIST 1.1 codes: " + "; ".join(RECIST_TERMS[code] for code in codes) + "."
-    _paragraph(doc, legend, _Style(size=SMALL_PT, colour=MUTED_COLOUR))
+    paragraph(doc, legend, Style(size=SMALL_PT, colour=MUTED_COLOUR))
 
 
 # --- how to read this report ----------------------------------------------------
 
 
 def _how_to_read_section(doc: _Document) -> None:
-    _heading(doc, "How to read this report")
+    heading(doc, "How to read this report")
     for lead, text in _reading_paragraphs(doc.data):
-        _paragraph(doc, text, lead=lead)
+        paragraph(doc, text, lead=lead)
     codes = _flag_codes_shown(doc.data)
     if codes:
         rows = [_flag_row(code, doc.data) for code in codes]
-        columns = (_Column("Flag", 150), _Column("Meaning", WIDTH - 150))
-        _table(doc, "Flags in this report", columns, rows)
+        columns = (Column("Flag", 150), Column("Meaning", WIDTH - 150))
+        table(doc, "Flags in this report", columns, rows)
 
 
-def _flag_row(code: str, data: ReportData) -> list[_Cell]:
+def _flag_row(code: str, data: ReportData) -> list[Cell]:
     severity = rules.FLAG_SEVERITY[rules.FlagCode(code)].value
-    name: _Cell = (
+    name: Cell = (
         ((FLAG_WORDS.get(code, code), CELL_BOLD),),
         ((f"{code} ({severity})", CELL_NOTE),),
     )
-    return [name, _cell(flag_explanation(code, data))]
+    return [name, text_cell(flag_explanation(code, data))]
 
 
 def flag_explanation(code: str, data: ReportData) -> str:
@@ -1003,33 +700,34 @@ def _flag_codes_shown(data: ReportData) -> list[str]:
 # --- running header and footer ------------------------------------------------
 
 
-def _running_header(page: _Page, data: ReportData) -> None:
+def _running_header(page: Page, data: ReportData) -> None:
     """Name, MRN and date of birth on one line, or on two smaller ones for a long name."""
     top = MARGIN + SMALL_PT + 1
-    identity = f"{data.patient_name}   ·   MRN {data.mrn}   ·   born {data.birth_date}"
-    label = _Style(size=SMALL_PT, colour=MUTED_COLOUR)
-    if _width(identity, BOLD) + _width("CTC report", label) + 20 < WIDTH:
+    born = wording.date_text(data.birth_date)
+    identity = f"{data.patient_name}   ·   MRN {data.mrn}   ·   born {born}"
+    label = Style(size=SMALL_PT, colour=MUTED_COLOUR)
+    if width_of(identity, BOLD) + width_of("CTC report", label) + 20 < WIDTH:
         page.text(LEFT, top, identity, BOLD)
         page.text(RIGHT, top, "CTC report", label, ha="right")
     else:
         small = replace(BOLD, size=SMALL_PT)
         # The full name is in the patient block; here it must not run off the page.
-        lines = _wrap(((data.patient_name, small),), WIDTH - 12)
+        lines = wrap(((data.patient_name, small),), WIDTH - 12)
         name = lines[0][0][0] + (" …" if len(lines) > 1 else "")
         page.text(LEFT, top - 2, name, small)
-        page.text(LEFT, top + 8, f"MRN {data.mrn}   ·   born {data.birth_date}", small)
+        page.text(LEFT, top + 8, f"MRN {data.mrn}   ·   born {born}", small)
         top += 8
     page.rule(LEFT, RIGHT, top + 5, colour=RULE_COLOUR)
 
 
-def _header_and_footer(page: _Page, data: ReportData, number: int, total: int) -> None:
+def _header_and_footer(page: Page, data: ReportData, number: int, total: int) -> None:
     _running_header(page, data)
 
     generated = data.generated_at.astimezone(ZoneInfo(data.time_zone))
     bottom = PAGE_H - MARGIN
     page.rule(LEFT, RIGHT, bottom - 21, colour=RULE_COLOUR)
     line = (
-        f"Generated {generated:%Y-%m-%d %H:%M} ({data.time_zone}) by {data.generated_by}"
+        f"Generated {wording.time_text(generated)} ({data.time_zone}) by {data.generated_by}"
         f" · page {number} of {total}"
     )
     page.text(LEFT, bottom - 11, line, FOOTER)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from django.conf import settings
@@ -16,13 +15,13 @@ from django.views.decorators.http import (
     require_http_methods,
 )
 
-from patients import access, assessment, audit
+from patients import access, assessment, audit, wording
 from patients.audit.history import change_history
 from patients.models import (
     AccessAction,
 )
 from patients.reports import charts
-from patients.web.chart_report import charts_data
+from patients.web.documents import chart_data, imaging_of
 from patients.web.forms import (
     AcknowledgeForm,
 )
@@ -73,7 +72,8 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     series = assessment.series_for(patient)
-    imaging = list(patient.imaging.order_by("performed_on", "id"))
+    imaging = imaging_of(patient)
+    today = timezone.localdate()
     acks = list(
         access.acknowledgements(request.user)
         .filter(cycle__therapy_line__patient=patient)
@@ -83,21 +83,17 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ctx = {
         "patient": patient,
         "series": series,
-        "age": _age(patient.birth_date, timezone.localdate()),
+        "age": wording.age_in_years(patient.birth_date, today),
         "draw_rows": draw_rows(series),
         "lines": _lines_with_cycles(series),
         "imaging": imaging,
         "acknowledgements": acks,
-        "chart_alt": charts.chart_text_alternative(charts_data(series, imaging)),
+        "chart_alt": charts.chart_text_alternative(chart_data(series, imaging, today=today)),
         "ack_form": AcknowledgeForm(),
         "history": change_history(patient) if request.user.is_staff else None,
     }
     audit.record(request, AccessAction.VIEW, patient=patient, target="patient page")
     return render(request, "patients/patient_detail.html", ctx)
-
-
-def _age(birth: date, today: date) -> int:
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
 def _lines_with_cycles(series: assessment.PatientSeries) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
-"""Turn what the rules decided into rows the templates only have to display.
+"""Turn model rows and what the rules decided into rows the templates only have to display.
 
-No queries and no decisions here: formatting of numbers and words, in one
-place, so the worklist, the patient page and the report say things the same way.
+No queries and no decisions here. Every value is put into words by
+patients.wording, the module the report, the charts and the exports use too,
+so the worklist, the patient pages and the report say things the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 from django.utils.safestring import SafeString, mark_safe
 
-from patients import rules
+from patients import rules, wording
 from patients.assessment import PatientSeries, WorklistItem
 from patients.models import Acknowledgement, CTCDraw, Patient, TreatmentCycle
 from patients.reports import charts
@@ -53,19 +54,16 @@ class PatientRow:
 
 def rate_text(rate: float | None) -> str:
     """'none detected in 7.5 mL', '7 CTC/7.5 mL', '1.5 CTC/7.5 mL', or '' when not evaluable."""
-    return "" if rate is None else rules.count_phrase(rate)
+    return "" if rate is None else wording.count_phrase(rate)
 
 
 def ci_text(ci95: tuple[float, float] | None) -> str:
-    return "" if ci95 is None else f"{ci95[0]:.2f}–{ci95[1]:.2f}"
-
-
-def volume_text(volume: Decimal) -> str:
-    return f"{Decimal(volume).normalize():f}"
+    """'1.62–11.67': two decimals on the pages (the report rounds by magnitude; see wording)."""
+    return "" if ci95 is None else wording.interval_text_2dp(ci95)
 
 
 def draw_row(draw: CTCDraw, found: rules.DrawAssessment | None) -> DrawRow:
-    volume = volume_text(draw.blood_volume_ml)
+    volume = wording.volume_text(draw.blood_volume_ml)
     if found is None:
         return DrawRow(draw, None, "", "", "", volume)
     return DrawRow(

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from django.utils import timezone
 
+from patients import wording
 from patients.assessment import PatientSeries
 from patients.models import CTCDraw
 
@@ -57,7 +58,7 @@ def _row(series: PatientSeries, draw: CTCDraw) -> list[str]:
     return [
         safe_text(series.patient.mrn),
         timezone.localtime(draw.drawn_at).isoformat(),
-        f"{draw.blood_volume_ml.normalize():f}",
+        wording.volume_text(draw.blood_volume_ml),
         draw.status,
         "" if draw.ctc_count is None else str(draw.ctc_count),
         safe_text(draw.accession),

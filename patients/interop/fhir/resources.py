@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from patients import rules
+from patients import rules, wording
 from patients.models import CTCDraw, DrawStatus, Patient
 from patients.rules import STANDARD_VOLUME_ML
 
@@ -175,17 +175,13 @@ def _notes(draw: CTCDraw, cutoff: int | None) -> list[str]:
         notes.append(f"Entered in error: {draw.error_reason}")
     volume = Decimal(draw.blood_volume_ml)
     if draw.status == DrawStatus.RESULTED and volume != STANDARD_VOLUME_ML:
-        counted = f"{draw.ctc_count} CTC counted in {_decimal_text(volume)} mL"
+        counted = f"{draw.ctc_count} CTC counted in {wording.volume_text(volume)} mL"
         notes.append(f"{counted}; the rate per 7.5 mL is indicative only.")
     if draw.status == DrawStatus.RESULTED and cutoff is None:
         notes.append("No cut-off is set for this cancer type: the count is not classified.")
     if draw.comment:
         notes.append(draw.comment)
     return notes
-
-
-def _decimal_text(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 def _date_time(moment: datetime) -> str:

@@ -1,0 +1,353 @@
+"""A small typesetting engine for PDF documents, on matplotlib.
+
+Pages, styled text that wraps and flows from page to page, headings kept with
+what follows them, and tables whose heading and header row repeat on each new
+page. It knows nothing about what it sets: patients.reports.ctc_report says
+what goes on the report and uses this to put it on paper.
+
+Layout is done by hand, in points measured from the top-left corner of an A4
+page, because matplotlib has no flowing text or tables that split across
+pages. Everything stays inside 15 mm margins so the page also prints on US
+Letter without being cut. Pages are matplotlib Figures saved with the PDF
+backend, never pyplot (pyplot keeps global state that leaks in a web server).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import matplotlib
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.textpath import text_to_path
+
+# --- page geometry (points; 72 per inch) ------------------------------------
+
+PAGE_W_IN, PAGE_H_IN = 8.27, 11.69  # A4 portrait
+PAGE_W, PAGE_H = PAGE_W_IN * 72, PAGE_H_IN * 72
+MARGIN = 15 / 25.4 * 72  # 15 mm: A4 content then also fits on US Letter
+LEFT, RIGHT = MARGIN, PAGE_W - MARGIN
+WIDTH = RIGHT - LEFT
+BODY_TOP = MARGIN + 26  # below the running header
+BODY_BOTTOM = PAGE_H - MARGIN - 30  # above the two-line footer
+
+FONT_FAMILY = "DejaVu Sans"  # ships with matplotlib, so every server has it
+BODY_PT = 9.0
+TABLE_PT = 8.0
+SMALL_PT = 8.0  # the smallest text on a page
+TEXT_COLOUR = "#222222"
+MUTED_COLOUR = "#555555"
+RULE_COLOUR = "#999999"
+STRIPE_COLOUR = "#f2f2f2"
+CELL_PAD_X = 3.0
+CELL_PAD_Y = 3.0
+LINE_SPACING = 1.25  # line height as a multiple of the font size
+
+# --- pages and text -----------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _font(size: float, bold: bool = False, italic: bool = False) -> FontProperties:
+    return FontProperties(
+        family=FONT_FAMILY,
+        size=size,
+        weight="bold" if bold else "normal",
+        style="italic" if italic else "normal",
+    )
+
+
+@lru_cache(maxsize=16384)
+def text_width(text: str, size: float, bold: bool = False, italic: bool = False) -> float:
+    width, _, _ = text_to_path.get_text_width_height_descent(
+        text, _font(size, bold, italic), ismath=False
+    )
+    return width
+
+
+class Page:
+    """One A4 page, laid out in points from its top-left corner, as it is read."""
+
+    def __init__(self, fig: Figure) -> None:
+        self.fig = fig
+        self.y = BODY_TOP  # where the next block starts
+
+    def room(self) -> float:
+        return BODY_BOTTOM - self.y
+
+    def text(self, x: float, y: float, s: str, style: Style, *, ha: str = "left") -> None:
+        """`y` is the baseline. Text is never parsed as mathtext: "$" in a comment stays "$"."""
+        self.fig.text(
+            x / PAGE_W,
+            1 - y / PAGE_H,
+            s,
+            fontproperties=_font(style.size, style.bold, style.italic),
+            color=style.colour,
+            ha=ha,
+            va="baseline",
+            parse_math=False,
+            usetex=False,
+        )
+
+    def rule(self, x0: float, x1: float, y: float, *, colour: str, width: float = 0.6) -> None:
+        line = Line2D(
+            [x0 / PAGE_W, x1 / PAGE_W],
+            [1 - y / PAGE_H] * 2,
+            transform=self.fig.transFigure,
+            color=colour,
+            linewidth=width,
+            solid_capstyle="butt",
+        )
+        self.fig.add_artist(line)
+
+    def shade(self, x: float, y_top: float, width: float, height: float, colour: str) -> None:
+        box = Rectangle(
+            (x / PAGE_W, 1 - (y_top + height) / PAGE_H),
+            width / PAGE_W,
+            height / PAGE_H,
+            transform=self.fig.transFigure,
+            facecolor=colour,
+            edgecolor="none",
+            zorder=-1,
+        )
+        self.fig.add_artist(box)
+
+
+class Document:
+    """The pages so far, and where the next block goes."""
+
+    def __init__(self) -> None:
+        self.pages: list[Page] = []
+
+    @property
+    def page(self) -> Page:
+        return self.pages[-1]
+
+    def new_page(self, fig: Figure | None = None) -> Page:
+        self.pages.append(Page(fig if fig is not None else Figure(figsize=(PAGE_W_IN, PAGE_H_IN))))
+        return self.page
+
+    def ensure_room(self, height: float) -> None:
+        """Start a new page unless `height` points fit on this one."""
+        if self.page.room() < height:
+            self.new_page()
+
+
+@dataclass(frozen=True)
+class Style:
+    size: float = BODY_PT
+    bold: bool = False
+    italic: bool = False
+    colour: str = TEXT_COLOUR
+    struck: bool = False  # drawn with a line through it
+
+
+BODY = Style()
+BOLD = Style(bold=True)
+CELL = Style(size=TABLE_PT)
+CELL_BOLD = Style(size=TABLE_PT, bold=True)
+HEADING = Style(size=12, bold=True)
+FOOTER = Style(size=SMALL_PT, colour=MUTED_COLOUR)
+
+
+def _line_height(size: float) -> float:
+    return size * LINE_SPACING
+
+
+# Text to lay out: a run is text in one style; a paragraph is runs that flow on
+# together (so a bold flag and a plain one can share a line); a cell is
+# paragraphs, each starting on a new line. A laid-out line is runs again.
+Run = tuple[str, Style]
+Para = tuple[Run, ...]
+Cell = tuple[Para, ...]
+Line = tuple[Run, ...]
+
+
+def width_of(text: str, style: Style) -> float:
+    return text_width(text, style.size, style.bold, style.italic)
+
+
+def wrap(para: Para, width: float) -> list[Line]:
+    """Greedy word wrap to `width` points; a word longer than a line is cut."""
+    lines: list[list[Run]] = [[]]
+    used = 0.0
+    for text, style in para:
+        for word in text.split():
+            for piece in _pieces(word, width, style):
+                space = width_of(" ", style) if lines[-1] else 0.0
+                if lines[-1] and used + space + width_of(piece, style) > width:
+                    lines.append([])
+                    used, space = 0.0, 0.0
+                lines[-1].append((piece, style))
+                used += space + width_of(piece, style)
+    return [_merged(line) for line in lines]
+
+
+def _pieces(word: str, width: float, style: Style) -> list[str]:
+    """A word cut into pieces that fit, after a hyphen where there is one."""
+    pieces = []
+    while width_of(word, style) > width and len(word) > 1:
+        cut = 1
+        while cut < len(word) - 1 and width_of(word[: cut + 1], style) <= width:
+            cut += 1
+        hyphen = word.rfind("-", 0, cut)
+        cut = hyphen + 1 if hyphen > 0 else cut
+        pieces.append(word[:cut])
+        word = word[cut:]
+    return [*pieces, word]
+
+
+def _merged(words: list[Run]) -> Line:
+    # Words in the same style become one text object: fewer objects to draw,
+    # and a PDF reader finds the phrase as it was written.
+    runs: list[Run] = []
+    for word, style in words:
+        if runs and runs[-1][1] == style:
+            runs[-1] = (f"{runs[-1][0]} {word}", style)
+        else:
+            runs.append((word, style))
+    return tuple(runs)
+
+
+def _line_size(line: Line, default: float) -> float:
+    return max((style.size for _, style in line), default=default)
+
+
+def _draw_line(page: Page, x: float, baseline: float, line: Line) -> None:
+    for index, (text, style) in enumerate(line):
+        page.text(x, baseline, text, style)
+        width = width_of(text, style)
+        if style.struck:
+            mid = baseline - style.size * 0.32  # through the middle of the lower-case letters
+            page.rule(x, x + width, mid, colour=style.colour)
+        if index + 1 < len(line):
+            x += width + width_of(" ", style)
+
+
+def paragraph(doc: Document, text: str, style: Style = BODY, *, lead: str = "") -> None:
+    """Flowing text across the full width, after an optional bold lead-in.
+
+    Breaks onto a new page between lines.
+    """
+    height = _line_height(style.size)
+    runs = ((lead, replace(style, bold=True)), (text, style)) if lead else ((text, style),)
+    for line in wrap(runs, WIDTH):
+        doc.ensure_room(height)
+        _draw_line(doc.page, LEFT, doc.page.y + style.size, line)
+        doc.page.y += height
+    doc.page.y += style.size * 0.5
+
+
+def heading(doc: Document, text: str, *, keep_with: float = 60) -> None:
+    """A section heading, moved to a new page if what follows it would not fit."""
+    doc.ensure_room(HEADING.size * 2.2 + keep_with)
+    doc.page.y += HEADING.size * 0.6
+    doc.page.text(LEFT, doc.page.y + HEADING.size, text, HEADING)
+    doc.page.y += HEADING.size * 1.6
+
+
+# --- tables ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    width: float  # points
+
+
+def text_cell(text: str, style: Style = CELL) -> Cell:
+    return (((text, style),),)
+
+
+@dataclass(frozen=True)
+class LaidOutRow:
+    cells: tuple[tuple[Line, ...], ...]  # per column, the wrapped lines
+    height: float
+
+
+def lay_out_row(
+    columns: Sequence[Column], cells: Sequence[Cell], *, pad: float = CELL_PAD_X
+) -> LaidOutRow:
+    laid_out = tuple(
+        tuple(line for para in cell for line in wrap(para, column.width - 2 * pad))
+        for column, cell in zip(columns, cells, strict=True)
+    )
+    height = max(
+        sum(_line_height(_line_size(line, TABLE_PT)) for line in lines) for lines in laid_out
+    )
+    return LaidOutRow(laid_out, height + 2 * CELL_PAD_Y)
+
+
+def table(
+    doc: Document, title: str, columns: Sequence[Column], rows: Sequence[Sequence[Cell]]
+) -> None:
+    """A table under a heading; the heading (continued) and header row repeat on each page."""
+    header = lay_out_row(columns, [text_cell(c.title, CELL_BOLD) for c in columns])
+    laid_out = [lay_out_row(columns, row) for row in rows]
+    first = laid_out[0].height if laid_out else 0
+    heading(doc, title, keep_with=header.height + first)
+    _header_row(doc, columns, header)
+    for index, row in enumerate(laid_out):
+        if doc.page.room() < row.height:
+            doc.page.rule(LEFT, RIGHT, doc.page.y, colour=RULE_COLOUR)
+            doc.new_page()
+            heading(doc, f"{title} (continued)", keep_with=header.height + row.height)
+            _header_row(doc, columns, header)
+        if index % 2:
+            doc.page.shade(LEFT, doc.page.y, WIDTH, row.height, STRIPE_COLOUR)
+        draw_row(doc.page, columns, row)
+    doc.page.rule(LEFT, RIGHT, doc.page.y, colour=RULE_COLOUR)
+    doc.page.y += 6
+
+
+def _header_row(doc: Document, columns: Sequence[Column], header: LaidOutRow) -> None:
+    doc.page.rule(LEFT, RIGHT, doc.page.y, colour=TEXT_COLOUR, width=0.8)
+    draw_row(doc.page, columns, header)
+    doc.page.rule(LEFT, RIGHT, doc.page.y, colour=TEXT_COLOUR, width=0.8)
+
+
+def draw_row(
+    page: Page, columns: Sequence[Column], row: LaidOutRow, *, pad: float = CELL_PAD_X
+) -> None:
+    x = LEFT
+    for column, lines in zip(columns, row.cells, strict=True):
+        y = page.y + CELL_PAD_Y
+        for line in lines:
+            size = _line_size(line, TABLE_PT)
+            _draw_line(page, x + pad, y + size, line)
+            y += _line_height(size)
+        x += column.width
+    page.y += row.height
+
+
+# --- the file -------------------------------------------------------------------
+
+# Rendering settings that must not depend on the caller's rcParams: TrueType
+# (Type 42) fonts keep the text extractable and searchable; no dates in the file.
+_PDF_RC = {"pdf.fonttype": 42, "pdf.compression": 6, "pdf.use14corefonts": False}
+
+
+def pdf_bytes(pages: Sequence[Page], *, title: str, rc_lock: AbstractContextManager[Any]) -> bytes:
+    """The pages as one PDF file: same pages, same bytes.
+
+    `rc_lock` is the lock every matplotlib encoder in the process holds while it
+    changes rcParams (process-wide), so that a concurrent encoder can neither
+    see ours nor restore its own mid-way.
+    """
+    buffer = io.BytesIO()
+    metadata = {"Title": title, "CreationDate": None, "Producer": None}
+    with (
+        rc_lock,
+        matplotlib.rc_context(_PDF_RC),
+        PdfPages(buffer, metadata=metadata) as pdf,
+    ):
+        for page in pages:
+            pdf.savefig(page.fig)
+    return buffer.getvalue()

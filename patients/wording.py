@@ -1,0 +1,118 @@
+"""How CTC Track puts a value into words: rates, counts, intervals, volumes, ages and dates.
+
+One function per way of saying a thing, used by the rules' messages, the web
+pages, the PDF report, the charts, the CSV export and the FHIR notes, so that
+they all say it the same way. Plain values in, text out: no Django, no models
+and no other `patients` module, so every layer may import it.
+
+What a value means and when it is shown is decided elsewhere (patients.rules,
+the presenters, the report); this module only says how it reads.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import ROUND_FLOOR, Decimal
+
+NONE_DETECTED = "none detected"
+
+
+# --- rates per 7.5 mL ----------------------------------------------------------------
+
+
+def format_rate(rate: float) -> str:
+    """A rate as shown: whole numbers bare, others with one decimal.
+
+    The decimal is rounded down so that the figure shown never reaches an
+    (integer) cut-off the rate itself is below: 4.96 shows as 4.9, not 5.0.
+    """
+    if rate == int(rate):
+        return str(int(rate))
+    return str(Decimal(repr(rate)).quantize(Decimal("0.1"), rounding=ROUND_FLOOR))
+
+
+def short_rate(rate: float) -> str:
+    """A rate per 7.5 mL where the unit is said already (a table column): 0 is "none detected"."""
+    return NONE_DETECTED if rate == 0 else format_rate(rate)
+
+
+def count_phrase(rate: float) -> str:
+    """A rate per 7.5 mL in words: 0 reads "none detected in 7.5 mL"."""
+    if rate == 0:
+        return f"{NONE_DETECTED} in 7.5 mL"
+    return f"{format_rate(rate)} CTC/7.5 mL"
+
+
+# --- counts as measured ------------------------------------------------------------------
+
+
+def volume_text(volume: Decimal | float) -> str:
+    """A blood volume in mL without trailing zeros: "7.5", "4.25", "5", "10"."""
+    # repr() keeps a float's intended decimal value (7.1, not 7.0999...).
+    value = volume if isinstance(volume, Decimal) else Decimal(repr(volume))
+    return format(value.normalize(), "f")
+
+
+def counted_in_volume(count: int, volume: Decimal | float) -> str:
+    """A count as the lab measured it, in a sentence: "9 CTC counted in 5 mL".
+
+    0 reads "none detected in 4 mL".
+    """
+    if count == 0:
+        return f"{NONE_DETECTED} in {volume_text(volume)} mL"
+    return f"{count} CTC counted in {volume_text(volume)} mL"
+
+
+def count_in_volume(count: int, volume: Decimal | float) -> str:
+    """A count as the lab measured it, in a table cell: "1,234 in 4.25 mL"."""
+    return f"{count:,} in {volume_text(volume)} mL"
+
+
+# --- 95% intervals -------------------------------------------------------------------
+
+
+def interval_text(ci95: tuple[float, float], *, joiner: str = " to ") -> str:
+    """A 95% interval with as many decimals as matter: "1.62 to 11.7", "0 to 3.69".
+
+    Two decimals below 10 (where the cut-offs are), one below 100, none above.
+    """
+    return f"{_bound_text(ci95[0])}{joiner}{_bound_text(ci95[1])}"
+
+
+def interval_text_2dp(ci95: tuple[float, float]) -> str:
+    """A 95% interval with two decimals on each bound: "1.62–11.67", "0.00–3.69".
+
+    The web pages' form. The report uses `interval_text` ("1.62 to 11.7"); the
+    two are kept as they are until the pages and the report are made to agree.
+    """
+    return f"{ci95[0]:.2f}–{ci95[1]:.2f}"
+
+
+def _bound_text(value: float) -> str:
+    # Two decimals where they matter (near the cut-offs), fewer for big counts.
+    if value == 0:
+        return "0"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+# --- people and time ---------------------------------------------------------------------
+
+
+def age_in_years(birth: date, on: date) -> int:
+    """Completed years on `on`: the age goes up on the birthday itself."""
+    before_birthday = (on.month, on.day) < (birth.month, birth.day)
+    return on.year - birth.year - before_birthday
+
+
+def date_text(day: date) -> str:
+    """A date in printed documents: ISO 8601, "2025-11-20", read the same in every country."""
+    return day.isoformat()
+
+
+def time_text(moment: datetime) -> str:
+    """A date and time to the minute, "2025-11-20 14:05", in the zone `moment` is already in."""
+    return moment.strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,117 @@
+"""Tests for patients.wording: how values read, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from patients import wording
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [(0, "0"), (7.0, "7"), (1.5, "1.5"), (7.5 / 7, "1.0"), (4.96, "4.9"), (2177.647, "2177.6")],
+)
+def test_a_rate_is_whole_or_has_one_decimal_rounded_down(rate: float, text: str) -> None:
+    assert wording.format_rate(rate) == text
+
+
+def test_a_rate_in_words_says_none_detected_for_zero() -> None:
+    assert wording.count_phrase(0) == "none detected in 7.5 mL"
+    assert wording.count_phrase(0.0) == "none detected in 7.5 mL"
+    assert wording.count_phrase(7.0) == "7 CTC/7.5 mL"
+    assert wording.count_phrase(13.5) == "13.5 CTC/7.5 mL"
+
+
+def test_a_short_rate_says_none_detected_for_zero_and_no_unit() -> None:
+    assert wording.short_rate(0) == "none detected"
+    assert wording.short_rate(4.96) == "4.9"
+    assert wording.short_rate(12.0) == "12"
+
+
+@pytest.mark.parametrize(
+    ("volume", "text"),
+    [
+        (Decimal("7.5"), "7.5"),
+        (Decimal("7.50"), "7.5"),
+        (Decimal("4.25"), "4.25"),
+        (Decimal("5.0"), "5"),
+        (Decimal("10"), "10"),
+        (Decimal("10.00"), "10"),
+        (7.1, "7.1"),
+        (5.0, "5"),
+    ],
+)
+def test_a_volume_has_no_trailing_zeros(volume: Decimal | float, text: str) -> None:
+    assert wording.volume_text(volume) == text
+
+
+def test_a_count_in_a_sentence_says_none_detected_for_zero() -> None:
+    assert wording.counted_in_volume(0, Decimal("4.0")) == "none detected in 4 mL"
+    assert wording.counted_in_volume(0, Decimal("7.5")) == "none detected in 7.5 mL"
+    assert wording.counted_in_volume(9, Decimal("5.0")) == "9 CTC counted in 5 mL"
+    assert wording.counted_in_volume(1234, Decimal("4.25")) == "1234 CTC counted in 4.25 mL"
+
+
+def test_a_count_in_a_cell_groups_thousands() -> None:
+    assert wording.count_in_volume(0, Decimal("7.5")) == "0 in 7.5 mL"
+    assert wording.count_in_volume(14, Decimal("7.50")) == "14 in 7.5 mL"
+    assert wording.count_in_volume(1234, Decimal("4.25")) == "1,234 in 4.25 mL"
+
+
+@pytest.mark.parametrize(
+    ("ci95", "text"),
+    [
+        ((0.0, 3.689), "0 to 3.69"),
+        ((1.6235, 11.6683), "1.62 to 11.7"),
+        ((6.17, 25.63), "6.17 to 25.6"),
+        ((2057.83, 2302.62), "2,058 to 2,303"),
+    ],
+)
+def test_an_interval_has_the_decimals_that_matter(ci95: tuple[float, float], text: str) -> None:
+    assert wording.interval_text(ci95) == text
+
+
+def test_an_interval_in_a_table_cell_takes_an_en_dash() -> None:
+    assert wording.interval_text((1.6235, 11.6683), joiner="–") == "1.62–11.7"
+
+
+@pytest.mark.parametrize(
+    ("ci95", "text"),
+    [
+        ((0.0, 3.689), "0.00–3.69"),
+        ((1.6235, 11.6683), "1.62–11.67"),
+        ((2057.83, 2302.62), "2057.83–2302.62"),
+    ],
+)
+def test_an_interval_with_two_decimals(ci95: tuple[float, float], text: str) -> None:
+    assert wording.interval_text_2dp(ci95) == text
+
+
+@pytest.mark.parametrize(
+    ("on", "age"),
+    [
+        (date(2025, 11, 19), 63),  # the day before the birthday
+        (date(2025, 11, 20), 64),  # the birthday itself
+        (date(2025, 12, 31), 64),
+        (date(1961, 11, 20), 0),
+    ],
+)
+def test_the_age_goes_up_on_the_birthday(on: date, age: int) -> None:
+    assert wording.age_in_years(date(1961, 11, 20), on) == age
+
+
+def test_someone_born_on_29_february_is_a_year_older_on_1_march() -> None:
+    born = date(2000, 2, 29)
+    assert wording.age_in_years(born, date(2025, 2, 28)) == 24
+    assert wording.age_in_years(born, date(2025, 3, 1)) == 25
+    assert wording.age_in_years(born, date(2024, 2, 29)) == 24
+
+
+def test_dates_and_times_read_as_iso_to_the_minute() -> None:
+    assert wording.date_text(date(2025, 3, 7)) == "2025-03-07"
+    moment = datetime(2025, 7, 1, 13, 5, 59, tzinfo=UTC).astimezone(ZoneInfo("Europe/London"))
+    assert wording.time_text(moment) == "2025-07-01 14:05"
