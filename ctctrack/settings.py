@@ -389,7 +389,7 @@ REST_FRAMEWORK = {
         "patients.accounts.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["patients.api.permissions.RolePermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["patients.accounts.permissions.RolePermission"],
     "DEFAULT_PAGINATION_CLASS": "patients.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "patients.api.errors.exception_handler",

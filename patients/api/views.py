@@ -20,8 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from patients import access, audit, rules, services
+from patients.accounts.permissions import model_perms
 from patients.api.pagination import PageNumberPagination
-from patients.api.permissions import model_perms
 from patients.api.serializers import (
     AcknowledgementSerializer,
     CycleSerializer,

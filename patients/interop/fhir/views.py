@@ -22,7 +22,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from patients import access, audit
-from patients.api.permissions import every_method
+from patients.accounts.permissions import every_method
 from patients.assessment import series_for
 from patients.interop.fhir import resources as fhir
 from patients.models import AccessAction, CTCDraw, Patient

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from patients import audit
-from patients.api.permissions import every_method
+from patients.accounts.permissions import every_method
 from patients.interop.hl7.receive import Receipt, receive_hl7
 from patients.models import AccessAction
 

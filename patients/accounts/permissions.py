@@ -1,5 +1,8 @@
 """Who may do what through the API, HL7 and FHIR: the model permissions that roles grant.
 
+Here, below the API and the interfaces, so that every HTTP endpoint (API v1, the
+HL7 endpoint, FHIR) declares its permissions the same way.
+
 One mechanism: every view declares, in `required_perms`, the permissions each
 HTTP method needs, and `RolePermission` (the project's default permission
 class) checks them. Roles (groups) grant the permissions, see
