@@ -1,18 +1,28 @@
 """Django admin for staff. Clinical rows show their change history and are never deleted.
 
-Admin edits still record who changed what (simple-history's admin passes the
-user). Creating and changing clinical data is the clinicians' job in the app
-and the API, where the services apply every clinical rule, so admin is
-read-only for clinical records. Reading them here is recorded in the access
-log like reading them anywhere else; the access log itself is read-only.
+Creating and changing clinical data is the clinicians' job in the app and the
+API, where the services apply every clinical rule (optimistic locking, a reason,
+the chart's `data_version`, the worklist's rank), so admin is read-only for
+the whole clinical record and the access log, on every page, the change
+history's included: staff read every row and every version of it here, and
+any write is refused with 403. Reading them here is recorded in the access log
+like reading them anywhere else. Accounts (users, groups, devices) stay
+editable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 from simple_history.admin import SimpleHistoryAdmin
 
 from patients import audit
@@ -26,9 +36,73 @@ from patients.models import (
     TreatmentCycle,
 )
 
+# The only methods a read-only admin answers; anything else could write.
+READ_METHODS = frozenset({"GET", "HEAD"})
 
-class ClinicalAdmin(SimpleHistoryAdmin):
-    """Read-only: clinical writes go through the services, which validate them."""
+View = Callable[..., HttpResponse]
+
+
+def reads_only(view: View) -> View:
+    """`view`, refusing every method but GET and HEAD with 403 (logged as a refusal)."""
+
+    @wraps(view)
+    def read(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in READ_METHODS:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return read
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shows rows and never writes them, whatever page is asked and whatever settings say.
+
+    Each check stands on its own, so that a page added by a new version of Django
+    or simple-history, or a setting that turns editing on, cannot open a way in:
+    every URL refuses writes before its view runs; nobody may add, change or
+    delete; every field is shown read-only; and saving or deleting raises.
+    """
+
+    actions = None
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            URLPattern(url.pattern, reads_only(url.callback), url.default_args, url.name)
+            for url in super().get_urls()
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Django's change page is read-only without the change permission anyway, but
+        # simple-history's version page builds its form from this list alone.
+        shown = list(super().get_readonly_fields(request, obj))
+        fields = [*self.opts.fields, *self.opts.many_to_many]
+        editable = [f.name for f in fields if f.editable and not isinstance(f, models.AutoField)]
+        return shown + [name for name in editable if name not in shown]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
+        raise PermissionDenied
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        raise PermissionDenied
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        raise PermissionDenied
+
+
+class ClinicalAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
+    """Read-only: clinical writes go through the services, which validate them.
+
+    Staff see every version in the change history, never a form to revert to one.
+    """
 
     # The lookup from a row of this model to its patient's id, for the access log.
     patient_lookup = "patient_id"
@@ -55,7 +129,9 @@ class ClinicalAdmin(SimpleHistoryAdmin):
     def history_form_view(
         self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
     ) -> HttpResponse:
-        response = super().history_form_view(request, object_id, version_id, extra_context)
+        # No "Change History" button either, even if SIMPLE_HISTORY_EDIT is set.
+        context = {**(extra_context or {}), "change_history": False}
+        response = super().history_form_view(request, object_id, version_id, context)
         return self._recorded(request, response, object_id, f" version {version_id}")
 
     def _recorded(
@@ -68,14 +144,13 @@ class ClinicalAdmin(SimpleHistoryAdmin):
             audit.record(request, AccessAction.VIEW, patient=patient_id, target=target)
         return response
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    # simple-history asks these, not has_change_permission, when its settings enforce
+    # the history models' own permissions (a superuser holds them all) or allow reverts.
+    def has_change_history_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
 
 
 @admin.register(Patient)
@@ -120,7 +195,7 @@ class ImagingAssessmentAdmin(ClinicalAdmin):
 
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(admin.ModelAdmin):
+class AccessEventAdmin(ReadOnlyAdmin):
     """The access log, for reading only: nobody adds, changes or deletes an event here."""
 
     list_display = ["id", "at", "username", "action", "outcome", "patient", "target"]
@@ -129,7 +204,6 @@ class AccessEventAdmin(admin.ModelAdmin):
     search_fields = ["username", "target"]
     date_hierarchy = "at"
     ordering = ["-id"]
-    actions = None
     fields = [
         "at",
         "user",
@@ -143,12 +217,3 @@ class AccessEventAdmin(admin.ModelAdmin):
         "hash",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
