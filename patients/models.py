@@ -240,6 +240,12 @@ class TherapyLine(models.Model):
             raise ValidationError({"end_date": "The line cannot end before it starts."})
 
 
+class TreatmentCycleQuerySet(models.QuerySet["TreatmentCycle"]):
+    def upcoming(self) -> TreatmentCycleQuerySet:
+        """Planned or delayed cycles: those the rules flag and the worklist lists."""
+        return self.filter(status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED])
+
+
 class TreatmentCycle(Versioned):
     Status = CycleStatus
 
@@ -264,6 +270,7 @@ class TreatmentCycle(Versioned):
     # cycle a bulk path forgot would come first, never sink out of sight.
     review_rank = models.PositiveSmallIntegerField(default=0, editable=False)
 
+    objects = TreatmentCycleQuerySet.as_manager()
     history = HistoricalRecords(excluded_fields=["review_rank"])
 
     class Meta:

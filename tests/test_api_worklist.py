@@ -230,7 +230,7 @@ def test_it_pages_fifty_items_with_a_count_and_links_in_the_rules_order(api, nur
     first = _get(api).json()
     second = api.get(first["next"]).json()
 
-    expected = sorted(assessment.worklist(START, 7), key=assessment._worklist_order)
+    expected = sorted(assessment.worklist(START, 7), key=assessment.worklist_order)
     ids = [i["cycle"]["id"] for i in first["items"] + second["items"]]
     assert ids == [item.cycle.pk for item in expected]  # all 53, none twice
     assert (first["count"], len(first["items"]), first["previous"]) == (53, 50, None)

@@ -341,7 +341,7 @@ def test_the_sql_order_is_the_order_the_rules_give(oncologist, plans, flagged, p
         from_sql = list(due)
         paged = [c for k in range(0, due.count(), page_size) for c in due[k : k + page_size]]
         items = assessment.worklist_items(assessment.due_cycles(START, 7))
-        by_rules = sorted(items, key=assessment._worklist_order)
+        by_rules = sorted(items, key=assessment.worklist_order)
         if flagged:
             by_rules = [i for i in by_rules if i.assessment.flags]
 
