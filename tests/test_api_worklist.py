@@ -145,7 +145,7 @@ def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
         for i in range(first, last):
             patient = _patient(oncologist, f"P{i}", f"Family{i}")
             cycle = _due(oncologist, patient, START + timedelta(i % 7), [i % 4, i % 9])
-            services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen", flags=[])
+            services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")
 
     add_patients(0, 5)
     api.force_authenticate(nurse)

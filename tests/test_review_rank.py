@@ -137,9 +137,8 @@ def test_an_acknowledgement_never_lowers_the_rank(due, patient, oncologist, nurs
     services.record_draw(
         patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=9
     )
-    flags = assessment.series_for(patient).cycle_assessment(due).flags
 
-    services.acknowledge_cycle(cycle=due, by=nurse, note="Oncologist informed", flags=flags)
+    services.acknowledge_cycle(cycle=due, by=nurse, note="Oncologist informed")
 
     assert _stored(due) == HIGH == _live(due)  # acknowledged flags are still flags
 

@@ -16,16 +16,19 @@ from patients.assessment.series import PatientSeries, series_for, series_for_man
 from patients.assessment.worklist import (
     DueCycles,
     WorklistItem,
+    WorklistPage,
     due_cycles,
     worklist,
     worklist_items,
     worklist_order,
+    worklist_page,
 )
 
 __all__ = [
     "DueCycles",
     "PatientSeries",
     "WorklistItem",
+    "WorklistPage",
     "cycle_in",
     "due_cycles",
     "line_in",
@@ -35,4 +38,5 @@ __all__ = [
     "worklist",
     "worklist_items",
     "worklist_order",
+    "worklist_page",
 ]

@@ -9,11 +9,11 @@ between day 1 and the cycle number: `worklist_order` in Python, `ORDER_BY` in SQ
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
@@ -23,6 +23,7 @@ from patients.assessment.series import PatientSeries, series_for_many
 from patients.models import Acknowledgement, CTCDraw, Patient, TreatmentCycle
 
 logger = logging.getLogger(__name__)
+P = TypeVar("P", bound=Iterable[TreatmentCycle])
 
 
 @dataclass
@@ -195,9 +196,34 @@ def worklist_items(cycles: Iterable[TreatmentCycle]) -> list[WorklistItem]:
     return items
 
 
+@dataclass(frozen=True)
+class WorklistPage(Generic[P]):
+    """A page of the worklist: what the paginator gave, and its rows assessed."""
+
+    page: P
+    items: list[WorklistItem]
+
+
+def worklist_page(
+    start: date,
+    days: int,
+    paginate: Callable[[DueCycles], P],
+    *,
+    oncologist_id: int | None = None,
+    flagged: bool = False,
+) -> WorklistPage[P]:
+    """The worklist as the page and the API show it: the cycles due, in order, one page.
+
+    `paginate` picks the page from the cycles due (Django's or DRF's paginator:
+    both count and slice them); only that page's cycles are then assessed.
+    """
+    page = paginate(due_cycles(start, days, oncologist_id=oncologist_id, flagged=flagged))
+    return WorklistPage(page, worklist_items(page))
+
+
 def worklist(start: date, days: int, *, oncologist_id: int | None = None) -> list[WorklistItem]:
     """Every upcoming cycle with day 1 in [start, start + days), most severe first.
 
     Unpaged: for scripts and benchmarks; the page and the API show 50 at a time.
     """
-    return worklist_items(due_cycles(start, days, oncologist_id=oncologist_id))
+    return worklist_page(start, days, list, oncologist_id=oncologist_id).items

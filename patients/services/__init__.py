@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from patients.services.bulk import import_draws
 from patients.services.conflicts import ConflictError, describe_edit
-from patients.services.inputs import DrawInput, LabResultInput
+from patients.services.inputs import DrawInput, Edit, LabResultInput, split_edit
 from patients.services.lab_results import (
     LAB_COMPLETED,
     LAB_CORRECTED,
@@ -48,6 +48,7 @@ __all__ = [
     "LAB_UNCHANGED",
     "ConflictError",
     "DrawInput",
+    "Edit",
     "LabFieldError",
     "LabOutcome",
     "LabResultInput",
@@ -64,6 +65,7 @@ __all__ = [
     "record_imaging",
     "record_lab_results",
     "register_patient",
+    "split_edit",
     "system_user",
     "update_cycle",
     "update_draw",

@@ -13,7 +13,7 @@ one raises `ConflictError` instead of overwriting someone else's change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -26,6 +26,13 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from patients import assessment
+from patients.messages import (
+    ACCESSION_TAKEN,
+    DRAW_IN_ERROR,
+    ERROR_REASON_REQUIRED,
+    NOTE_REQUIRED,
+    line_number_taken,
+)
 from patients.models import (
     STANDARD_VOLUME_ML,
     Acknowledgement,
@@ -37,7 +44,6 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
-from patients.rules import Flag
 from patients.services.conflicts import ConflictError
 
 User = AbstractBaseUser | AnonymousUser
@@ -130,7 +136,7 @@ def add_therapy_line(
     )
     errors: Errors = {}
     if TherapyLine.objects.filter(patient=patient, line_number=line_number).exists():
-        errors["line_number"] = [f"This patient already has a line {line_number}."]
+        errors["line_number"] = [line_number_taken(line_number)]
     if start_date and start_date < patient.birth_date:
         errors["start_date"] = ["The line cannot start before the patient's birth date."]
     _validate(line, errors)
@@ -161,7 +167,7 @@ def update_therapy_line(
     errors: Errors = {}
     clash = TherapyLine.objects.filter(patient=line.patient_id, line_number=line.line_number)
     if clash.exclude(pk=line.pk).exists():
-        errors["line_number"] = [f"This patient already has a line {line.line_number}."]
+        errors["line_number"] = [line_number_taken(line.line_number)]
     first_cycle = line.cycles.order_by("scheduled_date").first()
     if first_cycle and line.start_date and first_cycle.scheduled_date < line.start_date:
         errors["start_date"] = [
@@ -221,12 +227,9 @@ def delay_cycle_and_following(
     """
     shift = new_date - cycle.scheduled_date
     later = list(
-        TreatmentCycle.objects.select_for_update()
-        .filter(
-            therapy_line=cycle.therapy_line_id,
-            number__gt=cycle.number,
-            status__in=[CycleStatus.PLANNED, CycleStatus.DELAYED],
-        )
+        TreatmentCycle.objects.upcoming()
+        .select_for_update()
+        .filter(therapy_line=cycle.therapy_line_id, number__gt=cycle.number)
         .order_by("-number")  # last first: no day 1 ever overtakes the next one mid-way
     )
     delayed = update_cycle(
@@ -319,9 +322,7 @@ def update_draw(
     _reject_unknown(changes, DRAW_FIELDS)
     draw = _lock(draw, version)
     if draw.entered_in_error:
-        raise ValidationError(
-            {"non_field_errors": ["This draw is marked as entered in error; record a new draw."]}
-        )
+        raise ValidationError({"non_field_errors": [DRAW_IN_ERROR]})
     _apply(draw, changes)
     if "accession" in changes:
         draw.accession = (draw.accession or "").strip()
@@ -339,7 +340,7 @@ def mark_draw_entered_in_error(
     draw = _lock(draw, version)
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"error_reason": ["Say why the draw was entered in error."]})
+        raise ValidationError({"error_reason": [ERROR_REASON_REQUIRED]})
     if draw.entered_in_error:
         raise ValidationError({"non_field_errors": ["This draw is already marked in error."]})
     draw.entered_in_error = True
@@ -360,7 +361,7 @@ def _draw_errors(draw: CTCDraw, now: datetime) -> Errors:
     if draw.accession:
         clash = CTCDraw.objects.filter(accession=draw.accession).exclude(pk=draw.pk)
         if clash.exists():
-            errors["accession"] = ["A draw with this accession number already exists."]
+            errors["accession"] = [ACCESSION_TAKEN]
     return errors
 
 
@@ -401,10 +402,13 @@ def record_imaging(
 
 
 @transaction.atomic
-def acknowledge_cycle(
-    *, cycle: TreatmentCycle, by: User, note: str, flags: Sequence[Flag]
-) -> Acknowledgement:
-    """Record that `by` has seen `flags` of `cycle`; the flags themselves stay as they are."""
+def acknowledge_cycle(*, cycle: TreatmentCycle, by: User, note: str) -> Acknowledgement:
+    """Record that `by` has seen the flags `cycle` has now; the flags themselves stay.
+
+    The flags are assessed here, from the record, not taken from the caller: what
+    is acknowledged is what the rules say at this moment.
+    """
+    flags = assessment.series_for(cycle.therapy_line.patient).cycle_assessment(cycle).flags
     ack = Acknowledgement(
         cycle=cycle,
         acknowledged_by=by,
@@ -413,7 +417,7 @@ def acknowledge_cycle(
     )
     errors: Errors = {}
     if not ack.note:
-        errors["note"] = ["Write a note saying what you checked or did."]
+        errors["note"] = [NOTE_REQUIRED]
     _validate(ack, errors)
     _save(ack, by=by, reason="Flags acknowledged")
     return ack

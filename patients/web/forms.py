@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from patients.messages import NOTE_REQUIRED
 from patients.models import (
     CTCDraw,
     ImagingAssessment,
@@ -219,7 +220,7 @@ class AcknowledgeForm(forms.Form):
         max_length=2000,
         label="Note",
         widget=forms.Textarea(attrs={"rows": 2}),
-        error_messages={"required": "Write a note saying what you checked or did."},
+        error_messages={"required": NOTE_REQUIRED},
     )
 
 

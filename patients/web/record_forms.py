@@ -22,6 +22,7 @@ from django.views.decorators.http import (
 )
 
 from patients import access, assessment, audit, services
+from patients.messages import DRAW_IN_ERROR
 from patients.models import (
     AccessAction,
     CTCDraw,
@@ -65,7 +66,7 @@ def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     form = PatientForm(request.POST or None, instance=patient, initial={"version": patient.version})
     if request.method == "POST" and form.is_valid():
-        changes, version, reason = _edit_parts(form)
+        changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
         saved = _attempt(
             form,
             lambda: services.update_patient(
@@ -176,7 +177,7 @@ def cycle_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def _save_cycle(request: HttpRequest, cycle: TreatmentCycle, form: CycleForm) -> Any:
     data = dict(form.cleaned_data)
     move_later = data.pop("move_later_cycles")
-    changes, version, reason = _edit_parts(form, data)
+    changes, version, reason = services.split_edit(data, changed=form.changed_data)
     new_date = changes.get("scheduled_date", cycle.scheduled_date)
     delayed = changes.get("status", cycle.status) == CycleStatus.DELAYED
     if not (move_later and delayed and new_date > cycle.scheduled_date):
@@ -244,13 +245,13 @@ def draw_edit(request: HttpRequest, pk: int) -> HttpResponse:
     draw = access.draw(request.user, pk)
     patient = draw.patient
     if draw.entered_in_error:
-        messages.error(request, "This draw is marked as entered in error; record a new draw.")
+        messages.error(request, DRAW_IN_ERROR)
         return redirect("patients:detail", pk=patient.pk)
     form = DrawForm(
         request.POST or None, instance=draw, initial={"version": draw.version}, editing=True
     )
     if request.method == "POST" and form.is_valid():
-        changes, version, reason = _edit_parts(form)
+        changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
         saved = _attempt(
             form,
             lambda: services.update_draw(
@@ -338,17 +339,6 @@ def _rebase(form: Any, version: int) -> None:
         data = form.data.copy()
         data[form.add_prefix("version")] = str(version)
         form.data = data
-
-
-def _edit_parts(
-    form: Any, data: dict[str, Any] | None = None
-) -> tuple[dict[str, Any], int | None, str]:
-    """The changed fields only, the version the edit started from, and the reason."""
-    data = dict(form.cleaned_data if data is None else data)
-    version = data.pop("version", None)
-    reason = data.pop("reason", "") or ""
-    changed = {k: v for k, v in data.items() if k in form.changed_data}
-    return changed, version, reason
 
 
 def _status(request: HttpRequest) -> int:
