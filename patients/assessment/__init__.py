@@ -11,7 +11,7 @@ review rank current; `worklist` sorts and pages the cycles due by that rank.
 from __future__ import annotations
 
 from patients.assessment.loader import cycle_in, line_in
-from patients.assessment.ranks import refresh_review_ranks
+from patients.assessment.ranks import refresh_review_ranks, store_review_ranks
 from patients.assessment.series import PatientSeries, series_for, series_for_many
 from patients.assessment.worklist import (
     DueCycles,
@@ -35,6 +35,7 @@ __all__ = [
     "refresh_review_ranks",
     "series_for",
     "series_for_many",
+    "store_review_ranks",
     "worklist",
     "worklist_items",
     "worklist_order",

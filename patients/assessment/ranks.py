@@ -8,7 +8,8 @@ flags shown. Every write the rules read refreshes the rank in its transaction.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from django.apps import apps as django_apps
 from django.apps.registry import Apps
@@ -17,6 +18,8 @@ from django.utils import timezone
 
 from patients import rules
 from patients.assessment.loader import VALUES, Loader, PatientRows, cycle_in
+from patients.assessment.series import PatientSeries
+from patients.models import TreatmentCycle
 
 # Patients assessed per round when refreshing review ranks in bulk: bounds memory
 # (every draw of a patient is loaded) and keeps `IN (...)` lists short for SQLite.
@@ -26,8 +29,8 @@ RANK_BATCH = 500
 def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps) -> int:
     """Store `rules.review_rank` on every cycle of these patients whose rank changed.
 
-    Called in the same transaction as each write the rules read
-    (`services._touch`, the bulk imports), by `manage.py refresh_review_ranks`
+    Called by the bulk imports in their transaction (a single write ranks from
+    its own assessment: `store_review_ranks`), by `manage.py refresh_review_ranks`
     after a change of the settings the rules read (cut-offs, pre-cycle window,
     time zone) and by the migration that added the rank. Every cycle is ranked,
     not only upcoming ones, so that "stored rank == live rank" holds for all.
@@ -42,9 +45,32 @@ def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps
         for cycle_id, stored, live in _ranks(batch, Loader(VALUES, apps)):
             if live != stored:
                 by_rank[live].append(cycle_id)
-        for rank, cycle_ids in by_rank.items():
-            for ids in _chunks(cycle_ids, RANK_BATCH):
-                changed += cycle_model.objects.filter(pk__in=ids).update(review_rank=rank)
+        changed += _store(by_rank, cycle_model)
+    return changed
+
+
+def store_review_ranks(series: PatientSeries) -> int:
+    """Store the rank that `series` gives each cycle of its patient, where it changed.
+
+    For a write that has just assessed the patient (`services._touch`): the
+    ranks come from that assessment, not from loading the rows again, and the
+    series' cycles then hold the ranks stored. Returns how many changed.
+    """
+    by_rank: defaultdict[int, list[int]] = defaultdict(list)
+    for cycle in series.cycles:
+        live = rules.review_rank(series.cycle_assessment(cycle))
+        if live != cycle.review_rank:
+            by_rank[live].append(cycle.pk)
+            cycle.review_rank = live
+    return _store(by_rank, TreatmentCycle)
+
+
+def _store(by_rank: Mapping[int, Sequence[int]], cycle_model: Any) -> int:
+    """One `UPDATE` per rank value (and per `RANK_BATCH` cycles): derived data, no history."""
+    changed = 0
+    for rank, cycle_ids in by_rank.items():
+        for ids in _chunks(cycle_ids, RANK_BATCH):
+            changed += cycle_model.objects.filter(pk__in=ids).update(review_rank=rank)
     return changed
 
 

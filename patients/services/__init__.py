@@ -24,6 +24,7 @@ from patients.services.lab_results import (
 )
 from patients.services.records import (
     CHANGE_REASON_MAX_LENGTH,
+    DrawSaved,
     User,
     acknowledge_cycle,
     add_therapy_line,
@@ -31,11 +32,13 @@ from patients.services.records import (
     mark_draw_entered_in_error,
     plan_cycle,
     record_draw,
+    record_draw_and_assess,
     record_imaging,
     register_patient,
     system_user,
     update_cycle,
     update_draw,
+    update_draw_and_assess,
     update_patient,
     update_therapy_line,
 )
@@ -48,6 +51,7 @@ __all__ = [
     "LAB_UNCHANGED",
     "ConflictError",
     "DrawInput",
+    "DrawSaved",
     "Edit",
     "LabFieldError",
     "LabOutcome",
@@ -62,6 +66,7 @@ __all__ = [
     "mark_draw_entered_in_error",
     "plan_cycle",
     "record_draw",
+    "record_draw_and_assess",
     "record_imaging",
     "record_lab_results",
     "register_patient",
@@ -69,6 +74,7 @@ __all__ = [
     "system_user",
     "update_cycle",
     "update_draw",
+    "update_draw_and_assess",
     "update_patient",
     "update_therapy_line",
 ]

@@ -14,6 +14,7 @@ one raises `ConflictError` instead of overwriting someone else's change.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -44,6 +45,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from patients.rules import Flag
 from patients.services.conflicts import ConflictError
 
 User = AbstractBaseUser | AnonymousUser
@@ -280,8 +282,31 @@ DRAW_FIELDS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class DrawSaved:
+    """A saved draw and its patient's series as the save assessed it: once, in its transaction.
+
+    What a page shows after the save (the new draw's flags) comes from here,
+    not from asking the rules again.
+    """
+
+    draw: CTCDraw
+    series: assessment.PatientSeries
+
+    @property
+    def flags(self) -> tuple[Flag, ...]:
+        """The saved draw's flags, most severe first (none when entered in error)."""
+        found = self.series.by_draw_id.get(self.draw.pk)
+        return found.flags if found else ()
+
+
+def record_draw(*, patient: Patient, by: User, **fields: Any) -> CTCDraw:
+    """Record a new draw: the fields of `record_draw_and_assess`, the draw alone back."""
+    return record_draw_and_assess(patient=patient, by=by, **fields).draw
+
+
 @transaction.atomic
-def record_draw(
+def record_draw_and_assess(
     *,
     patient: Patient,
     by: User,
@@ -292,7 +317,7 @@ def record_draw(
     accession: str = "",
     comment: str = "",
     now: datetime | None = None,
-) -> CTCDraw:
+) -> DrawSaved:
     draw = CTCDraw(
         patient=patient,
         drawn_at=drawn_at,
@@ -305,12 +330,16 @@ def record_draw(
     )
     _validate(draw, _draw_errors(draw, now or timezone.now()))
     _save(draw, by=by, reason="Draw recorded")
-    _touch(patient.pk)
-    return draw
+    return DrawSaved(draw, _touch(patient.pk))
+
+
+def update_draw(*, draw: CTCDraw, by: User, **edit: Any) -> CTCDraw:
+    """Correct a draw: the arguments of `update_draw_and_assess`, the draw alone back."""
+    return update_draw_and_assess(draw=draw, by=by, **edit).draw
 
 
 @transaction.atomic
-def update_draw(
+def update_draw_and_assess(
     *,
     draw: CTCDraw,
     by: User,
@@ -318,7 +347,7 @@ def update_draw(
     version: int | None = None,
     reason: str = "",
     now: datetime | None = None,
-) -> CTCDraw:
+) -> DrawSaved:
     _reject_unknown(changes, DRAW_FIELDS)
     draw = _lock(draw, version)
     if draw.entered_in_error:
@@ -328,8 +357,7 @@ def update_draw(
         draw.accession = (draw.accession or "").strip()
     _validate(draw, _draw_errors(draw, now or timezone.now()))
     _save(draw, by=by, reason=reason)
-    _touch(draw.patient_id)
-    return draw
+    return DrawSaved(draw, _touch(draw.patient_id))
 
 
 @transaction.atomic
@@ -474,19 +502,22 @@ def _validate(instance: models.Model, errors: Errors) -> None:
         raise ValidationError(merged)
 
 
-def _touch(patient_id: int) -> None:
+def _touch(patient_id: int) -> assessment.PatientSeries:
     """Bump the patient's data version: cached charts of the old version are stale.
 
     `update()` on purpose: this is a cache counter, not clinical data, so it has
     no place in the change history, and an F() expression cannot lose a bump to
     a concurrent writer. The same writes change what the rules say, so the
-    patient's cycles get their review rank (the worklist's order) recomputed
-    here too, in the caller's transaction.
+    patient is assessed here, once, in the caller's transaction: the cycles'
+    review ranks (the worklist's order) are stored from that assessment, and it
+    is returned for the caller to show.
     """
     Patient.objects.filter(pk=patient_id).update(data_version=F("data_version") + 1)
     # After the bump, which locks the patient's row: a concurrent writer of the same
-    # patient waits for this commit, then ranks with both writes in view.
-    assessment.refresh_review_ranks([patient_id])
+    # patient waits for this commit, then assesses with both writes in view.
+    series = assessment.series_for(Patient.objects.get(pk=patient_id))
+    assessment.store_review_ranks(series)
+    return series
 
 
 # simple-history keeps the reason for a change in a column of this many characters.

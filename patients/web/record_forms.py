@@ -21,11 +21,10 @@ from django.views.decorators.http import (
     require_POST,
 )
 
-from patients import access, assessment, audit, services
+from patients import access, audit, services
 from patients.messages import DRAW_IN_ERROR
 from patients.models import (
     AccessAction,
-    CTCDraw,
     CycleStatus,
     Patient,
     TherapyLine,
@@ -216,19 +215,21 @@ def draw_create(request: HttpRequest, pk: int) -> HttpResponse:
     form.fields.pop("reason")
     if request.method == "POST" and form.is_valid():
         fields = {k: v for k, v in form.cleaned_data.items() if k != "version"}
-        draw = _attempt(
-            form, lambda: services.record_draw(patient=patient, by=request.user, **fields)
+        saved = _attempt(
+            form,
+            lambda: services.record_draw_and_assess(patient=patient, by=request.user, **fields),
         )
-        if draw:
-            _announce_flags(request, patient, draw)
-            return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
+        if saved:
+            _announce_flags(request, saved)
+            return redirect(
+                reverse("patients:detail", args=[patient.pk]) + f"#draw-{saved.draw.pk}"
+            )
     return _form_page(request, form, title="New CTC draw", patient=patient, status=_status(request))
 
 
-def _announce_flags(request: HttpRequest, patient: Patient, draw: CTCDraw) -> None:
-    """After saving a draw, say what the rules make of it, right away."""
-    found = assessment.series_for(patient).by_draw_id.get(draw.pk)
-    flags = found.flags if found else ()
+def _announce_flags(request: HttpRequest, saved: services.DrawSaved) -> None:
+    """After saving a draw, say what the rules made of it when it was saved."""
+    flags = saved.flags
     if not flags:
         messages.success(request, "Draw saved. No flags.")
         return
@@ -254,12 +255,12 @@ def draw_edit(request: HttpRequest, pk: int) -> HttpResponse:
         changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
         saved = _attempt(
             form,
-            lambda: services.update_draw(
+            lambda: services.update_draw_and_assess(
                 draw=draw, by=request.user, changes=changes, version=version, reason=reason
             ),
         )
         if saved:
-            _announce_flags(request, patient, saved)
+            _announce_flags(request, saved)
             return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
     error_form = EnteredInErrorForm(initial={"version": draw.version})
     return _form_page(
