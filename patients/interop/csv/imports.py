@@ -4,8 +4,8 @@
 the patients and the draws already on record in a fixed number of queries and
 sorts each row into "new", "unchanged" (already recorded: same accession, or
 same patient, time and result) or an error naming the line and the field.
-Nothing is written here: `services.import_draws` writes a plan with no errors,
-all or nothing.
+Nothing is written here: `importer.import_plan` writes a plan with no errors,
+all or nothing (`services.import_draws`), and logs the import.
 """
 
 from __future__ import annotations
