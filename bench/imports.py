@@ -35,6 +35,7 @@ from psycopg2.extras import execute_values
 from patients import services
 from patients.interop.csv.imports import parse_csv, plan_import
 from patients.models import Patient
+from patients.services import bulk
 
 HEADER = "mrn,drawn_at,blood_volume_ml,status,ctc_count,accession,comment"
 # Before every synthetic draw, after every synthetic birth: no row clashes with the cohort.
@@ -115,9 +116,9 @@ def _orm_import(text: str, by: Any) -> None:
     """`services.import_draws` as it writes on SQLite: `bulk_create_with_history`."""
     plan = _plan(text)
     reason = "Imported from bench.csv"
-    for start in range(0, len(plan.new), services.IMPORT_BATCH):
-        batch = plan.new[start : start + services.IMPORT_BATCH]
-        services._bulk_create_draws(batch, patients=plan.patients, by=by, reason=reason)
+    for start in range(0, len(plan.new), bulk.IMPORT_BATCH):
+        batch = plan.new[start : start + bulk.IMPORT_BATCH]
+        bulk._bulk_create_draws(batch, patients=plan.patients, by=by, reason=reason)
     touched = {plan.patients[row.mrn].pk for row in plan.new}
     Patient.objects.filter(pk__in=touched).update(data_version=F("data_version") + 1)
 
@@ -175,7 +176,7 @@ def orm_matches_app(text: str) -> bool:
 
 
 def _written_rows() -> list[tuple]:
-    compared = [c for c in services.COPY_DRAW_COLUMNS if c not in ("id", "entered_at")]
+    compared = [c for c in bulk.COPY_DRAW_COLUMNS if c not in ("id", "entered_at")]
     columns = ", ".join([f"d.{c}" for c in compared] + [f"h.{c}" for c in compared])
     with connection.cursor() as cursor:
         cursor.execute(

@@ -61,7 +61,7 @@ def render_page(user: Any, start: date, days: int, cycle_ids: list[int]) -> str:
         )
         for c in cycles
     ]
-    items.sort(key=assessment._worklist_order)
+    items.sort(key=assessment.worklist_order)
     ctx = {
         "form": WorklistFilterForm(None),
         "start": start,

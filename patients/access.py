@@ -14,14 +14,12 @@ record and another team's record both answer 404 alike.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, TypeVar
 
 from django.db import models
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from patients import assessment
 from patients.models import (
     Acknowledgement,
     CTCDraw,
@@ -84,12 +82,3 @@ def imaging(user: Any) -> QuerySet[ImagingAssessment]:
 
 def acknowledgements(user: Any) -> QuerySet[Acknowledgement]:
     return _visible(Acknowledgement.objects.all(), user, "cycle__therapy_line__patient")
-
-
-def due_cycles(
-    user: Any, start: date, days: int, *, oncologist_id: int | None = None, flagged: bool = False
-) -> assessment.DueCycles:
-    """The worklist: `assessment.due_cycles` among the cycles `user` may see."""
-    return assessment.due_cycles(
-        start, days, oncologist_id=oncologist_id, flagged=flagged, among=cycles(user)
-    )

@@ -59,7 +59,7 @@ def test_it_covers_lines_cycles_draws_imaging_and_acknowledgements_newest_first(
     services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )
-    services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen", flags=[])
+    services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")
 
     history = change_history(patient)
 

@@ -2,7 +2,7 @@
 
 Both editors read version 1 of the draw before either saves (a barrier holds
 them there), then both save. On PostgreSQL the two saves really run at the
-same time on two connections, and the row lock in `services._lock` orders
+same time on two connections, and the row lock in `services.records._lock` orders
 them. SQLite allows one writer at a time (its shared in-memory test database
 answers "table is locked" instead of waiting), so there the saves are made
 to queue, as SQLite's own lock would queue them; the outcome asserted is the same.

@@ -16,6 +16,7 @@ from django.utils import timezone
 from patients import services
 from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
 from patients.models import CTCDraw, Patient
+from patients.services import bulk
 
 pytestmark = pytest.mark.django_db
 
@@ -70,17 +71,17 @@ def _written_by(writer, plan: ImportPlan, by) -> tuple[list[dict], list[dict], l
 
 
 def test_postgresql_imports_by_copy_and_sqlite_by_the_orm():
-    expected = {"postgresql": services._copy_draws, "sqlite": services._bulk_create_draws}
+    expected = {"postgresql": bulk._copy_draws, "sqlite": bulk._bulk_create_draws}
 
-    assert services._draw_writer() is expected[connection.vendor]
+    assert bulk._draw_writer() is expected[connection.vendor]
 
 
 @postgresql_only
 def test_copy_writes_exactly_the_rows_the_orm_path_writes(patient, oncologist):
     plan = _plan(AWKWARD)
 
-    copied, copied_history, copied_ids = _written_by(services._copy_draws, plan, oncologist)
-    created, created_history, _ = _written_by(services._bulk_create_draws, plan, oncologist)
+    copied, copied_history, copied_ids = _written_by(bulk._copy_draws, plan, oncologist)
+    created, created_history, _ = _written_by(bulk._bulk_create_draws, plan, oncologist)
 
     assert len(copied) == len(copied_history) == len(copied_ids) == 5
     assert copied == created
@@ -127,7 +128,7 @@ def test_an_import_bumps_each_patient_data_version_once(patient, oncologist):
 
 
 def test_a_failure_in_a_later_batch_leaves_nothing_of_the_import(patient, oncologist):
-    rows = 2 * services.IMPORT_BATCH + 10  # three batches; the clash is in the last
+    rows = 2 * bulk.IMPORT_BATCH + 10  # three batches; the clash is in the last
     start = datetime(2020, 1, 1, 8, tzinfo=UTC)
     text = HEADER + "".join(
         f"MRN0001,{(start + timedelta(minutes=k)).isoformat()},7.5,resulted,{k % 40},B-{k},\n"

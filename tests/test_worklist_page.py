@@ -194,7 +194,7 @@ def test_it_shows_fifty_rows_a_page_in_the_rules_order_with_an_accessible_pager(
 
     expected = [
         item.patient.mrn
-        for item in sorted(assessment.worklist(today, 7), key=assessment._worklist_order)
+        for item in sorted(assessment.worklist(today, 7), key=assessment.worklist_order)
     ]
     assert _row_mrns(first) + _row_mrns(second) == expected  # all 55, none twice
     assert len(_row_mrns(first)) == 50

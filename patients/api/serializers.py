@@ -20,6 +20,7 @@ from rest_framework.validators import UniqueValidator
 
 from patients import rules
 from patients.assessment import series_for
+from patients.messages import ERROR_REASON_REQUIRED, NOTE_REQUIRED
 from patients.models import (
     Acknowledgement,
     CTCDraw,
@@ -291,21 +292,13 @@ class ImagingSerializer(ClinicalSerializer):
         read_only_fields = ["patient", "entered_at"]
 
 
-def edit_arguments(validated: dict[str, Any]) -> tuple[dict[str, Any], int | None, str]:
-    """Split a PATCH into the field changes, the version it was based on, and the reason."""
-    changes = dict(validated)
-    version = changes.pop("version", None)
-    reason = changes.pop("reason", "") or ""
-    return changes, version, reason
-
-
 class AcknowledgementSerializer(serializers.ModelSerializer):
     acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     note = serializers.CharField(
         max_length=2000,
         error_messages={
-            "blank": "Write a note saying what you checked or did.",
-            "required": "Write a note saying what you checked or did.",
+            "blank": NOTE_REQUIRED,
+            "required": NOTE_REQUIRED,
         },
     )
 
@@ -339,8 +332,8 @@ class EnteredInErrorSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=1000,
         error_messages={
-            "blank": "Say why the draw was entered in error.",
-            "required": "Say why the draw was entered in error.",
+            "blank": ERROR_REASON_REQUIRED,
+            "required": ERROR_REASON_REQUIRED,
         },
     )
     version = serializers.IntegerField(required=False)

@@ -31,10 +31,9 @@ from patients.api.serializers import (
     PatientSerializer,
     TherapyLineSerializer,
     WorklistQuerySerializer,
-    edit_arguments,
     flag_data,
 )
-from patients.assessment import WorklistItem, series_for, worklist_items
+from patients.assessment import WorklistItem, series_for, worklist_page
 from patients.models import (
     AccessAction,
     Acknowledgement,
@@ -50,8 +49,7 @@ _READ_AND_EDIT = ["get", "patch", "head", "options"]
 
 def _new(validated: dict[str, Any]) -> dict[str, Any]:
     """The fields of a new record (no version or edit reason yet)."""
-    changes, _version, _reason = edit_arguments(validated)
-    return changes
+    return services.split_edit(validated).changes
 
 
 class AuditedRead:
@@ -116,7 +114,7 @@ class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
         return [self.object_read.pk]
 
     def perform_update(self, serializer: PatientSerializer) -> None:
-        changes, version, reason = edit_arguments(serializer.validated_data)
+        changes, version, reason = services.split_edit(serializer.validated_data)
         serializer.instance = services.update_patient(
             patient=serializer.instance,
             by=self.request.user,
@@ -177,7 +175,7 @@ class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
         return [self.object_read.therapy_line.patient_id]
 
     def perform_update(self, serializer: CycleSerializer) -> None:
-        changes, version, reason = edit_arguments(serializer.validated_data)
+        changes, version, reason = services.split_edit(serializer.validated_data)
         serializer.instance = services.update_cycle(
             cycle=serializer.instance,
             by=self.request.user,
@@ -223,7 +221,7 @@ class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
         return [self.object_read.patient_id]
 
     def perform_update(self, serializer: DrawSerializer) -> None:
-        changes, version, reason = edit_arguments(serializer.validated_data)
+        changes, version, reason = services.split_edit(serializer.validated_data)
         serializer.instance = services.update_draw(
             draw=serializer.instance,
             by=self.request.user,
@@ -337,9 +335,12 @@ class Worklist(AuditedRead, APIView):
         start = query.validated_data.get("from") or timezone.localdate()
         days = query.validated_data["days"]
         pager = PageNumberPagination()
-        due = access.due_cycles(request.user, start, days)
-        cycles = pager.paginate_queryset(due, request, view=self)
-        items = worklist_items(cycles or [])
+        items = worklist_page(
+            start,
+            days,
+            lambda due: pager.paginate_queryset(due, request, view=self) or [],
+            among=access.cycles(request.user),
+        ).items
         return Response(
             {
                 "from": start,
@@ -407,10 +408,6 @@ class AcknowledgementList(AuditedRead, generics.ListCreateAPIView):
         )
 
     def perform_create(self, serializer: AcknowledgementSerializer) -> None:
-        series = series_for(self.cycle.therapy_line.patient)
         serializer.instance = services.acknowledge_cycle(
-            cycle=self.cycle,
-            by=self.request.user,
-            note=serializer.validated_data["note"],
-            flags=series.cycle_assessment(self.cycle).flags,
+            cycle=self.cycle, by=self.request.user, note=serializer.validated_data["note"]
         )

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from ctctrack.forms import DateInput, DateTimeLocalInput
+from patients.messages import NOTE_REQUIRED
 from patients.models import (
     STANDARD_VOLUME_ML,
     CTCDraw,
@@ -189,7 +190,7 @@ class AcknowledgeForm(forms.Form):
         max_length=2000,
         label="Note",
         widget=forms.Textarea(attrs={"rows": 2}),
-        error_messages={"required": "Write a note saying what you checked or did."},
+        error_messages={"required": NOTE_REQUIRED},
     )
 
 

@@ -22,10 +22,10 @@ from django.views.decorators.http import (
 )
 
 from ctctrack.forms import focus_first_error
-from patients import access, assessment, audit, services
+from patients import access, audit, services
+from patients.messages import DRAW_IN_ERROR
 from patients.models import (
     AccessAction,
-    CTCDraw,
     CycleStatus,
     Patient,
     TherapyLine,
@@ -65,7 +65,7 @@ def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     form = PatientForm(request.POST or None, instance=patient, initial={"version": patient.version})
     if request.method == "POST" and form.is_valid():
-        changes, version, reason = _edit_parts(form)
+        changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
         saved = _attempt(
             form,
             lambda: services.update_patient(
@@ -176,7 +176,7 @@ def cycle_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def _save_cycle(request: HttpRequest, cycle: TreatmentCycle, form: CycleForm) -> Any:
     data = dict(form.cleaned_data)
     move_later = data.pop("move_later_cycles")
-    changes, version, reason = _edit_parts(form, data)
+    changes, version, reason = services.split_edit(data, changed=form.changed_data)
     new_date = changes.get("scheduled_date", cycle.scheduled_date)
     delayed = changes.get("status", cycle.status) == CycleStatus.DELAYED
     if not (move_later and delayed and new_date > cycle.scheduled_date):
@@ -215,19 +215,21 @@ def draw_create(request: HttpRequest, pk: int) -> HttpResponse:
     form.fields.pop("reason")
     if request.method == "POST" and form.is_valid():
         fields = {k: v for k, v in form.cleaned_data.items() if k != "version"}
-        draw = _attempt(
-            form, lambda: services.record_draw(patient=patient, by=request.user, **fields)
+        saved = _attempt(
+            form,
+            lambda: services.record_draw_and_assess(patient=patient, by=request.user, **fields),
         )
-        if draw:
-            _announce_flags(request, patient, draw)
-            return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
+        if saved:
+            _announce_flags(request, saved)
+            return redirect(
+                reverse("patients:detail", args=[patient.pk]) + f"#draw-{saved.draw.pk}"
+            )
     return _form_page(request, form, title="New CTC draw", patient=patient, status=_status(request))
 
 
-def _announce_flags(request: HttpRequest, patient: Patient, draw: CTCDraw) -> None:
-    """After saving a draw, say what the rules make of it, right away."""
-    found = assessment.series_for(patient).by_draw_id.get(draw.pk)
-    flags = found.flags if found else ()
+def _announce_flags(request: HttpRequest, saved: services.DrawSaved) -> None:
+    """After saving a draw, say what the rules made of it when it was saved."""
+    flags = saved.flags
     if not flags:
         messages.success(request, "Draw saved. No flags.")
         return
@@ -244,21 +246,21 @@ def draw_edit(request: HttpRequest, pk: int) -> HttpResponse:
     draw = access.draw(request.user, pk)
     patient = draw.patient
     if draw.entered_in_error:
-        messages.error(request, "This draw is marked as entered in error; record a new draw.")
+        messages.error(request, DRAW_IN_ERROR)
         return redirect("patients:detail", pk=patient.pk)
     form = DrawForm(
         request.POST or None, instance=draw, initial={"version": draw.version}, editing=True
     )
     if request.method == "POST" and form.is_valid():
-        changes, version, reason = _edit_parts(form)
+        changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
         saved = _attempt(
             form,
-            lambda: services.update_draw(
+            lambda: services.update_draw_and_assess(
                 draw=draw, by=request.user, changes=changes, version=version, reason=reason
             ),
         )
         if saved:
-            _announce_flags(request, patient, saved)
+            _announce_flags(request, saved)
             return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
     error_form = EnteredInErrorForm(initial={"version": draw.version})
     return _form_page(
@@ -338,17 +340,6 @@ def _rebase(form: Any, version: int) -> None:
         data = form.data.copy()
         data[form.add_prefix("version")] = str(version)
         form.data = data
-
-
-def _edit_parts(
-    form: Any, data: dict[str, Any] | None = None
-) -> tuple[dict[str, Any], int | None, str]:
-    """The changed fields only, the version the edit started from, and the reason."""
-    data = dict(form.cleaned_data if data is None else data)
-    version = data.pop("version", None)
-    reason = data.pop("reason", "") or ""
-    changed = {k: v for k, v in data.items() if k in form.changed_data}
-    return changed, version, reason
 
 
 def _status(request: HttpRequest) -> int:

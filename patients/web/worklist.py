@@ -50,15 +50,15 @@ def worklist(request: HttpRequest) -> HttpResponse:
     form = WorklistFilterForm(request.GET or None)
     start, days = form.start_date(timezone.localdate()), form.day_count()
     oncologist = form.cleaned_data.get("oncologist") if form.is_valid() else None
-    due = access.due_cycles(
-        request.user,
+    shown = assessment.worklist_page(
         start,
         days,
+        lambda due: Paginator(due, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page")),
+        among=access.cycles(request.user),
         oncologist_id=oncologist.pk if oncologist else None,
         flagged=bool(form.is_valid() and form.cleaned_data.get("flagged")),
     )
-    page = Paginator(due, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    items = assessment.worklist_items(page.object_list)
+    page, items = shown.page, shown.items
     end = start + timedelta(days=days - 1)
     what = f"worklist {start}..{end}" + (f" page {page.number}" if page.number > 1 else "")
     audit.record_read(
@@ -101,11 +101,8 @@ def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     patient = cycle.therapy_line.patient
     form = AcknowledgeForm(request.POST)
     if form.is_valid():
-        flags = assessment.series_for(patient).cycle_assessment(cycle).flags
         try:
-            services.acknowledge_cycle(
-                cycle=cycle, by=request.user, note=form.cleaned_data["note"], flags=flags
-            )
+            services.acknowledge_cycle(cycle=cycle, by=request.user, note=form.cleaned_data["note"])
         except ValidationError as exc:
             apply_service_errors(form, exc)
     if not form.is_valid():

@@ -4,8 +4,8 @@
 the patients and the draws already on record in a fixed number of queries and
 sorts each row into "new", "unchanged" (already recorded: same accession, or
 same patient, time and result) or an error naming the line and the field.
-Nothing is written here: `services.import_draws` writes a plan with no errors,
-all or nothing.
+Nothing is written here: `importer.import_plan` writes a plan with no errors,
+all or nothing (`services.import_draws`), and logs the import.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from patients.models import (
     DrawStatus,
     Patient,
 )
+from patients.services.inputs import DrawInput
 
 COLUMNS = ["mrn", "drawn_at", "blood_volume_ml", "status", "ctc_count", "accession", "comment"]
 REQUIRED_COLUMNS = [c for c in COLUMNS if c != "blood_volume_ml"]
@@ -53,15 +54,10 @@ class RowError:
 
 
 @dataclass(frozen=True)
-class CsvRow:
+class CsvRow(DrawInput):
+    """A draw to import, and the line of the file it came from."""
+
     line: int
-    mrn: str
-    drawn_at: datetime
-    blood_volume_ml: Decimal
-    status: str
-    ctc_count: int | None
-    accession: str
-    comment: str
 
     def same_result(self, draw: CTCDraw) -> bool:
         return (
@@ -138,7 +134,17 @@ def _parse_row(
     if errors:
         return None, errors
     assert mrn and drawn_at and volume is not None and status  # checked above
-    return CsvRow(line, mrn, drawn_at, volume, status, count, accession, comment), []
+    row = CsvRow(
+        mrn=mrn,
+        drawn_at=drawn_at,
+        blood_volume_ml=volume,
+        status=status,
+        ctc_count=count,
+        accession=accession,
+        comment=comment,
+        line=line,
+    )
+    return row, []
 
 
 def _parse_time(text: str, tz: tzinfo, now: datetime, fail: Fail) -> datetime | None:  # noqa: ANN001

@@ -22,9 +22,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ctctrack.forms import focus_first_error
-from patients import access, assessment, audit, services
+from patients import access, assessment, audit
 from patients.interop.csv import exports as csv_export
-from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
+from patients.interop.csv import importer
+from patients.interop.csv.imports import ImportPlan
 from patients.models import AccessAction
 
 SESSION_KEY = "csv_import"
@@ -65,7 +66,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         text, name = form.cleaned_data["file"], request.FILES["file"].name
-        plan = _plan(text)
+        plan = importer.plan_csv(text)
         request.session[SESSION_KEY] = {"name": name, "text": text, "digest": _digest(text)}
         return _preview(request, plan, name, _digest(text))
     status = 400 if request.method == "POST" else 200
@@ -80,13 +81,15 @@ def confirm(request: HttpRequest) -> HttpResponse:
     if not stored or stored["digest"] != request.POST.get("digest"):
         messages.error(request, "That upload is no longer waiting; upload the file again.")
         return redirect("patients:csv-upload")
-    plan = _plan(stored["text"])
-    if not plan.ok or not plan.new:
-        return _preview(request, plan, stored["name"], stored["digest"])
-    services.import_draws(
-        rows=plan.new, patients=plan.patients, by=request.user, source=stored["name"]
+    plan = importer.import_csv(
+        stored["text"],
+        by=request.user,
+        source=stored["name"],
+        channel="CSV upload",
+        request=request,
     )
-    audit.record(request, AccessAction.IMPORT, target=f"CSV upload: {len(plan.new)} draw(s) added")
+    if not plan.ok or not plan.new:  # nothing imported: show why
+        return _preview(request, plan, stored["name"], stored["digest"])
     del request.session[SESSION_KEY]
     messages.success(
         request,
@@ -94,11 +97,6 @@ def confirm(request: HttpRequest) -> HttpResponse:
         f"{len(plan.unchanged)} were already recorded.",
     )
     return redirect("patients:list")
-
-
-def _plan(text: str) -> ImportPlan:
-    rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
-    return plan_import(rows, errors)
 
 
 def _digest(text: str) -> str:

@@ -88,12 +88,15 @@ def _receive_message(text: str, *, by: Any, now: datetime) -> Receipt:
     parsed = hl7_in.parse_message(text, loinc_codes=ctc_loinc_codes(), tz=tz)
     if parsed.ack_code is not AckCode.ACCEPT:
         return _receipt(parsed.header, parsed.ack_code, parsed.problems, now=now)
+    inputs = [_lab_input(result) for result in parsed.results]
     try:
         outcomes = services.record_lab_results(
-            results=parsed.results, by=by, source=f"HL7 {parsed.header.control_id}", now=now
+            results=inputs, by=by, source=f"HL7 {parsed.header.control_id}", now=now
         )
     except services.LabResultsRefused as exc:
-        problems = tuple(problem_for(e.result, e.field, e.message) for e in exc.errors)
+        # Each error names the input it is about; the problem names where the lab sent it.
+        sent = {id(given): result for given, result in zip(inputs, parsed.results, strict=True)}
+        problems = tuple(problem_for(sent[id(e.result)], e.field, e.message) for e in exc.errors)
         return _receipt(parsed.header, AckCode.ERROR, problems, now=now)
     except IntegrityError:
         # The unique accession refused a second message stored at the same moment.
@@ -106,6 +109,20 @@ def _receive_message(text: str, *, by: Any, now: datetime) -> Receipt:
         return _receipt(parsed.header, AckCode.ERROR, (problem,), now=now)
     text = _accepted_text(outcomes, parsed)
     return _receipt(parsed.header, AckCode.ACCEPT, (), now=now, text=text, outcomes=outcomes)
+
+
+def _lab_input(result: hl7_in.LabResult) -> services.LabResultInput:
+    """The result as the services take it, without where in the message it came from."""
+    return services.LabResultInput(
+        mrn=result.mrn,
+        drawn_at=result.drawn_at,
+        blood_volume_ml=result.blood_volume_ml,
+        status=result.status,
+        ctc_count=result.ctc_count,
+        accession=result.accession,
+        comment=result.comment,
+        corrected=result.corrected,
+    )
 
 
 def _receipt(

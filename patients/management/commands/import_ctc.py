@@ -13,12 +13,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 from tqdm import tqdm
 
-from patients import audit, services
-from patients.interop.csv.imports import parse_csv, plan_import
-from patients.models import AccessAction
+from patients import services
+from patients.interop.csv import importer
 
 IMPORT_ACCOUNT = "csv-import"
 
@@ -40,8 +38,7 @@ class Command(BaseCommand):
             text = file.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
-        rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
-        plan = plan_import(rows, errors)
+        plan = importer.plan_csv(text)
         self.stdout.write(
             f"{file.name}: {len(plan.new)} to add, {len(plan.unchanged)} already recorded, "
             f"{len(plan.error_lines())} bad row(s)."
@@ -54,15 +51,13 @@ class Command(BaseCommand):
             return
         by = services.system_user(user) if user == IMPORT_ACCOUNT else _existing_user(user)
         with tqdm(total=len(plan.new), desc="Importing", unit="draw", file=self.stderr) as bar:
-            services.import_draws(
-                rows=plan.new, patients=plan.patients, by=by, source=file.name, progress=bar.update
+            importer.import_plan(
+                plan,
+                by=by,
+                source=file.name,
+                channel=f"import_ctc {file.name}",
+                progress=bar.update,
             )
-        audit.record(
-            None,
-            AccessAction.IMPORT,
-            user=by,
-            target=f"import_ctc {file.name}: {len(plan.new)} draw(s) added",
-        )
         self.stdout.write(self.style.SUCCESS(f"Imported {len(plan.new)} draw(s)."))
 
 

@@ -1,0 +1,198 @@
+"""Load what the rules read of any number of patients, in a fixed number of queries.
+
+The one place where rows become the rules' inputs (`rules.DrawIn`, `LineIn`,
+`CycleIn`), field by field and by name. Rows are fetched per kind for all the
+patients at once and grouped in Python, so the query count never grows with
+the number of patients, cycles or draws.
+
+The rows come in one of two shapes. `INSTANCES` are model objects: the series
+(`assessment.series`) hands them to the pages, the API and the charts.
+`VALUES` are plain named rows of the fields the rules and the review rank read:
+refreshing the ranks of thousands of patients after an import
+(`assessment.ranks`) spent most of its time building model objects. The
+conversions below read the same attribute names from either shape.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from django.apps import apps as django_apps
+from django.apps.registry import Apps
+from django.conf import settings
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from patients import rules
+
+# The fields a plain row carries: what the conversions below read, and the group key.
+DRAW_FIELDS = (
+    "id",
+    "patient_id",
+    "drawn_at",
+    "blood_volume_ml",
+    "status",
+    "ctc_count",
+    "entered_in_error",
+)
+LINE_FIELDS = ("id", "patient_id", "line_number", "start_date", "contains_doxorubicin", "regimen")
+CYCLE_FIELDS = (
+    "id",
+    "patient_id",
+    "therapy_line_id",
+    "number",
+    "scheduled_date",
+    "given_date",
+    "status",
+    "review_rank",
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How the rows of each kind are read from their query."""
+
+    draws: Callable[[QuerySet[Any]], Iterable[Any]]
+    lines: Callable[[QuerySet[Any]], Iterable[Any]]
+    cycles: Callable[[QuerySet[Any]], Iterable[Any]]
+
+
+INSTANCES = Shape(
+    draws=lambda q: q.select_related("entered_by"),  # those entered in error too: shown
+    lines=lambda q: q,
+    cycles=lambda q: q.select_related("therapy_line"),
+)
+VALUES = Shape(
+    draws=lambda q: q.filter(entered_in_error=False).values_list(*DRAW_FIELDS, named=True),
+    lines=lambda q: q.values_list(*LINE_FIELDS, named=True),
+    cycles=lambda q: q.values_list(*CYCLE_FIELDS, named=True),
+)
+
+
+# --- rows to the rules' inputs, by name ------------------------------------------------
+
+
+def draw_in(draw: Any, tz: tzinfo | None = None) -> rules.DrawIn:
+    """The draw as the rules see it; `tz` is the clinic's time zone (default: the current one).
+
+    Callers converting many draws look the zone up once and pass it:
+    `timezone.localdate` per draw looks it up every time (visible in profiles).
+    """
+    zone = tz or timezone.get_current_timezone()
+    return rules.DrawIn(
+        id=draw.id,
+        drawn_at=draw.drawn_at,
+        # astimezone() of a naive time would guess; the rules refuse one anyway.
+        drawn_on=draw.drawn_at.astimezone(zone).date(),
+        blood_volume_ml=draw.blood_volume_ml,
+        status=draw.status,
+        ctc_count=draw.ctc_count,
+    )
+
+
+def line_in(line: Any) -> rules.LineIn:
+    return rules.LineIn(
+        id=line.id,
+        line_number=line.line_number,
+        start_date=line.start_date,
+        contains_doxorubicin=line.contains_doxorubicin,
+        regimen=line.regimen,
+    )
+
+
+def cycle_in(cycle: Any) -> rules.CycleIn:
+    return rules.CycleIn(
+        id=cycle.id,
+        line_id=cycle.therapy_line_id,
+        number=cycle.number,
+        scheduled_date=cycle.scheduled_date,
+        given_date=cycle.given_date,
+        status=cycle.status,
+    )
+
+
+@dataclass
+class PatientRows:
+    """One patient's rows as loaded (draws, lines and cycles in the rules' order)."""
+
+    cancer_type: str
+    draws: list[Any] = field(default_factory=list)
+    lines: list[Any] = field(default_factory=list)
+    cycles: list[Any] = field(default_factory=list)
+
+    @property
+    def cutoff(self) -> int | None:
+        return rules.cutoff_for(self.cancer_type, settings.CTC_CUTOFFS)
+
+    def assess(self, tz: tzinfo) -> list[rules.DrawAssessment]:
+        """The rules' assessment of the draws, oldest first; those entered in error left out."""
+        return rules.assess_draws(
+            [draw_in(d, tz) for d in self.draws if not d.entered_in_error],
+            [line_in(line) for line in self.lines],
+            [cycle_in(c) for c in self.cycles],
+            cancer_type=self.cancer_type,
+            cutoff=self.cutoff,
+        )
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+class Loader:
+    """Rows of one shape, per kind, for many patients: one query per kind.
+
+    `apps` is the model registry: a migration passes its historical one.
+    """
+
+    def __init__(self, shape: Shape, apps: Apps = django_apps) -> None:
+        self.shape = shape
+        self.apps = apps
+
+    def load(self, cancer_types: Mapping[int, str]) -> dict[int, PatientRows]:
+        """Every row of these patients (id -> cancer type): three queries."""
+        ids = list(cancer_types)
+        draws, lines, cycles = self.draws(ids), self.lines(ids), self.cycles(ids)
+        return {
+            pk: PatientRows(cancer_type, draws[pk], lines[pk], cycles[pk])
+            for pk, cancer_type in cancer_types.items()
+        }
+
+    def cancer_types(self, patient_ids: Collection[int]) -> dict[int, str]:
+        patients = self.apps.get_model("patients", "Patient").objects
+        return dict(patients.filter(pk__in=patient_ids).values_list("id", "cancer_type"))
+
+    def draws(self, patient_ids: Collection[int]) -> defaultdict[int, list[Any]]:
+        query = (
+            self.apps.get_model("patients", "CTCDraw")
+            .objects.filter(patient__in=patient_ids)
+            .order_by("drawn_at", "id")
+        )
+        return _by_patient(self.shape.draws(query))
+
+    def lines(self, patient_ids: Collection[int]) -> defaultdict[int, list[Any]]:
+        query = (
+            self.apps.get_model("patients", "TherapyLine")
+            .objects.filter(patient__in=patient_ids)
+            .order_by("line_number")
+        )
+        return _by_patient(self.shape.lines(query))
+
+    def cycles(self, patient_ids: Collection[int]) -> defaultdict[int, list[Any]]:
+        query = (
+            self.apps.get_model("patients", "TreatmentCycle")
+            .objects.filter(therapy_line__patient__in=patient_ids)
+            .annotate(patient_id=F("therapy_line__patient_id"))
+            .order_by("scheduled_date", "number")
+        )
+        return _by_patient(self.shape.cycles(query))
+
+
+def _by_patient(rows: Iterable[Any]) -> defaultdict[int, list[Any]]:
+    groups: defaultdict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        groups[row.patient_id].append(row)
+    return groups

@@ -1,0 +1,239 @@
+"""The worklist: the upcoming cycles due in a date range, most severe first, and their rows.
+
+The database sorts and pages the cycles by their stored review rank
+(`assessment.ranks`); only a page's cycles are then assessed, live, for the
+flags shown. The order is `rules.worklist_sort_key` with the patient's name
+between day 1 and the cycle number: `worklist_order` in Python, `ORDER_BY` in SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cached_property
+from typing import Any, Generic, TypeVar
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models.functions import Lower
+
+from patients import rules
+from patients.assessment.series import PatientSeries, series_for_many
+from patients.models import Acknowledgement, CTCDraw, Patient, TreatmentCycle
+
+logger = logging.getLogger(__name__)
+P = TypeVar("P", bound=Iterable[TreatmentCycle])
+
+
+@dataclass
+class WorklistItem:
+    cycle: TreatmentCycle
+    series: PatientSeries
+    assessment: rules.CycleAssessment
+    acknowledgements: list[Acknowledgement]
+
+    @property
+    def patient(self) -> Patient:
+        return self.series.patient
+
+    @property
+    def latest_draw(self) -> CTCDraw | None:
+        return self.series.draws[-1] if self.series.draws else None
+
+
+def worklist_order(item: WorklistItem) -> tuple[int, date, str, str, int, int, int]:
+    """The worklist's order from the live assessment: what `ORDER_BY` sorts by in SQL.
+
+    `rules.worklist_sort_key` (rank, day 1, cycle number, cycle id), with the
+    patient (family and given name case-insensitively, then id) after day 1:
+    the rules know no names. A test pins `ORDER_BY` to this order.
+    """
+    rank, day, number, cycle_id = rules.worklist_sort_key(item.assessment)
+    patient = item.patient
+    name = (patient.family_name.lower(), patient.given_name.lower())
+    return (rank, day, *name, patient.pk, number, cycle_id)
+
+
+class _NameOrder(Lower):
+    """A name lowercased and compared by code point, as Python compares `str.lower()`.
+
+    PostgreSQL would otherwise compare by the database's locale (where "O'Neil"
+    and "Oneill" interleave differently than in Python); SQLite compares bytes
+    already (and lowercases ASCII letters only).
+    """
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        sql, params = self.as_sql(compiler, connection, **extra)
+        return f'{sql} COLLATE "C"', params
+
+
+# `worklist_order`, key for key, as the database sorts: the stored rank stands for the
+# live one, and the cycle's id (last) keeps pages from overlapping.
+ORDER_BY = (
+    "review_rank",
+    "scheduled_date",
+    _NameOrder("therapy_line__patient__family_name"),
+    _NameOrder("therapy_line__patient__given_name"),
+    "therapy_line__patient_id",
+    "number",
+    "id",
+)
+
+
+def due_cycles(
+    start: date,
+    days: int,
+    *,
+    oncologist_id: int | None = None,
+    flagged: bool = False,
+    among: QuerySet[TreatmentCycle] | None = None,
+) -> DueCycles:
+    """Upcoming cycles with day 1 in [start, start + days), in the worklist's order.
+
+    The database sorts (and pages: slice the result) by `ORDER_BY`: the stored
+    review rank, then day 1, family and given name (case-insensitively), patient,
+    cycle number and id, the order `worklist_order` gives from the live
+    assessment. `flagged`: only cycles with flags. `among`: the cycles to choose from
+    (a user's, from `patients.access.cycles`); every cycle when None.
+    """
+    cycles = TreatmentCycle.objects.all() if among is None else among
+    due = cycles.upcoming().filter(
+        scheduled_date__gte=start, scheduled_date__lt=start + timedelta(days=days)
+    )
+    if oncologist_id is not None:
+        due = due.filter(therapy_line__patient__oncologist_id=oncologist_id)
+    if flagged:
+        due = due.filter(review_rank__lt=rules.REVIEW_RANK_NO_FLAGS)
+    return DueCycles(due)
+
+
+class DueCycles:
+    """The cycles due, as a sequence that Django's and DRF's paginators can count and slice.
+
+    Sorting thousands of cycles joined to their patients' names costs tens of
+    milliseconds; but the first two sort keys, rank and day 1, are on the
+    cycle. So one small query counts the cycles per (rank, day 1) group (a
+    few dozen groups; it also gives the total), and a slice joins the names
+    only in the groups it overlaps: the same order, a few hundred rows sorted
+    instead of thousands. Two queries per page, whatever the cohort's size.
+    """
+
+    def __init__(self, due: QuerySet[TreatmentCycle]) -> None:
+        self._due = due
+
+    @cached_property
+    def _groups(self) -> list[tuple[int, date, int]]:
+        return list(
+            self._due.order_by()
+            .values_list("review_rank", "scheduled_date")
+            .annotate(n=Count("id"))
+            .order_by("review_rank", "scheduled_date")
+        )
+
+    def count(self) -> int:
+        return sum(n for _rank, _day, n in self._groups)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self) -> Iterator[TreatmentCycle]:
+        return iter(_in_worklist_order(self._due))
+
+    def __getitem__(self, rows: slice) -> list[TreatmentCycle]:
+        if not isinstance(rows, slice) or rows.step is not None:
+            raise TypeError("a worklist is sliced into pages, not indexed")
+        first, stop = rows.start or 0, rows.stop if rows.stop is not None else self.count()
+        wanted: Q | None = None
+        skip = before = 0
+        for rank, day, n in self._groups:
+            if before < stop and before + n > first:
+                group = Q(review_rank=rank, scheduled_date=day)
+                if wanted is None:  # the page's first group: skip its rows before the page
+                    wanted, skip = group, first - before
+                else:
+                    wanted |= group
+            before += n
+        if wanted is None:
+            return []
+        found = _in_worklist_order(self._due.filter(wanted))
+        return list(found[skip : skip + stop - first])
+
+
+def _in_worklist_order(due: QuerySet[TreatmentCycle]) -> QuerySet[TreatmentCycle]:
+    return (
+        due.select_related("therapy_line__patient")
+        .prefetch_related(
+            Prefetch(
+                "acknowledgements",
+                queryset=Acknowledgement.objects.select_related("acknowledged_by").order_by(
+                    "acknowledged_at"
+                ),
+            )
+        )
+        .order_by(*ORDER_BY)
+    )
+
+
+def worklist_items(cycles: Iterable[TreatmentCycle]) -> list[WorklistItem]:
+    """The rows of a worklist page, in the order given, each assessed live.
+
+    Three queries (the per-kind loads), whatever the page's size.
+    """
+    cycles = list(cycles)
+    series = series_for_many({c.therapy_line.patient for c in cycles})
+    items = [
+        WorklistItem(
+            cycle=c,
+            series=series[c.therapy_line.patient_id],
+            assessment=series[c.therapy_line.patient_id].cycle_assessment(c),
+            acknowledgements=list(c.acknowledgements.all()),
+        )
+        for c in cycles
+    ]
+    stale = [i.cycle.pk for i in items if rules.review_rank(i.assessment) != i.cycle.review_rank]
+    if stale:
+        # Only a settings change (cut-offs, window, time zone) without
+        # `manage.py refresh_review_ranks` can do this: say so, loudly.
+        logger.error(
+            "Stored review rank differs from the rules for cycles %s: the worklist order is "
+            "stale; run `manage.py refresh_review_ranks`.",
+            ", ".join(map(str, stale)),
+        )
+    return items
+
+
+@dataclass(frozen=True)
+class WorklistPage(Generic[P]):
+    """A page of the worklist: what the paginator gave, and its rows assessed."""
+
+    page: P
+    items: list[WorklistItem]
+
+
+def worklist_page(
+    start: date,
+    days: int,
+    paginate: Callable[[DueCycles], P],
+    *,
+    among: QuerySet[TreatmentCycle] | None,
+    oncologist_id: int | None = None,
+    flagged: bool = False,
+) -> WorklistPage[P]:
+    """The worklist as the page and the API show it: the cycles due, in order, one page.
+
+    `paginate` picks the page from the cycles due (Django's or DRF's paginator:
+    both count and slice them); only that page's cycles are then assessed. `among`:
+    the cycles the user may see (`patients.access.cycles`); None only for scripts.
+    """
+    due = due_cycles(start, days, oncologist_id=oncologist_id, flagged=flagged, among=among)
+    page = paginate(due)
+    return WorklistPage(page, worklist_items(page))
+
+
+def worklist(start: date, days: int, *, oncologist_id: int | None = None) -> list[WorklistItem]:
+    """Every upcoming cycle with day 1 in [start, start + days), most severe first.
+
+    Unpaged: for scripts and benchmarks; the page and the API show 50 at a time.
+    """
+    return worklist_page(start, days, list, among=None, oncologist_id=oncologist_id).items

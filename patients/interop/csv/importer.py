@@ -1,0 +1,65 @@
+"""The CSV import of draws as one use case: read the file, plan it, write it, log it.
+
+The upload page (`views.confirm`) and `manage.py import_ctc` both import
+through here, so a file is read against the record the same way and every
+import leaves one access-log event. Parsing and planning are
+`patients.interop.csv.imports`; writing is `services.import_draws`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.utils import timezone
+
+from patients import audit, services
+from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
+from patients.models import AccessAction
+
+
+def plan_csv(text: str) -> ImportPlan:
+    """A CSV text read and planned against the record as it is now.
+
+    Times without an offset are clinic time; a time after now is refused.
+    """
+    rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
+    return plan_import(rows, errors)
+
+
+def import_plan(
+    plan: ImportPlan,
+    *,
+    by: services.User,
+    source: str,
+    channel: str,
+    request: Any = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the new draws of a plan without errors, all or none, and log the import.
+
+    `source` (the file's name) goes into each draw's history; `channel` says in
+    the access log how the file came in. `request`: the page's request, if any.
+    Returns how many draws were added.
+    """
+    if not plan.ok:
+        raise ValueError("A plan with errors imports nothing: show them instead.")
+    services.import_draws(
+        rows=plan.new, patients=plan.patients, by=by, source=source, progress=progress
+    )
+    target = f"{channel}: {len(plan.new)} draw(s) added"
+    audit.record(request, AccessAction.IMPORT, user=by, target=target)
+    return len(plan.new)
+
+
+def import_csv(
+    text: str, *, by: services.User, source: str, channel: str, request: Any = None
+) -> ImportPlan:
+    """Plan a CSV text and import its new draws if every row is good; returns the plan.
+
+    Nothing is written when a row has an error or no row is new: the plan says why.
+    """
+    plan = plan_csv(text)
+    if plan.ok and plan.new:
+        import_plan(plan, by=by, source=source, channel=channel, request=request)
+    return plan

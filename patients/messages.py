@@ -1,0 +1,17 @@
+"""Messages a user reads that more than one layer gives: written once, here.
+
+A form or a serializer refuses input before a service sees it; the service
+refuses the same input when another caller sends it. Both must say the same
+thing, so they take the words from here. No imports: any module may use it.
+"""
+
+from __future__ import annotations
+
+NOTE_REQUIRED = "Write a note saying what you checked or did."
+ERROR_REASON_REQUIRED = "Say why the draw was entered in error."
+DRAW_IN_ERROR = "This draw is marked as entered in error; record a new draw."
+ACCESSION_TAKEN = "A draw with this accession number already exists."
+
+
+def line_number_taken(number: int | None) -> str:
+    return f"This patient already has a line {number}."

@@ -1,0 +1,187 @@
+"""Bulk imports of draws: all rows or none, by COPY on PostgreSQL, else by the ORM.
+
+The CSV import (`patients.interop.csv`) plans and validates the rows first;
+this writes them, each draw with its history row as a save would write it,
+then bumps the patients' data versions and refreshes their review ranks.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping, Sequence
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
+
+from patients import assessment
+from patients.models import CTCDraw, Patient
+from patients.services.inputs import DrawInput
+from patients.services.records import CHANGE_REASON_MAX_LENGTH, User
+
+IMPORT_BATCH = 2000
+
+
+@transaction.atomic
+def import_draws(
+    *,
+    rows: Sequence[DrawInput],
+    patients: Mapping[str, Patient],
+    by: User,
+    source: str,
+    progress: Callable[[int], None] | None = None,
+) -> list[int]:
+    """Write planned, validated CSV rows as new draws: all of them or none.
+
+    Each draw gets its history row as a save would (type "+", who imported it,
+    "Imported from <source>"). Bulk writes, not row-by-row saves (which would
+    take minutes for 100,000 rows): COPY on PostgreSQL, `bulk_create_with_history`
+    elsewhere. The caller plans the rows first (the CSV import's `plan_import`),
+    which validates every field against the same rules as `record_draw`; the
+    database constraints back that up, and any violation rolls back the lot.
+    Returns the new draws' ids.
+    """
+    write = _draw_writer()
+    reason = f"Imported from {source}"[:CHANGE_REASON_MAX_LENGTH]
+    created: list[int] = []
+    for start in range(0, len(rows), IMPORT_BATCH):
+        batch = rows[start : start + IMPORT_BATCH]
+        created.extend(write(batch, patients=patients, by=by, reason=reason))
+        if progress:
+            progress(len(batch))
+    touched = {patients[row.mrn].pk for row in rows}
+    Patient.objects.filter(pk__in=touched).update(data_version=F("data_version") + 1)
+    assessment.refresh_review_ranks(touched)  # the worklist's order, as _touch does
+    return created
+
+
+# --- writing imported draws: COPY or the ORM ----------------------------------------
+
+
+DrawWriter = Callable[..., list[int]]
+
+
+def _draw_writer() -> DrawWriter:
+    """COPY where the database has it (PostgreSQL): about 3x the ORM path's rows per second."""
+    return _copy_draws if connection.vendor == "postgresql" else _bulk_create_draws
+
+
+def _bulk_create_draws(
+    rows: Sequence[DrawInput], *, patients: Mapping[str, Patient], by: User, reason: str
+) -> list[int]:
+    draws = [
+        CTCDraw(
+            patient=patients[row.mrn],
+            drawn_at=row.drawn_at,
+            blood_volume_ml=row.blood_volume_ml,
+            status=row.status,
+            ctc_count=row.ctc_count,
+            accession=row.accession,
+            comment=row.comment,
+            entered_by=by,
+        )
+        for row in rows
+    ]
+    created = bulk_create_with_history(
+        draws, CTCDraw, batch_size=IMPORT_BATCH, default_user=by, default_change_reason=reason
+    )
+    return [draw.pk for draw in created]
+
+
+# The columns COPY writes, in order: every column of the draws table, and of its
+# history table but the history row's own id. `_check_copy_columns` refuses to
+# import when the models have columns these lists lack (a field added later).
+COPY_DRAW_COLUMNS = (
+    "id",
+    "version",
+    "patient_id",
+    "drawn_at",
+    "blood_volume_ml",
+    "status",
+    "ctc_count",
+    "accession",
+    "comment",
+    "entered_by_id",
+    "entered_at",
+    "entered_in_error",
+    "error_reason",
+)
+COPY_HISTORY_COLUMNS = (
+    *COPY_DRAW_COLUMNS,
+    "history_date",
+    "history_change_reason",
+    "history_type",
+    "history_user_id",
+)
+
+
+def _copy_draws(
+    rows: Sequence[DrawInput], *, patients: Mapping[str, Patient], by: User, reason: str
+) -> list[int]:
+    """The draws and their history rows, as `_bulk_create_draws` writes them, by COPY.
+
+    Ids come from the table's own sequence. Values go in COPY's text format, so
+    a draw costs no model instance and no parameter binding; the table's
+    constraints still check every row, in the caller's transaction.
+    """
+    _check_copy_columns()
+    ids = _next_draw_ids(len(rows))
+    now = timezone.now().isoformat()
+    history_tail = f"\t{now}\t{_copy_text(reason)}\t+\t{by.pk}\n"
+    draws, history = io.StringIO(), io.StringIO()
+    for pk, row in zip(ids, rows, strict=True):
+        count = r"\N" if row.ctc_count is None else str(row.ctc_count)
+        line = (
+            f"{pk}\t1\t{patients[row.mrn].pk}\t{row.drawn_at.isoformat()}\t"
+            f"{row.blood_volume_ml}\t{row.status}\t{count}\t{_copy_text(row.accession)}\t"
+            f"{_copy_text(row.comment)}\t{by.pk}\t{now}\tf\t"
+        )
+        draws.write(line + "\n")
+        history.write(line + history_tail)
+    _copy(CTCDraw._meta.db_table, COPY_DRAW_COLUMNS, draws)
+    _copy(CTCDraw.history.model._meta.db_table, COPY_HISTORY_COLUMNS, history)
+    return ids
+
+
+def _check_copy_columns() -> None:
+    history_model = CTCDraw.history.model
+    expected = {
+        CTCDraw: set(COPY_DRAW_COLUMNS),
+        history_model: set(COPY_HISTORY_COLUMNS) | {history_model._meta.pk.column},
+    }
+    for model, columns in expected.items():
+        actual = {f.column for f in model._meta.concrete_fields}
+        if actual != columns:
+            raise RuntimeError(
+                f"The COPY import does not write {sorted(actual - columns)} of "
+                f"{model._meta.db_table}: add them to services.bulk.COPY_DRAW_COLUMNS."
+            )
+
+
+def _next_draw_ids(count: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [CTCDraw._meta.db_table, count],
+        )
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and return escaped.
+
+    The parser has refused NUL characters, which PostgreSQL's text cannot hold.
+    """
+    if not any(c in value for c in "\\\t\n\r"):
+        return value
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def _copy(table: str, columns: Sequence[str], data: io.StringIO) -> None:
+    data.seek(0)
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # psycopg2's COPY FROM STDIN; the wrapper turns its errors into Django's.
+        cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", data)

@@ -1,0 +1,185 @@
+"""Lab results (HL7 v2): `patients.interop.hl7` reads the message, this stores its results.
+
+Each message's results are stored all or none, through the same acts as a
+draw entered by hand (`record_draw`, `update_draw`), so they are validated
+and kept in the change history alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from patients.models import CTCDraw, DrawStatus, Patient
+from patients.services.inputs import LabResultInput
+from patients.services.records import User, record_draw, update_draw
+
+LAB_RECORDED = "recorded"
+LAB_CORRECTED = "corrected"
+LAB_COMPLETED = "completed"  # a pending draw on record got its result
+LAB_UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class LabOutcome:
+    result: LabResultInput
+    draw: CTCDraw
+    action: str  # LAB_RECORDED, LAB_CORRECTED, LAB_COMPLETED or LAB_UNCHANGED
+
+
+@dataclass(frozen=True)
+class LabFieldError:
+    result: LabResultInput
+    field: str  # a draw field, "mrn", or "__all__"
+    message: str
+
+
+class LabResultsRefused(Exception):
+    """Nothing of the lab message was stored; `errors` says why, per result and field."""
+
+    def __init__(self, errors: Sequence[LabFieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(error.message for error in self.errors))
+
+
+@transaction.atomic
+def record_lab_results(
+    *,
+    results: Sequence[LabResultInput],
+    by: User,
+    source: str,
+    now: datetime | None = None,
+) -> list[LabOutcome]:
+    """Store the CTC results of one lab message: every one of them, or none.
+
+    Draws are matched by accession. A result already on record with the same
+    values (status, count, volume, draw time) changes nothing: labs resend. With
+    other values it is refused unless the lab sent it as a correction; then the
+    draw is updated and its history keeps the earlier values, with the reason
+    "Corrected result from lab (<source>)". A correction whose accession is not
+    on record is recorded as a new draw. A draw the clinic recorded as pending
+    gets the lab's result ("Result from lab (<source>)"). Raises
+    `LabResultsRefused`.
+    """
+    mrns = {r.mrn for r in results}
+    patients = {p.mrn: p for p in Patient.objects.filter(mrn__in=mrns)}
+    accessions = {r.accession for r in results if r.accession}
+    locked = CTCDraw.objects.select_for_update().filter(accession__in=accessions)
+    on_record = {d.accession: d for d in locked}
+    errors = [
+        error
+        for r in results
+        for error in _lab_result_errors(r, patients.get(r.mrn), on_record.get(r.accession))
+    ]
+    if errors:
+        raise LabResultsRefused(errors)
+    return [
+        _store_lab_result(r, patients[r.mrn], on_record.get(r.accession), by, source, now)
+        for r in results
+    ]
+
+
+def _lab_result_errors(
+    result: LabResultInput, patient: Patient | None, draw: CTCDraw | None
+) -> list[LabFieldError]:
+    def error(field: str, message: str) -> list[LabFieldError]:
+        return [LabFieldError(result, field, message)]
+
+    accession = result.accession
+    if patient is None:
+        return error(
+            "mrn",
+            f"No patient with MRN {result.mrn} in CTC Track: register the patient, "
+            "then send the result again.",
+        )
+    if draw is None:
+        return []
+    if draw.patient_id != patient.pk:
+        return error(
+            "accession",
+            f"Accession {accession} is on record for another patient: check the patient "
+            "identifier and the accession.",
+        )
+    if draw.entered_in_error:
+        return error(
+            "accession",
+            f"The draw with accession {accession} is marked as entered in error in CTC Track; "
+            "a lab message does not change it.",
+        )
+    if _replaces_lab_values(draw, result):
+        return []
+    if _lab_changes(draw, result, with_comment=False):
+        return error(
+            "accession",
+            f"Accession {accession} is already recorded with other values ({draw}); "
+            "send a corrected result to change it.",
+        )
+    return []
+
+
+def _store_lab_result(
+    result: LabResultInput,
+    patient: Patient,
+    draw: CTCDraw | None,
+    by: User,
+    source: str,
+    now: datetime | None,
+) -> LabOutcome:
+    try:
+        if draw is None:
+            new = record_draw(
+                patient=patient,
+                by=by,
+                drawn_at=result.drawn_at,
+                status=result.status,
+                ctc_count=result.ctc_count,
+                blood_volume_ml=result.blood_volume_ml,
+                accession=result.accession,
+                comment=result.comment,
+                now=now,
+            )
+            return LabOutcome(result, new, LAB_RECORDED)
+        changes = _lab_changes(draw, result, with_comment=True)
+        if not changes or not _replaces_lab_values(draw, result):
+            return LabOutcome(result, draw, LAB_UNCHANGED)
+        if result.corrected:
+            reason, action = f"Corrected result from lab ({source})", LAB_CORRECTED
+        else:
+            reason, action = f"Result from lab ({source})", LAB_COMPLETED
+        draw = update_draw(draw=draw, by=by, changes=changes, reason=reason, now=now)
+        return LabOutcome(result, draw, action)
+    except ValidationError as exc:
+        raise LabResultsRefused(
+            [
+                LabFieldError(result, field, message)
+                for field, messages in _messages_by_field(exc).items()
+                for message in messages
+            ]
+        ) from exc
+
+
+def _replaces_lab_values(draw: CTCDraw, result: LabResultInput) -> bool:
+    """A corrected result replaces what is on record, and any result fills a pending draw."""
+    return result.corrected or draw.status == DrawStatus.PENDING
+
+
+def _lab_changes(draw: CTCDraw, result: LabResultInput, *, with_comment: bool) -> dict[str, Any]:
+    """The draw fields the lab's values would change (the comment only when the lab sent one)."""
+    wanted: dict[str, Any] = {
+        "drawn_at": result.drawn_at,
+        "status": result.status,
+        "ctc_count": result.ctc_count,
+        "blood_volume_ml": result.blood_volume_ml,
+    }
+    if with_comment and result.comment:
+        wanted["comment"] = result.comment
+    return {field: value for field, value in wanted.items() if getattr(draw, field) != value}
+
+
+def _messages_by_field(exc: ValidationError) -> dict[str, list[str]]:
+    return exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}

@@ -1,0 +1,546 @@
+"""The clinical acts: one function per act on a patient's record.
+
+Patients, therapy lines and cycles, CTC draws (entered, corrected, marked as
+entered in error), imaging and acknowledgements, each with the acting user
+passed explicitly (`by=`). Each validates everything first (field rules,
+cross-field rules and the facts that need the clock or other rows) and raises
+`ValidationError` naming the fields, so nothing is saved from bad input. Each
+saves row by row so that django-simple-history records who changed what, when
+and why; bulk `QuerySet.update()` is never used on clinical rows because
+history would miss it. Edits carry the version they were based on: a stale
+one raises `ConflictError` instead of overwriting someone else's change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from patients import assessment
+from patients.messages import (
+    ACCESSION_TAKEN,
+    DRAW_IN_ERROR,
+    ERROR_REASON_REQUIRED,
+    NOTE_REQUIRED,
+    line_number_taken,
+)
+from patients.models import (
+    STANDARD_VOLUME_ML,
+    Acknowledgement,
+    CTCDraw,
+    CycleStatus,
+    DrawStatus,
+    ImagingAssessment,
+    Patient,
+    TherapyLine,
+    TreatmentCycle,
+)
+from patients.rules import Flag
+from patients.services.conflicts import ConflictError
+
+User = AbstractBaseUser | AnonymousUser
+M = TypeVar("M", bound=models.Model)
+Errors = dict[str, list[str]]
+
+
+# --- patients ---------------------------------------------------------------
+
+PATIENT_FIELDS = frozenset(
+    {
+        "mrn",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "sex",
+        "cancer_type",
+        "diagnosed_on",
+        "oncologist",
+        "active",
+    }
+)
+
+
+@transaction.atomic
+def register_patient(*, by: User, **fields: Any) -> Patient:
+    _reject_unknown(fields, PATIENT_FIELDS)
+    patient = Patient(**fields)
+    _validate(patient, {})
+    _save(patient, by=by, reason="Registered")
+    return patient
+
+
+@transaction.atomic
+def update_patient(
+    *,
+    patient: Patient,
+    by: User,
+    changes: Mapping[str, Any],
+    version: int | None = None,
+    reason: str = "",
+) -> Patient:
+    _reject_unknown(changes, PATIENT_FIELDS)
+    patient = _lock(patient, version)
+    _apply(patient, changes)
+    _validate(patient, _patient_date_errors(patient))
+    _save(patient, by=by, reason=reason)
+    _touch(patient.pk)
+    return patient
+
+
+def _patient_date_errors(patient: Patient) -> Errors:
+    """Dates of clinical rows that the new birth date would put before birth."""
+    if not patient.birth_date:
+        return {}
+    first_draw = patient.draws.order_by("drawn_at").values_list("drawn_at", flat=True).first()
+    if first_draw and timezone.localdate(first_draw) < patient.birth_date:
+        return {"birth_date": ["This patient has CTC draws dated before this birth date."]}
+    return {}
+
+
+# --- therapy lines and cycles -------------------------------------------------
+
+
+@transaction.atomic
+def add_therapy_line(
+    *,
+    patient: Patient,
+    by: User,
+    regimen: str,
+    start_date: date,
+    cycle_length_days: int,
+    contains_doxorubicin: bool = False,
+    line_number: int | None = None,
+    end_date: date | None = None,
+) -> TherapyLine:
+    # Lock the patient so two concurrent "next line number" picks cannot collide.
+    Patient.objects.select_for_update().filter(pk=patient.pk).first()
+    if line_number is None:
+        latest = patient.therapy_lines.aggregate(n=Max("line_number"))["n"] or 0
+        line_number = latest + 1
+    line = TherapyLine(
+        patient=patient,
+        line_number=line_number,
+        regimen=regimen,
+        start_date=start_date,
+        end_date=end_date,
+        cycle_length_days=cycle_length_days,
+        contains_doxorubicin=contains_doxorubicin,
+    )
+    errors: Errors = {}
+    if TherapyLine.objects.filter(patient=patient, line_number=line_number).exists():
+        errors["line_number"] = [line_number_taken(line_number)]
+    if start_date and start_date < patient.birth_date:
+        errors["start_date"] = ["The line cannot start before the patient's birth date."]
+    _validate(line, errors)
+    _save(line, by=by, reason="Therapy line added")
+    _touch(patient.pk)
+    return line
+
+
+LINE_FIELDS = frozenset(
+    {
+        "line_number",
+        "regimen",
+        "start_date",
+        "end_date",
+        "cycle_length_days",
+        "contains_doxorubicin",
+    }
+)
+
+
+@transaction.atomic
+def update_therapy_line(
+    *, line: TherapyLine, by: User, changes: Mapping[str, Any], reason: str = ""
+) -> TherapyLine:
+    _reject_unknown(changes, LINE_FIELDS)
+    line = TherapyLine.objects.select_for_update().get(pk=line.pk)
+    _apply(line, changes)
+    errors: Errors = {}
+    clash = TherapyLine.objects.filter(patient=line.patient_id, line_number=line.line_number)
+    if clash.exclude(pk=line.pk).exists():
+        errors["line_number"] = [line_number_taken(line.line_number)]
+    first_cycle = line.cycles.order_by("scheduled_date").first()
+    if first_cycle and line.start_date and first_cycle.scheduled_date < line.start_date:
+        errors["start_date"] = [
+            f"Cycle {first_cycle.number} is on {first_cycle.scheduled_date:%Y-%m-%d}, "
+            "before this start date."
+        ]
+    _validate(line, errors)
+    _save(line, by=by, reason=reason)
+    _touch(line.patient_id)
+    return line
+
+
+CYCLE_FIELDS = frozenset({"number", "scheduled_date", "given_date", "status", "status_reason"})
+
+
+@transaction.atomic
+def plan_cycle(*, line: TherapyLine, by: User, **fields: Any) -> TreatmentCycle:
+    _reject_unknown(fields, CYCLE_FIELDS)
+    cycle = TreatmentCycle(therapy_line=line, **fields)
+    _validate(cycle, _cycle_errors(cycle))
+    _save(cycle, by=by, reason="Cycle planned")
+    _touch(line.patient_id)
+    return cycle
+
+
+@transaction.atomic
+def update_cycle(
+    *,
+    cycle: TreatmentCycle,
+    by: User,
+    changes: Mapping[str, Any],
+    version: int | None = None,
+    reason: str = "",
+) -> TreatmentCycle:
+    _reject_unknown(changes, CYCLE_FIELDS)
+    cycle = _lock(cycle, version)
+    _apply(cycle, changes)
+    _validate(cycle, _cycle_errors(cycle))
+    _save(cycle, by=by, reason=reason or cycle.status_reason)
+    _touch(cycle.therapy_line.patient_id)
+    return cycle
+
+
+@transaction.atomic
+def delay_cycle_and_following(
+    *,
+    cycle: TreatmentCycle,
+    by: User,
+    new_date: date,
+    reason: str,
+    version: int | None = None,
+) -> list[TreatmentCycle]:
+    """Delay a cycle to `new_date` and move the line's later upcoming cycles by as many days.
+
+    Later cycles that were already given or cancelled stay where they are.
+    Returns every cycle that moved, the delayed one first.
+    """
+    shift = new_date - cycle.scheduled_date
+    later = list(
+        TreatmentCycle.objects.upcoming()
+        .select_for_update()
+        .filter(therapy_line=cycle.therapy_line_id, number__gt=cycle.number)
+        .order_by("-number")  # last first: no day 1 ever overtakes the next one mid-way
+    )
+    delayed = update_cycle(
+        cycle=cycle,
+        by=by,
+        changes={
+            "status": CycleStatus.DELAYED,
+            "status_reason": reason,
+            "scheduled_date": new_date,
+        },
+        version=version,
+        reason=reason,
+    )
+    moved = [
+        update_cycle(
+            cycle=c,
+            by=by,
+            changes={"scheduled_date": c.scheduled_date + shift},
+            reason=f"Moved with cycle {cycle.number}: {reason}",
+        )
+        for c in later
+    ]
+    return [delayed, *reversed(moved)]
+
+
+def _cycle_errors(cycle: TreatmentCycle) -> Errors:
+    errors: Errors = {}
+    line = cycle.therapy_line
+    if cycle.number is not None:
+        clash = TreatmentCycle.objects.filter(therapy_line=line, number=cycle.number)
+        if clash.exclude(pk=cycle.pk).exists():
+            errors["number"] = [f"Line {line.line_number} already has a cycle {cycle.number}."]
+    if cycle.scheduled_date and cycle.scheduled_date < line.start_date:
+        errors["scheduled_date"] = [
+            f"Day 1 cannot be before the line starts ({line.start_date:%Y-%m-%d})."
+        ]
+    if cycle.given_date and cycle.status != CycleStatus.GIVEN:
+        errors["given_date"] = ["Only a cycle with status 'given' has a given date."]
+    if cycle.given_date and cycle.given_date > timezone.localdate():
+        errors["given_date"] = ["A cycle cannot have been given on a future date."]
+    return errors
+
+
+# --- CTC draws ----------------------------------------------------------------
+
+DRAW_FIELDS = frozenset(
+    {"drawn_at", "blood_volume_ml", "status", "ctc_count", "accession", "comment"}
+)
+
+
+@dataclass(frozen=True)
+class DrawSaved:
+    """A saved draw and its patient's series as the save assessed it: once, in its transaction.
+
+    What a page shows after the save (the new draw's flags) comes from here,
+    not from asking the rules again.
+    """
+
+    draw: CTCDraw
+    series: assessment.PatientSeries
+
+    @property
+    def flags(self) -> tuple[Flag, ...]:
+        """The saved draw's flags, most severe first (none when entered in error)."""
+        found = self.series.by_draw_id.get(self.draw.pk)
+        return found.flags if found else ()
+
+
+def record_draw(*, patient: Patient, by: User, **fields: Any) -> CTCDraw:
+    """Record a new draw: the fields of `record_draw_and_assess`, the draw alone back."""
+    return record_draw_and_assess(patient=patient, by=by, **fields).draw
+
+
+@transaction.atomic
+def record_draw_and_assess(
+    *,
+    patient: Patient,
+    by: User,
+    drawn_at: datetime,
+    status: str = DrawStatus.RESULTED,
+    ctc_count: int | None = None,
+    blood_volume_ml: Decimal = STANDARD_VOLUME_ML,
+    accession: str = "",
+    comment: str = "",
+    now: datetime | None = None,
+) -> DrawSaved:
+    draw = CTCDraw(
+        patient=patient,
+        drawn_at=drawn_at,
+        status=status,
+        ctc_count=ctc_count,
+        blood_volume_ml=blood_volume_ml,
+        accession=(accession or "").strip(),
+        comment=comment or "",
+        entered_by=by,
+    )
+    _validate(draw, _draw_errors(draw, now or timezone.now()))
+    _save(draw, by=by, reason="Draw recorded")
+    return DrawSaved(draw, _touch(patient.pk))
+
+
+def update_draw(*, draw: CTCDraw, by: User, **edit: Any) -> CTCDraw:
+    """Correct a draw: the arguments of `update_draw_and_assess`, the draw alone back."""
+    return update_draw_and_assess(draw=draw, by=by, **edit).draw
+
+
+@transaction.atomic
+def update_draw_and_assess(
+    *,
+    draw: CTCDraw,
+    by: User,
+    changes: Mapping[str, Any],
+    version: int | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> DrawSaved:
+    _reject_unknown(changes, DRAW_FIELDS)
+    draw = _lock(draw, version)
+    if draw.entered_in_error:
+        raise ValidationError({"non_field_errors": [DRAW_IN_ERROR]})
+    _apply(draw, changes)
+    if "accession" in changes:
+        draw.accession = (draw.accession or "").strip()
+    _validate(draw, _draw_errors(draw, now or timezone.now()))
+    _save(draw, by=by, reason=reason)
+    return DrawSaved(draw, _touch(draw.patient_id))
+
+
+@transaction.atomic
+def mark_draw_entered_in_error(
+    *, draw: CTCDraw, by: User, reason: str, version: int | None = None
+) -> CTCDraw:
+    """Keep a wrong draw on record, marked and left out of every rule and chart."""
+    draw = _lock(draw, version)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"error_reason": [ERROR_REASON_REQUIRED]})
+    if draw.entered_in_error:
+        raise ValidationError({"non_field_errors": ["This draw is already marked in error."]})
+    draw.entered_in_error = True
+    draw.error_reason = reason
+    _validate(draw, {})
+    _save(draw, by=by, reason=f"Entered in error: {reason}")
+    _touch(draw.patient_id)
+    return draw
+
+
+def _draw_errors(draw: CTCDraw, now: datetime) -> Errors:
+    errors: Errors = {}
+    if draw.drawn_at:
+        if draw.drawn_at > now:
+            errors["drawn_at"] = ["The draw time is in the future."]
+        elif timezone.localdate(draw.drawn_at) < draw.patient.birth_date:
+            errors["drawn_at"] = ["The draw time is before the patient's birth date."]
+    if draw.accession:
+        clash = CTCDraw.objects.filter(accession=draw.accession).exclude(pk=draw.pk)
+        if clash.exists():
+            errors["accession"] = [ACCESSION_TAKEN]
+    return errors
+
+
+# --- imaging --------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_imaging(
+    *,
+    patient: Patient,
+    by: User,
+    performed_on: date,
+    modality: str,
+    response: str,
+    note: str = "",
+    today: date | None = None,
+) -> ImagingAssessment:
+    imaging = ImagingAssessment(
+        patient=patient,
+        performed_on=performed_on,
+        modality=modality,
+        response=response,
+        note=note or "",
+        entered_by=by,
+    )
+    errors: Errors = {}
+    if performed_on and performed_on > (today or timezone.localdate()):
+        errors["performed_on"] = ["The imaging date is in the future."]
+    elif performed_on and performed_on < patient.birth_date:
+        errors["performed_on"] = ["The imaging date is before the patient's birth date."]
+    _validate(imaging, errors)
+    _save(imaging, by=by, reason="Imaging recorded")
+    _touch(patient.pk)
+    return imaging
+
+
+# --- acknowledgements ---------------------------------------------------------------
+
+
+@transaction.atomic
+def acknowledge_cycle(*, cycle: TreatmentCycle, by: User, note: str) -> Acknowledgement:
+    """Record that `by` has seen the flags `cycle` has now; the flags themselves stay.
+
+    The flags are assessed here, from the record, not taken from the caller: what
+    is acknowledged is what the rules say at this moment.
+    """
+    flags = assessment.series_for(cycle.therapy_line.patient).cycle_assessment(cycle).flags
+    ack = Acknowledgement(
+        cycle=cycle,
+        acknowledged_by=by,
+        note=(note or "").strip(),
+        flags=[{"code": f.code, "severity": f.severity, "message": f.message} for f in flags],
+    )
+    errors: Errors = {}
+    if not ack.note:
+        errors["note"] = [NOTE_REQUIRED]
+    _validate(ack, errors)
+    _save(ack, by=by, reason="Flags acknowledged")
+    return ack
+
+
+def system_user(username: str) -> AbstractBaseUser:
+    """The account that imports and lab interfaces act as, so `entered_by` says where
+    a draw came from. It cannot sign in: inactive, with no usable password."""
+    user, created = get_user_model().objects.get_or_create(
+        username=username, defaults={"is_active": False}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+# --- shared steps ---------------------------------------------------------------
+
+
+def _reject_unknown(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        # A programming error, not user input: the API only passes known fields.
+        raise TypeError(f"Unknown field(s): {', '.join(unknown)}")
+
+
+def _lock(instance: M, version: int | None) -> M:
+    """Re-read the row under a lock and refuse an edit based on an older version."""
+    fresh = type(instance).objects.select_for_update().get(pk=instance.pk)
+    if version is not None and version != fresh.version:  # type: ignore[attr-defined]
+        raise ConflictError(fresh, version)
+    return fresh
+
+
+def _apply(instance: models.Model, changes: Mapping[str, Any]) -> None:
+    for field, value in changes.items():
+        setattr(instance, field, value)
+
+
+def _validate(instance: models.Model, errors: Errors) -> None:
+    """Run the model's own validation and merge in the service's context errors.
+
+    Fields the service already faulted are excluded from the model's checks so
+    each field gets one clear message.
+    """
+    merged: Errors = {field: list(msgs) for field, msgs in errors.items()}
+    try:
+        instance.full_clean(exclude=list(merged))
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            merged.setdefault(field, []).extend(messages)
+    if merged:
+        raise ValidationError(merged)
+
+
+def _touch(patient_id: int) -> assessment.PatientSeries:
+    """Bump the patient's data version: cached charts of the old version are stale.
+
+    `update()` on purpose: this is a cache counter, not clinical data, so it has
+    no place in the change history, and an F() expression cannot lose a bump to
+    a concurrent writer. The same writes change what the rules say, so the
+    patient is assessed here, once, in the caller's transaction: the cycles'
+    review ranks (the worklist's order) are stored from that assessment, and it
+    is returned for the caller to show.
+    """
+    Patient.objects.filter(pk=patient_id).update(data_version=F("data_version") + 1)
+    # After the bump, which locks the patient's row: a concurrent writer of the same
+    # patient waits for this commit, then assesses with both writes in view.
+    series = assessment.series_for(Patient.objects.get(pk=patient_id))
+    assessment.store_review_ranks(series)
+    return series
+
+
+# simple-history keeps the reason for a change in a column of this many characters.
+CHANGE_REASON_MAX_LENGTH = 100
+
+
+def _save(instance: models.Model, *, by: User, reason: str) -> None:
+    # simple-history reads these two attributes when it writes the history row.
+    instance._history_user = by if getattr(by, "is_authenticated", False) else None
+    instance._change_reason = _fitted(reason or "") or None
+    if instance.pk is not None and hasattr(instance, "version"):
+        instance.version += 1
+    instance.save()
+
+
+def _fitted(reason: str) -> str:
+    """The reason as the history column holds it: shortened with "…" when longer.
+
+    A reason a user types is limited to this length where it is typed (forms,
+    serializers), so only reasons composed from a longer field are shortened
+    (a draw's error reason, a cycle's status reason), and the history row
+    keeps that field whole.
+    """
+    if len(reason) <= CHANGE_REASON_MAX_LENGTH:
+        return reason
+    return reason[: CHANGE_REASON_MAX_LENGTH - 1] + "…"

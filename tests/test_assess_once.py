@@ -1,0 +1,88 @@
+"""A write assesses the patient once: the page shows the flags the save itself computed."""
+
+from __future__ import annotations
+
+import pytest
+
+from patients import rules
+from patients.models import CTCDraw
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rules_calls(monkeypatch) -> list[int]:
+    """How many times the rules assessed a patient's draws (their entry point for a series)."""
+    calls: list[int] = []
+    assess_draws = rules.assess_draws
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return assess_draws(*args, **kwargs)
+
+    monkeypatch.setattr(rules, "assess_draws", counted)
+    return calls
+
+
+def test_saving_a_draw_through_the_form_asks_the_rules_once(
+    client, oncologist, patient, cycle, rules_calls
+):
+    client.force_login(oncologist)
+
+    r = client.post(
+        f"/patients/{patient.pk}/draws/new/",
+        {
+            "drawn_at": "2026-01-02T09:00",
+            "blood_volume_ml": "7.5",
+            "status": "resulted",
+            "ctc_count": "8",
+        },
+    )
+
+    assert r.status_code == 302
+    assert CTCDraw.objects.count() == 1
+    assert len(rules_calls) == 1  # the save's assessment ranks the cycle and names the flags
+
+
+def test_correcting_a_draw_through_the_form_asks_the_rules_once(
+    client, oncologist, patient, cycle, draw, rules_calls
+):
+    client.force_login(oncologist)
+
+    r = client.post(
+        f"/draws/{draw.pk}/edit/",
+        {
+            "drawn_at": "2026-01-02T09:30",
+            "blood_volume_ml": "7.5",
+            "status": "resulted",
+            "ctc_count": "9",
+            "accession": "ACC-1",
+            "version": "1",
+            "reason": "Transcription error",
+        },
+    )
+
+    assert r.status_code == 302
+    assert CTCDraw.objects.get(pk=draw.pk).ctc_count == 9
+    assert len(rules_calls) == 1
+
+
+def test_the_one_assessment_also_ranks_the_cycle_and_names_the_flags(
+    client, oncologist, patient, cycle
+):
+    client.force_login(oncologist)
+
+    r = client.post(
+        f"/patients/{patient.pk}/draws/new/",
+        {
+            "drawn_at": "2026-01-02T09:00",
+            "blood_volume_ml": "7.5",
+            "status": "resulted",
+            "ctc_count": "8",
+        },
+        follow=True,
+    )
+
+    assert "Draw saved. Flags: Unfavourable: 8 CTC/7.5 mL" in r.content.decode()
+    cycle.refresh_from_db()
+    assert cycle.review_rank == rules.SEVERITY_ORDER[rules.Severity.REVIEW]
