@@ -271,7 +271,7 @@ def hidden(oncologist) -> dict[str, int]:
     services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )
-    services.acknowledge_cycle(cycle=cycle, by=oncologist, note="Seen", flags=())
+    services.acknowledge_cycle(cycle=cycle, by=oncologist, note="Seen")
     return {"patient": patient.pk, "line": line.pk, "cycle": cycle.pk, "draw": draw.pk}
 
 

@@ -84,7 +84,7 @@ def record(oncologist, patient, line, cycle, draw) -> list[models.Model]:
     imaging = services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )
-    ack = services.acknowledge_cycle(cycle=cycle, by=oncologist, note="Seen", flags=[])
+    ack = services.acknowledge_cycle(cycle=cycle, by=oncologist, note="Seen")
     event = audit.record(None, AccessAction.VIEW, user=oncologist, patient=patient, target="x")
     return [patient, line, cycle, draw, wrong, imaging, ack, event]
 
