@@ -86,3 +86,36 @@ def test_the_one_assessment_also_ranks_the_cycle_and_names_the_flags(
     assert "Draw saved. Flags: Unfavourable: 8 CTC/7.5 mL" in r.content.decode()
     cycle.refresh_from_db()
     assert cycle.review_rank == rules.SEVERITY_ORDER[rules.Severity.REVIEW]
+
+
+def test_recording_a_draw_through_the_api_asks_the_rules_once(
+    api, oncologist, patient, cycle, rules_calls
+):
+    api.force_authenticate(oncologist)
+
+    r = api.post(
+        f"/api/v1/patients/{patient.pk}/draws/",
+        {"drawn_at": "2026-01-02T09:00:00Z", "status": "resulted", "ctc_count": 8},
+        format="json",
+    )
+
+    assert r.status_code == 201
+    assert [f["code"] for f in r.json()["flags"]] == ["unfavourable"]
+    assert len(rules_calls) == 1
+
+
+def test_correcting_a_draw_through_the_api_asks_the_rules_once(
+    api, oncologist, patient, cycle, draw, rules_calls
+):
+    api.force_authenticate(oncologist)
+
+    r = api.patch(
+        f"/api/v1/draws/{draw.pk}/",
+        {"ctc_count": 9, "version": 1, "reason": "Transcription error"},
+        format="json",
+    )
+
+    assert r.status_code == 200
+    assert r.json()["ctc_count"] == 9
+    assert [f["code"] for f in r.json()["flags"]] == ["unfavourable"]
+    assert len(rules_calls) == 1

@@ -204,9 +204,12 @@ class DrawList(AuditedRead, generics.ListCreateAPIView):
         return Response(DrawSerializer(series.all_draws(), many=True, context=context).data)
 
     def perform_create(self, serializer: DrawSerializer) -> None:
-        serializer.instance = services.record_draw(
+        saved = services.record_draw_and_assess(
             patient=self.patient, by=self.request.user, **_new(serializer.validated_data)
         )
+        # The answer shows the draw as the save assessed it: the rules run once.
+        serializer.context["assessments"] = saved.series.by_draw_id
+        serializer.instance = saved.draw
 
 
 class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
@@ -222,13 +225,15 @@ class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
 
     def perform_update(self, serializer: DrawSerializer) -> None:
         changes, version, reason = services.split_edit(serializer.validated_data)
-        serializer.instance = services.update_draw(
+        saved = services.update_draw_and_assess(
             draw=serializer.instance,
             by=self.request.user,
             changes=changes,
             version=version,
             reason=reason,
         )
+        serializer.context["assessments"] = saved.series.by_draw_id
+        serializer.instance = saved.draw
 
 
 class DrawEnteredInError(APIView):
