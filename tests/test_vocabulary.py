@@ -104,7 +104,7 @@ def test_every_module_uses_the_rules_standard_volume(module: ModuleType) -> None
 
 
 def test_the_defaults_for_a_new_draw_are_the_rules_standard_volume() -> None:
-    record_draw = inspect.signature(services.record_draw).parameters["blood_volume_ml"]
+    record_draw = inspect.signature(services.record_draw_and_assess).parameters["blood_volume_ml"]
     planned = demo.DrawPlan(date(2026, 2, 2), 9, rules.DrawStatus.RESULTED, 3)
 
     assert CTCDraw._meta.get_field("blood_volume_ml").default is rules.STANDARD_VOLUME_ML
