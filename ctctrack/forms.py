@@ -40,4 +40,6 @@ def focus_first_error(form: forms.Form) -> None:
         if name in form.errors and not field.widget.is_hidden:
             field.widget.attrs["autofocus"] = True
             return
-    form.focus_summary = True
+    # A flag for the template (patients/form.html), set on a form of any class:
+    # forms.Form declares no such attribute, and the forms that come here share no base.
+    form.focus_summary = True  # type: ignore[attr-defined]

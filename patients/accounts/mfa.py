@@ -29,6 +29,13 @@ RECOVERY_NAME = "Recovery codes"
 RECOVERY_CODE_COUNT = 10
 
 
+def is_verified(user: AbstractBaseUser) -> bool:
+    """Whether the signed-in user has passed the second step in this session."""
+    # django-otp's OTPMiddleware adds `is_verified()` to request.user at runtime;
+    # no user class declares it, so the type checker cannot know of it.
+    return user.is_verified()  # type: ignore[attr-defined]
+
+
 def confirmed_totp(user: AbstractBaseUser) -> TOTPDevice | None:
     return TOTPDevice.objects.devices_for_user(user, confirmed=True).first()
 

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.views import redirect_to_login
 from django.db import connection
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
@@ -24,6 +25,7 @@ from django.urls import reverse
 from django_otp import device_classes
 
 from ctctrack.middleware import GetResponse, is_api
+from patients.accounts.mfa import is_verified
 
 # Session keys: when the user signed in, and was last active (Unix seconds).
 SIGNED_IN_AT = "ctctrack.signed_in_at"
@@ -146,7 +148,7 @@ def second_step(request: HttpRequest) -> str | None:
     is required and the user has no device yet.
     """
     user = request.user
-    if uses_token(request) or not user.is_authenticated or user.is_verified():
+    if uses_token(request) or not user.is_authenticated or is_verified(user):
         return None
     if has_device(user):
         return "mfa:verify"
@@ -155,7 +157,7 @@ def second_step(request: HttpRequest) -> str | None:
     return None
 
 
-def has_device(user: Any) -> bool:
+def has_device(user: AbstractBaseUser) -> bool:
     """Whether the user has a confirmed device of any type (authenticator app, recovery codes).
 
     What `django_otp.user_has_device` answers, in one query: it asks each device

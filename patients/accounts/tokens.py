@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -60,7 +61,7 @@ def obtain_token(request: Request) -> Response:
     return Response({"token": token.key})
 
 
-def _fresh_token(user: AbstractBaseUser) -> Token:
+def _fresh_token(user: User) -> Token:
     """The user's token, replaced by a new one once it has expired."""
     token, created = Token.objects.get_or_create(user=user)
     if not created and is_expired(token):

@@ -17,11 +17,13 @@ from django_otp import login as otp_login
 from django_otp import user_has_device
 from django_otp.models import Device
 
+from ctctrack.http import AuthenticatedHttpRequest
 from patients.accounts.backends import count_failed_sign_in, is_locked_out, lockout_response
 from patients.accounts.forms import CodeForm
 from patients.accounts.mfa import (
     confirm_totp,
     confirmed_totp,
+    is_verified,
     pending_totp,
     qr_code_svg,
     recovery_codes_left,
@@ -49,11 +51,11 @@ def _complete_sign_in(request: HttpRequest, device: Device) -> None:
 
 @GET_POST
 @login_required
-def verify(request: HttpRequest) -> HttpResponse:
+def verify(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The second sign-in step: a code from the app, or a recovery code."""
     user = request.user
     next_url = _next_url(request)
-    if user.is_verified() or not user_has_device(user):
+    if is_verified(user) or not user_has_device(user):
         return redirect(next_url)  # the middleware sends a user without a device to set-up
     form = CodeForm(request.POST or None, user=user)
     if request.method == "POST":
@@ -83,7 +85,7 @@ def _status(request: HttpRequest) -> int:
 
 @GET_POST
 @login_required
-def setup(request: HttpRequest) -> HttpResponse:
+def setup(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Set up the authenticator app: scan, confirm with a first code, get recovery codes."""
     user = request.user
     if confirmed_totp(user) is not None:
@@ -113,13 +115,13 @@ def _recovery_codes_page(request: HttpRequest, codes: list[str], *, next_url: st
 
 @require_http_methods(["GET"])
 @login_required
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The user's two-factor sign-in: its state, new recovery codes, turning it off."""
     return _overview_page(request)
 
 
 def _overview_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     *,
     codes_form: CodeForm | None = None,
     disable_form: CodeForm | None = None,
@@ -138,7 +140,7 @@ def _overview_page(
 
 @require_POST
 @login_required
-def new_recovery_codes(request: HttpRequest) -> HttpResponse:
+def new_recovery_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Ten new recovery codes for a fresh code; the old ones stop working."""
     form = CodeForm(request.POST, user=request.user, prefix="codes")
     if confirmed_totp(request.user) is None or not form.is_valid():
@@ -149,7 +151,7 @@ def new_recovery_codes(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def disable(request: HttpRequest) -> HttpResponse:
+def disable(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Turn two-factor sign-in off (or reset it, where it is required) for a fresh code."""
     form = CodeForm(request.POST, user=request.user, prefix="disable")
     if not form.is_valid():

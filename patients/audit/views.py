@@ -18,7 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Max, QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -26,6 +26,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 
 from ctctrack.forms import DateInput
+from ctctrack.http import AuthenticatedHttpRequest
 from patients import access, audit
 from patients.models import AccessAction, AccessEvent, AccessOutcome
 
@@ -87,7 +88,8 @@ class AuditFilterForm(forms.Form):
         self.fields = {renamed.get(name, name): field for name, field in self.fields.items()}
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         start, end = data.get("from"), data.get("to")
         if start and end and end < start:
             self.add_error("to", "The end date cannot be before the start date.")
@@ -134,7 +136,7 @@ class Column:
 
 @require_http_methods(["GET", "POST"])
 @login_required
-def audit_report(request: HttpRequest) -> HttpResponse:
+def audit_report(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The access log for staff. The filter form posts here and is redirected to a
     URL carrying the filters, so that an MRN typed in never appears in a URL."""
     if not request.user.is_staff:

@@ -268,7 +268,6 @@ def _orders(message: hl7.Message) -> tuple[list[_Order], Problem | None]:
     for segment in message:
         name = str(segment[0])
         counts[name] = seq = counts.get(name, 0) + 1
-        order = orders[-1] if orders else None
         if name == "PID":
             pid, orc = (segment, seq), None
         elif name == "ORC":
@@ -279,18 +278,26 @@ def _orders(message: hl7.Message) -> tuple[list[_Order], Problem | None]:
             orc_segment, orc_seq = orc or (None, 0)
             orders.append(_Order(segment, seq, pid[0], pid[1], orc_segment, orc_seq))
             orc = None
-        elif name in ("OBX", "NTE", "SPM") and order is None:
-            return [], _sequence_problem(f"{name}^{seq}", f"{name} arrived before any OBR.")
-        elif name == "OBX":
-            order.results.append(_Obx(segment, seq))
-        elif name == "NTE":
-            notes = order.results[-1].notes if order.results else order.notes
-            notes.extend(_note(message, segment))
-        elif name == "SPM":
-            order.specimens.append(segment)
+        elif name in ("OBX", "NTE", "SPM"):
+            if not orders:
+                return [], _sequence_problem(f"{name}^{seq}", f"{name} arrived before any OBR.")
+            _add_to_order(orders[-1], message, name, segment, seq)
     if pid is None:
         return [], _sequence_problem("PID", "The message has no PID segment.")
     return orders, None
+
+
+def _add_to_order(
+    order: _Order, message: hl7.Message, name: str, segment: hl7.Segment, seq: int
+) -> None:
+    """An OBX, NTE or SPM segment to the order it follows (an NTE to its last OBX, if any)."""
+    if name == "OBX":
+        order.results.append(_Obx(segment, seq))
+    elif name == "NTE":
+        notes = order.results[-1].notes if order.results else order.notes
+        notes.extend(_note(message, segment))
+    else:
+        order.specimens.append(segment)
 
 
 def _sequence_problem(location: str, text: str) -> Problem:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable
 
 from django.http import HttpResponse
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -22,13 +22,14 @@ HL7_CONTENT_TYPE = "application/hl7-v2; charset=utf-8"
 class AnyAccept(BaseContentNegotiation):
     """Lab interfaces send Accept headers of their own; the answer is always the same."""
 
-    def select_parser(self, request: Request, parsers: Sequence[Any]) -> None:
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> None:
         return None
 
     def select_renderer(
-        self, request: Request, renderers: Sequence[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
-        return renderers[0], renderers[0].media_type
+        renderer = next(iter(renderers))  # the view's first renderer, whatever was asked for
+        return renderer, renderer.media_type
 
 
 class Hl7Oru(APIView):
@@ -38,7 +39,7 @@ class Hl7Oru(APIView):
     400 with an AR when the body holds no HL7 message at all.
     """
 
-    parser_classes: list[Any] = []  # the body is read raw: labs send any Content-Type
+    parser_classes: list[type[BaseParser]] = []  # the body is read raw: labs send any Content-Type
     renderer_classes = [JSONRenderer]  # only for DRF's own 401 and 403 answers
     content_negotiation_class = AnyAccept
     # Lab results add draws and correct them: both permissions (oncologists, staff).

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -51,17 +52,21 @@ class Command(BaseCommand):
             return
         by = services.system_user(user) if user == IMPORT_ACCOUNT else _existing_user(user)
         with tqdm(total=len(plan.new), desc="Importing", unit="draw", file=self.stderr) as bar:
+
+            def advance(count: int) -> None:
+                bar.update(count)  # its answer (whether the bar was redrawn) is of no use here
+
             importer.import_plan(
                 plan,
                 by=by,
                 source=file.name,
                 channel=f"import_ctc {file.name}",
-                progress=bar.update,
+                progress=advance,
             )
         self.stdout.write(self.style.SUCCESS(f"Imported {len(plan.new)} draw(s)."))
 
 
-def _existing_user(username: str) -> Any:
+def _existing_user(username: str) -> AbstractBaseUser:
     try:
         return get_user_model().objects.get(username=username, is_active=True)
     except get_user_model().DoesNotExist as exc:
