@@ -205,6 +205,21 @@ def test_an_unreadable_or_unsupported_header_rejects_the_message(header, code, l
     assert (_only_problem(parsed).code, _only_problem(parsed).location) == (code, location)
 
 
+@pytest.mark.parametrize("segment", ["PID|1||MRN\x000001^^^GENHOSP^MR||Doe^Jane", "NTE|1||a\x00b"])
+def test_a_nul_character_anywhere_rejects_the_message_before_any_lookup(segment):
+    """PostgreSQL refuses NUL in a query: such a message once reached the MRN lookup (a 500)."""
+    body = (
+        [MSH, segment, ORC, OBR, _obx()]
+        if segment.startswith("PID")
+        else [MSH, PID, ORC, OBR, _obx(), segment]
+    )
+    parsed = _parse(*body)
+
+    assert parsed.ack_code is AckCode.REJECT
+    assert not parsed.results
+    assert "NUL character" in _only_problem(parsed).text
+
+
 def test_a_training_message_never_reaches_the_record():
     parsed = _parse(MSH.replace("|M1|P|", "|M1|T|"), PID, ORC, OBR, _obx())
 

@@ -181,7 +181,15 @@ def _rejected(header: Header, problem: Problem) -> ParsedMessage:
 
 
 def _envelope_problem(text: str) -> Problem | None:
-    """MSH-1 and MSH-2 must be readable before anything else can be."""
+    """MSH-1 and MSH-2 must be readable before anything else can be, and the text must be text."""
+    if "\x00" in text:
+        # No HL7 field holds one, and PostgreSQL refuses it in any query: never pass it on.
+        return Problem(
+            "MSH^1",
+            ErrorCode.DATA_TYPE_ERROR,
+            "The message contains a NUL character (0x00), which HL7 v2 text cannot hold: "
+            "check the sending system's character encoding.",
+        )
     if not text.startswith("MSH"):
         segment = text[:3] or "(empty)"
         return Problem(
