@@ -25,11 +25,14 @@ from patients.models import (
     CTCDraw,
     ImagingAssessment,
     Patient,
+    PatientQuerySet,
     TherapyLine,
     TreatmentCycle,
+    TreatmentCycleQuerySet,
 )
 
-M = TypeVar("M", bound=models.Model)
+# A queryset of any model, its own QuerySet class kept (`Patient.objects.all().search()`).
+Q = TypeVar("Q", bound=QuerySet[models.Model])
 
 
 def _scope(user: Any) -> QuerySet[Patient] | None:
@@ -37,12 +40,12 @@ def _scope(user: Any) -> QuerySet[Patient] | None:
     return None
 
 
-def _visible(queryset: QuerySet[M], user: Any, path: str) -> QuerySet[M]:
+def _visible(queryset: Q, user: Any, path: str) -> Q:
     scope = _scope(user)
     return queryset if scope is None else queryset.filter(**{f"{path}__in": scope})
 
 
-def patients(user: Any) -> QuerySet[Patient]:
+def patients(user: Any) -> PatientQuerySet:
     return _visible(Patient.objects.all(), user, "pk")
 
 
@@ -68,7 +71,7 @@ def line(user: Any, pk: Any) -> TherapyLine:
     return get_object_or_404(lines(user).select_related("patient"), pk=pk)
 
 
-def cycles(user: Any) -> QuerySet[TreatmentCycle]:
+def cycles(user: Any) -> TreatmentCycleQuerySet:
     return _visible(TreatmentCycle.objects.all(), user, "therapy_line__patient")
 
 

@@ -194,6 +194,23 @@ class ImagingAssessmentAdmin(ClinicalAdmin):
     list_select_related = ["patient"]
 
 
+# What the access log's page shows, every field read-only. A tuple: Django's types
+# give `fields` (field groups) and `readonly_fields` (names) different list types,
+# and a tuple of names is both.
+ACCESS_EVENT_FIELDS = (
+    "at",
+    "user",
+    "username",
+    "patient",
+    "action",
+    "outcome",
+    "target",
+    "client_address",
+    "prev_hash",
+    "hash",
+)
+
+
 @admin.register(AccessEvent)
 class AccessEventAdmin(ReadOnlyAdmin):
     """The access log, for reading only: nobody adds, changes or deletes an event here."""
@@ -204,16 +221,5 @@ class AccessEventAdmin(ReadOnlyAdmin):
     search_fields = ["username", "target"]
     date_hierarchy = "at"
     ordering = ["-id"]
-    fields = [
-        "at",
-        "user",
-        "username",
-        "patient",
-        "action",
-        "outcome",
-        "target",
-        "client_address",
-        "prev_hash",
-        "hash",
-    ]
-    readonly_fields = fields
+    fields = ACCESS_EVENT_FIELDS
+    readonly_fields = ACCESS_EVENT_FIELDS

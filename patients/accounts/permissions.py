@@ -70,9 +70,10 @@ class RolePermission(BasePermission):
         if not (user and user.is_authenticated):
             return False
         needed = required_perms(view)
-        if request.method not in needed:
-            raise MethodNotAllowed(request.method)
-        return user.has_perms(needed[request.method])
+        method = request.method or ""  # None only on an HttpRequest built by hand
+        if method not in needed:
+            raise MethodNotAllowed(method)
+        return user.has_perms(needed[method])
 
 
 def required_perms(view: Any) -> Perms:

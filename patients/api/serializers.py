@@ -9,7 +9,7 @@ serializer fields below deliberately carry no range validators of their own.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -30,6 +30,9 @@ from patients.models import (
     TreatmentCycle,
 )
 from patients.services import CHANGE_REASON_MAX_LENGTH
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 _MESSAGES: dict[type[serializers.Field], dict[str, str]] = {
     serializers.IntegerField: {"invalid": "Enter a whole number."},
@@ -205,6 +208,15 @@ def flag_data(flag: rules.Flag) -> dict[str, str]:
     return {"code": str(flag.code), "severity": str(flag.severity), "message": flag.message}
 
 
+def give_assessments(
+    serializer: serializers.BaseSerializer[CTCDraw], assessments: dict[int, rules.DrawAssessment]
+) -> None:
+    """Hand a draw serializer (and its list's every row) the assessed draws to show."""
+    # DRF's context is the dict the serializer was given (or its own); its stubs type it
+    # as a read-only Mapping since 3.17 (typeddjango/djangorestframework-stubs#946).
+    serializer.context["assessments"] = assessments  # type: ignore[index]
+
+
 class DrawSerializer(ClinicalSerializer):
     """A draw with what the rules say about it (computed on read, never stored).
 
@@ -220,7 +232,9 @@ class DrawSerializer(ClinicalSerializer):
         required=False, allow_blank=True, allow_null=True, max_length=64
     )
     comment = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    entered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    entered_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     version = serializers.IntegerField(required=False)
     reason = serializers.CharField(
         write_only=True,
@@ -264,7 +278,7 @@ class DrawSerializer(ClinicalSerializer):
         assessments = self.context.get("assessments")
         if assessments is None or draw.pk not in assessments:
             assessments = series_for(draw.patient).by_draw_id
-            self.context["assessments"] = assessments
+            give_assessments(self, assessments)
         return assessments.get(draw.pk)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +289,9 @@ class DrawSerializer(ClinicalSerializer):
 
 
 class ImagingSerializer(ClinicalSerializer):
-    entered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    entered_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = ImagingAssessment
@@ -293,7 +309,9 @@ class ImagingSerializer(ClinicalSerializer):
 
 
 class AcknowledgementSerializer(serializers.ModelSerializer):
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     note = serializers.CharField(
         max_length=2000,
         error_messages={

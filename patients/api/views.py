@@ -9,14 +9,15 @@ declares the model permissions it needs in `required_perms`, which
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework import filters, generics
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from patients import access, audit, rules, services
@@ -32,6 +33,7 @@ from patients.api.serializers import (
     TherapyLineSerializer,
     WorklistQuerySerializer,
     flag_data,
+    give_assessments,
 )
 from patients.assessment import WorklistItem, series_for, worklist_page
 from patients.models import (
@@ -45,11 +47,18 @@ from patients.models import (
 )
 
 _READ_AND_EDIT = ["get", "patch", "head", "options"]
+M = TypeVar("M", bound=Model)
 
 
 def _new(validated: dict[str, Any]) -> dict[str, Any]:
     """The fields of a new record (no version or edit reason yet)."""
     return services.split_edit(validated).changes
+
+
+def _edited(serializer: BaseSerializer[M]) -> M:
+    """The row a PATCH edits: DRF's `update` builds its serializer on `get_object()`."""
+    assert serializer.instance is not None
+    return serializer.instance
 
 
 class AuditedRead:
@@ -84,7 +93,7 @@ class AuditedRead:
         return f"GET {request.path}"
 
 
-class PatientList(AuditedRead, generics.ListCreateAPIView):
+class PatientList(AuditedRead, generics.ListCreateAPIView[Patient]):
     required_perms = model_perms(Patient)
     serializer_class = PatientSerializer
     filter_backends = [filters.SearchFilter]
@@ -96,13 +105,13 @@ class PatientList(AuditedRead, generics.ListCreateAPIView):
     def patients_read(self, response: Response) -> list[int]:
         return [p["id"] for p in response.data["results"]]
 
-    def perform_create(self, serializer: PatientSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Patient]) -> None:
         serializer.instance = services.register_patient(
             by=self.request.user, **_new(serializer.validated_data)
         )
 
 
-class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
+class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView[Patient]):
     required_perms = model_perms(Patient)
     serializer_class = PatientSerializer
     http_method_names = _READ_AND_EDIT
@@ -113,10 +122,10 @@ class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     def patients_read(self, response: Response) -> list[int]:
         return [self.object_read.pk]
 
-    def perform_update(self, serializer: PatientSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Patient]) -> None:
         changes, version, reason = services.split_edit(serializer.validated_data)
         serializer.instance = services.update_patient(
-            patient=serializer.instance,
+            patient=_edited(serializer),
             by=self.request.user,
             changes=changes,
             version=version,
@@ -124,7 +133,7 @@ class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView):
         )
 
 
-class TherapyLineList(AuditedRead, generics.ListCreateAPIView):
+class TherapyLineList(AuditedRead, generics.ListCreateAPIView[TherapyLine]):
     required_perms = model_perms(TherapyLine)
     serializer_class = TherapyLineSerializer
     pagination_class = None  # a patient has a handful of lines
@@ -136,13 +145,13 @@ class TherapyLineList(AuditedRead, generics.ListCreateAPIView):
     def get_queryset(self) -> QuerySet[TherapyLine]:
         return access.lines(self.request.user).filter(patient=self.patient).order_by("line_number")
 
-    def perform_create(self, serializer: TherapyLineSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[TherapyLine]) -> None:
         serializer.instance = services.add_therapy_line(
             patient=self.patient, by=self.request.user, **serializer.validated_data
         )
 
 
-class CycleList(AuditedRead, generics.ListCreateAPIView):
+class CycleList(AuditedRead, generics.ListCreateAPIView[TreatmentCycle]):
     required_perms = model_perms(TreatmentCycle)
     serializer_class = CycleSerializer
     pagination_class = None
@@ -157,13 +166,13 @@ class CycleList(AuditedRead, generics.ListCreateAPIView):
     def get_queryset(self) -> QuerySet[TreatmentCycle]:
         return access.cycles(self.request.user).filter(therapy_line=self.line).order_by("number")
 
-    def perform_create(self, serializer: CycleSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[TreatmentCycle]) -> None:
         serializer.instance = services.plan_cycle(
             line=self.line, by=self.request.user, **_new(serializer.validated_data)
         )
 
 
-class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
+class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView[TreatmentCycle]):
     required_perms = model_perms(TreatmentCycle)
     serializer_class = CycleSerializer
     http_method_names = _READ_AND_EDIT
@@ -174,10 +183,10 @@ class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     def patients_read(self, response: Response) -> list[int]:
         return [self.object_read.therapy_line.patient_id]
 
-    def perform_update(self, serializer: CycleSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[TreatmentCycle]) -> None:
         changes, version, reason = services.split_edit(serializer.validated_data)
         serializer.instance = services.update_cycle(
-            cycle=serializer.instance,
+            cycle=_edited(serializer),
             by=self.request.user,
             changes=changes,
             version=version,
@@ -185,7 +194,7 @@ class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView):
         )
 
 
-class DrawList(AuditedRead, generics.ListCreateAPIView):
+class DrawList(AuditedRead, generics.ListCreateAPIView[CTCDraw]):
     required_perms = model_perms(CTCDraw)
     serializer_class = DrawSerializer
     pagination_class = None  # a patient's series is read whole, oldest first
@@ -203,16 +212,16 @@ class DrawList(AuditedRead, generics.ListCreateAPIView):
         context = {**self.get_serializer_context(), "assessments": series.by_draw_id}
         return Response(DrawSerializer(series.all_draws(), many=True, context=context).data)
 
-    def perform_create(self, serializer: DrawSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[CTCDraw]) -> None:
         saved = services.record_draw_and_assess(
             patient=self.patient, by=self.request.user, **_new(serializer.validated_data)
         )
         # The answer shows the draw as the save assessed it: the rules run once.
-        serializer.context["assessments"] = saved.series.by_draw_id
+        give_assessments(serializer, saved.series.by_draw_id)
         serializer.instance = saved.draw
 
 
-class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
+class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView[CTCDraw]):
     required_perms = model_perms(CTCDraw)
     serializer_class = DrawSerializer
     http_method_names = _READ_AND_EDIT
@@ -223,16 +232,16 @@ class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView):
     def patients_read(self, response: Response) -> list[int]:
         return [self.object_read.patient_id]
 
-    def perform_update(self, serializer: DrawSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[CTCDraw]) -> None:
         changes, version, reason = services.split_edit(serializer.validated_data)
         saved = services.update_draw_and_assess(
-            draw=serializer.instance,
+            draw=_edited(serializer),
             by=self.request.user,
             changes=changes,
             version=version,
             reason=reason,
         )
-        serializer.context["assessments"] = saved.series.by_draw_id
+        give_assessments(serializer, saved.series.by_draw_id)
         serializer.instance = saved.draw
 
 
@@ -255,7 +264,7 @@ class DrawEnteredInError(APIView):
         return Response(DrawSerializer(draw, context={"request": request}).data)
 
 
-class ImagingList(AuditedRead, generics.ListCreateAPIView):
+class ImagingList(AuditedRead, generics.ListCreateAPIView[ImagingAssessment]):
     required_perms = model_perms(ImagingAssessment)
     serializer_class = ImagingSerializer
     pagination_class = None
@@ -272,7 +281,7 @@ class ImagingList(AuditedRead, generics.ListCreateAPIView):
             .order_by("performed_on", "id")
         )
 
-    def perform_create(self, serializer: ImagingSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[ImagingAssessment]) -> None:
         serializer.instance = services.record_imaging(
             patient=self.patient, by=self.request.user, **serializer.validated_data
         )
@@ -343,9 +352,12 @@ class Worklist(AuditedRead, APIView):
         items = worklist_page(
             start,
             days,
-            lambda due: pager.paginate_queryset(due, request, view=self) or [],
+            # DRF hands the cycles due to Django's paginator, which counts and slices them
+            # (DueCycles does both); DRF's stubs ask for a QuerySet or a Sequence instead.
+            lambda due: pager.paginate_queryset(due, request, view=self) or [],  # type: ignore[arg-type]
             among=access.cycles(request.user),
         ).items
+        assert pager.page is not None  # set by paginate_queryset, which raises on a bad page
         return Response(
             {
                 "from": start,
@@ -390,7 +402,7 @@ def _worklist_item_data(
     }
 
 
-class AcknowledgementList(AuditedRead, generics.ListCreateAPIView):
+class AcknowledgementList(AuditedRead, generics.ListCreateAPIView[Acknowledgement]):
     """A nurse or oncologist records having seen a cycle's flags, with a note."""
 
     required_perms = model_perms(Acknowledgement)
@@ -412,7 +424,7 @@ class AcknowledgementList(AuditedRead, generics.ListCreateAPIView):
             .order_by("acknowledged_at", "id")
         )
 
-    def perform_create(self, serializer: AcknowledgementSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Acknowledgement]) -> None:
         serializer.instance = services.acknowledge_cycle(
             cycle=self.cycle, by=self.request.user, note=serializer.validated_data["note"]
         )

@@ -13,14 +13,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar, overload
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
 
 from patients import rules
 from patients.assessment.series import PatientSeries, series_for_many
-from patients.models import Acknowledgement, CTCDraw, Patient, TreatmentCycle
+from patients.models import (
+    Acknowledgement,
+    CTCDraw,
+    Patient,
+    TreatmentCycle,
+    TreatmentCycleQuerySet,
+)
 
 logger = logging.getLogger(__name__)
 P = TypeVar("P", bound=Iterable[TreatmentCycle])
@@ -87,7 +93,7 @@ def due_cycles(
     *,
     oncologist_id: int | None = None,
     flagged: bool = False,
-    among: QuerySet[TreatmentCycle] | None = None,
+    among: TreatmentCycleQuerySet | None = None,
 ) -> DueCycles:
     """Upcoming cycles with day 1 in [start, start + days), in the worklist's order.
 
@@ -140,7 +146,13 @@ class DueCycles:
     def __iter__(self) -> Iterator[TreatmentCycle]:
         return iter(_in_worklist_order(self._due))
 
-    def __getitem__(self, rows: slice) -> list[TreatmentCycle]:
+    # Pages are slices. An index is refused, and the NoReturn overload says so to the
+    # paginators' types, which ask for one.
+    @overload
+    def __getitem__(self, rows: int) -> NoReturn: ...
+    @overload
+    def __getitem__(self, rows: slice) -> list[TreatmentCycle]: ...
+    def __getitem__(self, rows: int | slice) -> list[TreatmentCycle]:
         if not isinstance(rows, slice) or rows.step is not None:
             raise TypeError("a worklist is sliced into pages, not indexed")
         first, stop = rows.start or 0, rows.stop if rows.stop is not None else self.count()
@@ -216,7 +228,7 @@ def worklist_page(
     days: int,
     paginate: Callable[[DueCycles], P],
     *,
-    among: QuerySet[TreatmentCycle] | None,
+    among: TreatmentCycleQuerySet | None,
     oncologist_id: int | None = None,
     flagged: bool = False,
 ) -> WorklistPage[P]:

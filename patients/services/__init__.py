@@ -24,8 +24,8 @@ from patients.services.lab_results import (
 )
 from patients.services.records import (
     CHANGE_REASON_MAX_LENGTH,
+    Actor,
     DrawSaved,
-    User,
     acknowledge_cycle,
     add_therapy_line,
     delay_cycle_and_following,
@@ -49,6 +49,7 @@ __all__ = [
     "LAB_CORRECTED",
     "LAB_RECORDED",
     "LAB_UNCHANGED",
+    "Actor",
     "ConflictError",
     "DrawInput",
     "DrawSaved",
@@ -57,7 +58,6 @@ __all__ = [
     "LabOutcome",
     "LabResultInput",
     "LabResultsRefused",
-    "User",
     "acknowledge_cycle",
     "add_therapy_line",
     "delay_cycle_and_following",

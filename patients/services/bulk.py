@@ -18,7 +18,7 @@ from simple_history.utils import bulk_create_with_history
 from patients import assessment
 from patients.models import CTCDraw, Patient
 from patients.services.inputs import DrawInput
-from patients.services.records import CHANGE_REASON_MAX_LENGTH, User
+from patients.services.records import CHANGE_REASON_MAX_LENGTH, Actor, acting_account
 
 IMPORT_BATCH = 2000
 
@@ -28,7 +28,7 @@ def import_draws(
     *,
     rows: Sequence[DrawInput],
     patients: Mapping[str, Patient],
-    by: User,
+    by: Actor,
     source: str,
     progress: Callable[[int], None] | None = None,
 ) -> list[int]:
@@ -68,8 +68,9 @@ def _draw_writer() -> DrawWriter:
 
 
 def _bulk_create_draws(
-    rows: Sequence[DrawInput], *, patients: Mapping[str, Patient], by: User, reason: str
+    rows: Sequence[DrawInput], *, patients: Mapping[str, Patient], by: Actor, reason: str
 ) -> list[int]:
+    entered_by = acting_account(by)
     draws = [
         CTCDraw(
             patient=patients[row.mrn],
@@ -79,7 +80,7 @@ def _bulk_create_draws(
             ctc_count=row.ctc_count,
             accession=row.accession,
             comment=row.comment,
-            entered_by=by,
+            entered_by=entered_by,
         )
         for row in rows
     ]
@@ -117,7 +118,7 @@ COPY_HISTORY_COLUMNS = (
 
 
 def _copy_draws(
-    rows: Sequence[DrawInput], *, patients: Mapping[str, Patient], by: User, reason: str
+    rows: Sequence[DrawInput], *, patients: Mapping[str, Patient], by: Actor, reason: str
 ) -> list[int]:
     """The draws and their history rows, as `_bulk_create_draws` writes them, by COPY.
 

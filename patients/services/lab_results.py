@@ -17,7 +17,7 @@ from django.db import transaction
 
 from patients.models import CTCDraw, DrawStatus, Patient
 from patients.services.inputs import LabResultInput
-from patients.services.records import User, record_draw, update_draw
+from patients.services.records import Actor, record_draw, update_draw
 
 LAB_RECORDED = "recorded"
 LAB_CORRECTED = "corrected"
@@ -51,7 +51,7 @@ class LabResultsRefused(Exception):
 def record_lab_results(
     *,
     results: Sequence[LabResultInput],
-    by: User,
+    by: Actor,
     source: str,
     now: datetime | None = None,
 ) -> list[LabOutcome]:
@@ -126,7 +126,7 @@ def _store_lab_result(
     result: LabResultInput,
     patient: Patient,
     draw: CTCDraw | None,
-    by: User,
+    by: Actor,
     source: str,
     now: datetime | None,
 ) -> LabOutcome:

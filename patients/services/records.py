@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -44,12 +44,17 @@ from patients.models import (
     Patient,
     TherapyLine,
     TreatmentCycle,
+    Versioned,
 )
 from patients.rules import Flag
 from patients.services.conflicts import ConflictError
 
-User = AbstractBaseUser | AnonymousUser
-M = TypeVar("M", bound=models.Model)
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+# Whoever acts: the request's user (pages, API), or a system account (imports, lab interfaces).
+Actor = AbstractBaseUser | AnonymousUser
+V = TypeVar("V", bound=Versioned)
 Errors = dict[str, list[str]]
 
 
@@ -71,7 +76,7 @@ PATIENT_FIELDS = frozenset(
 
 
 @transaction.atomic
-def register_patient(*, by: User, **fields: Any) -> Patient:
+def register_patient(*, by: Actor, **fields: Any) -> Patient:
     _reject_unknown(fields, PATIENT_FIELDS)
     patient = Patient(**fields)
     _validate(patient, {})
@@ -83,7 +88,7 @@ def register_patient(*, by: User, **fields: Any) -> Patient:
 def update_patient(
     *,
     patient: Patient,
-    by: User,
+    by: Actor,
     changes: Mapping[str, Any],
     version: int | None = None,
     reason: str = "",
@@ -114,7 +119,7 @@ def _patient_date_errors(patient: Patient) -> Errors:
 def add_therapy_line(
     *,
     patient: Patient,
-    by: User,
+    by: Actor,
     regimen: str,
     start_date: date,
     cycle_length_days: int,
@@ -161,7 +166,7 @@ LINE_FIELDS = frozenset(
 
 @transaction.atomic
 def update_therapy_line(
-    *, line: TherapyLine, by: User, changes: Mapping[str, Any], reason: str = ""
+    *, line: TherapyLine, by: Actor, changes: Mapping[str, Any], reason: str = ""
 ) -> TherapyLine:
     _reject_unknown(changes, LINE_FIELDS)
     line = TherapyLine.objects.select_for_update().get(pk=line.pk)
@@ -186,7 +191,7 @@ CYCLE_FIELDS = frozenset({"number", "scheduled_date", "given_date", "status", "s
 
 
 @transaction.atomic
-def plan_cycle(*, line: TherapyLine, by: User, **fields: Any) -> TreatmentCycle:
+def plan_cycle(*, line: TherapyLine, by: Actor, **fields: Any) -> TreatmentCycle:
     _reject_unknown(fields, CYCLE_FIELDS)
     cycle = TreatmentCycle(therapy_line=line, **fields)
     _validate(cycle, _cycle_errors(cycle))
@@ -199,7 +204,7 @@ def plan_cycle(*, line: TherapyLine, by: User, **fields: Any) -> TreatmentCycle:
 def update_cycle(
     *,
     cycle: TreatmentCycle,
-    by: User,
+    by: Actor,
     changes: Mapping[str, Any],
     version: int | None = None,
     reason: str = "",
@@ -217,7 +222,7 @@ def update_cycle(
 def delay_cycle_and_following(
     *,
     cycle: TreatmentCycle,
-    by: User,
+    by: Actor,
     new_date: date,
     reason: str,
     version: int | None = None,
@@ -300,7 +305,7 @@ class DrawSaved:
         return found.flags if found else ()
 
 
-def record_draw(*, patient: Patient, by: User, **fields: Any) -> CTCDraw:
+def record_draw(*, patient: Patient, by: Actor, **fields: Any) -> CTCDraw:
     """Record a new draw: the fields of `record_draw_and_assess`, the draw alone back."""
     return record_draw_and_assess(patient=patient, by=by, **fields).draw
 
@@ -309,7 +314,7 @@ def record_draw(*, patient: Patient, by: User, **fields: Any) -> CTCDraw:
 def record_draw_and_assess(
     *,
     patient: Patient,
-    by: User,
+    by: Actor,
     drawn_at: datetime,
     status: str = DrawStatus.RESULTED,
     ctc_count: int | None = None,
@@ -326,14 +331,14 @@ def record_draw_and_assess(
         blood_volume_ml=blood_volume_ml,
         accession=(accession or "").strip(),
         comment=comment or "",
-        entered_by=by,
+        entered_by=acting_account(by),
     )
     _validate(draw, _draw_errors(draw, now or timezone.now()))
     _save(draw, by=by, reason="Draw recorded")
     return DrawSaved(draw, _touch(patient.pk))
 
 
-def update_draw(*, draw: CTCDraw, by: User, **edit: Any) -> CTCDraw:
+def update_draw(*, draw: CTCDraw, by: Actor, **edit: Any) -> CTCDraw:
     """Correct a draw: the arguments of `update_draw_and_assess`, the draw alone back."""
     return update_draw_and_assess(draw=draw, by=by, **edit).draw
 
@@ -342,7 +347,7 @@ def update_draw(*, draw: CTCDraw, by: User, **edit: Any) -> CTCDraw:
 def update_draw_and_assess(
     *,
     draw: CTCDraw,
-    by: User,
+    by: Actor,
     changes: Mapping[str, Any],
     version: int | None = None,
     reason: str = "",
@@ -362,7 +367,7 @@ def update_draw_and_assess(
 
 @transaction.atomic
 def mark_draw_entered_in_error(
-    *, draw: CTCDraw, by: User, reason: str, version: int | None = None
+    *, draw: CTCDraw, by: Actor, reason: str, version: int | None = None
 ) -> CTCDraw:
     """Keep a wrong draw on record, marked and left out of every rule and chart."""
     draw = _lock(draw, version)
@@ -400,7 +405,7 @@ def _draw_errors(draw: CTCDraw, now: datetime) -> Errors:
 def record_imaging(
     *,
     patient: Patient,
-    by: User,
+    by: Actor,
     performed_on: date,
     modality: str,
     response: str,
@@ -413,7 +418,7 @@ def record_imaging(
         modality=modality,
         response=response,
         note=note or "",
-        entered_by=by,
+        entered_by=acting_account(by),
     )
     errors: Errors = {}
     if performed_on and performed_on > (today or timezone.localdate()):
@@ -430,7 +435,7 @@ def record_imaging(
 
 
 @transaction.atomic
-def acknowledge_cycle(*, cycle: TreatmentCycle, by: User, note: str) -> Acknowledgement:
+def acknowledge_cycle(*, cycle: TreatmentCycle, by: Actor, note: str) -> Acknowledgement:
     """Record that `by` has seen the flags `cycle` has now; the flags themselves stay.
 
     The flags are assessed here, from the record, not taken from the caller: what
@@ -439,7 +444,7 @@ def acknowledge_cycle(*, cycle: TreatmentCycle, by: User, note: str) -> Acknowle
     flags = assessment.series_for(cycle.therapy_line.patient).cycle_assessment(cycle).flags
     ack = Acknowledgement(
         cycle=cycle,
-        acknowledged_by=by,
+        acknowledged_by=acting_account(by),
         note=(note or "").strip(),
         flags=[{"code": f.code, "severity": f.severity, "message": f.message} for f in flags],
     )
@@ -466,6 +471,17 @@ def system_user(username: str) -> AbstractBaseUser:
 # --- shared steps ---------------------------------------------------------------
 
 
+def acting_account(by: Actor) -> User:
+    """`by` as an `entered_by` or `acknowledged_by` column records it: a user account.
+
+    Django refuses anything else in such a foreign key with a ValueError, and so does
+    this, before the row is built: an anonymous user never enters data.
+    """
+    if isinstance(by, get_user_model()):
+        return by
+    raise ValueError(f"{by!r} is not a user account: it cannot enter clinical data.")
+
+
 def _reject_unknown(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
     unknown = sorted(set(fields) - allowed)
     if unknown:
@@ -473,10 +489,11 @@ def _reject_unknown(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
         raise TypeError(f"Unknown field(s): {', '.join(unknown)}")
 
 
-def _lock(instance: M, version: int | None) -> M:
+def _lock(instance: V, version: int | None) -> V:
     """Re-read the row under a lock and refuse an edit based on an older version."""
-    fresh = type(instance).objects.select_for_update().get(pk=instance.pk)
-    if version is not None and version != fresh.version:  # type: ignore[attr-defined]
+    # The default manager is each versioned model's `objects`, and is typed on any model.
+    fresh = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+    if version is not None and version != fresh.version:
         raise ConflictError(fresh, version)
     return fresh
 
@@ -524,10 +541,11 @@ def _touch(patient_id: int) -> assessment.PatientSeries:
 CHANGE_REASON_MAX_LENGTH = 100
 
 
-def _save(instance: models.Model, *, by: User, reason: str) -> None:
-    # simple-history reads these two attributes when it writes the history row.
-    instance._history_user = by if getattr(by, "is_authenticated", False) else None
-    instance._change_reason = _fitted(reason or "") or None
+def _save(instance: models.Model, *, by: Actor, reason: str) -> None:
+    # simple-history reads these two attributes when it writes the history row. It sets
+    # and reads them on any model instance at runtime; no model declares them.
+    instance._history_user = by if getattr(by, "is_authenticated", False) else None  # type: ignore[attr-defined]
+    instance._change_reason = _fitted(reason or "") or None  # type: ignore[attr-defined]
     if instance.pk is not None and hasattr(instance, "version"):
         instance.version += 1
     instance.save()

@@ -7,7 +7,7 @@ every message appears next to the field it names and nothing is saved.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -26,6 +26,9 @@ from patients.models import (
 )
 from patients.roles import ONCOLOGIST
 from patients.services import CHANGE_REASON_MAX_LENGTH
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
@@ -57,7 +60,7 @@ class VersionedForm(ServiceForm):
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
 
-def oncologist_choices() -> forms.ModelChoiceField:
+def oncologist_choices() -> forms.ModelChoiceField[User]:
     return forms.ModelChoiceField(
         queryset=get_user_model()
         .objects.filter(groups__name=ONCOLOGIST, is_active=True)
@@ -158,7 +161,9 @@ class DrawForm(VersionedForm):
     def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.editing = editing
-        self.fields["drawn_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        drawn_at = self.fields["drawn_at"]
+        assert isinstance(drawn_at, forms.DateTimeField)  # the model's DateTimeField
+        drawn_at.input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
         self.fields["ctc_count"].widget.attrs.update({"min": 0, "step": 1})
         self.fields["blood_volume_ml"].widget.attrs.update({"step": "0.01", "min": "0.01"})
         if editing:
@@ -198,12 +203,15 @@ class WorklistFilterForm(forms.Form):
     start = forms.DateField(required=False, label="From", widget=DateInput())
     days = forms.IntegerField(required=False, min_value=1, max_value=60, label="Days")
     flagged = forms.BooleanField(required=False, label="Flagged only")
-    oncologist = forms.ModelChoiceField(queryset=None, required=False, empty_label="All")
+    oncologist: forms.ModelChoiceField[User] = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="All"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["oncologist"] = oncologist_choices()
-        self.fields["oncologist"].empty_label = "All oncologists"
+        oncologists = oncologist_choices()
+        oncologists.empty_label = "All oncologists"
+        self.fields["oncologist"] = oncologists
 
     def start_date(self, today: date) -> date:
         return (self.cleaned_data.get("start") if self.is_valid() else None) or today

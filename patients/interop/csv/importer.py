@@ -30,7 +30,7 @@ def plan_csv(text: str) -> ImportPlan:
 def import_plan(
     plan: ImportPlan,
     *,
-    by: services.User,
+    by: services.Actor,
     source: str,
     channel: str,
     request: Any = None,
@@ -53,7 +53,7 @@ def import_plan(
 
 
 def import_csv(
-    text: str, *, by: services.User, source: str, channel: str, request: Any = None
+    text: str, *, by: services.Actor, source: str, channel: str, request: Any = None
 ) -> ImportPlan:
     """Plan a CSV text and import its new draws if every row is good; returns the plan.
 

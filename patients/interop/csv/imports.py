@@ -119,7 +119,9 @@ def _parse_row(
     def fail(name: str, message: str) -> None:
         errors.append(RowError(line, name, message))
 
-    mrn = value("mrn") or fail("mrn", "required")
+    mrn = value("mrn")
+    if not mrn:
+        fail("mrn", "required")
     drawn_at = _parse_time(value("drawn_at"), tz, now, fail)
     volume = _parse_volume(value("blood_volume_ml"), fail)
     status = _parse_status(value("status"), fail)
@@ -128,7 +130,7 @@ def _parse_row(
     if len(accession) > 64:
         fail("accession", "at most 64 characters")
     comment = value("comment")
-    for name, text in (("accession", accession), ("comment", comment), ("mrn", mrn or "")):
+    for name, text in (("accession", accession), ("comment", comment), ("mrn", mrn)):
         if "\x00" in text:
             fail(name, "contains a NUL character")
     if errors:
@@ -149,12 +151,15 @@ def _parse_row(
 
 def _parse_time(text: str, tz: tzinfo, now: datetime, fail: Fail) -> datetime | None:  # noqa: ANN001
     if not text:
-        return fail("drawn_at", "required")
+        fail("drawn_at", "required")
+        return None
     parsed = _iso_or_local(text, tz)
     if parsed is None:
-        return fail("drawn_at", f"'{text}' is not a date and time (use 2026-03-01 08:30)")
+        fail("drawn_at", f"'{text}' is not a date and time (use 2026-03-01 08:30)")
+        return None
     if parsed > now:
-        return fail("drawn_at", "is in the future")
+        fail("drawn_at", "is in the future")
+        return None
     return parsed
 
 
@@ -182,11 +187,14 @@ def _parse_volume(text: str, fail: Fail) -> Decimal | None:  # noqa: ANN001
     try:
         volume = Decimal(text)
     except InvalidOperation:
-        return fail("blood_volume_ml", f"'{text}' is not a number")
+        fail("blood_volume_ml", f"'{text}' is not a number")
+        return None
     if not volume.is_finite() or volume <= 0 or volume > MAX_VOLUME_ML:
-        return fail("blood_volume_ml", "must be more than 0 and at most 50 mL")
+        fail("blood_volume_ml", "must be more than 0 and at most 50 mL")
+        return None
     if volume.as_tuple().exponent < -2:  # type: ignore[operator]
-        return fail("blood_volume_ml", "use at most 2 decimal places")
+        fail("blood_volume_ml", "use at most 2 decimal places")
+        return None
     return volume
 
 
@@ -194,7 +202,8 @@ def _parse_status(text: str, fail: Fail) -> str | None:  # noqa: ANN001
     status = text.lower()
     if status not in DRAW_STATUSES:
         shown = f"'{text}'" if text else "empty"
-        return fail("status", f"{shown} is not one of: {', '.join(DrawStatus.values)}")
+        fail("status", f"{shown} is not one of: {', '.join(DrawStatus.values)}")
+        return None
     return status
 
 
@@ -204,12 +213,15 @@ def _parse_count(text: str, status: str | None, fail: Fail) -> int | None:  # no
             fail("ctc_count", f"a {status} draw has no count; leave it empty")
         return None
     if not text:
-        return fail("ctc_count", "a resulted draw needs a count (0 or more)")
+        fail("ctc_count", "a resulted draw needs a count (0 or more)")
+        return None
     if not text.isdigit():
-        return fail("ctc_count", f"'{text}' is not a whole number of cells (0 or more)")
+        fail("ctc_count", f"'{text}' is not a whole number of cells (0 or more)")
+        return None
     count = int(text)
     if count > MAX_CTC_COUNT:
-        return fail("ctc_count", "above 1,000,000 cells is not plausible")
+        fail("ctc_count", "above 1,000,000 cells is not plausible")
+        return None
     return count
 
 

@@ -40,6 +40,7 @@ class UploadForm(forms.Form):
         help_text="Columns: mrn, drawn_at, blood_volume_ml (optional, default 7.5), status, "
         "ctc_count, accession, comment. Times without an offset are clinic time.",
     )
+    file_name = ""  # the uploaded file's, once clean
 
     def full_clean(self) -> None:
         super().full_clean()
@@ -47,6 +48,7 @@ class UploadForm(forms.Form):
 
     def clean_file(self) -> str:
         upload = self.cleaned_data["file"]
+        self.file_name = upload.name  # never empty: FileField refuses a file without a name
         if upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError(
                 "The file is larger than 5 MB; split it or use the command."
@@ -65,7 +67,7 @@ class UploadForm(forms.Form):
 def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        text, name = form.cleaned_data["file"], request.FILES["file"].name
+        text, name = form.cleaned_data["file"], form.file_name
         plan = importer.plan_csv(text)
         request.session[SESSION_KEY] = {"name": name, "text": text, "digest": _digest(text)}
         return _preview(request, plan, name, _digest(text))

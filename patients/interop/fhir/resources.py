@@ -40,7 +40,7 @@ IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
 LOINC_DISPLAYS = {"68123-9": "Circulating tumor cells.prostate [#/volume] in Blood"}
 CODE_TEXT = "CellSearch circulating tumour cell count"
 
-_STATUS = {
+_STATUS: dict[str, str] = {  # by a draw's status, as stored
     DrawStatus.RESULTED: "final",
     DrawStatus.REJECTED: "final",
     DrawStatus.FAILED: "final",
@@ -119,8 +119,9 @@ def _code(cancer_type: str) -> dict[str, Any]:
 
 def _value(draw: CTCDraw) -> dict[str, Any]:
     """`valueQuantity` (per 7.5 mL) for a count; `dataAbsentReason` for a draw that has none."""
-    if draw.status == DrawStatus.RESULTED and draw.ctc_count is not None:
-        return {"valueQuantity": {"value": rate_value(draw), "unit": UNIT}}
+    count = draw.ctc_count
+    if draw.status == DrawStatus.RESULTED and count is not None:
+        return {"valueQuantity": {"value": rate_value(count, draw.blood_volume_ml), "unit": UNIT}}
     if draw.status in _ABSENT:
         code, display, text = _ABSENT[DrawStatus(draw.status)]
         coding = {"system": DATA_ABSENT_REASON, "code": code, "display": display}
@@ -128,13 +129,13 @@ def _value(draw: CTCDraw) -> dict[str, Any]:
     return {}  # pending or cancelled: no result yet, or never
 
 
-def rate_value(draw: CTCDraw) -> int | float:
-    """The rate per 7.5 mL as sent: at most two decimals, rounded down.
+def rate_value(ctc_count: int, blood_volume_ml: Decimal) -> int | float:
+    """The rate per 7.5 mL of a count in a volume (mL), as sent: at most two decimals, rounded down.
 
     Rounded down so that a rate below a cut-off is never sent as the cut-off
     (4.996 goes out as 4.99, not 5.00). Whole rates are sent as integers.
     """
-    rate = Decimal(draw.ctc_count) * STANDARD_VOLUME_ML / Decimal(draw.blood_volume_ml)
+    rate = Decimal(ctc_count) * STANDARD_VOLUME_ML / Decimal(blood_volume_ml)
     rounded = rate.quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
     return int(rounded) if rounded == rounded.to_integral_value() else float(rounded)
 

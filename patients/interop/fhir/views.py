@@ -7,7 +7,7 @@ permissions as API v1, and answer in `application/fhir+json`, errors included
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.exceptions import NotAcceptable, NotFound, ParseError
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,18 +43,19 @@ class FhirNegotiation(BaseContentNegotiation):
     acceptable = frozenset({fhir.CONTENT_TYPE, "application/json", "application/*", "*/*"})
     formats = frozenset({"", "json", fhir.CONTENT_TYPE, "application/json"})
 
-    def select_parser(self, request: Request, parsers: Sequence[Any]) -> None:
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> None:
         return None
 
     def select_renderer(
-        self, request: Request, renderers: Sequence[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
         accept = request.META.get("HTTP_ACCEPT", "")
         wanted = {part.split(";")[0].strip().lower() for part in accept.split(",")} - {""}
         requested_format = request.query_params.get("_format", "").strip().lower()
         if (wanted and not wanted & self.acceptable) or requested_format not in self.formats:
             raise NotAcceptable("This server answers in JSON only: application/fhir+json.")
-        return renderers[0], renderers[0].media_type
+        renderer = next(iter(renderers))  # the view's first renderer: JSON, as FHIR
+        return renderer, renderer.media_type
 
 
 _ISSUE_CODES = {
@@ -69,7 +71,9 @@ _ISSUE_CODES = {
 
 def fhir_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """The API's own handling (statuses, WWW-Authenticate), with an OperationOutcome body."""
-    response = api_settings.EXCEPTION_HANDLER(exc, context)
+    # DRF's settings import the handler from its dotted path; their stubs type the
+    # setting as it is written (a string, or the function).
+    response = api_settings.EXCEPTION_HANDLER(exc, context)  # type: ignore[operator]
     if response is None:
         return None
     code = _ISSUE_CODES.get(response.status_code, "exception")
