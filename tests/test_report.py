@@ -24,7 +24,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 
 from patients import rules
-from patients.reports import charts
+from patients.reports import chart_data
 from patients.reports.ctc_report import (
     FLAG_WORDS,
     ReportData,
@@ -93,7 +93,7 @@ def report_data(
     today: date | None = None,
     lines: tuple[rules.LineIn, ...] = (),
     cycles: tuple[rules.CycleIn, ...] = (),
-    imaging: tuple[charts.ImagingPoint, ...] = (),
+    imaging: tuple[chart_data.ImagingPoint, ...] = (),
     voided: tuple[VoidedDraw, ...] = (),
     accessions: dict[int, str] | None = None,
     comments: dict[int, str] | None = None,
@@ -119,7 +119,7 @@ def report_data(
         cancer_type=cancer_type,
         cutoff=cutoff,
         oncologist="Dr Amara Okafor",
-        chart=charts.ChartData(
+        chart=chart_data.ChartData(
             cancer_type=cancer_type,
             cutoff=cutoff,
             assessments=assessments,
@@ -179,10 +179,10 @@ def breast_conversion() -> ReportData:
         ),
     )
     imaging = (
-        charts.ImagingPoint(date(2025, 4, 30), "CT", "PR"),
-        charts.ImagingPoint(date(2025, 6, 30), "CT", "PD"),
-        charts.ImagingPoint(date(2025, 6, 30), "Bone scan", "SD"),
-        charts.ImagingPoint(date(2025, 9, 29), "CT", "SD"),
+        chart_data.ImagingPoint(date(2025, 4, 30), "CT", "PR"),
+        chart_data.ImagingPoint(date(2025, 6, 30), "CT", "PD"),
+        chart_data.ImagingPoint(date(2025, 6, 30), "Bone scan", "SD"),
+        chart_data.ImagingPoint(date(2025, 9, 29), "CT", "SD"),
     )
     return report_data(
         draws,
