@@ -25,13 +25,8 @@ from matplotlib.textpath import text_to_path
 
 from patients import rules
 from patients.reports import chart_data
-from patients.reports.ctc_report import (
-    FLAG_WORDS,
-    ReportData,
-    VoidedDraw,
-    flag_explanation,
-    report_pdf,
-)
+from patients.reports.ctc_report import ReportData, flag_explanation, report_pdf
+from patients.reports.report_data import FLAG_WORDS, VoidedDraw
 
 CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 LONDON = ZoneInfo("Europe/London")

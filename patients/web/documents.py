@@ -17,6 +17,7 @@ from patients import assessment, rules
 from patients.models import ImagingAssessment, Patient
 from patients.reports import ctc_report
 from patients.reports.chart_data import ChartData, ImagingPoint
+from patients.reports.report_data import VoidedDraw
 
 
 def imaging_of(patient: Patient) -> list[ImagingAssessment]:
@@ -62,8 +63,7 @@ def report_data(
         chart=chart,
         assessments=series.assessments,
         voided=[
-            ctc_report.VoidedDraw(d.drawn_at, d.ctc_count, d.status, d.error_reason)
-            for d in series.voided
+            VoidedDraw(d.drawn_at, d.ctc_count, d.status, d.error_reason) for d in series.voided
         ],
         cycles=_cycles(series),
         imaging=chart.imaging,
