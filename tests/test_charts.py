@@ -24,8 +24,9 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from patients import rules
-from patients.reports import charts
-from patients.reports.charts import ChartData, ImagingPoint
+from patients.reports import chart_geometry, charts, sparkline
+from patients.reports.chart_data import ChartData, ImagingPoint
+from patients.reports.chart_text import chart_text_alternative
 
 CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -266,7 +267,7 @@ def test_the_chart_never_says_progression_or_change_therapy():
     for build in (breast_conversion_data, prostate_very_high_data, empty_data, no_cutoff_data):
         data = build()
         svg = svg_text(data).lower()
-        alternative = charts.chart_text_alternative(data).lower()
+        alternative = chart_text_alternative(data).lower()
         for words in ("progression", "change therapy"):
             assert words not in svg
             assert words not in alternative
@@ -416,7 +417,7 @@ def test_the_module_never_imports_pyplot_or_django():
 
 
 def test_the_sparkline_is_a_small_valid_svg_with_one_point_per_evaluable_draw():
-    svg = charts.sparkline_svg([12.0, 3.0, None, 0.0, 8.0], 5)
+    svg = sparkline.sparkline_svg([12.0, 3.0, None, 0.0, 8.0], 5)
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
     assert root.get("viewBox") == "0 0 120 28"
@@ -427,7 +428,7 @@ def test_the_sparkline_is_a_small_valid_svg_with_one_point_per_evaluable_draw():
 
 
 def test_the_sparkline_says_what_it_shows_for_screen_readers():
-    root = ET.fromstring(charts.sparkline_svg([12.0, None, 1.5], 5))
+    root = ET.fromstring(sparkline.sparkline_svg([12.0, None, 1.5], 5))
 
     assert root.get("role") == "img"
     assert root.get("aria-label") == (
@@ -436,7 +437,7 @@ def test_the_sparkline_says_what_it_shows_for_screen_readers():
 
 
 def test_the_sparkline_draws_higher_counts_higher():
-    root = ET.fromstring(charts.sparkline_svg([0.0, 20000.0], None))
+    root = ET.fromstring(sparkline.sparkline_svg([0.0, 20000.0], None))
     ns = "{http://www.w3.org/2000/svg}"
 
     low, high = (float(c.get("cy")) for c in root.findall(f"{ns}circle"))
@@ -445,36 +446,36 @@ def test_the_sparkline_draws_higher_counts_higher():
 
 
 def test_the_sparkline_is_ready_to_inline_in_html():
-    svg = charts.sparkline_svg([3.0, 8.0], 5)
+    svg = sparkline.sparkline_svg([3.0, 8.0], 5)
     assert svg.startswith(b"<svg")
     assert b"<!DOCTYPE" not in svg and b"<metadata" not in svg
 
 
 def test_the_sparkline_handles_no_evaluable_draws_and_no_cut_off():
     for rates, cutoff in (([], 5), ([None, None], 5), ([2.0, 30.0], None), ([0.0], 3)):
-        ET.fromstring(charts.sparkline_svg(rates, cutoff))
+        ET.fromstring(sparkline.sparkline_svg(rates, cutoff))
 
 
 def test_the_sparkline_is_deterministic():
-    assert charts.sparkline_svg([1.0, 20000.0], 5) == charts.sparkline_svg([1.0, 20000.0], 5)
+    assert sparkline.sparkline_svg([1.0, 20000.0], 5) == sparkline.sparkline_svg([1.0, 20000.0], 5)
 
 
 @given(st.floats(min_value=-1e7, max_value=1e7, allow_nan=False))
 def test_the_sparkline_symlog_is_matplotlibs_to_the_last_bit(y):
-    assert charts._symlog_scalar(y) == charts._symlog(y)
+    assert chart_geometry.symlog_scalar(y) == chart_geometry.symlog(y)
 
 
 def test_the_sparkline_symlog_matches_over_every_rate_to_a_tenth_up_to_30000():
     # One in tens of thousands of these differs in the last bit with math.log.
     rates = np.arange(300_001) / 10
-    expected = charts._SYMLOG.transform(rates.reshape(-1, 1))[:, 0]
+    expected = chart_geometry.SYMLOG.transform(rates.reshape(-1, 1))[:, 0]
 
-    assert [charts._symlog_scalar(float(r)) for r in rates] == expected.tolist()
+    assert [chart_geometry.symlog_scalar(float(r)) for r in rates] == expected.tolist()
 
 
 @pytest.mark.parametrize("y", [0.0, 1.0, 9.999, 10.0, 10.000001, 12.5, 5e3, 2e4, -3.0, -40.0])
 def test_the_sparkline_symlog_matches_at_the_edges(y):
-    assert charts._symlog_scalar(y) == charts._symlog(y)
+    assert chart_geometry.symlog_scalar(y) == chart_geometry.symlog(y)
 
 
 @given(
@@ -482,10 +483,11 @@ def test_the_sparkline_symlog_matches_at_the_edges(y):
     cutoff=st.sampled_from([None, 3, 5]),
 )
 def test_the_sparkline_is_the_one_matplotlibs_transform_draws(rates, cutoff):
-    ours = charts.sparkline_svg(rates, cutoff)
+    ours = sparkline.sparkline_svg(rates, cutoff)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(charts, "_symlog_scalar", charts._symlog)  # the reference it replaced
-        reference = charts.sparkline_svg(rates, cutoff)
+        # The reference it replaced.
+        patch.setattr(sparkline, "symlog_scalar", chart_geometry.symlog)
+        reference = sparkline.sparkline_svg(rates, cutoff)
 
     assert ours == reference
 
@@ -494,7 +496,7 @@ def test_the_sparkline_is_the_one_matplotlibs_transform_draws(rates, cutoff):
 
 
 def test_the_text_alternative_gives_the_latest_count_category_and_number_of_draws():
-    text = charts.chart_text_alternative(breast_conversion_data())
+    text = chart_text_alternative(breast_conversion_data())
     assert "Latest CTC count 1 CTC/7.5 mL on 2025-10-23, favourable (cut-off 5)" in text
     assert "12 draws (11 evaluable)" in text
     assert "down from 2 CTC/7.5 mL on 2025-09-11" in text
@@ -502,7 +504,7 @@ def test_the_text_alternative_gives_the_latest_count_category_and_number_of_draw
 
 def test_the_text_alternative_quotes_the_flags_of_the_latest_draw():
     draws = [draw(date(2025, 1, 6), 1), draw(date(2025, 2, 3), 9)]
-    text = charts.chart_text_alternative(chart_data("breast", draws, today=date(2025, 3, 1)))
+    text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 3, 1)))
     assert "Latest CTC count 9 CTC/7.5 mL on 2025-02-03, unfavourable (cut-off 5)" in text
     assert "up from 1 CTC/7.5 mL" in text
     assert "Converted to unfavourable" in text
@@ -510,17 +512,17 @@ def test_the_text_alternative_quotes_the_flags_of_the_latest_draw():
 
 def test_the_text_alternative_says_when_the_latest_draw_was_not_evaluable():
     draws = [draw(date(2025, 1, 6), 0), draw(date(2025, 2, 3), status="failed")]
-    text = charts.chart_text_alternative(chart_data("breast", draws, today=date(2025, 3, 1)))
+    text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 3, 1)))
     assert "none detected in 7.5 mL" in text
     assert "Not evaluable (failed" in text
 
 
 def test_the_text_alternative_handles_no_draws():
-    assert charts.chart_text_alternative(empty_data()) == "No CTC draws recorded yet."
+    assert chart_text_alternative(empty_data()) == "No CTC draws recorded yet."
 
 
 def test_the_text_alternative_does_not_classify_without_a_cut_off():
     draws = [draw(date(2025, 1, 6), 4)]
-    text = charts.chart_text_alternative(chart_data("melanoma", draws, today=date(2025, 2, 1)))
+    text = chart_text_alternative(chart_data("melanoma", draws, today=date(2025, 2, 1)))
     assert "not classified (no cut-off for melanoma)" in text
     assert "1 draw (1 evaluable)" in text

@@ -13,7 +13,7 @@ import pytest
 from patients import rules, wording
 from patients.interop.fhir import resources
 from patients.models import CTCDraw, Patient
-from patients.reports import charts, ctc_report
+from patients.reports import chart_data, ctc_report
 from patients.web import presenters
 
 DRAWN_AT = datetime(2025, 10, 2, 9, 30, tzinfo=UTC)
@@ -37,7 +37,7 @@ def _assessed(count: int, volume: str) -> rules.DrawAssessment:
 
 
 def _report(found: rules.DrawAssessment) -> ctc_report.ReportData:
-    chart = charts.ChartData(
+    chart = chart_data.ChartData(
         cancer_type="breast",
         cutoff=5,
         assessments=[found],

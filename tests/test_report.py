@@ -24,14 +24,9 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 
 from patients import rules
-from patients.reports import charts
-from patients.reports.ctc_report import (
-    FLAG_WORDS,
-    ReportData,
-    VoidedDraw,
-    flag_explanation,
-    report_pdf,
-)
+from patients.reports import chart_data
+from patients.reports.ctc_report import ReportData, flag_explanation, report_pdf
+from patients.reports.report_data import FLAG_WORDS, VoidedDraw
 
 CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 LONDON = ZoneInfo("Europe/London")
@@ -93,7 +88,7 @@ def report_data(
     today: date | None = None,
     lines: tuple[rules.LineIn, ...] = (),
     cycles: tuple[rules.CycleIn, ...] = (),
-    imaging: tuple[charts.ImagingPoint, ...] = (),
+    imaging: tuple[chart_data.ImagingPoint, ...] = (),
     voided: tuple[VoidedDraw, ...] = (),
     accessions: dict[int, str] | None = None,
     comments: dict[int, str] | None = None,
@@ -119,7 +114,7 @@ def report_data(
         cancer_type=cancer_type,
         cutoff=cutoff,
         oncologist="Dr Amara Okafor",
-        chart=charts.ChartData(
+        chart=chart_data.ChartData(
             cancer_type=cancer_type,
             cutoff=cutoff,
             assessments=assessments,
@@ -179,10 +174,10 @@ def breast_conversion() -> ReportData:
         ),
     )
     imaging = (
-        charts.ImagingPoint(date(2025, 4, 30), "CT", "PR"),
-        charts.ImagingPoint(date(2025, 6, 30), "CT", "PD"),
-        charts.ImagingPoint(date(2025, 6, 30), "Bone scan", "SD"),
-        charts.ImagingPoint(date(2025, 9, 29), "CT", "SD"),
+        chart_data.ImagingPoint(date(2025, 4, 30), "CT", "PR"),
+        chart_data.ImagingPoint(date(2025, 6, 30), "CT", "PD"),
+        chart_data.ImagingPoint(date(2025, 6, 30), "Bone scan", "SD"),
+        chart_data.ImagingPoint(date(2025, 9, 29), "CT", "SD"),
     )
     return report_data(
         draws,

@@ -15,7 +15,9 @@ from django.utils import timezone
 
 from patients import assessment, rules
 from patients.models import ImagingAssessment, Patient
-from patients.reports import charts, ctc_report
+from patients.reports import ctc_report
+from patients.reports.chart_data import ChartData, ImagingPoint
+from patients.reports.report_data import VoidedDraw
 
 
 def imaging_of(patient: Patient) -> list[ImagingAssessment]:
@@ -25,17 +27,16 @@ def imaging_of(patient: Patient) -> list[ImagingAssessment]:
 
 def chart_data(
     series: assessment.PatientSeries, imaging: list[ImagingAssessment], *, today: date
-) -> charts.ChartData:
+) -> ChartData:
     """The trend chart's data; `today` (the clinic's date) ends its x axis."""
-    return charts.ChartData(
+    return ChartData(
         cancer_type=series.patient.cancer_type,
         cutoff=series.cutoff,
         assessments=series.assessments,
         lines=[assessment.line_in(line) for line in series.lines],
         cycles=[assessment.cycle_in(c) for c in series.cycles],
         imaging=[
-            charts.ImagingPoint(i.performed_on, i.get_modality_display(), i.response)
-            for i in imaging
+            ImagingPoint(i.performed_on, i.get_modality_display(), i.response) for i in imaging
         ],
         today=today,
     )
@@ -62,8 +63,7 @@ def report_data(
         chart=chart,
         assessments=series.assessments,
         voided=[
-            ctc_report.VoidedDraw(d.drawn_at, d.ctc_count, d.status, d.error_reason)
-            for d in series.voided
+            VoidedDraw(d.drawn_at, d.ctc_count, d.status, d.error_reason) for d in series.voided
         ],
         cycles=_cycles(series),
         imaging=chart.imaging,

@@ -20,7 +20,7 @@ from patients.audit.history import change_history
 from patients.models import (
     AccessAction,
 )
-from patients.reports import charts
+from patients.reports.chart_text import chart_text_alternative
 from patients.web.documents import chart_data, imaging_of
 from patients.web.forms import (
     AcknowledgeForm,
@@ -88,7 +88,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "lines": _lines_with_cycles(series),
         "imaging": imaging,
         "acknowledgements": acks,
-        "chart_alt": charts.chart_text_alternative(chart_data(series, imaging, today=today)),
+        "chart_alt": chart_text_alternative(chart_data(series, imaging, today=today)),
         "ack_form": AcknowledgeForm(),
         "history": change_history(patient) if request.user.is_staff else None,
     }

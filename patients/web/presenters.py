@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString, mark_safe
 from patients import rules, wording
 from patients.assessment import PatientSeries, WorklistItem
 from patients.models import Acknowledgement, CTCDraw, Patient, TreatmentCycle
-from patients.reports import charts
+from patients.reports.sparkline import sparkline_svg
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def _worklist_row(item: WorklistItem) -> WorklistRow:
         flags=item.assessment.flags,
         latest=draw_row(latest, series.by_draw_id.get(latest.pk)) if latest else None,
         # Our own SVG built from numbers only (no user text): safe to inline.
-        sparkline=mark_safe(charts.sparkline_svg(rates, series.cutoff).decode()),  # noqa: S308
+        sparkline=mark_safe(sparkline_svg(rates, series.cutoff).decode()),  # noqa: S308
         acknowledgements=item.acknowledgements,
     )
 

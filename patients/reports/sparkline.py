@@ -1,0 +1,74 @@
+"""The worklist sparkline: a tiny CTC trend for each row, as hand-written SVG.
+
+On the trend chart's symlog scale and in its colours (chart_geometry,
+chart_data), without matplotlib: `sparkline_svg` says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from patients import rules, wording
+from patients.reports.chart_data import CUTOFF_COLOUR, STYLES, TRACE_COLOUR
+from patients.reports.chart_geometry import MIN_DATA_TOP, symlog_scalar
+
+
+def sparkline_svg(rates: Sequence[float | None], cutoff: int | None, *, label: str = "") -> bytes:
+    """A tiny trend for a worklist row: the counts on the chart's symlog scale.
+
+    Hand-written SVG rather than matplotlib: a worklist shows dozens of rows and
+    a matplotlib figure costs milliseconds each and repeats element ids when
+    inlined. Numbers only go in, so nothing needs escaping except `label`.
+    `None` is a draw that was not evaluable: it keeps its place with no point.
+    The dashed line is the cut-off; the last point is larger, in its
+    category's shape (triangle unfavourable, circle favourable).
+    """
+    width, height, pad = 120.0, 28.0, 4.0
+    points = [(i, rate) for i, rate in enumerate(rates) if rate is not None]
+    top = symlog_scalar(max([MIN_DATA_TOP, 2 * (cutoff or 0), *(r for _, r in points)]))
+    span = max(len(rates) - 1, 1)
+
+    def xy(i: float, rate: float) -> tuple[float, float]:
+        x = pad + (width - 2 * pad) * i / span
+        return round(x, 1), round(height - pad - (height - 2 * pad) * symlog_scalar(rate) / top, 1)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '
+        f'role="img" aria-label="{escape(label or _spark_label(rates, cutoff))}">'
+    ]
+    if cutoff is not None:
+        y = xy(0, cutoff)[1]
+        parts.append(
+            f'<line x1="0" y1="{y}" x2="{width:g}" y2="{y}" stroke="{CUTOFF_COLOUR}" '
+            'stroke-width="0.8" stroke-dasharray="3 2"/>'
+        )
+    coords = [xy(i, r) for i, r in points]
+    if len(coords) > 1:
+        path = " ".join(f"{x},{y}" for x, y in coords)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{TRACE_COLOUR}"/>')
+    for k, ((x, y), (_, rate)) in enumerate(zip(coords, points, strict=True)):
+        parts.append(_spark_point(x, y, rate, cutoff, last=k == len(coords) - 1))
+    parts.append("</svg>")
+    return "".join(parts).encode()
+
+
+def _spark_point(x: float, y: float, rate: float, cutoff: int | None, *, last: bool) -> str:
+    category = rules.categorize(rate, cutoff) if cutoff is not None else None
+    colour = STYLES[category].colour
+    if not last:
+        return f'<circle cx="{x}" cy="{y}" r="1.6" fill="{colour}"/>'
+    if category is rules.Category.UNFAVOURABLE:
+        return (
+            f'<polygon points="{x:g},{y - 4.5:g} {x - 4.2:g},{y + 3:g} {x + 4.2:g},{y + 3:g}" '
+            f'fill="{colour}" stroke="#fff" stroke-width="0.6"/>'
+        )
+    return f'<circle cx="{x}" cy="{y}" r="3.4" fill="{colour}" stroke="#fff" stroke-width="0.6"/>'
+
+
+def _spark_label(rates: Sequence[float | None], cutoff: int | None) -> str:
+    shown = [wording.format_rate(r) if r is not None else "not evaluable" for r in rates[-6:]]
+    if not shown:
+        return "No CTC draws"
+    cut = f"; cut-off {cutoff}" if cutoff is not None else ""
+    return f"CTC per 7.5 mL, oldest to newest: {', '.join(shown)}{cut}"
