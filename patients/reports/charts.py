@@ -22,7 +22,7 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from matplotlib.artist import Artist
@@ -63,6 +63,9 @@ from patients.reports.chart_geometry import (
     y_ticks,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 Y_LABEL = "CTCs per 7.5 mL"
 NO_DRAWS_TEXT = "No CTC draws recorded yet"
 
@@ -80,7 +83,7 @@ _TEXT_BACKGROUND = {
     "edgecolor": "none",
     "alpha": 0.8,
 }
-_SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "ctctrack"}
+_SVG_RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "ctctrack"}
 
 # Short words beside a flagged marker, most important first, with their key.
 # They name what the rules found and nothing more.

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from matplotlib.backends.backend_pdf import PdfPages
@@ -28,6 +28,9 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.textpath import text_to_path
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 # --- page geometry (points; 72 per inch) ------------------------------------
 
@@ -331,7 +334,11 @@ def draw_row(
 
 # Rendering settings that must not depend on the caller's rcParams: TrueType
 # (Type 42) fonts keep the text extractable and searchable; no dates in the file.
-_PDF_RC = {"pdf.fonttype": 42, "pdf.compression": 6, "pdf.use14corefonts": False}
+_PDF_RC: dict[RcKeyType, Any] = {
+    "pdf.fonttype": 42,
+    "pdf.compression": 6,
+    "pdf.use14corefonts": False,
+}
 
 
 def pdf_bytes(pages: Sequence[Page], *, title: str, rc_lock: AbstractContextManager[Any]) -> bytes:
