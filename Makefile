@@ -54,7 +54,7 @@ screenshots: install
 
 # The clinical rules module must stay at full branch coverage from its own tests.
 rules-coverage: install
-	$(LOCAL) $(PY) -m pytest -q tests/test_rules.py --cov=patients.rules --cov-branch \
+	$(LOCAL) $(PY) -m pytest -q tests/rules/test_rules.py --cov=patients.rules --cov-branch \
 		--cov-report=term-missing --cov-fail-under=100
 
 migrations-check: install

@@ -3,7 +3,7 @@
 Every patient-scoped read of the web pages, the API, FHIR, the CSV exports, the
 reports and the audit report's patient look-ups asks here, never
 `Patient.objects` (or a draw's, line's, cycle's, imaging's or acknowledgement's
-manager) directly; `tests/test_access_gate.py` keeps it so. Writes go through
+manager) directly; `tests/security/test_access_gate.py` keeps it so. Writes go through
 `patients.services`, which take records fetched here.
 
 One installation serves one clinic today, so a user with a role sees every

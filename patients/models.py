@@ -47,7 +47,7 @@ class CancerType(models.TextChoices):
 class CycleStatus(models.TextChoices):
     """The rules' cycle statuses (`rules.CycleStatus`: names, values, order) with the labels
     pages show. Declared member by member so that type checkers see them;
-    tests/test_vocabulary.py pins that they stay the rules' members."""
+    tests/rules/test_vocabulary.py pins that they stay the rules' members."""
 
     PLANNED = rules.CycleStatus.PLANNED.value, "Planned"
     GIVEN = rules.CycleStatus.GIVEN.value, "Given"

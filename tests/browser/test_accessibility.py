@@ -16,12 +16,13 @@ from pypdf import PdfReader
 
 from patients import services
 from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
+from tests.paths import DATA
 
 from .journey import PASSWORD, settle, sign_in, sign_out
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-BAD_CSV = Path(__file__).parents[1] / "data" / "csv" / "bad.csv"
+BAD_CSV = DATA / "csv" / "bad.csv"
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
