@@ -21,8 +21,8 @@ def _raises_integrity(make) -> None:
 
 
 # The rows under test are made here with Model.objects.create, bypassing the services
-# on purpose (they would refuse these rows before the database could); a valid patient
-# they hang from comes from the builders.
+# on purpose (they would refuse these rows before the database could); the valid
+# patient or line they hang from comes from the builders.
 
 
 def _patient(**overrides) -> Patient:
@@ -96,12 +96,8 @@ def test_a_therapy_line_keeps_its_dates_and_lengths_sane(oncologist, overrides):
 
 
 def test_a_cycle_number_is_unique_per_line_and_a_delay_needs_a_reason(oncologist):
-    line = TherapyLine.objects.create(
-        patient=builders.patient(oncologist),
-        line_number=1,
-        regimen="X",
-        start_date=date(2026, 1, 1),
-        cycle_length_days=21,
+    line = builders.therapy_line(
+        builders.patient(oncologist), oncologist, start_date=date(2026, 1, 1)
     )
     TreatmentCycle.objects.create(therapy_line=line, number=1, scheduled_date=date(2026, 1, 1))
 
