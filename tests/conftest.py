@@ -1,18 +1,21 @@
-"""The cast: one user per role, a patient with a therapy line and a cycle."""
+"""The cast: one user per role, a patient with a therapy line and a cycle.
+
+Made with the builders in tests/builders.py; a test that needs more people or
+records calls those builders itself.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from patients import services
 from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
 from patients.roles import NURSE, ONCOLOGIST
+from tests import builders
 
 
 @pytest.fixture(autouse=True)
@@ -20,27 +23,20 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _user_with_role(django_user_model, username: str, role: str | None):
-    user = django_user_model.objects.create_user(username, password="correct-horse-42")
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    return user
+@pytest.fixture
+def oncologist(db):
+    return builders.user_with_role(ONCOLOGIST, username="olivia")
 
 
 @pytest.fixture
-def oncologist(db, django_user_model):
-    return _user_with_role(django_user_model, "olivia", ONCOLOGIST)
+def nurse(db):
+    return builders.user_with_role(NURSE, username="nina")
 
 
 @pytest.fixture
-def nurse(db, django_user_model):
-    return _user_with_role(django_user_model, "nina", NURSE)
-
-
-@pytest.fixture
-def outsider(db, django_user_model):
+def outsider(db):
     """Logged in, but holds no role."""
-    return _user_with_role(django_user_model, "oscar", None)
+    return builders.user_with_role(None, username="oscar")
 
 
 @pytest.fixture
@@ -55,8 +51,8 @@ def api():
 
 @pytest.fixture
 def patient(oncologist) -> Patient:
-    return services.register_patient(
-        by=oncologist,
+    return builders.patient(
+        oncologist,
         mrn="MRN0001",
         given_name="Jane",
         family_name="Doe",
@@ -68,25 +64,21 @@ def patient(oncologist) -> Patient:
 
 @pytest.fixture
 def line(patient, oncologist) -> TherapyLine:
-    return services.add_therapy_line(
-        patient=patient,
-        by=oncologist,
-        regimen="Paclitaxel",
-        start_date=date(2026, 1, 5),
-        cycle_length_days=21,
+    return builders.therapy_line(
+        patient, oncologist, regimen="Paclitaxel", start_date=date(2026, 1, 5), cycle_length_days=21
     )
 
 
 @pytest.fixture
 def cycle(line, oncologist) -> TreatmentCycle:
-    return services.plan_cycle(line=line, by=oncologist, number=1, scheduled_date=date(2026, 1, 5))
+    return builders.cycle(line, oncologist, number=1, scheduled_date=date(2026, 1, 5))
 
 
 @pytest.fixture
 def draw(patient, oncologist) -> CTCDraw:
-    return services.record_draw(
-        patient=patient,
-        by=oncologist,
+    return builders.draw(
+        patient,
+        oncologist,
         drawn_at=datetime(2026, 1, 2, 9, 30, tzinfo=UTC),
         ctc_count=3,
         accession="ACC-1",

@@ -2,56 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
 from patients import assessment, services
-from patients.models import Acknowledgement
+from patients.models import Acknowledgement, TreatmentCycle
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
 START = date(2026, 3, 2)
 
 
-def _patient(by, mrn: str, family: str, cancer: str = "breast"):
-    return services.register_patient(
-        by=by,
-        mrn=mrn,
-        given_name="Pat",
-        family_name=family,
-        birth_date=date(1960, 1, 1),
-        sex="female",
-        cancer_type=cancer,
-    )
-
-
-def _due(by, patient, day1: date, counts: list[int | None], *, status: str = "planned"):
-    """A line with one upcoming cycle on `day1`; draws weekly, the last 4 days before day 1."""
-    line = services.add_therapy_line(
-        patient=patient,
-        by=by,
-        regimen="Docetaxel",
-        start_date=day1 - timedelta(days=60),
-        cycle_length_days=21,
-    )
-    cycle = services.plan_cycle(
-        line=line,
-        by=by,
-        number=1,
-        scheduled_date=day1,
-        status=status,
-        status_reason="Neutropenia" if status == "delayed" else "",
-    )
-    for k, count in enumerate(reversed(counts)):
-        drawn = day1 - timedelta(days=4 + 7 * k)
-        services.record_draw(
-            patient=patient,
-            by=by,
-            drawn_at=datetime(drawn.year, drawn.month, drawn.day, 9, tzinfo=UTC),
-            ctc_count=count,
-            status="resulted" if count is not None else "rejected",
-        )
+def _due(
+    by, day1: date, counts: list[int | None], *, status: str = "planned", **patient: Any
+) -> TreatmentCycle:
+    """A new patient (`patient`: what builders.patient takes) with a line whose one upcoming
+    cycle is on `day1`; draws weekly, the last 4 days before day 1 (None: a rejected specimen)."""
+    owner = builders.patient(by, **patient)
+    line = builders.therapy_line(owner, by, regimen="Docetaxel", start_date=day1 - timedelta(60))
+    cycle = builders.cycle(line, by, number=1, scheduled_date=day1, status=status)
+    builders.draws(owner, by, counts, first=day1 - timedelta(days=4 + 7 * (len(counts) - 1)))
     return cycle
 
 
@@ -60,11 +33,11 @@ def _get(api, **params):
 
 
 def test_it_orders_the_cycles_due_by_severity_then_day_1_then_name(api, nurse, oncologist):
-    calm = _due(oncologist, _patient(oncologist, "A", "Adams"), START, [0, 1])
-    converted = _due(oncologist, _patient(oncologist, "B", "Brown"), START + timedelta(3), [1, 9])
-    missing = _due(oncologist, _patient(oncologist, "C", "Clark"), START + timedelta(1), [])
-    unfav_early = _due(oncologist, _patient(oncologist, "D", "Diaz"), START, [12, 11])
-    unfav_same_day = _due(oncologist, _patient(oncologist, "E", "Evans"), START, [12, 13])
+    calm = _due(oncologist, START, [0, 1], family_name="Adams")
+    converted = _due(oncologist, START + timedelta(3), [1, 9], family_name="Brown")
+    missing = _due(oncologist, START + timedelta(1), [], family_name="Clark")
+    unfav_early = _due(oncologist, START, [12, 11], family_name="Diaz")
+    unfav_same_day = _due(oncologist, START, [12, 13], family_name="Evans")
     api.force_authenticate(nurse)
 
     body = _get(api).json()
@@ -81,8 +54,8 @@ def test_it_orders_the_cycles_due_by_severity_then_day_1_then_name(api, nurse, o
 
 
 def test_an_item_carries_the_patient_cycle_latest_draw_and_flags(api, nurse, oncologist):
-    patient = _patient(oncologist, "MRN-7", "Brown")
-    cycle = _due(oncologist, patient, START, [1, 9])
+    cycle = _due(oncologist, START, [1, 9], mrn="MRN-7", given_name="Pat", family_name="Brown")
+    patient = cycle.therapy_line.patient
     api.force_authenticate(nurse)
 
     (item,) = _get(api).json()["items"]
@@ -102,11 +75,11 @@ def test_an_item_carries_the_patient_cycle_latest_draw_and_flags(api, nurse, onc
 
 
 def test_it_lists_only_planned_and_delayed_cycles_inside_the_range(api, nurse, oncologist):
-    inside = _due(oncologist, _patient(oncologist, "A", "A"), START + timedelta(6), [1])
-    delayed = _due(oncologist, _patient(oncologist, "B", "B"), START, [1], status="delayed")
-    _due(oncologist, _patient(oncologist, "C", "C"), START + timedelta(7), [1])  # the end is open
-    _due(oncologist, _patient(oncologist, "D", "D"), START - timedelta(1), [1])
-    given = _due(oncologist, _patient(oncologist, "E", "E"), START, [1])
+    inside = _due(oncologist, START + timedelta(6), [1])
+    delayed = _due(oncologist, START, [1], status="delayed")
+    _due(oncologist, START + timedelta(7), [1])  # the end is open
+    _due(oncologist, START - timedelta(1), [1])
+    given = _due(oncologist, START, [1])
     services.update_cycle(
         cycle=given, by=oncologist, changes={"status": "given", "given_date": START}
     )
@@ -118,7 +91,7 @@ def test_it_lists_only_planned_and_delayed_cycles_inside_the_range(api, nurse, o
 
 
 def test_days_widens_the_range(api, nurse, oncologist):
-    _due(oncologist, _patient(oncologist, "A", "A"), START + timedelta(10), [1])
+    _due(oncologist, START + timedelta(10), [1])
     api.force_authenticate(nurse)
 
     assert len(_get(api, days=11).json()["items"]) == 1
@@ -143,8 +116,7 @@ def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
 ):
     def add_patients(first: int, last: int) -> None:
         for i in range(first, last):
-            patient = _patient(oncologist, f"P{i}", f"Family{i}")
-            cycle = _due(oncologist, patient, START + timedelta(i % 7), [i % 4, i % 9])
+            cycle = _due(oncologist, START + timedelta(i % 7), [i % 4, i % 9])
             services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")
 
     add_patients(0, 5)
@@ -160,7 +132,7 @@ def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
 
 
 def test_a_nurse_acknowledges_a_flagged_cycle_and_the_flags_stay(api, nurse, oncologist):
-    cycle = _due(oncologist, _patient(oncologist, "A", "A"), START, [1, 9])
+    cycle = _due(oncologist, START, [1, 9])
     api.force_authenticate(nurse)
 
     r = api.post(
@@ -182,7 +154,7 @@ def test_a_nurse_acknowledges_a_flagged_cycle_and_the_flags_stay(api, nurse, onc
 
 @pytest.mark.parametrize("body", [{"note": ""}, {"note": "   "}, {}])
 def test_an_acknowledgement_needs_a_note(api, nurse, oncologist, body):
-    cycle = _due(oncologist, _patient(oncologist, "A", "A"), START, [1, 9])
+    cycle = _due(oncologist, START, [1, 9])
     api.force_authenticate(nurse)
 
     r = api.post(f"/api/v1/cycles/{cycle.pk}/acknowledgements/", body, format="json")
@@ -193,7 +165,7 @@ def test_an_acknowledgement_needs_a_note(api, nurse, oncologist, body):
 
 
 def test_oncologists_acknowledge_too_but_users_without_a_role_cannot(api, oncologist, outsider):
-    cycle = _due(oncologist, _patient(oncologist, "A", "A"), START, [1, 9])
+    cycle = _due(oncologist, START, [1, 9])
     url = f"/api/v1/cycles/{cycle.pk}/acknowledgements/"
 
     api.force_authenticate(outsider)
@@ -218,8 +190,7 @@ def test_the_worklist_defaults_to_the_coming_week(api, nurse):
 
 def _many_due(by, n: int) -> list:
     return [
-        _due(by, _patient(by, f"P{i:03d}", f"Family{i:03d}"), START + timedelta(i % 7), [i % 9])
-        for i in range(n)
+        _due(by, START + timedelta(i % 7), [i % 9], family_name=f"Family{i:03d}") for i in range(n)
     ]
 
 

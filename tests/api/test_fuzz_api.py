@@ -23,7 +23,6 @@ from django.db import models
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from patients import services
 from patients.models import (
     Acknowledgement,
     CTCDraw,
@@ -32,6 +31,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from tests import builders
 from tests.fuzzing import HOSTILE_STRINGS as SHARED_HOSTILE_STRINGS
 from tests.fuzzing import LIMITS, MARKUP, fuzz_settings, rolled_back, snapshot
 from tests.paths import DATA
@@ -399,15 +399,7 @@ def test_hostile_search_and_worklist_queries_never_crash(world, api, query):
 
 
 def test_a_new_draw_cannot_borrow_another_patients_id_or_an_author(world, api, nurse):
-    other = services.register_patient(
-        by=world.oncologist,
-        mrn="OTHER-1",
-        given_name="Bo",
-        family_name="Ek",
-        birth_date=date(1950, 1, 1),
-        sex="male",
-        cancer_type="prostate",
-    )
+    other = builders.patient(world.oncologist)
     body = {
         "drawn_at": "2026-02-01T08:30:00+01:00",
         "ctc_count": 2,

@@ -6,7 +6,7 @@ patient, what action, what outcome, from which address.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.decorators import login_required
@@ -21,9 +21,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.views import APIView
 
 from ctctrack.urls import urlpatterns as project_urlpatterns
-from patients import audit, services
+from patients import audit
 from patients.audit import chain
 from patients.models import AccessEvent, Patient
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -42,16 +43,9 @@ def _event(action: str) -> AccessEvent:
 
 
 def _due_cycle(by, patient, days_ahead: int):
-    line = services.add_therapy_line(
-        patient=patient,
-        by=by,
-        regimen="Docetaxel",
-        start_date=timezone.localdate() - timedelta(days=30),
-        cycle_length_days=21,
-    )
-    return services.plan_cycle(
-        line=line, by=by, number=2, scheduled_date=timezone.localdate() + timedelta(days=days_ahead)
-    )
+    today = timezone.localdate()
+    line = builders.therapy_line(patient, by, start_date=today - timedelta(days=30))
+    return builders.cycle(line, by, number=2, scheduled_date=today + timedelta(days=days_ahead))
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -114,24 +108,7 @@ def test_a_form_about_a_patient_is_recorded_as_a_view(client, oncologist, patien
 
 
 def test_the_worklist_records_the_ids_of_the_patients_it_showed(client, nurse, oncologist):
-    first = services.register_patient(
-        by=oncologist,
-        mrn="W-1",
-        given_name="A",
-        family_name="One",
-        birth_date=date(1960, 1, 1),
-        sex="female",
-        cancer_type="breast",
-    )
-    second = services.register_patient(
-        by=oncologist,
-        mrn="W-2",
-        given_name="B",
-        family_name="Two",
-        birth_date=date(1960, 1, 1),
-        sex="female",
-        cancer_type="breast",
-    )
+    first, second = builders.patient(oncologist), builders.patient(oncologist)
     _due_cycle(oncologist, first, 2)
     _due_cycle(oncologist, second, 3)
     client.force_login(nurse)
@@ -187,15 +164,7 @@ def test_every_api_read_of_a_patient_is_recorded_with_the_patient(api, nurse, cy
 
 
 def test_an_api_list_of_patients_names_them_by_id(api, nurse, oncologist, patient):
-    other = services.register_patient(
-        by=oncologist,
-        mrn="MRN0002",
-        given_name="John",
-        family_name="Roe",
-        birth_date=date(1950, 1, 1),
-        sex="male",
-        cancer_type="prostate",
-    )
+    other = builders.patient(oncologist, given_name="John", family_name="Roe")
     api.force_authenticate(nurse)
 
     api.get("/api/v1/patients/", {"search": "o"})
@@ -319,15 +288,7 @@ def test_a_wrong_token_is_recorded_as_a_failed_sign_in(api, patient):
 
 
 def _register_someone(by) -> None:
-    services.register_patient(
-        by=by,
-        mrn="ROLLED-BACK",
-        given_name="Never",
-        family_name="Saved",
-        birth_date=date(1970, 1, 1),
-        sex="male",
-        cancer_type="prostate",
-    )
+    builders.patient(by, mrn="ROLLED-BACK")
 
 
 @login_required

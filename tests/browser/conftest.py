@@ -14,11 +14,10 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from patients import services
 from patients.roles import NURSE, ONCOLOGIST
+from tests import builders
 
 from .journey import PASSWORD
 
@@ -94,46 +93,26 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def clinic(django_user_model):
+def clinic() -> dict:
     """Two clinicians and two patients due for a cycle in the coming days."""
-    oncologist = django_user_model.objects.create_user("olivia", password=PASSWORD)
-    oncologist.groups.add(Group.objects.get(name=ONCOLOGIST))
-    nurse = django_user_model.objects.create_user("nina", password=PASSWORD)
-    nurse.groups.add(Group.objects.get(name=NURSE))
+    oncologist = builders.user_with_role(ONCOLOGIST, username="olivia", password=PASSWORD)
+    builders.user_with_role(NURSE, username="nina", password=PASSWORD)
     today = timezone.localdate()
     for mrn, family, count, day1 in [("BT-001", "Brown", 2, 3), ("BT-002", "Adams", 1, 1)]:
-        patient = services.register_patient(
-            by=oncologist,
+        patient = builders.patient(
+            oncologist,
             mrn=mrn,
             given_name="Pat",
             family_name=family,
             birth_date=today.replace(year=today.year - 60),
-            sex="female",
-            cancer_type="breast",
             oncologist=oncologist,
         )
-        line = services.add_therapy_line(
-            patient=patient,
-            by=oncologist,
-            regimen="Paclitaxel",
-            start_date=today - timedelta(days=42 - day1),
-            cycle_length_days=21,
-        )
-        for number in (1, 2):
-            given = line.start_date + timedelta(days=21 * (number - 1))
-            services.plan_cycle(
-                line=line,
-                by=oncologist,
-                number=number,
-                scheduled_date=given,
-                status="given",
-                given_date=given,
-            )
-        services.plan_cycle(
-            line=line, by=oncologist, number=3, scheduled_date=today + timedelta(days=day1)
-        )
+        start = today - timedelta(days=42 - day1)
+        line = builders.therapy_line(patient, oncologist, start_date=start)
+        builders.cycles(line, oncologist, 2, status="given")  # each on its day 1
+        builders.cycle(line, oncologist, number=3, scheduled_date=today + timedelta(days=day1))
         drawn = datetime.combine(
-            line.start_date + timedelta(days=17), time(9), tzinfo=timezone.get_current_timezone()
+            start + timedelta(days=17), time(9), tzinfo=timezone.get_current_timezone()
         )
-        services.record_draw(patient=patient, by=oncologist, drawn_at=drawn, ctc_count=count)
+        builders.draw(patient, oncologist, drawn_at=drawn, ctc_count=count)
     return {"today": today}

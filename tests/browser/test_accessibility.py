@@ -14,8 +14,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
-from patients import services
 from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
+from tests import builders
 from tests.paths import DATA
 
 from .journey import PASSWORD, settle, sign_in, sign_out
@@ -283,7 +283,8 @@ def test_the_patient_page_prints_with_name_and_mrn_on_every_page(
 ):
     oncologist = django_user_model.objects.get(username="olivia")
     patient = Patient.objects.get(mrn="BT-001")
-    _add_many_draws(patient, oncologist)
+    counts = [k % 9 for k in range(40)]  # weekly, enough to fill more than one page
+    builders.draws(patient, oncologist, counts, first=timezone.now() - timedelta(days=400))
     sign_in(page, live_server.url, "nina")
     page.goto(f"{live_server.url}/patients/{patient.pk}/")
     settle(page)
@@ -294,14 +295,6 @@ def test_the_patient_page_prints_with_name_and_mrn_on_every_page(
     assert len(texts) >= 2
     assert all("Brown, Pat · MRN BT-001" in t for t in texts)
     assert not any("Sign out" in t or "Worklist" in t for t in texts)  # no navigation
-
-
-def _add_many_draws(patient: Patient, by: User) -> None:
-    start = timezone.now() - timedelta(days=400)
-    for k in range(40):
-        services.record_draw(
-            patient=patient, by=by, drawn_at=start + timedelta(days=7 * k), ctc_count=k % 9
-        )
 
 
 @pytest.mark.parametrize("width", [768, 390])
@@ -331,25 +324,9 @@ def test_the_worklist_pager_has_no_wcag_violations_and_pages_by_keyboard(
     oncologist = User.objects.get(username="olivia")
     today = clinic["today"]
     for i in range(50):  # with the clinic's two: 52 cycles due, two pages
-        patient = services.register_patient(
-            by=oncologist,
-            mrn=f"PG-{i:03d}",
-            given_name="Pat",
-            family_name=f"Pager{i:03d}",
-            birth_date=today.replace(year=today.year - 60),
-            sex="female",
-            cancer_type="breast",
-        )
-        line = services.add_therapy_line(
-            patient=patient,
-            by=oncologist,
-            regimen="Paclitaxel",
-            start_date=today - timedelta(days=20),
-            cycle_length_days=21,
-        )
-        services.plan_cycle(
-            line=line, by=oncologist, number=2, scheduled_date=today + timedelta(days=i % 7)
-        )
+        patient = builders.patient(oncologist, mrn=f"PG-{i:03d}", family_name=f"Pager{i:03d}")
+        line = builders.therapy_line(patient, oncologist, start_date=today - timedelta(days=20))
+        builders.cycle(line, oncologist, number=2, scheduled_date=today + timedelta(days=i % 7))
     sign_in(page, live_server.url, "nina")
     settle(page)
 

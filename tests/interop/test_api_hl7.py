@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from patients import services
 from patients.models import CTCDraw, DrawStatus
+from tests import builders
 from tests.paths import DATA as SAMPLES
 
 pytestmark = pytest.mark.django_db
@@ -178,9 +179,9 @@ def test_it_refuses_other_values_for_a_recorded_accession_unless_corrected(
 
 
 def test_it_gives_a_pending_draw_its_result(api, oncologist, patient):
-    pending = services.record_draw(
-        patient=patient,
-        by=oncologist,
+    pending = builders.draw(
+        patient,
+        oncologist,
         drawn_at=datetime(2026, 3, 1, 7, 30, tzinfo=UTC),
         status=DrawStatus.PENDING,
         accession="CS-26-0101",
@@ -209,15 +210,7 @@ def test_it_never_changes_a_draw_marked_entered_in_error(api, oncologist, patien
 
 
 def test_it_refuses_an_accession_that_belongs_to_another_patient(api, oncologist, patient, draw):
-    other = services.register_patient(
-        by=oncologist,
-        mrn="MRN0002",
-        given_name="Rita",
-        family_name="Roe",
-        birth_date=datetime(1955, 1, 1, tzinfo=UTC).date(),
-        sex="female",
-        cancer_type="breast",
-    )
+    other = builders.patient(oncologist, given_name="Rita", family_name="Roe")
     api.force_authenticate(oncologist)
     body = _body("oru_r01_corrected.hl7").replace(b"CS-26-0101", b"ACC-1")
     body = body.replace(b"MRN0001", other.mrn.encode())

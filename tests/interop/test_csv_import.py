@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -11,9 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from patients import services
 from patients.interop.csv.imports import parse_csv, plan_import
 from patients.models import CTCDraw, Patient
+from tests import builders
 from tests.paths import DATA as SAMPLES
 
 pytestmark = pytest.mark.django_db
@@ -24,14 +24,8 @@ HEADER = "mrn,drawn_at,blood_volume_ml,status,ctc_count,accession,comment\n"
 
 @pytest.fixture
 def second_patient(oncologist) -> Patient:
-    return services.register_patient(
-        by=oncologist,
-        mrn="MRN0002",
-        given_name="John",
-        family_name="Roe",
-        birth_date=date(1950, 2, 3),
-        sex="male",
-        cancer_type="prostate",
+    return builders.patient(
+        oncologist, mrn="MRN0002", given_name="John", family_name="Roe", cancer_type="prostate"
     )
 
 
@@ -154,9 +148,9 @@ def test_the_birth_date_is_compared_with_the_clinic_date_of_the_draw(patient, se
 def test_an_accession_already_used_for_another_result_is_refused_not_overwritten(
     patient, oncologist
 ):
-    services.record_draw(
-        patient=patient,
-        by=oncologist,
+    builders.draw(
+        patient,
+        oncologist,
         drawn_at=datetime(2026, 1, 2, 9, 30, tzinfo=UTC),
         ctc_count=3,
         accession="CS-0001",
@@ -171,11 +165,8 @@ def test_an_accession_already_used_for_another_result_is_refused_not_overwritten
 
 
 def test_a_draw_already_recorded_by_hand_is_recognised_without_an_accession(patient, oncologist):
-    services.record_draw(
-        patient=patient,
-        by=oncologist,
-        drawn_at=datetime(2026, 1, 2, 9, 30, tzinfo=UTC),
-        ctc_count=3,
+    builders.draw(
+        patient, oncologist, drawn_at=datetime(2026, 1, 2, 9, 30, tzinfo=UTC), ctc_count=3
     )
 
     plan = _plan(HEADER + "MRN0001,2026-01-02T09:30:00Z,7.5,resulted,3,,\n")

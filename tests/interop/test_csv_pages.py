@@ -10,9 +10,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pytest_django.asserts import assertContains, assertNotContains
 
-from patients import services
 from patients.interop.csv.exports import HEADER
 from patients.models import AccessEvent, CTCDraw
+from tests import builders
 from tests.paths import DATA as SAMPLES
 
 pytestmark = pytest.mark.django_db
@@ -22,14 +22,8 @@ DATA = SAMPLES / "csv"
 
 @pytest.fixture
 def second_patient(oncologist):
-    return services.register_patient(
-        by=oncologist,
-        mrn="MRN0002",
-        given_name="John",
-        family_name="Roe",
-        birth_date=date(1950, 2, 3),
-        sex="male",
-        cancer_type="prostate",
+    return builders.patient(
+        oncologist, mrn="MRN0002", given_name="John", family_name="Roe", cancer_type="prostate"
     )
 
 
@@ -112,10 +106,10 @@ def test_a_file_that_is_not_utf8_is_refused(client, oncologist):
 
 def test_the_patient_export_lists_draws_with_rate_category_and_flags(client, oncologist, patient):
     for day, count in [(2, 2), (23, 9)]:
-        services.record_draw(
-            patient=patient,
-            by=oncologist,
-            drawn_at=datetime(2026, 1, day, 9, tzinfo=UTC),
+        builders.draw(
+            patient,
+            oncologist,
+            drawn_at=date(2026, 1, day),
             ctc_count=count,
             comment='=HYPERLINK("http://evil")' if day == 23 else "",
         )
@@ -140,9 +134,7 @@ def test_the_patient_export_lists_draws_with_rate_category_and_flags(client, onc
 def test_the_full_export_covers_every_patient_in_a_fixed_number_of_queries(
     client, oncologist, patient, second_patient, count_queries
 ):
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), ctc_count=1
-    )
+    builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), ctc_count=1)
     client.force_login(oncologist)
     client.get("/exports/draws.csv")
 
@@ -151,9 +143,9 @@ def test_the_full_export_covers_every_patient_in_a_fixed_number_of_queries(
 
     few = count_queries(export)
     for i in range(30):
-        services.record_draw(
-            patient=second_patient,
-            by=oncologist,
+        builders.draw(
+            second_patient,
+            oncologist,
             drawn_at=datetime(2026, 1, 3, i % 24, tzinfo=UTC)
             if i < 24
             else datetime(2026, 1, 4, i - 24, tzinfo=UTC),

@@ -6,7 +6,7 @@ R4B models, and checked for what clinical-rules.md section 5 asks of it.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,6 +19,7 @@ from rest_framework.authtoken.models import Token
 
 from patients import services
 from patients.models import AccessEvent, DrawStatus
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -27,25 +28,6 @@ INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpreta
 ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 DAY = timedelta(days=1)
 START = datetime(2026, 2, 2, 8, 30, tzinfo=UTC)
-
-
-def _patient(oncologist, cancer_type: str = "breast", mrn: str = "MRN0100"):
-    return services.register_patient(
-        by=oncologist,
-        mrn=mrn,
-        given_name="Ann",
-        family_name="Smith",
-        birth_date=date(1961, 4, 3),
-        sex="female" if cancer_type != "prostate" else "male",
-        cancer_type=cancer_type,
-    )
-
-
-def _draw(patient, by, when: datetime = START, **fields):
-    fields.setdefault("ctc_count", 3)
-    if fields.get("status") not in (None, DrawStatus.RESULTED):
-        fields["ctc_count"] = None
-    return services.record_draw(patient=patient, by=by, drawn_at=when, **fields)
 
 
 def _observation(api, draw) -> dict:
@@ -134,7 +116,14 @@ def test_an_unknown_patient_is_a_404_operation_outcome(api, nurse, resource_id):
 
 
 def test_a_draw_is_an_observation_as_the_clinical_rules_describe(api, nurse, oncologist, patient):
-    draw = _draw(patient, oncologist, ctc_count=7, accession="CS-26-0101", comment="Clear sample")
+    draw = builders.draw(
+        patient,
+        oncologist,
+        drawn_at=START,
+        ctc_count=7,
+        accession="CS-26-0101",
+        comment="Clear sample",
+    )
     api.force_authenticate(nurse)
 
     body = _observation(api, draw)
@@ -160,7 +149,7 @@ def test_a_draw_is_an_observation_as_the_clinical_rules_describe(api, nurse, onc
 
 def test_the_draw_time_is_given_in_the_clinics_time_zone(api, nurse, oncologist, patient, settings):
     settings.TIME_ZONE = "Europe/Berlin"
-    draw = _draw(patient, oncologist)
+    draw = builders.draw(patient, oncologist, drawn_at=START)
     api.force_authenticate(nurse)
 
     assert _observation(api, draw)["effectiveDateTime"] == "2026-02-02T09:30:00+01:00"
@@ -180,8 +169,8 @@ def test_the_draw_time_is_given_in_the_clinics_time_zone(api, nurse, oncologist,
 def test_interpretation_and_reference_range_follow_the_cut_off_of_each_cancer_type(
     api, nurse, oncologist, cancer_type, loinc, count, code, high
 ):
-    patient = _patient(oncologist, cancer_type)
-    draw = _draw(patient, oncologist, ctc_count=count)
+    patient = builders.patient(oncologist, cancer_type=cancer_type)
+    draw = builders.draw(patient, oncologist, drawn_at=START, ctc_count=count)
     api.force_authenticate(nurse)
 
     body = _observation(api, draw)
@@ -197,7 +186,9 @@ def test_interpretation_and_reference_range_follow_the_cut_off_of_each_cancer_ty
 
 
 def test_the_prostate_code_carries_the_display_the_specification_quotes(api, nurse, oncologist):
-    draw = _draw(_patient(oncologist, "prostate"), oncologist)
+    draw = builders.draw(
+        builders.patient(oncologist, cancer_type="prostate"), oncologist, drawn_at=START
+    )
     api.force_authenticate(nurse)
 
     coding = _observation(api, draw)["code"]["coding"][0]
@@ -206,8 +197,10 @@ def test_the_prostate_code_carries_the_display_the_specification_quotes(api, nur
 
 
 def test_a_rise_beyond_counting_noise_adds_u(api, nurse, oncologist, patient):
-    _draw(patient, oncologist, START, ctc_count=0)
-    rise = _draw(patient, oncologist, START + 21 * DAY, ctc_count=5)  # 0 -> 5: p = 0.031
+    builders.draw(patient, oncologist, drawn_at=START, ctc_count=0)
+    rise = builders.draw(
+        patient, oncologist, drawn_at=START + 21 * DAY, ctc_count=5
+    )  # 0 -> 5: p = 0.031
     api.force_authenticate(nurse)
 
     body = _observation(api, rise)
@@ -217,8 +210,10 @@ def test_a_rise_beyond_counting_noise_adds_u(api, nurse, oncologist, patient):
 
 
 def test_a_rise_within_counting_noise_has_no_u(api, nurse, oncologist, patient):
-    _draw(patient, oncologist, START, ctc_count=2)
-    rise = _draw(patient, oncologist, START + 21 * DAY, ctc_count=8)  # 2 -> 8: p = 0.055
+    builders.draw(patient, oncologist, drawn_at=START, ctc_count=2)
+    rise = builders.draw(
+        patient, oncologist, drawn_at=START + 21 * DAY, ctc_count=8
+    )  # 2 -> 8: p = 0.055
     api.force_authenticate(nurse)
 
     assert _codes(_observation(api, rise), "interpretation") == ["H"]
@@ -227,7 +222,9 @@ def test_a_rise_within_counting_noise_has_no_u(api, nurse, oncologist, patient):
 def test_a_non_standard_volume_sends_the_rate_and_notes_the_raw_count(
     api, nurse, oncologist, patient
 ):
-    draw = _draw(patient, oncologist, ctc_count=3, blood_volume_ml=Decimal("4.5"))
+    draw = builders.draw(
+        patient, oncologist, drawn_at=START, ctc_count=3, blood_volume_ml=Decimal("4.5")
+    )
     api.force_authenticate(nurse)
 
     body = _observation(api, draw)
@@ -242,7 +239,9 @@ def test_a_non_standard_volume_sends_the_rate_and_notes_the_raw_count(
 def test_a_rate_just_below_the_cut_off_is_never_sent_as_the_cut_off(
     api, nurse, oncologist, patient
 ):
-    draw = _draw(patient, oncologist, ctc_count=6, blood_volume_ml=Decimal("9.01"))  # 4.994...
+    draw = builders.draw(
+        patient, oncologist, drawn_at=START, ctc_count=6, blood_volume_ml=Decimal("9.01")
+    )  # 4.994...
 
     api.force_authenticate(nurse)
     body = _observation(api, draw)
@@ -261,7 +260,7 @@ def test_a_rate_just_below_the_cut_off_is_never_sent_as_the_cut_off(
 def test_a_draw_without_a_result_has_a_data_absent_reason_and_no_value(
     api, nurse, oncologist, patient, status, reason, text
 ):
-    draw = _draw(patient, oncologist, status=status, comment="Haemolysed")
+    draw = builders.draw(patient, oncologist, drawn_at=START, status=status, comment="Haemolysed")
     api.force_authenticate(nurse)
 
     body = _observation(api, draw)
@@ -281,7 +280,7 @@ def test_a_draw_without_a_result_has_a_data_absent_reason_and_no_value(
 def test_pending_and_cancelled_draws_have_their_own_status_and_no_value(
     api, nurse, oncologist, patient, status, fhir_status
 ):
-    draw = _draw(patient, oncologist, status=status)
+    draw = builders.draw(patient, oncologist, drawn_at=START, status=status)
     api.force_authenticate(nurse)
 
     body = _observation(api, draw)
@@ -291,7 +290,7 @@ def test_pending_and_cancelled_draws_have_their_own_status_and_no_value(
 
 
 def test_a_draw_entered_in_error_says_so_and_is_not_interpreted(api, nurse, oncologist, patient):
-    draw = _draw(patient, oncologist, ctc_count=12)
+    draw = builders.draw(patient, oncologist, drawn_at=START, ctc_count=12)
     services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Wrong patient label")
     api.force_authenticate(nurse)
 
@@ -303,7 +302,7 @@ def test_a_draw_entered_in_error_says_so_and_is_not_interpreted(api, nurse, onco
 
 
 def test_reading_an_observation_is_recorded_in_the_access_log(api, nurse, oncologist, patient):
-    draw = _draw(patient, oncologist)
+    draw = builders.draw(patient, oncologist, drawn_at=START)
     api.force_authenticate(nurse)
 
     _observation(api, draw)
@@ -337,9 +336,9 @@ def _search(api, query: str):
 
 
 def test_a_search_by_patient_is_a_searchset_bundle_oldest_first(api, nurse, oncologist, patient):
-    late = _draw(patient, oncologist, START + 42 * DAY, ctc_count=1)
-    early = _draw(patient, oncologist, START, ctc_count=2)
-    _draw(_patient(oncologist, mrn="MRN0200"), oncologist)  # someone else's
+    late = builders.draw(patient, oncologist, drawn_at=START + 42 * DAY, ctc_count=1)
+    early = builders.draw(patient, oncologist, drawn_at=START, ctc_count=2)
+    builders.draw(builders.patient(oncologist), oncologist, drawn_at=START)  # someone else's
     api.force_authenticate(nurse)
 
     bundle = _search(api, f"patient={patient.pk}")
@@ -358,16 +357,16 @@ def test_a_search_by_patient_is_a_searchset_bundle_oldest_first(api, nurse, onco
 
 
 def test_a_search_accepts_a_patient_reference(api, nurse, oncologist, patient):
-    _draw(patient, oncologist)
+    builders.draw(patient, oncologist, drawn_at=START)
     api.force_authenticate(nurse)
 
     assert _search(api, f"patient=Patient/{patient.pk}")["total"] == 1
 
 
 def test_a_search_lists_draws_entered_in_error_with_that_status(api, nurse, oncologist, patient):
-    wrong = _draw(patient, oncologist, START)
+    wrong = builders.draw(patient, oncologist, drawn_at=START)
     services.mark_draw_entered_in_error(draw=wrong, by=oncologist, reason="Duplicate")
-    _draw(patient, oncologist, START + DAY)
+    builders.draw(patient, oncologist, drawn_at=START + DAY)
     api.force_authenticate(nurse)
 
     bundle = _search(api, f"patient={patient.pk}")
@@ -376,7 +375,7 @@ def test_a_search_lists_draws_entered_in_error_with_that_status(api, nurse, onco
 
 
 def test_next_and_previous_links_walk_every_draw_oldest_first(api, nurse, oncologist, patient):
-    draws = [_draw(patient, oncologist, START + n * 7 * DAY, ctc_count=n) for n in range(5)]
+    draws = builders.draws(patient, oncologist, range(5), first=START, every_days=7)
     api.force_authenticate(nurse)
 
     pages = [_search(api, f"patient={patient.pk}&_count=2")]
@@ -393,7 +392,7 @@ def test_next_and_previous_links_walk_every_draw_oldest_first(api, nurse, oncolo
 
 
 def test_a_count_of_zero_gives_the_total_only(api, nurse, oncologist, patient):
-    _draw(patient, oncologist)
+    builders.draw(patient, oncologist, drawn_at=START)
     api.force_authenticate(nurse)
 
     bundle = _search(api, f"patient={patient.pk}&_count=0")
@@ -407,12 +406,11 @@ def test_a_search_costs_the_same_queries_for_any_number_of_draws(
 ):
     api.force_authenticate(nurse)
     url = f"{BASE}/Observation?patient={patient.pk}"
-    _draw(patient, oncologist, START)
+    builders.draw(patient, oncologist, drawn_at=START)
     api.get(url)  # the user's permissions are cached after the first request
     few = count_queries(lambda: api.get(url))
 
-    for n in range(1, 15):
-        _draw(patient, oncologist, START + n * DAY, ctc_count=n)
+    builders.draws(patient, oncologist, range(1, 15), first=START + DAY, every_days=1)
     many = count_queries(lambda: api.get(url))
 
     assert few == many

@@ -35,8 +35,8 @@ import redis
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
-from patients import services
 from patients.models import Patient
+from tests import builders
 from tests.paths import ROOT
 
 PASSWORD = "correct-horse-42"
@@ -226,18 +226,8 @@ def charted(oncologist) -> Patient:
     hasher = PBKDF2PasswordHasher()
     oncologist.password = hasher.encode(PASSWORD, hasher.salt(), iterations=1000)
     oncologist.save(update_fields=["password"])
-    patient = services.register_patient(
-        by=oncologist,
-        mrn="MRN2SRV",
-        given_name="Ada",
-        family_name="Twoservers",
-        birth_date=datetime(1961, 3, 4, tzinfo=UTC).date(),
-        sex="female",
-        cancer_type="breast",
-    )
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 2, 9, tzinfo=UTC), ctc_count=7
-    )
+    patient = builders.patient(oncologist, family_name="Twoservers")
+    builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 2, 9, tzinfo=UTC), ctc_count=7)
     return patient
 
 

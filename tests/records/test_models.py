@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from patients.models import CTCDraw, ImagingAssessment, Patient, TherapyLine, TreatmentCycle
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -17,6 +18,11 @@ pytestmark = pytest.mark.django_db
 def _raises_integrity(make) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         make()
+
+
+# The rows under test are made here with Model.objects.create, bypassing the services
+# on purpose (they would refuse these rows before the database could); the valid
+# patient or line they hang from comes from the builders.
 
 
 def _patient(**overrides) -> Patient:
@@ -59,8 +65,8 @@ def test_a_metastatic_diagnosis_cannot_precede_birth():
     _raises_integrity(lambda: _patient(diagnosed_on=date(1969, 12, 31)))
 
 
-def test_a_line_number_is_unique_per_patient_but_not_across_patients():
-    first, second = _patient(), _patient(mrn="M2")
+def test_a_line_number_is_unique_per_patient_but_not_across_patients(oncologist):
+    first, second = builders.patient(oncologist), builders.patient(oncologist)
     fields = {"regimen": "X", "start_date": date(2026, 1, 1), "cycle_length_days": 21}
     TherapyLine.objects.create(patient=first, line_number=1, **fields)
     TherapyLine.objects.create(patient=second, line_number=1, **fields)
@@ -77,8 +83,8 @@ def test_a_line_number_is_unique_per_patient_but_not_across_patients():
         {"line_number": 0},
     ],
 )
-def test_a_therapy_line_keeps_its_dates_and_lengths_sane(overrides):
-    patient = _patient()
+def test_a_therapy_line_keeps_its_dates_and_lengths_sane(oncologist, overrides):
+    patient = builders.patient(oncologist)
     fields = {
         "patient": patient,
         "line_number": 1,
@@ -89,13 +95,9 @@ def test_a_therapy_line_keeps_its_dates_and_lengths_sane(overrides):
     _raises_integrity(lambda: TherapyLine.objects.create(**{**fields, **overrides}))
 
 
-def test_a_cycle_number_is_unique_per_line_and_a_delay_needs_a_reason():
-    line = TherapyLine.objects.create(
-        patient=_patient(),
-        line_number=1,
-        regimen="X",
-        start_date=date(2026, 1, 1),
-        cycle_length_days=21,
+def test_a_cycle_number_is_unique_per_line_and_a_delay_needs_a_reason(oncologist):
+    line = builders.therapy_line(
+        builders.patient(oncologist), oncologist, start_date=date(2026, 1, 1)
     )
     TreatmentCycle.objects.create(therapy_line=line, number=1, scheduled_date=date(2026, 1, 1))
 
@@ -128,12 +130,12 @@ def test_a_cycle_number_is_unique_per_line_and_a_delay_needs_a_reason():
     ],
 )
 def test_a_draw_keeps_count_status_and_volume_consistent(oncologist, overrides):
-    patient = _patient()
+    patient = builders.patient(oncologist)
     _raises_integrity(lambda: _draw(patient, oncologist, **overrides))
 
 
 def test_an_accession_is_unique_when_given_and_may_be_left_empty(oncologist):
-    patient = _patient()
+    patient = builders.patient(oncologist)
     _draw(patient, oncologist, accession="")
     _draw(patient, oncologist, accession="")
     _draw(patient, oncologist, accession="A-1")
@@ -142,7 +144,7 @@ def test_an_accession_is_unique_when_given_and_may_be_left_empty(oncologist):
 
 
 def test_imaging_modality_and_response_are_checked(oncologist):
-    patient = _patient()
+    patient = builders.patient(oncologist)
     fields = {"patient": patient, "performed_on": date(2026, 1, 1), "entered_by": oncologist}
 
     _raises_integrity(
@@ -154,8 +156,8 @@ def test_imaging_modality_and_response_are_checked(oncologist):
 
 
 def test_clinical_rows_cannot_be_cascaded_away(oncologist):
-    patient = _patient()
-    _draw(patient, oncologist)
+    patient = builders.patient(oncologist)
+    builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 1, tzinfo=UTC))
 
     with pytest.raises(ProtectedError), transaction.atomic():
         patient.delete()

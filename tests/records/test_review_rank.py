@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from patients import assessment, rules, services
 from patients.models import Patient, TreatmentCycle
+from tests import builders
 from tests.fuzzing import rolled_back
 from tests.paths import DATA
 
@@ -59,7 +60,7 @@ def _every_stored_rank_is_live() -> None:
 
 @pytest.fixture
 def due(line, oncologist) -> TreatmentCycle:
-    return services.plan_cycle(line=line, by=oncologist, number=3, scheduled_date=DAY1)
+    return builders.cycle(line, oncologist, number=3, scheduled_date=DAY1)
 
 
 # --- every kind of write refreshes it ------------------------------------------------------
@@ -71,20 +72,14 @@ def test_a_planned_cycle_without_a_draw_ranks_as_review_from_the_start(due):
 
 
 def test_adding_a_draw_refreshes_the_rank(due, patient, oncologist):
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=1
-    )
+    builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=1)
 
     assert _stored(due) == NO_FLAGS == _live(due)
 
 
 def test_editing_a_draw_refreshes_the_rank(due, patient, oncologist):
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(date(2026, 2, 1)), ctc_count=1
-    )
-    draw = services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=2
-    )
+    builders.draw(patient, oncologist, drawn_at=date(2026, 2, 1), ctc_count=1)
+    draw = builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=2)
     assert _stored(due) == NO_FLAGS
 
     services.update_draw(draw=draw, by=oncologist, changes={"ctc_count": 9}, reason="Typo")
@@ -93,9 +88,7 @@ def test_editing_a_draw_refreshes_the_rank(due, patient, oncologist):
 
 
 def test_marking_a_draw_entered_in_error_refreshes_the_rank(due, patient, oncologist):
-    draw = services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=1
-    )
+    draw = builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=1)
     assert _stored(due) == NO_FLAGS
 
     services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Wrong patient")
@@ -104,15 +97,9 @@ def test_marking_a_draw_entered_in_error_refreshes_the_rank(due, patient, oncolo
 
 
 def test_delaying_a_cycle_refreshes_its_rank_and_the_later_ones(due, line, patient, oncologist):
-    later = services.plan_cycle(
-        line=line, by=oncologist, number=4, scheduled_date=DAY1 + timedelta(21)
-    )
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=1
-    )
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 + timedelta(40)), ctc_count=1
-    )
+    later = builders.cycle(line, oncologist, number=4, scheduled_date=DAY1 + timedelta(21))
+    builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=1)
+    builders.draw(patient, oncologist, drawn_at=DAY1 + timedelta(40), ctc_count=1)
     assert (_stored(due), _stored(later)) == (NO_FLAGS, REVIEW)
 
     services.delay_cycle_and_following(
@@ -131,12 +118,8 @@ def test_giving_a_cycle_takes_it_out_of_the_ranking(due, oncologist):
 
 
 def test_an_acknowledgement_never_lowers_the_rank(due, patient, oncologist, nurse):
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(date(2026, 2, 1)), ctc_count=1
-    )
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=9
-    )
+    builders.draw(patient, oncologist, drawn_at=date(2026, 2, 1), ctc_count=1)
+    builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=9)
 
     services.acknowledge_cycle(cycle=due, by=nurse, note="Oncologist informed")
 
@@ -144,9 +127,7 @@ def test_an_acknowledgement_never_lowers_the_rank(due, patient, oncologist, nurs
 
 
 def test_changing_the_cancer_type_refreshes_the_rank(due, patient, oncologist):
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=4
-    )
+    builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=4)
     assert _stored(due) == NO_FLAGS  # 4 is below the breast cut-off of 5
 
     services.update_patient(
@@ -157,9 +138,7 @@ def test_changing_the_cancer_type_refreshes_the_rank(due, patient, oncologist):
 
 
 def test_a_csv_import_refreshes_the_rank(due, patient, oncologist, tmp_path):
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(date(2026, 2, 1)), ctc_count=1
-    )
+    builders.draw(patient, oncologist, drawn_at=date(2026, 2, 1), ctc_count=1)
     assert _stored(due) == REVIEW
     path = tmp_path / "lab.csv"
     path.write_text(
@@ -174,9 +153,7 @@ def test_a_csv_import_refreshes_the_rank(due, patient, oncologist, tmp_path):
 
 def test_an_hl7_result_refreshes_the_rank(api, due, patient, oncologist):
     # The message's draw: 1 Mar 2026 07:30 UTC, 7 CTC in 7.5 mL, accession CS-26-0101.
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(6)), ctc_count=1
-    )
+    builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(6), ctc_count=1)
     assert _stored(due) == NO_FLAGS
     api.force_authenticate(oncologist)
     body = DATA / "hl7" / "oru_r01_final.hl7"
@@ -193,9 +170,7 @@ def test_an_hl7_result_refreshes_the_rank(api, due, patient, oncologist):
 def test_after_a_cut_off_change_the_command_recomputes_and_the_worklist_warns_until_then(
     due, patient, oncologist, settings, caplog
 ):
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=4
-    )
+    builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=4)
     assert _stored(due) == NO_FLAGS
     settings.CTC_CUTOFFS = {**settings.CTC_CUTOFFS, "breast": 3}
 
@@ -211,12 +186,8 @@ def test_after_a_cut_off_change_the_command_recomputes_and_the_worklist_warns_un
 
 
 def test_the_migration_ranks_the_cycles_already_on_record(due, patient, oncologist):
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(date(2026, 2, 1)), ctc_count=1
-    )
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=9
-    )
+    builders.draw(patient, oncologist, drawn_at=date(2026, 2, 1), ctc_count=1)
+    builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=9)
     TreatmentCycle.objects.update(review_rank=NO_FLAGS)  # as the column's default would not be
     migration = MigrationExecutor(connection).loader.get_migration(
         "patients", "0007_treatmentcycle_review_rank"
@@ -281,44 +252,35 @@ patient_plans = st.lists(
 
 def _make_cohort(plans: list[dict], by) -> None:
     for i, plan in enumerate(plans):
-        patient = services.register_patient(
-            by=by,
+        patient = builders.patient(
+            by,
             mrn=f"H-{i}",
             given_name=plan["given"],
             family_name=plan["family"],
-            birth_date=date(1960, 1, 1),
-            sex="female",
             cancer_type=plan["cancer"],
         )
-        line = services.add_therapy_line(
-            patient=patient,
-            by=by,
+        line = builders.therapy_line(
+            patient,
+            by,
             regimen="FEC" if plan["doxorubicin"] else "Docetaxel",
             start_date=START - timedelta(days=60),
-            cycle_length_days=21,
             contains_doxorubicin=plan["doxorubicin"],
         )
-        services.plan_cycle(
-            line=line,
-            by=by,
-            number=1,
-            scheduled_date=START - timedelta(days=12),
-            status="given",
-            given_date=START - timedelta(days=12),
+        builders.cycle(
+            line, by, number=1, scheduled_date=START - timedelta(days=12), status="given"
         )
         for number, (offset, delayed) in enumerate(plan["cycles"], start=2):
-            services.plan_cycle(
-                line=line,
-                by=by,
+            builders.cycle(
+                line,
+                by,
                 number=number,
                 scheduled_date=START + timedelta(days=offset),
                 status="delayed" if delayed else "planned",
-                status_reason="Neutropenia" if delayed else "",
             )
         for k, (offset, status, count, volume) in enumerate(plan["draws"]):
-            services.record_draw(
-                patient=patient,
-                by=by,
+            builders.draw(
+                patient,
+                by,
                 drawn_at=_at(START + timedelta(days=offset), hour=8 + k),
                 status=status,
                 ctc_count=count if status == "resulted" else None,

@@ -12,6 +12,7 @@ from django.utils import timezone
 from patients import services
 from patients.assessment import series_for
 from patients.models import CTCDraw, Patient, TreatmentCycle
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -279,12 +280,10 @@ def test_imaging_cannot_be_in_the_future(oncologist, patient):
 
 
 def test_a_wrong_draw_is_marked_in_error_kept_and_left_out_of_the_rules(oncologist, patient):
-    wrong = services.record_draw(
-        patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), ctc_count=40
+    wrong = builders.draw(
+        patient, oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), ctc_count=40
     )
-    services.record_draw(
-        patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 9, tzinfo=UTC), ctc_count=6
-    )
+    builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 9, tzinfo=UTC), ctc_count=6)
 
     services.mark_draw_entered_in_error(draw=wrong, by=oncologist, reason="Wrong patient's tube")
 
@@ -314,11 +313,11 @@ def test_marking_in_error_needs_a_reason_and_happens_once(oncologist, draw):
 
 def test_delaying_a_cycle_moves_the_later_upcoming_cycles_by_the_same_days(oncologist, line):
     def plan(number: int, day: int, **fields) -> TreatmentCycle:
-        return services.plan_cycle(
-            line=line, by=oncologist, number=number, scheduled_date=date(2026, 1, day), **fields
+        return builders.cycle(
+            line, oncologist, number=number, scheduled_date=date(2026, 1, day), **fields
         )
 
-    first = plan(1, 5, status="given", given_date=date(2026, 1, 5))
+    first = plan(1, 5, status="given")  # on its day 1
     second, third = plan(2, 26), plan(3, 27)
     cancelled = plan(4, 28, status="cancelled", status_reason="Patient choice")
 

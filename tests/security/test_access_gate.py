@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from tests import builders
 from tests.paths import ROOT
 
 CHECKED_PACKAGES = (
@@ -252,22 +253,10 @@ START = date(2026, 1, 5)
 @pytest.fixture
 def hidden(oncologist) -> dict[str, int]:
     """A second patient with one of each record, and an acknowledged cycle due on START."""
-    patient = services.register_patient(
-        by=oncologist,
-        mrn="HIDDEN-9",
-        given_name="Hilda",
-        family_name="Hidden",
-        birth_date=date(1955, 2, 3),
-        sex="female",
-        cancer_type="breast",
-    )
-    line = services.add_therapy_line(
-        patient=patient, by=oncologist, regimen="Eribulin", start_date=START, cycle_length_days=21
-    )
-    cycle = services.plan_cycle(line=line, by=oncologist, number=1, scheduled_date=START)
-    draw = services.record_draw(
-        patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 2, 9, tzinfo=UTC), ctc_count=4
-    )
+    patient = builders.patient(oncologist, mrn="HIDDEN-9", family_name="Hidden")
+    line = builders.therapy_line(patient, oncologist, start_date=START)
+    cycle = builders.cycle(line, oncologist, number=1, scheduled_date=START)
+    draw = builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=4)
     services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )

@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
 from patients import services
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
 
-def _record(patient, by, day: date, count: int | None, **fields):
-    return services.record_draw(
-        patient=patient,
-        by=by,
-        drawn_at=datetime(day.year, day.month, day.day, 9, tzinfo=UTC),
-        ctc_count=count,
-        **fields,
-    )
-
-
 def _register(by, i: int):
-    return services.register_patient(
-        by=by,
+    """The i-th of a numbered list: MRN L-000, Family000 and so on, as the searches look for."""
+    return builders.patient(
+        by,
         mrn=f"L-{i:03d}",
         given_name=f"Given{i}",
         family_name=f"Family{i:03d}",
-        birth_date=date(1955, 1, 1),
-        sex="male",
         cancer_type="prostate",
     )
 
@@ -47,9 +37,9 @@ def test_anonymous_users_are_sent_to_login_and_outsiders_get_403(client, outside
 def test_the_list_shows_the_latest_category_and_the_next_cycle(
     client, nurse, oncologist, patient, line
 ):
-    services.plan_cycle(line=line, by=oncologist, number=1, scheduled_date=date(2099, 1, 5))
-    _record(patient, oncologist, date(2026, 1, 2), 7)
-    _record(patient, oncologist, date(2026, 1, 9), None, status="failed")
+    builders.cycle(line, oncologist, number=1, scheduled_date=date(2099, 1, 5))
+    builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=7)
+    builders.draw(patient, oncologist, drawn_at=date(2026, 1, 9), status="failed")
     client.force_login(nurse)
 
     r = client.get("/patients/")
@@ -99,12 +89,12 @@ def test_the_list_runs_the_same_queries_for_few_or_many_patients(
     client, nurse, oncologist, count_queries
 ):
     for i in range(3):
-        _record(_register(oncologist, i), oncologist, date(2026, 1, 2), i)
+        builders.draw(_register(oncologist, i), oncologist, drawn_at=date(2026, 1, 2), ctc_count=i)
     client.force_login(nurse)
     client.get("/patients/")
     few = count_queries(lambda: client.get("/patients/"))
     for i in range(3, 25):
-        _record(_register(oncologist, i), oncologist, date(2026, 1, 2), i)
+        builders.draw(_register(oncologist, i), oncologist, drawn_at=date(2026, 1, 2), ctc_count=i)
 
     many = count_queries(lambda: client.get("/patients/"))
 
@@ -114,9 +104,11 @@ def test_the_list_runs_the_same_queries_for_few_or_many_patients(
 def test_the_patient_page_shows_every_draw_with_values_interval_category_and_flags(
     client, nurse, oncologist, patient, line
 ):
-    _record(patient, oncologist, date(2026, 1, 2), 2)
-    _record(patient, oncologist, date(2026, 1, 23), 9, accession="ACC-9")
-    _record(patient, oncologist, date(2026, 2, 13), None, status="rejected", comment="Haemolysed")
+    builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=2)
+    builders.draw(patient, oncologist, drawn_at=date(2026, 1, 23), ctc_count=9, accession="ACC-9")
+    builders.draw(
+        patient, oncologist, drawn_at=date(2026, 2, 13), status="rejected", comment="Haemolysed"
+    )
     client.force_login(nurse)
 
     r = client.get(f"/patients/{patient.pk}/")
@@ -157,13 +149,13 @@ def test_the_patient_page_runs_the_same_queries_for_few_or_many_draws(
     client, nurse, oncologist, patient, line, count_queries
 ):
     for day in range(1, 3):
-        _record(patient, oncologist, date(2026, 1, day), day)
+        builders.draw(patient, oncologist, drawn_at=date(2026, 1, day), ctc_count=day)
     client.force_login(nurse)
     client.get(f"/patients/{patient.pk}/")
     few = count_queries(lambda: client.get(f"/patients/{patient.pk}/"))
     for day in range(3, 28):
-        _record(patient, oncologist, date(2026, 1, day), day % 6)
-        services.plan_cycle(line=line, by=oncologist, number=day, scheduled_date=date(2026, 2, day))
+        builders.draw(patient, oncologist, drawn_at=date(2026, 1, day), ctc_count=day % 6)
+        builders.cycle(line, oncologist, number=day, scheduled_date=date(2026, 2, day))
 
     many = count_queries(lambda: client.get(f"/patients/{patient.pk}/"))
 

@@ -3,46 +3,28 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
-from patients import assessment, services
+from patients import assessment
 from patients.models import AccessEvent, Acknowledgement, Patient
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
 
 def _due_patient(by, mrn: str, family: str, counts: list[int], day1: date):
-    patient = services.register_patient(
-        by=by,
-        mrn=mrn,
-        given_name="Pat",
-        family_name=family,
-        birth_date=date(1960, 1, 1),
-        sex="female",
-        cancer_type="breast",
-        oncologist=by,
-    )
-    line = services.add_therapy_line(
-        patient=patient,
-        by=by,
-        regimen="Eribulin",
-        start_date=day1 - timedelta(days=42),
-        cycle_length_days=21,
-    )
-    cycle = services.plan_cycle(line=line, by=by, number=3, scheduled_date=day1)
+    """A patient of `by` with cycle 3 due on `day1` and a draw per count, 21 days apart,
+    the last 4 days before day 1 (or yesterday, if that is sooner)."""
+    patient = builders.patient(by, mrn=mrn, family_name=family, oncologist=by)
+    line = builders.therapy_line(patient, by, start_date=day1 - timedelta(days=42))
+    cycle = builders.cycle(line, by, number=3, scheduled_date=day1)
     latest = min(day1 - timedelta(days=4), timezone.localdate() - timedelta(days=1))
-    for k, count in enumerate(reversed(counts)):
-        drawn = latest - timedelta(days=21 * k)
-        services.record_draw(
-            patient=patient,
-            by=by,
-            drawn_at=datetime(drawn.year, drawn.month, drawn.day, 9, tzinfo=UTC),
-            ctc_count=count,
-        )
+    first = latest - timedelta(days=21 * (len(counts) - 1))
+    builders.draws(patient, by, counts, first=first, every_days=21)
     return patient, cycle
 
 
