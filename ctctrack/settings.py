@@ -199,7 +199,7 @@ CTCTRACK_READ_YOUR_WRITES_SECONDS = envint("CTCTRACK_READ_YOUR_WRITES_SECONDS", 
 # to this installation (its own Redis database or CACHE_KEY_PREFIX) and network.
 # Nothing else that must agree across servers lives in a process: sessions,
 # django-axes' failures and lockouts (its default database handler), django-otp's
-# devices and throttling are in the database; messages in a cookie or the session;
+# devices and throttling are in the database; messages in the session;
 # there are no DRF throttles. Charts are keyed by the patient's data version, which
 # every write bumps in the database, so no server can serve another's stale chart.
 CACHE_SCHEMES = {
@@ -304,6 +304,9 @@ CTCTRACK_API_TOKEN_MAX_AGE_SECONDS = envint(
 CTCTRACK_IDLE_TIMEOUT_SECONDS = envint("CTCTRACK_IDLE_TIMEOUT_SECONDS", str(15 * 60))
 # Clinic workstations are shared: closing the browser ends the session too.
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Messages name patients ("Acknowledged cycle 1 for ..."): kept in the session, on the
+# server, never in a cookie (Django's default puts them in one first).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- Access log (docs/audit.md) ------------------------------------------------
 # How many reverse proxies of ours stand in front of the app, each appending the
