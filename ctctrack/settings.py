@@ -85,7 +85,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # /healthz is answered here: nothing below (sessions, database, access log) runs for it.
+    # /healthz and /readyz are answered here: nothing below (sessions, sign-in, the
+    # access log's middleware) runs for them.
     "ctctrack.health.HealthCheckMiddleware",
     # Static files are answered here, before anything below: they carry no patient
     # data, so they keep WhiteNoise's caching headers.
@@ -346,8 +347,9 @@ _proxy_ssl_header = os.getenv("CTCTRACK_PROXY_SSL_HEADER", "")
 if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(not DEBUG))
-# A load balancer probes the app server directly, often over plain HTTP; "ok" is all it gets.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A load balancer probes the app server directly, often over plain HTTP; "ok" or "ready"
+# is all it gets.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = 0 if DEBUG else 365 * 24 * 3600
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 # Preloading binds every subdomain of the organisation to HTTPS for good: only
