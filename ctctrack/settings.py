@@ -427,6 +427,9 @@ LOGGING = {
         "django.db.backends": {"handlers": [], "level": "INFO", "propagate": True},
         # Failures and lockouts are warnings; its INFO lines repeat every start.
         "axes": {"handlers": [], "level": "WARNING", "propagate": True},
+        # Matplotlib's PDF backend subsets fonts with fontTools, which logs the glyphs it
+        # kept at INFO: a report's characters (its patient's name among them), every time.
+        "fontTools": {"handlers": [], "level": "WARNING", "propagate": True},
     },
 }
 
