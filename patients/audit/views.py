@@ -134,7 +134,7 @@ class Column:
     aria_sort: str
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def audit_report(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The access log for staff. The filter form posts here and is redirected to a
