@@ -85,7 +85,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # /healthz is answered here: nothing below (sessions, database, access log) runs for it.
+    # /healthz and /readyz are answered here: nothing below (sessions, sign-in, the
+    # access log's middleware) runs for them.
     "ctctrack.health.HealthCheckMiddleware",
     # Static files are answered here, before anything below: they carry no patient
     # data, so they keep WhiteNoise's caching headers.
@@ -199,7 +200,7 @@ CTCTRACK_READ_YOUR_WRITES_SECONDS = envint("CTCTRACK_READ_YOUR_WRITES_SECONDS", 
 # to this installation (its own Redis database or CACHE_KEY_PREFIX) and network.
 # Nothing else that must agree across servers lives in a process: sessions,
 # django-axes' failures and lockouts (its default database handler), django-otp's
-# devices and throttling are in the database; messages in a cookie or the session;
+# devices and throttling are in the database; messages in the session;
 # there are no DRF throttles. Charts are keyed by the patient's data version, which
 # every write bumps in the database, so no server can serve another's stale chart.
 CACHE_SCHEMES = {
@@ -304,6 +305,9 @@ CTCTRACK_API_TOKEN_MAX_AGE_SECONDS = envint(
 CTCTRACK_IDLE_TIMEOUT_SECONDS = envint("CTCTRACK_IDLE_TIMEOUT_SECONDS", str(15 * 60))
 # Clinic workstations are shared: closing the browser ends the session too.
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Messages name patients ("Acknowledged cycle 1 for ..."): kept in the session, on the
+# server, never in a cookie (Django's default puts them in one first).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- Access log (docs/audit.md) ------------------------------------------------
 # How many reverse proxies of ours stand in front of the app, each appending the
@@ -343,8 +347,9 @@ _proxy_ssl_header = os.getenv("CTCTRACK_PROXY_SSL_HEADER", "")
 if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(not DEBUG))
-# A load balancer probes the app server directly, often over plain HTTP; "ok" is all it gets.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A load balancer probes the app server directly, often over plain HTTP; "ok" or "ready"
+# is all it gets.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = 0 if DEBUG else 365 * 24 * 3600
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 # Preloading binds every subdomain of the organisation to HTTPS for good: only
@@ -422,6 +427,9 @@ LOGGING = {
         "django.db.backends": {"handlers": [], "level": "INFO", "propagate": True},
         # Failures and lockouts are warnings; its INFO lines repeat every start.
         "axes": {"handlers": [], "level": "WARNING", "propagate": True},
+        # Matplotlib's PDF backend subsets fonts with fontTools, which logs the glyphs it
+        # kept at INFO: a report's characters (its patient's name among them), every time.
+        "fontTools": {"handlers": [], "level": "WARNING", "propagate": True},
     },
 }
 

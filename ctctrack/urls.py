@@ -7,8 +7,9 @@ from django.urls import include, path
 from ctctrack import health
 
 urlpatterns = [
-    # For load balancers: anyone, "ok", no data (ctctrack/health.py).
+    # For load balancers: anyone, "ok" / "ready", no data (ctctrack/health.py).
     path(health.HEALTHZ_PATH.lstrip("/"), health.healthz, name="healthz"),
+    path(health.READYZ_PATH.lstrip("/"), health.readyz, name="readyz"),
     path("", include("patients.web.urls")),
     path("accounts/mfa/", include("patients.accounts.urls")),
     # Sign in and out, change one's password; no password reset by e-mail: it would answer

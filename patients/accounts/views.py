@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
 from django_otp import user_has_device
 from django_otp.models import Device
@@ -32,7 +32,7 @@ from patients.accounts.mfa import (
     secret_text,
 )
 
-GET_POST = require_http_methods(["GET", "POST"])
+GET_POST = require_http_methods(["GET", "HEAD", "POST"])
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -113,7 +113,7 @@ def _recovery_codes_page(request: HttpRequest, codes: list[str], *, next_url: st
     return render(request, "accounts/recovery_codes.html", ctx)
 
 
-@require_http_methods(["GET"])
+@require_safe
 @login_required
 def overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The user's two-factor sign-in: its state, new recovery codes, turning it off."""

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_http_methods
 
 from ctctrack.forms import DateInput
 from ctctrack.http import AuthenticatedHttpRequest
+from ctctrack.spreadsheets import safe_text
 from patients import access, audit
 from patients.models import AccessAction, AccessEvent, AccessOutcome
 
@@ -134,7 +135,7 @@ class Column:
     aria_sort: str
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def audit_report(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The access log for staff. The filter form posts here and is redirected to a
@@ -241,8 +242,7 @@ def _cell(value: Any) -> str:
 
     A failed sign-in's username is whatever was typed, `=HYPERLINK(...)` included.
     """
-    text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return safe_text("" if value is None else str(value))
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -13,8 +13,7 @@ from django.utils import timezone
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
 from django.views.decorators.http import (
-    require_GET,
-    require_http_methods,
+    require_safe,
 )
 
 from patients import access, assessment, audit
@@ -24,9 +23,6 @@ from patients.models import (
 from patients.reports import charts
 from patients.reports import ctc_report as report
 from patients.web import documents
-
-GET_POST = require_http_methods(["GET", "POST"])
-
 
 # --- chart and report -------------------------------------------------------------------
 
@@ -67,7 +63,7 @@ def _chart(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 # Not in a transaction (ATOMIC_REQUESTS): a chart writes nothing to the database, and
 # its access-log event is written by AuditMiddleware in a transaction of its own.
 @transaction.non_atomic_requests
-@require_GET
+@require_safe
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
 @audit.records_patient_read(AccessAction.CHART, "chart.svg")
@@ -76,7 +72,7 @@ def chart_svg(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @transaction.non_atomic_requests
-@require_GET
+@require_safe
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
 @audit.records_patient_read(AccessAction.CHART, "chart.png")
@@ -84,7 +80,7 @@ def chart_png(request: HttpRequest, pk: int) -> HttpResponse:
     return _chart(request, pk, "png")
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
 def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:

@@ -11,8 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import (
-    require_GET,
     require_http_methods,
+    require_safe,
 )
 
 from patients import access, assessment, audit, wording
@@ -27,7 +27,7 @@ from patients.web.forms import (
 )
 from patients.web.presenters import draw_rows, patient_summary
 
-GET_POST = require_http_methods(["GET", "POST"])
+GET_POST = require_http_methods(["GET", "HEAD", "POST"])
 
 
 # --- patients ----------------------------------------------------------------------
@@ -66,7 +66,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     return render(request, "patients/patient_list.html", ctx)
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("patients.view_patient", raise_exception=True)
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -41,7 +41,7 @@ from patients.web.forms import (
     apply_service_errors,
 )
 
-GET_POST = require_http_methods(["GET", "POST"])
+GET_POST = require_http_methods(["GET", "HEAD", "POST"])
 
 
 @GET_POST

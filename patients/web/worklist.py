@@ -14,9 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import (
-    require_GET,
-    require_http_methods,
     require_POST,
+    require_safe,
 )
 
 from patients import access, assessment, audit, services
@@ -30,15 +29,12 @@ from patients.web.forms import (
 )
 from patients.web.presenters import worklist_rows
 
-GET_POST = require_http_methods(["GET", "POST"])
-
-
 # --- worklist ----------------------------------------------------------------------
 
 WORKLIST_PAGE_SIZE = 50
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("patients.view_treatmentcycle", raise_exception=True)
 def worklist(request: HttpRequest) -> HttpResponse:

@@ -97,8 +97,9 @@ ACCESS: dict[str, Rule] = {
     "login": Rule(read=EVERYONE, write=EVERYONE, write_methods=("POST", "PUT")),
     "logout": post_only(EVERYONE),
     "api:token": post_only(EVERYONE),
-    # the load balancer's probe: anyone may ask, the answer is "ok" and nothing else
+    # the load balancer's probes: anyone may ask, the answer is one word and nothing else
     "healthz": page(EVERYONE),
+    "readyz": page(EVERYONE),
     "password_change": Rule(read=SIGNED_IN, write=SIGNED_IN, write_methods=("POST", "PUT")),
     "password_change_done": page(SIGNED_IN),
     # the clinicians' pages
@@ -168,9 +169,9 @@ LOGIN_URL = "/accounts/login/"
 API_PREFIXES = ("api/", "fhir/")
 # Login endpoints answer anonymous users by design: that is how one signs in.
 SIGN_IN = frozenset({"login", "api:token"})
-# The one other exception (docs/security.md): a load balancer has no account, and the
-# answer carries no data, reads no session and queries no database.
-NO_DATA_PROBES = frozenset({"healthz"})
+# The other exceptions (docs/security.md): a load balancer has no account, and the
+# answer is one word: it carries no data and reads no session.
+NO_DATA_PROBES = {"healthz": b"ok", "readyz": b"ready"}
 # Methods tried on every URL; unless its row lists them, everyone must be refused.
 UNLISTED_METHODS = ("PUT", "DELETE")
 
@@ -404,7 +405,8 @@ def test_nobody_but_the_login_page_answers_an_anonymous_user(endpoint, ids, brow
         if endpoint.name in SIGN_IN:
             assert response.status_code < 500, f"{method} {url}"
         elif endpoint.name in NO_DATA_PROBES and method == "GET":
-            assert (response.status_code, response.content) == (200, b"ok"), f"{method} {url}"
+            answer = (200, NO_DATA_PROBES[endpoint.name])
+            assert (response.status_code, response.content) == answer, f"{method} {url}"
         else:
             assert refusal_problem(ANONYMOUS, endpoint, response) is None, (
                 f"{method} {url} answered an anonymous user with {response.status_code}"

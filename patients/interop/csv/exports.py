@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from django.utils import timezone
 
+from ctctrack.spreadsheets import safe_text
 from patients import wording
 from patients.assessment import PatientSeries
 from patients.models import CTCDraw
@@ -31,13 +32,6 @@ HEADER = [
     "entered_in_error",
     "error_reason",
 ]
-# A cell starting with one of these runs as a formula in Excel or LibreOffice
-# (OWASP "CSV injection"); a leading apostrophe makes it plain text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_text(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def series_rows(series: PatientSeries) -> Iterator[list[str]]:

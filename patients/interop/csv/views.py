@@ -19,7 +19,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from ctctrack.forms import focus_first_error
 from patients import access, assessment, audit
@@ -61,7 +61,7 @@ class UploadForm(forms.Form):
             ) from exc
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 @permission_required("patients.add_ctcdraw", raise_exception=True)
 def upload(request: HttpRequest) -> HttpResponse:
@@ -141,7 +141,7 @@ def _csv_response(rows: Iterator[list[str]], filename: str) -> StreamingHttpResp
     return response
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("patients.change_ctcdraw", raise_exception=True)
 def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
@@ -151,7 +151,7 @@ def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     return _csv_response(csv_export.series_rows(series), f"ctc-draws-patient-{patient.pk}.csv")
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("patients.change_ctcdraw", raise_exception=True)
 def export_all(request: HttpRequest) -> StreamingHttpResponse:
