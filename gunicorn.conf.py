@@ -9,7 +9,11 @@ exactly this file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from typing import Any
+
+from gunicorn.util import parse_address
 
 
 def _cores() -> int:
@@ -20,9 +24,24 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-# Behind the proxy on the same host by default; a container sets BIND=0.0.0.0:8000
-# (or PORT, as platforms do) to be reachable from outside itself.
-bind = os.getenv("BIND") or f"127.0.0.1:{os.getenv('PORT', '8000')}"
+# A Unix socket by default, which only processes on this host can open (nginx on the
+# same host proxies to it): an app server that anyone on the network can reach lets
+# them send their own X-Forwarded-For, which CTCTRACK_TRUSTED_PROXY_COUNT trusts, and so
+# forge the address in the access log and dodge the sign-in lockout. BIND names
+# another address (nginx on other hosts: this host's private address, behind a
+# firewall); PORT alone listens on 127.0.0.1, for local use and tests.
+DEFAULT_BIND = "unix:/run/ctctrack/gunicorn.sock"
+
+
+def _bind() -> str:
+    if os.getenv("BIND"):
+        return os.environ["BIND"]
+    if os.getenv("PORT"):
+        return f"127.0.0.1:{os.environ['PORT']}"
+    return DEFAULT_BIND
+
+
+bind = _bind()
 
 # gunicorn's documented starting point, 2 x cores + 1: a request spends much of
 # its time waiting on PostgreSQL (every page commits its access-log event), and
@@ -75,3 +94,55 @@ limit_request_fields = 100
 # No runtime control socket: nothing here uses gunicornc, and two servers on one
 # machine would otherwise share the default socket path in the home directory.
 control_socket_disable = True
+
+
+# --- the X-Forwarded-For warning ---------------------------------------------------------
+
+
+def reachable_tcp_addresses(binds: list[str]) -> list[str]:
+    """The addresses in `binds` that other machines may reach: TCP, not loopback."""
+    return [address for address in binds if not _local_only(address)]
+
+
+def _local_only(address: str) -> bool:
+    parsed = parse_address(address)
+    if not isinstance(parsed, tuple):  # a Unix socket or an inherited descriptor
+        return True
+    host = parsed[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # "" (every interface) or a host name: assume reachable
+        return False
+
+
+def forwarding_warning(binds: list[str], proxy_count: int) -> str | None:
+    """What to shout at start when a reachable address trusts X-Forwarded-For, or None."""
+    reachable = reachable_tcp_addresses(binds)
+    if proxy_count <= 0 or not reachable:
+        return None
+    return (
+        f"CTCTRACK_TRUSTED_PROXY_COUNT={proxy_count} and gunicorn listens on "
+        f"{', '.join(reachable)}: ANYONE WHO CAN REACH THAT ADDRESS WITHOUT GOING THROUGH "
+        "THE PROXY CAN FORGE THEIR CLIENT ADDRESS (X-Forwarded-For) in the access log and "
+        "escape the sign-in lockout. Let only the proxy reach it (a firewall), or bind a "
+        f"Unix socket ({DEFAULT_BIND}) or 127.0.0.1. See docs/deployment.md."
+    )
+
+
+def _trusted_proxy_count() -> int:
+    # As ctctrack/settings.py reads it; a value that is not a number fails there.
+    try:
+        return int(os.getenv("CTCTRACK_TRUSTED_PROXY_COUNT", "0"))
+    except ValueError:
+        return 0
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn's hook before the master binds: the bind here, or --bind, as given."""
+    warning = forwarding_warning(list(server.cfg.bind), _trusted_proxy_count())
+    if warning:
+        server.log.warning("!" * 72)
+        server.log.warning("WARNING: %s", warning)
+        server.log.warning("!" * 72)

@@ -153,3 +153,40 @@ def check_mfa_required(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
             id="ctctrack.W001",
         )
     ]
+
+
+# A load balancer and nginx: more proxies of ours that each append to X-Forwarded-For
+# is unusual enough to be a mistake, and every hop trusted beyond the real ones is an
+# address the client writes itself.
+MAX_USUAL_TRUSTED_PROXIES = 2
+
+
+@register(Tags.security, deploy=True)
+def check_trusted_proxy_count(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """CTCTRACK_TRUSTED_PROXY_COUNT is a small whole number of proxies.
+
+    What it cannot see: whether the app server is reachable without those proxies
+    (gunicorn's bind is not a Django setting). gunicorn.conf.py warns at start for that.
+    """
+    count = getattr(settings, "CTCTRACK_TRUSTED_PROXY_COUNT", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return [
+            Error(
+                f"CTCTRACK_TRUSTED_PROXY_COUNT is {count!r}; it must be a whole number, 0 or more.",
+                hint="0 without a proxy, 1 behind nginx alone, 2 behind a load balancer and nginx.",
+                id="ctctrack.E008",
+            )
+        ]
+    if count > MAX_USUAL_TRUSTED_PROXIES:
+        return [
+            CheckWarning(
+                f"CTCTRACK_TRUSTED_PROXY_COUNT is {count}: the client's address is taken "
+                f"{count} places from the right of X-Forwarded-For. If fewer than {count} "
+                "proxies of ours append to it, the client chooses the address the access "
+                "log records and the sign-in lockout counts.",
+                hint="Set it to the number of proxies of ours that append to X-Forwarded-For "
+                "(1 behind nginx alone). If there really are more, silence ctctrack.W002.",
+                id="ctctrack.W002",
+            )
+        ]
+    return []

@@ -313,6 +313,12 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # How many reverse proxies of ours stand in front of the app, each appending the
 # address it received from to X-Forwarded-For. 0: the access log records
 # REMOTE_ADDR and ignores X-Forwarded-For (which any client can send).
+# N > 0 TRUSTS THE N-TH ADDRESS FROM THE RIGHT of X-Forwarded-For, whoever sent the
+# request: if a client can reach the app server without passing through those N
+# proxies, it writes that address itself, forging the access log and escaping the
+# sign-in lockout by changing it on each try. So gunicorn listens on a Unix socket
+# by default and warns at start on a reachable TCP address (gunicorn.conf.py);
+# check --deploy warns above 2 (ctctrack.W002). docs/deployment.md, nginx.
 CTCTRACK_TRUSTED_PROXY_COUNT = envint("CTCTRACK_TRUSTED_PROXY_COUNT", "0")
 
 # --- Sign-in throttling (django-axes) ------------------------------------------

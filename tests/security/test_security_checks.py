@@ -14,6 +14,7 @@ from ctctrack.checks import (
     check_mfa_required,
     check_middleware,
     check_session_limits,
+    check_trusted_proxy_count,
 )
 
 
@@ -177,3 +178,37 @@ def test_the_local_demo_may_run_without_two_factor(settings):
     settings.CTCTRACK_REQUIRE_MFA = False
 
     assert check_mfa_required(None) == []
+
+
+# --- the trusted proxy count -------------------------------------------------------------------
+
+
+def test_the_trusted_proxy_check_is_a_deploy_check():
+    always = django_checks.registry.registry.get_checks(include_deployment_checks=False)
+    deploy = django_checks.registry.registry.get_checks(include_deployment_checks=True)
+
+    assert check_trusted_proxy_count in set(deploy) - set(always)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2])
+def test_no_proxy_nginx_or_a_balancer_and_nginx_pass(settings, count):
+    settings.CTCTRACK_TRUSTED_PROXY_COUNT = count
+
+    assert check_trusted_proxy_count(None) == []
+
+
+def test_more_than_two_trusted_proxies_is_a_warning(settings):
+    settings.CTCTRACK_TRUSTED_PROXY_COUNT = 3
+
+    messages = check_trusted_proxy_count(None)
+
+    assert _ids(messages) == ["ctctrack.W002"]
+    assert messages[0].level == django_checks.WARNING
+    assert "X-Forwarded-For" in messages[0].msg
+
+
+@pytest.mark.parametrize("count", [-1, "1", None, True])
+def test_a_trusted_proxy_count_that_is_not_a_count_is_an_error(settings, count):
+    settings.CTCTRACK_TRUSTED_PROXY_COUNT = count
+
+    assert _ids(check_trusted_proxy_count(None)) == ["ctctrack.E008"]

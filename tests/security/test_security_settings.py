@@ -170,3 +170,30 @@ def test_check_deploy_fails_when_two_factor_is_turned_off_in_production():
 
     assert result.returncode != 0
     assert "ctctrack.W001" in result.stderr
+
+
+def test_check_deploy_fails_when_more_than_two_proxies_are_trusted():
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        **PRODUCTION,
+        CTCTRACK_TRUSTED_PROXY_COUNT="3",
+    )
+
+    assert result.returncode != 0
+    assert "ctctrack.W002" in result.stderr
+
+
+def test_check_deploy_is_clean_behind_nginx():
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        **PRODUCTION,
+        CTCTRACK_TRUSTED_PROXY_COUNT="1",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
