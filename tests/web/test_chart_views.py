@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from xml.etree import ElementTree
 
@@ -15,6 +16,7 @@ from matplotlib.image import imread
 from patients import services
 from patients.models import AccessAction, AccessEvent
 from patients.reports import charts
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +175,18 @@ def test_a_cached_chart_costs_a_fixed_number_of_queries(client, nurse, oncologis
         "target", flat=True
     )
     assert sorted(targets) == sorted([name, name, f"{name} (not modified)"])
+
+
+def test_a_dollar_in_the_record_is_drawn_literally_in_the_chart_and_report(
+    client, nurse, oncologist, patient
+):
+    builders.therapy_line(patient, oncologist, regimen="FOLFOX $x$ 50$$")
+    _draw(patient, oncologist, 6, 7)
+    client.force_login(nurse)
+
+    svg = client.get(f"/patients/{patient.pk}/chart.svg")
+    pdf = client.get(f"/patients/{patient.pk}/report.pdf")
+
+    assert svg.status_code == 200 and pdf.status_code == 200
+    assert "L1 FOLFOX $x$ 50$$" in re.sub(r"<!--.*?-->", "", svg.content.decode(), flags=re.S)
+    assert pdf.content.startswith(b"%PDF")
