@@ -444,6 +444,9 @@ LOGGING = {
 CTC_CUTOFFS: dict[str, int] = {"breast": 5, "prostate": 5, "colorectal": 3}
 # Draws count for a cycle when taken on day 1 or up to this many days before.
 CTC_PRE_CYCLE_WINDOW_DAYS = envint("CTC_PRE_CYCLE_WINDOW_DAYS", "7")
+# The printable report of a patient with more draws than this is refused (the
+# CSV export has them all): 5,000 draws take the PDF over 30 s of a worker.
+CTCTRACK_REPORT_MAX_DRAWS = envint("CTCTRACK_REPORT_MAX_DRAWS", "1000")
 # LOINC code per cancer type for exchange (confirm against the receiving system).
 CTC_LOINC_CODES: dict[str, str] = {
     "breast": "67568-6",

@@ -178,7 +178,8 @@ def _top_label(
 ) -> None:
     # x in data, y at the top edge of the plot area, then offset in points: the
     # rows stay the same distance apart whatever the chart's height.
-    ax.annotate(
+    _annotate(
+        ax,
         text,
         xy=(x, 1),
         xycoords=ax.get_xaxis_transform(),
@@ -193,6 +194,12 @@ def _top_label(
     )
 
 
+def _annotate(ax: Axes, text: str, **kwargs: Any) -> None:
+    """Every label of the chart is drawn here, never as mathtext: a "$" in a regimen
+    or an imaging note from the record stays a "$" (and "$$" cannot break the chart)."""
+    ax.annotate(text, parse_math=False, **kwargs)
+
+
 def _draw_cutoff(ax: Axes, frame: Frame, cutoff: int | None, cancer_type: str) -> None:
     if cutoff is None:
         return
@@ -200,7 +207,8 @@ def _draw_cutoff(ax: Axes, frame: Frame, cutoff: int | None, cancer_type: str) -
     ax.axhspan(cutoff, frame.y_top, color=UNFAVOURABLE_COLOUR, alpha=0.07, lw=0, zorder=0.5)
     ax.axhline(cutoff, color=CUTOFF_COLOUR, linestyle=(0, (5, 3)), linewidth=1.1, zorder=2)
     # Outside the right edge, where data never is.
-    ax.annotate(
+    _annotate(
+        ax,
         _cutoff_label(cutoff, cancer_type),
         xy=(1, cutoff),
         xycoords=ax.get_yaxis_transform(),
@@ -222,7 +230,8 @@ def _cutoff_label(cutoff: int, cancer_type: str) -> str:
 def _draw_today(ax: Axes, today: date) -> None:
     x = float(date2num(today))
     ax.axvline(x, color="#888888", linestyle=(0, (2, 2)), linewidth=0.8, zorder=1)
-    ax.annotate(
+    _annotate(
+        ax,
         "today",
         xy=(x, 0),
         xycoords=ax.get_xaxis_transform(),
@@ -428,7 +437,8 @@ def _draw_flag_labels(
             continue
         dx, dy, ha, va = slot
         colour = STYLES[a.category].colour
-        ax.annotate(
+        _annotate(
+            ax,
             text,
             xy=(x, y),
             xytext=(dx, dy),
@@ -464,7 +474,8 @@ def _draw_notes(ax: Axes, data: ChartData, plotted: Sequence[rules.DrawAssessmen
             bbox=_TEXT_BACKGROUND,
         )
     if data.cutoff is None:
-        ax.annotate(
+        _annotate(
+            ax,
             _no_cutoff_note(data.cancer_type),
             xy=(0.5, 1),
             xycoords="axes fraction",

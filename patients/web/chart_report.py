@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
@@ -19,6 +20,7 @@ from django.views.decorators.http import (
 from patients import access, assessment, audit
 from patients.models import (
     AccessAction,
+    Patient,
 )
 from patients.reports import charts
 from patients.reports import ctc_report as report
@@ -86,6 +88,9 @@ def chart_png(request: HttpRequest, pk: int) -> HttpResponse:
 def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     """The printable report for tumour boards, generated for this user now."""
     patient = access.patient(request.user, pk)
+    draws = patient.draws.count()
+    if draws > settings.CTCTRACK_REPORT_MAX_DRAWS:
+        return _report_too_long(request, patient, draws)
     series = assessment.series_for(patient)
     imaging = documents.imaging_of(patient)
     data = documents.report_data(
@@ -96,3 +101,14 @@ def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     response["Content-Disposition"] = f'inline; filename="ctc-report-{patient.pk}.pdf"'
     audit.record(request, AccessAction.REPORT, patient=patient, target="report.pdf")
     return response
+
+
+def _report_too_long(request: HttpRequest, patient: Patient, draws: int) -> HttpResponse:
+    """Refused before anything is drawn: thousands of draws would hold a worker for minutes.
+
+    422, not 413: the request is a bodiless GET that is well-formed and understood;
+    it is this patient's record that the report cannot cover (413 would tell the
+    client to send a smaller request, and there is nothing smaller to send).
+    """
+    context = {"patient": patient, "draws": draws, "limit": settings.CTCTRACK_REPORT_MAX_DRAWS}
+    return render(request, "patients/report_too_long.html", context, status=422)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from xml.etree import ElementTree
 
@@ -15,6 +16,8 @@ from matplotlib.image import imread
 from patients import services
 from patients.models import AccessAction, AccessEvent
 from patients.reports import charts
+from patients.reports import ctc_report as report
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +176,54 @@ def test_a_cached_chart_costs_a_fixed_number_of_queries(client, nurse, oncologis
         "target", flat=True
     )
     assert sorted(targets) == sorted([name, name, f"{name} (not modified)"])
+
+
+def test_a_dollar_in_the_record_is_drawn_literally_in_the_chart_and_report(
+    client, nurse, oncologist, patient
+):
+    builders.therapy_line(patient, oncologist, regimen="FOLFOX $x$ 50$$")
+    _draw(patient, oncologist, 6, 7)
+    client.force_login(nurse)
+
+    svg = client.get(f"/patients/{patient.pk}/chart.svg")
+    pdf = client.get(f"/patients/{patient.pk}/report.pdf")
+
+    assert svg.status_code == 200 and pdf.status_code == 200
+    assert "L1 FOLFOX $x$ 50$$" in re.sub(r"<!--.*?-->", "", svg.content.decode(), flags=re.S)
+    assert pdf.content.startswith(b"%PDF")
+
+
+def test_a_report_of_more_draws_than_the_limit_is_refused_with_a_way_out(
+    client, nurse, oncologist, patient, settings, monkeypatch, caplog
+):
+    settings.CTCTRACK_REPORT_MAX_DRAWS = 3
+    for day in (2, 3, 4, 5):
+        _draw(patient, oncologist, day, 2)
+    client.force_login(nurse)
+    drawn = []
+    monkeypatch.setattr(report, "report_pdf", lambda data: drawn.append(data) or b"%PDF-")
+
+    with caplog.at_level("DEBUG"):
+        r = client.get(f"/patients/{patient.pk}/report.pdf")
+
+    assert r.status_code == 422
+    assert r["Content-Type"].startswith("text/html")
+    page = " ".join(r.content.decode().split())
+    assert (
+        "This patient has 4 draws; the printable report covers at most 3. "
+        "Export the draws as CSV instead."
+    ) in page
+    assert f'href="/patients/{patient.pk}/draws.csv"' in page
+    assert drawn == []
+    assert patient.mrn not in caplog.text and patient.family_name not in caplog.text
+
+
+def test_a_report_of_exactly_the_limit_is_printed(client, nurse, oncologist, patient, settings):
+    settings.CTCTRACK_REPORT_MAX_DRAWS = 3
+    for day in (2, 3, 4):
+        _draw(patient, oncologist, day, 2)
+    client.force_login(nurse)
+
+    r = client.get(f"/patients/{patient.pk}/report.pdf")
+
+    assert r.status_code == 200 and r.content.startswith(b"%PDF-")
