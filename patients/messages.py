@@ -11,6 +11,10 @@ NOTE_REQUIRED = "Write a note saying what you checked or did."
 ERROR_REASON_REQUIRED = "Say why the draw was entered in error."
 DRAW_IN_ERROR = "This draw is marked as entered in error; record a new draw."
 ACCESSION_TAKEN = "A draw with this accession number already exists."
+VERSION_REQUIRED = (
+    "This edit does not say which version of the record it was based on (its version), "
+    "so it could overwrite a newer change; nothing was saved. Reload the record and edit again."
+)
 
 
 def line_number_taken(number: int | None) -> str:

@@ -218,3 +218,9 @@ def draws(
         )
         for k, count in enumerate(counts)
     ]
+
+
+def version_of(record: Patient | TreatmentCycle | CTCDraw) -> int:
+    """The version a record has in the database now: what an editor who just read it
+    sends with an edit (every edit must name the version it was based on)."""
+    return type(record).objects.values_list("version", flat=True).get(pk=record.pk)

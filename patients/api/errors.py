@@ -1,7 +1,8 @@
 """One shape for every API error: `{"field": ["message a clinician understands"]}`.
 
 DRF already answers its own validation errors that way; this adds Django's
-`ValidationError` raised by the services, and edit conflicts (409). Refusals
+`ValidationError` raised by the services, edit conflicts (409) and edits that
+name no version (428). Refusals
 (401, 403) also go to the access log.
 """
 
@@ -20,7 +21,7 @@ from rest_framework.views import set_rollback
 from patients import audit
 from patients.audit.history import HistoryEntry
 from patients.models import AccessAction, AccessOutcome
-from patients.services import ConflictError, describe_edit
+from patients.services import ConflictError, VersionRequired, describe_edit
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -50,6 +51,8 @@ def _record_refusal(exc: Exception, request: Any) -> None:
 def _clinical_error_response(exc: Exception) -> Response | None:
     if isinstance(exc, ValidationError):
         return Response(validation_error_body(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, VersionRequired):
+        return Response({"version": [str(exc)]}, status=status.HTTP_428_PRECONDITION_REQUIRED)
     if isinstance(exc, ConflictError):
         body = {
             "version": [str(exc)],

@@ -29,6 +29,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from patients.roles import ONCOLOGIST
 from patients.services import CHANGE_REASON_MAX_LENGTH
 
 if TYPE_CHECKING:
@@ -122,11 +123,21 @@ class ClinicalSerializer(serializers.ModelSerializer):
         return []  # uniqueness (with clinical wording) is checked by the services
 
 
+# One message for every refusal, never quoting the id: the API must not tell a
+# caller which user ids exist, nor which role or state a user is in.
+NOT_AN_ONCOLOGIST = "Choose an active oncologist."
+
+
 class PatientSerializer(ClinicalSerializer):
     oncologist = serializers.PrimaryKeyRelatedField(
-        queryset=get_user_model().objects.filter(is_active=True),
+        queryset=get_user_model().objects.filter(groups__name=ONCOLOGIST, is_active=True),
         allow_null=True,
         required=False,
+        error_messages={
+            "does_not_exist": NOT_AN_ONCOLOGIST,
+            "incorrect_type": NOT_AN_ONCOLOGIST,
+            "invalid": NOT_AN_ONCOLOGIST,
+        },
     )
     cutoff = serializers.SerializerMethodField()
     version = serializers.IntegerField(required=False, help_text="Optimistic lock on edits.")

@@ -10,7 +10,13 @@ re-exported from the modules that hold them: `records` (the clinical acts),
 from __future__ import annotations
 
 from patients.services.bulk import import_draws
-from patients.services.conflicts import ConflictError, describe_edit
+from patients.services.conflicts import (
+    ANY_VERSION,
+    ConflictError,
+    Version,
+    VersionRequired,
+    describe_edit,
+)
 from patients.services.inputs import DrawInput, Edit, LabResultInput, split_edit
 from patients.services.lab_results import (
     LAB_COMPLETED,
@@ -44,6 +50,7 @@ from patients.services.records import (
 )
 
 __all__ = [
+    "ANY_VERSION",
     "CHANGE_REASON_MAX_LENGTH",
     "LAB_COMPLETED",
     "LAB_CORRECTED",
@@ -58,6 +65,8 @@ __all__ = [
     "LabOutcome",
     "LabResultInput",
     "LabResultsRefused",
+    "Version",
+    "VersionRequired",
     "acknowledge_cycle",
     "add_therapy_line",
     "delay_cycle_and_following",

@@ -1,11 +1,41 @@
-"""Edit conflicts: an edit based on a version that is no longer current, and its wording."""
+"""Edit conflicts: an edit based on a version that is no longer current, or on none.
+
+Also the one way for the system's own follow-on edits to say they apply to
+whatever version is current (`ANY_VERSION`), and the wording of both refusals.
+"""
 
 from __future__ import annotations
+
+from enum import Enum
 
 from django.db import models
 from django.utils import timezone
 
 from patients.audit.history import HistoryEntry, edits_since
+from patients.messages import VERSION_REQUIRED
+
+
+class _AnyVersion(Enum):
+    ANY = "the version the row has when it is locked"
+
+
+# For edits no person based on a version they read: a lab interface's result, or the
+# later cycles a delay moves along. A person's edit always names its version.
+ANY_VERSION = _AnyVersion.ANY
+
+# What an edit names: a version number, `ANY_VERSION`, or None (not given: refused).
+Version = int | _AnyVersion | None
+
+
+class VersionRequired(Exception):
+    """The edit did not say which version it was based on.
+
+    Without one, an edit could overwrite a change saved since the editor read
+    the record, so it is refused rather than applied to whatever is current.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(VERSION_REQUIRED)
 
 
 class ConflictError(Exception):

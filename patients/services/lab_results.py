@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from patients.models import CTCDraw, DrawStatus, Patient
+from patients.services.conflicts import ANY_VERSION
 from patients.services.inputs import LabResultInput
 from patients.services.records import Actor, record_draw, update_draw
 
@@ -151,7 +152,10 @@ def _store_lab_result(
             reason, action = f"Corrected result from lab ({source})", LAB_CORRECTED
         else:
             reason, action = f"Result from lab ({source})", LAB_COMPLETED
-        draw = update_draw(draw=draw, by=by, changes=changes, reason=reason, now=now)
+        # A lab's result applies to the draw as it stands: the lab never read a version.
+        draw = update_draw(
+            draw=draw, by=by, changes=changes, version=ANY_VERSION, reason=reason, now=now
+        )
         return LabOutcome(result, draw, action)
     except ValidationError as exc:
         raise LabResultsRefused(

@@ -8,7 +8,8 @@ cross-field rules and the facts that need the clock or other rows) and raises
 saves row by row so that django-simple-history records who changed what, when
 and why; bulk `QuerySet.update()` is never used on clinical rows because
 history would miss it. Edits carry the version they were based on: a stale
-one raises `ConflictError` instead of overwriting someone else's change.
+one raises `ConflictError` instead of overwriting someone else's change, and
+none at all raises `VersionRequired`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from patients.models import (
     Versioned,
 )
 from patients.rules import Flag
-from patients.services.conflicts import ConflictError
+from patients.services.conflicts import ANY_VERSION, ConflictError, Version, VersionRequired
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -90,7 +91,7 @@ def update_patient(
     patient: Patient,
     by: Actor,
     changes: Mapping[str, Any],
-    version: int | None = None,
+    version: Version = None,
     reason: str = "",
 ) -> Patient:
     _reject_unknown(changes, PATIENT_FIELDS)
@@ -206,7 +207,7 @@ def update_cycle(
     cycle: TreatmentCycle,
     by: Actor,
     changes: Mapping[str, Any],
-    version: int | None = None,
+    version: Version = None,
     reason: str = "",
 ) -> TreatmentCycle:
     _reject_unknown(changes, CYCLE_FIELDS)
@@ -225,7 +226,7 @@ def delay_cycle_and_following(
     by: Actor,
     new_date: date,
     reason: str,
-    version: int | None = None,
+    version: Version = None,
 ) -> list[TreatmentCycle]:
     """Delay a cycle to `new_date` and move the line's later upcoming cycles by as many days.
 
@@ -255,6 +256,7 @@ def delay_cycle_and_following(
             cycle=c,
             by=by,
             changes={"scheduled_date": c.scheduled_date + shift},
+            version=ANY_VERSION,  # moved along with the delay, under the lock taken above
             reason=f"Moved with cycle {cycle.number}: {reason}",
         )
         for c in later
@@ -349,7 +351,7 @@ def update_draw_and_assess(
     draw: CTCDraw,
     by: Actor,
     changes: Mapping[str, Any],
-    version: int | None = None,
+    version: Version = None,
     reason: str = "",
     now: datetime | None = None,
 ) -> DrawSaved:
@@ -367,7 +369,7 @@ def update_draw_and_assess(
 
 @transaction.atomic
 def mark_draw_entered_in_error(
-    *, draw: CTCDraw, by: Actor, reason: str, version: int | None = None
+    *, draw: CTCDraw, by: Actor, reason: str, version: Version = None
 ) -> CTCDraw:
     """Keep a wrong draw on record, marked and left out of every rule and chart."""
     draw = _lock(draw, version)
@@ -489,11 +491,13 @@ def _reject_unknown(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
         raise TypeError(f"Unknown field(s): {', '.join(unknown)}")
 
 
-def _lock(instance: V, version: int | None) -> V:
-    """Re-read the row under a lock and refuse an edit based on an older version."""
+def _lock(instance: V, version: Version) -> V:
+    """Re-read the row under a lock and refuse an edit based on no version or an older one."""
+    if version is None:
+        raise VersionRequired()
     # The default manager is each versioned model's `objects`, and is typed on any model.
     fresh = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
-    if version is not None and version != fresh.version:
+    if isinstance(version, int) and version != fresh.version:  # not ANY_VERSION
         raise ConflictError(fresh, version)
     return fresh
 

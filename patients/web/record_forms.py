@@ -199,7 +199,13 @@ def _save_cycle(request: HttpRequest, cycle: TreatmentCycle, form: CycleForm) ->
             if k not in ("status", "scheduled_date", "status_reason")
         }
         if rest:  # e.g. a corrected number
-            services.update_cycle(cycle=moved[0], by=request.user, changes=rest, reason=reason)
+            services.update_cycle(
+                cycle=moved[0],
+                by=request.user,
+                changes=rest,
+                version=moved[0].version,  # as the delay just saved it
+                reason=reason,
+            )
     return moved
 
 
@@ -293,7 +299,9 @@ def draw_entered_in_error(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         messages.success(request, "The draw is marked as entered in error. It stays on record.")
         return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
-    ctx = {"form": DrawForm(instance=draw, editing=True), "error_form": form, "draw": draw}
+    # The correction form beside it starts from the version this page read, as on draw_edit.
+    correction = DrawForm(instance=draw, initial={"version": draw.version}, editing=True)
+    ctx = {"form": correction, "error_form": form, "draw": draw}
     return _form_page(
         request, ctx["form"], title="Edit CTC draw", patient=patient, status=400, extra=ctx
     )
@@ -320,11 +328,13 @@ def imaging_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _attempt(form: Any, save: Any) -> Any:
-    """Run a service; on bad input or a conflict, put the messages on the form."""
+    """Run a service; on bad input, a conflict or no version, put the messages on the form."""
     try:
         return save()
     except ValidationError as exc:
         apply_service_errors(form, exc)
+    except services.VersionRequired as exc:
+        form.add_error(None, str(exc))
     except services.ConflictError as exc:
         form.add_error(None, str(exc))
         form.conflict = exc

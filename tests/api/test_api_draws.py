@@ -157,7 +157,7 @@ def test_a_stale_edit_of_a_draw_gets_409(api, oncologist, draw):
 def test_a_bad_edit_names_the_field_and_changes_nothing(api, oncologist, draw):
     api.force_authenticate(oncologist)
 
-    r = api.patch(f"/api/v1/draws/{draw.pk}/", {"status": "failed"}, format="json")
+    r = api.patch(f"/api/v1/draws/{draw.pk}/", {"status": "failed", "version": 1}, format="json")
 
     assert r.status_code == 400
     assert list(r.json()) == ["ctc_count"]

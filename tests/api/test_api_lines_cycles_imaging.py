@@ -99,14 +99,21 @@ def test_a_cycle_is_delayed_with_a_reason_and_given_later(api, oncologist, cycle
     api.force_authenticate(oncologist)
     url = f"/api/v1/cycles/{cycle.pk}/"
 
-    no_reason = api.patch(url, {"status": "delayed"}, format="json")
+    no_reason = api.patch(url, {"status": "delayed", "version": 1}, format="json")
     delayed = api.patch(
         url,
-        {"status": "delayed", "status_reason": "Platelets 62", "scheduled_date": "2026-01-12"},
+        {
+            "status": "delayed",
+            "status_reason": "Platelets 62",
+            "scheduled_date": "2026-01-12",
+            "version": 1,
+        },
         format="json",
     )
     given = api.patch(
-        url, {"status": "given", "given_date": "2026-01-12", "status_reason": ""}, format="json"
+        url,
+        {"status": "given", "given_date": "2026-01-12", "status_reason": "", "version": 2},
+        format="json",
     )
 
     assert no_reason.status_code == 400

@@ -81,7 +81,10 @@ def test_it_lists_only_planned_and_delayed_cycles_inside_the_range(api, nurse, o
     _due(oncologist, START - timedelta(1), [1])
     given = _due(oncologist, START, [1])
     services.update_cycle(
-        cycle=given, by=oncologist, changes={"status": "given", "given_date": START}
+        cycle=given,
+        version=builders.version_of(given),
+        by=oncologist,
+        changes={"status": "given", "given_date": START},
     )
     api.force_authenticate(nurse)
 

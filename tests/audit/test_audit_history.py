@@ -9,6 +9,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 
 from patients import services
 from patients.audit.history import change_history
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +20,11 @@ def _url(patient) -> str:
 
 def _rename(patient, by, name: str, reason: str):
     return services.update_patient(
-        patient=patient, by=by, changes={"family_name": name}, reason=reason
+        patient=patient,
+        version=builders.version_of(patient),
+        by=by,
+        changes={"family_name": name},
+        reason=reason,
     )
 
 
@@ -51,10 +56,17 @@ def test_it_covers_lines_cycles_draws_imaging_and_acknowledgements_newest_first(
     oncologist, nurse, patient, cycle, draw
 ):
     services.update_draw(
-        draw=draw, by=oncologist, changes={"ctc_count": 5}, reason="Transcription error"
+        draw=draw,
+        version=builders.version_of(draw),
+        by=oncologist,
+        changes={"ctc_count": 5},
+        reason="Transcription error",
     )
     services.update_cycle(
-        cycle=cycle, by=oncologist, changes={"status": "delayed", "status_reason": "Neutropenia"}
+        cycle=cycle,
+        version=builders.version_of(cycle),
+        by=oncologist,
+        changes={"status": "delayed", "status_reason": "Neutropenia"},
     )
     services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
@@ -81,7 +93,12 @@ def test_it_covers_lines_cycles_draws_imaging_and_acknowledgements_newest_first(
 def test_a_changed_oncologist_shows_usernames(oncologist, patient, django_user_model):
     other = django_user_model.objects.create_user("otto", password="correct-horse-42")
 
-    services.update_patient(patient=patient, by=oncologist, changes={"oncologist": other})
+    services.update_patient(
+        patient=patient,
+        version=builders.version_of(patient),
+        by=oncologist,
+        changes={"oncologist": other},
+    )
 
     (change,) = change_history(patient)[0].changes
     assert (change.old, change.new) == ("—", "otto")
@@ -102,7 +119,13 @@ def test_the_page_runs_the_same_queries_for_a_short_or_long_history(
         draw = services.record_draw(
             patient=patient, by=oncologist, drawn_at=datetime(2026, 1, i, tzinfo=UTC), ctc_count=i
         )
-        services.update_draw(draw=draw, by=oncologist, changes={"ctc_count": i + 1}, reason="fix")
+        services.update_draw(
+            draw=draw,
+            version=builders.version_of(draw),
+            by=oncologist,
+            changes={"ctc_count": i + 1},
+            reason="fix",
+        )
         services.plan_cycle(line=line, by=oncologist, number=i, scheduled_date=date(2026, 2, i))
 
     long = count_queries(lambda: client.get(_url(patient)))

@@ -197,7 +197,9 @@ def test_it_gives_a_pending_draw_its_result(api, oncologist, patient):
 
 
 def test_it_never_changes_a_draw_marked_entered_in_error(api, oncologist, patient, draw):
-    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Wrong patient")
+    services.mark_draw_entered_in_error(
+        draw=draw, version=builders.version_of(draw), by=oncologist, reason="Wrong patient"
+    )
     api.force_authenticate(oncologist)
     body = _body("oru_r01_corrected.hl7").replace(b"CS-26-0101", b"ACC-1")
 

@@ -291,7 +291,9 @@ def test_pending_and_cancelled_draws_have_their_own_status_and_no_value(
 
 def test_a_draw_entered_in_error_says_so_and_is_not_interpreted(api, nurse, oncologist, patient):
     draw = builders.draw(patient, oncologist, drawn_at=START, ctc_count=12)
-    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Wrong patient label")
+    services.mark_draw_entered_in_error(
+        draw=draw, version=builders.version_of(draw), by=oncologist, reason="Wrong patient label"
+    )
     api.force_authenticate(nurse)
 
     body = _observation(api, draw)
@@ -365,7 +367,9 @@ def test_a_search_accepts_a_patient_reference(api, nurse, oncologist, patient):
 
 def test_a_search_lists_draws_entered_in_error_with_that_status(api, nurse, oncologist, patient):
     wrong = builders.draw(patient, oncologist, drawn_at=START)
-    services.mark_draw_entered_in_error(draw=wrong, by=oncologist, reason="Duplicate")
+    services.mark_draw_entered_in_error(
+        draw=wrong, version=builders.version_of(wrong), by=oncologist, reason="Duplicate"
+    )
     builders.draw(patient, oncologist, drawn_at=START + DAY)
     api.force_authenticate(nurse)
 

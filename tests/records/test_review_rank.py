@@ -82,7 +82,13 @@ def test_editing_a_draw_refreshes_the_rank(due, patient, oncologist):
     draw = builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=2)
     assert _stored(due) == NO_FLAGS
 
-    services.update_draw(draw=draw, by=oncologist, changes={"ctc_count": 9}, reason="Typo")
+    services.update_draw(
+        draw=draw,
+        version=builders.version_of(draw),
+        by=oncologist,
+        changes={"ctc_count": 9},
+        reason="Typo",
+    )
 
     assert _stored(due) == HIGH == _live(due)  # converted to unfavourable
 
@@ -91,7 +97,9 @@ def test_marking_a_draw_entered_in_error_refreshes_the_rank(due, patient, oncolo
     draw = builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(3), ctc_count=1)
     assert _stored(due) == NO_FLAGS
 
-    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Wrong patient")
+    services.mark_draw_entered_in_error(
+        draw=draw, version=builders.version_of(draw), by=oncologist, reason="Wrong patient"
+    )
 
     assert _stored(due) == REVIEW == _live(due)  # no draw in the window any more
 
@@ -103,7 +111,11 @@ def test_delaying_a_cycle_refreshes_its_rank_and_the_later_ones(due, line, patie
     assert (_stored(due), _stored(later)) == (NO_FLAGS, REVIEW)
 
     services.delay_cycle_and_following(
-        cycle=due, by=oncologist, new_date=DAY1 + timedelta(21), reason="Neutropenia"
+        cycle=due,
+        version=builders.version_of(due),
+        by=oncologist,
+        new_date=DAY1 + timedelta(21),
+        reason="Neutropenia",
     )
 
     # Cycle 3 moved away from its draw; cycle 4 moved onto the later one.
@@ -112,7 +124,12 @@ def test_delaying_a_cycle_refreshes_its_rank_and_the_later_ones(due, line, patie
 
 
 def test_giving_a_cycle_takes_it_out_of_the_ranking(due, oncologist):
-    services.update_cycle(cycle=due, by=oncologist, changes={"status": "given", "given_date": DAY1})
+    services.update_cycle(
+        cycle=due,
+        version=builders.version_of(due),
+        by=oncologist,
+        changes={"status": "given", "given_date": DAY1},
+    )
 
     assert _stored(due) == NO_FLAGS == _live(due)  # only upcoming cycles carry flags
 
@@ -131,7 +148,11 @@ def test_changing_the_cancer_type_refreshes_the_rank(due, patient, oncologist):
     assert _stored(due) == NO_FLAGS  # 4 is below the breast cut-off of 5
 
     services.update_patient(
-        patient=patient, by=oncologist, changes={"cancer_type": "colorectal"}, reason="Typo"
+        patient=patient,
+        version=builders.version_of(patient),
+        by=oncologist,
+        changes={"cancer_type": "colorectal"},
+        reason="Typo",
     )
 
     assert _stored(due) == REVIEW == _live(due)  # and at or above the colorectal one of 3

@@ -47,7 +47,12 @@ def test_an_update_keeps_the_old_value_in_the_history_with_the_reason(oncologist
 
 
 def test_an_edit_based_on_an_old_version_is_refused_and_changes_nothing(oncologist, patient):
-    services.update_patient(patient=patient, by=oncologist, changes={"given_name": "Janet"})
+    services.update_patient(
+        patient=patient,
+        version=builders.version_of(patient),
+        by=oncologist,
+        changes={"given_name": "Janet"},
+    )
 
     with pytest.raises(services.ConflictError) as info:
         services.update_patient(
@@ -60,10 +65,15 @@ def test_an_edit_based_on_an_old_version_is_refused_and_changes_nothing(oncologi
 
 def test_a_conflict_says_what_changed_who_changed_it_when_and_why(oncologist, nurse, patient):
     services.update_patient(
-        patient=patient, by=oncologist, changes={"given_name": "Janet"}, reason="Typo"
+        patient=patient,
+        version=builders.version_of(patient),
+        by=oncologist,
+        changes={"given_name": "Janet"},
+        reason="Typo",
     )
     services.update_patient(
         patient=Patient.objects.get(pk=patient.pk),
+        version=builders.version_of(Patient.objects.get(pk=patient.pk)),
         by=nurse,
         changes={"family_name": "Doe-Smith", "cancer_type": "prostate"},
         reason="Records merged",
@@ -91,7 +101,10 @@ def test_a_conflict_says_what_changed_who_changed_it_when_and_why(oncologist, nu
 def test_a_conflict_lists_only_the_edits_after_the_editors_version(oncologist, patient):
     for name in ("Janet", "Joan", "Jo"):
         services.update_patient(
-            patient=Patient.objects.get(pk=patient.pk), by=oncologist, changes={"given_name": name}
+            patient=Patient.objects.get(pk=patient.pk),
+            version=builders.version_of(Patient.objects.get(pk=patient.pk)),
+            by=oncologist,
+            changes={"given_name": name},
         )
 
     with pytest.raises(services.ConflictError) as info:
@@ -143,12 +156,18 @@ def test_a_cycle_cannot_start_before_its_line(oncologist, line):
 
 def test_delaying_a_cycle_needs_a_reason_and_records_it(oncologist, cycle):
     errors = _errors(
-        lambda: services.update_cycle(cycle=cycle, by=oncologist, changes={"status": "delayed"})
+        lambda: services.update_cycle(
+            cycle=cycle,
+            version=builders.version_of(cycle),
+            by=oncologist,
+            changes={"status": "delayed"},
+        )
     )
     assert list(errors) == ["status_reason"]
 
     services.update_cycle(
         cycle=cycle,
+        version=builders.version_of(cycle),
         by=oncologist,
         changes={
             "status": "delayed",
@@ -257,7 +276,10 @@ def test_correcting_a_count_keeps_the_old_count_in_the_history(oncologist, draw)
 def test_a_birth_date_after_existing_draws_is_refused(oncologist, patient, draw):
     errors = _errors(
         lambda: services.update_patient(
-            patient=patient, by=oncologist, changes={"birth_date": date(2026, 2, 1)}
+            patient=patient,
+            version=builders.version_of(patient),
+            by=oncologist,
+            changes={"birth_date": date(2026, 2, 1)},
         )
     )
 
@@ -285,7 +307,9 @@ def test_a_wrong_draw_is_marked_in_error_kept_and_left_out_of_the_rules(oncologi
     )
     builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 9, tzinfo=UTC), ctc_count=6)
 
-    services.mark_draw_entered_in_error(draw=wrong, by=oncologist, reason="Wrong patient's tube")
+    services.mark_draw_entered_in_error(
+        draw=wrong, version=builders.version_of(wrong), by=oncologist, reason="Wrong patient's tube"
+    )
 
     series = series_for(patient)
     assert [d.ctc_count for d in series.draws] == [6]
@@ -298,16 +322,31 @@ def test_a_wrong_draw_is_marked_in_error_kept_and_left_out_of_the_rules(oncologi
 
 def test_marking_in_error_needs_a_reason_and_happens_once(oncologist, draw):
     assert _errors(
-        lambda: services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason=" ")
+        lambda: services.mark_draw_entered_in_error(
+            draw=draw, version=builders.version_of(draw), by=oncologist, reason=" "
+        )
     ) == {"error_reason": ["Say why the draw was entered in error."]}
 
-    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Duplicate")
+    services.mark_draw_entered_in_error(
+        draw=draw, version=builders.version_of(draw), by=oncologist, reason="Duplicate"
+    )
 
     assert list(
-        _errors(lambda: services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="x"))
+        _errors(
+            lambda: services.mark_draw_entered_in_error(
+                draw=draw, version=builders.version_of(draw), by=oncologist, reason="x"
+            )
+        )
     ) == ["non_field_errors"]
     assert list(
-        _errors(lambda: services.update_draw(draw=draw, by=oncologist, changes={"ctc_count": 1}))
+        _errors(
+            lambda: services.update_draw(
+                draw=draw,
+                version=builders.version_of(draw),
+                by=oncologist,
+                changes={"ctc_count": 1},
+            )
+        )
     ) == ["non_field_errors"]
 
 
@@ -322,7 +361,11 @@ def test_delaying_a_cycle_moves_the_later_upcoming_cycles_by_the_same_days(oncol
     cancelled = plan(4, 28, status="cancelled", status_reason="Patient choice")
 
     moved = services.delay_cycle_and_following(
-        cycle=second, by=oncologist, new_date=date(2026, 2, 2), reason="Neutropenia"
+        cycle=second,
+        version=builders.version_of(second),
+        by=oncologist,
+        new_date=date(2026, 2, 2),
+        reason="Neutropenia",
     )
 
     assert [c.pk for c in moved] == [second.pk, third.pk]
@@ -354,16 +397,28 @@ def test_every_change_to_what_the_chart_shows_bumps_the_data_version(oncologist,
     )
     cycle = services.plan_cycle(line=line, by=oncologist, number=1, scheduled_date=date(2026, 1, 1))
     services.update_cycle(
-        cycle=cycle, by=oncologist, changes={"status": "given", "given_date": date(2026, 1, 1)}
+        cycle=cycle,
+        version=builders.version_of(cycle),
+        by=oncologist,
+        changes={"status": "given", "given_date": date(2026, 1, 1)},
     )
     draw = services.record_draw(
         patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), ctc_count=1
     )
-    services.update_draw(draw=draw, by=oncologist, changes={"ctc_count": 2})
-    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Duplicate")
+    services.update_draw(
+        draw=draw, version=builders.version_of(draw), by=oncologist, changes={"ctc_count": 2}
+    )
+    services.mark_draw_entered_in_error(
+        draw=draw, version=builders.version_of(draw), by=oncologist, reason="Duplicate"
+    )
     services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )
-    services.update_patient(patient=patient, by=oncologist, changes={"cancer_type": "prostate"})
+    services.update_patient(
+        patient=patient,
+        version=builders.version_of(patient),
+        by=oncologist,
+        changes={"cancer_type": "prostate"},
+    )
 
     assert version() == start + 8

@@ -31,6 +31,7 @@ from simple_history import admin as simple_history_admin
 
 from patients import audit, services
 from patients.models import AccessAction, AccessEvent
+from tests import builders
 from tests.admin_urls import AdminRoute, admin_routes, submitted_values
 
 pytestmark = pytest.mark.django_db
@@ -69,10 +70,26 @@ def record(oncologist, patient, line, cycle, draw) -> list[models.Model]:
 
     A second draw is entered in error: reverting it would take it back to valid.
     """
-    services.update_patient(patient=patient, by=oncologist, changes={"given_name": "Janet"})
+    services.update_patient(
+        patient=patient,
+        version=builders.version_of(patient),
+        by=oncologist,
+        changes={"given_name": "Janet"},
+    )
     services.update_therapy_line(line=line, by=oncologist, changes={"regimen": "Docetaxel"})
-    services.update_cycle(cycle=cycle, by=oncologist, changes={"scheduled_date": date(2026, 1, 6)})
-    services.update_draw(draw=draw, by=oncologist, changes={"ctc_count": 5}, reason="Recounted")
+    services.update_cycle(
+        cycle=cycle,
+        version=builders.version_of(cycle),
+        by=oncologist,
+        changes={"scheduled_date": date(2026, 1, 6)},
+    )
+    services.update_draw(
+        draw=draw,
+        version=builders.version_of(draw),
+        by=oncologist,
+        changes={"ctc_count": 5},
+        reason="Recounted",
+    )
     wrong = services.record_draw(
         patient=patient,
         by=oncologist,
@@ -80,7 +97,9 @@ def record(oncologist, patient, line, cycle, draw) -> list[models.Model]:
         ctc_count=3,
         accession="ACC-2",
     )
-    wrong = services.mark_draw_entered_in_error(draw=wrong, by=oncologist, reason="Wrong patient")
+    wrong = services.mark_draw_entered_in_error(
+        draw=wrong, version=builders.version_of(wrong), by=oncologist, reason="Wrong patient"
+    )
     imaging = services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )

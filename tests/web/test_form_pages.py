@@ -9,6 +9,7 @@ from pytest_django.asserts import assertContains, assertRedirects
 
 from patients import services
 from patients.models import CTCDraw, ImagingAssessment, Patient, TherapyLine, TreatmentCycle
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +97,12 @@ def test_a_duplicate_mrn_is_reported_on_the_mrn_field(client, oncologist, patien
 def test_a_stale_patient_edit_tells_the_second_editor_and_keeps_their_input(
     client, oncologist, patient
 ):
-    services.update_patient(patient=patient, by=oncologist, changes={"given_name": "Janet"})
+    services.update_patient(
+        patient=patient,
+        version=builders.version_of(patient),
+        by=oncologist,
+        changes={"given_name": "Janet"},
+    )
     client.force_login(oncologist)
     stale = {
         **NEW_PATIENT,

@@ -136,7 +136,9 @@ def test_nurses_see_no_edit_actions_and_oncologists_do(client, nurse, oncologist
 
 
 def test_a_draw_entered_in_error_stays_visible_but_struck(client, nurse, oncologist, draw):
-    services.mark_draw_entered_in_error(draw=draw, by=oncologist, reason="Wrong patient")
+    services.mark_draw_entered_in_error(
+        draw=draw, version=builders.version_of(draw), by=oncologist, reason="Wrong patient"
+    )
     client.force_login(nurse)
 
     r = client.get(f"/patients/{draw.patient_id}/")
