@@ -8,17 +8,13 @@ The failing views below are real views in this module's URLconf, not mocks.
 
 from __future__ import annotations
 
-import copy
 import io
 import logging
-import socket
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import include, path
@@ -29,6 +25,7 @@ from rest_framework.views import APIView
 
 from ctctrack.logs import WITHHELD, RedactPHIFilter, strip_query_strings
 from patients.models import Patient
+from tests.outage import unreachable_database
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
@@ -147,30 +144,6 @@ def test_an_api_validation_error_names_the_field_and_nothing_else(api, oncologis
 
 
 # --- database outage --------------------------------------------------------------------------
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # free once closed: nothing listens there
-
-
-@contextmanager
-def unreachable_database(tmp_path: Path) -> Iterator[None]:
-    """Django's default connection, pointed at a database that cannot be reached."""
-    original = connections["default"]
-    broken_settings = copy.deepcopy(original.settings_dict)
-    if original.vendor == "sqlite":
-        broken_settings["NAME"] = str(tmp_path / "missing-folder" / "db.sqlite3")
-    else:
-        broken_settings.update(HOST="127.0.0.1", PORT=str(_closed_port()))
-    broken = original.__class__(broken_settings, "default")
-    connections["default"] = broken
-    try:
-        yield
-    finally:
-        broken.close()
-        connections["default"] = original
 
 
 def _assert_plain_503(r) -> None:
