@@ -128,6 +128,7 @@ class DrawIn:
     blood_volume_ml: Decimal
     status: str  # a DrawStatus value
     ctc_count: int | None
+    count_qualifier: str = ""  # "" exact, ">" a lower bound (a censored count)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class CycleIn:
     scheduled_date: date
     given_date: date | None
     status: str  # a CycleStatus value
+    first_scheduled_date: date | None = None  # day 1 as first planned; None = scheduled_date
 
 
 @dataclass(frozen=True)
