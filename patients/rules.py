@@ -1,10 +1,15 @@
-"""Clinical rules for CTC counts: rates, categories, flags and pre-cycle checks.
+"""Clinical rules for CTC counts: samples, categories, flags and pre-cycle states.
 
-The single source of truth is docs/clinical-rules.md (the specification); this
-module implements it. Pure functions: no Django, no database, no clock. Callers
+The single source of truth is the specification (version 2), worded for
+clinicians in docs/clinical-rules.md; this module implements it. Pure
+functions: no Django, no database, no clock (`today` is an argument). Callers
 fetch the rows, convert them to the frozen dataclasses below (with each draw's
 local date already computed in the clinic's time zone) and pass the cut-off
-from settings. Nothing here recommends a treatment: flags prompt review.
+and the settings. Nothing here recommends a treatment: flags prompt review.
+
+The rules work on *samples*: the evaluable tubes of one patient drawn at the
+same instant, pooled (counts and volumes summed). Every tube of a sample shows
+the sample's rate, category and flags.
 """
 
 from __future__ import annotations
@@ -18,16 +23,24 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 from functools import lru_cache
 
-from scipy.stats import binomtest, chi2
+from scipy.special import gammaincc
+from scipy.stats import binomtest, chi2, norm
 
-from patients.wording import count_phrase, counted_in_volume, format_rate, short_rate
+from patients.wording import count_phrase, counted_in_volume, date_text, day_text, short_rate
 
 STANDARD_VOLUME_ML = Decimal("7.5")
+# A CellSave tube holds 10 mL: what entry accepts (stored rows from before version 2
+# may lie outside; they are assessed as stored).
+MIN_VOLUME_ML = Decimal("1.0")
+MAX_VOLUME_ML = Decimal("10.0")
 DEFAULT_PRE_CYCLE_WINDOW_DAYS = 7
+DEFAULT_CLEAR_PROBABILITY = 0.90
+# Draws are taken 3-7 days before day 1 so that the result (1-5 days) is back in time.
+RESULT_LEAD_DAYS = 3
 
 # The rise test (spec section 3): a rise needs at least this rate ratio and
 # a one-sided p below the level for the comparison it is made against.
-RISE_MIN_RATIO = 2.0
+RISE_MIN_RATIO = 2
 RISE_ALPHA_VS_PREVIOUS = 0.05
 RISE_ALPHA_VS_NADIR = 0.01
 
@@ -38,6 +51,10 @@ LINE_MEMBERSHIP_LEAD_DAYS = 14
 # pre-dose draw and day 7 is when lab guidance says to draw again.
 DOXORUBICIN_FIRST_DAY = 1
 DOXORUBICIN_LAST_DAY = 6
+
+# The near-the-cut-off chance is shown when it lies strictly between these.
+CHANCE_SHOWN_ABOVE = 0.05
+CHANCE_SHOWN_BELOW = 0.95
 
 
 class Category(StrEnum):
@@ -57,6 +74,7 @@ SEVERITY_ORDER: dict[Severity | None, int] = {
     Severity.INFO: 2,
     None: 3,
 }
+NEEDS_REVIEW = frozenset({Severity.HIGH, Severity.REVIEW})
 
 
 class DrawStatus(StrEnum):
@@ -74,52 +92,68 @@ class CycleStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-# Upcoming cycles (planned or delayed) get pre-cycle flags and make up the worklist.
-# A tuple, in the enum's order: the worklist's partial index condition is built
-# from it, and a set's order changes from run to run (and with it, the migration).
+# Upcoming cycles (planned or delayed) make up the worklist. A tuple, in the enum's
+# order: the worklist's partial index condition is built from it, and a set's order
+# changes from run to run (and with it, the migration).
 UPCOMING_CYCLE_STATUSES = (CycleStatus.PLANNED, CycleStatus.DELAYED)
+EVALUATED_CYCLE_STATUSES = frozenset({*UPCOMING_CYCLE_STATUSES, CycleStatus.GIVEN})
 NOT_EVALUABLE_STATUSES = frozenset({DrawStatus.REJECTED, DrawStatus.FAILED})
+
+
+class Qualifier(StrEnum):
+    EXACT = ""
+    MORE_THAN = ">"
 
 
 class FlagCode(StrEnum):
     """Flag codes in the specification's table order (the order within a severity)."""
 
-    UNFAVOURABLE = "unfavourable"
+    BASELINE_UNFAVOURABLE = "baseline_unfavourable"
     CONVERSION_TO_UNFAVOURABLE = "conversion_to_unfavourable"
     PERSISTENT_UNFAVOURABLE = "persistent_unfavourable"
     CONVERSION_TO_FAVOURABLE = "conversion_to_favourable"
     RISE_BEYOND_NOISE = "rise_beyond_noise"
     NON_STANDARD_VOLUME = "non_standard_volume"
     DOXORUBICIN_WINDOW = "doxorubicin_window"
-    # Section 4 (cycles): listed before not_evaluable, which on a cycle explains it.
+    # Section 4 (a cycle's own flags): missing first, which not_evaluable explains.
     MISSING_PRE_CYCLE_DRAW = "missing_pre_cycle_draw"
+    DISCORDANT_IN_WINDOW = "discordant_in_window"
     NOT_EVALUABLE = "not_evaluable"
     # Not in the specification: our answer to "cannot be classified, say so".
     NO_CUTOFF = "no_cutoff"
 
 
-FLAG_SEVERITY: dict[FlagCode, Severity] = {
-    FlagCode.UNFAVOURABLE: Severity.REVIEW,
-    FlagCode.CONVERSION_TO_UNFAVOURABLE: Severity.HIGH,
-    FlagCode.PERSISTENT_UNFAVOURABLE: Severity.HIGH,
-    FlagCode.CONVERSION_TO_FAVOURABLE: Severity.INFO,
-    FlagCode.RISE_BEYOND_NOISE: Severity.REVIEW,
-    FlagCode.NON_STANDARD_VOLUME: Severity.INFO,
-    FlagCode.DOXORUBICIN_WINDOW: Severity.INFO,
-    FlagCode.NOT_EVALUABLE: Severity.REVIEW,
-    FlagCode.MISSING_PRE_CYCLE_DRAW: Severity.REVIEW,
-    FlagCode.NO_CUTOFF: Severity.INFO,
-}
-
+# Flags a cycle raises itself; every other flag of a cycle is its sample's.
+CYCLE_OWN_FLAGS = frozenset(
+    {FlagCode.MISSING_PRE_CYCLE_DRAW, FlagCode.DISCORDANT_IN_WINDOW, FlagCode.NOT_EVALUABLE}
+)
 _CODE_RANK: dict[str, int] = {code: rank for rank, code in enumerate(FlagCode)}
+
+
+class PreCycleState(StrEnum):
+    """What stands before a cycle on a given day (spec section 4). States are not flags."""
+
+    NOT_YET_DUE = "not_yet_due"
+    DRAW_DUE = "draw_due"
+    RESULT_PENDING = "result_pending"
+    RESULT_IN_WINDOW = "result_in_window"
+    MISSING = "missing"
+
+
+# The worklist's ranks within a group: high, review, info, draw due, nothing.
+RANK_DRAW_DUE = 3
+RANK_NONE = 4
+# How many ranks a group spans: the unacknowledged group's ranks come first.
+RANKS_PER_GROUP = 5
 
 
 @dataclass(frozen=True)
 class DrawIn:
-    """One CTC draw as the rules see it.
+    """One CTC tube as the rules see it.
 
     `drawn_at` is time-zone aware; `drawn_on` is its local date in the clinic's
-    time zone, computed by the caller. `ctc_count` is read only when resulted.
+    time zone, computed by the caller. `ctc_count` is read only when resulted;
+    with `count_qualifier` ">" it is a lower bound (a censored count).
     """
 
     id: int | None
@@ -156,25 +190,98 @@ class Flag:
     code: str  # a FlagCode value
     severity: Severity
     message: str
+    # The sample the flag is about (its first tube's id): an acknowledgement covers
+    # a flag of one sample, never the same code on a later one. None: not saved yet.
+    source: int | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The evaluable tubes of one venepuncture, pooled: counts and volumes summed."""
+
+    tubes: tuple[DrawIn, ...]  # resulted tubes, by id
+    count: int  # the sum; a lower bound when censored
+    volume_ml: Decimal
+    censored: bool
+
+    @property
+    def drawn_at(self) -> datetime:
+        return self.tubes[0].drawn_at
+
+    @property
+    def drawn_on(self) -> date:
+        return self.tubes[0].drawn_on
+
+    @property
+    def key(self) -> int | None:
+        """The sample's identity: its first tube's id (None before it is saved)."""
+        return self.tubes[0].id
+
+    @property
+    def rate(self) -> Decimal:
+        return exact_rate(self.count, self.volume_ml)
+
+
+@dataclass(frozen=True)
+class SampleAssessment:
+    sample: Sample
+    rate_per_7_5_ml: float
+    category: Category | None  # None when the cancer type has no cut-off
+    ci95: tuple[float, float | None]  # per 7.5 mL; no upper limit when censored
+    p_at_or_above_cutoff: float | None  # None without a cut-off
+    flags: tuple[Flag, ...]  # most severe first
+    line_id: int | None  # the line the sample belongs to; None = before every line
+
+    @property
+    def needs_review(self) -> bool:
+        return any(flag.severity in NEEDS_REVIEW for flag in self.flags)
 
 
 @dataclass(frozen=True)
 class DrawAssessment:
+    """One tube: its sample's figures and flags, or why it has none."""
+
     draw: DrawIn
     evaluable: bool
-    rate_per_7_5_ml: float | None  # None when not evaluable
-    category: Category | None  # None when not evaluable or no cut-off
-    ci95: tuple[float, float] | None  # per 7.5 mL; None when not evaluable
-    flags: tuple[Flag, ...]  # most severe first
-    line_id: int | None  # the line the draw belongs to; None = before every line
+    rate_per_7_5_ml: float | None  # the sample's; None when not evaluable
+    category: Category | None
+    ci95: tuple[float, float | None] | None
+    flags: tuple[Flag, ...]  # the sample's, or `not_evaluable` of a lone failed tube
+    line_id: int | None
+    # The sample the tube is part of or (not evaluable) was drawn beside; None if alone.
+    sample: SampleAssessment | None = None
+    p_at_or_above_cutoff: float | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        return any(flag.severity in NEEDS_REVIEW for flag in self.flags)
+
+    @property
+    def censored(self) -> bool:
+        return self.evaluable and self.sample is not None and self.sample.sample.censored
 
 
 @dataclass(frozen=True)
 class CycleAssessment:
     cycle: CycleIn
-    flags: tuple[Flag, ...]  # most severe first; empty unless planned or delayed
-    draw: DrawAssessment | None  # latest evaluable draw in the pre-cycle window
+    state: PreCycleState
+    window: tuple[date, date]  # local dates, inclusive
+    flags: tuple[Flag, ...]  # most severe first
+    draw: DrawAssessment | None  # the first tube of the latest evaluable sample in the window
     severity: Severity | None  # highest severity among flags
+
+    @property
+    def needs_review(self) -> bool:
+        return self.severity in NEEDS_REVIEW
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings the rules read (from Django's settings, by the caller)."""
+
+    clear_probability: float = DEFAULT_CLEAR_PROBABILITY
+    extra_poisson_cv: float = 0.0
+    window_days: int = DEFAULT_PRE_CYCLE_WINDOW_DAYS
 
 
 # --- single numbers -------------------------------------------------------
@@ -188,33 +295,44 @@ def cutoff_for(cancer_type: str, cutoffs: Mapping[str, int]) -> int | None:
     return cutoffs.get(cancer_type)
 
 
-def rate_per_7_5_ml(count: int, blood_volume_ml: Decimal | float) -> float:
-    """CTCs per 7.5 mL: count * 7.5 / blood_volume_ml.
-
-    Computed in decimal arithmetic so that a rate exactly at a cut-off (for
-    example 3 cells in 4.5 mL = 5) is not pushed below it by binary rounding.
-    """
+def exact_rate(count: int, blood_volume_ml: Decimal | float) -> Decimal:
+    """CTCs per 7.5 mL in decimal arithmetic, so a rate at a cut-off stays at it."""
     if count < 0:
         raise ValueError(f"a CTC count cannot be negative (got {count})")
     volume = _as_decimal(blood_volume_ml)
     if volume <= 0:
         raise ValueError(f"blood volume must be positive (got {blood_volume_ml} mL)")
-    return float(Decimal(count) * STANDARD_VOLUME_ML / volume)
+    return Decimal(count) * STANDARD_VOLUME_ML / volume
 
 
-def categorize(rate: float, cutoff: int) -> Category:
-    """Unfavourable when rate >= cutoff: the cut-off itself is unfavourable."""
-    return Category.UNFAVOURABLE if rate >= cutoff else Category.FAVOURABLE
+def rate_per_7_5_ml(count: int, blood_volume_ml: Decimal | float) -> float:
+    """CTCs per 7.5 mL: count * 7.5 / blood_volume_ml (3 cells in 4.5 mL is exactly 5)."""
+    return float(exact_rate(count, blood_volume_ml))
 
 
-def poisson_ci95(count: int, blood_volume_ml: Decimal | float) -> tuple[float, float]:
+def categorize(rate: Decimal | float, cutoff: int, *, censored: bool = False) -> Category:
+    """Unfavourable when rate >= cutoff (inclusive); a censored count always is."""
+    if censored or _as_decimal(rate) >= cutoff:
+        return Category.UNFAVOURABLE
+    return Category.FAVOURABLE
+
+
+def lower_bound_classifiable(bound: int, blood_volume_ml: Decimal | float, cutoff: int) -> bool:
+    """A censored count must be at or above the cut-off once scaled to 7.5 mL."""
+    return exact_rate(bound, blood_volume_ml) >= cutoff
+
+
+def poisson_ci95(
+    count: int, blood_volume_ml: Decimal | float, *, censored: bool = False
+) -> tuple[float, float | None]:
     """Exact (Garwood) 95% Poisson interval of the count, scaled to per 7.5 mL.
 
-    0 cells in 7.5 mL gives (0, 3.69); 5 cells gives (1.62, 11.67).
+    0 cells in 7.5 mL gives (0, 3.69); 5 cells gives (1.62, 11.67). A censored
+    count has only its lower limit (that of its bound).
     """
     scale = rate_per_7_5_ml(1, blood_volume_ml)
     lower, upper = _garwood_interval(count)
-    return (lower * scale, upper * scale)
+    return (lower * scale, None if censored else upper * scale)
 
 
 @lru_cache(maxsize=4096)
@@ -225,23 +343,73 @@ def _garwood_interval(count: int) -> tuple[float, float]:
     return (lower, upper)
 
 
-def rise_p_value(x1: int, v1: Decimal | float, x2: int, v2: Decimal | float) -> float | None:
-    """One-sided p that x2 cells in v2 mL exceed x1 cells in v1 mL by counting noise.
+def p_at_or_above_cutoff(
+    count: int, blood_volume_ml: Decimal | float, cutoff: int, *, censored: bool = False
+) -> float:
+    """The chance that the true rate is at or above the cut-off, given this count.
+
+    With a Jeffreys prior: Q(x + 0.5, cutoff * v / 7.5), Q the regularised upper
+    incomplete gamma function. 5 cells in 7.5 mL at cut-off 5: 0.53. Censored: 1.
+    """
+    if censored:
+        return 1.0
+    return _jeffreys_upper(count, float(cutoff) * float(blood_volume_ml) / 7.5)
+
+
+@lru_cache(maxsize=16384)
+def _jeffreys_upper(count: int, expected: float) -> float:
+    return float(gammaincc(count + 0.5, expected))
+
+
+def is_clear(category: Category, p: float, clear_probability: float) -> bool:
+    """Clear on its side of the cut-off: p >= clear (unfavourable), p <= 1 - clear (favourable).
+
+    Compared as the decimals the numbers print as, so that 0.10 is clear at 0.90.
+    """
+    chance, clear = Decimal(repr(float(p))), Decimal(repr(float(clear_probability)))
+    if category is Category.UNFAVOURABLE:
+        return chance >= clear
+    return chance <= 1 - clear
+
+
+def chance_shown(p: float | None) -> bool:
+    """Whether the near-the-cut-off chance is worth showing beside a count."""
+    return p is not None and CHANCE_SHOWN_ABOVE < p < CHANCE_SHOWN_BELOW
+
+
+def chance_text(p: float) -> str:
+    return f"chance that the true count is at or above the cut-off: about {round(p * 100)}%"
+
+
+def rise_p_value(
+    x1: int, v1: Decimal | float, x2: int, v2: Decimal | float, *, cv: float = 0.0
+) -> float | None:
+    """One-sided p that x2 cells in v2 mL exceed x1 cells in v1 mL beyond noise.
 
     The exact conditional test for two Poisson counts:
-    P[Binomial(n, v2 / (v1 + v2)) >= x2] with n = x1 + x2. None when n == 0
-    (no cells in either draw: there is nothing to test, and no rise).
+    P[Binomial(n, v2 / (v1 + v2)) >= x2] with n = x1 + x2. With a replicate
+    variation cv > 0, also the log-rate z test with 2 cv^2 extra variance; the
+    larger p counts. None when n == 0 (no cells in either: nothing to test).
     """
     n = x1 + x2
     if n == 0:
         return None
-    return _binomial_upper_tail(x2, n, float(v2) / (float(v1) + float(v2)))
+    p = _binomial_upper_tail(x2, n, float(v2) / (float(v1) + float(v2)))
+    if cv > 0:
+        p = max(p, _extra_poisson_p(x1, float(v1), x2, float(v2), cv))
+    return p
 
 
 @lru_cache(maxsize=16384)
 def _binomial_upper_tail(successes: int, trials: int, probability: float) -> float:
     # Cached: the same pairs of counts recur within and across patients.
     return float(binomtest(successes, trials, probability, alternative="greater").pvalue)
+
+
+def _extra_poisson_p(x1: int, v1: float, x2: int, v2: float, cv: float) -> float:
+    r1, r2 = (x1 + 0.5) * 7.5 / v1, (x2 + 0.5) * 7.5 / v2
+    z = (math.log(r2) - math.log(r1)) / math.sqrt(1 / (x1 + 0.5) + 1 / (x2 + 0.5) + 2 * cv**2)
+    return float(norm.sf(z))
 
 
 def rate_ratio(earlier_rate: float, later_rate: float) -> float | None:
@@ -252,17 +420,17 @@ def rate_ratio(earlier_rate: float, later_rate: float) -> float | None:
 
 
 def line_for(drawn_on: date, lines: Sequence[LineIn]) -> LineIn | None:
-    """The therapy line a draw on local date `drawn_on` belongs to.
+    """The therapy line a sample on local date `drawn_on` belongs to.
 
     The line with the latest start_date on or before drawn_on + 14 days (so a
     baseline up to 14 days before C1D1 belongs to the new line); on equal start
-    dates, the higher line_number. None when the draw precedes every line.
+    dates, the higher line_number. None when the sample precedes every line.
     """
     return _line_lookup(lines)(drawn_on)
 
 
 def _line_lookup(lines: Sequence[LineIn]) -> Callable[[date], LineIn | None]:
-    # Sorted once so that each draw costs one binary search, not a scan.
+    # Sorted once so that each sample costs one binary search, not a scan.
     ordered = sorted(lines, key=lambda line: (line.start_date, line.line_number, line.id))
     starts = [line.start_date for line in ordered]
     lead = timedelta(days=LINE_MEMBERSHIP_LEAD_DAYS)
@@ -276,33 +444,6 @@ def _line_lookup(lines: Sequence[LineIn]) -> Callable[[date], LineIn | None]:
 
 def highest_severity(flags: Iterable[Flag]) -> Severity | None:
     return min((flag.severity for flag in flags), key=SEVERITY_ORDER.__getitem__, default=None)
-
-
-# The review rank of a cycle without flags (and of every cycle not upcoming).
-REVIEW_RANK_NO_FLAGS = SEVERITY_ORDER[None]
-
-
-def review_rank(assessment: CycleAssessment) -> int:
-    """How urgently a cycle needs review: 0 high, 1 review, 2 info, 3 no flags.
-
-    The worklist's first sort key. It is stored on each cycle so that the
-    database can sort and page the worklist; it is computed here, from the
-    same assessment whose flags the worklist shows, so the order and the flags
-    cannot disagree. Acknowledgements do not lower it: an acknowledged flag
-    stays a flag (docs/clinical-rules.md, the worklist). It depends on the draws,
-    lines and cycles and on the settings (cut-offs, pre-cycle window, time
-    zone), never on today's date: the rules use no clock.
-    """
-    return SEVERITY_ORDER[assessment.severity]
-
-
-def worklist_sort_key(assessment: CycleAssessment) -> tuple[int, date, int, int]:
-    """Worklist order: most severe first (high, review, info, none), then scheduled date."""
-    cycle = assessment.cycle
-    return (review_rank(assessment), cycle.scheduled_date, cycle.number, cycle.id)
-
-
-# --- wording --------------------------------------------------------------
 
 
 def format_p_value(p: float) -> str:
@@ -325,10 +466,6 @@ def _as_decimal(value: Decimal | float) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(repr(value))
 
 
-def _flag(code: FlagCode, message: str) -> Flag:
-    return Flag(code=code, severity=FLAG_SEVERITY[code], message=message)
-
-
 def _ordered(flags: Iterable[Flag]) -> tuple[Flag, ...]:
     """Most severe first; within a severity, the specification's table order."""
     return tuple(
@@ -336,22 +473,80 @@ def _ordered(flags: Iterable[Flag]) -> tuple[Flag, ...]:
     )
 
 
-# --- draws ----------------------------------------------------------------
+# --- samples --------------------------------------------------------------
+
+
+def pool(tubes: Iterable[DrawIn]) -> list[Sample]:
+    """The samples of one patient, oldest first: resulted tubes of one instant pooled."""
+    by_instant: dict[datetime, list[DrawIn]] = {}
+    for tube in tubes:
+        if tube.drawn_at.utcoffset() is None:
+            raise ValueError(f"draw {tube.id}: drawn_at must be time-zone aware")
+        if DrawStatus(tube.status) is DrawStatus.RESULTED:
+            by_instant.setdefault(tube.drawn_at, []).append(tube)
+    return [_pooled(by_instant[instant]) for instant in sorted(by_instant)]
+
+
+def _pooled(tubes: list[DrawIn]) -> Sample:
+    ordered = tuple(sorted(tubes, key=_tube_order))
+    for tube in ordered:
+        if tube.ctc_count is None:
+            raise ValueError(f"draw {tube.id} is resulted but has no CTC count")
+    return Sample(
+        tubes=ordered,
+        count=sum(tube.ctc_count or 0 for tube in ordered),
+        volume_ml=sum((_as_decimal(tube.blood_volume_ml) for tube in ordered), Decimal(0)),
+        censored=any(tube.count_qualifier == Qualifier.MORE_THAN for tube in ordered),
+    )
+
+
+def _tube_order(tube: DrawIn) -> tuple[bool, int]:
+    # Tubes without an id (not yet saved) come after saved ones.
+    return (tube.id is None, tube.id or 0)
+
+
+# --- flags on a sample ----------------------------------------------------
 
 
 @dataclass
 class _Series:
-    """What assessing one draw needs to know about the patient's earlier draws."""
+    """What assessing one sample needs to know about the patient's earlier samples."""
 
     cancer_type: str
     cutoff: int | None
+    settings: Settings
     line_of: Callable[[date], LineIn | None]
     dose_dates: list[date]  # doxorubicin given dates, sorted
-    previous: DrawAssessment | None = None  # previous evaluable draw, any line
-    # Running minimum per line group (None = before every line), so the nadir
-    # costs O(1) per draw instead of a scan of the group's history.
-    nadirs: dict[int | None, DrawAssessment] = field(default_factory=dict)
-    line_numbers: dict[int, int] = field(default_factory=dict)
+    line_numbers: dict[int, int]
+    previous: SampleAssessment | None = None  # previous evaluable sample, any line
+    # Running minimum of the uncensored samples per line group (None = before every
+    # line), so the nadir costs O(1) per sample instead of a scan of the group.
+    nadirs: dict[int | None, SampleAssessment] = field(default_factory=dict)
+
+
+def assess_samples(
+    samples: Sequence[Sample],
+    lines: Sequence[LineIn],
+    cycles: Sequence[CycleIn],
+    *,
+    cancer_type: str,
+    cutoff: int | None,
+    settings: Settings = Settings(),
+) -> list[SampleAssessment]:
+    """Assess one patient's samples (from `pool`, oldest first).
+
+    `cutoff` is per 7.5 mL and inclusive (from `cutoff_for`); None means the
+    cancer type cannot be classified.
+    """
+    series = _Series(
+        cancer_type=cancer_type,
+        cutoff=cutoff,
+        settings=settings,
+        line_of=_line_lookup(lines),
+        dose_dates=_doxorubicin_dose_dates(lines, cycles),
+        line_numbers={line.id: line.line_number for line in lines},
+    )
+    return [_assess_sample(sample, series) for sample in samples]
 
 
 def assess_draws(
@@ -361,26 +556,55 @@ def assess_draws(
     *,
     cancer_type: str,
     cutoff: int | None,
+    settings: Settings = Settings(),
 ) -> list[DrawAssessment]:
-    """Assess one patient's draws, oldest first (by drawn_at, then id); any input order.
+    """Assess one patient's tubes, oldest first (by drawn_at, then id); any input order.
 
-    `cutoff` is per 7.5 mL and inclusive (from `cutoff_for`); None means the
-    cancer type cannot be classified. Only resulted draws are evaluable; the
-    others are skipped in every comparison and never read as a zero.
+    Each resulted tube carries its sample's assessment. A rejected or failed tube
+    with no evaluable tube at the same instant gets `not_evaluable`; beside one,
+    it refers to that sample and has no flag of its own (nor has a pending or
+    cancelled tube). Non-evaluable tubes are never read as a zero.
     """
-    series = _Series(
-        cancer_type=cancer_type,
-        cutoff=cutoff,
-        line_of=_line_lookup(lines),
-        dose_dates=_doxorubicin_dose_dates(lines, cycles),
-        line_numbers={line.id: line.line_number for line in lines},
+    samples = assess_samples(
+        pool(draws), lines, cycles, cancer_type=cancer_type, cutoff=cutoff, settings=settings
     )
-    return [_assess_draw(draw, series) for draw in sorted(draws, key=_chronological_key)]
+    by_instant = {found.sample.drawn_at: found for found in samples}
+    line_of = _line_lookup(lines)
+    return [_tube(draw, by_instant.get(draw.drawn_at), line_of) for draw in _chronological(draws)]
 
 
-def _chronological_key(draw: DrawIn) -> tuple[datetime, bool, int]:
-    # Draws without an id (not yet saved) sort after saved ones at the same instant.
-    return (draw.drawn_at, draw.id is None, draw.id or 0)
+def _chronological(draws: Iterable[DrawIn]) -> list[DrawIn]:
+    return sorted(draws, key=lambda d: (d.drawn_at, *_tube_order(d)))
+
+
+def _tube(
+    draw: DrawIn, sample: SampleAssessment | None, line_of: Callable[[date], LineIn | None]
+) -> DrawAssessment:
+    status = DrawStatus(draw.status)
+    if sample is not None and status is DrawStatus.RESULTED:
+        return DrawAssessment(
+            draw=draw,
+            evaluable=True,
+            rate_per_7_5_ml=sample.rate_per_7_5_ml,
+            category=sample.category,
+            ci95=sample.ci95,
+            flags=sample.flags,
+            line_id=sample.line_id,
+            sample=sample,
+            p_at_or_above_cutoff=sample.p_at_or_above_cutoff,
+        )
+    line = line_of(draw.drawn_on)
+    flags = () if sample is not None else _not_evaluable_flags(draw, status)
+    return DrawAssessment(
+        draw=draw,
+        evaluable=False,
+        rate_per_7_5_ml=None,
+        category=None,
+        ci95=None,
+        flags=flags,
+        line_id=line.id if line is not None else None,
+        sample=sample,
+    )
 
 
 def _doxorubicin_dose_dates(lines: Sequence[LineIn], cycles: Sequence[CycleIn]) -> list[date]:
@@ -392,142 +616,164 @@ def _doxorubicin_dose_dates(lines: Sequence[LineIn], cycles: Sequence[CycleIn]) 
     )
 
 
-def _assess_draw(draw: DrawIn, series: _Series) -> DrawAssessment:
-    status = DrawStatus(draw.status)  # an unknown status is an error, not a guess
-    if draw.drawn_at.utcoffset() is None:
-        raise ValueError(f"draw {draw.id}: drawn_at must be time-zone aware")
-    line = series.line_of(draw.drawn_on)
+def _assess_sample(sample: Sample, series: _Series) -> SampleAssessment:
+    line = series.line_of(sample.drawn_on)
     line_id = line.id if line is not None else None
-    dose_flags = _doxorubicin_flags(draw, series.dose_dates)
-    if status is not DrawStatus.RESULTED:
-        flags = [*_not_evaluable_flags(draw, status), *dose_flags]
-        return DrawAssessment(draw, False, None, None, None, _ordered(flags), line_id)
-
-    count = _resulted_count(draw)
-    rate = rate_per_7_5_ml(count, draw.blood_volume_ml)
-    category = categorize(rate, series.cutoff) if series.cutoff is not None else None
+    cutoff = series.cutoff
+    category = p = None
+    if cutoff is not None:
+        category = categorize(sample.rate, cutoff, censored=sample.censored)
+        p = p_at_or_above_cutoff(sample.count, sample.volume_ml, cutoff, censored=sample.censored)
     flags = [
-        *_category_flags(rate, category, series),
-        *_rise_flags(draw, count, rate, series, line_id),
-        *_volume_flags(draw, count, rate),
-        *dose_flags,
+        *_category_flags(sample, category, p, series),
+        *_rise_flags(sample, series, line_id),
+        *_volume_flags(sample),
     ]
-    assessment = DrawAssessment(
-        draw=draw,
-        evaluable=True,
-        rate_per_7_5_ml=rate,
+    dose = _doxorubicin_dose(sample.drawn_on, series.dose_dates)
+    if dose is not None:
+        flags = [*_lowered(flags), _doxorubicin_flag(sample.drawn_on, dose)]
+    assessment = SampleAssessment(
+        sample=sample,
+        rate_per_7_5_ml=float(sample.rate),
         category=category,
-        ci95=poisson_ci95(count, draw.blood_volume_ml),
-        flags=_ordered(flags),
+        ci95=poisson_ci95(sample.count, sample.volume_ml, censored=sample.censored),
+        p_at_or_above_cutoff=p,
+        flags=_ordered(Flag(f.code, f.severity, f.message, sample.key) for f in flags),
         line_id=line_id,
     )
     _remember(assessment, series)
     return assessment
 
 
-def _resulted_count(draw: DrawIn) -> int:
-    if draw.ctc_count is None:
-        raise ValueError(f"draw {draw.id} is resulted but has no CTC count")
-    return draw.ctc_count
-
-
-def _remember(assessment: DrawAssessment, series: _Series) -> None:
+def _remember(assessment: SampleAssessment, series: _Series) -> None:
     series.previous = assessment
+    if assessment.sample.censored:
+        return  # a lower bound is never a nadir
     nadir = series.nadirs.get(assessment.line_id)
-    # "<=" so that on a tie the most recent draw becomes the nadir.
-    if nadir is None or _rate(assessment) <= _rate(nadir):
+    # "<=" so that on a tie the most recent sample becomes the nadir.
+    if nadir is None or assessment.sample.rate <= nadir.sample.rate:
         series.nadirs[assessment.line_id] = assessment
 
 
-def _rate(assessment: DrawAssessment) -> float:
-    assert assessment.rate_per_7_5_ml is not None  # only evaluable draws get here
-    return assessment.rate_per_7_5_ml
+def _rate_text(found: SampleAssessment) -> str:
+    return _phrase(found.sample)
 
 
-def _not_evaluable_flags(draw: DrawIn, status: DrawStatus) -> list[Flag]:
+def _phrase(sample: Sample) -> str:
+    """The sample's rate in words: "5 CTC/7.5 mL", "> 1000 CTC/7.5 mL"."""
+    return count_phrase(float(sample.rate), censored=sample.censored)
+
+
+def _not_evaluable_flags(draw: DrawIn, status: DrawStatus) -> tuple[Flag, ...]:
     if status not in NOT_EVALUABLE_STATUSES:
-        return []  # pending and cancelled draws are simply not results yet / at all
+        return ()  # pending and cancelled tubes are simply not results yet / at all
     reason = "pre-analytic rejection" if status is DrawStatus.REJECTED else "analytic failure"
-    return [
-        _flag(
-            FlagCode.NOT_EVALUABLE,
-            f"Not evaluable ({status.value}: {reason}) on {draw.drawn_on}: "
-            "no count, not a zero; a repeat draw is needed",
-        )
-    ]
+    message = (
+        f"Not evaluable ({status.value}: {reason}) on {draw.drawn_on}: "
+        "no count, not a zero; a repeat draw is needed"
+    )
+    return (Flag(FlagCode.NOT_EVALUABLE, Severity.REVIEW, message, draw.id),)
 
 
-def _doxorubicin_flags(draw: DrawIn, dose_dates: list[date]) -> list[Flag]:
-    # The latest dose on or before the day before the draw; flag if within 6 days.
-    index = bisect_right(dose_dates, draw.drawn_on - timedelta(days=DOXORUBICIN_FIRST_DAY))
+def _doxorubicin_dose(drawn_on: date, dose_dates: list[date]) -> date | None:
+    """The latest dose 1 to 6 days before the sample's local date, if any."""
+    index = bisect_right(dose_dates, drawn_on - timedelta(days=DOXORUBICIN_FIRST_DAY))
     if index == 0:
-        return []
+        return None
     dose = dose_dates[index - 1]
-    days = (draw.drawn_on - dose).days
-    if days > DOXORUBICIN_LAST_DAY:
-        return []
+    return dose if (drawn_on - dose).days <= DOXORUBICIN_LAST_DAY else None
+
+
+def _lowered(flags: Iterable[Flag]) -> list[Flag]:
+    """High flags lowered to review while the doxorubicin window holds, saying why."""
     return [
-        _flag(
-            FlagCode.DOXORUBICIN_WINDOW,
-            f"Drawn {days} day{'s' if days > 1 else ''} after a doxorubicin dose "
-            f"given on {dose}: interpret with caution (lab guidance: wait at least 7 days)",
+        Flag(
+            flag.code,
+            Severity.REVIEW,
+            f"{flag.message}. Lowered from high to review: drawn within 6 days of a "
+            "doxorubicin dose, which can make the count falsely high",
         )
+        if flag.severity is Severity.HIGH
+        else flag
+        for flag in flags
     ]
 
 
-def _volume_flags(draw: DrawIn, count: int, rate: float) -> list[Flag]:
-    if _as_decimal(draw.blood_volume_ml) == STANDARD_VOLUME_ML:
+def _doxorubicin_flag(drawn_on: date, dose: date) -> Flag:
+    days = (drawn_on - dose).days
+    return Flag(
+        FlagCode.DOXORUBICIN_WINDOW,
+        Severity.INFO,
+        f"Drawn {days} day{'s' if days > 1 else ''} after a doxorubicin dose given on "
+        f"{dose}: doxorubicin can make the count falsely high "
+        "(lab guidance: draw at least 7 days after the dose)",
+    )
+
+
+def _volume_flags(sample: Sample) -> list[Flag]:
+    if all(_as_decimal(t.blood_volume_ml) == STANDARD_VOLUME_ML for t in sample.tubes):
         return []
+    measured = counted_in_volume(sample.count, sample.volume_ml)
+    if sample.censored:
+        measured = f"more than {measured}"
     return [
-        _flag(
+        Flag(
             FlagCode.NON_STANDARD_VOLUME,
-            f"Non-standard blood volume: {counted_in_volume(count, draw.blood_volume_ml)}, "
-            f"scaled to {count_phrase(rate)}; the category is indicative only",
+            Severity.INFO,
+            f"Non-standard blood volume: {measured}, scaled to {_phrase(sample)}",
         )
     ]
 
 
-def _category_flags(rate: float, category: Category | None, series: _Series) -> list[Flag]:
-    if series.cutoff is None:
+def _category_flags(
+    sample: Sample, category: Category | None, p: float | None, series: _Series
+) -> list[Flag]:
+    """At most one category flag: baseline, conversion either way, or persistence."""
+    if category is None or p is None:
         return [_no_cutoff_flag(series.cancer_type)]
     previous = series.previous
     before = previous.category if previous is not None else None
+    now = _phrase(sample)
+    strong = (
+        Severity.HIGH
+        if is_clear(category, p, series.settings.clear_probability)
+        else Severity.REVIEW
+    )
+    near = "" if strong is Severity.HIGH else _near_the_cutoff(p)
+    cutoff = f"the cut-off of {series.cutoff} ({series.cancer_type})"
     if category is Category.FAVOURABLE:
         if before is not Category.UNFAVOURABLE:
             return []
-        message = (
-            f"Converted to favourable: {count_phrase(rate)} is below the cut-off of "
-            f"{series.cutoff} ({series.cancer_type}); {_previously(previous)}"
-        )
-        return [_flag(FlagCode.CONVERSION_TO_FAVOURABLE, message)]
-    flags = [
-        _flag(
-            FlagCode.UNFAVOURABLE,
-            f"Unfavourable: {count_phrase(rate)} is at or above the cut-off of "
-            f"{series.cutoff} ({series.cancer_type})",
-        )
-    ]
+        message = f"Converted to favourable: {now} is below {cutoff} ({_previously(previous)})"
+        return [Flag(FlagCode.CONVERSION_TO_FAVOURABLE, Severity.INFO, message)]
+    if before is None:
+        message = f"Unfavourable at baseline: {now} is at or above {cutoff}{near}"
+        return [Flag(FlagCode.BASELINE_UNFAVOURABLE, Severity.REVIEW, message)]
     if before is Category.FAVOURABLE:
-        message = f"Converted to unfavourable: {count_phrase(rate)}; {_previously(previous)}"
-        flags.append(_flag(FlagCode.CONVERSION_TO_UNFAVOURABLE, message))
-    elif before is Category.UNFAVOURABLE:
-        message = f"Still unfavourable: {count_phrase(rate)}; {_previously(previous)}"
-        flags.append(_flag(FlagCode.PERSISTENT_UNFAVOURABLE, message))
-    return flags
+        message = f"Converted to unfavourable: {now} ({_previously(previous)}){near}"
+        return [Flag(FlagCode.CONVERSION_TO_UNFAVOURABLE, strong, message)]
+    message = f"Still unfavourable: {now} ({_previously(previous)}){near}"
+    return [Flag(FlagCode.PERSISTENT_UNFAVOURABLE, strong, message)]
 
 
-def _previously(previous: DrawAssessment | None) -> str:
-    assert previous is not None and previous.category is not None  # callers checked
+def _near_the_cutoff(p: float) -> str:
     return (
-        f"previously {previous.category.value} ({count_phrase(_rate(previous))}) "
-        f"on {previous.draw.drawn_on}"
+        f"; near the cut-off: chance that the true count is at or above it about "
+        f"{round(p * 100)}%. A repeat draw would settle it"
     )
+
+
+def _previously(previous: SampleAssessment | None) -> str:
+    assert previous is not None  # callers checked
+    text = short_rate(previous.rate_per_7_5_ml, censored=previous.sample.censored)
+    return f"previously {text} on {previous.sample.drawn_on}"
 
 
 def _no_cutoff_flag(cancer_type: str) -> Flag:
     named = f"cancer type '{cancer_type}'" if cancer_type else "a patient with no cancer type"
-    return _flag(
+    return Flag(
         FlagCode.NO_CUTOFF,
+        Severity.INFO,
         f"Cannot be classified as favourable or unfavourable: no CTC cut-off is set for {named}",
     )
 
@@ -535,109 +781,319 @@ def _no_cutoff_flag(cancer_type: str) -> Flag:
 # --- the rise test --------------------------------------------------------
 
 
-def _rise_flags(
-    draw: DrawIn, count: int, rate: float, series: _Series, line_id: int | None
-) -> list[Flag]:
-    """`rise_beyond_noise` against the previous evaluable draw or the line's nadir."""
+def _rise_flags(sample: Sample, series: _Series, line_id: int | None) -> list[Flag]:
+    """`rise_beyond_noise` against the previous evaluable sample or the line's nadir."""
+    cv = series.settings.extra_poisson_cv
+    beyond = "larger than counting noise" + (
+        " and than the lab's replicate variation" if cv > 0 else ""
+    )
     findings = []
     previous = series.previous
     if previous is not None:
-        p = _rise_p_if_doubled(previous, draw, count, rate)
+        p = _rise_p_if_doubled(previous.sample, sample, cv)
         if p is not None and p < RISE_ALPHA_VS_PREVIOUS:
             findings.append(
-                f"rose from {short_rate(_rate(previous))} to {format_rate(rate)} "
-                f"CTC/7.5 mL since the previous draw on {previous.draw.drawn_on}: "
-                f"larger than counting noise ({format_p_value(p)})"
+                f"rose from {_rate_text(previous)} to {_phrase(sample)} "
+                f"since the previous sample on {previous.sample.drawn_on}: {beyond} "
+                f"({format_p_value(p)})"
             )
     nadir = series.nadirs.get(line_id)
-    # When the nadir is the previous draw, its stricter test cannot add anything.
-    if nadir is not None and nadir is not previous:
-        p = _rise_p_if_doubled(nadir, draw, count, rate)
+    # When the nadir is the previous sample, its stricter test cannot add anything;
+    # and a falling count never rises from the nadir.
+    if (
+        nadir is not None
+        and nadir is not previous
+        and previous is not None
+        and sample.rate >= previous.sample.rate
+    ):
+        p = _rise_p_if_doubled(nadir.sample, sample, cv)
         if p is not None and p < RISE_ALPHA_VS_NADIR:
             findings.append(
                 f"rose from the nadir of {_group_name(line_id, series)} "
-                f"({count_phrase(_rate(nadir))} on {nadir.draw.drawn_on}) to "
-                f"{count_phrase(rate)}: larger than counting noise ({format_p_value(p)})"
+                f"({_rate_text(nadir)} on {nadir.sample.drawn_on}) to "
+                f"{_phrase(sample)}: {beyond} "
+                f"({format_p_value(p)})"
             )
     if not findings:
         return []
     message = "; also ".join(findings)
-    return [_flag(FlagCode.RISE_BEYOND_NOISE, message[0].upper() + message[1:])]
+    return [Flag(FlagCode.RISE_BEYOND_NOISE, Severity.REVIEW, message[0].upper() + message[1:])]
 
 
-def _rise_p_if_doubled(
-    earlier: DrawAssessment, draw: DrawIn, count: int, rate: float
-) -> float | None:
-    # The binomial test runs only when the ratio already qualifies: the flag
-    # needs both, and the ratio is far cheaper.
-    ratio = rate_ratio(_rate(earlier), rate)
-    if ratio is None or ratio < RISE_MIN_RATIO:
+def _rise_p_if_doubled(earlier: Sample, later: Sample, cv: float) -> float | None:
+    # A censored earlier sample is never compared against. The binomial test runs
+    # only when the ratio already qualifies: the flag needs both, and it is cheaper.
+    if earlier.censored:
         return None
-    earlier_count = earlier.draw.ctc_count
-    assert earlier_count is not None  # evaluable draws always carry a count
-    return rise_p_value(
-        earlier_count, float(earlier.draw.blood_volume_ml), count, float(draw.blood_volume_ml)
-    )
+    if earlier.rate == 0 and later.rate == 0:
+        return None
+    if later.rate < RISE_MIN_RATIO * earlier.rate:
+        return None
+    return rise_p_value(earlier.count, earlier.volume_ml, later.count, later.volume_ml, cv=cv)
 
 
 def _group_name(line_id: int | None, series: _Series) -> str:
     if line_id is None:
-        return "the draws before any therapy line"
+        return "the samples before any therapy line"
     return f"therapy line {series.line_numbers[line_id]}"
 
 
 # --- cycles ---------------------------------------------------------------
 
 
+def pre_cycle_window(
+    cycle: CycleIn, window_days: int = DEFAULT_PRE_CYCLE_WINDOW_DAYS
+) -> tuple[date, date]:
+    """[min(first planned day 1, day 1) - window_days, day 1], local dates inclusive.
+
+    A delay keeps the original opening, so a draw taken for the original date counts.
+    """
+    if window_days < 0:
+        raise ValueError(f"the pre-cycle window cannot be negative (got {window_days} days)")
+    first = cycle.first_scheduled_date or cycle.scheduled_date
+    return (min(first, cycle.scheduled_date) - timedelta(days=window_days), cycle.scheduled_date)
+
+
+def last_day_to_draw(cycle: CycleIn) -> date:
+    """The last day to draw for the result (1-5 days) to be back by day 1."""
+    return cycle.scheduled_date - timedelta(days=RESULT_LEAD_DAYS)
+
+
 def assess_cycle(
     cycle: CycleIn,
     assessments: Sequence[DrawAssessment],
     *,
+    today: date,
     window_days: int = DEFAULT_PRE_CYCLE_WINDOW_DAYS,
 ) -> CycleAssessment:
-    """Flags for a cycle from the draws in its pre-cycle window.
+    """The state and flags of a cycle on `today`, from the tubes in its pre-cycle window.
 
-    The window is the local dates [scheduled_date - window_days, scheduled_date],
-    both ends inclusive. Only upcoming cycles (planned or delayed) get flags:
-    those of the latest evaluable draw in the window, or else
-    `missing_pre_cycle_draw` (plus `not_evaluable` if a rejected or failed draw
-    is in the window). `draw` is filled for every status.
+    `assessments` are the patient's tubes (from `assess_draws`). Upcoming and given
+    cycles are evaluated; a cancelled one only shows what lies in its window.
     """
-    if window_days < 0:
-        raise ValueError(f"the pre-cycle window cannot be negative (got {window_days} days)")
-    first_day = cycle.scheduled_date - timedelta(days=window_days)
-    in_window = [a for a in assessments if first_day <= a.draw.drawn_on <= cycle.scheduled_date]
-    latest = max(
-        (a for a in in_window if a.evaluable),
-        key=lambda a: _chronological_key(a.draw),
-        default=None,
-    )
-    if CycleStatus(cycle.status) not in UPCOMING_CYCLE_STATUSES:
-        return CycleAssessment(cycle=cycle, flags=(), draw=latest, severity=None)
-    flags = latest.flags if latest is not None else _missing_draw_flags(cycle, in_window, first_day)
-    return CycleAssessment(cycle=cycle, flags=flags, draw=latest, severity=highest_severity(flags))
-
-
-def _missing_draw_flags(
-    cycle: CycleIn, in_window: Sequence[DrawAssessment], first_day: date
-) -> tuple[Flag, ...]:
-    in_order = sorted((a.draw for a in in_window), key=_chronological_key)
-    pending = [d.drawn_on.isoformat() for d in in_order if d.status == DrawStatus.PENDING]
-    unusable = [d for d in in_order if d.status in NOT_EVALUABLE_STATUSES]
-    message = (
-        f"No evaluable CTC draw from {first_day} to {cycle.scheduled_date} "
-        f"(pre-cycle window of cycle {cycle.number})"
-    )
+    window = pre_cycle_window(cycle, window_days)
+    opens, day_1 = window
+    in_window = [a for a in assessments if opens <= a.draw.drawn_on <= day_1]
+    samples = _distinct_samples(a.sample for a in in_window if a.evaluable)
+    owes = CycleStatus(cycle.status) in EVALUATED_CYCLE_STATUSES
+    latest = samples[-1] if samples else None
+    if latest is not None:
+        flags = list(latest.flags)
+        if owes:
+            flags += _discordant_flags(latest, samples)
+        first_tube = next(a for a in in_window if a.evaluable and a.sample is latest)
+        return _cycle(cycle, PreCycleState.RESULT_IN_WINDOW, window, flags, first_tube)
+    pending = [a.draw for a in in_window if a.draw.status == DrawStatus.PENDING]
     if pending:
-        message += f"; result still pending for the draw of {', '.join(pending)}"
-    flags = [_flag(FlagCode.MISSING_PRE_CYCLE_DRAW, message)]
-    if unusable:
-        listed = ", ".join(f"{d.status} on {d.drawn_on}" for d in unusable)
-        flags.append(
-            _flag(
-                FlagCode.NOT_EVALUABLE,
-                f"Not evaluable in the pre-cycle window ({listed}): "
-                f"a repeat draw is needed before cycle {cycle.number}",
-            )
+        return _cycle(cycle, PreCycleState.RESULT_PENDING, window, [], None)
+    if today < opens or not owes:
+        return _cycle(cycle, PreCycleState.NOT_YET_DUE, window, [], None)
+    unusable = [a.draw for a in in_window if a.draw.status in NOT_EVALUABLE_STATUSES]
+    flags = _unusable_flags(cycle, unusable)
+    if today <= day_1:
+        return _cycle(cycle, PreCycleState.DRAW_DUE, window, flags, None)
+    missing = Flag(
+        FlagCode.MISSING_PRE_CYCLE_DRAW,
+        Severity.REVIEW,
+        f"No evaluable CTC result in the pre-cycle window of cycle {cycle.number} "
+        f"({date_text(opens)} to {date_text(day_1)})",
+    )
+    return _cycle(cycle, PreCycleState.MISSING, window, [missing, *flags], None)
+
+
+def _cycle(
+    cycle: CycleIn,
+    state: PreCycleState,
+    window: tuple[date, date],
+    flags: list[Flag],
+    draw: DrawAssessment | None,
+) -> CycleAssessment:
+    ordered = _ordered(flags)
+    return CycleAssessment(cycle, state, window, ordered, draw, highest_severity(ordered))
+
+
+def _distinct_samples(found: Iterable[SampleAssessment | None]) -> list[SampleAssessment]:
+    """The samples of the window's tubes, each once, oldest first."""
+    seen: dict[datetime, SampleAssessment] = {}
+    for sample in found:
+        if sample is not None:
+            seen.setdefault(sample.sample.drawn_at, sample)
+    return [seen[instant] for instant in sorted(seen)]
+
+
+def _discordant_flags(latest: SampleAssessment, samples: list[SampleAssessment]) -> list[Flag]:
+    if latest.category is None:
+        return []
+    other = [s for s in samples[:-1] if s.category not in (None, latest.category)]
+    if not other:
+        return []
+    disagree = ", ".join(
+        f"{short_rate(s.rate_per_7_5_ml, censored=s.sample.censored)} on "
+        f"{date_text(s.sample.drawn_on)}"
+        for s in [*other, latest]
+    )
+    return [
+        Flag(
+            FlagCode.DISCORDANT_IN_WINDOW,
+            Severity.REVIEW,
+            f"The samples in the window disagree: {disagree} (CTC/7.5 mL); "
+            f"the latest is {latest.category.value}",
+            latest.sample.key,
         )
-    return _ordered(flags)
+    ]
+
+
+def _unusable_flags(cycle: CycleIn, unusable: Sequence[DrawIn]) -> list[Flag]:
+    if not unusable:
+        return []
+    listed = ", ".join(f"{d.status} on {date_text(d.drawn_on)}" for d in unusable)
+    return [
+        Flag(
+            FlagCode.NOT_EVALUABLE,
+            Severity.REVIEW,
+            f"Not evaluable in the pre-cycle window ({listed}): "
+            f"a repeat draw is needed before cycle {cycle.number}",
+            unusable[-1].id,
+        )
+    ]
+
+
+def state_message(assessment: CycleAssessment, tubes: Sequence[DrawAssessment] = ()) -> str:
+    """What stands before the cycle, in words, for the states that are not flags.
+
+    `draw_due` says the window and the last day to draw for the result to be back
+    in time; `result_pending` since when (from the pending tubes in `tubes`).
+    Empty for a result in the window and for a missing draw (its flag says it).
+    """
+    opens, day_1 = assessment.window
+    window = f"{day_text(opens)} to {day_text(day_1)}"
+    match assessment.state:
+        case PreCycleState.NOT_YET_DUE:
+            return f"Nothing due yet: the draw window opens {day_text(opens)}"
+        case PreCycleState.DRAW_DUE:
+            by = last_day_to_draw(assessment.cycle)
+            return (
+                f"Draw due: no CTC result yet in the window {window}; draw by {day_text(by)} "
+                f"for the result to be back by day 1 ({day_text(day_1)}); a pre-dose draw on "
+                "day 1 still counts"
+            )
+        case PreCycleState.RESULT_PENDING:
+            pending = [
+                t.draw.drawn_on
+                for t in tubes
+                if t.draw.status == DrawStatus.PENDING and opens <= t.draw.drawn_on <= day_1
+            ]
+            since = f" since {day_text(min(pending))}" if pending else ""
+            return f"Result pending{since}"
+    return ""
+
+
+# --- acknowledgement and order -------------------------------------------
+
+
+@dataclass(frozen=True)
+class AcknowledgementIn:
+    """What one acknowledgement covers: flags as (code, source sample) when it was made."""
+
+    cycle_id: int | None  # None: an acknowledgement of a sample
+    covers: frozenset[tuple[str, int | None]]
+
+
+def flag_covered(
+    flag: Flag, acknowledgements: Iterable[AcknowledgementIn], *, cycle_id: int | None = None
+) -> bool:
+    """Whether an acknowledgement covers this flag, as it is now.
+
+    A flag is identified by its code and the sample (or tube) it is about, so
+    a new sample's flags need their own acknowledgement. Checking a cycle's flags
+    (`cycle_id`): its own flags (missing, discordant, not evaluable) are covered
+    only by an acknowledgement of that cycle; its sample's flags by any
+    acknowledgement that recorded them, of the sample or of a cycle.
+    """
+    own = cycle_id is not None and flag.code in CYCLE_OWN_FLAGS
+    return any(
+        (flag.code, flag.source) in ack.covers and (not own or ack.cycle_id == cycle_id)
+        for ack in acknowledgements
+    )
+
+
+def acknowledged(
+    flags: Iterable[Flag],
+    acknowledgements: Iterable[AcknowledgementIn],
+    *,
+    cycle_id: int | None = None,
+) -> bool:
+    """Every high or review flag covered; False when there is none to acknowledge."""
+    acks = list(acknowledgements)
+    due = [f for f in flags if f.severity in NEEDS_REVIEW]
+    return bool(due) and all(flag_covered(f, acks, cycle_id=cycle_id) for f in due)
+
+
+def covers(flags: Iterable[Flag]) -> frozenset[tuple[str, int | None]]:
+    """What acknowledging these flags now records."""
+    return frozenset((f.code, f.source) for f in flags if f.severity in NEEDS_REVIEW)
+
+
+def cycle_rank(assessment: CycleAssessment, is_acknowledged: bool) -> int:
+    """The worklist's first sort key: unacknowledged high/review first, then by severity.
+
+    Within each group: high 0, review 1, info 2, draw due 3, nothing 4; the
+    acknowledged group follows the unacknowledged one (+ RANKS_PER_GROUP).
+    """
+    severity = assessment.severity
+    if severity is not None:
+        rank = SEVERITY_ORDER[severity]
+    elif assessment.state is PreCycleState.DRAW_DUE:
+        rank = RANK_DRAW_DUE
+    else:
+        rank = RANK_NONE
+    waiting = assessment.needs_review and not is_acknowledged
+    return rank if waiting else rank + RANKS_PER_GROUP
+
+
+def worklist_sort_key(assessment: CycleAssessment, is_acknowledged: bool) -> tuple[int, date]:
+    """Worklist order: `cycle_rank`, then day 1 (callers add the patient's names)."""
+    return (cycle_rank(assessment, is_acknowledged), assessment.cycle.scheduled_date)
+
+
+def phase_days(
+    cycle: CycleIn, window_days: int = DEFAULT_PRE_CYCLE_WINDOW_DAYS
+) -> tuple[date, date, date]:
+    """One `today` in each phase of a cycle: before its window, in it, after day 1.
+
+    A cycle's state changes only between these phases, so its rank on each of
+    these days is its rank on every day of that phase (the worklist stores them).
+    """
+    opens, day_1 = pre_cycle_window(cycle, window_days)
+    return (opens - timedelta(days=1), day_1, day_1 + timedelta(days=1))
+
+
+# --- results to review ----------------------------------------------------
+
+
+def results_to_review(assessments: Sequence[DrawAssessment]) -> list[DrawAssessment]:
+    """The tubes that stand for a result needing review: each sample's first tube with a
+    high or review flag, and each lone not-evaluable tube, oldest first."""
+    found = []
+    for tube in assessments:
+        if not tube.needs_review:
+            continue
+        if tube.sample is not None and tube.sample.sample.key != tube.draw.id:
+            continue  # another tube of the sample stands for it
+        found.append(tube)
+    return found
+
+
+# --- replicate variation --------------------------------------------------
+
+
+def duplicate_pairs(samples: Iterable[Sample]) -> list[tuple[int, int]]:
+    """Samples of exactly two uncensored tubes of equal volume: the clinic's duplicates."""
+    pairs = []
+    for sample in samples:
+        if sample.censored or len(sample.tubes) != 2:
+            continue
+        a, b = sample.tubes
+        if _as_decimal(a.blood_volume_ml) == _as_decimal(b.blood_volume_ml):
+            pairs.append((a.ctc_count or 0, b.ctc_count or 0))
+    return pairs

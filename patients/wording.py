@@ -31,13 +31,20 @@ def format_rate(rate: float) -> str:
     return str(Decimal(repr(rate)).quantize(Decimal("0.1"), rounding=ROUND_FLOOR))
 
 
-def short_rate(rate: float) -> str:
-    """A rate per 7.5 mL where the unit is said already (a table column): 0 is "none detected"."""
+def short_rate(rate: float, *, censored: bool = False) -> str:
+    """A rate per 7.5 mL where the unit is said already (a table column): 0 is "none detected".
+
+    A censored count (a lower bound) reads "> 1000".
+    """
+    if censored:
+        return f"> {format_rate(rate)}"
     return NONE_DETECTED if rate == 0 else format_rate(rate)
 
 
-def count_phrase(rate: float) -> str:
-    """A rate per 7.5 mL in words: 0 reads "none detected in 7.5 mL"."""
+def count_phrase(rate: float, *, censored: bool = False) -> str:
+    """A rate per 7.5 mL in words: 0 is "none detected in 7.5 mL", a bound "> 1000 CTC/7.5 mL"."""
+    if censored:
+        return f"> {format_rate(rate)} CTC/7.5 mL"
     if rate == 0:
         return f"{NONE_DETECTED} in 7.5 mL"
     return f"{format_rate(rate)} CTC/7.5 mL"
@@ -71,20 +78,25 @@ def count_in_volume(count: int, volume: Decimal | float) -> str:
 # --- 95% intervals -------------------------------------------------------------------
 
 
-def interval_text(ci95: tuple[float, float], *, joiner: str = " to ") -> str:
+def interval_text(ci95: tuple[float, float | None], *, joiner: str = " to ") -> str:
     """A 95% interval with as many decimals as matter: "1.62 to 11.7", "0 to 3.69".
 
     Two decimals below 10 (where the cut-offs are), one below 100, none above.
+    A censored count has only a lower limit: "at least 891".
     """
+    if ci95[1] is None:
+        return f"at least {_bound_text(ci95[0])}"
     return f"{_bound_text(ci95[0])}{joiner}{_bound_text(ci95[1])}"
 
 
-def interval_text_2dp(ci95: tuple[float, float]) -> str:
+def interval_text_2dp(ci95: tuple[float, float | None]) -> str:
     """A 95% interval with two decimals on each bound: "1.62–11.67", "0.00–3.69".
 
     The web pages' form. The report uses `interval_text` ("1.62 to 11.7"); the
     two are kept as they are until the pages and the report are made to agree.
     """
+    if ci95[1] is None:
+        return f"at least {ci95[0]:.2f}"
     return f"{ci95[0]:.2f}–{ci95[1]:.2f}"
 
 
@@ -111,6 +123,11 @@ def age_in_years(birth: date, on: date) -> int:
 def date_text(day: date) -> str:
     """A date in printed documents: ISO 8601, "2025-11-20", read the same in every country."""
     return day.isoformat()
+
+
+def day_text(day: date) -> str:
+    """A date near today, as a ward reads it: "Thu 3 Dec"."""
+    return f"{day:%a} {day.day} {day:%b}"
 
 
 def time_text(moment: datetime) -> str:
