@@ -47,6 +47,17 @@ def envint(name: str, default: str) -> int:
         raise ImproperlyConfigured(f"{name}={value!r}: use a whole number") from exc
 
 
+def envfraction(name: str, default: str, *, low: float, high: float) -> float:
+    value = os.getenv(name, default)
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r}: use a number") from exc
+    if not low <= number <= high:
+        raise ImproperlyConfigured(f"{name}={value!r}: use a number from {low} to {high}")
+    return number
+
+
 DEBUG = envbool("DEBUG", "False")
 
 # Build-time commands that never sign anything may run without a key (a CI step
@@ -444,6 +455,15 @@ LOGGING = {
 CTC_CUTOFFS: dict[str, int] = {"breast": 5, "prostate": 5, "colorectal": 3}
 # Draws count for a cycle when taken on day 1 or up to this many days before.
 CTC_PRE_CYCLE_WINDOW_DAYS = envint("CTC_PRE_CYCLE_WINDOW_DAYS", "7")
+# A sample is clear on its side of the cut-off when the chance that the true count is
+# at or above it is at least this (unfavourable) or at most 1 - this (favourable):
+# then a conversion or persistence is high, otherwise review.
+CTC_CLEAR_PROBABILITY = envfraction("CTC_CLEAR_PROBABILITY", "0.90", low=0.5, high=1.0)
+# The lab's variation between tubes beyond counting noise (a fraction). 0.0: the
+# exact Poisson test alone. Set it from `manage.py estimate_replicate_cv`, by a person.
+CTC_EXTRA_POISSON_CV = envfraction("CTC_EXTRA_POISSON_CV", "0.0", low=0.0, high=2.0)
+# A high flag not acknowledged this many hours after its result is escalated, once.
+CTC_ESCALATE_AFTER_HOURS = envint("CTC_ESCALATE_AFTER_HOURS", "24")
 # The printable report of a patient with more draws than this is refused (the
 # CSV export has them all): 5,000 draws take the PDF over 30 s of a worker.
 CTCTRACK_REPORT_MAX_DRAWS = envint("CTCTRACK_REPORT_MAX_DRAWS", "1000")

@@ -84,4 +84,11 @@ def imaging(user: Any) -> QuerySet[ImagingAssessment]:
 
 
 def acknowledgements(user: Any) -> QuerySet[Acknowledgement]:
-    return _visible(Acknowledgement.objects.all(), user, "cycle__therapy_line__patient")
+    """Acknowledgements of the cycles and of the results of the patients `user` may see."""
+    scope = _scope(user)
+    found = Acknowledgement.objects.all()
+    if scope is None:
+        return found
+    return found.filter(
+        models.Q(cycle__therapy_line__patient__in=scope) | models.Q(draw__patient__in=scope)
+    )

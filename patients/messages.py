@@ -8,6 +8,7 @@ thing, so they take the words from here. No imports: any module may use it.
 from __future__ import annotations
 
 NOTE_REQUIRED = "Write a note saying what you checked or did."
+NOTHING_TO_ACKNOWLEDGE = "Nothing to acknowledge: this result has no high or review flag."
 ERROR_REASON_REQUIRED = "Say why the draw was entered in error."
 DRAW_IN_ERROR = "This draw is marked as entered in error; record a new draw."
 ACCESSION_TAKEN = "A draw with this accession number already exists."

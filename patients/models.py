@@ -274,14 +274,22 @@ class TreatmentCycle(Versioned):
     )
     status_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    # The worklist's sort key, `rules.review_rank` of the cycle's assessment (0 high,
-    # 1 review, 2 info, 3 no flags), kept current by `services._touch` in the same
-    # transaction as every write the rules read. Derived data, like
-    # `Patient.data_version`: not in the change history. 0 until computed, so a
-    # cycle a bulk path forgot would come first, never sink out of sight.
-    review_rank = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The worklist's sort key, `rules.cycle_rank`, on one day of each phase of the
+    # cycle (`rules.phase_days`): before its draw window opens, from then to day 1,
+    # after day 1. The state changes only between phases, so the database sorts by
+    # the phase `today` is in (`assessment.worklist`). Kept current by
+    # `services._touch` in the same transaction as every write the rules read,
+    # acknowledgements included. Derived data, like `Patient.data_version`: not in
+    # the change history. 0 until computed, so a cycle a bulk path forgot comes
+    # first, never sinks out of sight.
+    rank_before_window = models.PositiveSmallIntegerField(default=0, editable=False)
+    rank_in_window = models.PositiveSmallIntegerField(default=0, editable=False)
+    rank_after_day_1 = models.PositiveSmallIntegerField(default=0, editable=False)
+    window_opens = models.DateField(null=True, editable=False)
 
-    history = HistoricalRecords(excluded_fields=["review_rank"])
+    history = HistoricalRecords(
+        excluded_fields=["rank_before_window", "rank_in_window", "rank_after_day_1", "window_opens"]
+    )
     objects = TreatmentCycleQuerySet.as_manager()
 
     class Meta:
@@ -306,11 +314,11 @@ class TreatmentCycle(Versioned):
         indexes = [
             # Used by the worklist: upcoming cycles in a date range.
             models.Index(fields=["scheduled_date", "status"], name="cycle_scheduled_status"),
-            # The paged worklist: upcoming cycles in a date range, by review rank.
+            # The paged worklist: upcoming cycles in a date range.
             models.Index(
-                fields=["scheduled_date", "review_rank"],
+                fields=["scheduled_date"],
                 condition=Q(status__in=_UPCOMING),
-                name="cycle_upcoming_review",
+                name="cycle_upcoming_day_1",
             ),
         ]
 
@@ -371,8 +379,19 @@ class CTCDraw(Versioned):
     # A wrong draw is never deleted: it is marked, kept, and left out of every rule.
     entered_in_error = models.BooleanField(default=False)
     error_reason = models.TextField(blank=True)
+    # When the software recorded the tube as resulted: its entry, or the change from
+    # pending to resulted. Results to review are listed oldest first by it, and a high
+    # flag is escalated `CTC_ESCALATE_AFTER_HOURS` after it.
+    resulted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Results to review (derived, kept current with the ranks; not in the history):
+    # on the tube that stands for a result needing review (a sample's first tube, or
+    # a lone not-evaluable tube), 0 high or 1 review; None on every other tube.
+    review_rank = models.PositiveSmallIntegerField(null=True, editable=False)
+    review_acknowledged = models.BooleanField(default=False, editable=False)
+    # When a high flag of this result was escalated (once; `manage.py escalate_flags`).
+    escalated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["review_rank", "review_acknowledged"])
     objects = CTCDrawQuerySet.as_manager()
 
     class Meta:
@@ -407,6 +426,12 @@ class CTCDraw(Versioned):
         indexes = [
             # Used by every per-patient series and "latest draw per patient".
             models.Index(fields=["patient", "drawn_at"], name="draw_patient_drawn_at"),
+            # Results to review: the unacknowledged, most severe first, oldest first.
+            models.Index(
+                fields=["review_rank", "resulted_at", "id"],
+                condition=Q(review_rank__isnull=False, review_acknowledged=False),
+                name="draw_results_to_review",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -460,14 +485,21 @@ class ImagingAssessment(models.Model):
 
 
 class Acknowledgement(models.Model):
-    """A nurse or oncologist has seen a cycle's flags and says what they did.
+    """A nurse or oncologist has seen flags and says what they did.
 
-    It is a record, never a switch: the flags stay on the worklist and the
-    patient page. `flags` keeps the flags as they were when acknowledged, so a
-    later draw that changes them does not rewrite what was seen.
+    Of a cycle's flags (`cycle`) or of one result's (`draw`: the first tube of the
+    sample, or a lone not-evaluable tube). It is a record, never a switch: the flags
+    stay on the worklist, the results list and the patient page, marked as
+    acknowledged. `flags` keeps the flags as they were, each with the sample it came
+    from (`source`), so that a later result, whose flags are new, is not covered.
     """
 
-    cycle = models.ForeignKey(TreatmentCycle, models.PROTECT, related_name="acknowledgements")
+    cycle = models.ForeignKey(
+        TreatmentCycle, models.PROTECT, related_name="acknowledgements", null=True, blank=True
+    )
+    draw = models.ForeignKey(
+        "CTCDraw", models.PROTECT, related_name="acknowledgements", null=True, blank=True
+    )
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
     acknowledged_at = models.DateTimeField(default=timezone.now, editable=False)
     note = models.TextField()
@@ -476,13 +508,29 @@ class Acknowledgement(models.Model):
     history = HistoricalRecords()
 
     class Meta:
-        ordering = ["cycle", "acknowledged_at", "id"]
+        ordering = ["acknowledged_at", "id"]
         constraints = [
             models.CheckConstraint(condition=~Q(note=""), name="acknowledgement_note_required"),
+            models.CheckConstraint(
+                condition=Q(cycle__isnull=False, draw__isnull=True)
+                | Q(cycle__isnull=True, draw__isnull=False),
+                name="acknowledgement_of_cycle_or_result",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Acknowledged by {self.acknowledged_by} at {self.acknowledged_at:%Y-%m-%d %H:%M}"
+
+    def covers(self) -> rules.AcknowledgementIn:
+        """What this acknowledgement covers, as the rules read it."""
+        return rules.AcknowledgementIn(
+            cycle_id=self.cycle_id,
+            covers=frozenset(
+                (flag["code"], flag.get("source"))
+                for flag in self.flags
+                if flag.get("severity") in rules.NEEDS_REVIEW
+            ),
+        )
 
 
 # --- the access log ------------------------------------------------------------------
@@ -499,6 +547,9 @@ class AccessAction(models.TextChoices):
     IMPORT = "import", "Import"
     API_READ = "api_read", "API read"
     WORKLIST = "worklist", "Worklist"
+    RESULTS = "results", "Results to review"
+    # High flags escalated to an oncologist by e-mail (`manage.py escalate_flags`).
+    ESCALATION = "escalation", "Escalation"
     PATIENT_LIST = "patient_list", "Patient list"
     AUDIT_REPORT = "audit_report", "Audit report"
     LOGIN = "login", "Sign-in"

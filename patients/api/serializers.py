@@ -19,7 +19,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from patients import rules
-from patients.assessment import series_for
+from patients.assessment import PatientSeries, series_for
 from patients.messages import ERROR_REASON_REQUIRED, NOTE_REQUIRED
 from patients.models import (
     Acknowledgement,
@@ -219,21 +219,55 @@ def flag_data(flag: rules.Flag) -> dict[str, str]:
     return {"code": str(flag.code), "severity": str(flag.severity), "message": flag.message}
 
 
-def give_assessments(
-    serializer: serializers.BaseSerializer[CTCDraw], assessments: dict[int, rules.DrawAssessment]
-) -> None:
-    """Hand a draw serializer (and its list's every row) the assessed draws to show."""
+def draw_time(moment: datetime | None) -> str | None:
+    return serializers.DateTimeField().to_representation(moment) if moment else None
+
+
+def acknowledgement_data(ack: Acknowledgement) -> dict[str, Any]:
+    return {
+        "id": ack.pk,
+        "cycle": ack.cycle_id,
+        "draw": ack.draw_id,
+        "acknowledged_by": ack.acknowledged_by.get_username(),
+        "acknowledged_at": draw_time(ack.acknowledged_at),
+        "note": ack.note,
+    }
+
+
+def give_series(serializer: serializers.BaseSerializer[Any], *series: PatientSeries) -> None:
+    """Hand a draw serializer (and its list's every row) the assessed series to show."""
     # DRF's context is the dict the serializer was given (or its own); its stubs type it
     # as a read-only Mapping since 3.17 (typeddjango/djangorestframework-stubs#946).
-    serializer.context["assessments"] = assessments  # type: ignore[index]
+    known = serializer.context.setdefault("series", {})  # type: ignore[attr-defined]
+    known.update({s.patient.pk: s for s in series})
+
+
+def series_context(request: Any, *series: PatientSeries) -> dict[str, Any]:
+    return {"request": request, "series": {s.patient.pk: s for s in series}}
+
+
+VOLUME = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+def sample_data(found: rules.SampleAssessment) -> dict[str, Any]:
+    """A sample (the tubes of one venepuncture, pooled), as the API shows it."""
+    sample = found.sample
+    return {
+        "draw_ids": [tube.id for tube in sample.tubes],
+        "count": sample.count,
+        "count_qualifier": ">" if sample.censored else "",
+        "volume_ml": VOLUME.to_representation(sample.volume_ml),
+        "rate_per_7_5_ml": found.rate_per_7_5_ml,
+        "ci95": list(found.ci95),
+    }
 
 
 class DrawSerializer(ClinicalSerializer):
-    """A draw with what the rules say about it (computed on read, never stored).
+    """A draw (a tube) with what the rules say about its sample (computed on read).
 
-    The view passes the patient's assessed series in `context["assessments"]`
-    (draw id -> `rules.DrawAssessment`) so a list costs no extra queries; a
-    lone draw is assessed against its patient's series on demand.
+    The view passes the patients' assessed series in `context["series"]`
+    (patient id -> `PatientSeries`) so a list costs no extra queries; a lone
+    draw is assessed against its patient's series on demand.
     """
 
     drawn_at = AwareDateTimeField()
@@ -276,21 +310,32 @@ class DrawSerializer(ClinicalSerializer):
 
     def to_representation(self, draw: CTCDraw) -> dict[str, Any]:
         data = super().to_representation(draw)
-        found = self._assessment(draw)
+        series = self._series(draw)
+        found = None if draw.entered_in_error else series.by_draw_id.get(draw.pk)
+        sample = found.sample if found else None
         data["rate_per_7_5_ml"] = found.rate_per_7_5_ml if found else None
         data["category"] = str(found.category) if found and found.category else None
         data["ci95"] = list(found.ci95) if found and found.ci95 else None
+        data["p_at_or_above_cutoff"] = found.p_at_or_above_cutoff if found else None
         data["flags"] = [flag_data(f) for f in found.flags] if found else []
+        data["sample"] = sample_data(sample) if sample else None
+        data["needs_review"] = found.needs_review if found else False
+        data["acknowledged"] = bool(found) and series.result_acknowledged(found)
+        data["acknowledgements"] = (
+            [acknowledgement_data(a) for a in series.acknowledgements_of_result(found)]
+            if found
+            else []
+        )
         return data
 
-    def _assessment(self, draw: CTCDraw) -> rules.DrawAssessment | None:
-        if draw.entered_in_error:
-            return None  # kept on record, never assessed
-        assessments = self.context.get("assessments")
-        if assessments is None or draw.pk not in assessments:
-            assessments = series_for(draw.patient).by_draw_id
-            give_assessments(self, assessments)
-        return assessments.get(draw.pk)
+    def _series(self, draw: CTCDraw) -> PatientSeries:
+        known = self.context.get("series") or {}
+        if draw.patient_id not in known or (
+            draw.pk not in known[draw.patient_id].by_draw_id and not draw.entered_in_error
+        ):
+            give_series(self, series_for(draw.patient))
+            known = self.context["series"]
+        return known[draw.patient_id]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for text_field in ("accession", "comment"):

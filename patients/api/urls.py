@@ -33,6 +33,12 @@ urlpatterns = [
         name="patient-assessment",
     ),
     path("worklist/", views.Worklist.as_view(), name="worklist"),
+    path("results-to-review/", views.ResultsToReview.as_view(), name="results-to-review"),
+    path(
+        "draws/<int:pk>/acknowledgements/",
+        views.ResultAcknowledgementList.as_view(),
+        name="result-acknowledgement-list",
+    ),
     path(
         "cycles/<int:pk>/acknowledgements/",
         views.AcknowledgementList.as_view(),

@@ -8,7 +8,7 @@ declares the model permissions it needs in `required_perms`, which
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
@@ -32,10 +32,20 @@ from patients.api.serializers import (
     PatientSerializer,
     TherapyLineSerializer,
     WorklistQuerySerializer,
+    acknowledgement_data,
+    draw_time,
     flag_data,
-    give_assessments,
+    give_series,
+    series_context,
 )
-from patients.assessment import WorklistItem, series_for, worklist_page
+from patients.assessment import (
+    PatientSeries,
+    ResultItem,
+    WorklistItem,
+    results_page,
+    series_for,
+    worklist_page,
+)
 from patients.models import (
     AccessAction,
     Acknowledgement,
@@ -209,7 +219,7 @@ class DrawList(AuditedRead, generics.ListCreateAPIView[CTCDraw]):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         series = series_for(self.patient)
-        context = {**self.get_serializer_context(), "assessments": series.by_draw_id}
+        context = {**self.get_serializer_context(), "series": {self.patient.pk: series}}
         return Response(DrawSerializer(series.all_draws(), many=True, context=context).data)
 
     def perform_create(self, serializer: BaseSerializer[CTCDraw]) -> None:
@@ -217,7 +227,7 @@ class DrawList(AuditedRead, generics.ListCreateAPIView[CTCDraw]):
             patient=self.patient, by=self.request.user, **_new(serializer.validated_data)
         )
         # The answer shows the draw as the save assessed it: the rules run once.
-        give_assessments(serializer, saved.series.by_draw_id)
+        give_series(serializer, saved.series)
         serializer.instance = saved.draw
 
 
@@ -241,7 +251,7 @@ class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView[CTCDraw]):
             version=version,
             reason=reason,
         )
-        give_assessments(serializer, saved.series.by_draw_id)
+        give_series(serializer, saved.series)
         serializer.instance = saved.draw
 
 
@@ -298,7 +308,8 @@ class PatientAssessment(AuditedRead, APIView):
     def get(self, request: Request, pk: int) -> Response:
         patient = access.patient(request.user, pk, related=())
         series = series_for(patient)
-        context = {"request": request, "assessments": series.by_draw_id}
+        context = series_context(request, series)
+        today = timezone.localdate()
         return Response(
             {
                 "patient": patient.pk,
@@ -306,22 +317,39 @@ class PatientAssessment(AuditedRead, APIView):
                 "cutoff": series.cutoff,
                 "draws": DrawSerializer(series.draws, many=True, context=context).data,
                 "upcoming_cycles": [
-                    _upcoming_cycle_data(c, series.cycle_assessment(c))
-                    for c in series.upcoming_cycles()
+                    _cycle_data(c, series, today) for c in series.upcoming_cycles()
                 ],
+                "given_cycles": [_cycle_data(c, series, today) for c in series.given_cycles()],
             }
         )
 
 
-def _upcoming_cycle_data(cycle: TreatmentCycle, found: rules.CycleAssessment) -> dict[str, Any]:
+def cycle_state_data(series: PatientSeries, found: rules.CycleAssessment) -> dict[str, Any]:
+    """A cycle's pre-cycle fields, as cycle objects and worklist items carry them."""
+    opens, day_1 = found.window
+    return {
+        "first_scheduled_date": found.cycle.first_scheduled_date or found.cycle.scheduled_date,
+        "window": {"from": opens, "to": day_1},
+        "pre_cycle_state": _STATE_NAMES[found.state],
+        "acknowledged": series.cycle_acknowledged(found),
+        "severity": found.severity,
+        "flags": [flag_data(f) for f in found.flags],
+    }
+
+
+# The API's names of the pre-cycle states (issue 13's contract: "missing", not the flag).
+_STATE_NAMES = {state: state.value for state in rules.PreCycleState}
+
+
+def _cycle_data(cycle: TreatmentCycle, series: PatientSeries, today: date) -> dict[str, Any]:
     return {
         "id": cycle.pk,
         "therapy_line": cycle.therapy_line_id,
         "number": cycle.number,
         "scheduled_date": cycle.scheduled_date,
+        "given_date": cycle.given_date,
         "status": cycle.status,
-        "severity": found.severity,
-        "flags": [flag_data(f) for f in found.flags],
+        **cycle_state_data(series, series.cycle_assessment(cycle, today)),
     }
 
 
@@ -373,17 +401,13 @@ class Worklist(AuditedRead, APIView):
 def _worklist_items_data(items: list[WorklistItem], request: Request) -> list[dict[str, Any]]:
     # One serializer for the page's latest draws: DRF copies a serializer's
     # fields each time one is built, which per row was a third of the API's time.
-    assessments = {pk: found for i in items for pk, found in i.series.by_draw_id.items()}
     latest = [i.latest_draw for i in items if i.latest_draw is not None]
-    context = {"request": request, "assessments": assessments}
+    context = series_context(request, *{i.patient.pk: i.series for i in items}.values())
     drawn = iter(DrawSerializer(latest, many=True, context=context).data)
-    acks = AcknowledgementSerializer(many=True)
-    return [_worklist_item_data(i, next(drawn) if i.latest_draw else None, acks) for i in items]
+    return [_worklist_item_data(i, next(drawn) if i.latest_draw else None) for i in items]
 
 
-def _worklist_item_data(
-    item: WorklistItem, latest: dict[str, Any] | None, acks: AcknowledgementSerializer
-) -> dict[str, Any]:
+def _worklist_item_data(item: WorklistItem, latest: dict[str, Any] | None) -> dict[str, Any]:
     patient, cycle = item.patient, item.cycle
     return {
         "patient": {"id": patient.pk, "mrn": patient.mrn, "name": patient.name},
@@ -396,9 +420,8 @@ def _worklist_item_data(
             "line_number": cycle.therapy_line.line_number,
         },
         "latest_draw": latest,
-        "severity": item.assessment.severity,
-        "flags": [flag_data(f) for f in item.assessment.flags],
-        "acknowledgements": acks.to_representation(item.acknowledgements),
+        **cycle_state_data(item.series, item.assessment),
+        "acknowledgements": [acknowledgement_data(a) for a in item.acknowledgements],
     }
 
 
@@ -428,3 +451,84 @@ class AcknowledgementList(AuditedRead, generics.ListCreateAPIView[Acknowledgemen
         serializer.instance = services.acknowledge_cycle(
             cycle=self.cycle, by=self.request.user, note=serializer.validated_data["note"]
         )
+
+
+class ResultAcknowledgementList(AuditedRead, generics.ListCreateAPIView[Acknowledgement]):
+    """A nurse or oncologist acknowledges a result (the draw's sample), with a note."""
+
+    required_perms = model_perms(Acknowledgement)
+    serializer_class = AcknowledgementSerializer
+    pagination_class = None
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [self.draw.patient_id]
+
+    @cached_property
+    def draw(self) -> CTCDraw:
+        return access.draw(self.request.user, self.kwargs["pk"])
+
+    def get_queryset(self) -> QuerySet[Acknowledgement]:
+        series = series_for(self.draw.patient)
+        found = series.by_draw_id.get(self.draw.pk)
+        ids = [a.pk for a in series.acknowledgements_of_result(found)] if found else []
+        return (
+            access.acknowledgements(self.request.user)
+            .filter(pk__in=ids)
+            .select_related("acknowledged_by")
+            .order_by("acknowledged_at", "id")
+        )
+
+    def perform_create(self, serializer: BaseSerializer[Acknowledgement]) -> None:
+        serializer.instance = services.acknowledge_result(
+            draw=self.draw, by=self.request.user, note=serializer.validated_data["note"]
+        )
+
+
+class ResultsToReview(AuditedRead, APIView):
+    """Every result with a high or review flag not yet acknowledged, most severe first,
+    then oldest first, 50 a page: whether or not a cycle is due."""
+
+    required_perms = model_perms(CTCDraw)
+    read_action = AccessAction.RESULTS
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [item["patient"]["id"] for item in response.data["items"]]
+
+    def read_target(self, request: Request, response: Response) -> str:
+        page = request.query_params.get("page")
+        return f"GET {request.path}" + (f" page {page}" if page and page != "1" else "")
+
+    def get(self, request: Request) -> Response:
+        pager = PageNumberPagination()
+        items = results_page(
+            lambda waiting: pager.paginate_queryset(waiting, request, view=self) or [],
+            among=access.draws(request.user),
+        ).items
+        assert pager.page is not None  # set by paginate_queryset, which raises on a bad page
+        context = series_context(request, *{i.patient.pk: i.series for i in items}.values())
+        drawn = DrawSerializer([i.draw for i in items], many=True, context=context).data
+        return Response(
+            {
+                "count": pager.page.paginator.count,
+                "next": pager.get_next_link(),
+                "previous": pager.get_previous_link(),
+                "items": [_result_data(i, d) for i, d in zip(items, drawn, strict=True)],
+            }
+        )
+
+
+def _result_data(item: ResultItem, draw: dict[str, Any]) -> dict[str, Any]:
+    patient = item.patient
+    return {
+        "patient": {
+            "id": patient.pk,
+            "mrn": patient.mrn,
+            "given_name": patient.given_name,
+            "family_name": patient.family_name,
+        },
+        "draw": draw,
+        "severity": item.severity,
+        "flags": [flag_data(f) for f in item.flags],
+        "escalated": item.escalated,
+        "resulted_at": draw_time(item.resulted_at),
+    }

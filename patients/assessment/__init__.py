@@ -4,14 +4,16 @@ This is the seam between the database and the pure rules: it turns rows into
 the rules' plain dataclasses and back into plain results for the API, the
 pages and the charts. It decides nothing itself. `loader` reads the rows (one
 query per kind, whatever the number of patients) and converts them;
-`series` is a patient's assessed series; `ranks` keeps each cycle's stored
-review rank current; `worklist` sorts and pages the cycles due by that rank.
+`series` is a patient's assessed series; `ranks` keeps the stored ranks of
+cycles and results current; `worklist` sorts and pages the cycles due by them,
+and `results` the results to review.
 """
 
 from __future__ import annotations
 
 from patients.assessment.loader import cycle_in, line_in
 from patients.assessment.ranks import refresh_review_ranks, store_review_ranks
+from patients.assessment.results import ResultItem, ResultsPage, result_items, results_page
 from patients.assessment.series import PatientSeries, series_for, series_for_many
 from patients.assessment.worklist import (
     DueCycles,
@@ -27,12 +29,16 @@ from patients.assessment.worklist import (
 __all__ = [
     "DueCycles",
     "PatientSeries",
+    "ResultItem",
+    "ResultsPage",
     "WorklistItem",
     "WorklistPage",
     "cycle_in",
     "due_cycles",
     "line_in",
     "refresh_review_ranks",
+    "result_items",
+    "results_page",
     "series_for",
     "series_for_many",
     "store_review_ranks",

@@ -24,7 +24,8 @@ from typing import Any
 from django.apps import apps as django_apps
 from django.apps.registry import Apps
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from patients import rules
@@ -38,6 +39,8 @@ DRAW_FIELDS = (
     "status",
     "ctc_count",
     "entered_in_error",
+    "review_rank",
+    "review_acknowledged",
 )
 LINE_FIELDS = ("id", "patient_id", "line_number", "start_date", "contains_doxorubicin", "regimen")
 CYCLE_FIELDS = (
@@ -48,8 +51,12 @@ CYCLE_FIELDS = (
     "scheduled_date",
     "given_date",
     "status",
-    "review_rank",
+    "rank_before_window",
+    "rank_in_window",
+    "rank_after_day_1",
+    "window_opens",
 )
+ACKNOWLEDGEMENT_FIELDS = ("id", "patient_id", "cycle_id", "draw_id", "flags")
 
 
 @dataclass(frozen=True)
@@ -59,18 +66,30 @@ class Shape:
     draws: Callable[[QuerySet[Any]], Iterable[Any]]
     lines: Callable[[QuerySet[Any]], Iterable[Any]]
     cycles: Callable[[QuerySet[Any]], Iterable[Any]]
+    acknowledgements: Callable[[QuerySet[Any]], Iterable[Any]]
 
 
 INSTANCES = Shape(
     draws=lambda q: q.select_related("entered_by"),  # those entered in error too: shown
     lines=lambda q: q,
     cycles=lambda q: q.select_related("therapy_line"),
+    acknowledgements=lambda q: q.select_related("acknowledged_by"),
 )
 VALUES = Shape(
     draws=lambda q: q.filter(entered_in_error=False).values_list(*DRAW_FIELDS, named=True),
     lines=lambda q: q.values_list(*LINE_FIELDS, named=True),
     cycles=lambda q: q.values_list(*CYCLE_FIELDS, named=True),
+    acknowledgements=lambda q: q.values_list(*ACKNOWLEDGEMENT_FIELDS, named=True),
 )
+
+
+def rules_settings() -> rules.Settings:
+    """The settings the rules read, from Django's settings."""
+    return rules.Settings(
+        clear_probability=settings.CTC_CLEAR_PROBABILITY,
+        extra_poisson_cv=settings.CTC_EXTRA_POISSON_CV,
+        window_days=settings.CTC_PRE_CYCLE_WINDOW_DAYS,
+    )
 
 
 # --- rows to the rules' inputs, by name ------------------------------------------------
@@ -104,6 +123,18 @@ def line_in(line: Any) -> rules.LineIn:
     )
 
 
+def acknowledgement_in(acknowledgement: Any) -> rules.AcknowledgementIn:
+    """What an acknowledgement covers: its flags as recorded, each with its source."""
+    return rules.AcknowledgementIn(
+        cycle_id=acknowledgement.cycle_id,
+        covers=frozenset(
+            (flag["code"], flag.get("source"))
+            for flag in acknowledgement.flags
+            if flag.get("severity") in rules.NEEDS_REVIEW
+        ),
+    )
+
+
 def cycle_in(cycle: Any) -> rules.CycleIn:
     return rules.CycleIn(
         id=cycle.id,
@@ -123,6 +154,7 @@ class PatientRows:
     draws: list[Any] = field(default_factory=list)
     lines: list[Any] = field(default_factory=list)
     cycles: list[Any] = field(default_factory=list)
+    acknowledgements: list[Any] = field(default_factory=list)
 
     @property
     def cutoff(self) -> int | None:
@@ -136,7 +168,11 @@ class PatientRows:
             [cycle_in(c) for c in self.cycles],
             cancer_type=self.cancer_type,
             cutoff=self.cutoff,
+            settings=rules_settings(),
         )
+
+    def acknowledged(self) -> list[rules.AcknowledgementIn]:
+        return [acknowledgement_in(a) for a in self.acknowledgements]
 
 
 # --- loading ------------------------------------------------------------------------
@@ -153,11 +189,12 @@ class Loader:
         self.apps = apps
 
     def load(self, cancer_types: Mapping[int, str]) -> dict[int, PatientRows]:
-        """Every row of these patients (id -> cancer type): three queries."""
+        """Every row of these patients (id -> cancer type): four queries."""
         ids = list(cancer_types)
         draws, lines, cycles = self.draws(ids), self.lines(ids), self.cycles(ids)
+        acknowledgements = self.acknowledgements(ids)
         return {
-            pk: PatientRows(cancer_type, draws[pk], lines[pk], cycles[pk])
+            pk: PatientRows(cancer_type, draws[pk], lines[pk], cycles[pk], acknowledgements[pk])
             for pk, cancer_type in cancer_types.items()
         }
 
@@ -189,6 +226,18 @@ class Loader:
             .order_by("scheduled_date", "number")
         )
         return _by_patient(self.shape.cycles(query))
+
+    def acknowledgements(self, patient_ids: Collection[int]) -> defaultdict[int, list[Any]]:
+        """Acknowledgements of these patients' cycles and results, oldest first."""
+        query = (
+            self.apps.get_model("patients", "Acknowledgement")
+            .objects.filter(
+                Q(cycle__therapy_line__patient__in=patient_ids) | Q(draw__patient__in=patient_ids)
+            )
+            .annotate(patient_id=Coalesce("cycle__therapy_line__patient_id", "draw__patient_id"))
+            .order_by("acknowledged_at", "id")
+        )
+        return _by_patient(self.shape.acknowledgements(query))
 
 
 def _by_patient(rows: Iterable[Any]) -> defaultdict[int, list[Any]]:

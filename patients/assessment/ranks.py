@@ -1,14 +1,19 @@
-"""The stored review rank: each cycle's `rules.review_rank`, kept so the database can sort.
+"""The stored ranks: what the database sorts the worklist and the results to review by.
 
-The worklist is sorted and paged by the database on this rank (see
-`assessment.worklist`); only the rows of a page are then assessed, live, for the
-flags shown. Every write the rules read refreshes the rank in its transaction.
+The worklist and the results to review are sorted and paged by the database;
+only the rows of a page are then assessed, live, for the flags shown. So each
+cycle keeps its `rules.cycle_rank` for each phase of its window (the state
+changes only between them, see `rules.phase_days`), and the tube that stands for
+a result needing review keeps its severity rank and whether it is acknowledged.
+Every write the rules read (acknowledgements included) refreshes them in its
+transaction; `manage.py refresh_review_ranks` after a change of the settings.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from django.apps import apps as django_apps
@@ -19,86 +24,152 @@ from django.utils import timezone
 from patients import rules
 from patients.assessment.loader import VALUES, Loader, PatientRows, cycle_in
 from patients.assessment.series import PatientSeries
-from patients.models import TreatmentCycle
+from patients.models import CTCDraw, TreatmentCycle
 
-# Patients assessed per round when refreshing review ranks in bulk: bounds memory
+# Patients assessed per round when refreshing ranks in bulk: bounds memory
 # (every draw of a patient is loaded) and keeps `IN (...)` lists short for SQLite.
 RANK_BATCH = 500
 
+CycleRanks = tuple[int, int, int, date]  # before the window, in it, after day 1; opening
+ResultRank = tuple[int | None, bool]  # 0 high / 1 review / None; acknowledged
+
+
+def cycle_ranks(
+    cycle: rules.CycleIn,
+    assessments: Sequence[rules.DrawAssessment],
+    covers: Sequence[rules.AcknowledgementIn],
+    window_days: int,
+) -> CycleRanks:
+    """`rules.cycle_rank` of the cycle on one day of each phase, and its window's opening."""
+    ranks = []
+    for today in rules.phase_days(cycle, window_days):
+        found = rules.assess_cycle(cycle, assessments, today=today, window_days=window_days)
+        acknowledged = rules.acknowledged(found.flags, covers, cycle_id=cycle.id)
+        ranks.append(rules.cycle_rank(found, acknowledged))
+    return (ranks[0], ranks[1], ranks[2], found.window[0])
+
+
+def result_ranks(
+    assessments: Sequence[rules.DrawAssessment], covers: Sequence[rules.AcknowledgementIn]
+) -> dict[int, ResultRank]:
+    """Each tube's results-to-review rank: set on the tube that stands for the result."""
+    ranks: dict[int, ResultRank] = {a.draw.id: (None, False) for a in assessments if a.draw.id}
+    for found in rules.results_to_review(assessments):
+        if found.draw.id is not None:
+            severity = rules.highest_severity(found.flags)
+            ranks[found.draw.id] = (
+                rules.SEVERITY_ORDER[severity],
+                rules.acknowledged(found.flags, covers),
+            )
+    return ranks
+
+
+def stored_cycle_ranks(cycle: Any) -> CycleRanks:
+    return (
+        cycle.rank_before_window,
+        cycle.rank_in_window,
+        cycle.rank_after_day_1,
+        cycle.window_opens,
+    )
+
 
 def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps) -> int:
-    """Store `rules.review_rank` on every cycle of these patients whose rank changed.
+    """Store the ranks of every cycle and result of these patients where they changed.
 
     Called by the bulk imports in their transaction (a single write ranks from
     its own assessment: `store_review_ranks`), by `manage.py refresh_review_ranks`
-    after a change of the settings the rules read (cut-offs, pre-cycle window,
-    time zone) and by the migration that added the rank. Every cycle is ranked,
-    not only upcoming ones, so that "stored rank == live rank" holds for all.
-    Per round of `RANK_BATCH` patients: at most four queries to load and at most
-    one `UPDATE` per rank value (the rank is derived data: no history, no version
-    bump). Returns how many cycles changed.
+    after a change of the settings the rules read (cut-offs, window, clarity,
+    replicate variation, time zone) and by the migrations that added the ranks.
+    Per round of `RANK_BATCH` patients: five queries to load and one `UPDATE` per
+    distinct value (derived data: no history, no version bump). Returns how many
+    cycles and tubes changed.
     """
     cycle_model = apps.get_model("patients", "TreatmentCycle")
+    draw_model = apps.get_model("patients", "CTCDraw")
+    window = settings.CTC_PRE_CYCLE_WINDOW_DAYS
+    zone = timezone.get_current_timezone()
     changed = 0
     for batch in _chunks(sorted(set(patient_ids)), RANK_BATCH):
-        by_rank: defaultdict[int, list[int]] = defaultdict(list)
-        for cycle_id, stored, live in _ranks(batch, Loader(VALUES, apps)):
-            if live != stored:
-                by_rank[live].append(cycle_id)
-        changed += _store(by_rank, cycle_model)
+        cycles: defaultdict[Hashable, list[int]] = defaultdict(list)
+        results: defaultdict[Hashable, list[int]] = defaultdict(list)
+        for rows in _patients(batch, Loader(VALUES, apps)):
+            assessments = rows.assess(zone)
+            covers = rows.acknowledged()
+            for cycle in rows.cycles:
+                live = cycle_ranks(cycle_in(cycle), assessments, covers, window)
+                if live != stored_cycle_ranks(cycle):
+                    cycles[live].append(cycle.id)
+            stored = {d.id: (d.review_rank, d.review_acknowledged) for d in rows.draws}
+            for draw_id, live_result in result_ranks(assessments, covers).items():
+                if live_result != stored[draw_id]:
+                    results[live_result].append(draw_id)
+        changed += _store_cycles(cycles, cycle_model) + _store_results(results, draw_model)
     return changed
 
 
 def store_review_ranks(series: PatientSeries) -> int:
-    """Store the rank that `series` gives each cycle of its patient, where it changed.
+    """Store the ranks that `series` gives its patient's cycles and results, where they changed.
 
     For a write that has just assessed the patient (`services._touch`): the
     ranks come from that assessment, not from loading the rows again, and the
-    series' cycles then hold the ranks stored. Returns how many changed.
+    series' rows then hold the ranks stored. Returns how many changed.
     """
-    by_rank: defaultdict[int, list[int]] = defaultdict(list)
+    window = settings.CTC_PRE_CYCLE_WINDOW_DAYS
+    cycles: defaultdict[Hashable, list[int]] = defaultdict(list)
     for cycle in series.cycles:
-        live = rules.review_rank(series.cycle_assessment(cycle))
-        if live != cycle.review_rank:
-            by_rank[live].append(cycle.pk)
-            cycle.review_rank = live
-    return _store(by_rank, TreatmentCycle)
+        live = cycle_ranks(cycle_in(cycle), series.assessments, series.covers, window)
+        if live != stored_cycle_ranks(cycle):
+            cycles[live].append(cycle.pk)
+            (
+                cycle.rank_before_window,
+                cycle.rank_in_window,
+                cycle.rank_after_day_1,
+                cycle.window_opens,
+            ) = live
+    results: defaultdict[Hashable, list[int]] = defaultdict(list)
+    by_id = {d.pk: d for d in series.draws}
+    for draw_id, live_result in result_ranks(series.assessments, series.covers).items():
+        draw = by_id[draw_id]
+        if live_result != (draw.review_rank, draw.review_acknowledged):
+            results[live_result].append(draw_id)
+            draw.review_rank, draw.review_acknowledged = live_result
+    for draw in series.voided:  # entered in error: no longer a result to review
+        if draw.review_rank is not None:
+            results[(None, False)].append(draw.pk)
+            draw.review_rank, draw.review_acknowledged = None, False
+    return _store_cycles(cycles, TreatmentCycle) + _store_results(results, CTCDraw)
 
 
-def _store(by_rank: Mapping[int, Sequence[int]], cycle_model: Any) -> int:
-    """One `UPDATE` per rank value (and per `RANK_BATCH` cycles): derived data, no history."""
+def _store_cycles(by_ranks: Mapping[Hashable, Sequence[int]], cycle_model: Any) -> int:
     changed = 0
-    for rank, cycle_ids in by_rank.items():
+    for ranks, cycle_ids in by_ranks.items():
+        before, within, after, opens = ranks  # type: ignore[misc]
         for ids in _chunks(cycle_ids, RANK_BATCH):
-            changed += cycle_model.objects.filter(pk__in=ids).update(review_rank=rank)
+            changed += cycle_model.objects.filter(pk__in=ids).update(
+                rank_before_window=before,
+                rank_in_window=within,
+                rank_after_day_1=after,
+                window_opens=opens,
+            )
     return changed
 
 
-def _ranks(patient_ids: Sequence[int], loader: Loader) -> Iterator[tuple[int, int, int]]:
-    """(cycle id, stored rank, live rank) of every cycle of these patients.
+def _store_results(by_rank: Mapping[Hashable, Sequence[int]], draw_model: Any) -> int:
+    changed = 0
+    for ranks, draw_ids in by_rank.items():
+        rank, acknowledged = ranks  # type: ignore[misc]
+        for ids in _chunks(draw_ids, RANK_BATCH):
+            changed += draw_model.objects.filter(pk__in=ids).update(
+                review_rank=rank, review_acknowledged=acknowledged
+            )
+    return changed
 
-    Read as plain values, not model instances: a bulk import refreshes thousands
-    of patients, and building their draws as objects took most of its time. Only
-    patients with an upcoming cycle need their draws: the rules flag no other
-    cycle (`rules.assess_cycle`), so the others are ranked on no draws at all.
-    """
-    window = settings.CTC_PRE_CYCLE_WINDOW_DAYS
-    tz = timezone.get_current_timezone()
-    cycles = loader.cycles(patient_ids)
-    waiting = [
-        pk
-        for pk, rows in cycles.items()
-        if any(c.status in rules.UPCOMING_CYCLE_STATUSES for c in rows)
-    ]
-    cancer_types = loader.cancer_types(waiting)
-    draws, lines = loader.draws(waiting), loader.lines(waiting)
-    for pk, rows in cycles.items():
-        assessments: list[rules.DrawAssessment] = []
-        if pk in cancer_types:
-            assessments = PatientRows(cancer_types[pk], draws[pk], lines[pk], rows).assess(tz)
-        for cycle in rows:
-            found = rules.assess_cycle(cycle_in(cycle), assessments, window_days=window)
-            yield cycle.id, cycle.review_rank, rules.review_rank(found)
+
+def _patients(patient_ids: Sequence[int], loader: Loader) -> Iterator[PatientRows]:
+    """Every patient's rows, read as plain values: a bulk import refreshes thousands of
+    patients, and building their draws as objects took most of its time."""
+    rows = loader.load(loader.cancer_types(patient_ids))
+    return iter(rows.values())
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:

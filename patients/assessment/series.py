@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import date, tzinfo
 
 from django.apps import apps as django_apps
 from django.apps.registry import Apps
@@ -16,8 +16,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from patients import rules
-from patients.assessment.loader import INSTANCES, Loader, PatientRows, cycle_in
-from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
+from patients.assessment.loader import (
+    INSTANCES,
+    Loader,
+    PatientRows,
+    acknowledgement_in,
+    cycle_in,
+)
+from patients.models import Acknowledgement, CTCDraw, Patient, TherapyLine, TreatmentCycle
 
 
 @dataclass
@@ -31,19 +37,62 @@ class PatientSeries:
     lines: list[TherapyLine]
     cycles: list[TreatmentCycle]
     voided: list[CTCDraw] = field(default_factory=list)  # entered in error: shown, never assessed
+    acknowledgements: list[Acknowledgement] = field(default_factory=list)  # oldest first
     by_draw_id: dict[int, rules.DrawAssessment] = field(default_factory=dict)
+    covers: list[rules.AcknowledgementIn] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.by_draw_id = {a.draw.id: a for a in self.assessments if a.draw.id is not None}
+        self.covers = [acknowledgement_in(a) for a in self.acknowledgements]
 
-    def cycle_assessment(self, cycle: TreatmentCycle) -> rules.CycleAssessment:
+    def cycle_assessment(
+        self, cycle: TreatmentCycle, today: date | None = None
+    ) -> rules.CycleAssessment:
+        """The cycle's state and flags on `today` (the clinic's date by default)."""
         return rules.assess_cycle(
-            cycle_in(cycle), self.assessments, window_days=settings.CTC_PRE_CYCLE_WINDOW_DAYS
+            cycle_in(cycle),
+            self.assessments,
+            today=today or timezone.localdate(),
+            window_days=settings.CTC_PRE_CYCLE_WINDOW_DAYS,
         )
+
+    def acknowledge(self, acknowledgement: Acknowledgement) -> None:
+        """Take a new acknowledgement into account (after saving it)."""
+        self.acknowledgements.append(acknowledgement)
+        self.covers.append(acknowledgement_in(acknowledgement))
+
+    def cycle_acknowledged(self, assessment: rules.CycleAssessment) -> bool:
+        """Every high or review flag the cycle shows is covered (spec section 5)."""
+        return rules.acknowledged(assessment.flags, self.covers, cycle_id=assessment.cycle.id)
+
+    def result_acknowledged(self, found: rules.DrawAssessment) -> bool:
+        """A result's (a sample's, or a lone not-evaluable tube's) flags are all covered."""
+        return rules.acknowledged(self.result_flags(found), self.covers)
+
+    def acknowledgements_of_cycle(self, cycle_id: int) -> list[Acknowledgement]:
+        return [a for a in self.acknowledgements if a.cycle_id == cycle_id]
+
+    def result_flags(self, found: rules.DrawAssessment) -> tuple[rules.Flag, ...]:
+        """The flags of the tube's result: its sample's (a failed tube beside a sample
+        has none of its own), or a lone failed tube's own."""
+        return found.sample.flags if found.sample is not None else found.flags
+
+    def acknowledgements_of_result(self, found: rules.DrawAssessment) -> list[Acknowledgement]:
+        """Acknowledgements of this result, or of a cycle, that recorded one of its flags."""
+        flags = {(f.code, f.source) for f in self.result_flags(found)}
+        return [
+            ack
+            for ack, covers in zip(self.acknowledgements, self.covers, strict=True)
+            if flags & covers.covers
+        ]
 
     def all_draws(self) -> list[CTCDraw]:
         """Every draw on record, those entered in error included, oldest first."""
         return sorted([*self.draws, *self.voided], key=lambda d: (d.drawn_at, d.pk))
+
+    def given_cycles(self) -> list[TreatmentCycle]:
+        given = [c for c in self.cycles if c.status == rules.CycleStatus.GIVEN]
+        return sorted(given, key=lambda c: (c.scheduled_date, c.therapy_line_id, c.number))
 
     def upcoming_cycles(self) -> list[TreatmentCycle]:
         upcoming = [c for c in self.cycles if c.status in rules.UPCOMING_CYCLE_STATUSES]
@@ -55,14 +104,14 @@ def cutoff_for(patient: Patient) -> int | None:
 
 
 def series_for(patient: Patient) -> PatientSeries:
-    """One patient's assessed series: three queries."""
+    """One patient's assessed series: four queries."""
     return series_for_many([patient])[patient.pk]
 
 
 def series_for_many(
     patients: Iterable[Patient], *, apps: Apps = django_apps
 ) -> dict[int, PatientSeries]:
-    """Assessed series for many patients in three queries, whatever their number.
+    """Assessed series for many patients in four queries, whatever their number.
 
     `apps` is the model registry: a migration passes its historical one.
     """
@@ -83,4 +132,5 @@ def _series(patient: Patient, rows: PatientRows, tz: tzinfo) -> PatientSeries:
         rows.lines,
         rows.cycles,
         [d for d in rows.draws if d.entered_in_error],
+        rows.acknowledgements,
     )

@@ -15,8 +15,9 @@ from datetime import date, timedelta
 from functools import cached_property
 from typing import Any, Generic, NoReturn, TypeVar, overload
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Case, Count, F, Q, QuerySet, When
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from patients import rules
 from patients.assessment.series import PatientSeries, series_for_many
@@ -37,7 +38,8 @@ class WorklistItem:
     cycle: TreatmentCycle
     series: PatientSeries
     assessment: rules.CycleAssessment
-    acknowledgements: list[Acknowledgement]
+    acknowledgements: list[Acknowledgement]  # of the cycle, and of the results it shows
+    acknowledged: bool  # every high or review flag covered (spec section 5)
 
     @property
     def patient(self) -> Patient:
@@ -51,14 +53,23 @@ class WorklistItem:
 def worklist_order(item: WorklistItem) -> tuple[int, date, str, str, int, int, int]:
     """The worklist's order from the live assessment: what `ORDER_BY` sorts by in SQL.
 
-    `rules.worklist_sort_key` (rank, day 1, cycle number, cycle id), with the
-    patient (family and given name case-insensitively, then id) after day 1:
-    the rules know no names. A test pins `ORDER_BY` to this order.
+    `rules.worklist_sort_key` (rank, day 1), then the patient (family and given
+    name case-insensitively, then id), the cycle number and id: the rules know
+    no names. A test pins `ORDER_BY` to this order.
     """
-    rank, day, number, cycle_id = rules.worklist_sort_key(item.assessment)
+    rank, day = rules.worklist_sort_key(item.assessment, item.acknowledged)
     patient = item.patient
     name = (patient.family_name.lower(), patient.given_name.lower())
-    return (rank, day, *name, patient.pk, number, cycle_id)
+    return (rank, day, *name, patient.pk, item.cycle.number, item.cycle.pk)
+
+
+def rank_on(today: date) -> Case:
+    """The stored rank of the phase a cycle is in on `today` (see `assessment.ranks`)."""
+    return Case(
+        When(window_opens__gt=today, then=F("rank_before_window")),
+        When(scheduled_date__gte=today, then=F("rank_in_window")),
+        default=F("rank_after_day_1"),
+    )
 
 
 class _NameOrder(Lower):
@@ -74,10 +85,10 @@ class _NameOrder(Lower):
         return f'{sql} COLLATE "C"', params
 
 
-# `worklist_order`, key for key, as the database sorts: the stored rank stands for the
-# live one, and the cycle's id (last) keeps pages from overlapping.
+# `worklist_order`, key for key, as the database sorts: the stored rank of today's phase
+# (annotated as "rank") stands for the live one; the cycle's id keeps pages apart.
 ORDER_BY = (
-    "review_rank",
+    "rank",
     "scheduled_date",
     _NameOrder("therapy_line__patient__family_name"),
     _NameOrder("therapy_line__patient__given_name"),
@@ -94,23 +105,33 @@ def due_cycles(
     oncologist_id: int | None = None,
     flagged: bool = False,
     among: TreatmentCycleQuerySet | None = None,
+    today: date | None = None,
 ) -> DueCycles:
-    """Upcoming cycles with day 1 in [start, start + days), in the worklist's order.
+    """Upcoming cycles with day 1 in [start, start + days), in the worklist's order on `today`.
 
     The database sorts (and pages: slice the result) by `ORDER_BY`: the stored
-    review rank, then day 1, family and given name (case-insensitively), patient,
-    cycle number and id, the order `worklist_order` gives from the live
-    assessment. `flagged`: only cycles with flags. `among`: the cycles to choose from
-    (a user's, from `patients.access.cycles`); every cycle when None.
+    rank of the phase each cycle is in today, then day 1, family and given name
+    (case-insensitively), patient, cycle number and id, the order `worklist_order`
+    gives from the live assessment. `flagged`: only cycles with a flag (high,
+    review or info). `among`: the cycles to choose from (a user's, from
+    `patients.access.cycles`); every cycle when None.
     """
     cycles = TreatmentCycle.objects.all() if among is None else among
-    due = cycles.upcoming().filter(
-        scheduled_date__gte=start, scheduled_date__lt=start + timedelta(days=days)
+    due = (
+        cycles.upcoming()
+        .filter(scheduled_date__gte=start, scheduled_date__lt=start + timedelta(days=days))
+        .annotate(rank=rank_on(today or timezone.localdate()))
     )
     if oncologist_id is not None:
         due = due.filter(therapy_line__patient__oncologist_id=oncologist_id)
     if flagged:
-        due = due.filter(review_rank__lt=rules.REVIEW_RANK_NO_FLAGS)
+        due = due.filter(
+            Q(rank__lt=rules.RANK_DRAW_DUE)
+            | Q(
+                rank__gte=rules.RANKS_PER_GROUP,
+                rank__lt=rules.RANKS_PER_GROUP + rules.RANK_DRAW_DUE,
+            )
+        )
     return DueCycles(due)
 
 
@@ -132,9 +153,9 @@ class DueCycles:
     def _groups(self) -> list[tuple[int, date, int]]:
         return list(
             self._due.order_by()
-            .values_list("review_rank", "scheduled_date")
+            .values_list("rank", "scheduled_date")
             .annotate(n=Count("id"))
-            .order_by("review_rank", "scheduled_date")
+            .order_by("rank", "scheduled_date")
         )
 
     def count(self) -> int:
@@ -160,7 +181,7 @@ class DueCycles:
         skip = before = 0
         for rank, day, n in self._groups:
             if before < stop and before + n > first:
-                group = Q(review_rank=rank, scheduled_date=day)
+                group = Q(rank=rank, scheduled_date=day)
                 if wanted is None:  # the page's first group: skip its rows before the page
                     wanted, skip = group, first - before
                 else:
@@ -173,46 +194,50 @@ class DueCycles:
 
 
 def _in_worklist_order(due: QuerySet[TreatmentCycle]) -> QuerySet[TreatmentCycle]:
-    return (
-        due.select_related("therapy_line__patient")
-        .prefetch_related(
-            Prefetch(
-                "acknowledgements",
-                queryset=Acknowledgement.objects.select_related("acknowledged_by").order_by(
-                    "acknowledged_at"
-                ),
-            )
-        )
-        .order_by(*ORDER_BY)
-    )
+    return due.select_related("therapy_line__patient").order_by(*ORDER_BY)
 
 
-def worklist_items(cycles: Iterable[TreatmentCycle]) -> list[WorklistItem]:
-    """The rows of a worklist page, in the order given, each assessed live.
+def worklist_items(
+    cycles: Iterable[TreatmentCycle], today: date | None = None
+) -> list[WorklistItem]:
+    """The rows of a worklist page, in the order given, each assessed live on `today`.
 
-    Three queries (the per-kind loads), whatever the page's size.
+    Four queries (the per-kind loads), whatever the page's size.
     """
     cycles = list(cycles)
+    today = today or timezone.localdate()
     series = series_for_many({c.therapy_line.patient for c in cycles})
-    items = [
-        WorklistItem(
-            cycle=c,
-            series=series[c.therapy_line.patient_id],
-            assessment=series[c.therapy_line.patient_id].cycle_assessment(c),
-            acknowledgements=list(c.acknowledgements.all()),
-        )
-        for c in cycles
-    ]
-    stale = [i.cycle.pk for i in items if rules.review_rank(i.assessment) != i.cycle.review_rank]
+    items = [_item(c, series[c.therapy_line.patient_id], today) for c in cycles]
+    stale = [i.cycle.pk for i in items if _live_rank(i) != getattr(i.cycle, "rank", None)]
     if stale:
-        # Only a settings change (cut-offs, window, time zone) without
+        # Only a settings change (cut-offs, window, clarity, time zone) without
         # `manage.py refresh_review_ranks` can do this: say so, loudly.
         logger.error(
-            "Stored review rank differs from the rules for cycles %s: the worklist order is "
+            "Stored rank differs from the rules for cycles %s: the worklist order is "
             "stale; run `manage.py refresh_review_ranks`.",
             ", ".join(map(str, stale)),
         )
     return items
+
+
+def _item(cycle: TreatmentCycle, series: PatientSeries, today: date) -> WorklistItem:
+    found = series.cycle_assessment(cycle, today)
+    shown = {(f.code, f.source) for f in found.flags}
+    return WorklistItem(
+        cycle=cycle,
+        series=series,
+        assessment=found,
+        acknowledgements=[
+            ack
+            for ack, covers in zip(series.acknowledgements, series.covers, strict=True)
+            if ack.cycle_id == cycle.pk or (ack.cycle_id is None and shown & covers.covers)
+        ],
+        acknowledged=series.cycle_acknowledged(found),
+    )
+
+
+def _live_rank(item: WorklistItem) -> int:
+    return rules.cycle_rank(item.assessment, item.acknowledged)
 
 
 @dataclass(frozen=True)
@@ -238,9 +263,12 @@ def worklist_page(
     both count and slice them); only that page's cycles are then assessed. `among`:
     the cycles the user may see (`patients.access.cycles`); None only for scripts.
     """
-    due = due_cycles(start, days, oncologist_id=oncologist_id, flagged=flagged, among=among)
+    today = timezone.localdate()
+    due = due_cycles(
+        start, days, oncologist_id=oncologist_id, flagged=flagged, among=among, today=today
+    )
     page = paginate(due)
-    return WorklistPage(page, worklist_items(page))
+    return WorklistPage(page, worklist_items(page, today))
 
 
 def worklist(start: date, days: int, *, oncologist_id: int | None = None) -> list[WorklistItem]:

@@ -4,16 +4,11 @@ from django.db import migrations, models
 
 
 def rank_every_cycle(apps, schema_editor):
-    """Fill the new rank from the rules, with this migration's models.
+    """Nothing now: the rank this added was replaced by the version 2 ranks.
 
-    It runs today's rules code (the rank is what the rules say now); only the
-    rows come through the historical models, so later model changes do not
-    break it. `manage.py refresh_review_ranks` does the same at any time.
+    It ran today's rules code, which reads the columns of later migrations; the
+    migration that adds those ranks every cycle and result instead.
     """
-    from patients.assessment import refresh_review_ranks
-
-    patient = apps.get_model("patients", "Patient")
-    refresh_review_ranks(patient.objects.values_list("pk", flat=True), apps=apps)
 
 
 class Migration(migrations.Migration):

@@ -57,42 +57,50 @@ from patients.reports.report_tables import cycles_section, draws_section, imagin
 # One short paragraph per flag, from the meaning in docs/clinical-rules.md.
 # "{window}" is the pre-cycle window in days, "{cutoff}" the patient's cut-off.
 FLAG_EXPLANATIONS: dict[str, str] = {
-    rules.FlagCode.UNFAVOURABLE: (
-        "The count is at or above the cut-off for this cancer type ({cutoff} or more CTC "
-        "per 7.5 mL)."
+    rules.FlagCode.BASELINE_UNFAVOURABLE: (
+        "The patient's first evaluable sample is at or above the cut-off for this cancer "
+        "type ({cutoff} or more CTC per 7.5 mL)."
     ),
     rules.FlagCode.CONVERSION_TO_UNFAVOURABLE: (
-        "The previous evaluable draw was favourable and this draw is unfavourable."
+        "The previous evaluable sample was favourable and this one is unfavourable. High "
+        "when the sample is clearly above the cut-off; review when it is near it (the chance "
+        "that the true count is at or above the cut-off is below {clear}%), where a repeat "
+        "draw would settle it."
     ),
     rules.FlagCode.PERSISTENT_UNFAVOURABLE: (
-        "The previous evaluable draw was unfavourable and this draw is unfavourable again."
+        "The previous evaluable sample was unfavourable and this one is unfavourable again. "
+        "High when clearly above the cut-off, review when near it."
     ),
     rules.FlagCode.CONVERSION_TO_FAVOURABLE: (
-        "The previous evaluable draw was unfavourable and this draw is favourable."
+        "The previous evaluable sample was unfavourable and this one is favourable."
     ),
     rules.FlagCode.RISE_BEYOND_NOISE: (
-        "The count per 7.5 mL at least doubled and the exact test for two Poisson counts finds the "
-        "rise larger than counting noise: one-sided p < 0.05 against the previous "
-        "evaluable draw, or p < 0.01 against the lowest earlier count of the same therapy "
-        "line. Real replicate variability is larger than counting noise, so this is a "
-        "prompt for review, not an alert on its own."
+        "The count per 7.5 mL at least doubled and the exact test for two Poisson counts finds "
+        "the rise larger than counting noise: one-sided p < 0.05 against the previous "
+        "evaluable sample, or p < 0.01 against the lowest earlier count of the same therapy "
+        "line (never on a count lower than the previous one). It prompts review; it is not an "
+        "alert on its own."
     ),
     rules.FlagCode.NON_STANDARD_VOLUME: (
-        "The blood volume was not 7.5 mL. The count is scaled to 7.5 mL and its category "
-        "is indicative only."
+        "A tube's blood volume was not 7.5 mL. The count is scaled to 7.5 mL."
     ),
     rules.FlagCode.DOXORUBICIN_WINDOW: (
         "Drawn 1 to 6 days after a doxorubicin dose (a draw on the dose day is taken to be "
-        "before the dose): interpret with caution. Lab guidance is to wait at least 7 days."
+        "before the dose): doxorubicin can make the count falsely high, so a high flag of "
+        "this sample is lowered to review. Lab guidance is to draw at least 7 days after."
     ),
     rules.FlagCode.MISSING_PRE_CYCLE_DRAW: (
-        "An upcoming cycle has no evaluable draw in its pre-cycle window, the {window} days "
-        "before day 1 up to a pre-dose draw on day 1."
+        "Day 1 has passed with no evaluable sample in the cycle's pre-cycle window, the "
+        "{window} days before day 1 (as first planned) up to a pre-dose draw on day 1."
+    ),
+    rules.FlagCode.DISCORDANT_IN_WINDOW: (
+        "Two evaluable samples in the cycle's pre-cycle window fall on different sides of "
+        "the cut-off."
     ),
     rules.FlagCode.NOT_EVALUABLE: (
-        "The draw was rejected (pre-analytic) or failed (analytic): there is no count, "
-        "which is never read as a zero, and a repeat draw is needed. On a cycle: such a "
-        "draw lies in its pre-cycle window."
+        "The tube was rejected (pre-analytic) or failed (analytic) with no evaluable tube "
+        "drawn with it: there is no count, which is never read as a zero, and a repeat draw "
+        "is needed. On a cycle: such a tube lies in its pre-cycle window."
     ),
     rules.FlagCode.NO_CUTOFF: (
         "No cut-off is set for this cancer type, so the count cannot be classified as "
@@ -143,7 +151,11 @@ def _flag_row(code: str, data: ReportData) -> list[Cell]:
 
 def flag_explanation(code: str, data: ReportData) -> str:
     """The paragraph that explains a flag code to a clinician reading this patient's report."""
-    return FLAG_EXPLANATIONS[code].format(window=data.pre_cycle_window_days, cutoff=data.cutoff)
+    return FLAG_EXPLANATIONS[code].format(
+        window=data.pre_cycle_window_days,
+        cutoff=data.cutoff,
+        clear=round(data.clear_probability * 100),
+    )
 
 
 def _reading_paragraphs(data: ReportData) -> list[tuple[str, str]]:

@@ -52,6 +52,7 @@ class ReportData:
     # CycleIn carries no reason: cycle id -> why it was delayed or cancelled.
     cycle_reasons: Mapping[int, str] = field(default_factory=dict)
     pre_cycle_window_days: int = rules.DEFAULT_PRE_CYCLE_WINDOW_DAYS
+    clear_probability: float = rules.DEFAULT_CLEAR_PROBABILITY
 
 
 HIGH_COLOUR = chart_data.UNFAVOURABLE_COLOUR
@@ -64,7 +65,7 @@ NO_DRAWS_TEXT = "No CTC draws recorded."
 
 # Short words for the table's flags column, one per code.
 FLAG_WORDS: dict[str, str] = {
-    rules.FlagCode.UNFAVOURABLE: "unfavourable",
+    rules.FlagCode.BASELINE_UNFAVOURABLE: "unfavourable at baseline",
     rules.FlagCode.CONVERSION_TO_UNFAVOURABLE: "conversion to unfavourable",
     rules.FlagCode.PERSISTENT_UNFAVOURABLE: "still unfavourable",
     rules.FlagCode.CONVERSION_TO_FAVOURABLE: "conversion to favourable",
@@ -72,6 +73,7 @@ FLAG_WORDS: dict[str, str] = {
     rules.FlagCode.NON_STANDARD_VOLUME: "non-standard volume",
     rules.FlagCode.DOXORUBICIN_WINDOW: "doxorubicin window",
     rules.FlagCode.MISSING_PRE_CYCLE_DRAW: "missing pre-cycle draw",
+    rules.FlagCode.DISCORDANT_IN_WINDOW: "discordant samples in the window",
     rules.FlagCode.NOT_EVALUABLE: "not evaluable",
     rules.FlagCode.NO_CUTOFF: "no cut-off",
 }

@@ -14,7 +14,7 @@ none at all raises `VersionRequired`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,6 +33,7 @@ from patients.messages import (
     DRAW_IN_ERROR,
     ERROR_REASON_REQUIRED,
     NOTE_REQUIRED,
+    NOTHING_TO_ACKNOWLEDGE,
     line_number_taken,
 )
 from patients.models import (
@@ -47,7 +48,7 @@ from patients.models import (
     TreatmentCycle,
     Versioned,
 )
-from patients.rules import Flag
+from patients.rules import NEEDS_REVIEW, Flag
 from patients.services.conflicts import ANY_VERSION, ConflictError, Version, VersionRequired
 
 if TYPE_CHECKING:
@@ -336,6 +337,7 @@ def record_draw_and_assess(
         entered_by=acting_account(by),
     )
     _validate(draw, _draw_errors(draw, now or timezone.now()))
+    _mark_resulted(draw, was=None)
     _save(draw, by=by, reason="Draw recorded")
     return DrawSaved(draw, _touch(patient.pk))
 
@@ -359,10 +361,12 @@ def update_draw_and_assess(
     draw = _lock(draw, version)
     if draw.entered_in_error:
         raise ValidationError({"non_field_errors": [DRAW_IN_ERROR]})
+    was = draw.status
     _apply(draw, changes)
     if "accession" in changes:
         draw.accession = (draw.accession or "").strip()
     _validate(draw, _draw_errors(draw, now or timezone.now()))
+    _mark_resulted(draw, was=was)
     _save(draw, by=by, reason=reason)
     return DrawSaved(draw, _touch(draw.patient_id))
 
@@ -384,6 +388,18 @@ def mark_draw_entered_in_error(
     _save(draw, by=by, reason=f"Entered in error: {reason}")
     _touch(draw.patient_id)
     return draw
+
+
+def _mark_resulted(draw: CTCDraw, *, was: str | None) -> None:
+    """`resulted_at`: when the software recorded the tube as resulted (spec section 5).
+
+    Its entry as resulted, or its change to resulted; a correction of a resulted
+    count keeps the time the result first arrived.
+    """
+    if draw.status != DrawStatus.RESULTED:
+        draw.resulted_at = None
+    elif was != DrawStatus.RESULTED or draw.resulted_at is None:
+        draw.resulted_at = timezone.now()
 
 
 def _draw_errors(draw: CTCDraw, now: datetime) -> Errors:
@@ -443,18 +459,53 @@ def acknowledge_cycle(*, cycle: TreatmentCycle, by: Actor, note: str) -> Acknowl
     The flags are assessed here, from the record, not taken from the caller: what
     is acknowledged is what the rules say at this moment.
     """
-    flags = assessment.series_for(cycle.therapy_line.patient).cycle_assessment(cycle).flags
-    ack = Acknowledgement(
-        cycle=cycle,
-        acknowledged_by=acting_account(by),
-        note=(note or "").strip(),
-        flags=[{"code": f.code, "severity": f.severity, "message": f.message} for f in flags],
-    )
+    series = assessment.series_for(cycle.therapy_line.patient)
+    flags = series.cycle_assessment(cycle).flags
+    return _acknowledge(Acknowledgement(cycle=cycle), flags, series, by=by, note=note)
+
+
+@transaction.atomic
+def acknowledge_result(*, draw: CTCDraw, by: Actor, note: str) -> Acknowledgement:
+    """Record that `by` has seen the flags of `draw`'s result: its sample (every tube drawn
+    with it) or, for a lone failed or rejected tube, the tube itself.
+
+    Acknowledged from any tube of the sample; recorded against its first tube.
+    """
+    series = assessment.series_for(draw.patient)
+    found = series.by_draw_id.get(draw.pk)  # None when entered in error
+    if found is None:
+        raise ValidationError({"non_field_errors": [DRAW_IN_ERROR]})
+    sample = found.sample
+    flags = sample.flags if sample is not None else found.flags
+    if not any(f.severity in NEEDS_REVIEW for f in flags):
+        raise ValidationError({"non_field_errors": [NOTHING_TO_ACKNOWLEDGE]})
+    first = sample.sample.key if sample is not None else draw.pk
+    return _acknowledge(Acknowledgement(draw_id=first), flags, series, by=by, note=note)
+
+
+def _acknowledge(
+    ack: Acknowledgement,
+    flags: Sequence[Flag],
+    series: assessment.PatientSeries,
+    *,
+    by: Actor,
+    note: str,
+) -> Acknowledgement:
+    """Save the acknowledgement of `flags` and store the ranks it changes (it lowers the
+    cycles and results it covers on the worklist and the results to review)."""
+    ack.acknowledged_by = acting_account(by)
+    ack.note = (note or "").strip()
+    ack.flags = [
+        {"code": f.code, "severity": f.severity, "message": f.message, "source": f.source}
+        for f in flags
+    ]
     errors: Errors = {}
     if not ack.note:
         errors["note"] = [NOTE_REQUIRED]
     _validate(ack, errors)
     _save(ack, by=by, reason="Flags acknowledged")
+    series.acknowledge(ack)
+    assessment.store_review_ranks(series)
     return ack
 
 

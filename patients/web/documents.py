@@ -74,6 +74,7 @@ def report_data(
         generated_by=by,
         cycle_reasons={c.pk: c.status_reason for c in series.cycles if c.status_reason},
         pre_cycle_window_days=settings.CTC_PRE_CYCLE_WINDOW_DAYS,
+        clear_probability=settings.CTC_CLEAR_PROBABILITY,
     )
 
 

@@ -1,0 +1,105 @@
+"""Results to review: every result with a high or review flag not yet acknowledged.
+
+Whether or not a cycle is due (spec section 5): a high result drawn outside every
+window, or for a patient with no cycle entered, is listed here until a nurse or
+oncologist acknowledges it. The database sorts and pages the tubes that stand
+for such results by their stored rank (`assessment.ranks`): most severe first,
+then oldest `resulted_at`. Only a page's patients are then assessed, live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from django.db.models import QuerySet
+
+from patients import rules
+from patients.assessment.series import PatientSeries, series_for_many
+from patients.models import CTCDraw, Patient
+
+P = TypeVar("P", bound=Iterable[CTCDraw])
+
+
+@dataclass
+class ResultItem:
+    """One result to review: a sample (by its first tube) or a lone not-evaluable tube."""
+
+    draw: CTCDraw
+    series: PatientSeries
+    found: rules.DrawAssessment
+
+    @property
+    def patient(self) -> Patient:
+        return self.series.patient
+
+    @property
+    def flags(self) -> tuple[rules.Flag, ...]:
+        return self.found.flags
+
+    @property
+    def severity(self) -> rules.Severity | None:
+        return rules.highest_severity(self.found.flags)
+
+    @property
+    def escalated(self) -> bool:
+        return self.draw.escalated_at is not None
+
+    @property
+    def resulted_at(self) -> datetime | None:
+        return self.draw.resulted_at
+
+    @property
+    def tubes(self) -> list[CTCDraw]:
+        """Every tube of the result, the first (this one) first."""
+        sample = self.found.sample
+        if sample is None:
+            return [self.draw]
+        by_id = {d.pk: d for d in self.series.draws}
+        return [by_id[tube.id] for tube in sample.sample.tubes if tube.id in by_id]
+
+
+def waiting(among: QuerySet[CTCDraw]) -> QuerySet[CTCDraw]:
+    """The tubes standing for unacknowledged results to review, in the list's order."""
+    return (
+        among.filter(review_rank__isnull=False, review_acknowledged=False, entered_in_error=False)
+        .select_related("patient")
+        .order_by("review_rank", "resulted_at", "id")
+    )
+
+
+def result_items(draws: Iterable[CTCDraw]) -> list[ResultItem]:
+    """The rows of a page, in the order given, each assessed live: four queries."""
+    draws = list(draws)
+    series = series_for_many({d.patient for d in draws})
+    items = []
+    for draw in draws:
+        found = series[draw.patient_id].by_draw_id.get(draw.pk)
+        if found is None or not found.needs_review:  # stale rank: say so, show the rest
+            continue
+        items.append(ResultItem(draw, series[draw.patient_id], found))
+    return items
+
+
+@dataclass(frozen=True)
+class ResultsPage(Generic[P]):
+    page: P
+    items: list[ResultItem]
+
+
+def results_page(
+    paginate: Callable[[QuerySet[CTCDraw]], P], *, among: QuerySet[CTCDraw]
+) -> ResultsPage[P]:
+    """Results to review as the page and the API show them: one page, assessed.
+
+    `among`: the tubes the user may see (`patients.access.draws`).
+    """
+    page = paginate(waiting(among))
+    return ResultsPage(page, result_items(page))
+
+
+def open_count(among: QuerySet[CTCDraw]) -> int:
+    """How many results wait for review (the header's count)."""
+    return waiting(among).count()
