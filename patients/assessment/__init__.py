@@ -13,13 +13,20 @@ from __future__ import annotations
 
 from patients.assessment.loader import cycle_in, line_in
 from patients.assessment.ranks import refresh_review_ranks, store_review_ranks
-from patients.assessment.results import ResultItem, ResultsPage, result_items, results_page
+from patients.assessment.results import (
+    ResultItem,
+    ResultsPage,
+    open_results_count,
+    result_items,
+    results_page,
+)
 from patients.assessment.series import PatientSeries, series_for, series_for_many
 from patients.assessment.worklist import (
     DueCycles,
     WorklistItem,
     WorklistPage,
     due_cycles,
+    open_worklist_count,
     worklist,
     worklist_items,
     worklist_order,
@@ -35,6 +42,8 @@ __all__ = [
     "WorklistPage",
     "cycle_in",
     "due_cycles",
+    "open_results_count",
+    "open_worklist_count",
     "line_in",
     "refresh_review_ranks",
     "result_items",

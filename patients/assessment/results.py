@@ -100,6 +100,6 @@ def results_page(
     return ResultsPage(page, result_items(page))
 
 
-def open_count(among: QuerySet[CTCDraw]) -> int:
+def open_results_count(*, among: QuerySet[CTCDraw]) -> int:
     """How many results wait for review (the header's count)."""
     return waiting(among).count()

@@ -149,6 +149,10 @@ class DueCycles:
     def __init__(self, due: QuerySet[TreatmentCycle]) -> None:
         self._due = due
 
+    def groups(self) -> list[tuple[int, date, int]]:
+        """(rank, day 1, how many) of the cycles due, in order: one query, cached."""
+        return self._groups
+
     @cached_property
     def _groups(self) -> list[tuple[int, date, int]]:
         return list(
@@ -277,3 +281,10 @@ def worklist(start: date, days: int, *, oncologist_id: int | None = None) -> lis
     Unpaged: for scripts and benchmarks; the page and the API show 50 at a time.
     """
     return worklist_page(start, days, list, among=None, oncologist_id=oncologist_id).items
+
+
+def open_worklist_count(start: date, days: int, *, among: TreatmentCycleQuerySet) -> int:
+    """How many cycles due in the range have a high or review flag nobody acknowledged."""
+    today = timezone.localdate()
+    due = due_cycles(start, days, among=among, today=today)
+    return sum(n for rank, _day, n in due.groups() if rank < rules.RANK_DRAW_DUE)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.utils.safestring import SafeString, mark_safe
 
 from patients import rules, wording
-from patients.assessment import PatientSeries, WorklistItem
+from patients.assessment import PatientSeries, ResultItem, WorklistItem
 from patients.models import Acknowledgement, CTCDraw, Patient, TreatmentCycle
 from patients.reports.sparkline import sparkline_svg
 
@@ -34,11 +34,28 @@ class DrawRow:
 class WorklistRow:
     cycle: TreatmentCycle
     patient: Patient
-    severity: str  # "high", "review", "info" or "none"
+    severity: str  # "high", "review", "info", "draw_due" or "none"
     flags: Sequence[rules.Flag]
     latest: DrawRow | None
     sparkline: SafeString
     acknowledgements: Sequence[Acknowledgement]
+    state: str  # a rules.PreCycleState value
+    state_text: str  # the states that are not flags, in words ("Draw due: ...")
+    acknowledged: bool  # every high or review flag covered
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    draw: CTCDraw  # the tube that stands for the result (a sample's first tube)
+    patient: Patient
+    severity: str  # "high" or "review"
+    flags: Sequence[rules.Flag]
+    rate_text: str  # the sample's count, or the tube's status when not evaluable
+    category: str
+    chance_text: str  # the near-the-cut-off chance, when it is worth showing
+    tubes: Sequence[CTCDraw]
+    escalated: bool
+    age_text: str  # how long the result has waited, "2 days"
 
 
 @dataclass(frozen=True)
@@ -89,17 +106,60 @@ def worklist_rows(items: Sequence[WorklistItem]) -> list[WorklistRow]:
 def _worklist_row(item: WorklistItem) -> WorklistRow:
     series = item.series
     latest = item.latest_draw
+    found = item.assessment
     rates = [a.rate_per_7_5_ml for a in series.assessments]
+    severity = str(found.severity or "none")
+    if found.severity is None and found.state is rules.PreCycleState.DRAW_DUE:
+        severity = "draw_due"
     return WorklistRow(
         cycle=item.cycle,
         patient=item.patient,
-        severity=str(item.assessment.severity or "none"),
-        flags=item.assessment.flags,
+        severity=severity,
+        flags=found.flags,
         latest=draw_row(latest, series.by_draw_id.get(latest.pk)) if latest else None,
         # Our own SVG built from numbers only (no user text): safe to inline.
         sparkline=mark_safe(sparkline_svg(rates, series.cutoff).decode()),  # noqa: S308
         acknowledgements=item.acknowledgements,
+        state=found.state.value,
+        state_text=rules.state_message(found, series.assessments),
+        acknowledged=item.acknowledged,
     )
+
+
+def result_rows(items: Sequence[ResultItem], now: datetime) -> list[ResultRow]:
+    return [_result_row(item, now) for item in items]
+
+
+def _result_row(item: ResultItem, now: datetime) -> ResultRow:
+    found = item.found
+    sample = found.sample
+    if sample is not None:
+        rate = wording.count_phrase(sample.rate_per_7_5_ml, censored=sample.sample.censored)
+    else:
+        rate = f"{item.draw.get_status_display()}: not evaluable"
+    p = found.p_at_or_above_cutoff
+    return ResultRow(
+        draw=item.draw,
+        patient=item.patient,
+        severity=str(item.severity or "none"),
+        flags=found.flags,
+        rate_text=rate,
+        category=str(found.category or ""),
+        chance_text=rules.chance_text(p) if p is not None and rules.chance_shown(p) else "",
+        tubes=item.tubes,
+        escalated=item.escalated,
+        age_text=_age(item.resulted_at or item.draw.entered_at, now),
+    )
+
+
+def _age(since: datetime, now: datetime) -> str:
+    """How long a result has waited, in the largest whole unit: "3 hours", "2 days"."""
+    hours = max(0, int((now - since).total_seconds() // 3600))
+    if hours < 1:
+        return "under an hour"
+    if hours < 48:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{hours // 24} days"
 
 
 def patient_summary(patient: Patient, cutoffs: Mapping[str, int]) -> PatientRow:

@@ -3,12 +3,14 @@ from __future__ import annotations
 from django.urls import path
 
 from patients.interop.csv import views as csv_views
-from patients.web import chart_report, patient_pages, record_forms, worklist
+from patients.web import chart_report, patient_pages, record_forms, results, worklist
 
 app_name = "patients"
 urlpatterns = [
     path("", worklist.worklist, name="worklist"),
     path("cycles/<int:pk>/acknowledge/", worklist.acknowledge, name="acknowledge"),
+    path("results/", results.results, name="results"),
+    path("draws/<int:pk>/acknowledge/", results.acknowledge_result, name="acknowledge-result"),
     path("patients/", patient_pages.patient_list, name="list"),
     path("patients/new/", record_forms.patient_create, name="create"),
     path("patients/<int:pk>/", patient_pages.patient_detail, name="detail"),

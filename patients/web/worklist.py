@@ -106,10 +106,10 @@ def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, f"Not acknowledged: {message}")
     else:
         messages.success(request, f"Acknowledged cycle {cycle.number} for {patient.name}.")
-    return _back(request, fallback=reverse("patients:worklist"))
+    return back(request, fallback=reverse("patients:worklist"))
 
 
-def _back(request: HttpRequest, *, fallback: str) -> HttpResponseRedirect:
+def back(request: HttpRequest, *, fallback: str) -> HttpResponseRedirect:
     """Redirect to the safe `next` the form came from, or the fallback."""
     target = request.POST.get("next", "")
     safe = url_has_allowed_host_and_scheme(
