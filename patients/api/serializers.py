@@ -320,7 +320,7 @@ class DrawSerializer(ClinicalSerializer):
         data["flags"] = [flag_data(f) for f in found.flags] if found else []
         data["sample"] = sample_data(sample) if sample else None
         data["needs_review"] = found.needs_review if found else False
-        data["acknowledged"] = bool(found) and series.result_acknowledged(found)
+        data["acknowledged"] = found is not None and series.result_acknowledged(found)
         data["acknowledgements"] = (
             [acknowledgement_data(a) for a in series.acknowledgements_of_result(found)]
             if found

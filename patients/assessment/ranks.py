@@ -12,7 +12,7 @@ transaction; `manage.py refresh_review_ranks` after a change of the settings.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -90,8 +90,8 @@ def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps
     zone = timezone.get_current_timezone()
     changed = 0
     for batch in _chunks(sorted(set(patient_ids)), RANK_BATCH):
-        cycles: defaultdict[Hashable, list[int]] = defaultdict(list)
-        results: defaultdict[Hashable, list[int]] = defaultdict(list)
+        cycles: defaultdict[CycleRanks, list[int]] = defaultdict(list)
+        results: defaultdict[ResultRank, list[int]] = defaultdict(list)
         for rows in _patients(batch, Loader(VALUES, apps)):
             assessments = rows.assess(zone)
             covers = rows.acknowledged()
@@ -115,7 +115,7 @@ def store_review_ranks(series: PatientSeries) -> int:
     series' rows then hold the ranks stored. Returns how many changed.
     """
     window = settings.CTC_PRE_CYCLE_WINDOW_DAYS
-    cycles: defaultdict[Hashable, list[int]] = defaultdict(list)
+    cycles: defaultdict[CycleRanks, list[int]] = defaultdict(list)
     for cycle in series.cycles:
         live = cycle_ranks(cycle_in(cycle), series.assessments, series.covers, window)
         if live != stored_cycle_ranks(cycle):
@@ -126,7 +126,7 @@ def store_review_ranks(series: PatientSeries) -> int:
                 cycle.rank_after_day_1,
                 cycle.window_opens,
             ) = live
-    results: defaultdict[Hashable, list[int]] = defaultdict(list)
+    results: defaultdict[ResultRank, list[int]] = defaultdict(list)
     by_id = {d.pk: d for d in series.draws}
     for draw_id, live_result in result_ranks(series.assessments, series.covers).items():
         draw = by_id[draw_id]
@@ -140,10 +140,9 @@ def store_review_ranks(series: PatientSeries) -> int:
     return _store_cycles(cycles, TreatmentCycle) + _store_results(results, CTCDraw)
 
 
-def _store_cycles(by_ranks: Mapping[Hashable, Sequence[int]], cycle_model: Any) -> int:
+def _store_cycles(by_ranks: Mapping[CycleRanks, Sequence[int]], cycle_model: Any) -> int:
     changed = 0
-    for ranks, cycle_ids in by_ranks.items():
-        before, within, after, opens = ranks  # type: ignore[misc]
+    for (before, within, after, opens), cycle_ids in by_ranks.items():
         for ids in _chunks(cycle_ids, RANK_BATCH):
             changed += cycle_model.objects.filter(pk__in=ids).update(
                 rank_before_window=before,
@@ -154,10 +153,9 @@ def _store_cycles(by_ranks: Mapping[Hashable, Sequence[int]], cycle_model: Any) 
     return changed
 
 
-def _store_results(by_rank: Mapping[Hashable, Sequence[int]], draw_model: Any) -> int:
+def _store_results(by_rank: Mapping[ResultRank, Sequence[int]], draw_model: Any) -> int:
     changed = 0
-    for ranks, draw_ids in by_rank.items():
-        rank, acknowledged = ranks  # type: ignore[misc]
+    for (rank, acknowledged), draw_ids in by_rank.items():
         for ids in _chunks(draw_ids, RANK_BATCH):
             changed += draw_model.objects.filter(pk__in=ids).update(
                 review_rank=rank, review_acknowledged=acknowledged

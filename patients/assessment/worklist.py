@@ -157,7 +157,7 @@ class DueCycles:
     def _groups(self) -> list[tuple[int, date, int]]:
         return list(
             self._due.order_by()
-            .values_list("rank", "scheduled_date")
+            .values_list("rank", "scheduled_date")  # type: ignore[misc]  # annotated by due_cycles
             .annotate(n=Count("id"))
             .order_by("rank", "scheduled_date")
         )

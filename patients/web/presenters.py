@@ -69,12 +69,12 @@ class PatientRow:
     cutoff: int | None
 
 
-def rate_text(rate: float | None) -> str:
-    """'none detected in 7.5 mL', '7 CTC/7.5 mL', '1.5 CTC/7.5 mL', or '' when not evaluable."""
-    return "" if rate is None else wording.count_phrase(rate)
+def rate_text(rate: float | None, *, censored: bool = False) -> str:
+    """'none detected in 7.5 mL', '7 CTC/7.5 mL', '> 1000 CTC/7.5 mL', or '' when not evaluable."""
+    return "" if rate is None else wording.count_phrase(rate, censored=censored)
 
 
-def ci_text(ci95: tuple[float, float] | None) -> str:
+def ci_text(ci95: tuple[float, float | None] | None) -> str:
     """'1.62–11.67': two decimals on the pages (the report rounds by magnitude; see wording)."""
     return "" if ci95 is None else wording.interval_text_2dp(ci95)
 
@@ -86,7 +86,7 @@ def draw_row(draw: CTCDraw, found: rules.DrawAssessment | None) -> DrawRow:
     return DrawRow(
         draw=draw,
         found=found,
-        rate_text=rate_text(found.rate_per_7_5_ml),
+        rate_text=rate_text(found.rate_per_7_5_ml, censored=found.censored),
         ci_text=ci_text(found.ci95),
         category=str(found.category or ""),
         volume_text=volume,
