@@ -73,7 +73,7 @@ INSTANCES = Shape(
     draws=lambda q: q.select_related("entered_by"),  # those entered in error too: shown
     lines=lambda q: q,
     cycles=lambda q: q.select_related("therapy_line"),
-    acknowledgements=lambda q: q.select_related("acknowledged_by"),
+    acknowledgements=lambda q: q.select_related("acknowledged_by", "cycle__therapy_line", "draw"),
 )
 VALUES = Shape(
     draws=lambda q: q.filter(entered_in_error=False).values_list(*DRAW_FIELDS, named=True),

@@ -15,7 +15,7 @@ from django.views.decorators.http import (
     require_safe,
 )
 
-from patients import access, assessment, audit, wording
+from patients import access, assessment, audit, rules, wording
 from patients.audit.history import change_history
 from patients.models import (
     AccessAction,
@@ -74,12 +74,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     series = assessment.series_for(patient)
     imaging = imaging_of(patient)
     today = timezone.localdate()
-    acks = list(
-        access.acknowledgements(request.user)
-        .filter(cycle__therapy_line__patient=patient)
-        .select_related("acknowledged_by", "cycle__therapy_line")
-        .order_by("-acknowledged_at")
-    )
+    acks = list(reversed(series.acknowledgements))  # newest first
     ctx = {
         "patient": patient,
         "series": series,
@@ -98,7 +93,16 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _lines_with_cycles(series: assessment.PatientSeries) -> list[dict[str, Any]]:
     by_line: dict[int, list[dict[str, Any]]] = {line.pk: [] for line in series.lines}
+    today = timezone.localdate()
     for cycle in sorted(series.cycles, key=lambda c: c.number):
-        found = series.cycle_assessment(cycle)
-        by_line[cycle.therapy_line_id].append({"cycle": cycle, "assessment": found})
+        found = series.cycle_assessment(cycle, today)
+        by_line[cycle.therapy_line_id].append(
+            {
+                "cycle": cycle,
+                "assessment": found,
+                "state_text": rules.state_message(found, series.assessments),
+                "acknowledged": series.cycle_acknowledged(found),
+                "needs_review": found.needs_review,
+            }
+        )
     return [{"line": line, "cycles": by_line[line.pk]} for line in series.lines]

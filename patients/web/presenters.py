@@ -28,6 +28,11 @@ class DrawRow:
     ci_text: str
     category: str  # "favourable", "unfavourable" or ""
     volume_text: str  # "7.5", "4.25": no trailing zeros
+    count_text: str = ""  # as measured: "4 in 7.5 mL", "> 1000 in 7.5 mL"
+    pooled_text: str = ""  # "pooled with 1 other tube drawn at the same time"
+    chance_text: str = ""  # the near-the-cut-off chance, when worth showing
+    stands_for_result: bool = False  # the first tube of a result that needs review
+    acknowledged: bool = False  # that result's flags are all acknowledged
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,18 @@ def ci_text(ci95: tuple[float, float | None] | None) -> str:
     return "" if ci95 is None else wording.interval_text_2dp(ci95)
 
 
-def draw_row(draw: CTCDraw, found: rules.DrawAssessment | None) -> DrawRow:
+def draw_row(
+    draw: CTCDraw, found: rules.DrawAssessment | None, series: PatientSeries | None = None
+) -> DrawRow:
     volume = wording.volume_text(draw.blood_volume_ml)
+    count = ""
+    if draw.ctc_count is not None:
+        more = "> " if getattr(draw, "count_qualifier", "") == ">" else ""
+        count = f"{more}{draw.ctc_count:,} in {volume} mL"
     if found is None:
-        return DrawRow(draw, None, "", "", "", volume)
+        return DrawRow(draw, None, "", "", "", volume, count)
+    p = found.p_at_or_above_cutoff
+    stands = found.needs_review and (found.sample is None or found.sample.sample.key == draw.pk)
     return DrawRow(
         draw=draw,
         found=found,
@@ -90,12 +103,35 @@ def draw_row(draw: CTCDraw, found: rules.DrawAssessment | None) -> DrawRow:
         ci_text=ci_text(found.ci95),
         category=str(found.category or ""),
         volume_text=volume,
+        count_text=count,
+        pooled_text=_pooled_text(draw, found),
+        chance_text=rules.chance_text(p) if p is not None and rules.chance_shown(p) else "",
+        stands_for_result=stands,
+        acknowledged=series is not None and stands and series.result_acknowledged(found),
+    )
+
+
+def _pooled_text(draw: CTCDraw, found: rules.DrawAssessment) -> str:
+    """How a tube relates to the sample it was drawn with, when there is more than one tube."""
+    sample = found.sample
+    if sample is None:
+        return ""
+    if not found.evaluable:
+        return "drawn with an evaluable sample, which stands for this draw: no flags of its own"
+    others = len(sample.sample.tubes) - 1
+    if others == 0:
+        return ""
+    total = wording.volume_text(sample.sample.volume_ml)
+    return (
+        f"pooled with {others} other tube{'s' if others > 1 else ''} drawn at the same time "
+        f"({sample.sample.count:,} cells in {total} mL): the rate, category and flags are the "
+        "sample's"
     )
 
 
 def draw_rows(series: PatientSeries) -> list[DrawRow]:
     """Every draw on record, newest first, with what the rules said about it."""
-    rows = [draw_row(d, series.by_draw_id.get(d.pk)) for d in series.all_draws()]
+    rows = [draw_row(d, series.by_draw_id.get(d.pk), series) for d in series.all_draws()]
     return list(reversed(rows))
 
 
