@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+import dj_email_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -479,3 +480,80 @@ CTC_LOINC_CODES: dict[str, str] = {
 # The FHIR identifier system of this site's MRNs (its assigning authority).
 # 2.999 is the OID arc reserved for examples: set your hospital's own.
 CTCTRACK_MRN_SYSTEM = os.getenv("CTCTRACK_MRN_SYSTEM", "urn:oid:2.999.1")
+
+# --- E-mail: escalations of high results (manage.py escalate_flags) -----------
+# No e-mail carries patient data: it says how many results wait and links to them.
+# EMAIL_URL, when set, gives the backend, server, account, TLS and timeout in one:
+# smtp://host:25, submission://user:password@host:587 (STARTTLS), smtp://host:465?ssl=True,
+# with `?_default_from_email=...` optionally. Otherwise the EMAIL_* variables below.
+# With neither and DEBUG on, mail is printed to the console; in production it goes
+# to an SMTP server on localhost:25 (a local relay) unless configured.
+_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def email_settings(url: str) -> dict[str, Any]:
+    """The EMAIL_* settings that an EMAIL_URL gives (dj-email-url), checked."""
+    parsed = dj_email_url.parse(url)
+    if "EMAIL_BACKEND" not in parsed:
+        schemes = ", ".join(f"{scheme}://" for scheme in dj_email_url.SCHEMES)
+        raise ImproperlyConfigured(f"EMAIL_URL: unknown scheme; use one of {schemes}")
+    return {
+        **parsed,
+        "EMAIL_HOST": parsed["EMAIL_HOST"] or "localhost",
+        "EMAIL_PORT": parsed["EMAIL_PORT"] or 25,
+        "EMAIL_HOST_USER": parsed["EMAIL_HOST_USER"] or "",
+        "EMAIL_HOST_PASSWORD": parsed["EMAIL_HOST_PASSWORD"] or "",
+        "EMAIL_TIMEOUT": parsed["EMAIL_TIMEOUT"] or envint("EMAIL_TIMEOUT", "30"),
+    }
+
+
+_email_url = os.getenv("EMAIL_URL", "")
+_email: dict[str, Any] = email_settings(_email_url) if _email_url else {}
+_email_configured = bool(_email_url or os.getenv("EMAIL_HOST"))
+EMAIL_BACKEND = _email.get(
+    "EMAIL_BACKEND",
+    os.getenv(
+        "EMAIL_BACKEND",
+        _SMTP_BACKEND
+        if _email_configured or not DEBUG
+        else "django.core.mail.backends.console.EmailBackend",
+    ),
+)
+EMAIL_HOST = _email.get("EMAIL_HOST", os.getenv("EMAIL_HOST", "localhost"))
+EMAIL_PORT = _email.get("EMAIL_PORT", envint("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", os.getenv("EMAIL_HOST_USER", ""))
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", os.getenv("EMAIL_HOST_PASSWORD", ""))
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", envbool("EMAIL_USE_TLS", "False"))
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", envbool("EMAIL_USE_SSL", "False"))
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL: set one of them, not both")
+# Seconds an SMTP connection may block: a hung server must not hang the job.
+EMAIL_TIMEOUT = _email.get("EMAIL_TIMEOUT", envint("EMAIL_TIMEOUT", "30"))
+DEFAULT_FROM_EMAIL = _email.get(
+    "DEFAULT_FROM_EMAIL", os.getenv("DEFAULT_FROM_EMAIL", "CTC Track <ctctrack@localhost>")
+)
+SERVER_EMAIL = _email.get("SERVER_EMAIL", os.getenv("SERVER_EMAIL", DEFAULT_FROM_EMAIL))
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
+    EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH") or os.getenv("EMAIL_FILE_PATH", "")
+
+
+def base_url(value: str) -> str:
+    """CTCTRACK_BASE_URL checked: scheme and host, no trailing slash."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ImproperlyConfigured(
+            f"CTCTRACK_BASE_URL={value!r}: use the address users open, e.g. "
+            "https://ctctrack.hospital.example"
+        )
+    return value.rstrip("/")
+
+
+# The address users open the app at: links in e-mails are built on it. By default
+# the first host name of ALLOWED_HOSTS over HTTPS in production, `make run`'s locally.
+_first_host = next((h for h in ALLOWED_HOSTS if h != "*" and not h.startswith(".")), "")
+CTCTRACK_BASE_URL = base_url(
+    os.getenv(
+        "CTCTRACK_BASE_URL",
+        "http://127.0.0.1:8000" if DEBUG or not _first_host else f"https://{_first_host}",
+    )
+)

@@ -2,8 +2,9 @@
 
 One function per clinical act, the acting user passed explicitly (`by=`),
 re-exported from the modules that hold them: `records` (the clinical acts),
-`lab_results` (results from lab interfaces), `bulk` (imports), `conflicts`
-(edits based on an old version) and `inputs` (what callers hand over). So
+`lab_results` (results from lab interfaces), `bulk` (imports), `escalation`
+(high results nobody acknowledged in time, e-mailed), `conflicts` (edits
+based on an old version) and `inputs` (what callers hand over). So
 `from patients import services; services.record_draw(...)` is the way in.
 """
 
@@ -17,6 +18,7 @@ from patients.services.conflicts import (
     VersionRequired,
     describe_edit,
 )
+from patients.services.escalation import Escalation, escalate_flags
 from patients.services.inputs import DrawInput, Edit, LabResultInput, split_edit
 from patients.services.lab_results import (
     LAB_COMPLETED,
@@ -62,6 +64,7 @@ __all__ = [
     "DrawInput",
     "DrawSaved",
     "Edit",
+    "Escalation",
     "LabFieldError",
     "LabOutcome",
     "LabResultInput",
@@ -73,6 +76,7 @@ __all__ = [
     "add_therapy_line",
     "delay_cycle_and_following",
     "describe_edit",
+    "escalate_flags",
     "import_draws",
     "mark_draw_entered_in_error",
     "plan_cycle",

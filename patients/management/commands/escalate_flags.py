@@ -1,0 +1,44 @@
+"""`python manage.py escalate_flags`: e-mail the high results nobody acknowledged in time.
+
+Run every 15 minutes by cron or a systemd timer (docs/deployment.md). Each high
+result unacknowledged `CTC_ESCALATE_AFTER_HOURS` after it arrived is escalated
+once (`services.escalate_flags` says to whom and how); running it again at once
+escalates nothing. Exits non-zero when mail could not be sent or nobody could
+receive it, so that the scheduler reports it: those results are tried again
+on the next run.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from patients import services
+
+
+class Command(BaseCommand):
+    help = "E-mail oncologists about high results not acknowledged in time (every 15 minutes)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            run = services.escalate_flags()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise CommandError(
+                f"Sending the e-mails failed ({type(exc).__name__}: {exc}): nothing was "
+                "escalated; the next run tries again."
+            ) from exc
+        if run.busy:
+            self.stdout.write("Another run is escalating now: nothing done.")
+            return
+        if run.unreachable:
+            raise CommandError(
+                f"{len(run.unreachable)} high result(s) are due for escalation, but no active "
+                "oncologist has an e-mail address: nothing was sent."
+            )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Escalated {len(run.draw_ids)} result(s) to {len(run.recipients)} recipient(s)."
+            )
+        )
