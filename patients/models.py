@@ -391,7 +391,9 @@ class CTCDraw(Versioned):
     # When a high flag of this result was escalated (once; `manage.py escalate_flags`).
     escalated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords(excluded_fields=["review_rank", "review_acknowledged"])
+    history = HistoricalRecords(
+        excluded_fields=["review_rank", "review_acknowledged", "escalated_at"]
+    )
     objects = CTCDrawQuerySet.as_manager()
 
     class Meta:

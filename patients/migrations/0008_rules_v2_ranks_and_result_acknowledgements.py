@@ -133,11 +133,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="historicalctcdraw",
-            name="escalated_at",
-            field=models.DateTimeField(blank=True, editable=False, null=True),
-        ),
-        migrations.AddField(
-            model_name="historicalctcdraw",
             name="resulted_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),

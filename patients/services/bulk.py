@@ -16,7 +16,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from patients import assessment
-from patients.models import CTCDraw, Patient
+from patients.models import CTCDraw, DrawStatus, Patient
 from patients.services.inputs import DrawInput
 from patients.services.records import CHANGE_REASON_MAX_LENGTH, Actor, acting_account
 
@@ -71,6 +71,7 @@ def _bulk_create_draws(
     rows: Sequence[DrawInput], *, patients: Mapping[str, Patient], by: Actor, reason: str
 ) -> list[int]:
     entered_by = acting_account(by)
+    now = timezone.now()
     draws = [
         CTCDraw(
             patient=patients[row.mrn],
@@ -81,6 +82,7 @@ def _bulk_create_draws(
             accession=row.accession,
             comment=row.comment,
             entered_by=entered_by,
+            resulted_at=now if row.status == DrawStatus.RESULTED else None,
         )
         for row in rows
     ]
@@ -107,7 +109,10 @@ COPY_DRAW_COLUMNS = (
     "entered_at",
     "entered_in_error",
     "error_reason",
+    "resulted_at",
 )
+# Derived columns the history does not keep: none yet (the ranks are refreshed after).
+COPY_DRAW_ONLY_COLUMNS = ("review_rank", "review_acknowledged", "escalated_at")
 COPY_HISTORY_COLUMNS = (
     *COPY_DRAW_COLUMNS,
     "history_date",
@@ -133,14 +138,15 @@ def _copy_draws(
     draws, history = io.StringIO(), io.StringIO()
     for pk, row in zip(ids, rows, strict=True):
         count = r"\N" if row.ctc_count is None else str(row.ctc_count)
+        resulted = now if row.status == DrawStatus.RESULTED else r"\N"
         line = (
             f"{pk}\t1\t{patients[row.mrn].pk}\t{row.drawn_at.isoformat()}\t"
             f"{row.blood_volume_ml}\t{row.status}\t{count}\t{_copy_text(row.accession)}\t"
-            f"{_copy_text(row.comment)}\t{by.pk}\t{now}\tf\t"
+            f"{_copy_text(row.comment)}\t{by.pk}\t{now}\tf\t\t{resulted}"
         )
-        draws.write(line + "\n")
+        draws.write(line + "\t\\N\tf\t\\N\n")
         history.write(line + history_tail)
-    _copy(CTCDraw._meta.db_table, COPY_DRAW_COLUMNS, draws)
+    _copy(CTCDraw._meta.db_table, (*COPY_DRAW_COLUMNS, *COPY_DRAW_ONLY_COLUMNS), draws)
     _copy(CTCDraw.history.model._meta.db_table, COPY_HISTORY_COLUMNS, history)
     return ids
 
@@ -148,7 +154,7 @@ def _copy_draws(
 def _check_copy_columns() -> None:
     history_model = CTCDraw.history.model
     expected = {
-        CTCDraw: set(COPY_DRAW_COLUMNS),
+        CTCDraw: {*COPY_DRAW_COLUMNS, *COPY_DRAW_ONLY_COLUMNS},
         history_model: set(COPY_HISTORY_COLUMNS) | {history_model._meta.pk.column},
     }
     for model, columns in expected.items():
