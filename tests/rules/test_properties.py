@@ -277,3 +277,21 @@ def test_no_message_uses_a_forbidden_word_or_a_percentage_change(
         assert not any(word in lowered for word in FORBIDDEN_WORDS), flag_.message
         # The only per cent shown is the chance near the cut-off, never a change.
         assert "%" not in CHANCE.sub("", flag_.message), flag_.message
+
+
+@settings(max_examples=150, deadline=None)
+@given(patients())
+def test_none_detected_in_seven_and_a_half_ml_is_said_only_of_a_zero_in_seven_and_a_half_ml(
+    patient: Patient,
+) -> None:
+    tubes, lines, cycles, cancer_type = patient
+    samples = pool(tubes)
+    zero_in_standard = any(
+        s.count == 0 and not s.censored and s.volume_ml == Decimal("7.5") for s in samples
+    )
+
+    found = assess(tubes, lines, cycles, cancer_type=cancer_type)
+
+    if not zero_in_standard:
+        for flag_ in (f for a in found for f in a.flags):
+            assert "none detected in 7.5 mL" not in flag_.message, flag_.message

@@ -137,6 +137,12 @@ def test_a_rise_from_zero_says_none_detected_and_gives_no_percentage() -> None:
     assert "%" not in message
 
 
+def test_a_rise_from_a_zero_in_less_blood_says_the_volume_actually_analysed() -> None:
+    _, later = assess([tube(START, 0, volume="4"), tube(START + timedelta(days=21), 30)])
+
+    assert flag(later, RISE).message.startswith("Rose from none detected in 4 mL to 30 CTC/7.5 mL")
+
+
 def test_the_previous_sample_is_the_previous_one_in_time_in_any_therapy_line() -> None:
     lines = [line(1, START), line(2, START + timedelta(days=20))]
     tubes = series(2, 9)

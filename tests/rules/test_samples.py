@@ -159,11 +159,23 @@ def test_a_sample_with_one_tube_of_another_volume_is_non_standard() -> None:
     assert "1 CTC counted in 12.5 mL, scaled to 0.6 CTC/7.5 mL" in first.flags[0].message
 
 
-def test_none_detected_in_less_blood_says_the_volume_actually_analysed() -> None:
-    (only,) = assess([tube(DAY, 0, volume="4")])
+def test_a_zero_from_less_blood_never_reads_none_detected_in_seven_and_a_half_ml() -> None:
+    _, zero = assess([tube(DAY - timedelta(days=21), 9), tube(DAY, 0, volume="4")])
 
-    assert flag(only, FlagCode.NON_STANDARD_VOLUME).message == (
-        "Non-standard blood volume: none detected in 4 mL, scaled to none detected in 7.5 mL"
+    assert flag(zero, FlagCode.CONVERSION_TO_FAVOURABLE).message.startswith(
+        "Converted to favourable: none detected in 4 mL is below the cut-off of 5 (breast)"
+    )
+    assert flag(zero, FlagCode.NON_STANDARD_VOLUME).message == (
+        "Non-standard blood volume: none detected in 4 mL"
+    )
+    assert not any("7.5 mL" in f.message for f in zero.flags)
+
+
+def test_a_zero_in_two_pooled_tubes_reads_none_detected_in_the_blood_of_both() -> None:
+    *_, zero = assess([tube(DAY - timedelta(days=21), 9), tube(DAY, 0), tube(DAY, 0)])
+
+    assert flag(zero, FlagCode.CONVERSION_TO_FAVOURABLE).message.startswith(
+        "Converted to favourable: none detected in 15 mL is below"
     )
 
 
