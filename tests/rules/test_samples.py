@@ -159,6 +159,15 @@ def test_a_sample_with_one_tube_of_another_volume_is_non_standard() -> None:
     assert "1 CTC counted in 12.5 mL, scaled to 0.6 CTC/7.5 mL" in first.flags[0].message
 
 
+def test_a_lower_bound_in_another_volume_says_more_than_what_was_counted() -> None:
+    # ">4 in 5 mL" is accepted for a breast patient: 6 per 7.5 mL.
+    (only,) = assess([tube(DAY, 4, volume="5", more_than=True)])
+
+    assert flag(only, FlagCode.NON_STANDARD_VOLUME).message == (
+        "Non-standard blood volume: more than 4 CTC counted in 5 mL, scaled to > 6 CTC/7.5 mL"
+    )
+
+
 def test_a_zero_from_less_blood_never_reads_none_detected_in_seven_and_a_half_ml() -> None:
     _, zero = assess([tube(DAY - timedelta(days=21), 9), tube(DAY, 0, volume="4")])
 
