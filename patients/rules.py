@@ -925,7 +925,7 @@ def _distinct_samples(found: Iterable[SampleAssessment | None]) -> list[SampleAs
     """The samples of the window's tubes, each once, oldest first."""
     seen: dict[datetime, SampleAssessment] = {}
     for sample in found:
-        if sample is not None:
+        if sample is not None:  # pragma: no branch - an evaluable tube always has its sample
             seen.setdefault(sample.sample.drawn_at, sample)
     return [seen[instant] for instant in sorted(seen)]
 
