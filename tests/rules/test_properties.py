@@ -158,9 +158,12 @@ def split_patients(draw: st.DrawFn) -> tuple[list[DrawIn], list[DrawIn], list[Li
         count, censored = draw(counts(cancer_type, str(total)))
         cuts = sorted(draw(st.lists(st.integers(0, count), min_size=parts - 1, max_size=parts - 1)))
         shares = [b - a for a, b in zip([0, *cuts], [*cuts, count], strict=True)]
+        bound_at = draw(st.integers(0, parts - 1))  # which split tube carries the ">"
         whole.append(make_tube(instant, count, str(total), status="resulted", censored=censored))
         split += [
-            make_tube(instant, share, volume, status="resulted", censored=censored and i == 0)
+            make_tube(
+                instant, share, volume, status="resulted", censored=censored and i == bound_at
+            )
             for i, (share, volume) in enumerate(zip(shares, volumes, strict=True))
         ]
     lines, _ = draw(lines_and_cycles())

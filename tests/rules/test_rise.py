@@ -315,6 +315,21 @@ def test_a_lower_bound_is_never_the_nadir() -> None:
     assert RISE not in codes(assess(bound, cancer_type="colorectal")[3])
 
 
+def test_a_lower_bound_never_takes_the_place_of_the_true_nadir() -> None:
+    # Colorectal: 4, then "> 3", 8 and 15. Against the nadir of 4, 15 is a rise (p 0.0096);
+    # a bound taking the nadir's place would hide it (and 8 -> 15 is no doubling).
+    days = [START + timedelta(days=21 * i) for i in range(4)]
+    tubes = [tube(days[0], 4), tube(days[1], 3, more_than=True), tube(days[2], 8)]
+    tubes.append(tube(days[3], 15))
+
+    *_, last = assess(tubes, cancer_type="colorectal")
+
+    assert flag(last, RISE).message == (
+        f"Rose from the nadir of the samples before any therapy line (4 CTC/7.5 mL on "
+        f"{days[0]}) to 15 CTC/7.5 mL: larger than counting noise (p = 0.0096)"
+    )
+
+
 @pytest.mark.parametrize(("previous_bound", "flagged"), [(40, False), (15, True)])
 def test_a_previous_lower_bound_counts_with_its_bound_when_deciding_if_the_count_falls(
     previous_bound: int, flagged: bool

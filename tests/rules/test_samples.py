@@ -459,8 +459,8 @@ def test_a_lower_bound_is_unfavourable_certain_and_prints_with_more_than() -> No
 
 
 def test_a_lower_bound_pooled_with_a_zero_stays_unfavourable() -> None:
-    # ">5" in 7.5 mL beside 0 in 7.5 mL: a bound of 5 in 15 mL, 2.5 per 7.5 mL.
-    bound, zero = assess([tube(DAY, 5, more_than=True), tube(DAY, 0)])
+    # 0 in 7.5 mL beside ">5" in 7.5 mL: a bound of 5 in 15 mL, 2.5 per 7.5 mL.
+    zero, bound = assess([tube(DAY, 0), tube(DAY, 5, more_than=True)])
 
     assert bound.sample is zero.sample
     assert bound.censored and zero.censored
