@@ -73,3 +73,8 @@ def test_a_stable_patient_just_below_the_cut_off_rarely_gets_a_high_flag(
     assert share <= MAX_HIGH_SHARE
     # The simulation measures what it claims: the high flags are the clear samples.
     assert share == pytest.approx(expected, abs=0.01)
+
+
+def test_counting_noise_alone_reads_a_true_mean_of_four_as_five_or_more_in_37_percent() -> None:
+    # The specification's reason for making severity depend on how clear a sample is.
+    assert round(float(poisson.sf(4, 4.0)), 2) == 0.37
