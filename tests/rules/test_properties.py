@@ -140,7 +140,7 @@ def test_the_order_tubes_arrive_in_never_changes_an_assessment(
 
 
 @st.composite
-def split_patients(draw: st.DrawFn) -> tuple[list[DrawIn], list[DrawIn], list[LineIn], str]:
+def split_patients(draw: st.DrawFn) -> tuple[list[DrawIn], list[DrawIn], Patient]:
     """One patient twice: each venepuncture as one tube, and with one split into 2-3 tubes.
 
     The split tubes are drawn at the same instant, their volumes sum to the single
@@ -166,8 +166,8 @@ def split_patients(draw: st.DrawFn) -> tuple[list[DrawIn], list[DrawIn], list[Li
             )
             for i, (share, volume) in enumerate(zip(shares, volumes, strict=True))
         ]
-    lines, _ = draw(lines_and_cycles())
-    return whole, split, lines, cancer_type
+    lines, cycles = draw(lines_and_cycles())
+    return whole, split, (whole, lines, cycles, cancer_type)
 
 
 def _kept(found: SampleAssessment) -> tuple[object, ...]:
@@ -183,13 +183,13 @@ def _kept(found: SampleAssessment) -> tuple[object, ...]:
 @settings(max_examples=200, deadline=None)
 @given(split_patients())
 def test_splitting_a_sample_into_tubes_never_changes_its_category_or_its_flags(
-    patient: tuple[list[DrawIn], list[DrawIn], list[LineIn], str],
+    patient: tuple[list[DrawIn], list[DrawIn], Patient],
 ) -> None:
-    whole, split, lines, cancer_type = patient
+    whole, split, (_, lines, cycles, cancer_type) = patient
     cutoff = CUTOFFS.get(cancer_type)
 
-    as_one = assess_samples(pool(whole), lines, [], cancer_type=cancer_type, cutoff=cutoff)
-    as_tubes = assess_samples(pool(split), lines, [], cancer_type=cancer_type, cutoff=cutoff)
+    as_one = assess_samples(pool(whole), lines, cycles, cancer_type=cancer_type, cutoff=cutoff)
+    as_tubes = assess_samples(pool(split), lines, cycles, cancer_type=cancer_type, cutoff=cutoff)
 
     assert [_kept(s) for s in as_tubes] == [_kept(s) for s in as_one]
 
