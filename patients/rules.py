@@ -660,7 +660,13 @@ def _rate_text(found: SampleAssessment) -> str:
 
 
 def _phrase(sample: Sample) -> str:
-    """The sample's rate in words: "5 CTC/7.5 mL", "> 1000 CTC/7.5 mL"."""
+    """The sample's rate in words: "5 CTC/7.5 mL", "> 1000 CTC/7.5 mL".
+
+    A zero says the blood actually analysed ("none detected in 4 mL"), never 7.5 mL
+    for a count from less blood (specification sections 1 and 7).
+    """
+    if sample.count == 0 and not sample.censored:
+        return counted_in_volume(0, sample.volume_ml)
     return count_phrase(float(sample.rate), censored=sample.censored)
 
 
@@ -716,11 +722,14 @@ def _volume_flags(sample: Sample) -> list[Flag]:
     measured = counted_in_volume(sample.count, sample.volume_ml)
     if sample.censored:
         measured = f"more than {measured}"
+    # A zero scales to nothing: "none detected in 4 mL" says all there is.
+    zero = sample.count == 0 and not sample.censored
+    scaled = "" if zero else f", scaled to {_phrase(sample)}"
     return [
         Flag(
             FlagCode.NON_STANDARD_VOLUME,
             Severity.INFO,
-            f"Non-standard blood volume: {measured}, scaled to {_phrase(sample)}",
+            f"Non-standard blood volume: {measured}{scaled}",
         )
     ]
 
@@ -916,7 +925,7 @@ def _distinct_samples(found: Iterable[SampleAssessment | None]) -> list[SampleAs
     """The samples of the window's tubes, each once, oldest first."""
     seen: dict[datetime, SampleAssessment] = {}
     for sample in found:
-        if sample is not None:
+        if sample is not None:  # pragma: no branch - an evaluable tube always has its sample
             seen.setdefault(sample.sample.drawn_at, sample)
     return [seen[instant] for instant in sorted(seen)]
 

@@ -32,6 +32,12 @@ def test_a_short_rate_says_none_detected_for_zero_and_no_unit() -> None:
     assert wording.short_rate(12.0) == "12"
 
 
+def test_a_lower_bound_reads_as_more_than_its_rate() -> None:
+    assert wording.short_rate(1000.0, censored=True) == "> 1000"
+    assert wording.count_phrase(1000.0, censored=True) == "> 1000 CTC/7.5 mL"
+    assert wording.count_phrase(2.5, censored=True) == "> 2.5 CTC/7.5 mL"
+
+
 @pytest.mark.parametrize(
     ("volume", "text"),
     [
@@ -91,6 +97,12 @@ def test_an_interval_with_two_decimals(ci95: tuple[float, float], text: str) -> 
     assert wording.interval_text_2dp(ci95) == text
 
 
+def test_a_censored_count_has_only_a_lower_limit() -> None:
+    assert wording.interval_text((891.2, None)) == "at least 891"
+    assert wording.interval_text((1.6235, None)) == "at least 1.62"
+    assert wording.interval_text_2dp((1.6235, None)) == "at least 1.62"
+
+
 @pytest.mark.parametrize(
     ("on", "age"),
     [
@@ -115,3 +127,15 @@ def test_dates_and_times_read_as_iso_to_the_minute() -> None:
     assert wording.date_text(date(2025, 3, 7)) == "2025-03-07"
     moment = datetime(2025, 7, 1, 13, 5, 59, tzinfo=UTC).astimezone(ZoneInfo("Europe/London"))
     assert wording.time_text(moment) == "2025-07-01 14:05"
+
+
+@pytest.mark.parametrize(
+    ("day", "text"),
+    [
+        (date(2026, 12, 3), "Thu 3 Dec"),
+        (date(2026, 11, 30), "Mon 30 Nov"),
+        (date(2027, 1, 1), "Fri 1 Jan"),
+    ],
+)
+def test_a_day_near_today_reads_as_a_ward_reads_it(day: date, text: str) -> None:
+    assert wording.day_text(day) == text
