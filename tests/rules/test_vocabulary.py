@@ -61,7 +61,7 @@ def test_the_database_accepts_exactly_the_rules_statuses() -> None:
 
 
 def test_the_worklist_index_covers_the_upcoming_statuses_as_plain_values() -> None:
-    (index,) = [i for i in TreatmentCycle._meta.indexes if i.name == "cycle_upcoming_review"]
+    (index,) = [i for i in TreatmentCycle._meta.indexes if i.name == "cycle_upcoming_day_1"]
     ((lookup, values),) = index.condition.children
 
     assert lookup == "status__in"
