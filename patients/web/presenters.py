@@ -79,6 +79,15 @@ def rate_text(rate: float | None, *, censored: bool = False) -> str:
     return "" if rate is None else wording.count_phrase(rate, censored=censored)
 
 
+def sample_rate_text(found: rules.SampleAssessment) -> str:
+    """The sample's rate in words; a zero says the volume actually analysed ("none detected
+    in 4 mL"), never "in 7.5 mL" for less blood (spec section 1)."""
+    sample = found.sample
+    if sample.count == 0 and not sample.censored:
+        return wording.counted_in_volume(0, sample.volume_ml)
+    return wording.count_phrase(found.rate_per_7_5_ml, censored=sample.censored)
+
+
 def ci_text(ci95: tuple[float, float | None] | None) -> str:
     """'1.62–11.67': two decimals on the pages (the report rounds by magnitude; see wording)."""
     return "" if ci95 is None else wording.interval_text_2dp(ci95)
@@ -99,7 +108,7 @@ def draw_row(
     return DrawRow(
         draw=draw,
         found=found,
-        rate_text=rate_text(found.rate_per_7_5_ml, censored=found.censored),
+        rate_text=sample_rate_text(found.sample) if found.evaluable and found.sample else "",
         ci_text=ci_text(found.ci95),
         category=str(found.category or ""),
         volume_text=volume,
@@ -170,7 +179,7 @@ def _result_row(item: ResultItem, now: datetime) -> ResultRow:
     found = item.found
     sample = found.sample
     if sample is not None:
-        rate = wording.count_phrase(sample.rate_per_7_5_ml, censored=sample.sample.censored)
+        rate = sample_rate_text(sample)
     else:
         rate = f"{item.draw.get_status_display()}: not evaluable"
     p = found.p_at_or_above_cutoff
