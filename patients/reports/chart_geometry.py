@@ -19,7 +19,7 @@ from matplotlib.dates import date2num
 from matplotlib.scale import SymmetricalLogTransform
 
 from patients import rules
-from patients.reports.chart_data import ChartData, plotted_draws, rate_of
+from patients.reports.chart_data import ChartData, plotted_points, rate_of
 
 # Symmetric log: linear from 0 to 10 (where the cut-offs 3 and 5 are), then
 # logarithmic, so that 0 and 20,000 both read well. The linear part gets the
@@ -150,7 +150,8 @@ def text_width_pt(text: str, fontsize: float) -> float:
 def chart_frame(data: ChartData, width_in: float, height_in: float) -> Frame:
     x0, x1 = _x_range(data)
     rates = [a.rate_per_7_5_ml for a in data.assessments if a.rate_per_7_5_ml is not None]
-    highs = [a.ci95[1] for a in data.assessments if a.ci95 is not None]
+    # A censored count has no upper limit: its bound is the highest it reaches.
+    highs = [a.ci95[1] for a in data.assessments if a.ci95 is not None and a.ci95[1] is not None]
     cutoff_room = 3 * data.cutoff if data.cutoff is not None else 0
     data_top = max([MIN_DATA_TOP, cutoff_room, *rates, *highs])
     # Place zero at ZERO_AT and data_top at DATA_TOP of the height, in symlog units.
@@ -169,7 +170,7 @@ def chart_frame(data: ChartData, width_in: float, height_in: float) -> Frame:
 
 def _x_range(data: ChartData) -> tuple[float, float]:
     """From the first thing worth showing to today, padded a little on each side."""
-    events = [a.draw.drawn_on for a in plotted_draws(data.assessments)]
+    events = [a.draw.drawn_on for a in plotted_points(data.assessments)]
     events += [line.start_date for line in data.lines]
     events += [point.performed_on for point in data.imaging]
     start = min((day for day in events if day <= data.today), default=data.today)
@@ -222,6 +223,8 @@ _LABEL_SLOTS = (
 
 def marker_box(frame: Frame, a: rules.DrawAssessment) -> Box:
     x, y = frame.x_pt(float(date2num(a.draw.drawn_on))), frame.y_pt(rate_of(a))
+    if a.censored:  # the arrow rises from the bound
+        return Box(x - 5, y - 2, x + 5, y + 12)
     return Box(x - 4, y - 4, x + 4, y + 4)
 
 

@@ -4,15 +4,16 @@ Takes plain data (the frozen dataclasses of patients.rules and of
 patients.reports.chart_data) and knows nothing about requests, querysets or the
 database. Uses matplotlib's Figure directly, never pyplot: pyplot keeps global
 state that leaks memory and is not safe across threads in a web server.
-`trend_figure` draws the figure (bands, cut-off, cycles, imaging, markers,
-flag labels, notes, legend) and the encoders only turn it into bytes, so the
-PDF report can reuse it. The cache key changes with the drawing, so it is here
-too. Where labels go is chart_geometry's; the worklist sparkline and the
+`trend_figure` draws the figure (bands, doxorubicin windows, cut-off, cycles,
+imaging, one marker per sample, labels, notes, legend) and the encoders only
+turn it into bytes, so the PDF report can reuse it. The cache key changes with
+the drawing, so it is here too. Where labels go is chart_geometry's; the worklist sparkline and the
 chart's text alternative are in sparkline and chart_text.
 
-Every category shown comes from the assessments made by patients.rules, so the
-chart and the table cannot disagree. The chart shows counts, intervals and the
-rules' flags; it never draws a conclusion about the disease or the treatment.
+Every category, interval, chance and flag shown comes from the assessments
+made by patients.rules, so the chart and the table cannot disagree. The chart
+shows counts, intervals and the rules' flags; it never draws a conclusion about
+the disease or the treatment.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import io
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import fields, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +33,16 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.path import Path
 from matplotlib.ticker import NullLocator
 
-from patients import rules
+from patients import rules, wording
 from patients.reports.chart_data import (
     BAND_TINTS,
     CUTOFF_COLOUR,
+    DOXORUBICIN_COLOUR,
     IMAGING_COLOUR,
+    LOWER_BOUND,
     NOT_EVALUABLE,
     STYLES,
     TEXT_COLOUR,
@@ -46,8 +51,12 @@ from patients.reports.chart_data import (
     ChartData,
     ImagingPoint,
     MarkerStyle,
-    plotted_draws,
+    chance_of,
+    chance_percent,
+    doxorubicin_windows,
+    plotted_points,
     rate_of,
+    tubes_of,
 )
 from patients.reports.chart_geometry import (
     LINSCALE,
@@ -89,10 +98,35 @@ _SVG_RC: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "ctctra
 # They name what the rules found and nothing more.
 _FLAG_LABELS: dict[str, tuple[str, str]] = {
     rules.FlagCode.CONVERSION_TO_UNFAVOURABLE: ("↑ conv.", "converted to unfavourable"),
+    rules.FlagCode.BASELINE_UNFAVOURABLE: ("baseline", "unfavourable at baseline"),
     rules.FlagCode.CONVERSION_TO_FAVOURABLE: ("↓ conv.", "converted to favourable"),
     rules.FlagCode.RISE_BEYOND_NOISE: ("rise", "rise beyond counting noise"),
     rules.FlagCode.PERSISTENT_UNFAVOURABLE: ("persist.", "still unfavourable"),
 }
+# Beside a point near the cut-off: "53% ≥ cut-off", its key in the legend's title.
+CHANCE_SUFFIX = " ≥ cut-off"
+CHANCE_KEY = "n% ≥ cut-off = chance that the true count is at or above the cut-off"
+DOXORUBICIN_LABEL = "doxorubicin window"
+_LEGEND_PT = 7.5
+_LEGEND_SIDE_PT = 8  # the figure's padding either side of the legend
+
+# The lower-bound marker: a bar at the bound and an arrow rising from it. A
+# path marker is scaled about its origin, which is the point: all of it is at
+# or above the bound.
+_UP_ARROW = Path(
+    [(-0.45, 0), (0.45, 0), (0, 0), (0, 0.55), (-0.4, 0.55), (0, 1), (0.4, 0.55), (0, 0.55)],
+    [
+        Path.MOVETO,
+        Path.LINETO,
+        Path.MOVETO,
+        Path.LINETO,
+        Path.MOVETO,
+        Path.LINETO,
+        Path.LINETO,
+        Path.CLOSEPOLY,
+    ],
+)
+_MARKER_PATHS: dict[str, Path] = {LOWER_BOUND.marker: _UP_ARROW}
 
 
 # --- the trend chart ------------------------------------------------------
@@ -103,18 +137,19 @@ def trend_figure(data: ChartData, *, width_in: float = 9.0, height_in: float = 4
     fig = Figure(figsize=(width_in, height_in), layout="constrained")
     ax = fig.add_subplot()
     frame = chart_frame(data, width_in, height_in)
-    plotted = plotted_draws(data.assessments)
+    plotted = plotted_points(data.assessments)
     _style_axes(ax, frame, data.cutoff)
     occupied = _draw_therapy_lines(ax, frame, data)
+    doxorubicin = _draw_doxorubicin_windows(ax, frame, data)
     _draw_cutoff(ax, frame, data.cutoff, data.cancer_type)
     _draw_today(ax, data.today)
     _draw_cycles(ax, frame, data.cycles)
     note_rows = 0 if data.cutoff is not None else 2  # the no-cut-off note's box takes rows 0-1
     occupied += _draw_imaging(ax, frame, data.imaging, first_row=note_rows)
-    _draw_draws(ax, frame, plotted)
-    flag_codes = _draw_flag_labels(ax, frame, plotted, occupied)
+    _draw_points(ax, frame, plotted)
+    shown = _draw_point_labels(ax, frame, plotted, occupied)
     _draw_notes(ax, data, plotted)
-    _draw_legend(fig, data, plotted, flag_codes)
+    _draw_legend(fig, data, plotted, shown, doxorubicin=doxorubicin, width_pt=width_in * 72)
     return fig
 
 
@@ -171,6 +206,23 @@ def _draw_therapy_lines(ax: Axes, frame: Frame, data: ChartData) -> list[Box]:
         top = frame.height_pt - _REGIMEN_OFFSET_PT
         boxes.append(Box(left, top - 11, left + text_width_pt(name, 8), top))
     return boxes
+
+
+def _draw_doxorubicin_windows(ax: Axes, frame: Frame, data: ChartData) -> bool:
+    """A light band over days 1 to 6 after each doxorubicin dose; whether any is in view.
+
+    Each band runs from half a day before its first day to half a day after its
+    last, so that a draw on day 1 or day 6 lies inside it and one on the dose
+    day or on day 7 outside.
+    """
+    shown = False
+    for first, last in doxorubicin_windows(data.lines, data.cycles):
+        x0, x1 = float(date2num(first)) - 0.5, float(date2num(last)) + 0.5
+        if x1 < frame.x0 or x0 > frame.x1:
+            continue
+        ax.axvspan(x0, x1, color=DOXORUBICIN_COLOUR, alpha=0.25, linewidth=0, zorder=0.3)
+        shown = True
+    return shown
 
 
 def _top_label(
@@ -311,13 +363,13 @@ def _draw_imaging(
     return boxes
 
 
-def _draw_draws(ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment]) -> None:
+def _draw_points(ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment]) -> None:
     # Line2D artists throughout: markers as lines without a line draw the same
     # as scatter or vlines collections at a fraction of their cost.
     evaluable = [a for a in plotted if a.evaluable]
     if evaluable:
         xs = [float(date2num(a.draw.drawn_on)) for a in evaluable]
-        # Only evaluable draws are joined: a missing result is never read as a value.
+        # Only evaluable samples are joined: a missing result is never read as a value.
         ax.plot(xs, [rate_of(a) for a in evaluable], color=TRACE_COLOUR, linewidth=0.9, zorder=2.5)
         _draw_intervals(ax, evaluable)
         for style, hollow, group_xs, group_ys in _marker_groups(evaluable):
@@ -332,11 +384,11 @@ def _draw_draws(ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment])
 def _marker_props(style: MarkerStyle, *, hollow: bool = False, edge: float = 0.6) -> dict[str, Any]:
     return {
         "linestyle": "none",
-        "marker": style.marker,
+        "marker": _MARKER_PATHS.get(style.marker, style.marker),
         "markersize": math.sqrt(style.size),
         "color": style.colour,
         "markerfacecolor": "white" if hollow else style.colour,
-        "markeredgewidth": 1.4 if hollow else edge,
+        "markeredgewidth": 1.4 if hollow or style.marker == LOWER_BOUND.marker else edge,
     }
 
 
@@ -353,19 +405,25 @@ def _verticals(
 
 
 def _draw_intervals(ax: Axes, evaluable: Sequence[rules.DrawAssessment]) -> None:
-    """95% intervals as capped whiskers in the colour of their category."""
-    by_colour: dict[str, list[tuple[float, float, float]]] = {}
+    """95% intervals as capped whiskers in the colour of their category.
+
+    A censored count has only a lower limit: its whisker runs from that limit up
+    to the bound, with a cap at the limit only.
+    """
+    by_colour: dict[str, list[tuple[float, float, float, bool]]] = {}
     for a in evaluable:
         low, high = a.ci95 if a.ci95 is not None else (rate_of(a), rate_of(a))
         x = float(date2num(a.draw.drawn_on))
-        by_colour.setdefault(STYLES[a.category].colour, []).append((x, low, high))
+        whisker = (x, low, rate_of(a) if high is None else high, high is not None)
+        by_colour.setdefault(STYLES[a.category].colour, []).append(whisker)
     for colour, whiskers in by_colour.items():
-        xs, lows, highs = zip(*whiskers, strict=True)
+        xs, lows, highs, capped = zip(*whiskers, strict=True)
         seg_xs, seg_ys = _verticals(xs, lows, highs)
         ax.plot(seg_xs, seg_ys, color=colour, linewidth=1.0, alpha=0.6, zorder=3)
+        tops = [(x, high) for x, high, cap in zip(xs, highs, capped, strict=True) if cap]
         ax.plot(
-            [*xs, *xs],
-            [*lows, *highs],
+            [*xs, *(x for x, _ in tops)],
+            [*lows, *(high for _, high in tops)],
             linestyle="none",
             marker="_",
             markersize=4.5,
@@ -379,26 +437,30 @@ def _draw_intervals(ax: Axes, evaluable: Sequence[rules.DrawAssessment]) -> None
 def _marker_groups(
     evaluable: Sequence[rules.DrawAssessment],
 ) -> list[tuple[MarkerStyle, bool, list[float], list[float]]]:
-    """Draws grouped by (category, non-standard volume): one artist per group."""
-    groups: dict[tuple[rules.Category | None, bool], tuple[list[float], list[float]]] = {}
+    """Samples grouped by (style, non-standard volume): one artist per group.
+
+    A censored sample is drawn as a lower bound, whatever its category's shape.
+    """
+    groups: dict[tuple[MarkerStyle, bool], tuple[list[float], list[float]]] = {}
     for a in evaluable:
-        xs, ys = groups.setdefault((a.category, _non_standard(a)), ([], []))
+        style = LOWER_BOUND if a.censored else STYLES[a.category]
+        xs, ys = groups.setdefault((style, _non_standard(a)), ([], []))
         xs.append(float(date2num(a.draw.drawn_on)))
         ys.append(rate_of(a))
-    return [(STYLES[cat], hollow, xs, ys) for (cat, hollow), (xs, ys) in groups.items()]
+    return [(style, hollow, xs, ys) for (style, hollow), (xs, ys) in groups.items()]
 
 
 def _non_standard(assessment: rules.DrawAssessment) -> bool:
     return any(flag.code == rules.FlagCode.NON_STANDARD_VOLUME for flag in assessment.flags)
 
 
-# --- flag labels ----------------------------------------------------------
+# --- labels beside the points ---------------------------------------------
 
 
 def _flag_codes(evaluable: Sequence[rules.DrawAssessment]) -> list[list[str]]:
-    """The labelled flag codes of each evaluable draw, in _FLAG_LABELS order.
+    """The labelled flag codes of each evaluable sample, in _FLAG_LABELS order.
 
-    "persist." is shown only at the start of a run of persistent draws: the
+    "persist." is shown only at the start of a run of persistent samples: the
     red triangles that follow already show that the count stays unfavourable.
     """
     result = []
@@ -414,29 +476,60 @@ def _flag_codes(evaluable: Sequence[rules.DrawAssessment]) -> list[list[str]]:
     return result
 
 
-def _draw_flag_labels(
-    ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment], taken: list[Box]
-) -> list[str]:
-    """Short labels beside flagged markers, placed so that none overlaps another.
+def _label_parts(a: rules.DrawAssessment, codes: list[str]) -> tuple[list[str], str]:
+    """What is said beside a point: flag words, the bound ("> 1000") or the chance
+    ("53% ≥ cut-off"); and, apart, how many tubes it pools ("2 tubes"), said when
+    there is room."""
+    parts = [_FLAG_LABELS[code][0] for code in codes]
+    if a.censored:
+        parts.append(wording.short_rate(rate_of(a), censored=True))
+    chance = chance_of(a)
+    if chance is not None:
+        parts.append(chance_percent(chance) + CHANCE_SUFFIX)
+    tubes = tubes_of(a)
+    return parts, f"{tubes} tubes" if tubes > 1 else ""
 
-    The most important flags are placed first; a label with no free slot is
-    left off (the draw's flags are still listed in the table beside the chart).
-    Returns the codes shown, for the legend's key.
+
+def _label_rank(a: rules.DrawAssessment, codes: list[str]) -> int:
+    """Which labels are placed first: flags by importance, then bounds, chances, tubes."""
+    if codes:
+        return list(_FLAG_LABELS).index(codes[0])
+    if a.censored:
+        return len(_FLAG_LABELS)
+    return len(_FLAG_LABELS) + (1 if chance_of(a) is not None else 2)
+
+
+def _draw_point_labels(
+    ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment], taken: list[Box]
+) -> set[str]:
+    """Short labels beside the points, placed so that none overlaps another.
+
+    The most important are placed first; "2 tubes" is dropped before anything
+    else when there is no room, and a label with no free slot is left off (the
+    sample's flags are still listed in the table beside the chart). Returns
+    what was shown (flag codes, and "chance"), for the legend's key.
     """
     evaluable = [a for a in plotted if a.evaluable]
-    labelled = [(codes, a) for codes, a in zip(_flag_codes(evaluable), evaluable, strict=True)]
-    labelled = [(codes, a) for codes, a in labelled if codes]
-    labelled.sort(key=lambda item: list(_FLAG_LABELS).index(item[0][0]))
+    labelled = [
+        (_label_rank(a, codes), a, codes, *_label_parts(a, codes))
+        for codes, a in zip(_flag_codes(evaluable), evaluable, strict=True)
+    ]
+    labelled = [item for item in labelled if item[3] or item[4]]
+    labelled.sort(key=lambda item: item[0])
     occupied = Occupied([*taken, *(marker_box(frame, a) for a in evaluable)])
     shown: set[str] = set()
-    for codes, a in labelled:
-        text = ", ".join(_FLAG_LABELS[code][0] for code in codes)
+    for _rank, a, codes, parts, tubes in labelled:
         x, y = float(date2num(a.draw.drawn_on)), rate_of(a)
-        slot = free_slot(frame, x, y, text, occupied)
+        tries = [", ".join([*parts, tubes] if tubes else parts)]
+        if tubes and parts:
+            tries.append(", ".join(parts))
+        for text in tries:
+            slot = free_slot(frame, x, y, text, occupied)
+            if slot is not None:
+                break
         if slot is None:
             continue
         dx, dy, ha, va = slot
-        colour = STYLES[a.category].colour
         _annotate(
             ax,
             text,
@@ -446,13 +539,15 @@ def _draw_flag_labels(
             ha=ha,
             va=va,
             fontsize=7.5,
-            color=colour,
+            color=STYLES[a.category].colour,
             fontweight="bold",
             zorder=6,
             bbox=_TEXT_BACKGROUND,
         )
         shown.update(codes)
-    return [code for code in _FLAG_LABELS if code in shown]
+        if chance_of(a) is not None:
+            shown.add("chance")
+    return shown
 
 
 # --- notes and legend -----------------------------------------------------
@@ -496,14 +591,19 @@ def _no_cutoff_note(cancer_type: str) -> str:
 
 
 def _draw_legend(
-    fig: Figure, data: ChartData, plotted: Sequence[rules.DrawAssessment], flag_codes: list[str]
+    fig: Figure,
+    data: ChartData,
+    plotted: Sequence[rules.DrawAssessment],
+    shown: set[str],
+    *,
+    doxorubicin: bool,
+    width_pt: float,
 ) -> None:
-    """Below the plot, where it never hides data; the flag words' key is its title."""
-    entries = _legend_entries(data, plotted)
+    """Below the plot, where it never hides data; the key to the labels' words is its title."""
+    entries = _legend_entries(data, plotted, doxorubicin=doxorubicin)
     # One row when it fits, else two balanced rows.
     ncols = len(entries) if len(entries) <= 6 else math.ceil(len(entries) / 2)
     handles, labels = zip(*_row_major(entries, ncols), strict=True)
-    key = "   ".join(f"{_FLAG_LABELS[code][0]} = {_FLAG_LABELS[code][1]}" for code in flag_codes)
     fig.legend(
         handles,
         labels,
@@ -513,19 +613,43 @@ def _draw_legend(
         frameon=False,
         handlelength=1.8,
         columnspacing=1.6,
-        title=f"Flags:   {key}" if key else None,
-        title_fontproperties={"size": 7.5},
+        title=_legend_title(shown, width_pt),
+        title_fontproperties={"size": _LEGEND_PT},
         labelcolor=TEXT_COLOUR,
     )
 
 
+def _legend_title(shown: set[str], width_pt: float) -> str | None:
+    """The key to the words beside the points (the flags shown, then the chance),
+    in lines that fit the figure's width, broken only between keys."""
+    keys = [
+        f"{words} = {meaning}" for code, (words, meaning) in _FLAG_LABELS.items() if code in shown
+    ]
+    parts = [f"Flags:   {keys[0]}", *keys[1:]] if keys else []
+    if "chance" in shown:
+        parts.append(CHANCE_KEY)
+    room = width_pt - 2 * _LEGEND_SIDE_PT
+    lines: list[str] = []
+    for part in parts:
+        joined = f"{lines[-1]}   {part}" if lines else part
+        if lines and text_width_pt(joined, _LEGEND_PT) <= room:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return "\n".join(lines) or None
+
+
 def _legend_entries(
-    data: ChartData, plotted: Sequence[rules.DrawAssessment]
+    data: ChartData, plotted: Sequence[rules.DrawAssessment], *, doxorubicin: bool
 ) -> list[tuple[Artist, str]]:
     categories = [rules.Category.FAVOURABLE, rules.Category.UNFAVOURABLE] if data.cutoff else [None]
     entries: list[tuple[Artist, str]] = [
         (_marker_handle(STYLES[category]), STYLES[category].label) for category in categories
     ]
+    if any(a.censored for a in plotted):
+        # Smaller than on the plot, so that it keeps to its row of the legend.
+        handle = _marker_handle(replace(LOWER_BOUND, size=LOWER_BOUND.size / 2))
+        entries.append((handle, LOWER_BOUND.label))
     entries.append((_marker_handle(NOT_EVALUABLE, edge=1.5), NOT_EVALUABLE.label))
     interval = Line2D([], [], color="#777777", marker="_", markersize=6, lw=1.0)
     entries.append((interval, "95% interval"))
@@ -537,6 +661,9 @@ def _legend_entries(
     if any(_non_standard(a) for a in plotted if a.evaluable):
         hollow = _marker_handle(MarkerStyle("o", TEXT_COLOUR, "", 36), hollow=True)
         entries.append((hollow, "open: non-standard volume"))
+    if doxorubicin:
+        band = Patch(facecolor=DOXORUBICIN_COLOUR, alpha=0.25, lw=0)
+        entries.append((band, DOXORUBICIN_LABEL))
     if data.imaging:
         entries.append((Line2D([], [], color=IMAGING_COLOUR, linestyle=":", lw=1.2), "imaging"))
     return entries
@@ -591,18 +718,30 @@ def _png_bytes(fig: Figure, *, dpi: int) -> bytes:
 # --- the cache key --------------------------------------------------------
 
 # Bump when the drawing code changes, so no server serves a chart drawn the old way.
-CHART_DESIGN = 1
+# 2: version 2 of the rules (one point per sample, lower bounds, the chance, the
+# doxorubicin windows).
+CHART_DESIGN = 2
 
 
 def cache_key(
-    *, patient_id: int, data_version: int, today: date, cutoffs: Mapping[str, int], fmt: str
+    *,
+    patient_id: int,
+    data_version: int,
+    today: date,
+    cutoffs: Mapping[str, int],
+    settings: rules.Settings,
+    time_zone: str,
+    fmt: str,
 ) -> str:
     """The cache key of a patient's chart: changes whenever what it shows changes.
 
     The patient's data version (bumped by every write that changes the chart),
-    today's date (the x axis ends today), the cut-offs, the format ("svg",
-    "png") and the chart design.
+    today's date (the x axis ends today), the cut-offs, the settings the rules
+    read (the clarity threshold and the replicate variation change the flags
+    and their labels), the clinic's time zone (it gives each draw its local
+    date), the format ("svg", "png") and the chart design.
     """
     cut = ",".join(f"{k}={v}" for k, v in sorted(cutoffs.items()))
-    parts = [CHART_DESIGN, patient_id, data_version, today, cut, fmt]
+    read = ",".join(f"{f.name}={getattr(settings, f.name)!r}" for f in fields(settings))
+    parts = [CHART_DESIGN, patient_id, data_version, today, cut, read, time_zone, fmt]
     return "chart:" + ":".join(str(p) for p in parts)

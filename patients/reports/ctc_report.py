@@ -45,11 +45,13 @@ from patients.reports.layout import (
 )
 from patients.reports.report_data import (
     CELL_NOTE,
+    FLAG_SEVERITIES,
     FLAG_WORDS,
     ReportData,
     ReportDocument,
     check_aware,
-    upcoming_cycles,
+    evaluated_cycles,
+    results,
 )
 from patients.reports.report_summary import first_page
 from patients.reports.report_tables import cycles_section, draws_section, imaging_section
@@ -141,10 +143,9 @@ def _how_to_read_section(doc: ReportDocument) -> None:
 
 
 def _flag_row(code: str, data: ReportData) -> list[Cell]:
-    severity = rules.FLAG_SEVERITY[rules.FlagCode(code)].value
     name: Cell = (
         ((FLAG_WORDS.get(code, code), CELL_BOLD),),
-        ((f"{code} ({severity})", CELL_NOTE),),
+        ((f"{code} ({FLAG_SEVERITIES[code]})", CELL_NOTE),),
     )
     return [name, text_cell(flag_explanation(code, data))]
 
@@ -161,13 +162,22 @@ def flag_explanation(code: str, data: ReportData) -> str:
 def _reading_paragraphs(data: ReportData) -> list[tuple[str, str]]:
     paragraphs = [
         ("Cut-off: ", _cutoff_explanation(data)),
+        ("Samples: ", _SAMPLES_EXPLANATION),
         ("95% interval: ", _INTERVAL_EXPLANATION),
-        ("The count: ", _COUNT_EXPLANATION),
     ]
+    evaluable = [a for a in data.assessments if a.evaluable]
+    if any(rules.chance_shown(a.p_at_or_above_cutoff) for a in evaluable):
+        paragraphs.append(("The chance: ", _CHANCE_EXPLANATION))
+    if any(a.censored for a in evaluable):
+        paragraphs.append(("More than a number: ", _LOWER_BOUND_EXPLANATION))
+    paragraphs.append(("The count: ", _COUNT_EXPLANATION))
     if data.voided:
         paragraphs.append(("Entered in error: ", _VOIDED_EXPLANATION))
     if _flag_codes_shown(data):
         paragraphs.append(("Flags: ", _FLAGS_EXPLANATION))
+        clear = round(data.clear_probability * 100)
+        paragraphs.append(("Severity: ", _SEVERITY_EXPLANATION.format(clear=clear)))
+    paragraphs.append(("Before each cycle: ", _cycles_explanation(data)))
     return paragraphs
 
 
@@ -193,6 +203,44 @@ _INTERVAL_EXPLANATION = (
     "mean of 4 reads 5 or more in 37% of draws."
 )
 
+_SAMPLES_EXPLANATION = (
+    "tubes drawn at the same moment (one venepuncture) are one sample: their counts and "
+    "volumes are added, and the rate, interval, category and flags are the sample's. A "
+    "rejected or failed tube drawn with an evaluable sample is listed with the sample's time "
+    "and has no flag of its own."
+)
+
+_CHANCE_EXPLANATION = (
+    "near the cut-off, the chance that the patient's true count is at or above the cut-off, "
+    "given the cells counted, is shown when it lies between 5% and 95% (a Poisson count with a "
+    "Jeffreys prior)."
+)
+
+_LOWER_BOUND_EXPLANATION = (
+    'a count reported as more than a number ("> 1000") is a lower bound: the sample is '
+    "unfavourable, its interval has a lower limit only, and on the chart it is an arrow "
+    "pointing up from the bound."
+)
+
+_SEVERITY_EXPLANATION = (
+    "high when a sample is clearly on its side of the cut-off (the chance is at least "
+    "{clear}%); review when it is near the cut-off, where a repeat draw would settle it, or "
+    "when a high flag is lowered because the sample was drawn within 6 days of a doxorubicin "
+    "dose; info for what is worth knowing but needs no review. A result with a high or review "
+    "flag needs review until a nurse or an oncologist acknowledges it."
+)
+
+
+def _cycles_explanation(data: ReportData) -> str:
+    return (
+        f"a cycle's pre-cycle window is the {data.pre_cycle_window_days} days before day 1 (as "
+        "first planned: a delay keeps a draw taken for the original date) up to a pre-dose "
+        "draw on day 1. A cycle shows the flags of the latest evaluable sample in its window. "
+        "Before its window opens, a cycle has no flag; while it is open, a draw is due; once "
+        "day 1 has passed with no evaluable sample, the draw is missing."
+    )
+
+
 _COUNT_EXPLANATION = (
     "CTC counts are prognostic. They supplement imaging (CT, PET, bone scan) and never "
     "replace it; imaging dates and RECIST responses are shown on the chart and in the "
@@ -212,9 +260,9 @@ _FLAGS_EXPLANATION = (
 
 
 def _flag_codes_shown(data: ReportData) -> list[str]:
-    """Every flag code that appears on a draw or a cycle, in the specification's order."""
-    shown = {flag.code for a in data.assessments for flag in a.flags}
-    shown |= {flag.code for _, _, c in upcoming_cycles(data) for flag in c.flags}
+    """Every flag code that appears on a result or a cycle, in the specification's order."""
+    shown = {flag.code for r in results(data.assessments) for flag in r.flags}
+    shown |= {flag.code for _, _, c in evaluated_cycles(data) for flag in c.flags}
     return [code for code in rules.FlagCode if code in shown]
 
 

@@ -1,7 +1,7 @@
 """Page 1 of the CTC report: title, patient block, the trend chart and a summary.
 
 The chart is patients.reports.charts' own figure, enlarged to the page; the
-summary gives the latest count, the draws, the latest draw's flags and the
+summary gives the latest count, the draws, the latest result's flags and the
 upcoming cycles in a few sentences.
 """
 
@@ -33,11 +33,13 @@ from patients.reports.layout import (
     width_of,
 )
 from patients.reports.report_data import (
-    FLAG_WORDS,
     NO_DRAWS_TEXT,
     ReportData,
     ReportDocument,
+    cycle_state_text,
+    flag_text,
     rate_of,
+    results,
     upcoming_cycles,
 )
 
@@ -133,13 +135,13 @@ def _chart_page_figure(chart: chart_data.ChartData, *, top: float) -> Figure:
 def _fit_legend_titles(fig: Figure, width: float) -> None:
     """Break a legend title that is wider than the chart into lines at its wide gaps.
 
-    The chart's key of flag words ("Flags:   a = ...   b = ...") is one line,
-    sized for a 9-inch screen chart; on the page it would run into the margins.
+    The chart's key to its labels ("Flags:   a = ...   b = ...") is broken into
+    lines for the chart's own width; on the page it is broken again for the page.
     """
     for legend in fig.legends:
         title = legend.get_title()
         size = title.get_fontsize()
-        parts = title.get_text().split("   ")
+        parts = title.get_text().replace("\n", "   ").split("   ")
         lines: list[str] = []
         for part in (p.strip() for p in parts if p.strip()):
             joined = f"{lines[-1]}   {part}" if lines else part
@@ -177,13 +179,20 @@ def _summary_sentences(data: ReportData) -> list[tuple[str, str]]:
         sentences = [("", NO_DRAWS_TEXT)]
     else:
         sentences = [("Latest evaluable count: ", _latest_text(data)), _draw_counts(data)]
-    latest = data.assessments[-1] if data.assessments else None
+    # Pending and cancelled tubes are no result; a failed tube beside a sample is the sample's.
+    flagged = [
+        r
+        for r in results(data.assessments)
+        if r.beside is None
+        and (r.evaluable or r.stands_for.draw.status in rules.NOT_EVALUABLE_STATUSES)
+    ]
+    latest = flagged[-1] if flagged else None
     if latest is not None and latest.flags:
-        messages = "; ".join(flag.message for flag in latest.flags)
-        latest_on = wording.date_text(latest.draw.drawn_on)
-        sentences.append((f"Flags on the latest draw ({latest_on}): ", messages + "."))
+        messages = "; ".join(f"{flag.message} ({flag.severity.value})" for flag in latest.flags)
+        latest_on = wording.date_text(latest.stands_for.draw.drawn_on)
+        sentences.append((f"Flags on the latest result ({latest_on}): ", messages + "."))
     upcoming = upcoming_cycles(data)
-    sentences += [_upcoming(*item) for item in upcoming[:UPCOMING_IN_SUMMARY]]
+    sentences += [_upcoming(data, *item) for item in upcoming[:UPCOMING_IN_SUMMARY]]
     if len(upcoming) > UPCOMING_IN_SUMMARY:
         more = len(upcoming) - UPCOMING_IN_SUMMARY
         sentences.append(("", f"{more} more upcoming cycles are in the cycles table."))
@@ -200,21 +209,36 @@ def _latest_text(data: ReportData) -> str:
     latest = evaluable[-1]
     category = latest.category.value if latest.category else "not classified (no cut-off)"
     interval = f"; 95% interval {wording.interval_text(latest.ci95)}" if latest.ci95 else ""
-    rate = wording.count_phrase(rate_of(latest))
-    return f"{rate} on {wording.date_text(latest.draw.drawn_on)}, {category}{interval}."
+    p = latest.p_at_or_above_cutoff
+    chance = f"; {rules.chance_text(p)}" if p is not None and rules.chance_shown(p) else ""
+    rate = wording.count_phrase(rate_of(latest), censored=latest.censored)
+    tubes = len(latest.sample.sample.tubes) if latest.sample is not None else 1
+    pooled = f" ({tubes} tubes pooled)" if tubes > 1 else ""
+    on = wording.date_text(latest.draw.drawn_on)
+    return f"{rate}{pooled} on {on}, {category}{interval}{chance}."
 
 
 def _draw_counts(data: ReportData) -> tuple[str, str]:
-    evaluable = sum(a.evaluable for a in data.assessments)
-    text = f"{len(data.assessments)} recorded, {evaluable} evaluable"
+    samples = [r for r in results(data.assessments) if r.evaluable]
+    text = f"{len(data.assessments)} tubes recorded, {len(samples)} evaluable samples"
+    pooled = sum(len(r.tubes) > 1 for r in samples)
+    if pooled:
+        text += f" ({pooled} of them pooled from tubes drawn together)"
     if data.voided:
         text += f"; {len(data.voided)} entered in error (listed, not assessed)"
     return ("Draws: ", text + ".")
 
 
 def _upcoming(
-    line: rules.LineIn, cycle: rules.CycleIn, assessment: rules.CycleAssessment
+    data: ReportData,
+    line: rules.LineIn,
+    cycle: rules.CycleIn,
+    assessment: rules.CycleAssessment,
 ) -> tuple[str, str]:
-    flags = ", ".join(FLAG_WORDS.get(f.code, f.code) for f in assessment.flags) or "no flags"
+    said = [cycle_state_text(assessment, data.assessments)]
+    said += [flag_text(f) for f in assessment.flags]
+    if not any(said):
+        said = ["no flags"]
     lead = f"Upcoming L{line.line_number} C{cycle.number} "
-    return (lead, f"(day 1 {wording.date_text(cycle.scheduled_date)}, {cycle.status}): {flags}.")
+    day_1 = wording.date_text(cycle.scheduled_date)
+    return (lead, f"(day 1 {day_1}, {cycle.status}): {'; '.join(s for s in said if s)}.")

@@ -1,7 +1,9 @@
 """The CTC report's tables: the draws, the treatment cycles and the imaging.
 
-One row per draw (a draw entered in error struck through, never assessed), per
-cycle and per scan. Free text is clipped so that one row never outgrows a page.
+One row per result (a sample with its tubes pooled, a tube that is not part of
+one; a draw entered in error struck through, never assessed), per cycle (with
+its pre-cycle window, state, flags and acknowledgement) and per scan. Free text
+is clipped so that one row never outgrows a page.
 """
 
 from __future__ import annotations
@@ -28,13 +30,17 @@ from patients.reports.report_data import (
     CELL_HIGH,
     CELL_NOTE,
     CELL_VOID,
-    FLAG_WORDS,
     NO_DRAWS_TEXT,
+    Acknowledged,
     ReportDocument,
+    Result,
     VoidedDraw,
     check_aware,
-    is_upcoming,
+    cycle_state_text,
+    flag_text,
+    is_evaluated,
     rate_of,
+    results,
 )
 
 DASH = "—"
@@ -51,8 +57,10 @@ RECIST_TERMS: dict[str, str] = {
 
 # --- the draws table ----------------------------------------------------------
 
-# "Result" is the count in its blood volume, or the status of a draw without one
-# (rejected, failed, pending, cancelled): one column, so the flags have room.
+# One row per result: a sample (its tubes pooled), or a tube that is not part of
+# one. "Result" is each tube's count in its blood volume, or the status of a tube
+# without one (rejected, failed, pending, cancelled): one column, so the flags
+# have room. The rate, interval, category and flags are the sample's.
 DRAW_COLUMNS = (
     Column("Drawn (local)", 80),
     Column("Accession", 62),
@@ -76,35 +84,48 @@ def draws_section(doc: ReportDocument) -> None:
 
 
 def _draw_rows(doc: ReportDocument) -> list[list[Cell]]:
-    entries: list[tuple[datetime, rules.DrawAssessment | VoidedDraw]] = [
-        (a.draw.drawn_at, a) for a in doc.data.assessments
+    entries: list[tuple[datetime, Result | VoidedDraw]] = [
+        (r.stands_for.draw.drawn_at, r) for r in results(doc.data.assessments)
     ]
     entries += [(v.drawn_at, v) for v in doc.data.voided]
-    # sorted() is stable: assessed draws keep the rules' order at equal times.
+    # sorted() is stable: results keep their order at equal times.
     entries.sort(key=lambda entry: entry[0])
     return [
-        _voided_row(doc, e) if isinstance(e, VoidedDraw) else _assessed_row(doc, e)
+        _voided_row(doc, e) if isinstance(e, VoidedDraw) else _result_row(doc, e)
         for _, e in entries
     ]
 
 
-def _assessed_row(doc: ReportDocument, a: rules.DrawAssessment) -> list[Cell]:
-    draw = a.draw
+def _result_row(doc: ReportDocument, result: Result) -> list[Cell]:
+    a = result.stands_for
+    tubes = [t.draw for t in result.tubes]
     return [
-        text_cell(_local_time_text(doc, draw.drawn_at)),
-        text_cell(_accession_text(doc, draw.id)),
-        text_cell(_result_text(draw)),
+        text_cell(_local_time_text(doc, a.draw.drawn_at)),
+        _lines_cell([_accession_text(doc, t.id) for t in tubes]),
+        _result_cell(tubes),
         text_cell(_rate_text(a)),
         text_cell(wording.interval_text(a.ci95, joiner="–") if a.ci95 else DASH),
         text_cell(_category_text(a)),
-        _flags_cell(a.flags, _note_for(doc, draw.id)),
+        _notes_cell(doc, result),
     ]
 
 
-def _result_text(draw: rules.DrawIn) -> str:
+def _lines_cell(lines: Sequence[str]) -> Cell:
+    return tuple(((line, CELL),) for line in lines)
+
+
+def _result_cell(tubes: Sequence[rules.DrawIn]) -> Cell:
+    cell = _lines_cell([_tube_result_text(t) for t in tubes])
+    if len(tubes) > 1:
+        cell += (((f"{len(tubes)} tubes pooled", CELL_NOTE),),)
+    return cell
+
+
+def _tube_result_text(draw: rules.DrawIn) -> str:
     if draw.status != rules.DrawStatus.RESULTED or draw.ctc_count is None:
         return draw.status
-    return wording.count_in_volume(draw.ctc_count, draw.blood_volume_ml)
+    counted = wording.count_in_volume(draw.ctc_count, draw.blood_volume_ml)
+    return f"> {counted}" if draw.count_qualifier == rules.Qualifier.MORE_THAN else counted
 
 
 def _accession_text(doc: ReportDocument, draw_id: int | None) -> str:
@@ -114,6 +135,34 @@ def _accession_text(doc: ReportDocument, draw_id: int | None) -> str:
 
 def _note_for(doc: ReportDocument, draw_id: int | None) -> str:
     return _clipped(doc.data.comments.get(draw_id, "")) if draw_id is not None else ""
+
+
+def _notes_cell(doc: ReportDocument, result: Result) -> Cell:
+    """The result's flags with their severities, then what a reader needs beside them:
+    the near-the-cut-off chance, the tube's sample, the acknowledgement, the comments."""
+    a = result.stands_for
+    notes = []
+    p = a.p_at_or_above_cutoff
+    if a.evaluable and rules.chance_shown(p):
+        assert p is not None  # chance_shown said so
+        notes.append(rules.chance_text(p))
+    if result.beside is not None:
+        notes.append(f"with the sample of {_local_clock_text(doc, result.beside.draw.drawn_at)}")
+    if a.needs_review:
+        draw_id = a.draw.id
+        acknowledged = doc.data.result_acknowledged.get(draw_id) if draw_id is not None else None
+        notes.append(_acknowledged_text(doc, acknowledged))
+    comments = [_note_for(doc, t.draw.id) for t in result.tubes]
+    notes += [f"Note: {comment}" for comment in comments if comment]
+    return _flags_cell(result.flags, notes)
+
+
+def _acknowledged_text(doc: ReportDocument, acknowledged: Acknowledged | None) -> str:
+    if acknowledged is None:
+        return "not acknowledged"
+    check_aware(acknowledged.at, "acknowledged at")
+    when = wording.time_text(doc.local(acknowledged.at))
+    return f"acknowledged by {_clipped(acknowledged.by, 80)} on {when}"
 
 
 def _voided_row(doc: ReportDocument, v: VoidedDraw) -> list[Cell]:
@@ -140,10 +189,15 @@ def _local_time_text(doc: ReportDocument, moment: datetime) -> str:
     return wording.time_text(doc.local(moment))
 
 
+def _local_clock_text(doc: ReportDocument, moment: datetime) -> str:
+    """The time of day only, "09:30": for a tube beside a sample, drawn on the same day."""
+    return doc.local(moment).strftime("%H:%M")
+
+
 def _rate_text(a: rules.DrawAssessment) -> str:
     if not a.evaluable:
         return DASH
-    return wording.short_rate(rate_of(a))
+    return wording.short_rate(rate_of(a), censored=a.censored)
 
 
 def _category_text(a: rules.DrawAssessment) -> str:
@@ -152,16 +206,15 @@ def _category_text(a: rules.DrawAssessment) -> str:
     return "not classified" if a.evaluable else DASH
 
 
-def _flags_cell(flags: Sequence[rules.Flag], comment: str = "") -> Cell:
-    """Flag words on one flowing line, high severity in bold red; a comment below."""
-    words = [(FLAG_WORDS.get(f.code, f.code), _flag_style(f)) for f in flags]
+def _flags_cell(flags: Sequence[rules.Flag], notes: Sequence[str] = ()) -> Cell:
+    """Flags with their severities on one flowing line, high in bold red; notes below."""
+    words = [(flag_text(f), _flag_style(f)) for f in flags]
     para = tuple(
         (f"{word}," if index + 1 < len(words) else word, style)
         for index, (word, style) in enumerate(words)
     )
     cell: Cell = (para,) if para else ()
-    if comment:
-        cell += ((("Note: " + comment, CELL_NOTE),),)
+    cell += tuple(((note, CELL_NOTE),) for note in notes)
     return cell or text_cell("")
 
 
@@ -172,12 +225,12 @@ def _flag_style(flag: rules.Flag) -> Style:
 # --- cycles and imaging -------------------------------------------------------
 
 CYCLE_COLUMNS = (
-    Column("Therapy line", 132),
-    Column("Cycle", 36),
-    Column("Day 1", 58),
-    Column("Given", 58),
-    Column("Status", 100),
-    Column("Before the cycle (upcoming only)", WIDTH - 384),
+    Column("Therapy line", 104),
+    Column("Cycle", 32),
+    Column("Day 1", 54),
+    Column("Given", 54),
+    Column("Status", 84),
+    Column("Before the cycle", WIDTH - 328),
 )
 
 
@@ -203,13 +256,18 @@ def _cycle_row(
     line_cell = text_cell(regimen)
     if line.contains_doxorubicin:
         line_cell += ((("contains doxorubicin", CELL_NOTE),),)
+    before = (
+        _before_cycle_cell(doc, assessment)
+        if assessment is not None and is_evaluated(cycle)
+        else text_cell(DASH)
+    )
     return [
         line_cell,
         text_cell(f"C{cycle.number}"),
         text_cell(wording.date_text(cycle.scheduled_date)),
         text_cell(wording.date_text(cycle.given_date) if cycle.given_date else DASH),
         text_cell(_cycle_status_text(doc, cycle)),
-        _cycle_flags_cell(assessment if is_upcoming(cycle) else None),
+        before,
     ]
 
 
@@ -220,14 +278,23 @@ def _cycle_status_text(doc: ReportDocument, cycle: rules.CycleIn) -> str:
     return cycle.status
 
 
-def _cycle_flags_cell(assessment: rules.CycleAssessment | None) -> Cell:
-    if assessment is None:
-        return text_cell(DASH)
-    cell = _flags_cell(assessment.flags) if assessment.flags else text_cell("no flags")
+def _before_cycle_cell(doc: ReportDocument, assessment: rules.CycleAssessment) -> Cell:
+    """The cycle's state in words, its flags, the sample they come from, its pre-cycle
+    window and, when a flag needs review, whether it was acknowledged."""
+    state = cycle_state_text(assessment, doc.data.assessments)
+    if not state and not assessment.flags:
+        state = "no flags"  # a result in the window, with none
+    opens, day_1 = assessment.window
+    window = f"window {wording.date_text(opens)} to {wording.date_text(day_1)}"
     if assessment.draw is not None:
-        drawn_on = wording.date_text(assessment.draw.draw.drawn_on)
-        cell += (((f"from the draw of {drawn_on}", CELL_NOTE),),)
-    return cell
+        sample = wording.date_text(assessment.draw.draw.drawn_on)
+        window = f"from the sample of {sample}; {window}"
+    notes = [window]
+    if assessment.needs_review:
+        acknowledged = doc.data.cycle_acknowledged.get(assessment.cycle.id)
+        notes.append(_acknowledged_text(doc, acknowledged))
+    lead: Cell = text_cell(state) if state else ()
+    return lead + _flags_cell(assessment.flags, notes)
 
 
 IMAGING_COLUMNS = (

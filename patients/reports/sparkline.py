@@ -1,20 +1,42 @@
 """The worklist sparkline: a tiny CTC trend for each row, as hand-written SVG.
 
 On the trend chart's symlog scale and in its colours (chart_geometry,
-chart_data), without matplotlib: `sparkline_svg` says why.
+chart_data), without matplotlib: `sparkline_svg` says why. Like the chart, it
+has one point per sample: `assessed_sparkline_svg` draws a patient's
+assessments so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from html import escape
 
 from patients import rules, wording
-from patients.reports.chart_data import CUTOFF_COLOUR, STYLES, TRACE_COLOUR
+from patients.reports.chart_data import CUTOFF_COLOUR, STYLES, TRACE_COLOUR, plotted_points
 from patients.reports.chart_geometry import MIN_DATA_TOP, symlog_scalar
 
 
-def sparkline_svg(rates: Sequence[float | None], cutoff: int | None, *, label: str = "") -> bytes:
+def assessed_sparkline_svg(
+    assessments: Sequence[rules.DrawAssessment], cutoff: int | None
+) -> bytes:
+    """A patient's sparkline from the rules' assessments: one point per sample, as the chart.
+
+    Tubes drawn together are one point; a rejected or failed tube beside a
+    sample is not a point of its own; a lower bound is said as "> 1000".
+    """
+    points = plotted_points(assessments)
+    rates = [a.rate_per_7_5_ml if a.evaluable else None for a in points]
+    censored = {index for index, a in enumerate(points) if a.censored}
+    return sparkline_svg(rates, cutoff, censored=censored)
+
+
+def sparkline_svg(
+    rates: Sequence[float | None],
+    cutoff: int | None,
+    *,
+    label: str = "",
+    censored: Collection[int] = (),
+) -> bytes:
     """A tiny trend for a worklist row: the counts on the chart's symlog scale.
 
     Hand-written SVG rather than matplotlib: a worklist shows dozens of rows and
@@ -22,7 +44,8 @@ def sparkline_svg(rates: Sequence[float | None], cutoff: int | None, *, label: s
     inlined. Numbers only go in, so nothing needs escaping except `label`.
     `None` is a draw that was not evaluable: it keeps its place with no point.
     The dashed line is the cut-off; the last point is larger, in its
-    category's shape (triangle unfavourable, circle favourable).
+    category's shape (triangle unfavourable, circle favourable). `censored`:
+    the indices of rates that are lower bounds (always unfavourable).
     """
     width, height, pad = 120.0, 28.0, 4.0
     points = [(i, rate) for i, rate in enumerate(rates) if rate is not None]
@@ -35,7 +58,7 @@ def sparkline_svg(rates: Sequence[float | None], cutoff: int | None, *, label: s
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '
-        f'role="img" aria-label="{escape(label or _spark_label(rates, cutoff))}">'
+        f'role="img" aria-label="{escape(label or _spark_label(rates, cutoff, censored))}">'
     ]
     if cutoff is not None:
         y = xy(0, cutoff)[1]
@@ -47,14 +70,17 @@ def sparkline_svg(rates: Sequence[float | None], cutoff: int | None, *, label: s
     if len(coords) > 1:
         path = " ".join(f"{x},{y}" for x, y in coords)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{TRACE_COLOUR}"/>')
-    for k, ((x, y), (_, rate)) in enumerate(zip(coords, points, strict=True)):
-        parts.append(_spark_point(x, y, rate, cutoff, last=k == len(coords) - 1))
+    for k, ((x, y), (i, rate)) in enumerate(zip(coords, points, strict=True)):
+        last = k == len(coords) - 1
+        parts.append(_spark_point(x, y, rate, cutoff, last=last, censored=i in censored))
     parts.append("</svg>")
     return "".join(parts).encode()
 
 
-def _spark_point(x: float, y: float, rate: float, cutoff: int | None, *, last: bool) -> str:
-    category = rules.categorize(rate, cutoff) if cutoff is not None else None
+def _spark_point(
+    x: float, y: float, rate: float, cutoff: int | None, *, last: bool, censored: bool
+) -> str:
+    category = rules.categorize(rate, cutoff, censored=censored) if cutoff is not None else None
     colour = STYLES[category].colour
     if not last:
         return f'<circle cx="{x}" cy="{y}" r="1.6" fill="{colour}"/>'
@@ -66,9 +92,20 @@ def _spark_point(x: float, y: float, rate: float, cutoff: int | None, *, last: b
     return f'<circle cx="{x}" cy="{y}" r="3.4" fill="{colour}" stroke="#fff" stroke-width="0.6"/>'
 
 
-def _spark_label(rates: Sequence[float | None], cutoff: int | None) -> str:
-    shown = [wording.format_rate(r) if r is not None else "not evaluable" for r in rates[-6:]]
+def _spark_label(
+    rates: Sequence[float | None], cutoff: int | None, censored: Collection[int]
+) -> str:
+    first = max(len(rates) - 6, 0)
+    shown = [
+        _spark_rate(rate, first + index in censored) for index, rate in enumerate(rates[first:])
+    ]
     if not shown:
         return "No CTC draws"
     cut = f"; cut-off {cutoff}" if cutoff is not None else ""
     return f"CTC per 7.5 mL, oldest to newest: {', '.join(shown)}{cut}"
+
+
+def _spark_rate(rate: float | None, censored: bool) -> str:
+    if rate is None:
+        return "not evaluable"
+    return f"> {wording.format_rate(rate)}" if censored else wording.format_rate(rate)

@@ -18,6 +18,7 @@ from django.views.decorators.http import (
 )
 
 from patients import access, assessment, audit
+from patients.assessment.loader import rules_settings
 from patients.models import (
     AccessAction,
     Patient,
@@ -47,6 +48,8 @@ def _chart(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
         data_version=patient.data_version,
         today=today,
         cutoffs=settings.CTC_CUTOFFS,
+        settings=rules_settings(),
+        time_zone=timezone.get_current_timezone_name(),
         fmt=fmt,
     )
     etag = quote_etag(hashlib.sha256(key.encode()).hexdigest()[:32])

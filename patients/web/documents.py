@@ -14,10 +14,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from patients import assessment, rules
-from patients.models import ImagingAssessment, Patient
+from patients.models import Acknowledgement, ImagingAssessment, Patient
 from patients.reports import ctc_report
 from patients.reports.chart_data import ChartData, ImagingPoint
-from patients.reports.report_data import VoidedDraw
+from patients.reports.report_data import Acknowledged, VoidedDraw
 
 
 def imaging_of(patient: Patient) -> list[ImagingAssessment]:
@@ -51,7 +51,9 @@ def report_data(
 ) -> ctc_report.ReportData:
     """The report's data, generated at `now` (aware) by `by` (a username)."""
     patient = series.patient
-    chart = chart_data(series, imaging, today=timezone.localdate(now))
+    today = timezone.localdate(now)
+    chart = chart_data(series, imaging, today=today)
+    cycles = _cycles(series, today)
     return ctc_report.ReportData(
         patient_name=patient.name,
         mrn=patient.mrn,
@@ -65,7 +67,7 @@ def report_data(
         voided=[
             VoidedDraw(d.drawn_at, d.ctc_count, d.status, d.error_reason) for d in series.voided
         ],
-        cycles=_cycles(series),
+        cycles=cycles,
         imaging=chart.imaging,
         accessions={d.pk: d.accession for d in series.draws if d.accession},
         comments={d.pk: d.comment for d in series.draws if d.comment},
@@ -75,6 +77,8 @@ def report_data(
         cycle_reasons={c.pk: c.status_reason for c in series.cycles if c.status_reason},
         pre_cycle_window_days=settings.CTC_PRE_CYCLE_WINDOW_DAYS,
         clear_probability=settings.CTC_CLEAR_PROBABILITY,
+        cycle_acknowledged=_cycle_acknowledgements(series, [found for _, _, found in cycles]),
+        result_acknowledged=_result_acknowledgements(series),
     )
 
 
@@ -86,11 +90,52 @@ def _oncologist_name(patient: Patient) -> str:
 
 
 def _cycles(
-    series: assessment.PatientSeries,
+    series: assessment.PatientSeries, today: date
 ) -> list[tuple[rules.LineIn, rules.CycleIn, rules.CycleAssessment]]:
-    """Every cycle with its line and assessment, by day 1."""
+    """Every cycle with its line and its assessment on `today`, by day 1."""
     lines = {line.pk: assessment.line_in(line) for line in series.lines}
     return [
-        (lines[c.therapy_line_id], assessment.cycle_in(c), series.cycle_assessment(c))
+        (lines[c.therapy_line_id], assessment.cycle_in(c), series.cycle_assessment(c, today))
         for c in sorted(series.cycles, key=lambda c: (c.scheduled_date, c.number))
     ]
+
+
+def _cycle_acknowledgements(
+    series: assessment.PatientSeries, found: list[rules.CycleAssessment]
+) -> dict[int, Acknowledged]:
+    """The cycles whose every high or review flag is acknowledged, with the latest
+    acknowledgement that covers one of them (of the cycle, or of its sample)."""
+    acknowledged = {}
+    for cycle in found:
+        if series.cycle_acknowledged(cycle):
+            latest = _latest_covering(series, cycle.flags, cycle_id=cycle.cycle.id)
+            acknowledged[cycle.cycle.id] = _acknowledged(latest)
+    return acknowledged
+
+
+def _result_acknowledgements(series: assessment.PatientSeries) -> dict[int, Acknowledged]:
+    """The results needing review whose flags are all acknowledged, by the tube that
+    stands for each, with the latest acknowledgement that covers one of them."""
+    acknowledged = {}
+    for found in rules.results_to_review(series.assessments):
+        if found.draw.id is not None and series.result_acknowledged(found):
+            latest = _latest_covering(series, series.result_flags(found))
+            acknowledged[found.draw.id] = _acknowledged(latest)
+    return acknowledged
+
+
+def _latest_covering(
+    series: assessment.PatientSeries, flags: tuple[rules.Flag, ...], *, cycle_id: int | None = None
+) -> Acknowledgement:
+    """The latest acknowledgement that covers one of these flags (there is one: callers
+    ask only about acknowledged flags)."""
+    return next(
+        ack
+        for ack, covers in reversed(list(zip(series.acknowledgements, series.covers, strict=True)))
+        if any(rules.flag_covered(flag, [covers], cycle_id=cycle_id) for flag in flags)
+    )
+
+
+def _acknowledged(ack: Acknowledgement) -> Acknowledged:
+    user = ack.acknowledged_by
+    return Acknowledged(by=user.get_full_name() or user.get_username(), at=ack.acknowledged_at)

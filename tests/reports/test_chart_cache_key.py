@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from patients import rules
 from patients.reports import charts
 
 KEY = {
@@ -11,13 +12,18 @@ KEY = {
     "data_version": 7,
     "today": date(2026, 3, 1),
     "cutoffs": {"prostate": 5, "breast": 5, "colorectal": 3},
+    "settings": rules.Settings(clear_probability=0.9, extra_poisson_cv=0.0, window_days=7),
+    "time_zone": "Europe/London",
     "fmt": "svg",
 }
 
 
-def test_the_key_names_the_design_patient_version_day_cut_offs_and_format() -> None:
+def test_the_key_names_the_design_patient_version_day_cut_offs_settings_and_format() -> None:
     design = charts.CHART_DESIGN
-    expected = f"chart:{design}:42:7:2026-03-01:breast=5,colorectal=3,prostate=5:svg"
+    expected = (
+        f"chart:{design}:42:7:2026-03-01:breast=5,colorectal=3,prostate=5:"
+        "clear_probability=0.9,extra_poisson_cv=0.0,window_days=7:Europe/London:svg"
+    )
     assert charts.cache_key(**KEY) == expected
 
 
@@ -27,6 +33,13 @@ def test_the_key_changes_with_everything_the_chart_shows() -> None:
         {"data_version": 8},
         {"today": date(2026, 3, 2)},
         {"cutoffs": {"prostate": 5, "breast": 4, "colorectal": 3}},
+        # The clarity threshold makes a flag high or review, the replicate variation
+        # makes a rise or not: both change the labels drawn beside the points.
+        {"settings": rules.Settings(clear_probability=0.95)},
+        {"settings": rules.Settings(extra_poisson_cv=0.2)},
+        {"settings": rules.Settings(window_days=5)},
+        # The zone gives each draw its local date, where it is drawn on the x axis.
+        {"time_zone": "America/New_York"},
         {"fmt": "png"},
     ]
     keys = {charts.cache_key(**(KEY | change)) for change in changes}

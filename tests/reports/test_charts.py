@@ -18,13 +18,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 from matplotlib.image import imread
+from matplotlib.lines import Line2D
+from matplotlib.path import Path
 
 from patients import rules
 from patients.reports import chart_geometry, charts, sparkline
-from patients.reports.chart_data import ChartData, ImagingPoint
+from patients.reports.chart_data import DOXORUBICIN_COLOUR, LOWER_BOUND, ChartData, ImagingPoint
 from patients.reports.chart_text import chart_text_alternative
 from tests.paths import ROOT
 
@@ -38,7 +41,15 @@ _ids = itertools.count(1)
 # --- building realistic series --------------------------------------------
 
 
-def draw(on: date, count: int | None = None, *, status: str = "resulted", volume: str = "7.5"):
+def draw(
+    on: date,
+    count: int | None = None,
+    *,
+    status: str = "resulted",
+    volume: str = "7.5",
+    more_than: bool = False,
+):
+    """A tube drawn at 09:30 on `on`; `more_than`: the count is a lower bound (">1000")."""
     return rules.DrawIn(
         id=next(_ids),
         drawn_at=datetime.combine(on, time(9, 30), tzinfo=UTC),
@@ -46,6 +57,7 @@ def draw(on: date, count: int | None = None, *, status: str = "resulted", volume
         blood_volume_ml=Decimal(volume),
         status=status,
         ctc_count=count if status == "resulted" else None,
+        count_qualifier=">" if more_than else "",
     )
 
 
@@ -250,7 +262,8 @@ def test_a_conversion_to_unfavourable_is_labelled_beside_its_marker():
 
 def test_a_conversion_to_favourable_is_labelled_too():
     texts = texts_of(charts.trend_svg(breast_conversion_data()))
-    assert "↓ conv." in texts
+    # 3 cells after 11: near the cut-off, so its chance follows.
+    assert "↓ conv., 19% ≥ cut-off" in texts
 
 
 def test_the_legend_names_both_categories_the_interval_and_the_cut_off():
@@ -291,6 +304,161 @@ def test_x_axis_shows_true_dates_from_the_first_draw_to_today():
     data = breast_conversion_data()
     x0, x1 = charts.trend_figure(data).axes[0].get_xlim()
     assert x0 < date2num(date(2025, 2, 26)) < date2num(data.today) < x1
+
+
+# --- samples, lower bounds, the chance and doxorubicin ------------------------
+
+
+def point_artists(fig: Figure) -> list[Line2D]:
+    """The markers of the evaluable samples: one Line2D per style, no line between."""
+    ax = fig.axes[0]
+    return [
+        ln
+        for ln in ax.lines
+        if ln.get_linestyle() == "None" and ln.get_zorder() == 4 and ln.get_marker() != "x"
+    ]
+
+
+def plotted_xy(fig: Figure) -> list[tuple[float, float]]:
+    return sorted(
+        (float(x), float(y))
+        for ln in point_artists(fig)
+        for x, y in zip(ln.get_xdata(), ln.get_ydata(), strict=True)
+    )
+
+
+def labels_at(fig: Figure, on: date) -> list[str]:
+    """The texts drawn beside the point of the sample drawn on `on`."""
+    x = date2num(on)
+    return [t.get_text() for t in fig.axes[0].texts if getattr(t, "xy", (None,))[0] == x]
+
+
+def test_tubes_drawn_together_are_one_point_labelled_with_their_number():
+    today = date(2025, 11, 1)
+    draws = [
+        draw(date(2025, 9, 3), 2),
+        draw(date(2025, 10, 1), 4),
+        draw(date(2025, 10, 1), 6),
+        draw(date(2025, 10, 1), status="rejected"),
+    ]
+
+    fig = charts.trend_figure(chart_data("breast", draws, today=today))
+
+    # 10 cells in 15 mL: one point at 5 per 7.5 mL, not two at 4 and 6.
+    assert plotted_xy(fig) == [
+        (date2num(date(2025, 9, 3)), 2.0),
+        (date2num(date(2025, 10, 1)), 5.0),
+    ]
+    trace = next(ln for ln in fig.axes[0].lines if ln.get_color() == charts.TRACE_COLOUR)
+    assert len(trace.get_xdata()) == 2
+    assert labels_at(fig, date(2025, 10, 1)) == ["↑ conv., 52% ≥ cut-off, 2 tubes"]
+    # The rejected tube drawn with the sample is not a missing result.
+    assert "not evaluable" not in [t.get_text() for t in fig.axes[0].texts]
+    assert not [ln for ln in fig.axes[0].lines if ln.get_marker() == "x" and len(ln.get_xdata())]
+
+
+def censored_data() -> ChartData:
+    today = date(2025, 11, 1)
+    draws = [draw(date(2025, 8, 6), 3), draw(date(2025, 9, 3), 1000, more_than=True)]
+    return chart_data("breast", draws, today=today)
+
+
+def test_a_lower_bound_is_an_upward_marker_at_its_bound_labelled_more_than():
+    fig = charts.trend_figure(censored_data())
+    x = date2num(date(2025, 9, 3))
+
+    (bound,) = [ln for ln in point_artists(fig) if x in ln.get_xdata()]
+    assert list(bound.get_ydata()) == [1000.0]
+    # The marker's path lies at and above the point: it rises from the bound.
+    marker = bound.get_marker()
+    assert isinstance(marker, Path)
+    assert marker.vertices[:, 1].min() == 0 and marker.vertices[:, 1].max() > 0
+    assert bound.get_markerfacecolor() == LOWER_BOUND.colour
+    assert labels_at(fig, date(2025, 9, 3)) == ["↑ conv., rise, > 1000"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "more than (a lower bound)" in legend
+
+
+def test_a_lower_bound_has_a_lower_whisker_only():
+    data = censored_data()
+    fig = charts.trend_figure(data)
+    x = date2num(date(2025, 9, 3))
+    low, high = data.assessments[-1].ci95
+    assert high is None
+
+    whiskers = [
+        (float(px), float(py))
+        for ln in fig.axes[0].lines
+        if ln.get_alpha() == 0.6  # the intervals' whiskers and caps
+        for px, py in zip(ln.get_xdata(), ln.get_ydata(), strict=True)
+        if px == x
+    ]
+
+    ys = sorted(y for _, y in whiskers)
+    assert ys[0] == pytest.approx(low)
+    assert max(ys) == 1000.0  # up to the bound, never above it
+    caps = [
+        y
+        for ln in fig.axes[0].lines
+        if ln.get_marker() == "_"
+        for xx, y in zip(ln.get_xdata(), ln.get_ydata(), strict=True)
+        if xx == x
+    ]
+    assert caps == [pytest.approx(low)]  # a cap at the lower limit, none above
+
+
+def test_the_chance_is_beside_a_point_near_the_cut_off_and_not_beside_a_clear_one():
+    today = date(2025, 11, 1)
+    draws = [
+        draw(date(2025, 6, 4), 1),  # 2%: clearly favourable
+        draw(date(2025, 7, 2), 5),  # 53%: near the cut-off
+        draw(date(2025, 8, 6), 9),  # 95.3%: clearly unfavourable
+    ]
+
+    fig = charts.trend_figure(chart_data("breast", draws, today=today))
+
+    assert labels_at(fig, date(2025, 7, 2)) == ["↑ conv., 53% ≥ cut-off"]
+    assert not any("%" in text for text in labels_at(fig, date(2025, 6, 4)))
+    assert labels_at(fig, date(2025, 8, 6)) == ["persist."]
+    title = fig.legends[0].get_title().get_text()
+    assert "n% ≥ cut-off = chance that the true count is at or above the cut-off" in title
+
+
+def doxorubicin_data(*, doxorubicin: bool) -> ChartData:
+    today = date(2025, 11, 1)
+    therapy = line(1, date(2025, 9, 1), "AC", doxorubicin=doxorubicin)
+    cycles = tuple(cycles_of(therapy, 4, every=21, today=today))
+    draws = [draw(date(2025, 8, 28), 2), draw(date(2025, 9, 4), 6), draw(date(2025, 9, 19), 2)]
+    return chart_data("breast", draws, today=today, lines=(therapy,), cycles=cycles)
+
+
+def doxorubicin_bands(fig: Figure) -> list[tuple[float, float]]:
+    colour = to_rgba(DOXORUBICIN_COLOUR, 0.25)
+    return sorted(
+        (p.get_x(), p.get_x() + p.get_width())
+        for p in fig.axes[0].patches
+        if p.get_facecolor() == pytest.approx(colour)
+    )
+
+
+def test_days_1_to_6_after_each_doxorubicin_dose_are_shaded_and_named_in_the_legend():
+    fig = charts.trend_figure(doxorubicin_data(doxorubicin=True))
+
+    # Doses on 1 Sep, 22 Sep and 13 Oct (given); 3 Nov is still planned.
+    doses = [date(2025, 9, 1), date(2025, 9, 22), date(2025, 10, 13)]
+    expected = [
+        (date2num(d + timedelta(days=1)) - 0.5, date2num(d + timedelta(days=6)) + 0.5)
+        for d in doses
+    ]
+    assert doxorubicin_bands(fig) == expected
+    assert "doxorubicin window" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_no_doxorubicin_band_without_doxorubicin():
+    fig = charts.trend_figure(doxorubicin_data(doxorubicin=False))
+
+    assert doxorubicin_bands(fig) == []
+    assert "doxorubicin window" not in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 # --- special cases ----------------------------------------------------------
@@ -425,6 +593,24 @@ def test_the_sparkline_is_a_small_valid_svg_with_one_point_per_evaluable_draw():
     assert len(svg) < 2_000
 
 
+def test_the_sparkline_of_an_assessed_series_has_one_point_per_sample():
+    draws = [
+        draw(date(2025, 9, 3), 2),
+        draw(date(2025, 10, 1), 4),
+        draw(date(2025, 10, 1), 6),
+        draw(date(2025, 10, 1), status="rejected"),
+        draw(date(2025, 10, 29), 1000, more_than=True),
+    ]
+    found = rules.assess_draws(draws, [], [], cancer_type="breast", cutoff=5)
+
+    root = ET.fromstring(sparkline.assessed_sparkline_svg(found, 5))
+
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f"{ns}circle")) == 2  # 2, then the pooled 5; the last is a triangle
+    assert len(root.findall(f"{ns}polygon")) == 1
+    assert root.get("aria-label") == "CTC per 7.5 mL, oldest to newest: 2, 5, > 1000; cut-off 5"
+
+
 def test_the_sparkline_says_what_it_shows_for_screen_readers():
     root = ET.fromstring(sparkline.sparkline_svg([12.0, None, 1.5], 5))
 
@@ -513,6 +699,31 @@ def test_the_text_alternative_says_when_the_latest_draw_was_not_evaluable():
     text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 3, 1)))
     assert "none detected in 7.5 mL" in text
     assert "Not evaluable (failed" in text
+
+
+def test_the_text_alternative_speaks_of_samples_lower_bounds_and_the_chance():
+    draws = [
+        draw(date(2025, 8, 6), 1000, more_than=True),
+        draw(date(2025, 9, 3), 4),
+        draw(date(2025, 9, 3), 6),
+    ]
+    text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 10, 1)))
+
+    assert (
+        "Latest CTC count 5 CTC/7.5 mL (2 tubes pooled) on 2025-09-03, unfavourable (cut-off 5), "
+        "chance that the true count is at or above the cut-off: about 52%, "
+        "down from > 1000 CTC/7.5 mL on 2025-08-06; 2 draws (2 evaluable)." in text
+    )
+    assert "A count shown as more than a number is a lower bound." in text
+
+
+def test_the_text_alternative_never_calls_a_change_from_a_lower_bound_a_fall():
+    draws = [draw(date(2025, 8, 6), 1000, more_than=True), draw(date(2025, 9, 3), 1200)]
+    text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 10, 1)))
+
+    # 1200 after "more than 1000" may be higher or lower than the first count.
+    assert ", after > 1000 CTC/7.5 mL on 2025-08-06" in text
+    assert "up from" not in text and "down from" not in text
 
 
 def test_the_text_alternative_handles_no_draws():

@@ -91,7 +91,7 @@ _HOSTILE = (
 
 
 # Characters no installed font has are drawn as boxes, with a warning each: expected here.
-@pytest.mark.filterwarnings("ignore:Glyph .* missing from font:UserWarning")
+@pytest.mark.filterwarnings("ignore:(?s)Glyph .* missing from font:UserWarning")
 @fuzz_settings(max_examples=30)
 @given(regimen=_HOSTILE, note=_HOSTILE, name=_HOSTILE)
 def test_hostile_record_text_never_breaks_the_chart_or_the_report(

@@ -26,7 +26,7 @@ from matplotlib.textpath import text_to_path
 from patients import rules
 from patients.reports import chart_data
 from patients.reports.ctc_report import ReportData, flag_explanation, report_pdf
-from patients.reports.report_data import FLAG_WORDS, VoidedDraw
+from patients.reports.report_data import FLAG_SEVERITIES, FLAG_WORDS, Acknowledged, VoidedDraw
 from tests.paths import ROOT
 
 CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
@@ -41,15 +41,23 @@ _ids = itertools.count(1)
 
 
 def draw(
-    on: date, count: int | None = None, *, status: str = "resulted", volume: str = "7.5"
+    on: date,
+    count: int | None = None,
+    *,
+    status: str = "resulted",
+    volume: str = "7.5",
+    more_than: bool = False,
+    at: time = time(9, 30),
 ) -> rules.DrawIn:
+    """A tube drawn on `on` at 09:30 London time; `more_than`: the count is a lower bound."""
     return rules.DrawIn(
         id=next(_ids),
-        drawn_at=datetime.combine(on, time(9, 30), tzinfo=LONDON),
+        drawn_at=datetime.combine(on, at, tzinfo=LONDON),
         drawn_on=on,
         blood_volume_ml=Decimal(volume),
         status=status,
         ctc_count=count if status == "resulted" else None,
+        count_qualifier=">" if more_than else "",
     )
 
 
@@ -94,17 +102,16 @@ def report_data(
     accessions: dict[int, str] | None = None,
     comments: dict[int, str] | None = None,
     cycle_reasons: dict[int, str] | None = None,
+    cycle_acknowledged: dict[int, Acknowledged] | None = None,
+    result_acknowledged: dict[int, Acknowledged] | None = None,
 ) -> ReportData:
     cutoff = rules.cutoff_for(cancer_type, CUTOFFS)
     assessments = rules.assess_draws(draws, lines, cycles, cancer_type=cancer_type, cutoff=cutoff)
     by_line = {therapy.id: therapy for therapy in lines}
-    upcoming = rules.UPCOMING_CYCLE_STATUSES
+    # As the view does: every cycle assessed on the day the report is generated.
+    generated_on = GENERATED_AT.astimezone(LONDON).date()
     cycle_rows = [
-        (
-            by_line[cycle.line_id],
-            cycle,
-            rules.assess_cycle(cycle, assessments) if cycle.status in upcoming else None,
-        )
+        (by_line[cycle.line_id], cycle, rules.assess_cycle(cycle, assessments, today=generated_on))
         for cycle in cycles
     ]
     return ReportData(
@@ -134,6 +141,8 @@ def report_data(
         generated_at=GENERATED_AT,
         generated_by="nurse.lee",
         cycle_reasons=cycle_reasons or {},
+        cycle_acknowledged=cycle_acknowledged or {},
+        result_acknowledged=result_acknowledged or {},
     )
 
 
@@ -146,9 +155,14 @@ def breast_conversion() -> ReportData:
     first_cycles = cycles_of(first, 7, every=21, today=today)
     second_cycles = cycles_of(second, 7, every=21, today=today)
     cancelled = replace(first_cycles[6], given_date=None, status="cancelled")
-    # Cycle 6 of line 2 (day 1 was 2025-11-17) is put back a week.
+    # Cycle 6 of line 2 (day 1 was 2025-11-17) is put back a week: its window still
+    # opens a week before the day first planned.
     delayed = replace(
-        second_cycles[5], scheduled_date=date(2025, 11, 24), given_date=None, status="delayed"
+        second_cycles[5],
+        scheduled_date=date(2025, 11, 24),
+        first_scheduled_date=second_cycles[5].scheduled_date,
+        given_date=None,
+        status="delayed",
     )
     cycles = (*first_cycles[:6], cancelled, *second_cycles[:5], delayed, second_cycles[6])
     draws = [
@@ -398,8 +412,16 @@ def flat(text: str) -> str:
 
 
 def shown_codes(data: ReportData) -> set[str]:
+    """The flags of the results and of the upcoming and given cycles (not cancelled ones)."""
     codes = {flag.code for a in data.assessments for flag in a.flags}
-    return codes | {f.code for _, _, c in data.cycles if c is not None for f in c.flags}
+    evaluated = [c for _, cycle, c in data.cycles if c is not None and cycle.status != "cancelled"]
+    return codes | {f.code for c in evaluated for f in c.flags}
+
+
+def between(text: str, start: str, end: str) -> str:
+    """The part of `text` from `start` up to the next `end` after it."""
+    first = text.index(start)
+    return text[first : text.index(end, first + len(start))]
 
 
 # --- the file -------------------------------------------------------------
@@ -446,11 +468,11 @@ def test_a_sample_report_stays_small(breast_pdf: bytes) -> None:
 # --- pages ----------------------------------------------------------------
 
 
-def test_the_sample_has_three_pages(breast_pdf: bytes) -> None:
+def test_the_sample_has_four_pages(breast_pdf: bytes) -> None:
     pages = page_texts(breast_pdf)
 
-    assert len(pages) == 3
-    assert len(re.findall(rb"/Type /Page\b", breast_pdf)) == 3
+    assert len(pages) == 4
+    assert len(re.findall(rb"/Type /Page\b", breast_pdf)) == 4
 
 
 def test_every_page_names_the_patient_and_who_generated_it(breast_pdf: bytes) -> None:
@@ -460,7 +482,10 @@ def test_every_page_names_the_patient_and_who_generated_it(breast_pdf: bytes) ->
         assert "Jane Doe" in text
         assert "MRN MRN-004711" in text
         assert "born 1961-11-20" in text
-        footer = f"Generated 2025-11-20 14:05 (Europe/London) by nurse.lee · page {number} of 3"
+        footer = (
+            f"Generated 2025-11-20 14:05 (Europe/London) by nurse.lee · "
+            f"page {number} of {len(pages)}"
+        )
         assert footer in text
         assert "CTC counts supplement imaging; they never replace it." in text
 
@@ -512,8 +537,14 @@ def test_the_summary_gives_the_latest_evaluable_count(breast_pdf: bytes) -> None
         "Latest evaluable count: 1 CTC/7.5 mL on 2025-10-23, favourable; "
         "95% interval 0.03 to 5.57." in first
     )
-    assert "Draws: 13 recorded, 11 evaluable; 1 entered in error" in first
-    assert "Upcoming L2 C6 (day 1 2025-11-24, delayed): missing pre-cycle draw" in first
+    assert "Draws: 13 tubes recorded, 11 evaluable samples; 1 entered in error" in first
+    # Delayed from 17 Nov: its window opened a week before the day first planned.
+    assert (
+        "Upcoming L2 C6 (day 1 2025-11-24, delayed): Draw due: no CTC result yet in the "
+        "window Mon 10 Nov to Mon 24 Nov; draw by Fri 21 Nov" in first
+    )
+    assert "a pre-dose draw on day 1 still counts; not evaluable (review)." in first
+    assert "Upcoming L2 C7 (day 1 2025-12-08, planned): Nothing due yet" in first
 
 
 def test_all_text_is_inside_15_mm_margins_and_readable(long_pdf: bytes) -> None:
@@ -551,10 +582,44 @@ def test_long_names_and_notes_wrap_inside_the_margins(breast: ReportData) -> Non
     assert "Konstantinopoulou-Vanderbilt" in page_texts(pdf)[2]
 
 
-def test_every_flag_code_has_a_word_and_an_explanation(breast: ReportData) -> None:
+def test_every_flag_code_has_a_word_its_severities_and_an_explanation(breast: ReportData) -> None:
     for code in rules.FlagCode:
         assert FLAG_WORDS[code]
+        assert FLAG_SEVERITIES[code]
         assert flag_explanation(code, breast)
+
+
+def test_the_severities_listed_are_those_the_rules_give() -> None:
+    """Over varied series, every flag's severity is one the guide lists for its code,
+    and the category flags are seen both high and review, as listed."""
+    series = [
+        breast_conversion(),
+        long_history(150),
+        doxorubicin_series(),
+        pooled_series(),
+        censored_series(),
+        report_data([draw(date(2025, 9, 3), 1), draw(date(2025, 10, 1), 5)]),
+    ]
+    seen: dict[str, set[str]] = {}
+    for data in series:
+        cycles = [c for _, cycle, c in data.cycles if c is not None and cycle.status != "cancelled"]
+        flags = [f for a in data.assessments for f in a.flags]
+        for flag in flags + [f for c in cycles for f in c.flags]:
+            seen.setdefault(flag.code, set()).add(flag.severity.value)
+
+    for code, severities in seen.items():
+        assert severities <= set(FLAG_SEVERITIES[code].split(" or ")), code
+    assert seen["conversion_to_unfavourable"] == {"high", "review"}
+    assert seen["persistent_unfavourable"] == {"high", "review"}
+
+
+def test_the_guide_gives_each_flag_shown_with_its_possible_severities(breast_pdf: bytes) -> None:
+    text = text_of(breast_pdf)
+
+    assert "conversion to unfavourable conversion_to_unfavourable (high or review)" in text
+    assert "unfavourable at baseline baseline_unfavourable (review)" in text
+    assert "conversion to favourable conversion_to_favourable (info)" in text
+    assert "Severity: high when a sample is clearly on its side of the cut-off" in text
 
 
 def test_the_summary_names_the_next_three_upcoming_cycles() -> None:
@@ -563,7 +628,13 @@ def test_the_summary_names_the_next_three_upcoming_cycles() -> None:
 
     first = flat(page_texts(report_pdf(report_data([], lines=(therapy,), cycles=cycles)))[0])
 
-    assert "Upcoming L1 C2 (day 1 2025-11-24, planned): missing pre-cycle draw." in first
+    # On 20 Nov the window of C2 (24 Nov) is open; that of C3 (15 Dec) is not.
+    assert "Upcoming L1 C2 (day 1 2025-11-24, planned): Draw due: no CTC result yet" in first
+    assert (
+        "Upcoming L1 C3 (day 1 2025-12-15, planned): Nothing due yet: the draw window "
+        "opens Mon 8 Dec." in first
+    )
+    assert "missing pre-cycle draw" not in first
     assert "Upcoming L1 C4" in first
     assert "Upcoming L1 C5" not in first
     assert "3 more upcoming cycles are in the cycles table." in first
@@ -607,26 +678,84 @@ def test_a_draw_entered_in_error_is_listed_with_its_reason_and_not_assessed(
     assert "ENTERED IN ERROR: result belongs to another patient" in text
 
 
-def test_the_cycles_table_shows_status_reasons_and_upcoming_flags(breast_pdf: bytes) -> None:
+def test_the_cycles_table_shows_what_stood_before_each_cycle(breast_pdf: bytes) -> None:
     text = text_of(breast_pdf)
 
-    assert "L1 Paclitaxel weekly C2 2025-03-24 2025-03-24 given —" in text
-    assert "C7 2025-07-07 — cancelled: patient choice after cycle 6 —" in text
     assert (
-        "C6 2025-11-24 — delayed: neutropenia, grade 3 missing pre-cycle draw, not evaluable"
-        in text
+        "L1 Paclitaxel weekly C2 2025-03-24 2025-03-24 given conversion to favourable (info) "
+        "from the sample of 2025-03-20; window 2025-03-17 to 2025-03-24" in text
     )
-    assert "C7 2025-12-08 — planned missing pre-cycle draw" in text
+    assert "C3 2025-04-14 2025-04-14 given no flags from the sample of 2025-04-10" in text
+    assert "C7 2025-07-07 — cancelled: patient choice after cycle 6 —" in text
+    # A high flag that nobody acknowledged says so.
+    assert (
+        "C6 2025-06-16 2025-06-16 given conversion to unfavourable (high), rise beyond counting "
+        "noise (review) from the sample of 2025-06-12; window 2025-06-09 to 2025-06-16 "
+        "not acknowledged" in text
+    )
+    assert (
+        "C6 2025-11-24 — delayed: neutropenia, grade 3 Draw due: no CTC result yet in the "
+        "window Mon 10 Nov to Mon 24 Nov" in text
+    )
+    assert "counts not evaluable (review) window 2025-11-10 to 2025-11-24" in text
 
 
-def test_assessments_of_given_cycles_are_not_shown(breast: ReportData, breast_pdf: bytes) -> None:
-    """The view may pass an assessment for every cycle: only upcoming ones are read."""
-    every = replace(
+def test_a_given_cycle_without_a_pre_cycle_result_says_so(breast_pdf: bytes) -> None:
+    text = text_of(breast_pdf)
+
+    # L2 C4: no sample between 29 Sep and 6 Oct, given all the same.
+    assert (
+        "C4 2025-10-06 2025-10-06 given given with no pre-cycle result missing pre-cycle "
+        "draw (review) window 2025-09-29 to 2025-10-06 not acknowledged" in text
+    )
+
+
+def test_a_cycle_whose_window_has_not_opened_has_no_flag(breast_pdf: bytes) -> None:
+    row = between(text_of(breast_pdf), "C7 2025-12-08 — planned", "Imaging")
+
+    assert "Nothing due yet: the draw window opens Mon 1 Dec window 2025-12-01 to 2025-12-08" in row
+    for severity in ("(high)", "(review)", "(info)"):
+        assert severity not in row
+    assert "acknowledged" not in row  # nothing to acknowledge
+
+
+def test_a_cancelled_cycles_assessment_is_never_shown(
+    breast: ReportData, breast_pdf: bytes
+) -> None:
+    """The view passes an assessment for every cycle: a cancelled cycle's is not read."""
+    without = replace(
         breast,
-        cycles=[(ln, c, rules.assess_cycle(c, breast.assessments)) for ln, c, _ in breast.cycles],
+        cycles=[(ln, c, None if c.status == "cancelled" else a) for ln, c, a in breast.cycles],
     )
 
-    assert report_pdf(every) == breast_pdf
+    assert any(c.status == "cancelled" for _, c, _ in breast.cycles)
+    assert report_pdf(without) == breast_pdf
+
+
+def test_acknowledgements_are_shown_by_whom_and_when(breast: ReportData) -> None:
+    sample = next(a for a in breast.assessments if a.draw.drawn_on == date(2025, 6, 12))
+    given = next(c for _, c, _ in breast.cycles if c.scheduled_date == date(2025, 10, 6))
+    assert sample.draw.id is not None
+    data = replace(
+        breast,
+        result_acknowledged={
+            sample.draw.id: Acknowledged("Dr Amara Okafor", datetime(2025, 6, 13, 9, 0, tzinfo=UTC))
+        },
+        cycle_acknowledged={
+            given.id: Acknowledged("nurse.lee", datetime(2025, 10, 7, 16, 30, tzinfo=UTC))
+        },
+    )
+
+    text = text_of(report_pdf(data))
+
+    # In the clinic's time: 10:00 and 17:30 in London (BST).
+    row = between(text, "2025-06-12 09:30", "ENTERED IN ERROR")
+    assert "acknowledged by Dr Amara Okafor on 2025-06-13 10:00" in row
+    assert "not acknowledged" not in row
+    assert (
+        "given with no pre-cycle result missing pre-cycle draw (review) window 2025-09-29 to "
+        "2025-10-06 acknowledged by nurse.lee on 2025-10-07 17:30" in text
+    )
 
 
 def test_the_imaging_table_spells_out_the_recist_codes_shown(breast_pdf: bytes) -> None:
@@ -638,6 +767,84 @@ def test_the_imaging_table_spells_out_the_recist_codes_shown(breast_pdf: bytes) 
     )
     assert legend in text
     assert "CR (complete response)" not in text
+
+
+# --- samples, lower bounds and the chance --------------------------------------
+
+
+def pooled_series() -> ReportData:
+    """Two 7.5 mL tubes drawn together (4 and 6 cells) and a rejected tube beside them."""
+    before = draw(date(2025, 9, 3), 2)
+    tubes = [draw(date(2025, 10, 1), 4), draw(date(2025, 10, 1), 6)]
+    rejected = draw(date(2025, 10, 1), status="rejected")
+    draws = [before, *tubes, rejected]
+    accessions = {d.id: f"CS25-2{i}" for i, d in enumerate(draws) if d.id}
+    return report_data(draws, accessions=accessions)
+
+
+def test_tubes_drawn_together_are_one_sample_shown_once() -> None:
+    text = text_of(report_pdf(pooled_series()))
+
+    # 10 cells in 15 mL: 5 per 7.5 mL, its interval and chance those of the sample.
+    row = (
+        "2025-10-01 09:30 CS25-21 CS25-22 4 in 7.5 mL 6 in 7.5 mL 2 tubes pooled 5 2.40–9.20 "
+        "unfavourable conversion to unfavourable (review) chance that the true count is at or "
+        "above the cut-off: about 52%"
+    )
+    assert text.count(row) == 1
+    assert text.count("4 in 7.5 mL") == 1 and text.count("6 in 7.5 mL") == 1
+    assert "Draws: 4 tubes recorded, 2 evaluable samples (1 of them pooled" in text
+    assert "Latest evaluable count: 5 CTC/7.5 mL (2 tubes pooled) on 2025-10-01" in text
+
+
+def test_a_rejected_tube_beside_a_sample_refers_to_it_and_has_no_flag() -> None:
+    data = pooled_series()
+
+    text = text_of(report_pdf(data))
+
+    assert "2025-10-01 09:30 CS25-23 rejected — — — with the sample of 09:30" in text
+    assert "not evaluable (review)" not in text
+    assert "not_evaluable" not in shown_codes(data)
+
+
+def censored_series() -> ReportData:
+    return report_data([draw(date(2025, 9, 3), 2), draw(date(2025, 10, 1), 1000, more_than=True)])
+
+
+def test_a_count_reported_as_more_than_prints_as_a_lower_bound() -> None:
+    text = text_of(report_pdf(censored_series()))
+
+    assert (
+        "Latest evaluable count: > 1000 CTC/7.5 mL on 2025-10-01, unfavourable; "
+        "95% interval at least 939." in text
+    )
+    row = "2025-10-01 09:30 — > 1,000 in 7.5 mL > 1000 at least 939 unfavourable"
+    assert row + " conversion to unfavourable (high)" in text
+    assert "More than a number: a count reported as more than a number" in text
+    # Always unfavourable and certain: no chance is shown for it.
+    assert "about 100%" not in text
+
+
+def test_a_sample_near_the_cut_off_gets_a_review_flag_and_its_chance() -> None:
+    data = report_data([draw(date(2025, 9, 3), 1), draw(date(2025, 10, 1), 5)])
+
+    text = text_of(report_pdf(data))
+
+    row = between(text, "2025-10-01 09:30", "Treatment cycles")
+    assert "conversion to unfavourable (review)" in row
+    assert "chance that the true count is at or above the cut-off: about 53%" in row
+    assert "not acknowledged" in row
+    assert "The chance: near the cut-off" in text
+
+
+def test_the_chance_is_shown_only_where_it_is_worth_showing(breast_pdf: bytes) -> None:
+    text = text_of(breast_pdf)
+
+    # 3 cells (19%) and 4 cells (35%) are near the cut-off; 9 cells (95.3%) is clear.
+    assert "about 19%" in between(text, "2025-03-20 09:30", "2025-04-10 09:30")
+    assert "about 35%" in between(text, "2025-08-21 09:30", "2025-09-11 09:30")
+    assert "chance" not in between(text, "2025-06-12 09:30", "ENTERED IN ERROR")
+    assert "chance" not in between(text, "2025-04-10 09:30", "2025-05-01 09:30")  # 1 cell: 2%
 
 
 # --- how to read it -----------------------------------------------------------
@@ -665,7 +872,7 @@ def test_it_explains_each_flag_shown_and_no_other(breast: ReportData, breast_pdf
     shown = shown_codes(breast)
 
     assert shown == {
-        "unfavourable",
+        "baseline_unfavourable",
         "conversion_to_unfavourable",
         "persistent_unfavourable",
         "conversion_to_favourable",
@@ -729,11 +936,13 @@ def test_a_patient_with_no_draws_gets_a_valid_report_that_says_so() -> None:
     assert "No CTC draws recorded." in pages[0]
     assert "No CTC draws recorded." in pages[1]
     text = text_of(pdf)
-    assert "C1 2025-11-03 2025-11-03 given" in text
-    # Its upcoming cycles have no pre-cycle draw: the one flag shown, and explained.
-    assert "C2 2025-11-24 — planned missing pre-cycle draw" in text
+    # C1 was given with no pre-cycle result; C2's window is open, C3's not yet.
+    assert "C1 2025-11-03 2025-11-03 given given with no pre-cycle result" in text
+    assert "C2 2025-11-24 — planned Draw due: no CTC result yet" in text
+    assert "C3 2025-12-15 — planned Nothing due yet" in text
+    # The one flag shown (C1's missing draw) is explained, and no other.
     assert flat(flag_explanation("missing_pre_cycle_draw", no_draws())) in text
-    assert flat(flag_explanation("unfavourable", no_draws())) not in text
+    assert flat(flag_explanation("baseline_unfavourable", no_draws())) not in text
 
 
 def test_a_naive_generation_time_is_refused(breast: ReportData) -> None:
