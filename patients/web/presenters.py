@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString, mark_safe
 from patients import rules, wording
 from patients.assessment import PatientSeries, ResultItem, WorklistItem
 from patients.models import Acknowledgement, CTCDraw, Patient, TreatmentCycle
-from patients.reports.sparkline import sparkline_svg
+from patients.reports.sparkline import assessed_sparkline_svg
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,6 @@ def _worklist_row(item: WorklistItem) -> WorklistRow:
     series = item.series
     latest = item.latest_draw
     found = item.assessment
-    rates = [a.rate_per_7_5_ml for a in series.assessments]
     severity = str(found.severity or "none")
     if found.severity is None and found.state is rules.PreCycleState.DRAW_DUE:
         severity = "draw_due"
@@ -163,7 +162,7 @@ def _worklist_row(item: WorklistItem) -> WorklistRow:
         flags=found.flags,
         latest=draw_row(latest, series.by_draw_id.get(latest.pk)) if latest else None,
         # Our own SVG built from numbers only (no user text): safe to inline.
-        sparkline=mark_safe(sparkline_svg(rates, series.cutoff).decode()),  # noqa: S308
+        sparkline=mark_safe(assessed_sparkline_svg(series.assessments, series.cutoff).decode()),  # noqa: S308
         acknowledgements=item.acknowledgements,
         state=found.state.value,
         state_text=rules.state_message(found, series.assessments),
