@@ -24,7 +24,8 @@ from typing import Any
 from django.apps import apps as django_apps
 from django.apps.registry import Apps
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import CharField, F, QuerySet, Value
 from django.utils import timezone
 
 from patients import rules
@@ -37,6 +38,7 @@ DRAW_FIELDS = (
     "blood_volume_ml",
     "status",
     "ctc_count",
+    "count_qualifier",
     "entered_in_error",
 )
 LINE_FIELDS = ("id", "patient_id", "line_number", "start_date", "contains_doxorubicin", "regimen")
@@ -46,6 +48,7 @@ CYCLE_FIELDS = (
     "therapy_line_id",
     "number",
     "scheduled_date",
+    "first_scheduled_date",
     "given_date",
     "status",
     "review_rank",
@@ -67,10 +70,37 @@ INSTANCES = Shape(
     cycles=lambda q: q.select_related("therapy_line"),
 )
 VALUES = Shape(
-    draws=lambda q: q.filter(entered_in_error=False).values_list(*DRAW_FIELDS, named=True),
+    draws=lambda q: _values(q.filter(entered_in_error=False), DRAW_FIELDS),
     lines=lambda q: q.values_list(*LINE_FIELDS, named=True),
-    cycles=lambda q: q.values_list(*CYCLE_FIELDS, named=True),
+    cycles=lambda q: _values(q, CYCLE_FIELDS),
 )
+
+
+# A migration that ranks cycles (0007) runs today's code on its own historical models,
+# which predate the fields added since: their rows read as migration 0008 filled the
+# rows already stored (an exact count; day 1 as first planned = day 1).
+_PREDATED_FIELDS = {
+    "count_qualifier": Value("", output_field=CharField()),
+    "first_scheduled_date": F("scheduled_date"),
+}
+
+
+def _values(query: QuerySet[Any], names: tuple[str, ...]) -> Iterable[Any]:
+    missing = {
+        name: stands_in
+        for name, stands_in in _PREDATED_FIELDS.items()
+        if name in names and not _has_field(query.model, name)
+    }
+    rows: Iterable[Any] = query.annotate(**missing).values_list(*names, named=True)
+    return rows
+
+
+def _has_field(model: Any, name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 # --- rows to the rules' inputs, by name ------------------------------------------------
@@ -91,6 +121,7 @@ def draw_in(draw: Any, tz: tzinfo | None = None) -> rules.DrawIn:
         blood_volume_ml=draw.blood_volume_ml,
         status=draw.status,
         ctc_count=draw.ctc_count,
+        count_qualifier=draw.count_qualifier,
     )
 
 
@@ -110,6 +141,7 @@ def cycle_in(cycle: Any) -> rules.CycleIn:
         line_id=cycle.therapy_line_id,
         number=cycle.number,
         scheduled_date=cycle.scheduled_date,
+        first_scheduled_date=cycle.first_scheduled_date,
         given_date=cycle.given_date,
         status=cycle.status,
     )

@@ -78,6 +78,7 @@ def _bulk_create_draws(
             blood_volume_ml=row.blood_volume_ml,
             status=row.status,
             ctc_count=row.ctc_count,
+            count_qualifier=row.count_qualifier,
             accession=row.accession,
             comment=row.comment,
             entered_by=entered_by,
@@ -101,6 +102,7 @@ COPY_DRAW_COLUMNS = (
     "blood_volume_ml",
     "status",
     "ctc_count",
+    "count_qualifier",
     "accession",
     "comment",
     "entered_by_id",
@@ -135,8 +137,8 @@ def _copy_draws(
         count = r"\N" if row.ctc_count is None else str(row.ctc_count)
         line = (
             f"{pk}\t1\t{patients[row.mrn].pk}\t{row.drawn_at.isoformat()}\t"
-            f"{row.blood_volume_ml}\t{row.status}\t{count}\t{_copy_text(row.accession)}\t"
-            f"{_copy_text(row.comment)}\t{by.pk}\t{now}\tf\t"
+            f"{row.blood_volume_ml}\t{row.status}\t{count}\t{row.count_qualifier}\t"
+            f"{_copy_text(row.accession)}\t{_copy_text(row.comment)}\t{by.pk}\t{now}\tf\t"
         )
         draws.write(line + "\n")
         history.write(line + history_tail)
