@@ -15,6 +15,8 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
 NONE_DETECTED = "none detected"
+# A count's qualifier: "" an exact count, ">" a lower bound (a censored count, ">1000").
+MORE_THAN = ">"
 
 
 # --- rates per 7.5 mL ----------------------------------------------------------------
@@ -31,13 +33,23 @@ def format_rate(rate: float) -> str:
     return str(Decimal(repr(rate)).quantize(Decimal("0.1"), rounding=ROUND_FLOOR))
 
 
-def short_rate(rate: float) -> str:
-    """A rate per 7.5 mL where the unit is said already (a table column): 0 is "none detected"."""
+def short_rate(rate: float, *, qualifier: str = "") -> str:
+    """A rate per 7.5 mL where the unit is said already (a table column): 0 is "none detected".
+
+    A lower bound (`qualifier` ">") reads "> 1000".
+    """
+    if qualifier:
+        return f"{qualifier} {format_rate(rate)}"
     return NONE_DETECTED if rate == 0 else format_rate(rate)
 
 
-def count_phrase(rate: float) -> str:
-    """A rate per 7.5 mL in words: 0 reads "none detected in 7.5 mL"."""
+def count_phrase(rate: float, *, qualifier: str = "") -> str:
+    """A rate per 7.5 mL in words: 0 reads "none detected in 7.5 mL".
+
+    A lower bound (`qualifier` ">", the rate of the bound) reads "> 1000 CTC/7.5 mL".
+    """
+    if qualifier:
+        return f"{qualifier} {format_rate(rate)} CTC/7.5 mL"
     if rate == 0:
         return f"{NONE_DETECTED} in 7.5 mL"
     return f"{format_rate(rate)} CTC/7.5 mL"
@@ -53,19 +65,22 @@ def volume_text(volume: Decimal | float) -> str:
     return format(value.normalize(), "f")
 
 
-def counted_in_volume(count: int, volume: Decimal | float) -> str:
+def counted_in_volume(count: int, volume: Decimal | float, *, qualifier: str = "") -> str:
     """A count as the lab measured it, in a sentence: "9 CTC counted in 5 mL".
 
-    0 reads "none detected in 4 mL".
+    0 reads "none detected in 4 mL"; a lower bound "more than 1000 CTC counted in 10 mL".
     """
+    if qualifier == MORE_THAN:
+        return f"more than {count} CTC counted in {volume_text(volume)} mL"
     if count == 0:
         return f"{NONE_DETECTED} in {volume_text(volume)} mL"
     return f"{count} CTC counted in {volume_text(volume)} mL"
 
 
-def count_in_volume(count: int, volume: Decimal | float) -> str:
-    """A count as the lab measured it, in a table cell: "1,234 in 4.25 mL"."""
-    return f"{count:,} in {volume_text(volume)} mL"
+def count_in_volume(count: int, volume: Decimal | float, *, qualifier: str = "") -> str:
+    """A count as the lab measured it, in a table cell: "1,234 in 4.25 mL", "> 1,000 in 7.5 mL"."""
+    bound = f"{qualifier} " if qualifier else ""
+    return f"{bound}{count:,} in {volume_text(volume)} mL"
 
 
 # --- 95% intervals -------------------------------------------------------------------

@@ -23,7 +23,8 @@ def chart_text_alternative(data: ChartData) -> str:
         sentence = f"No evaluable CTC count yet: {counted}."
     else:
         latest = evaluable[-1]
-        rate, on = wording.count_phrase(rate_of(latest)), wording.date_text(latest.draw.drawn_on)
+        rate = wording.count_phrase(rate_of(latest), qualifier=latest.draw.count_qualifier)
+        on = wording.date_text(latest.draw.drawn_on)
         sentence = (
             f"Latest CTC count {rate} on {on}, "
             f"{_category_text(latest, data)}{_trend_text(evaluable)}; {counted}."
@@ -53,5 +54,6 @@ def _trend_text(evaluable: Sequence[rules.DrawAssessment]) -> str:
     previous, latest = evaluable[-2], evaluable[-1]
     change = rate_of(latest) - rate_of(previous)
     direction = "up from" if change > 0 else "down from" if change < 0 else "unchanged from"
-    rate, on = wording.count_phrase(rate_of(previous)), wording.date_text(previous.draw.drawn_on)
+    rate = wording.count_phrase(rate_of(previous), qualifier=previous.draw.count_qualifier)
+    on = wording.date_text(previous.draw.drawn_on)
     return f", {direction} {rate} on {on}"

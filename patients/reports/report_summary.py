@@ -200,7 +200,7 @@ def _latest_text(data: ReportData) -> str:
     latest = evaluable[-1]
     category = latest.category.value if latest.category else "not classified (no cut-off)"
     interval = f"; 95% interval {wording.interval_text(latest.ci95)}" if latest.ci95 else ""
-    rate = wording.count_phrase(rate_of(latest))
+    rate = wording.count_phrase(rate_of(latest), qualifier=latest.draw.count_qualifier)
     return f"{rate} on {wording.date_text(latest.draw.drawn_on)}, {category}{interval}."
 
 

@@ -104,7 +104,9 @@ def _assessed_row(doc: ReportDocument, a: rules.DrawAssessment) -> list[Cell]:
 def _result_text(draw: rules.DrawIn) -> str:
     if draw.status != rules.DrawStatus.RESULTED or draw.ctc_count is None:
         return draw.status
-    return wording.count_in_volume(draw.ctc_count, draw.blood_volume_ml)
+    return wording.count_in_volume(
+        draw.ctc_count, draw.blood_volume_ml, qualifier=draw.count_qualifier
+    )
 
 
 def _accession_text(doc: ReportDocument, draw_id: int | None) -> str:
@@ -143,7 +145,7 @@ def _local_time_text(doc: ReportDocument, moment: datetime) -> str:
 def _rate_text(a: rules.DrawAssessment) -> str:
     if not a.evaluable:
         return DASH
-    return wording.short_rate(rate_of(a))
+    return wording.short_rate(rate_of(a), qualifier=a.draw.count_qualifier)
 
 
 def _category_text(a: rules.DrawAssessment) -> str:

@@ -52,9 +52,10 @@ class PatientRow:
     cutoff: int | None
 
 
-def rate_text(rate: float | None) -> str:
-    """'none detected in 7.5 mL', '7 CTC/7.5 mL', '1.5 CTC/7.5 mL', or '' when not evaluable."""
-    return "" if rate is None else wording.count_phrase(rate)
+def rate_text(rate: float | None, qualifier: str = "") -> str:
+    """'none detected in 7.5 mL', '7 CTC/7.5 mL', '> 1000 CTC/7.5 mL' (a lower bound), or ''
+    when not evaluable."""
+    return "" if rate is None else wording.count_phrase(rate, qualifier=qualifier)
 
 
 def ci_text(ci95: tuple[float, float] | None) -> str:
@@ -69,7 +70,7 @@ def draw_row(draw: CTCDraw, found: rules.DrawAssessment | None) -> DrawRow:
     return DrawRow(
         draw=draw,
         found=found,
-        rate_text=rate_text(found.rate_per_7_5_ml),
+        rate_text=rate_text(found.rate_per_7_5_ml, draw.count_qualifier),
         ci_text=ci_text(found.ci95),
         category=str(found.category or ""),
         volume_text=volume,
@@ -112,7 +113,7 @@ def patient_summary(patient: Patient, cutoffs: Mapping[str, int]) -> PatientRow:
     return PatientRow(
         patient=patient,
         category=str(category),
-        rate_text=rate_text(rate),
+        rate_text=rate_text(rate, patient.latest_qualifier or ""),  # type: ignore[attr-defined]
         latest_drawn_at=patient.latest_drawn_at,  # type: ignore[attr-defined]
         next_cycle_on=patient.next_cycle_on,  # type: ignore[attr-defined]
         next_cycle_number=patient.next_cycle_number,  # type: ignore[attr-defined]

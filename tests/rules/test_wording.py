@@ -115,3 +115,21 @@ def test_dates_and_times_read_as_iso_to_the_minute() -> None:
     assert wording.date_text(date(2025, 3, 7)) == "2025-03-07"
     moment = datetime(2025, 7, 1, 13, 5, 59, tzinfo=UTC).astimezone(ZoneInfo("Europe/London"))
     assert wording.time_text(moment) == "2025-07-01 14:05"
+
+
+def test_a_lower_bound_reads_more_than_in_every_form() -> None:
+    assert wording.count_phrase(1000.0, qualifier=">") == "> 1000 CTC/7.5 mL"
+    assert wording.count_phrase(5.25, qualifier=">") == "> 5.2 CTC/7.5 mL"  # never above it
+    assert wording.short_rate(1000.0, qualifier=">") == "> 1000"
+    assert wording.count_in_volume(1000, Decimal("7.5"), qualifier=">") == "> 1,000 in 7.5 mL"
+    assert (
+        wording.counted_in_volume(1000, Decimal("10.0"), qualifier=">")
+        == "more than 1000 CTC counted in 10 mL"
+    )
+
+
+def test_an_exact_count_reads_as_before_with_an_empty_qualifier() -> None:
+    assert wording.count_phrase(0, qualifier="") == "none detected in 7.5 mL"
+    assert wording.short_rate(0, qualifier="") == "none detected"
+    assert wording.count_in_volume(14, Decimal("7.5"), qualifier="") == "14 in 7.5 mL"
+    assert wording.counted_in_volume(0, Decimal("4"), qualifier="") == "none detected in 4 mL"
