@@ -180,7 +180,15 @@ class TreatmentCycleAdmin(ClinicalAdmin):
 
 @admin.register(CTCDraw)
 class CTCDrawAdmin(ClinicalAdmin):
-    list_display = ["patient", "drawn_at", "status", "ctc_count", "blood_volume_ml", "accession"]
+    list_display = [
+        "patient",
+        "drawn_at",
+        "status",
+        "count_qualifier",
+        "ctc_count",
+        "blood_volume_ml",
+        "accession",
+    ]
     list_filter = ["status"]
     list_select_related = ["patient"]
     search_fields = ["patient__mrn", "accession"]

@@ -9,6 +9,7 @@ clinical row is never cascaded away.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -21,13 +22,25 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from patients import rules
+from patients import rules, wording
 from patients.rules import STANDARD_VOLUME_ML  # defined once, in the rules; imported from here too
 
 # Plain values, in order, as the worklist's partial index condition holds them:
 # a migration that writes the condition out then names no enum of the rules.
 _UPCOMING = tuple(status.value for status in rules.UPCOMING_CYCLE_STATUSES)
-MAX_VOLUME_ML = Decimal("50")
+
+# The blood volume a tube may be entered with (spec section 2): a CellSave tube holds
+# 10 mL, of which 7.5 mL is analysed. The one definition of the range: the model's
+# validators, the CSV import and the draw form all read it from here.
+MIN_ENTRY_VOLUME_ML = Decimal("1.0")
+MAX_ENTRY_VOLUME_ML = Decimal("10.0")
+VOLUME_OUT_OF_RANGE = (
+    f"The blood volume must be from {MIN_ENTRY_VOLUME_ML} to {MAX_ENTRY_VOLUME_ML} mL "
+    "(a CellSave tube holds 10 mL)."
+)
+# What the database accepts: wider, because rows stored before version 2 of the rules
+# (0.01 to 50 mL) are kept as they were. Entry is held to the range above.
+MAX_STORED_VOLUME_ML = Decimal("50")
 MAX_CTC_COUNT = 1_000_000
 
 
@@ -63,6 +76,13 @@ class DrawStatus(models.TextChoices):
     FAILED = rules.DrawStatus.FAILED.value, "Failed (not evaluable)"
     PENDING = rules.DrawStatus.PENDING.value, "Pending"
     CANCELLED = rules.DrawStatus.CANCELLED.value, "Cancelled"
+
+
+class CountQualifier(models.TextChoices):
+    """Whether a resulted count is exact or a lower bound (a censored count, spec section 2)."""
+
+    EXACT = "", "exact"
+    MORE_THAN = ">", "more than"
 
 
 class Modality(models.TextChoices):
@@ -112,6 +132,7 @@ class PatientQuerySet(models.QuerySet["Patient"]):
         )
         return self.annotate(
             latest_count=Subquery(latest.values("ctc_count")[:1]),
+            latest_qualifier=Subquery(latest.values("count_qualifier")[:1]),
             latest_volume=Subquery(latest.values("blood_volume_ml")[:1]),
             latest_drawn_at=Subquery(latest.values("drawn_at")[:1]),
             next_cycle_on=Subquery(upcoming.values("scheduled_date")[:1]),
@@ -268,6 +289,10 @@ class TreatmentCycle(Versioned):
         ]
     )
     scheduled_date = models.DateField("day 1")
+    # Day 1 as first planned (spec section 4): set on creation, kept when the cycle is
+    # delayed (and by the later cycles a delay moves along), moved with `scheduled_date`
+    # only when a planned cycle's date is corrected. Written by the services alone.
+    first_scheduled_date = models.DateField("day 1 as first planned", editable=False)
     given_date = models.DateField(null=True, blank=True)
     status = models.CharField(
         max_length=10, choices=CycleStatus.choices, default=CycleStatus.PLANNED
@@ -355,8 +380,8 @@ class CTCDraw(Versioned):
         decimal_places=2,
         default=STANDARD_VOLUME_ML,
         validators=[
-            MinValueValidator(Decimal("0.01"), "The blood volume must be more than 0 mL."),
-            MaxValueValidator(MAX_VOLUME_ML, "The blood volume must be at most 50 mL."),
+            MinValueValidator(MIN_ENTRY_VOLUME_ML, VOLUME_OUT_OF_RANGE),
+            MaxValueValidator(MAX_ENTRY_VOLUME_ML, VOLUME_OUT_OF_RANGE),
         ],
     )
     status = models.CharField(
@@ -371,6 +396,11 @@ class CTCDraw(Versioned):
             # CellSearch reports up to tens of thousands; beyond this is a typing error.
             MaxValueValidator(MAX_CTC_COUNT, "A count above 1,000,000 cells is not plausible."),
         ],
+    )
+    # ">" when the lab reported only a lower bound (">1000", "too numerous to count"):
+    # `ctc_count` then holds the bound.
+    count_qualifier = models.CharField(
+        max_length=1, blank=True, default=CountQualifier.EXACT, choices=CountQualifier.choices
     )
     accession = models.CharField(max_length=64, blank=True)
     comment = models.TextField(blank=True)
@@ -417,11 +447,19 @@ class CTCDraw(Versioned):
             ),
             models.CheckConstraint(condition=Q(ctc_count__gte=0), name="draw_count_not_negative"),
             models.CheckConstraint(
+                condition=Q(count_qualifier__in=CountQualifier.values),
+                name="draw_count_qualifier_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(count_qualifier=CountQualifier.EXACT) | Q(status=DrawStatus.RESULTED),
+                name="draw_count_qualifier_only_when_resulted",
+            ),
+            models.CheckConstraint(
                 condition=Q(entered_in_error=False) | ~Q(error_reason=""),
                 name="draw_error_needs_reason",
             ),
             models.CheckConstraint(
-                condition=Q(blood_volume_ml__gt=0) & Q(blood_volume_ml__lte=MAX_VOLUME_ML),
+                condition=Q(blood_volume_ml__gt=0) & Q(blood_volume_ml__lte=MAX_STORED_VOLUME_ML),
                 name="draw_volume_range",
             ),
         ]
@@ -439,7 +477,8 @@ class CTCDraw(Versioned):
     def __str__(self) -> str:
         when = timezone.localtime(self.drawn_at).strftime("%Y-%m-%d %H:%M")
         if self.status == DrawStatus.RESULTED:
-            return f"{self.ctc_count} CTC in {self.blood_volume_ml} mL on {when}"
+            count = f"{self.count_qualifier} {self.ctc_count}".lstrip()
+            return f"{count} CTC in {self.blood_volume_ml} mL on {when}"
         return f"{self.get_status_display()} draw on {when}"
 
     def clean(self) -> None:
@@ -453,6 +492,38 @@ class CTCDraw(Versioned):
             raise ValidationError(
                 {"ctc_count": f"A {self.status} draw has no count; leave the count empty."}
             )
+        if self.status != DrawStatus.RESULTED and self.count_qualifier:
+            raise ValidationError(
+                {
+                    "count_qualifier": f"A {self.status} draw has no count, so no "
+                    "'more than' either; leave it unset."
+                }
+            )
+
+
+def censored_bound_error(bound: int, volume_ml: Decimal, cancer_type: str) -> str | None:
+    """Why "more than `bound` cells in `volume_ml` mL" cannot be stored for this cancer type.
+
+    A censored count is always unfavourable (spec section 2), which is only true
+    when its bound, scaled to 7.5 mL on the tube's own volume, is at or above the
+    cut-off (inclusive): `bound * 7.5 / volume >= cutoff`, in exact decimals. A
+    cancer type with no cut-off classifies nothing, so any bound is kept. None
+    when the bound can be stored (or the volume is no volume: refused elsewhere).
+    """
+    cutoff = rules.cutoff_for(cancer_type, settings.CTC_CUTOFFS)
+    volume = Decimal(volume_ml)
+    if cutoff is None or not volume.is_finite() or volume <= 0:
+        return None
+    rate = Decimal(bound) * STANDARD_VOLUME_ML / volume
+    if rate >= cutoff:
+        return None
+    least = math.ceil(cutoff * volume / STANDARD_VOLUME_ML)
+    return (
+        "A lower bound below the cut-off cannot be classified: more than "
+        f"{bound} cells in {wording.volume_text(volume)} mL is more than "
+        f"{wording.format_rate(float(rate))} CTC per 7.5 mL, below the {cancer_type} cut-off "
+        f"of {cutoff}. Enter the exact count, or a bound of at least {least} cells."
+    )
 
 
 class ImagingAssessment(models.Model):

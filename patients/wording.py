@@ -15,8 +15,6 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
 NONE_DETECTED = "none detected"
-
-
 # --- rates per 7.5 mL ----------------------------------------------------------------
 
 
@@ -60,19 +58,22 @@ def volume_text(volume: Decimal | float) -> str:
     return format(value.normalize(), "f")
 
 
-def counted_in_volume(count: int, volume: Decimal | float) -> str:
+def counted_in_volume(count: int, volume: Decimal | float, *, censored: bool = False) -> str:
     """A count as the lab measured it, in a sentence: "9 CTC counted in 5 mL".
 
-    0 reads "none detected in 4 mL".
+    0 reads "none detected in 4 mL"; a lower bound "more than 1000 CTC counted in 10 mL".
     """
+    if censored:
+        return f"more than {count} CTC counted in {volume_text(volume)} mL"
     if count == 0:
         return f"{NONE_DETECTED} in {volume_text(volume)} mL"
     return f"{count} CTC counted in {volume_text(volume)} mL"
 
 
-def count_in_volume(count: int, volume: Decimal | float) -> str:
-    """A count as the lab measured it, in a table cell: "1,234 in 4.25 mL"."""
-    return f"{count:,} in {volume_text(volume)} mL"
+def count_in_volume(count: int, volume: Decimal | float, *, censored: bool = False) -> str:
+    """A count as the lab measured it, in a table cell: "1,234 in 4.25 mL", "> 1,000 in 7.5 mL"."""
+    bound = "> " if censored else ""
+    return f"{bound}{count:,} in {volume_text(volume)} mL"
 
 
 # --- 95% intervals -------------------------------------------------------------------

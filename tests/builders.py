@@ -174,13 +174,15 @@ def draw(
     drawn_at: datetime | date,
     ctc_count: int | None | _Default = _Default.COUNT,
     status: str = DrawStatus.RESULTED,
+    count_qualifier: str = "",
     blood_volume_ml: Decimal = STANDARD_VOLUME_ML,
     accession: str = "",
     comment: str = "",
     now: datetime | None = None,
 ) -> CTCDraw:
     """A recorded draw. A plain date means 09:00 UTC that day; the count is 3 for a
-    resulted draw and none for any other status unless given."""
+    resulted draw and none for any other status unless given (`count_qualifier` ">"
+    makes it a lower bound)."""
     if not isinstance(drawn_at, datetime):
         drawn_at = datetime(drawn_at.year, drawn_at.month, drawn_at.day, 9, tzinfo=UTC)
     if ctc_count is _Default.COUNT:
@@ -191,6 +193,7 @@ def draw(
         drawn_at=drawn_at,
         status=status,
         ctc_count=ctc_count,
+        count_qualifier=count_qualifier,
         blood_volume_ml=blood_volume_ml,
         accession=accession,
         comment=comment,

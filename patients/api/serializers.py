@@ -23,6 +23,7 @@ from patients.assessment import PatientSeries, series_for
 from patients.messages import ERROR_REASON_REQUIRED, NOTE_REQUIRED
 from patients.models import (
     Acknowledgement,
+    CountQualifier,
     CTCDraw,
     ImagingAssessment,
     Patient,
@@ -123,6 +124,11 @@ class ClinicalSerializer(serializers.ModelSerializer):
         return []  # uniqueness (with clinical wording) is checked by the services
 
 
+COUNT_QUALIFIER_CHOICE = (
+    'Use ">" when ctc_count is a lower bound (the lab reported more than that many cells, '
+    'such as >1000), or "" for an exact count.'
+)
+
 # One message for every refusal, never quoting the id: the API must not tell a
 # caller which user ids exist, nor which role or state a user is in.
 NOT_AN_ONCOLOGIST = "Choose an active oncologist."
@@ -206,6 +212,7 @@ class CycleSerializer(ClinicalSerializer):
             "therapy_line",
             "number",
             "scheduled_date",
+            "first_scheduled_date",  # read only: set and kept by the services
             "given_date",
             "status",
             "status_reason",
@@ -273,6 +280,13 @@ class DrawSerializer(ClinicalSerializer):
     drawn_at = AwareDateTimeField()
     blood_volume_ml = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
     ctc_count = serializers.IntegerField(required=False, allow_null=True)
+    # ">" with `ctc_count` as the bound: a censored count such as ">1000".
+    count_qualifier = serializers.ChoiceField(
+        choices=CountQualifier.choices,
+        required=False,
+        allow_blank=True,
+        error_messages={"invalid_choice": COUNT_QUALIFIER_CHOICE},
+    )
     accession = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, max_length=64
     )
@@ -297,6 +311,7 @@ class DrawSerializer(ClinicalSerializer):
             "blood_volume_ml",
             "status",
             "ctc_count",
+            "count_qualifier",
             "accession",
             "comment",
             "entered_by",

@@ -38,6 +38,7 @@ DRAW_FIELDS = (
     "blood_volume_ml",
     "status",
     "ctc_count",
+    "count_qualifier",
     "entered_in_error",
     "review_rank",
     "review_acknowledged",
@@ -49,6 +50,7 @@ CYCLE_FIELDS = (
     "therapy_line_id",
     "number",
     "scheduled_date",
+    "first_scheduled_date",
     "given_date",
     "status",
     "rank_before_window",
@@ -110,6 +112,7 @@ def draw_in(draw: Any, tz: tzinfo | None = None) -> rules.DrawIn:
         blood_volume_ml=draw.blood_volume_ml,
         status=draw.status,
         ctc_count=draw.ctc_count,
+        count_qualifier=draw.count_qualifier,
     )
 
 
@@ -141,6 +144,7 @@ def cycle_in(cycle: Any) -> rules.CycleIn:
         line_id=cycle.therapy_line_id,
         number=cycle.number,
         scheduled_date=cycle.scheduled_date,
+        first_scheduled_date=cycle.first_scheduled_date,
         given_date=cycle.given_date,
         status=cycle.status,
     )

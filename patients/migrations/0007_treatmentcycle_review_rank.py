@@ -6,8 +6,8 @@ from django.db import migrations, models
 def rank_every_cycle(apps, schema_editor):
     """Nothing now: the rank this added was replaced by the version 2 ranks.
 
-    It ran today's rules code, which reads the columns of later migrations; the
-    migration that adds those ranks every cycle and result instead.
+    It ran today's rules code, which reads the columns of later migrations; 0010,
+    which adds the version 2 ranks, ranks every cycle and result instead.
     """
 
 

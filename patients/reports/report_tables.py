@@ -124,8 +124,11 @@ def _result_cell(tubes: Sequence[rules.DrawIn]) -> Cell:
 def _tube_result_text(draw: rules.DrawIn) -> str:
     if draw.status != rules.DrawStatus.RESULTED or draw.ctc_count is None:
         return draw.status
-    counted = wording.count_in_volume(draw.ctc_count, draw.blood_volume_ml)
-    return f"> {counted}" if draw.count_qualifier == rules.Qualifier.MORE_THAN else counted
+    return wording.count_in_volume(
+        draw.ctc_count,
+        draw.blood_volume_ml,
+        censored=draw.count_qualifier == rules.Qualifier.MORE_THAN,
+    )
 
 
 def _accession_text(doc: ReportDocument, draw_id: int | None) -> str:

@@ -79,6 +79,7 @@ def _bulk_create_draws(
             blood_volume_ml=row.blood_volume_ml,
             status=row.status,
             ctc_count=row.ctc_count,
+            count_qualifier=row.count_qualifier,
             accession=row.accession,
             comment=row.comment,
             entered_by=entered_by,
@@ -103,6 +104,7 @@ COPY_DRAW_COLUMNS = (
     "blood_volume_ml",
     "status",
     "ctc_count",
+    "count_qualifier",
     "accession",
     "comment",
     "entered_by_id",
@@ -111,7 +113,7 @@ COPY_DRAW_COLUMNS = (
     "error_reason",
     "resulted_at",
 )
-# Derived columns the history does not keep: none yet (the ranks are refreshed after).
+# Derived columns the history does not keep, written empty: the ranks are refreshed after.
 COPY_DRAW_ONLY_COLUMNS = ("review_rank", "review_acknowledged", "escalated_at")
 COPY_HISTORY_COLUMNS = (
     *COPY_DRAW_COLUMNS,
@@ -141,8 +143,8 @@ def _copy_draws(
         resulted = now if row.status == DrawStatus.RESULTED else r"\N"
         line = (
             f"{pk}\t1\t{patients[row.mrn].pk}\t{row.drawn_at.isoformat()}\t"
-            f"{row.blood_volume_ml}\t{row.status}\t{count}\t{_copy_text(row.accession)}\t"
-            f"{_copy_text(row.comment)}\t{by.pk}\t{now}\tf\t\t{resulted}"
+            f"{row.blood_volume_ml}\t{row.status}\t{count}\t{row.count_qualifier}\t"
+            f"{_copy_text(row.accession)}\t{_copy_text(row.comment)}\t{by.pk}\t{now}\tf\t\t{resulted}"
         )
         draws.write(line + "\t\\N\tf\t\\N\n")
         history.write(line + history_tail)

@@ -26,6 +26,7 @@ class DrawInput:
     blood_volume_ml: Decimal
     status: str  # a DrawStatus value
     ctc_count: int | None
+    count_qualifier: str  # "" exact, ">" `ctc_count` is a lower bound (a CountQualifier value)
     accession: str
     comment: str
 

@@ -59,7 +59,7 @@ def record_lab_results(
     """Store the CTC results of one lab message: every one of them, or none.
 
     Draws are matched by accession. A result already on record with the same
-    values (status, count, volume, draw time) changes nothing: labs resend. With
+    values (status, count and its qualifier, volume, draw time) changes nothing: labs resend. With
     other values it is refused unless the lab sent it as a correction; then the
     draw is updated and its history keeps the earlier values, with the reason
     "Corrected result from lab (<source>)". A correction whose accession is not
@@ -139,6 +139,7 @@ def _store_lab_result(
                 drawn_at=result.drawn_at,
                 status=result.status,
                 ctc_count=result.ctc_count,
+                count_qualifier=result.count_qualifier,
                 blood_volume_ml=result.blood_volume_ml,
                 accession=result.accession,
                 comment=result.comment,
@@ -178,6 +179,7 @@ def _lab_changes(draw: CTCDraw, result: LabResultInput, *, with_comment: bool) -
         "drawn_at": result.drawn_at,
         "status": result.status,
         "ctc_count": result.ctc_count,
+        "count_qualifier": result.count_qualifier,
         "blood_volume_ml": result.blood_volume_ml,
     }
     if with_comment and result.comment:

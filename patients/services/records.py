@@ -14,7 +14,7 @@ none at all raises `VersionRequired`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -39,6 +39,7 @@ from patients.messages import (
 from patients.models import (
     STANDARD_VOLUME_ML,
     Acknowledgement,
+    CountQualifier,
     CTCDraw,
     CycleStatus,
     DrawStatus,
@@ -47,9 +48,10 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
     Versioned,
+    censored_bound_error,
 )
 from patients.rules import NEEDS_REVIEW, Flag
-from patients.services.conflicts import ANY_VERSION, ConflictError, Version, VersionRequired
+from patients.services.conflicts import ConflictError, Version, VersionRequired
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -196,6 +198,7 @@ CYCLE_FIELDS = frozenset({"number", "scheduled_date", "given_date", "status", "s
 def plan_cycle(*, line: TherapyLine, by: Actor, **fields: Any) -> TreatmentCycle:
     _reject_unknown(fields, CYCLE_FIELDS)
     cycle = TreatmentCycle(therapy_line=line, **fields)
+    cycle.first_scheduled_date = cycle.scheduled_date  # day 1 as first planned
     _validate(cycle, _cycle_errors(cycle))
     _save(cycle, by=by, reason="Cycle planned")
     _touch(line.patient_id)
@@ -211,8 +214,27 @@ def update_cycle(
     version: Version = None,
     reason: str = "",
 ) -> TreatmentCycle:
+    """Change a cycle. Correcting the day 1 of a planned cycle that stays planned moves
+    its `first_scheduled_date` too (the date was wrong, not delayed); any other change
+    of day 1 (a delay) keeps it, so a draw taken for the original date still counts."""
     _reject_unknown(changes, CYCLE_FIELDS)
     cycle = _lock(cycle, version)
+    if _corrects_planned_date(cycle, changes):
+        cycle.first_scheduled_date = changes["scheduled_date"]
+    return _save_cycle_changes(cycle, by=by, changes=changes, reason=reason)
+
+
+def _corrects_planned_date(cycle: TreatmentCycle, changes: Mapping[str, Any]) -> bool:
+    """A planned cycle's day 1 changed with its status still planned (spec section 4)."""
+    planned = CycleStatus.PLANNED
+    stays_planned = cycle.status == planned and changes.get("status", planned) == planned
+    new_date = changes.get("scheduled_date", cycle.scheduled_date)
+    return stays_planned and new_date != cycle.scheduled_date
+
+
+def _save_cycle_changes(
+    cycle: TreatmentCycle, *, by: Actor, changes: Mapping[str, Any], reason: str
+) -> TreatmentCycle:
     _apply(cycle, changes)
     _validate(cycle, _cycle_errors(cycle))
     _save(cycle, by=by, reason=reason or cycle.status_reason)
@@ -252,12 +274,13 @@ def delay_cycle_and_following(
         version=version,
         reason=reason,
     )
+    # Moved along with the delay, under the lock taken above, and not corrections: each
+    # keeps its first planned day 1 (and with it its pre-cycle window's start).
     moved = [
-        update_cycle(
-            cycle=c,
+        _save_cycle_changes(
+            c,
             by=by,
             changes={"scheduled_date": c.scheduled_date + shift},
-            version=ANY_VERSION,  # moved along with the delay, under the lock taken above
             reason=f"Moved with cycle {cycle.number}: {reason}",
         )
         for c in later
@@ -286,7 +309,15 @@ def _cycle_errors(cycle: TreatmentCycle) -> Errors:
 # --- CTC draws ----------------------------------------------------------------
 
 DRAW_FIELDS = frozenset(
-    {"drawn_at", "blood_volume_ml", "status", "ctc_count", "accession", "comment"}
+    {
+        "drawn_at",
+        "blood_volume_ml",
+        "status",
+        "ctc_count",
+        "count_qualifier",
+        "accession",
+        "comment",
+    }
 )
 
 
@@ -321,16 +352,19 @@ def record_draw_and_assess(
     drawn_at: datetime,
     status: str = DrawStatus.RESULTED,
     ctc_count: int | None = None,
+    count_qualifier: str = CountQualifier.EXACT,
     blood_volume_ml: Decimal = STANDARD_VOLUME_ML,
     accession: str = "",
     comment: str = "",
     now: datetime | None = None,
 ) -> DrawSaved:
+    """Record a new draw. `count_qualifier` ">" makes `ctc_count` a lower bound."""
     draw = CTCDraw(
         patient=patient,
         drawn_at=drawn_at,
         status=status,
         ctc_count=ctc_count,
+        count_qualifier=count_qualifier,
         blood_volume_ml=blood_volume_ml,
         accession=(accession or "").strip(),
         comment=comment or "",
@@ -362,10 +396,11 @@ def update_draw_and_assess(
     if draw.entered_in_error:
         raise ValidationError({"non_field_errors": [DRAW_IN_ERROR]})
     was = draw.status
+    kept = _volume_kept(draw, changes)
     _apply(draw, changes)
     if "accession" in changes:
         draw.accession = (draw.accession or "").strip()
-    _validate(draw, _draw_errors(draw, now or timezone.now()))
+    _validate(draw, _draw_errors(draw, now or timezone.now()), kept=kept)
     _mark_resulted(draw, was=was)
     _save(draw, by=by, reason=reason)
     return DrawSaved(draw, _touch(draw.patient_id))
@@ -384,7 +419,7 @@ def mark_draw_entered_in_error(
         raise ValidationError({"non_field_errors": ["This draw is already marked in error."]})
     draw.entered_in_error = True
     draw.error_reason = reason
-    _validate(draw, {})
+    _validate(draw, {}, kept=_volume_kept(draw, {}))
     _save(draw, by=by, reason=f"Entered in error: {reason}")
     _touch(draw.patient_id)
     return draw
@@ -413,7 +448,30 @@ def _draw_errors(draw: CTCDraw, now: datetime) -> Errors:
         clash = CTCDraw.objects.filter(accession=draw.accession).exclude(pk=draw.pk)
         if clash.exists():
             errors["accession"] = [ACCESSION_TAKEN]
+    bound_error = _censored_bound_error(draw)
+    if bound_error:
+        errors["ctc_count"] = [bound_error]
     return errors
+
+
+def _censored_bound_error(draw: CTCDraw) -> str | None:
+    resulted = draw.status == DrawStatus.RESULTED and draw.ctc_count is not None
+    if draw.count_qualifier != CountQualifier.MORE_THAN or not resulted:
+        return None  # an exact count, or no count: the model's own checks say the rest
+    assert draw.ctc_count is not None  # resulted, above
+    return censored_bound_error(draw.ctc_count, draw.blood_volume_ml, draw.patient.cancer_type)
+
+
+def _volume_kept(draw: CTCDraw, changes: Mapping[str, Any]) -> frozenset[str]:
+    """`blood_volume_ml` when an edit leaves it as stored: it is not entered again.
+
+    Rows stored before version 2 of the rules may hold a volume outside today's
+    entry range (1.0 to 10.0 mL); correcting another field of such a row, or
+    marking it entered in error, must not be refused for a volume nobody typed.
+    """
+    volume = changes.get("blood_volume_ml", draw.blood_volume_ml)
+    same = volume is not None and Decimal(volume) == Decimal(draw.blood_volume_ml)
+    return frozenset({"blood_volume_ml"}) if same else frozenset()
 
 
 # --- imaging --------------------------------------------------------------------
@@ -558,15 +616,16 @@ def _apply(instance: models.Model, changes: Mapping[str, Any]) -> None:
         setattr(instance, field, value)
 
 
-def _validate(instance: models.Model, errors: Errors) -> None:
+def _validate(instance: models.Model, errors: Errors, *, kept: Collection[str] = ()) -> None:
     """Run the model's own validation and merge in the service's context errors.
 
     Fields the service already faulted are excluded from the model's checks so
-    each field gets one clear message.
+    each field gets one clear message; so are the `kept` fields, stored values an
+    edit leaves as they are (the database's constraints still hold them).
     """
     merged: Errors = {field: list(msgs) for field, msgs in errors.items()}
     try:
-        instance.full_clean(exclude=list(merged))
+        instance.full_clean(exclude=[*merged, *kept])
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             merged.setdefault(field, []).extend(messages)

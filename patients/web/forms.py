@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 from django.utils import timezone
 
 from ctctrack.forms import DateInput, DateTimeLocalInput
 from patients.messages import NOTE_REQUIRED
 from patients.models import (
+    MAX_ENTRY_VOLUME_ML,
+    MIN_ENTRY_VOLUME_ML,
     STANDARD_VOLUME_ML,
+    CountQualifier,
     CTCDraw,
     ImagingAssessment,
     Patient,
@@ -135,7 +139,53 @@ class CycleForm(VersionedForm):
         labels = {"status_reason": "Reason (required when delayed or cancelled)"}
 
 
+class CountField(forms.IntegerField):
+    """A number of cells, or a lower bound typed with its sign: ">1000" reads 1000.
+
+    The sign itself is read by `DrawForm`, which ticks "more than" for it.
+    """
+
+    widget = forms.TextInput  # a number input would not take the ">"
+    default_error_messages = {
+        "invalid": "Enter the count as a whole number of cells (0 or more), "
+        "or a lower bound such as >1000."
+    }
+
+    def to_python(self, value: Any) -> int | None:
+        if isinstance(value, str) and _typed_bound(value):
+            value = value.strip()[1:].strip() or "not a number"  # ">" alone: invalid
+        return super().to_python(value)
+
+
+def _typed_bound(text: Any) -> bool:
+    return isinstance(text, str) and text.strip().startswith(CountQualifier.MORE_THAN)
+
+
+class MoreThanField(forms.BooleanField):
+    """The "more than" box: ticked, the count is a lower bound. Cleans to the qualifier."""
+
+    def prepare_value(self, value: Any) -> bool:
+        return bool(value)  # the stored qualifier (">" or "") as the box shows it
+
+    def clean(self, value: Any) -> str:
+        ticked = super().clean(value)
+        return CountQualifier.MORE_THAN if ticked else CountQualifier.EXACT
+
+
 class DrawForm(VersionedForm):
+    ctc_count = CountField(
+        required=False,
+        min_value=0,
+        label="CTC count (cells counted in the sample)",
+        help_text="Only for resulted draws; leave empty for rejected, failed or pending.",
+    )
+    count_qualifier = MoreThanField(
+        required=False,
+        label="More than: the count is a lower bound",
+        help_text="Tick when the lab reported only a lower bound, such as >1000 or too "
+        "numerous to count above a stated number; the count is then that bound. "
+        "Typing >1000 in the count does the same.",
+    )
     reason = forms.CharField(
         required=False,
         max_length=CHANGE_REASON_MAX_LENGTH,
@@ -144,18 +194,23 @@ class DrawForm(VersionedForm):
 
     class Meta:
         model = CTCDraw
-        fields = ["drawn_at", "blood_volume_ml", "status", "ctc_count", "accession", "comment"]
+        fields = [
+            "drawn_at",
+            "blood_volume_ml",
+            "status",
+            "ctc_count",
+            "count_qualifier",
+            "accession",
+            "comment",
+        ]
         widgets = {
             "drawn_at": DateTimeLocalInput(),
             "comment": forms.Textarea(attrs={"rows": 2}),
         }
-        labels = {
-            "drawn_at": "Drawn at (local time)",
-            "ctc_count": "CTC count (cells counted in the sample)",
-        }
+        labels = {"drawn_at": "Drawn at (local time)"}
         help_texts = {
-            "blood_volume_ml": f"Standard CellSearch volume: {STANDARD_VOLUME_ML} mL.",
-            "ctc_count": "Only for resulted draws; leave empty for rejected, failed or pending.",
+            "blood_volume_ml": f"Standard CellSearch volume: {STANDARD_VOLUME_ML} mL "
+            f"(from {MIN_ENTRY_VOLUME_ML} to {MAX_ENTRY_VOLUME_ML} mL).",
         }
 
     def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
@@ -164,10 +219,17 @@ class DrawForm(VersionedForm):
         drawn_at = self.fields["drawn_at"]
         assert isinstance(drawn_at, forms.DateTimeField)  # the model's DateTimeField
         drawn_at.input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-        self.fields["ctc_count"].widget.attrs.update({"min": 0, "step": 1})
-        self.fields["blood_volume_ml"].widget.attrs.update({"step": "0.01", "min": "0.01"})
+        self.fields["blood_volume_ml"].widget.attrs.update(
+            {"step": "0.01", "min": str(MIN_ENTRY_VOLUME_ML), "max": str(MAX_ENTRY_VOLUME_ML)}
+        )
         if editing:
             self.fields["reason"].required = True
+        if self.is_bound and _typed_bound(self.data.get(self.add_prefix("ctc_count"))):
+            # ">1000" typed in the count ticks "more than", as if the box had been ticked:
+            # the edit then sees the qualifier change, and a form shown again shows it.
+            data = self.data.copy() if isinstance(self.data, QueryDict) else dict(self.data)
+            data[self.add_prefix("count_qualifier")] = "on"
+            self.data = data
 
     def clean_drawn_at(self) -> datetime:
         value: datetime = self.cleaned_data["drawn_at"]

@@ -99,8 +99,9 @@ def draw_row(
     volume = wording.volume_text(draw.blood_volume_ml)
     count = ""
     if draw.ctc_count is not None:
-        more = "> " if getattr(draw, "count_qualifier", "") == ">" else ""
-        count = f"{more}{draw.ctc_count:,} in {volume} mL"
+        count = wording.count_in_volume(
+            draw.ctc_count, draw.blood_volume_ml, censored=draw.count_qualifier == ">"
+        )
     if found is None:
         return DrawRow(draw, None, "", "", "", volume, count)
     p = found.p_at_or_above_cutoff
@@ -216,7 +217,7 @@ def patient_summary(patient: Patient, cutoffs: Mapping[str, int]) -> PatientRow:
     return PatientRow(
         patient=patient,
         category=str(category),
-        rate_text=rate_text(rate),
+        rate_text=rate_text(rate, censored=patient.latest_qualifier == ">"),  # type: ignore[attr-defined]
         latest_drawn_at=patient.latest_drawn_at,  # type: ignore[attr-defined]
         next_cycle_on=patient.next_cycle_on,  # type: ignore[attr-defined]
         next_cycle_number=patient.next_cycle_number,  # type: ignore[attr-defined]

@@ -72,7 +72,7 @@ def test_a_zero_count_reads_none_detected_and_a_rejected_draw_has_no_category(
 
 
 def test_a_non_standard_volume_is_scaled_to_7_5_ml(api, nurse, oncologist, patient):
-    draw = _record(patient, oncologist, date(2026, 1, 2), 3, blood_volume_ml=Decimal("15"))
+    draw = _record(patient, oncologist, date(2026, 1, 2), 2, blood_volume_ml=Decimal("10"))
     api.force_authenticate(nurse)
 
     body = api.get(f"/api/v1/draws/{draw.pk}/").json()

@@ -53,7 +53,7 @@ def test_it_imports_every_row_of_a_good_file(patient, second_patient):
     ]
     assert draws[0].drawn_at == datetime(2026, 1, 2, 9, 30, tzinfo=UTC)  # clinic time (UTC here)
     assert draws[0].blood_volume_ml == Decimal("7.5")  # the default
-    assert draws[1].blood_volume_ml == Decimal("15")
+    assert draws[1].blood_volume_ml == Decimal("10")
     assert draws[2].comment == "Drawn before C2, tube 1 of 1"
     assert draws[0].entered_by.username == "csv-import"
     assert not draws[0].entered_by.is_active  # the import account cannot sign in
@@ -91,7 +91,7 @@ def test_one_bad_row_rejects_the_file_and_every_bad_row_is_named(patient, second
         "line 3, mrn: no patient with MRN 'NOPE-9'",
         "line 4, drawn_at: 'yesterday' is not a date and time",
         "line 4, ctc_count: '-1' is not a whole number",
-        "line 5, blood_volume_ml: must be more than 0 and at most 50 mL",
+        "line 5, blood_volume_ml: must be from 1.0 to 10.0 mL (a CellSave tube holds 10 mL)",
         "line 5, status: 'negative' is not one of",
         "line 6, drawn_at: is in the future",
         "line 6, ctc_count: a rejected draw has no count",

@@ -136,12 +136,7 @@ def test_a_draw_is_an_observation_as_the_clinical_rules_describe(api, nurse, onc
     assert body["valueQuantity"] == {"value": 7, "unit": "cells/7.5 mL"}
     assert body["identifier"][0]["value"] == "CS-26-0101"
     assert body["note"] == [{"text": "Clear sample"}]
-    assert body["referenceRange"] == [
-        {
-            "high": {"value": 4, "unit": "cells/7.5 mL"},
-            "text": "Favourable below 5 CTC per 7.5 mL (breast); 5 or more is unfavourable",
-        }
-    ]
+    assert body["referenceRange"] == [{"text": "favourable below 5 CTC per 7.5 mL (breast)"}]
     assert body["interpretation"] == [
         {"coding": [{"system": INTERPRETATION, "code": "H"}], "text": "unfavourable"}
     ]
@@ -156,18 +151,18 @@ def test_the_draw_time_is_given_in_the_clinics_time_zone(api, nurse, oncologist,
 
 
 @pytest.mark.parametrize(
-    ("cancer_type", "loinc", "count", "code", "high"),
+    ("cancer_type", "loinc", "count", "code", "cutoff"),
     [
-        ("breast", "67568-6", 4, "N", 4),
-        ("breast", "67568-6", 5, "H", 4),
-        ("prostate", "68123-9", 4, "N", 4),
-        ("prostate", "68123-9", 5, "H", 4),
-        ("colorectal", "67568-6", 2, "N", 2),
-        ("colorectal", "67568-6", 3, "H", 2),
+        ("breast", "67568-6", 4, "N", 5),
+        ("breast", "67568-6", 5, "H", 5),
+        ("prostate", "68123-9", 4, "N", 5),
+        ("prostate", "68123-9", 5, "H", 5),
+        ("colorectal", "67568-6", 2, "N", 3),
+        ("colorectal", "67568-6", 3, "H", 3),
     ],
 )
 def test_interpretation_and_reference_range_follow_the_cut_off_of_each_cancer_type(
-    api, nurse, oncologist, cancer_type, loinc, count, code, high
+    api, nurse, oncologist, cancer_type, loinc, count, code, cutoff
 ):
     patient = builders.patient(oncologist, cancer_type=cancer_type)
     draw = builders.draw(patient, oncologist, drawn_at=START, ctc_count=count)
@@ -178,11 +173,10 @@ def test_interpretation_and_reference_range_follow_the_cut_off_of_each_cancer_ty
     assert body["code"]["coding"][0]["code"] == loinc
     assert _codes(body, "interpretation") == [code]
     assert body["interpretation"][0]["text"] == ("unfavourable" if code == "H" else "favourable")
-    assert body["referenceRange"][0]["high"] == {"value": high, "unit": "cells/7.5 mL"}
-    assert (
-        f"Favourable below {high + 1} CTC per 7.5 mL ({cancer_type})"
-        in (body["referenceRange"][0]["text"])
-    )
+    # Text only: an inclusive `high` cannot say "below 5" for a rate such as 4.5.
+    assert body["referenceRange"] == [
+        {"text": f"favourable below {cutoff} CTC per 7.5 mL ({cancer_type})"}
+    ]
 
 
 def test_the_prostate_code_carries_the_display_the_specification_quotes(api, nurse, oncologist):
@@ -234,6 +228,43 @@ def test_a_non_standard_volume_sends_the_rate_and_notes_the_raw_count(
     assert body["note"] == [
         {"text": "3 CTC counted in 4.5 mL; the rate per 7.5 mL is indicative only."}
     ]
+
+
+def test_a_lower_bound_is_sent_with_the_comparator_more_than(api, nurse, oncologist, patient):
+    draw = builders.draw(patient, oncologist, drawn_at=START, ctc_count=1000, count_qualifier=">")
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["valueQuantity"] == {"value": 1000, "comparator": ">", "unit": "cells/7.5 mL"}
+    assert body["referenceRange"] == [{"text": "favourable below 5 CTC per 7.5 mL (breast)"}]
+    assert _codes(body, "interpretation") == ["H"]
+
+
+def test_a_lower_bound_in_another_volume_is_the_rate_of_its_bound(api, nurse, oncologist, patient):
+    draw = builders.draw(
+        patient,
+        oncologist,
+        drawn_at=START,
+        ctc_count=7,
+        count_qualifier=">",
+        blood_volume_ml=Decimal("10"),
+    )
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["valueQuantity"] == {"value": 5.25, "comparator": ">", "unit": "cells/7.5 mL"}
+    assert body["note"] == [
+        {"text": "more than 7 CTC counted in 10 mL; the rate per 7.5 mL is indicative only."}
+    ]
+
+
+def test_an_exact_count_has_no_comparator(api, nurse, oncologist, patient):
+    draw = builders.draw(patient, oncologist, drawn_at=START, ctc_count=1000)
+    api.force_authenticate(nurse)
+
+    assert "comparator" not in _observation(api, draw)["valueQuantity"]
 
 
 def test_a_rate_just_below_the_cut_off_is_never_sent_as_the_cut_off(

@@ -26,10 +26,11 @@ postgresql_only = pytest.mark.skipif(
 
 HEADER = "mrn,drawn_at,blood_volume_ml,status,ctc_count,accession,comment\n"
 # Values COPY's text format must escape (tab, newline, return, backslash), quotes,
-# accents, a count of 0, no count, no accession, an offset, volumes other than 7.5.
+# accents, a count of 0, no count, a lower bound, no accession, an offset, volumes
+# other than 7.5.
 AWKWARD = HEADER + (
     'MRN0001,2026-01-02 09:30,,resulted,0,AW-1,"tab\there"\n'
-    'MRN0001,2026-01-03T10:00:00+02:00,15,resulted,12,AW-2,"two\nlines, \\N and C:\\tmp"\n'
+    'MRN0001,2026-01-03T10:00:00+02:00,10,resulted,>12,AW-2,"two\nlines, \\N and C:\\tmp"\n'
     'MRN0001,2026-01-04 08:00,7.25,rejected,,,"back\\slash \\\\ and ""quotes"""\n'
     'MRN0001,2026-01-05 08:00,7.5,resulted,1000000,AW\\4,"Bénédicte ✓ \r\n return"\n'
     "MRN0001,2026-01-06 08:00,7.5,pending,,AW-5,\n"
@@ -41,6 +42,7 @@ DRAW_FIELDS = [
     "blood_volume_ml",
     "status",
     "ctc_count",
+    "count_qualifier",
     "accession",
     "comment",
     "entered_by_id",
@@ -105,8 +107,9 @@ def test_copy_keeps_awkward_text_exactly(patient, oncologist):
     ]
     assert [d.accession for d in draws] == ["AW-1", "AW-2", "", "AW\\4", "AW-5"]
     assert [d.ctc_count for d in draws] == [0, 12, None, 1_000_000, None]
+    assert [d.count_qualifier for d in draws] == ["", ">", "", "", ""]
     assert [d.blood_volume_ml for d in draws] == [
-        Decimal(v) for v in ["7.5", "15", "7.25", "7.5", "7.5"]
+        Decimal(v) for v in ["7.5", "10", "7.25", "7.5", "7.5"]
     ]
     assert draws[1].drawn_at == datetime(2026, 1, 3, 8, tzinfo=UTC)
     (record,) = draws[0].history.all()

@@ -95,27 +95,28 @@ def test_a_therapy_line_keeps_its_dates_and_lengths_sane(oncologist, overrides):
     _raises_integrity(lambda: TherapyLine.objects.create(**{**fields, **overrides}))
 
 
+def _cycle(line, **overrides) -> TreatmentCycle:
+    day1 = overrides.get("scheduled_date", date(2026, 1, 22))
+    fields = {"therapy_line": line, "number": 1, "scheduled_date": day1}
+    return TreatmentCycle.objects.create(**{**fields, "first_scheduled_date": day1, **overrides})
+
+
 def test_a_cycle_number_is_unique_per_line_and_a_delay_needs_a_reason(oncologist):
     line = builders.therapy_line(
         builders.patient(oncologist), oncologist, start_date=date(2026, 1, 1)
     )
-    TreatmentCycle.objects.create(therapy_line=line, number=1, scheduled_date=date(2026, 1, 1))
+    _cycle(line, number=1, scheduled_date=date(2026, 1, 1))
+    _cycle(line, number=2)  # the rows below differ from this valid one in one field each
 
-    _raises_integrity(
-        lambda: TreatmentCycle.objects.create(
-            therapy_line=line, number=1, scheduled_date=date(2026, 1, 22)
-        )
-    )
-    _raises_integrity(
-        lambda: TreatmentCycle.objects.create(
-            therapy_line=line, number=2, scheduled_date=date(2026, 1, 22), status="delayed"
-        )
-    )
-    _raises_integrity(
-        lambda: TreatmentCycle.objects.create(
-            therapy_line=line, number=0, scheduled_date=date(2026, 1, 22)
-        )
-    )
+    _raises_integrity(lambda: _cycle(line, number=1))
+    _raises_integrity(lambda: _cycle(line, number=3, status="delayed"))
+    _raises_integrity(lambda: _cycle(line, number=0))
+
+
+def test_a_cycle_always_has_its_first_planned_day_1(oncologist):
+    line = builders.therapy_line(builders.patient(oncologist), oncologist)
+
+    _raises_integrity(lambda: _cycle(line, first_scheduled_date=None))
 
 
 @pytest.mark.parametrize(
@@ -127,11 +128,30 @@ def test_a_cycle_number_is_unique_per_line_and_a_delay_needs_a_reason(oncologist
         {"ctc_count": -1},
         {"blood_volume_ml": Decimal("0")},
         {"blood_volume_ml": Decimal("50.01")},
+        {"count_qualifier": "<"},
+        {"count_qualifier": ">", "status": "rejected", "ctc_count": None},
+        {"count_qualifier": ">", "status": "pending", "ctc_count": None},
     ],
 )
 def test_a_draw_keeps_count_status_and_volume_consistent(oncologist, overrides):
     patient = builders.patient(oncologist)
+    _draw(patient, oncologist)  # the rows refused differ from this valid one as overridden
     _raises_integrity(lambda: _draw(patient, oncologist, **overrides))
+
+
+def test_a_resulted_count_may_be_a_lower_bound(oncologist):
+    draw = _draw(builders.patient(oncologist), oncologist, ctc_count=1000, count_qualifier=">")
+
+    assert CTCDraw.objects.get(pk=draw.pk).count_qualifier == ">"
+
+
+@pytest.mark.parametrize("volume", ["0.5", "12", "50"])
+def test_the_database_keeps_volumes_stored_before_version_2(oncologist, volume):
+    # Version 1 accepted 0.01 to 50 mL. Entry is held to 1.0-10.0 mL by the services
+    # (tests/records/test_services.py); the database keeps the rows already stored.
+    draw = _draw(builders.patient(oncologist), oncologist, blood_volume_ml=Decimal(volume))
+
+    assert CTCDraw.objects.get(pk=draw.pk).blood_volume_ml == Decimal(volume)
 
 
 def test_an_accession_is_unique_when_given_and_may_be_left_empty(oncologist):

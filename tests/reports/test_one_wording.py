@@ -4,6 +4,7 @@ patients.wording: the same function, so the same words. No database."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,8 +14,9 @@ import pytest
 from patients import rules, wording
 from patients.interop.fhir import resources
 from patients.models import CTCDraw, Patient
-from patients.reports import chart_data, ctc_report
+from patients.reports import chart_data, chart_text, ctc_report
 from patients.web import presenters
+from tests.reports.test_report import text_of
 
 DRAWN_AT = datetime(2025, 10, 2, 9, 30, tzinfo=UTC)
 GENERATED_AT = datetime(2025, 11, 20, 14, 5, tzinfo=UTC)
@@ -128,7 +130,8 @@ def test_the_page_the_csv_and_fhir_show_the_same_volume() -> None:
     observation = resources.observation(draw, None, patient=Patient(pk=1), cutoff=5)
 
     assert page == wording.volume_text(draw.blood_volume_ml) == "4.25"
-    note = "0 CTC counted in 4.25 mL; the rate per 7.5 mL is indicative only."
+    # A count of 0 reads "none detected" in the volume analysed (spec section 1).
+    note = "none detected in 4.25 mL; the rate per 7.5 mL is indicative only."
     assert observation["note"] == [{"text": note}]
 
 
@@ -139,3 +142,37 @@ def test_the_page_and_the_report_intervals_come_from_wording() -> None:
 
     assert presenters.ci_text(found.ci95) == wording.interval_text_2dp(found.ci95) == "1.62–11.67"
     assert wording.interval_text(found.ci95) == "1.62 to 11.7"
+
+
+# --- a count that is a lower bound ----------------------------------------------------------
+
+
+def _lower_bound(count: int, volume: str) -> tuple[rules.DrawAssessment, CTCDraw]:
+    draw_in = replace(_draw_in(count, volume), count_qualifier=">")
+    (found,) = rules.assess_draws([draw_in], [], [], cancer_type="breast", cutoff=5)
+    model = _model_draw(count, volume)
+    model.count_qualifier = ">"
+    return found, model
+
+
+def test_a_lower_bound_reads_more_than_on_the_page_the_report_the_chart_and_fhir() -> None:
+    found, model = _lower_bound(1000, "7.5")
+
+    page = presenters.draw_row(model, found).rate_text
+    report = text_of(ctc_report.report_pdf(_report(found)))
+    chart = chart_text.chart_text_alternative(_report(found).chart)
+
+    assert page == "> 1000 CTC/7.5 mL"
+    assert "Latest evaluable count: > 1000 CTC/7.5 mL" in report  # the summary
+    assert "> 1,000 in 7.5 mL" in report  # the draws table's result cell
+    assert "Latest CTC count > 1000 CTC/7.5 mL" in chart
+
+
+def test_a_lower_bound_in_another_volume_reads_the_rate_of_its_bound() -> None:
+    found, model = _lower_bound(7, "10")
+    observation = resources.observation(model, found, patient=Patient(pk=1), cutoff=5)
+
+    assert presenters.draw_row(model, found).rate_text == "> 5.2 CTC/7.5 mL"
+    assert observation["note"] == [
+        {"text": "more than 7 CTC counted in 10 mL; the rate per 7.5 mL is indicative only."}
+    ]

@@ -82,6 +82,7 @@ def test_upcoming_returns_the_planned_and_delayed_cycles_only(line: TherapyLine)
             therapy_line=line,
             number=number,
             scheduled_date=day1,
+            first_scheduled_date=day1,
             given_date=day1 if status == rules.CycleStatus.GIVEN else None,
             status=status,
             status_reason="Neutropenia" if status in ("delayed", "cancelled") else "",

@@ -139,3 +139,21 @@ def test_dates_and_times_read_as_iso_to_the_minute() -> None:
 )
 def test_a_day_near_today_reads_as_a_ward_reads_it(day: date, text: str) -> None:
     assert wording.day_text(day) == text
+
+
+def test_a_lower_bound_reads_more_than_in_every_form() -> None:
+    assert wording.count_phrase(1000.0, censored=True) == "> 1000 CTC/7.5 mL"
+    assert wording.count_phrase(5.25, censored=True) == "> 5.2 CTC/7.5 mL"  # never above it
+    assert wording.short_rate(1000.0, censored=True) == "> 1000"
+    assert wording.count_in_volume(1000, Decimal("7.5"), censored=True) == "> 1,000 in 7.5 mL"
+    assert (
+        wording.counted_in_volume(1000, Decimal("10.0"), censored=True)
+        == "more than 1000 CTC counted in 10 mL"
+    )
+
+
+def test_an_exact_count_reads_as_before_with_an_empty_qualifier() -> None:
+    assert wording.count_phrase(0, censored=False) == "none detected in 7.5 mL"
+    assert wording.short_rate(0, censored=False) == "none detected"
+    assert wording.count_in_volume(14, Decimal("7.5"), censored=False) == "14 in 7.5 mL"
+    assert wording.counted_in_volume(0, Decimal("4"), censored=False) == "none detected in 4 mL"

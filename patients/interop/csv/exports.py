@@ -21,6 +21,7 @@ HEADER = [
     "blood_volume_ml",
     "status",
     "ctc_count",
+    "count_qualifier",  # ">": ctc_count is a lower bound (">1000"); empty: exact
     "accession",
     "comment",
     "rate_per_7_5_ml",
@@ -55,6 +56,7 @@ def _row(series: PatientSeries, draw: CTCDraw) -> list[str]:
         wording.volume_text(draw.blood_volume_ml),
         draw.status,
         "" if draw.ctc_count is None else str(draw.ctc_count),
+        draw.count_qualifier,
         safe_text(draw.accession),
         safe_text(draw.comment),
         "" if not found or found.rate_per_7_5_ml is None else f"{found.rate_per_7_5_ml:g}",

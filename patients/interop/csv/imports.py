@@ -23,16 +23,30 @@ from django.utils.dateparse import parse_datetime
 
 from patients.models import (
     MAX_CTC_COUNT,
-    MAX_VOLUME_ML,
+    MAX_ENTRY_VOLUME_ML,
+    MIN_ENTRY_VOLUME_ML,
     STANDARD_VOLUME_ML,
+    CountQualifier,
     CTCDraw,
     DrawStatus,
     Patient,
+    censored_bound_error,
 )
 from patients.services.inputs import DrawInput
 
-COLUMNS = ["mrn", "drawn_at", "blood_volume_ml", "status", "ctc_count", "accession", "comment"]
-REQUIRED_COLUMNS = [c for c in COLUMNS if c != "blood_volume_ml"]
+COLUMNS = [
+    "mrn",
+    "drawn_at",
+    "blood_volume_ml",
+    "status",
+    "ctc_count",
+    "count_qualifier",
+    "accession",
+    "comment",
+]
+# A lower bound is written in ctc_count (">1000"); the optional count_qualifier column
+# (">" or empty) is read too, so that a file exported from CTC Track imports as it was.
+REQUIRED_COLUMNS = [c for c in COLUMNS if c not in ("blood_volume_ml", "count_qualifier")]
 LOCAL_FORMATS = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 MAX_ERRORS_SHOWN = 500
 # Look-ups go in batches: SQLite allows at most 32,766 parameters in one query.
@@ -64,6 +78,7 @@ class CsvRow(DrawInput):
             draw.drawn_at == self.drawn_at
             and draw.status == self.status
             and draw.ctc_count == self.ctc_count
+            and draw.count_qualifier == self.count_qualifier
             and draw.blood_volume_ml == self.blood_volume_ml
         )
 
@@ -125,7 +140,8 @@ def _parse_row(
     drawn_at = _parse_time(value("drawn_at"), tz, now, fail)
     volume = _parse_volume(value("blood_volume_ml"), fail)
     status = _parse_status(value("status"), fail)
-    count = _parse_count(value("ctc_count"), status, fail)
+    qualifier, count = _parse_count(value("ctc_count"), status, fail)
+    qualifier = _parse_qualifier(value("count_qualifier"), qualifier, status, fail)
     accession = value("accession")
     if len(accession) > 64:
         fail("accession", "at most 64 characters")
@@ -142,6 +158,7 @@ def _parse_row(
         blood_volume_ml=volume,
         status=status,
         ctc_count=count,
+        count_qualifier=qualifier,
         accession=accession,
         comment=comment,
         line=line,
@@ -189,8 +206,12 @@ def _parse_volume(text: str, fail: Fail) -> Decimal | None:  # noqa: ANN001
     except InvalidOperation:
         fail("blood_volume_ml", f"'{text}' is not a number")
         return None
-    if not volume.is_finite() or volume <= 0 or volume > MAX_VOLUME_ML:
-        fail("blood_volume_ml", "must be more than 0 and at most 50 mL")
+    if not volume.is_finite() or not MIN_ENTRY_VOLUME_ML <= volume <= MAX_ENTRY_VOLUME_ML:
+        fail(
+            "blood_volume_ml",
+            f"must be from {MIN_ENTRY_VOLUME_ML} to {MAX_ENTRY_VOLUME_ML} mL "
+            "(a CellSave tube holds 10 mL)",
+        )
         return None
     if volume.as_tuple().exponent < -2:  # type: ignore[operator]
         fail("blood_volume_ml", "use at most 2 decimal places")
@@ -207,22 +228,39 @@ def _parse_status(text: str, fail: Fail) -> str | None:  # noqa: ANN001
     return status
 
 
-def _parse_count(text: str, status: str | None, fail: Fail) -> int | None:  # noqa: ANN001
+def _parse_count(text: str, status: str | None, fail: Fail) -> tuple[str, int | None]:  # noqa: ANN001
+    """The qualifier and the number: "12" is exactly 12; ">1000" or "> 1000" is more than 1000."""
     if status is not None and status != DrawStatus.RESULTED:
         if text:
             fail("ctc_count", f"a {status} draw has no count; leave it empty")
-        return None
+        return CountQualifier.EXACT, None
     if not text:
         fail("ctc_count", "a resulted draw needs a count (0 or more)")
-        return None
-    if not text.isdigit():
-        fail("ctc_count", f"'{text}' is not a whole number of cells (0 or more)")
-        return None
-    count = int(text)
+        return CountQualifier.EXACT, None
+    qualifier = CountQualifier.EXACT
+    number = text
+    if text.startswith(">"):
+        qualifier, number = CountQualifier.MORE_THAN, text[1:].strip()
+    if not (number.isascii() and number.isdigit()):  # "²" is a digit to isdigit(), not to int()
+        fail(
+            "ctc_count",
+            f"'{text}' is not a whole number of cells (0 or more), nor a lower bound such as >1000",
+        )
+        return CountQualifier.EXACT, None
+    count = int(number)
     if count > MAX_CTC_COUNT:
         fail("ctc_count", "above 1,000,000 cells is not plausible")
-        return None
-    return count
+        return CountQualifier.EXACT, None
+    return qualifier, count
+
+
+def _parse_qualifier(text: str, typed: str, status: str | None, fail: Fail) -> str:  # noqa: ANN001
+    """The count_qualifier column: ">" (the count is a lower bound) or empty (as typed)."""
+    if text not in ("", CountQualifier.MORE_THAN):
+        fail("count_qualifier", f"'{text}' is not '>' (a lower bound) or empty (an exact count)")
+    elif text and status is not None and status != DrawStatus.RESULTED:
+        fail("count_qualifier", f"a {status} draw has no count to bound; leave it empty")
+    return CountQualifier.MORE_THAN if text else typed
 
 
 # --- planning against the record -----------------------------------------------------------
@@ -262,7 +300,7 @@ def _batched(queryset: QuerySet, field_name: str, values: set) -> list:
 
 
 def _existing_results(patients: list[Patient], rows: Sequence[CsvRow]) -> set[tuple]:
-    """(MRN, time, status, count) of the draws already on record in the file's time span."""
+    """(MRN, time, status, count, qualifier) of the draws on record in the file's time span."""
     if not rows or not patients:
         return set()
     first, last = min(r.drawn_at for r in rows), max(r.drawn_at for r in rows)
@@ -270,11 +308,13 @@ def _existing_results(patients: list[Patient], rows: Sequence[CsvRow]) -> set[tu
     drawn = _batched(
         CTCDraw.objects.valid()
         .filter(drawn_at__range=(first, last))
-        .only("patient_id", "drawn_at", "status", "ctc_count"),
+        .only("patient_id", "drawn_at", "status", "ctc_count", "count_qualifier"),
         "patient_id",
         set(mrn_of),
     )
-    return {(mrn_of[d.patient_id], d.drawn_at, d.status, d.ctc_count) for d in drawn}
+    return {
+        (mrn_of[d.patient_id], d.drawn_at, d.status, d.ctc_count, d.count_qualifier) for d in drawn
+    }
 
 
 def _plan_row(
@@ -292,7 +332,12 @@ def _plan_row(
     if row.drawn_at.astimezone(tz).date() < patient.birth_date:  # the clinic's date
         plan.errors.append(RowError(row.line, "drawn_at", "is before the patient's birth date"))
         return
-    key = (row.mrn, row.drawn_at, row.status, row.ctc_count)
+    if row.count_qualifier == CountQualifier.MORE_THAN and row.ctc_count is not None:
+        bound_error = censored_bound_error(row.ctc_count, row.blood_volume_ml, patient.cancer_type)
+        if bound_error:
+            plan.errors.append(RowError(row.line, "ctc_count", bound_error))
+            return
+    key = (row.mrn, row.drawn_at, row.status, row.ctc_count, row.count_qualifier)
     dup_key = ("acc", row.accession) if row.accession else key
     if dup_key in seen:
         plan.errors.append(RowError(row.line, "row", f"repeats line {seen[dup_key]}"))

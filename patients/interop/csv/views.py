@@ -38,7 +38,8 @@ class UploadForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
         help_text="Columns: mrn, drawn_at, blood_volume_ml (optional, default 7.5), status, "
-        "ctc_count, accession, comment. Times without an offset are clinic time.",
+        "ctc_count (>1000 for a lower bound), accession, comment. Times without an offset "
+        "are clinic time.",
     )
     file_name = ""  # the uploaded file's, once clean
 

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from patients import rules, wording
-from patients.models import CTCDraw, DrawStatus, Patient
+from patients.models import CountQualifier, CTCDraw, DrawStatus, Patient
 from patients.rules import STANDARD_VOLUME_ML
 
 FHIR_VERSION = "4.0.1"
@@ -118,10 +118,17 @@ def _code(cancer_type: str) -> dict[str, Any]:
 
 
 def _value(draw: CTCDraw) -> dict[str, Any]:
-    """`valueQuantity` (per 7.5 mL) for a count; `dataAbsentReason` for a draw that has none."""
+    """`valueQuantity` (per 7.5 mL) for a count; `dataAbsentReason` for a draw that has none.
+
+    A lower bound (">1000") is the rate of its bound with `comparator` ">": rounded
+    down like any rate, the bound sent is never above the one the lab gave.
+    """
     count = draw.ctc_count
     if draw.status == DrawStatus.RESULTED and count is not None:
-        return {"valueQuantity": {"value": rate_value(count, draw.blood_volume_ml), "unit": UNIT}}
+        quantity: dict[str, Any] = {"value": rate_value(count, draw.blood_volume_ml)}
+        if draw.count_qualifier == CountQualifier.MORE_THAN:
+            quantity["comparator"] = ">"
+        return {"valueQuantity": {**quantity, "unit": UNIT}}
     if draw.status in _ABSENT:
         code, display, text = _ABSENT[DrawStatus(draw.status)]
         coding = {"system": DATA_ABSENT_REASON, "code": code, "display": display}
@@ -160,14 +167,9 @@ def _interpretation(assessment: rules.DrawAssessment) -> list[dict[str, Any]]:
 
 
 def _reference_range(cutoff: int, cancer_type: str) -> dict[str, Any]:
-    # FHIR's `high` is inclusive, so the favourable range ends one below the cut-off.
-    return {
-        "high": {"value": cutoff - 1, "unit": UNIT},
-        "text": (
-            f"Favourable below {cutoff} CTC per 7.5 mL ({cancer_type}); "
-            f"{cutoff} or more is unfavourable"
-        ),
-    }
+    # Text only (spec section 6): FHIR's `high` is inclusive, and no inclusive bound
+    # says "below 5" for rates such as 4.5, which are favourable.
+    return {"text": f"favourable below {cutoff} CTC per 7.5 mL ({cancer_type})"}
 
 
 def _notes(draw: CTCDraw, cutoff: int | None) -> list[str]:
@@ -176,7 +178,10 @@ def _notes(draw: CTCDraw, cutoff: int | None) -> list[str]:
         notes.append(f"Entered in error: {draw.error_reason}")
     volume = Decimal(draw.blood_volume_ml)
     if draw.status == DrawStatus.RESULTED and volume != STANDARD_VOLUME_ML:
-        counted = f"{draw.ctc_count} CTC counted in {wording.volume_text(volume)} mL"
+        assert draw.ctc_count is not None  # resulted
+        counted = wording.counted_in_volume(
+            draw.ctc_count, volume, censored=draw.count_qualifier == ">"
+        )
         notes.append(f"{counted}; the rate per 7.5 mL is indicative only.")
     if draw.status == DrawStatus.RESULTED and cutoff is None:
         notes.append("No cut-off is set for this cancer type: the count is not classified.")

@@ -148,6 +148,7 @@ _FIELD_ERROR_CODES = {
     "accession": ErrorCode.DUPLICATE_KEY_IDENTIFIER,
     "drawn_at": ErrorCode.DATA_TYPE_ERROR,
     "ctc_count": ErrorCode.DATA_TYPE_ERROR,
+    "count_qualifier": ErrorCode.DATA_TYPE_ERROR,
     "blood_volume_ml": ErrorCode.DATA_TYPE_ERROR,
     "status": ErrorCode.TABLE_VALUE_NOT_FOUND,
 }

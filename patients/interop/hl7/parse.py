@@ -9,8 +9,10 @@ ACKs and the problems they report are in `ack`, field values in `values`.
 What becomes a draw (docs/interoperability.md says the same for lab staff):
 
 - each OBX whose OBX-3 (or its alternate identifier) is a CTC LOINC code;
-- OBX-11 `F` final and `C` corrected carry a count in OBX-5 (a whole number,
-  0 or more); `X` (could not be obtained) is a *failed* draw, never a zero;
+- OBX-11 `F` final and `C` corrected carry a count in OBX-5: NM, a whole number
+  (0 or more), or SN, `^12` exactly 12 or `>^1000` more than 1000 (a censored
+  count; any other comparator or a range is refused); `X` (could not be
+  obtained) is a *failed* draw, never a zero;
   an SPM-21 reject reason in the order makes it a *rejected* draw;
 - the draw time is OBX-14, else OBR-7; the accession OBR-3, else ORC-3;
   the volume 7.5 mL unless OBX-6 says `cells/<v> mL`; the NTE notes of the
@@ -33,7 +35,12 @@ import hl7
 from hl7.exceptions import HL7Exception
 
 from patients.interop.hl7.ack import MLLP_END, MLLP_START, AckCode, ErrorCode, Header, Problem
-from patients.interop.hl7.values import parse_count, parse_timestamp, volume_from_units
+from patients.interop.hl7.values import (
+    parse_count,
+    parse_structured_count,
+    parse_timestamp,
+    volume_from_units,
+)
 from patients.rules import STANDARD_VOLUME_ML, DrawStatus
 
 # Envelope segments of batch files: not part of any message.
@@ -60,6 +67,7 @@ class LabResult:
     status: str  # a DrawStatus value: resulted, failed or rejected
     corrected: bool
     ctc_count: int | None
+    count_qualifier: str  # "" exact, ">" the count is a lower bound (SN `>^1000`)
     blood_volume_ml: Decimal
     comment: str
     loinc_code: str
@@ -417,7 +425,7 @@ def _lab_result(
     accession, accession_at, accession_problem = _accession(order)
     drawn_at, drawn_at_at, time_problem = _draw_time(order, obx, tz)
     volume, volume_problem = _volume(obx)
-    status, count, comment, count_problem = _outcome(message, order, obx)
+    status, (qualifier, count), comment, count_problem = _outcome(message, order, obx)
     found = (mrn_problem, accession_problem, time_problem, volume_problem, count_problem)
     problems = [problem for problem in found if problem]
     if problems or drawn_at is None:
@@ -428,6 +436,7 @@ def _lab_result(
         "accession": accession_at,
         "drawn_at": drawn_at_at,
         "ctc_count": f"OBX^{obx.seq}^5",
+        "count_qualifier": f"OBX^{obx.seq}^5",
         "blood_volume_ml": f"OBX^{obx.seq}^6",
         "status": f"OBX^{obx.seq}^11",
         "comment": f"NTE^{obx.seq}" if obx.notes else f"OBX^{obx.seq}",
@@ -439,6 +448,7 @@ def _lab_result(
         status=status,
         corrected=_result_status(obx) == "C",
         ctc_count=count,
+        count_qualifier=qualifier,
         blood_volume_ml=volume,
         comment=comment,
         loinc_code=_loinc_of(obx.segment, loinc_codes),
@@ -524,20 +534,34 @@ def _volume(obx: _Obx) -> tuple[Decimal, Problem | None]:
 
 def _outcome(
     message: hl7.Message, order: _Order, obx: _Obx
-) -> tuple[str, int | None, str, Problem | None]:
-    """The draw's status, count and comment; a problem with the count if there is one."""
+) -> tuple[str, tuple[str, int | None], str, Problem | None]:
+    """The draw's status, (count qualifier, count) and comment; a problem with the count."""
     where = f"OBX^{obx.seq}^5"
     notes = [*order.notes, *obx.notes]
     reject_reason = _reject_reason(order)
     if reject_reason:
         comment = _join([f"Specimen rejected: {reject_reason}", *notes])
         problem = _count_with_rejection(where) if _count_text(obx).strip() else None
-        return DrawStatus.REJECTED, None, comment, problem
+        return DrawStatus.REJECTED, ("", None), comment, problem
     if _result_status(obx) == "X":
         value = _free_text(message, obx.segment, 5)
-        return DrawStatus.FAILED, None, _join([value, *notes]), None
-    count, problem = parse_count(_count_text(obx), where)
-    return DrawStatus.RESULTED, count, _join(notes), problem
+        return DrawStatus.FAILED, ("", None), _join([value, *notes]), None
+    qualifier, count, problem = _count(obx, where)
+    return DrawStatus.RESULTED, (qualifier, count), _join(notes), problem
+
+
+def _count(obx: _Obx, where: str) -> tuple[str, int | None, Problem | None]:
+    """OBX-5 as (qualifier, count): NM a whole number; SN by its comparator (`values`)."""
+    if _value(obx.segment, 2).upper() != "SN":
+        count, problem = parse_count(_value(obx.segment, 5), where)
+        return "", count, problem
+    return parse_structured_count(
+        comparator=_value(obx.segment, 5, 1),
+        number=_value(obx.segment, 5, 2),
+        rest=_value(obx.segment, 5, 3) + _value(obx.segment, 5, 4),
+        sent=_raw(obx.segment, 5),
+        where=where,
+    )
 
 
 def _count_with_rejection(where: str) -> Problem:
@@ -550,7 +574,7 @@ def _count_with_rejection(where: str) -> Problem:
 
 
 def _count_text(obx: _Obx) -> str:
-    """OBX-5 as a number's text; a structured numeric (SN) `^5` or `=^5` reads as 5."""
+    """OBX-5 as a number's text (whether a count was sent at all); SN `^5` or `=^5` reads 5."""
     if _value(obx.segment, 2).upper() == "SN":
         comparator, number = _value(obx.segment, 5, 1), _value(obx.segment, 5, 2)
         rest = _value(obx.segment, 5, 3) + _value(obx.segment, 5, 4)

@@ -119,6 +119,7 @@ def _lab_input(result: hl7_in.LabResult) -> services.LabResultInput:
         blood_volume_ml=result.blood_volume_ml,
         status=result.status,
         ctc_count=result.ctc_count,
+        count_qualifier=result.count_qualifier,
         accession=result.accession,
         comment=result.comment,
         corrected=result.corrected,

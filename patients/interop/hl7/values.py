@@ -16,6 +16,8 @@ _UNITS = re.compile(
     re.IGNORECASE,
 )
 _WHOLE_NUMBER = re.compile(r"^\d+$")
+# The qualifier of a count that is a lower bound (SN `>^1000`), as the services take it.
+MORE_THAN = ">"
 
 
 def parse_count(text: str, where: str) -> tuple[int | None, Problem | None]:
@@ -29,12 +31,41 @@ def parse_count(text: str, where: str) -> tuple[int | None, Problem | None]:
             "if the result could not be obtained.",
         )
     if not _WHOLE_NUMBER.match(text):
+        hint = "; a lower bound is sent as SN >^<bound>" if text.startswith(MORE_THAN) else ""
         return None, Problem(
             where,
             ErrorCode.DATA_TYPE_ERROR,
-            f"OBX-5 must be a whole number of cells, 0 or more (got '{text}').",
+            f"OBX-5 must be a whole number of cells, 0 or more (got '{text}'){hint}.",
         )
     return int(text), None
+
+
+def parse_structured_count(
+    *, comparator: str, number: str, rest: str, sent: str, where: str
+) -> tuple[str, int | None, Problem | None]:
+    """An SN (structured numeric) count as (qualifier, count).
+
+    `^12` or `=^12` is exactly 12 (qualifier ""); `>^1000` is more than 1000
+    (qualifier ">", a censored count whose bound is 1000). Any other comparator
+    (`<`, `<=`, `>=`, `<>`) or a range (`^1^-^5`) says nothing a CTC count can hold.
+    `sent` is OBX-5 as sent, quoted in the problem.
+    """
+    comparator = comparator.strip()
+    if comparator in ("", "=", MORE_THAN) and not rest.strip():
+        count, problem = parse_count(number, where)
+        qualifier = MORE_THAN if comparator == MORE_THAN and problem is None else ""
+        return qualifier, count, problem
+    return (
+        "",
+        None,
+        Problem(
+            where,
+            ErrorCode.DATA_TYPE_ERROR,
+            f"OBX-5 '{sent}' cannot be stored as a CTC count: send an exact count (NM 12, "
+            "or SN ^12) or a lower bound (SN >^1000, more than 1000 cells); a comparator "
+            "such as < or <= and a range are not accepted.",
+        ),
+    )
 
 
 def volume_from_units(units: str) -> Decimal | None:

@@ -433,6 +433,7 @@ def _cycle(line: TherapyLine, cp: CyclePlan) -> TreatmentCycle:
         therapy_line=line,
         number=cp.number,
         scheduled_date=cp.day1,
+        first_scheduled_date=cp.day1,
         given_date=cp.day1 if given else None,
         status=cp.status,
         status_reason=cp.reason,

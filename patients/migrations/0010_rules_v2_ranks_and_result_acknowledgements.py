@@ -71,7 +71,7 @@ def rank_everything(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("patients", "0007_treatmentcycle_review_rank"),
+        ("patients", "0009_first_scheduled_date_required"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
