@@ -17,6 +17,7 @@ safeguard; `python manage.py check --deploy` and the project's own checks
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +46,17 @@ def envint(name: str, default: str) -> int:
         return int(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}={value!r}: use a whole number") from exc
+
+
+def envfloat(name: str, default: str) -> float:
+    value = os.getenv(name, default)
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r}: use a number such as 0.2") from exc
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name}={value!r}: use a finite number")
+    return number
 
 
 DEBUG = envbool("DEBUG", "False")
@@ -444,6 +456,13 @@ LOGGING = {
 CTC_CUTOFFS: dict[str, int] = {"breast": 5, "prostate": 5, "colorectal": 3}
 # Draws count for a cycle when taken on day 1 or up to this many days before.
 CTC_PRE_CYCLE_WINDOW_DAYS = envint("CTC_PRE_CYCLE_WINDOW_DAYS", "7")
+# The lab's coefficient of variation between tubes beyond counting noise (0: pure
+# Poisson). A person sets it, from `manage.py estimate_replicate_cv` or the staff page.
+CTC_EXTRA_POISSON_CV = envfloat("CTC_EXTRA_POISSON_CV", "0.0")
+if CTC_EXTRA_POISSON_CV < 0:
+    raise ImproperlyConfigured(
+        f"CTC_EXTRA_POISSON_CV={CTC_EXTRA_POISSON_CV}: it cannot be negative"
+    )
 # The printable report of a patient with more draws than this is refused (the
 # CSV export has them all): 5,000 draws take the PDF over 30 s of a worker.
 CTCTRACK_REPORT_MAX_DRAWS = envint("CTCTRACK_REPORT_MAX_DRAWS", "1000")
