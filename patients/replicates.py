@@ -150,6 +150,18 @@ def estimate_cv(
     return ReplicateEstimate(pairs=n, cv=cv, low=float(low), high=float(high))
 
 
+def fraction(value: float) -> str:
+    """A cv as the estimate reports it: a fraction to two decimals ("0.18")."""
+    return f"{value:.2f}"
+
+
+def interval_text(estimate: ReplicateEstimate) -> str:
+    """The bootstrap interval in words: "0.09 to 0.26", or why there is none."""
+    if estimate.low is None or estimate.high is None:
+        return "no estimate" if estimate.cv is None else "no bootstrap interval"
+    return f"{fraction(estimate.low)} to {fraction(estimate.high)}"
+
+
 def describe(estimate: ReplicateEstimate, setting: float) -> str:
     """The estimate in one sentence, with the setting as it stands (the command and the
     staff page say the same)."""
@@ -161,9 +173,7 @@ def describe(estimate: ReplicateEstimate, setting: float) -> str:
     counted = f"{estimate.pairs} duplicate pairs"
     if estimate.cv is None:
         return f"{counted}, but no pair has cells in both tubes: no estimate; {unchanged}"
-    interval = (
-        f"95% interval {estimate.low:.2f} to {estimate.high:.2f}"
-        if estimate.low is not None and estimate.high is not None
-        else "no bootstrap interval"
-    )
-    return f"{counted}; replicate cv {estimate.cv:.2f} ({interval}); {unchanged}"
+    interval = interval_text(estimate)
+    if estimate.low is not None:
+        interval = f"95% interval {interval}"
+    return f"{counted}; replicate cv {fraction(estimate.cv)} ({interval}); {unchanged}"

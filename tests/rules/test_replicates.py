@@ -274,6 +274,18 @@ def test_it_says_when_there_is_no_interval():
     assert "replicate cv 0.25 (no bootstrap interval)" in replicates.describe(estimate, 0.0)
 
 
+@pytest.mark.parametrize(
+    ("estimate", "text"),
+    [
+        (ReplicateEstimate(pairs=42, cv=0.18, low=0.0912, high=0.2571), "0.09 to 0.26"),
+        (ReplicateEstimate(pairs=42, cv=0.18, low=None, high=None), "no bootstrap interval"),
+        (ReplicateEstimate(pairs=42, cv=None, low=None, high=None), "no estimate"),
+    ],
+)
+def test_the_interval_reads_as_two_fractions_or_says_why_there_is_none(estimate, text):
+    assert replicates.interval_text(estimate) == text
+
+
 # --- properties -----------------------------------------------------------------------------
 
 
