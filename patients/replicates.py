@@ -122,10 +122,11 @@ def estimate_cv(
     and the number of pairs; no figures below `MIN_PAIRS` pairs.
 
     The pairs are sorted first, so neither their order nor the order of their two
-    counts changes the interval. A resample
-    in which no pair has cells in both tubes has no estimate and is left out of the
-    interval.
+    counts changes the interval. A resample in which no pair has cells in both tubes
+    has no estimate and is left out of the interval.
     """
+    if resamples < 1:
+        raise ValueError(f"The bootstrap needs at least one resample, not {resamples}.")
     n = len(pairs)
     cv = moment_cv(pairs) if n >= MIN_PAIRS else None
     if cv is None:

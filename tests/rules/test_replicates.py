@@ -240,6 +240,11 @@ def test_no_interval_when_no_resample_has_an_estimate():
     assert missing.high is None
 
 
+def test_a_bootstrap_of_no_resamples_is_refused():
+    with pytest.raises(ValueError, match="at least one resample"):
+        replicates.estimate_cv([(10, 20)] * 20, resamples=0)
+
+
 # --- what it says ---------------------------------------------------------------------------
 
 
