@@ -17,6 +17,7 @@ safeguard; `python manage.py check --deploy` and the project's own checks
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -54,7 +55,7 @@ def envfraction(name: str, default: str, *, low: float, high: float) -> float:
         number = float(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}={value!r}: use a number") from exc
-    if not low <= number <= high:
+    if not math.isfinite(number) or not low <= number <= high:
         raise ImproperlyConfigured(f"{name}={value!r}: use a number from {low} to {high}")
     return number
 

@@ -625,6 +625,8 @@ class AccessAction(models.TextChoices):
     ESCALATION = "escalation", "Escalation"
     PATIENT_LIST = "patient_list", "Patient list"
     AUDIT_REPORT = "audit_report", "Audit report"
+    # The replicate-variation estimate: every patient's duplicate tubes, shown as one figure.
+    REPLICATE_VARIATION = "replicate_variation", "Replicate variation"
     LOGIN = "login", "Sign-in"
     LOGOUT = "logout", "Sign-out"
     LOGIN_FAILED = "login_failed", "Failed sign-in"

@@ -3,7 +3,14 @@ from __future__ import annotations
 from django.urls import path
 
 from patients.interop.csv import views as csv_views
-from patients.web import chart_report, patient_pages, record_forms, results, worklist
+from patients.web import (
+    chart_report,
+    patient_pages,
+    record_forms,
+    results,
+    staff_pages,
+    worklist,
+)
 
 app_name = "patients"
 urlpatterns = [
@@ -30,4 +37,9 @@ urlpatterns = [
     path("imports/csv/confirm/", csv_views.confirm, name="csv-confirm"),
     path("patients/<int:pk>/draws.csv", csv_views.export_patient, name="csv-export-patient"),
     path("exports/draws.csv", csv_views.export_all, name="csv-export-all"),
+    path(
+        "staff/replicate-variation/",
+        staff_pages.replicate_variation,
+        name="replicate-variation",
+    ),
 ]

@@ -125,6 +125,8 @@ ACCESS: dict[str, Rule] = {
     "patients:csv-confirm": post_only(WRITERS),
     "patients:csv-export-patient": page(WRITERS),
     "patients:csv-export-all": page(WRITERS),
+    # the replicate-variation estimate: every patient's tubes as one figure, for staff
+    "patients:replicate-variation": page(STAFF_ONLY),
     # JSON API v1
     "api:patient-list": api_list(CLINICIANS, WRITERS),
     "api:patient-detail": api_detail(CLINICIANS, WRITERS),

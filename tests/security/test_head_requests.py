@@ -62,8 +62,14 @@ def urls(patient, line, cycle, draw) -> dict[str, list[str]]:
             f"/patients/{p}/imaging/new/",
             f"/api/v1/draws/{draw.pk}/",
             "/audit/",  # staff only: refused alike
+            "/staff/replicate-variation/",
         ],
-        "staff": ["/audit/", "/audit/?format=csv", f"/audit/?patient={p}"],
+        "staff": [
+            "/audit/",
+            "/audit/?format=csv",
+            f"/audit/?patient={p}",
+            "/staff/replicate-variation/",
+        ],
     }
 
 
