@@ -125,10 +125,37 @@ def test_the_patient_export_lists_draws_with_rate_category_and_flags(client, onc
         ("2", "favourable"),
         ("9", "unfavourable"),
     ]
-    assert rows[1]["flags"] == "conversion_to_unfavourable;unfavourable;rise_beyond_noise"
+    assert rows[1]["flags"] == "conversion_to_unfavourable;rise_beyond_noise"
     assert rows[1]["rate_per_7_5_ml"] == "9"
     assert (rows[1]["ci95_low"], rows[1]["ci95_high"]) == ("4.12", "17.08")
+    assert rows[1]["p_at_or_above_cutoff"] == "0.953"  # Q(9.5, 5): clear, so the flag is high
+    assert (rows[1]["sample_tubes"], rows[1]["sample_count"]) == ("1", "9")
     assert rows[1]["comment"].startswith("'=")  # never runs as a spreadsheet formula
+
+
+def test_the_export_gives_each_tube_its_sample_and_a_lower_bound_no_upper_limit(
+    client, oncologist, patient
+):
+    drawn_at = date(2026, 1, 2)
+    builders.draw(patient, oncologist, drawn_at=drawn_at, ctc_count=4)
+    builders.draw(patient, oncologist, drawn_at=drawn_at, ctc_count=6)
+    builders.draw(
+        patient, oncologist, drawn_at=date(2026, 1, 23), ctc_count=1000, count_qualifier=">"
+    )
+    client.force_login(oncologist)
+
+    rows = _rows(client.get(f"/patients/{patient.pk}/draws.csv"))
+
+    pooled = [
+        (r["ctc_count"], r["sample_tubes"], r["sample_count"], r["sample_volume_ml"])
+        for r in rows[:2]
+    ]
+    assert pooled == [("4", "2", "10", "15"), ("6", "2", "10", "15")]
+    assert {r["rate_per_7_5_ml"] for r in rows[:2]} == {"5"}  # the sample's, on each tube
+    assert rows[2]["count_qualifier"] == ">"
+    assert rows[2]["sample_count"] == ">1000"
+    assert rows[2]["ci95_high"] == ""
+    assert rows[2]["p_at_or_above_cutoff"] == "1.000"
 
 
 def test_the_full_export_covers_every_patient_in_a_fixed_number_of_queries(

@@ -103,10 +103,11 @@ def test_the_page_and_the_report_word_the_volume_with_one_function(spy) -> None:
     volumes = spy("volume_text")
 
     row = presenters.draw_row(_model_draw(9, "5.0"), found)
-    assert volumes == [Decimal("5.0")]
+    assert volumes and set(volumes) == {Decimal("5.0")}  # the volume and the count in it
+    shown = len(volumes)
 
     ctc_report.report_pdf(_report(found))
-    assert Decimal("5.0") in volumes[1:]  # the draws table's result cell
+    assert Decimal("5.0") in volumes[shown:]  # the draws table's result cell
     assert row.volume_text == "5"
 
 

@@ -24,10 +24,16 @@ HEADER = [
     "count_qualifier",  # ">": ctc_count is a lower bound (">1000"); empty: exact
     "accession",
     "comment",
+    # The sample: every evaluable tube drawn at the same time, pooled. The rate, category,
+    # interval, chance and flags are the sample's, on each of its tubes.
+    "sample_tubes",
+    "sample_count",  # ">1000" when a tube's count is a lower bound
+    "sample_volume_ml",
     "rate_per_7_5_ml",
     "category",
     "ci95_low",
-    "ci95_high",
+    "ci95_high",  # empty for a lower bound: it has no upper limit
+    "p_at_or_above_cutoff",
     "flags",
     "flag_messages",
     "entered_in_error",
@@ -50,6 +56,8 @@ def _row(series: PatientSeries, draw: CTCDraw) -> list[str]:
     found = series.by_draw_id.get(draw.pk)
     ci = found.ci95 if found else None
     flags = found.flags if found else ()
+    sample = found.sample.sample if found and found.evaluable and found.sample else None
+    p = found.p_at_or_above_cutoff if found else None
     return [
         safe_text(series.patient.mrn),
         timezone.localtime(draw.drawn_at).isoformat(),
@@ -59,10 +67,14 @@ def _row(series: PatientSeries, draw: CTCDraw) -> list[str]:
         draw.count_qualifier,
         safe_text(draw.accession),
         safe_text(draw.comment),
+        "" if sample is None else str(len(sample.tubes)),
+        "" if sample is None else f"{'>' if sample.censored else ''}{sample.count}",
+        "" if sample is None else wording.volume_text(sample.volume_ml),
         "" if not found or found.rate_per_7_5_ml is None else f"{found.rate_per_7_5_ml:g}",
         str(found.category or "") if found else "",
         "" if ci is None else f"{ci[0]:.2f}",
-        "" if ci is None else f"{ci[1]:.2f}",
+        "" if ci is None or ci[1] is None else f"{ci[1]:.2f}",
+        "" if p is None else f"{p:.3f}",
         ";".join(str(f.code) for f in flags),
         safe_text(" | ".join(f.message for f in flags)),
         "yes" if draw.entered_in_error else "",
