@@ -108,6 +108,46 @@ def bench_nurses(count: int) -> list[tuple[Any, str]]:
     return nurses
 
 
+# --- escalation -----------------------------------------------------------------------------
+
+
+def measure_escalation(run: Any) -> None:
+    """`escalate_flags` over the large cohort: the first run (every high result older than the
+    delay) and a second one at once (nothing left to escalate), against the time to count
+    the results waiting (the same filter, no work)."""
+    from patients import services
+    from patients.models import CTCDraw
+    from patients.roles import ONCOLOGIST
+
+    size = max(run.cohort)
+    _say(f"{size:,} patients: escalate_flags")
+    # The synthetic oncologists own the patients but cannot receive mail: give them an address.
+    group = Group.objects.get(name=ONCOLOGIST)
+    for user in get_user_model().objects.filter(username__startswith="syn-oncologist-"):
+        user.email, user.is_active = f"{user.username}@bench.invalid", True
+        user.save(update_fields=["email", "is_active"])
+        user.groups.add(group)
+    began = time.perf_counter()
+    waiting = CTCDraw.objects.filter(review_rank=0, review_acknowledged=False).count()
+    counted = time.perf_counter() - began
+    began = time.perf_counter()
+    first = services.escalate_flags()
+    first_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    again = services.escalate_flags()
+    again_seconds = time.perf_counter() - began
+    run.escalation = {
+        "patients": size,
+        "high results waiting": waiting,
+        "escalated": len(first.draw_ids),
+        "recipients": len(first.recipients),
+        "first run (s)": first_seconds,
+        "second run (s)": again_seconds,
+        "escalated again": len(again.draw_ids),
+        "count alone (s)": counted,
+    }
+
+
 # --- the cohort ----------------------------------------------------------------------------
 
 
@@ -150,6 +190,8 @@ def page_urls(patient: Patient) -> dict[str, str]:
     return {
         report.WORKLIST_PAGE: reverse("patients:worklist"),
         report.WORKLIST_API: reverse("api:worklist"),
+        report.RESULTS_PAGE: reverse("patients:results"),
+        report.RESULTS_API: reverse("api:results-to-review"),
         report.PATIENT_LIST: reverse("patients:list"),
         # The search itself is posted and kept in the session (see measure_pages).
         report.PATIENT_SEARCH: reverse("patients:list"),

@@ -1,4 +1,5 @@
-"""`python bench/worklist.py`: how the worklist grows from 100 to 10,000 patients, alone.
+"""`python bench/worklist.py`: how the worklist and the results to review grow from 100 to
+10,000 patients, alone.
 
 The worklist part of `make bench` (issue 7: at 10,000 patients no more than 2x
 the server time at 100), in a few minutes instead of twenty. Same setup as
@@ -68,6 +69,8 @@ def main() -> None:
         "worklist page 2": reverse("patients:worklist") + "?page=2",
         "worklist API": reverse("api:worklist"),
         "worklist API page 2": reverse("api:worklist") + "?page=2",
+        "results to review page": reverse("patients:results"),
+        "results to review API": reverse("api:results-to-review"),
     }
     found: dict[str, dict[int, list[Any]]] = {name: {SMALL: [], large: []} for name in paths}
     for k in range(rounds):

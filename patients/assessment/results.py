@@ -65,7 +65,7 @@ def waiting(among: QuerySet[CTCDraw]) -> QuerySet[CTCDraw]:
     """The tubes standing for unacknowledged results to review, in the list's order."""
     return (
         among.filter(review_rank__isnull=False, review_acknowledged=False, entered_in_error=False)
-        .select_related("patient")
+        .select_related("patient", "entered_by")
         .order_by("review_rank", "resulted_at", "id")
     )
 

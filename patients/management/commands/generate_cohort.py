@@ -74,6 +74,10 @@ ON_TREATMENT_SHARE = 0.88
 DELAY_REASON = "Neutrophils 0.9 x10^9/L on day 1 bloods; recheck in a week"
 
 
+# How long after a synthetic draw its result is recorded (CellSearch: 1 to 5 days).
+RESULT_TURNAROUND = timedelta(days=2)
+
+
 @dataclass
 class CyclePlan:
     number: int
@@ -383,15 +387,17 @@ class _Writer:
         lab = self.users["syn-lab"]
         for plan, patient in zip(plans, patients, strict=True):
             for k, dp in enumerate(plan.draws):
+                drawn_at = datetime.combine(dp.drawn_on, time(dp.hour, 10), tzinfo=self.tz)
                 yield CTCDraw(
                     patient=patient,
-                    drawn_at=datetime.combine(dp.drawn_on, time(dp.hour, 10), tzinfo=self.tz),
+                    drawn_at=drawn_at,
                     blood_volume_ml=dp.volume,
                     status=dp.status,
                     ctc_count=dp.count,
                     accession=f"{plan.mrn}-{k + 1:04d}",
                     comment=dp.comment,
                     entered_by=lab,
+                    resulted_at=_resulted_at(drawn_at, dp.status),
                 )
 
     def _imaging(
@@ -414,6 +420,11 @@ class _Writer:
                 yield Acknowledgement(
                     cycle=cycle, acknowledged_by=nurse, note="Checked with the oncologist."
                 )
+
+
+def _resulted_at(drawn_at: datetime, status: str) -> datetime | None:
+    """When a synthetic result arrived: the lab's turnaround after the draw."""
+    return drawn_at + RESULT_TURNAROUND if status == DrawStatus.RESULTED else None
 
 
 def _line_fields(lp: LinePlan) -> dict[str, Any]:
