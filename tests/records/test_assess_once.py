@@ -83,9 +83,17 @@ def test_the_one_assessment_also_ranks_the_cycle_and_names_the_flags(
         follow=True,
     )
 
-    assert "Draw saved. Flags: Unfavourable: 8 CTC/7.5 mL" in r.content.decode()
+    assert "Draw saved. Flags: Unfavourable at baseline: 8 CTC/7.5 mL" in r.content.decode()
     cycle.refresh_from_db()
-    assert cycle.review_rank == rules.SEVERITY_ORDER[rules.Severity.REVIEW]
+    draw = CTCDraw.objects.get()
+    review = rules.SEVERITY_ORDER[rules.Severity.REVIEW]
+    # The draw lies in the cycle's window: the cycle shows its flag in every phase.
+    assert (cycle.rank_before_window, cycle.rank_in_window, cycle.rank_after_day_1) == (
+        review,
+        review,
+        review,
+    )
+    assert (draw.review_rank, draw.review_acknowledged) == (review, False)
 
 
 def test_recording_a_draw_through_the_api_asks_the_rules_once(
@@ -100,7 +108,7 @@ def test_recording_a_draw_through_the_api_asks_the_rules_once(
     )
 
     assert r.status_code == 201
-    assert [f["code"] for f in r.json()["flags"]] == ["unfavourable"]
+    assert [f["code"] for f in r.json()["flags"]] == ["baseline_unfavourable"]
     assert len(rules_calls) == 1
 
 
@@ -117,5 +125,5 @@ def test_correcting_a_draw_through_the_api_asks_the_rules_once(
 
     assert r.status_code == 200
     assert r.json()["ctc_count"] == 9
-    assert [f["code"] for f in r.json()["flags"]] == ["unfavourable"]
+    assert [f["code"] for f in r.json()["flags"]] == ["baseline_unfavourable"]
     assert len(rules_calls) == 1
