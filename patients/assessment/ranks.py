@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.apps import apps as django_apps
 from django.apps.registry import Apps
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from patients import rules
@@ -32,6 +33,14 @@ RANK_BATCH = 500
 
 CycleRanks = tuple[int, int, int, date]  # before the window, in it, after day 1; opening
 ResultRank = tuple[int | None, bool]  # 0 high / 1 review / None; acknowledged
+NOT_TO_REVIEW: ResultRank = (None, False)
+
+
+class RanksChanged(NamedTuple):
+    """How many cycles and how many tubes had their stored ranks changed."""
+
+    cycles: int = 0
+    results: int = 0
 
 
 def cycle_ranks(
@@ -73,22 +82,23 @@ def stored_cycle_ranks(cycle: Any) -> CycleRanks:
     )
 
 
-def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps) -> int:
+def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps) -> RanksChanged:
     """Store the ranks of every cycle and result of these patients where they changed.
 
     Called by the bulk imports in their transaction (a single write ranks from
     its own assessment: `store_review_ranks`), by `manage.py refresh_review_ranks`
     after a change of the settings the rules read (cut-offs, window, clarity,
     replicate variation, time zone) and by the migrations that added the ranks.
-    Per round of `RANK_BATCH` patients: five queries to load and one `UPDATE` per
-    distinct value (derived data: no history, no version bump). Returns how many
+    Per round of `RANK_BATCH` patients: five queries to load, one `UPDATE` per
+    distinct value and one that takes the tubes entered in error off the results
+    to review (derived data: no history, no version bump). Returns how many
     cycles and tubes changed.
     """
     cycle_model = apps.get_model("patients", "TreatmentCycle")
     draw_model = apps.get_model("patients", "CTCDraw")
     window = settings.CTC_PRE_CYCLE_WINDOW_DAYS
     zone = timezone.get_current_timezone()
-    changed = 0
+    changed_cycles = changed_results = 0
     for batch in _chunks(sorted(set(patient_ids)), RANK_BATCH):
         cycles: defaultdict[CycleRanks, list[int]] = defaultdict(list)
         results: defaultdict[ResultRank, list[int]] = defaultdict(list)
@@ -103,11 +113,13 @@ def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps
             for draw_id, live_result in result_ranks(assessments, covers).items():
                 if live_result != stored[draw_id]:
                     results[live_result].append(draw_id)
-        changed += _store_cycles(cycles, cycle_model) + _store_results(results, draw_model)
-    return changed
+        changed_cycles += _store_cycles(cycles, cycle_model)
+        changed_results += _store_results(results, draw_model)
+        changed_results += _clear_voided(batch, draw_model)  # the loader reads none of them
+    return RanksChanged(changed_cycles, changed_results)
 
 
-def store_review_ranks(series: PatientSeries) -> int:
+def store_review_ranks(series: PatientSeries) -> RanksChanged:
     """Store the ranks that `series` gives its patient's cycles and results, where they changed.
 
     For a write that has just assessed the patient (`services._touch`): the
@@ -134,10 +146,20 @@ def store_review_ranks(series: PatientSeries) -> int:
             results[live_result].append(draw_id)
             draw.review_rank, draw.review_acknowledged = live_result
     for draw in series.voided:  # entered in error: no longer a result to review
-        if draw.review_rank is not None:
-            results[(None, False)].append(draw.pk)
-            draw.review_rank, draw.review_acknowledged = None, False
-    return _store_cycles(cycles, TreatmentCycle) + _store_results(results, CTCDraw)
+        if (draw.review_rank, draw.review_acknowledged) != NOT_TO_REVIEW:
+            results[NOT_TO_REVIEW].append(draw.pk)
+            draw.review_rank, draw.review_acknowledged = NOT_TO_REVIEW
+    return RanksChanged(_store_cycles(cycles, TreatmentCycle), _store_results(results, CTCDraw))
+
+
+def _clear_voided(patient_ids: Sequence[int], draw_model: Any) -> int:
+    """Take these patients' tubes entered in error off the results to review."""
+    stale = Q(review_rank__isnull=False) | Q(review_acknowledged=True)
+    return int(
+        draw_model.objects.filter(stale, patient__in=patient_ids, entered_in_error=True).update(
+            review_rank=None, review_acknowledged=False
+        )
+    )
 
 
 def _store_cycles(by_ranks: Mapping[CycleRanks, Sequence[int]], cycle_model: Any) -> int:

@@ -9,17 +9,19 @@ then oldest `resulted_at`. Only a page's patients are then assessed, live.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from patients import rules
 from patients.assessment.series import PatientSeries, series_for_many
 from patients.models import CTCDraw, Patient
 
+logger = logging.getLogger(__name__)
 P = TypeVar("P", bound=Iterable[CTCDraw])
 
 
@@ -62,25 +64,53 @@ class ResultItem:
 
 
 def waiting(among: QuerySet[CTCDraw]) -> QuerySet[CTCDraw]:
-    """The tubes standing for unacknowledged results to review, in the list's order."""
+    """The tubes standing for unacknowledged results to review, in the list's order.
+
+    A lone failed or rejected tube was never resulted (no `resulted_at`): it comes
+    after the results of its severity, on every database (SQLite would put it
+    first, PostgreSQL last; last is also the order of the index).
+    """
     return (
         among.filter(review_rank__isnull=False, review_acknowledged=False, entered_in_error=False)
         .select_related("patient", "entered_by")
-        .order_by("review_rank", "resulted_at", "id")
+        .order_by("review_rank", F("resulted_at").asc(nulls_last=True), "id")
     )
 
 
 def result_items(draws: Iterable[CTCDraw]) -> list[ResultItem]:
-    """The rows of a page, in the order given, each assessed live: four queries."""
+    """The rows of a page, in the order given, each assessed live: four queries.
+
+    A row whose stored rank is not the live one is logged (the list's order is
+    stale) and still shown while it needs review; one that no longer needs review
+    is left out.
+    """
     draws = list(draws)
     series = series_for_many({d.patient for d in draws})
-    items = []
+    items, stale = [], []
     for draw in draws:
         found = series[draw.patient_id].by_draw_id.get(draw.pk)
-        if found is None or not found.needs_review:  # stale rank: say so, show the rest
+        if found is None or not found.needs_review:
+            stale.append(draw.pk)
             continue
-        items.append(ResultItem(draw, series[draw.patient_id], found))
+        item = ResultItem(draw, series[draw.patient_id], found)
+        if _live_rank(item) != (draw.review_rank, draw.review_acknowledged):
+            stale.append(draw.pk)
+        items.append(item)
+    if stale:
+        # Only a settings change (cut-offs, clarity, replicate variation, time zone)
+        # without `manage.py refresh_review_ranks` can do this: say so, loudly.
+        logger.error(
+            "Stored rank differs from the rules for results %s: the results to review "
+            "are stale; run `manage.py refresh_review_ranks`.",
+            ", ".join(map(str, stale)),
+        )
     return items
+
+
+def _live_rank(item: ResultItem) -> tuple[int | None, bool]:
+    severity = item.severity
+    rank = rules.SEVERITY_ORDER[severity] if severity is not None else None
+    return (rank, item.series.result_acknowledged(item.found))
 
 
 @dataclass(frozen=True)

@@ -62,25 +62,34 @@ def change_history(patient: Patient) -> list[HistoryEntry]:
     seventh when a changed field refers to users (to show their names).
     """
     lines = _history(TherapyLine, patient_id=patient.pk)
-    # Lines and cycles are never deleted, so joining the current rows finds them all.
+    # Lines, cycles and draws are never deleted, so joining the current rows finds them all.
     cycles = _history(TreatmentCycle, therapy_line__patient_id=patient.pk)
+    draws = _history(CTCDraw, patient_id=patient.pk)
     groups = [
         _history(Patient, id=patient.pk),
         lines,
         cycles,
-        _history(CTCDraw, patient_id=patient.pk),
+        draws,
         _history(ImagingAssessment, patient_id=patient.pk),
-        _history(Acknowledgement, cycle__therapy_line__patient_id=patient.pk),
+        # Of a cycle's flags, or of a result's (its sample's first tube).
+        _history(
+            Acknowledgement,
+            condition=models.Q(cycle__therapy_line__patient_id=patient.pk)
+            | models.Q(draw__patient_id=patient.pk),
+        ),
     ]
     rows = [(new, _delta(new, old)) for group in groups for new, old in _with_previous(group)]
     names = _user_names(rows)
-    line_numbers = {h.id: h.line_number for h in lines}
-    cycle_numbers = {h.id: h.number for h in cycles}
+    numbers = _Numbers(
+        lines={h.id: h.line_number for h in lines},
+        cycles={h.id: h.number for h in cycles},
+        drawn={h.id: h.drawn_at for h in draws},  # the latest version's time
+    )
     entries = [
         HistoryEntry(
             at=new.history_date,
             by=new.history_user.get_username() if new.history_user else "",
-            what=_describe(new, line_numbers, cycle_numbers),
+            what=_describe(new, numbers),
             kind=_KINDS.get(new.history_type, new.history_type),
             changes=tuple(_field_change(new, change, names) for change in delta),
             reason=new.history_change_reason or "",
@@ -121,12 +130,13 @@ def edits_since(instance: models.Model, version: int) -> list[HistoryEntry]:
 _BOOKKEEPING = frozenset({"version"})
 
 
-def _history(model: type[models.Model], **lookup: Any) -> list[Any]:
-    return list(
-        model.history.filter(**lookup)  # type: ignore[attr-defined]
-        .select_related("history_user")
-        .order_by("history_date", "history_id")
-    )
+def _history(
+    model: type[models.Model], condition: models.Q | None = None, **lookup: Any
+) -> list[Any]:
+    found = model.history.filter(**lookup)  # type: ignore[attr-defined]
+    if condition is not None:
+        found = found.filter(condition)
+    return list(found.select_related("history_user").order_by("history_date", "history_id"))
 
 
 def _with_previous(records: list[Any]) -> list[tuple[Any, Any]]:
@@ -191,7 +201,16 @@ def _shown(field: Any, value: Any, names: Mapping[int, str]) -> str:
     return str(value)
 
 
-def _describe(h: Any, line_numbers: Mapping[int, int], cycle_numbers: Mapping[int, int]) -> str:
+@dataclass(frozen=True)
+class _Numbers:
+    """What names the rows a history refers to: line and cycle numbers, draw times."""
+
+    lines: Mapping[int, int]
+    cycles: Mapping[int, int]
+    drawn: Mapping[int, datetime]
+
+
+def _describe(h: Any, numbers: _Numbers) -> str:
     """The row a historical record belongs to, from its own values (no query)."""
     model = h.instance_type
     if model is Patient:
@@ -199,9 +218,16 @@ def _describe(h: Any, line_numbers: Mapping[int, int], cycle_numbers: Mapping[in
     if model is TherapyLine:
         return f"Therapy line {h.line_number}"
     if model is TreatmentCycle:
-        return f"Cycle {h.number} of line {line_numbers.get(h.therapy_line_id, '?')}"
+        return f"Cycle {h.number} of line {numbers.lines.get(h.therapy_line_id, '?')}"
     if model is CTCDraw:
-        return f"CTC draw of {timezone.localtime(h.drawn_at):%Y-%m-%d %H:%M}"
+        return f"CTC draw of {_when(h.drawn_at)}"
     if model is ImagingAssessment:
         return f"Imaging of {h.performed_on.isoformat()}"
-    return f"Acknowledgement of cycle {cycle_numbers.get(h.cycle_id, '?')}"
+    if h.draw_id is not None:
+        drawn = numbers.drawn.get(h.draw_id)
+        return f"Acknowledgement of the result drawn {_when(drawn) if drawn else '?'}"
+    return f"Acknowledgement of cycle {numbers.cycles.get(h.cycle_id, '?')}"
+
+
+def _when(moment: datetime) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"

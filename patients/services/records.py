@@ -517,6 +517,7 @@ def acknowledge_cycle(*, cycle: TreatmentCycle, by: Actor, note: str) -> Acknowl
     The flags are assessed here, from the record, not taken from the caller: what
     is acknowledged is what the rules say at this moment.
     """
+    _hold_patient(cycle.therapy_line.patient_id)
     series = assessment.series_for(cycle.therapy_line.patient)
     flags = series.cycle_assessment(cycle).flags
     return _acknowledge(Acknowledgement(cycle=cycle), flags, series, by=by, note=note)
@@ -529,6 +530,7 @@ def acknowledge_result(*, draw: CTCDraw, by: Actor, note: str) -> Acknowledgemen
 
     Acknowledged from any tube of the sample; recorded against its first tube.
     """
+    _hold_patient(draw.patient_id)
     series = assessment.series_for(draw.patient)
     found = series.by_draw_id.get(draw.pk)  # None when entered in error
     if found is None:
@@ -539,6 +541,18 @@ def acknowledge_result(*, draw: CTCDraw, by: Actor, note: str) -> Acknowledgemen
         raise ValidationError({"non_field_errors": [NOTHING_TO_ACKNOWLEDGE]})
     first = sample.sample.key if sample is not None else draw.pk
     return _acknowledge(Acknowledgement(draw_id=first), flags, series, by=by, note=note)
+
+
+def _hold_patient(patient_id: int) -> None:
+    """Lock the patient's row until the transaction ends, before assessing the patient.
+
+    An acknowledgement stores the ranks from its own assessment, as `_touch` does
+    after its update of the same row: so a concurrent write of this patient either
+    came first (and is assessed here) or waits, and then ranks with this one in view.
+    """
+    Patient.objects.select_for_update(no_key=True).filter(pk=patient_id).values_list(
+        "pk", flat=True
+    ).get()
 
 
 def _acknowledge(

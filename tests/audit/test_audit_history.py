@@ -90,6 +90,33 @@ def test_it_covers_lines_cycles_draws_imaging_and_acknowledgements_newest_first(
     assert ("status", "Planned", "Delayed") in [(c.field, c.old, c.new) for c in cycle_edit.changes]
 
 
+def test_it_covers_the_acknowledgements_of_results_too(oncologist, nurse, patient, line):
+    high = services.record_draw(
+        patient=patient,
+        by=oncologist,
+        drawn_at=datetime(2026, 1, 2, 9, 30, tzinfo=UTC),
+        ctc_count=9,
+    )
+    services.acknowledge_result(draw=high, by=nurse, note="Oncologist informed")
+    other = builders.patient(oncologist, mrn="OTHER-1")
+    services.acknowledge_result(
+        draw=builders.draw(other, oncologist, drawn_at=date(2026, 1, 3), ctc_count=40),
+        by=nurse,
+        note="Not this patient's",
+    )
+
+    history = change_history(patient)
+
+    latest = history[0]
+    assert (latest.what, latest.by, latest.kind) == (
+        "Acknowledgement of the result drawn 2026-01-02 09:30",
+        "nina",
+        "created",
+    )
+    assert latest.reason == "Flags acknowledged"
+    assert sum(e.what.startswith("Acknowledgement") for e in history) == 1
+
+
 def test_a_changed_oncologist_shows_usernames(oncologist, patient, django_user_model):
     other = django_user_model.objects.create_user("otto", password="correct-horse-42")
 
@@ -117,16 +144,20 @@ def test_the_page_runs_the_same_queries_for_a_short_or_long_history(
     for i in range(2, 15):
         _rename(patient, oncologist, f"Doe-{i}", "again")
         draw = services.record_draw(
-            patient=patient, by=oncologist, drawn_at=datetime(2026, 1, i, tzinfo=UTC), ctc_count=i
+            patient=patient,
+            by=oncologist,
+            drawn_at=datetime(2026, 1, i, tzinfo=UTC),
+            ctc_count=40 + i,
         )
         services.update_draw(
             draw=draw,
             version=builders.version_of(draw),
             by=oncologist,
-            changes={"ctc_count": i + 1},
+            changes={"ctc_count": 41 + i},
             reason="fix",
         )
         services.plan_cycle(line=line, by=oncologist, number=i, scheduled_date=date(2026, 2, i))
+        services.acknowledge_result(draw=draw, by=oncologist, note="Seen")
 
     long = count_queries(lambda: client.get(_url(patient)))
 

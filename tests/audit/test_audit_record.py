@@ -122,6 +122,42 @@ def test_the_worklist_records_the_ids_of_the_patients_it_showed(client, nurse, o
     assert (event.user, event.patient) == (nurse, None)
 
 
+def _high_result(by, patient) -> None:
+    builders.draw(patient, by, drawn_at=timezone.localdate() - timedelta(days=3), ctc_count=1)
+    builders.draw(patient, by, drawn_at=timezone.localdate() - timedelta(days=1), ctc_count=40)
+
+
+def test_the_results_to_review_record_the_ids_of_the_patients_they_showed(
+    client, nurse, oncologist
+):
+    first, second = builders.patient(oncologist), builders.patient(oncologist)
+    _high_result(oncologist, first)
+    _high_result(oncologist, second)
+    client.force_login(nurse)
+
+    client.get(reverse("patients:results"))
+
+    event = _event("results")
+    assert event.target == f"results to review: patients {first.pk}, {second.pk}"
+    assert (event.user, event.patient) == (nurse, None)
+
+
+def test_the_api_results_to_review_are_recorded_with_the_patient_shown(
+    api, nurse, oncologist, patient
+):
+    _high_result(oncologist, patient)
+    api.force_authenticate(nurse)
+
+    api.get("/api/v1/results-to-review/", REMOTE_ADDR=ADDRESS)
+
+    event = _event("results")
+    assert (event.user, event.patient, event.target) == (
+        nurse,
+        patient,
+        "GET /api/v1/results-to-review/",
+    )
+
+
 def test_the_patient_list_records_the_patients_on_the_page_but_not_the_search(
     client, nurse, patient
 ):
@@ -149,6 +185,7 @@ def test_the_patient_list_records_the_patients_on_the_page_but_not_the_search(
         "/api/v1/patients/{patient}/imaging/",
         "/api/v1/patients/{patient}/assessment/",
         "/api/v1/cycles/{cycle}/acknowledgements/",
+        "/api/v1/draws/{draw}/acknowledgements/",
     ],
 )
 def test_every_api_read_of_a_patient_is_recorded_with_the_patient(api, nurse, cycle, draw, url):

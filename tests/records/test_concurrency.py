@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,8 +21,9 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
-from patients import services
-from patients.models import CTCDraw
+from patients import assessment, rules, services
+from patients.models import CTCDraw, TreatmentCycle
+from tests import builders
 from tests.paths import DATA
 
 ORIGINAL_COUNT = 3  # the `draw` fixture's count
@@ -222,3 +224,68 @@ def test_one_lab_result_sent_twice_at_once_is_stored_once_and_both_get_an_answer
     draw = CTCDraw.objects.get()
     assert (draw.accession, draw.ctc_count) == ("CS-26-0101", 7)
     assert draw.history.count() == 1
+
+
+# --- a result arriving while someone acknowledges --------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_arriving_during_an_acknowledgement_is_ranked_with_both_in_view(
+    patient, cycle, oncologist, nurse, monkeypatch
+):
+    """The acknowledgement assesses the patient, then stores the ranks from that
+    assessment. A new result saved in between must not be ranked away: the two writes
+    of one patient are ordered, and the later one ranks with both in view."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time: two writes never interleave there")
+    builders.draw(patient, oncologist, drawn_at=datetime(2025, 12, 1, 9, tzinfo=UTC), ctc_count=1)
+    builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 1, 9, tzinfo=UTC), ctc_count=9)
+    assessed, go_on = threading.Event(), threading.Event()
+    series_for = assessment.series_for
+
+    def assess_then_wait(patient: Any) -> assessment.PatientSeries:
+        found = series_for(patient)
+        if threading.current_thread().name == "acknowledging":
+            assessed.set()
+            go_on.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(assessment, "series_for", assess_then_wait)
+    errors: list[Exception] = []
+
+    def in_thread(write: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                write()
+            except Exception as exc:  # reported below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        return run
+
+    acknowledging = threading.Thread(
+        target=in_thread(lambda: services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")),
+        name="acknowledging",
+    )
+    recording = threading.Thread(
+        target=in_thread(
+            lambda: builders.draw(  # a newer sample in the cycle's window: not seen
+                patient, oncologist, drawn_at=datetime(2026, 1, 4, 9, tzinfo=UTC), ctc_count=40
+            )
+        )
+    )
+    acknowledging.start()
+    assert assessed.wait(timeout=30)
+    recording.start()
+    recording.join(timeout=2)  # it may finish now, or wait for the acknowledgement
+    go_on.set()
+    for thread in (acknowledging, recording):
+        thread.join(timeout=60)
+    assert errors == []
+
+    cycle = TreatmentCycle.objects.select_related("therapy_line__patient").get(pk=cycle.pk)
+    series = series_for(cycle.therapy_line.patient)
+    found = series.cycle_assessment(cycle)
+    assert not series.cycle_acknowledged(found)  # the newer sample's flags are not covered
+    assert cycle.rank_after_day_1 == rules.cycle_rank(found, False) == 0  # high, waiting

@@ -314,7 +314,8 @@ def test_a_wrong_draw_is_marked_in_error_kept_and_left_out_of_the_rules(oncologi
     series = series_for(patient)
     assert [d.ctc_count for d in series.draws] == [6]
     assert [d.ctc_count for d in series.voided] == [40]
-    assert [f.code for f in series.assessments[0].flags] == ["unfavourable"]  # no "persistent"
+    # The 6 is the patient's first sample now: a baseline, not "persistent" after the 40.
+    assert [f.code for f in series.assessments[0].flags] == ["baseline_unfavourable"]
     wrong.refresh_from_db()
     assert (wrong.entered_in_error, wrong.error_reason) == (True, "Wrong patient's tube")
     assert wrong.history.first().history_change_reason == "Entered in error: Wrong patient's tube"

@@ -32,12 +32,14 @@ def _unfavourable_draw(patient, by) -> CTCDraw:
 def test_an_acknowledgement_keeps_the_flags_the_rules_give_the_cycle_now(
     oncologist, nurse, patient, cycle
 ):
-    _unfavourable_draw(patient, oncologist)
+    draw = _unfavourable_draw(patient, oncologist)
     now = assessment.series_for(patient).cycle_assessment(cycle).flags
 
     ack = services.acknowledge_cycle(cycle=cycle, by=nurse, note="Oncologist informed")
 
-    assert [f["code"] for f in ack.flags] == [f.code for f in now] == ["unfavourable"]
+    recorded = [(f["code"], f["severity"], f["message"], f["source"]) for f in ack.flags]
+    assert recorded == [(f.code, f.severity, f.message, f.source) for f in now]
+    assert [(f["code"], f["source"]) for f in ack.flags] == [("baseline_unfavourable", draw.pk)]
 
 
 def test_an_acknowledgement_takes_no_flags_from_its_caller(nurse, cycle):
@@ -88,12 +90,20 @@ def test_the_worklist_order_is_the_rules_order_within_a_patient(oncologist, pati
     services.record_draw(  # favourable again, info: cycle 3; cycle 4 has no draw, review
         patient=patient, by=oncologist, drawn_at=datetime(2026, 1, 9, 9, tzinfo=UTC), ctc_count=1
     )
-    items = assessment.worklist(date(2026, 1, 1), 30)
 
-    by_rules = sorted(items, key=lambda i: rules.worklist_sort_key(i.assessment))
+    def in_order() -> list[int]:
+        items = assessment.worklist(date(2026, 1, 1), 30)
+        by_rules = sorted(
+            items, key=lambda i: rules.worklist_sort_key(i.assessment, i.acknowledged)
+        )
+        assert items == sorted(items, key=assessment.worklist_order) == by_rules
+        return [i.cycle.number for i in items]
 
-    assert sorted(items, key=assessment.worklist_order) == by_rules
-    assert [i.cycle.number for i in by_rules] == [1, 2, 4, 3]
+    assert in_order() == [1, 2, 4, 3]
+    services.acknowledge_cycle(cycle=cycle, by=oncologist, note="Seen")
+    # Cycles 1 and 2 show the same sample: acknowledged, both go after cycle 4's missing
+    # draw (still waiting) and before cycle 3's info flag.
+    assert in_order() == [4, 1, 2, 3]
 
 
 # --- the CSV import ---------------------------------------------------------------------

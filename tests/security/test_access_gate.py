@@ -13,11 +13,12 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from patients import access, services
 from patients.models import (
@@ -287,6 +288,7 @@ API_READS = [
     "/api/v1/patients/{patient}/imaging/",
     "/api/v1/patients/{patient}/assessment/",
     "/api/v1/cycles/{cycle}/acknowledgements/",
+    "/api/v1/draws/{draw}/acknowledgements/",
     "/fhir/r4/Patient/{patient}",
     "/fhir/r4/Observation/{draw}",
     "/fhir/r4/Observation?patient={patient}",
@@ -326,6 +328,7 @@ API_WRITES = [
         {"performed_on": "2026-01-21", "modality": "ct", "response": "SD"},
     ),
     ("post", "/api/v1/cycles/{cycle}/acknowledgements/", {"note": "Seen again"}),
+    ("post", "/api/v1/draws/{draw}/acknowledgements/", {"note": "Seen"}),
 ]
 
 
@@ -378,7 +381,11 @@ WEB_PAGES = {
     "patients:draw-edit": "draw",
     "patients:imaging-create": "patient",
 }
-WEB_POSTS = {"patients:draw-error": "draw", "patients:acknowledge": "cycle"}
+WEB_POSTS = {
+    "patients:draw-error": "draw",
+    "patients:acknowledge": "cycle",
+    "patients:acknowledge-result": "draw",
+}
 
 
 @pytest.mark.django_db
@@ -432,3 +439,25 @@ def test_the_audit_report_does_not_find_a_patient_the_gate_hides(
     assert client.get(report, {"patient": visible["patient"]}).status_code == 200
     assert client.get(report, {"patient": hidden["patient"]}).status_code == 400
     assert client.get(report, {"mrn": "HIDDEN-9"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_the_results_to_review_and_the_header_counts_leave_out_a_patient_the_gate_hides(
+    client, api, oncologist, visible, hidden, gate_shows_only
+):
+    today = timezone.localdate()
+    for who in ("visible", "hidden"):  # each: a high conversion before a cycle due this week
+        ids = visible if who == "visible" else hidden
+        line = TherapyLine.objects.get(pk=ids["line"])
+        builders.cycle(line, oncologist, number=9, scheduled_date=today + timedelta(days=2))
+        builders.draw(line.patient, oncologist, drawn_at=today - timedelta(days=1), ctc_count=40)
+    client.force_login(oncologist)
+    api.force_authenticate(oncologist)
+
+    page = client.get(reverse("patients:results"))
+    listed = api.get("/api/v1/results-to-review/").json()
+
+    assert "MRN0001" in page.content.decode() and "HIDDEN-9" not in page.content.decode()
+    assert [item["patient"]["mrn"] for item in listed["items"]] == ["MRN0001"]
+    assert page.context["open_results"] == listed["count"] == 1
+    assert page.context["open_worklist"] == 1

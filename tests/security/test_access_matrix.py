@@ -105,6 +105,9 @@ ACCESS: dict[str, Rule] = {
     # the clinicians' pages
     "patients:worklist": page(CLINICIANS),
     "patients:acknowledge": post_only(CLINICIANS),
+    # results to review: a nurse's morning starts here too; nurses acknowledge as well
+    "patients:results": page(CLINICIANS),
+    "patients:acknowledge-result": post_only(CLINICIANS),
     "patients:list": form(CLINICIANS),  # GET the list, POST a search (kept out of the URL)
     "patients:detail": page(CLINICIANS),
     "patients:chart-svg": page(CLINICIANS),
@@ -140,6 +143,8 @@ ACCESS: dict[str, Rule] = {
     "api:patient-assessment": page(CLINICIANS),
     "api:worklist": page(CLINICIANS),
     "api:acknowledgement-list": api_list(CLINICIANS, CLINICIANS),
+    "api:results-to-review": page(CLINICIANS),
+    "api:result-acknowledgement-list": api_list(CLINICIANS, CLINICIANS),
     "api:hl7-oru": post_only(WRITERS),
     # FHIR R4 reads
     "fhir:metadata": page(CLINICIANS),

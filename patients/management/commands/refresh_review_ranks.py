@@ -1,10 +1,13 @@
-"""`python manage.py refresh_review_ranks`: recompute every cycle's stored review rank.
+"""`python manage.py refresh_review_ranks`: recompute every stored rank of the worklist and
+the results to review.
 
-The rank (the worklist's sort key) is kept current by every write, but it also
-depends on settings the rules read: `CTC_CUTOFFS`, `CTC_PRE_CYCLE_WINDOW_DAYS`
-and `TIME_ZONE`. Run this after changing any of them (the worklist logs an
-error naming the cycles whose stored rank disagrees with the rules). Safe to
-run at any time and any number of times: it writes only ranks that changed.
+The ranks (each cycle's rank in each phase of its window, and each result's
+place in the results to review) are kept current by every write, but they also
+depend on the settings the rules read: `CTC_CUTOFFS`, `CTC_PRE_CYCLE_WINDOW_DAYS`,
+`CTC_CLEAR_PROBABILITY`, `CTC_EXTRA_POISSON_CV` and `TIME_ZONE`. Run this after
+changing any of them (the worklist logs an error naming the cycles whose stored
+rank disagrees with the rules, the results to review the results). Safe to run
+at any time and any number of times: it writes only ranks that changed.
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ from patients.models import Patient
 
 
 class Command(BaseCommand):
-    help = "Recompute the worklist's review rank of every cycle (after a change of settings)."
+    help = (
+        "Recompute the stored ranks of the worklist and the results to review "
+        "(after a change of the settings the rules read)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             changed = refresh_review_ranks(Patient.objects.values_list("pk", flat=True))
-        self.stdout.write(self.style.SUCCESS(f"Review ranks changed: {changed:,} cycle(s)."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Review ranks changed: {changed.cycles:,} cycle(s) and "
+                f"{changed.results:,} result(s)."
+            )
+        )
