@@ -3,6 +3,7 @@
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models.functions import Coalesce
 
 
 def fill_resulted_at(apps, schema_editor):
@@ -10,16 +11,15 @@ def fill_resulted_at(apps, schema_editor):
     (the first version with status resulted), else its entry time."""
     draw_model = apps.get_model("patients", "CTCDraw")
     history = apps.get_model("patients", "HistoricalCTCDraw")
-    first = dict(
-        history.objects.filter(status="resulted")
-        .values_list("id")
-        .annotate(first=models.Min("history_date"))
-        .values_list("id", "first")
+    first = (
+        history.objects.filter(id=models.OuterRef("pk"), status="resulted")
+        .order_by("history_date")
+        .values("history_date")[:1]
     )
-    for draw_id, entered_at in draw_model.objects.filter(status="resulted").values_list(
-        "id", "entered_at"
-    ):
-        draw_model.objects.filter(pk=draw_id).update(resulted_at=first.get(draw_id, entered_at))
+    # One UPDATE, whatever the number of draws.
+    draw_model.objects.filter(status="resulted").update(
+        resulted_at=Coalesce(models.Subquery(first), models.F("entered_at"))
+    )
 
 
 def keep_acknowledgements_meaningful(apps, schema_editor):
@@ -27,9 +27,10 @@ def keep_acknowledgements_meaningful(apps, schema_editor):
 
     An acknowledgement records its flags with the sample each came from. One made
     under version 1 recorded codes only. Its entries are kept as they were (marked
-    version 1) and, when no tube in the cycle's window was entered after it (the
-    person saw everything the cycle shows now), the cycle's version 2 flags on that
-    day are added with their samples: so it still covers what was seen, and no more.
+    version 1) and, when no tube in the cycle's window was entered or changed after
+    it (the person saw everything the cycle shows now), the cycle's version 2 flags
+    on that day are added with their samples: so it still covers what was seen, and
+    no more.
     """
     from django.utils import timezone
 
@@ -37,6 +38,7 @@ def keep_acknowledgements_meaningful(apps, schema_editor):
 
     ack_model = apps.get_model("patients", "Acknowledgement")
     patient_model = apps.get_model("patients", "Patient")
+    history = apps.get_model("patients", "HistoricalCTCDraw")
     acks = list(ack_model.objects.filter(cycle__isnull=False).select_related("cycle__therapy_line"))
     patient_ids = {a.cycle.therapy_line.patient_id for a in acks}
     series = series_for_many(patient_model.objects.filter(pk__in=patient_ids), apps=apps)
@@ -45,9 +47,14 @@ def keep_acknowledgements_meaningful(apps, schema_editor):
         on = timezone.localdate(ack.acknowledged_at)
         state = found.cycle_assessment(ack.cycle, on)
         opens, day_1 = state.window
-        in_window = [d for d in found.draws if opens <= timezone.localdate(d.drawn_at) <= day_1]
+        in_window = [
+            d.pk for d in found.all_draws() if opens <= timezone.localdate(d.drawn_at) <= day_1
+        ]
+        changed_since = history.objects.filter(
+            id__in=in_window, history_date__gt=ack.acknowledged_at
+        ).exists()
         kept = [{**flag, "rules_version": 1} for flag in ack.flags]
-        if all(d.entered_at <= ack.acknowledged_at for d in in_window):
+        if not changed_since:
             kept += [
                 {
                     "code": f.code,

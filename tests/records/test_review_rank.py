@@ -46,7 +46,7 @@ NOT_A_RESULT_TO_REVIEW = (None, False)
 DAY1 = date(2026, 3, 3)  # the cycle's day 1: its pre-cycle window is 24 Feb to 3 Mar
 OPENS = DAY1 - timedelta(days=7)
 NEVER = datetime.min.replace(tzinfo=UTC)
-MIGRATION = "0008_rules_v2_ranks_and_result_acknowledgements"
+MIGRATION = "0010_rules_v2_ranks_and_result_acknowledgements"
 
 
 def _at(day: date, hour: int = 9) -> datetime:
@@ -522,6 +522,30 @@ def test_the_migration_keeps_earlier_acknowledgements_meaningful_and_ranks_every
     assert _stored(later) == (HIGH,) * 3
     assert _stored_result(newer) == (HIGH, False)
     _every_stored_rank_is_live()
+
+
+def test_the_migration_adds_nothing_to_an_acknowledgement_when_a_count_was_corrected_after_it(
+    due, converted, oncologist, nurse
+):
+    seen = Acknowledgement.objects.create(
+        cycle=due,
+        acknowledged_by=nurse,
+        acknowledged_at=timezone.now() - timedelta(hours=1),
+        note="Oncologist informed",
+        flags=V1_FLAGS,
+    )
+    services.update_draw(  # after the acknowledgement: what it saw is no longer what is shown
+        draw=converted,
+        version=builders.version_of(converted),
+        by=oncologist,
+        changes={"ctc_count": 40},
+        reason="Transcription error",
+    )
+
+    _data_step("keep_acknowledgements_meaningful")()
+
+    seen.refresh_from_db()
+    assert seen.flags == [{**f, "rules_version": 1} for f in V1_FLAGS]
 
 
 def test_generate_cohort_ranks_the_cycles_and_results_it_writes():
