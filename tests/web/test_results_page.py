@@ -211,6 +211,23 @@ def test_an_empty_list_says_so(client, nurse):
     assertContains(client.get("/results/"), "No results wait for review.")
 
 
+def test_it_shows_fifty_rows_a_page_with_a_pager(client, nurse, oncologist, today):
+    made = [
+        _review(oncologist, _patient(oncologist, f"Family{i:03d}"), today - timedelta(days=1))
+        for i in range(52)
+    ]
+    client.force_login(nurse)
+
+    first = client.get("/results/")
+    second = client.get("/results/", {"page": 2})
+
+    assert _row_ids(first) + _row_ids(second) == [d.pk for d in made]  # oldest first
+    assertContains(first, "52 results to review.")
+    assertContains(first, '<nav class="pagination" aria-label="Result pages">')
+    assertContains(first, 'href="?page=2" rel="next"')
+    assertContains(second, '<span aria-current="page">Page 2 of 2</span>')
+
+
 # --- the header's open counts -------------------------------------------------------------
 
 
