@@ -349,3 +349,13 @@ def test_flagged_only_leaves_out_the_states_that_are_not_flags(client, nurse, on
 
     flagged = ["high", "not_evaluable", "review", "acknowledged", "info"]
     assert list(rows) == [cycles[name].pk for name in flagged]
+
+
+def test_a_latest_draw_without_a_count_says_its_status(client, nurse, oncologist, today):
+    cycles = worklist_states.build(oncologist, nurse)
+    client.force_login(nurse)
+
+    rows = _rows(client.get("/", {"days": worklist_states.DAYS}))
+
+    assert "Rejected (pre-analytic)" in rows[cycles["not_evaluable"].pk]
+    assert "Pending" in rows[cycles["pending"].pk]
