@@ -135,8 +135,12 @@ def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
 ):
     def add_patients(first: int, last: int) -> None:
         for i in range(first, last):
-            cycle = _due(oncologist, START + timedelta(i % 7), [i % 4, i % 9])
-            services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")
+            cycle = _due(oncologist, START + timedelta(i % 7), [i % 4, i % 9 + 5])
+            if i % 2:  # the results shown, acknowledged as results
+                latest = cycle.therapy_line.patient.draws.latest("drawn_at")
+                services.acknowledge_result(draw=latest, by=nurse, note="Seen")
+            else:
+                services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")
 
     add_patients(0, 5)
     api.force_authenticate(nurse)
