@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from patients import services
+from tests import builders
 
 pytestmark = pytest.mark.django_db
 
@@ -316,3 +317,33 @@ def test_the_assessment_needs_a_role(api, outsider, patient):
 
     assert api.get(f"/api/v1/patients/{patient.pk}/assessment/").status_code == 403
     assert api.get("/api/v1/patients/999999/assessment/").status_code == 403
+
+
+def test_a_delayed_cycle_keeps_its_original_window_and_the_draw_taken_for_it(
+    api, nurse, oncologist, patient, line
+):
+    today = timezone.localdate()
+    planned = today + timedelta(days=1)
+    cycle = _cycle_on(patient, line, oncologist, planned)
+    _record(patient, oncologist, today - timedelta(days=3), 2)  # drawn for the planned day 1
+    services.delay_cycle_and_following(
+        cycle=cycle,
+        by=oncologist,
+        new_date=planned + timedelta(days=7),
+        reason="Neutrophils 0.8",
+        version=builders.version_of(cycle),
+    )
+    api.force_authenticate(nurse)
+
+    (upcoming,) = api.get(f"/api/v1/patients/{patient.pk}/assessment/").json()["upcoming_cycles"]
+
+    assert (upcoming["status"], upcoming["scheduled_date"]) == (
+        "delayed",
+        (planned + timedelta(days=7)).isoformat(),
+    )
+    assert upcoming["first_scheduled_date"] == planned.isoformat()
+    assert upcoming["window"] == {
+        "from": (planned - timedelta(days=7)).isoformat(),
+        "to": (planned + timedelta(days=7)).isoformat(),
+    }
+    assert (upcoming["pre_cycle_state"], upcoming["flags"]) == ("result_in_window", [])
