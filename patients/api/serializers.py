@@ -393,8 +393,8 @@ class AcknowledgementSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Acknowledgement
-        fields = ["id", "cycle", "acknowledged_by", "acknowledged_at", "note", "flags"]
-        read_only_fields = ["cycle", "acknowledged_at", "flags"]
+        fields = ["id", "cycle", "draw", "acknowledged_by", "acknowledged_at", "note", "flags"]
+        read_only_fields = ["cycle", "draw", "acknowledged_at", "flags"]
 
 
 class WorklistQuerySerializer(serializers.Serializer):

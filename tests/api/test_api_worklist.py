@@ -6,10 +6,12 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from patients import assessment, services
 from patients.models import Acknowledgement, TreatmentCycle
 from tests import builders
+from tests.web import worklist_states
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +35,7 @@ def _get(api, **params):
 
 
 def test_it_orders_the_cycles_due_by_severity_then_day_1_then_name(api, nurse, oncologist):
+    # START is past: every day 1 has passed, so a cycle with no draw is missing (review).
     calm = _due(oncologist, START, [0, 1], family_name="Adams")
     converted = _due(oncologist, START + timedelta(3), [1, 9], family_name="Brown")
     missing = _due(oncologist, START + timedelta(1), [], family_name="Clark")
@@ -51,6 +54,8 @@ def test_it_orders_the_cycles_due_by_severity_then_day_1_then_name(api, nurse, o
         calm.pk,  # no flags
     ]
     assert [i["severity"] for i in body["items"]] == ["high", "high", "high", "review", None]
+    assert [f["code"] for f in body["items"][3]["flags"]] == ["missing_pre_cycle_draw"]
+    assert body["items"][3]["pre_cycle_state"] == "missing"
 
 
 def test_an_item_carries_the_patient_cycle_latest_draw_and_flags(api, nurse, oncologist):
@@ -66,11 +71,22 @@ def test_an_item_carries_the_patient_cycle_latest_draw_and_flags(api, nurse, onc
     assert item["cycle"]["regimen"] == "Docetaxel"
     assert item["latest_draw"]["ctc_count"] == 9
     assert item["latest_draw"]["category"] == "unfavourable"
-    assert [f["code"] for f in item["flags"]] == [
-        "conversion_to_unfavourable",
-        "unfavourable",
-        "rise_beyond_noise",
+    assert item["latest_draw"]["p_at_or_above_cutoff"] == pytest.approx(0.953, abs=0.001)
+    assert item["latest_draw"]["sample"]["draw_ids"] == [item["latest_draw"]["id"]]
+    assert (item["latest_draw"]["needs_review"], item["latest_draw"]["acknowledged"]) == (
+        True,
+        False,
+    )
+    # One category flag (version 1 added a second, "unfavourable", saying the same thing).
+    assert [(f["code"], f["severity"]) for f in item["flags"]] == [
+        ("conversion_to_unfavourable", "high"),
+        ("rise_beyond_noise", "review"),
     ]
+    assert item["severity"] == "high"
+    assert item["first_scheduled_date"] == "2026-03-02"
+    assert item["window"] == {"from": "2026-02-23", "to": "2026-03-02"}
+    assert item["pre_cycle_state"] == "result_in_window"
+    assert item["acknowledged"] is False
     assert item["acknowledgements"] == []
 
 
@@ -119,8 +135,12 @@ def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
 ):
     def add_patients(first: int, last: int) -> None:
         for i in range(first, last):
-            cycle = _due(oncologist, START + timedelta(i % 7), [i % 4, i % 9])
-            services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")
+            cycle = _due(oncologist, START + timedelta(i % 7), [i % 4, i % 9 + 5])
+            if i % 2:  # the results shown, acknowledged as results
+                latest = cycle.therapy_line.patient.draws.latest("drawn_at")
+                services.acknowledge_result(draw=latest, by=nurse, note="Seen")
+            else:
+                services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")
 
     add_patients(0, 5)
     api.force_authenticate(nurse)
@@ -150,9 +170,14 @@ def test_a_nurse_acknowledges_a_flagged_cycle_and_the_flags_stay(api, nurse, onc
     assert (ack.acknowledged_by, ack.cycle) == (nurse, cycle)
     assert [f["code"] for f in ack.flags] == [f["code"] for f in item["flags"]]
     assert item["flags"]  # acknowledging never hides the flags
+    assert item["acknowledged"] is True
     assert item["acknowledgements"][0]["note"] == "Discussed with Dr Olsen; scan booked"
     assert item["acknowledgements"][0]["acknowledged_by"] == "nina"
     assert item["acknowledgements"][0]["acknowledged_at"]
+    assert (item["acknowledgements"][0]["cycle"], item["acknowledgements"][0]["draw"]) == (
+        cycle.pk,
+        None,
+    )
 
 
 @pytest.mark.parametrize("body", [{"note": ""}, {"note": "   "}, {}])
@@ -237,3 +262,52 @@ def test_the_api_runs_the_same_queries_for_any_page(api, nurse, oncologist, coun
     _get(api)
 
     assert count_queries(lambda: _get(api)) == count_queries(lambda: _get(api, page=2))
+
+
+# --- states and order on today's date ---------------------------------------------------
+
+
+def test_each_item_says_its_state_and_the_order_puts_unacknowledged_flags_first(
+    api, nurse, oncologist
+):
+    cycles = worklist_states.build(oncologist, nurse)
+    api.force_authenticate(nurse)
+
+    body = api.get("/api/v1/worklist/", {"days": worklist_states.DAYS}).json()
+
+    by_id = {cycle.pk: name for name, cycle in cycles.items()}
+    shown = [
+        (by_id[i["cycle"]["id"]], i["severity"], i["pre_cycle_state"], i["acknowledged"])
+        for i in body["items"]
+    ]
+    assert shown == [
+        ("high", "high", "result_in_window", False),
+        ("not_evaluable", "review", "draw_due", False),
+        ("review", "review", "result_in_window", False),
+        ("acknowledged", "high", "result_in_window", True),
+        ("info", "info", "result_in_window", False),
+        ("draw_due", None, "draw_due", False),
+        ("pending", None, "result_pending", False),
+        ("nothing", None, "result_in_window", False),
+        ("not_yet_due", None, "not_yet_due", False),
+    ]
+    flags = {by_id[i["cycle"]["id"]]: [f["code"] for f in i["flags"]] for i in body["items"]}
+    assert flags["not_evaluable"] == ["not_evaluable"]
+    assert flags["draw_due"] == flags["pending"] == flags["not_yet_due"] == []
+
+
+def test_a_cycle_whose_window_has_not_opened_has_no_flag_and_says_when_it_opens(
+    api, nurse, oncologist
+):
+    today = timezone.localdate()
+    cycle = _due(oncologist, today + timedelta(days=10), [])  # opens in three days
+    api.force_authenticate(nurse)
+
+    (item,) = api.get("/api/v1/worklist/", {"days": 14}).json()["items"]
+
+    assert item["cycle"]["id"] == cycle.pk
+    assert (item["pre_cycle_state"], item["severity"], item["flags"]) == ("not_yet_due", None, [])
+    assert item["window"] == {
+        "from": (today + timedelta(days=3)).isoformat(),
+        "to": (today + timedelta(days=10)).isoformat(),
+    }

@@ -98,6 +98,7 @@ class World:
     cycle: TreatmentCycle
     draw: CTCDraw
     oncologist: Any
+    flagged: CTCDraw  # a result that needs review (3 then 12 CTC/7.5 mL: a conversion)
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,14 @@ TARGETS = [
         {"note": "note"},
         _created(Acknowledgement),
     ),
+    Target(
+        "POST result acknowledgements",
+        "POST",
+        lambda w: f"/api/v1/draws/{w.flagged.pk}/acknowledgements/",
+        lambda w: {"note": "Called the patient"},
+        {"note": "note"},
+        _created(Acknowledgement),
+    ),
 ]
 # PATCH bodies echo a reason into the change history; it must arrive whole there too.
 REASON_IN_HISTORY = {"PATCH patient", "PATCH cycle", "PATCH draw"}
@@ -278,7 +287,10 @@ def send(api, target: Target, world: World, body: Any):
 @pytest.fixture
 def world(patient, line, cycle, draw, oncologist, api) -> World:
     api.force_authenticate(oncologist)
-    return World(patient=patient, line=line, cycle=cycle, draw=draw, oncologist=oncologist)
+    flagged = builders.draw(patient, oncologist, drawn_at=date(2026, 1, 9), ctc_count=12)
+    return World(
+        patient=patient, line=line, cycle=cycle, draw=draw, oncologist=oncologist, flagged=flagged
+    )
 
 
 # --- the tests ------------------------------------------------------------------------
@@ -367,6 +379,7 @@ def test_hostile_text_accepted_through_the_api_shows_escaped_on_every_page(
             f"/patients/{patient}/chart.svg",
             f"/patients/{patient}/chart.png",
             f"/patients/{patient}/report.pdf",
+            "/results/",  # 9 CTC/7.5 mL at baseline: a result to review
         ]
     }
 

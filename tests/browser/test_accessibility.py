@@ -55,6 +55,7 @@ def _pages(base: str, clinic: dict) -> dict[str, str]:
     draw = CTCDraw.objects.filter(patient=patient).first()
     return {
         "worklist": f"{base}/",
+        "results to review": f"{base}/results/",
         "patient list": f"{base}/patients/",
         "patient page": f"{base}/patients/{patient.pk}/",
         "new patient": f"{base}/patients/new/",
@@ -70,6 +71,16 @@ def _pages(base: str, clinic: dict) -> dict[str, str]:
     }
 
 
+def _result_to_review(mrn: str) -> CTCDraw:
+    """Yesterday's count for the patient: 12 CTC/7.5 mL after 1 or 2, a clear conversion
+    (high) in the window of the cycle due in the coming days."""
+    patient = Patient.objects.get(mrn=mrn)
+    yesterday = timezone.localdate() - timedelta(days=1)
+    return builders.draw(
+        patient, User.objects.get(username="olivia"), drawn_at=yesterday, ctc_count=12
+    )
+
+
 def test_the_login_page_has_no_wcag_violations(page: Page, live_server, axe_source):
     page.goto(f"{live_server.url}/accounts/login/")
     assert audit(page, axe_source) == []
@@ -83,12 +94,15 @@ def test_the_login_page_has_no_wcag_violations(page: Page, live_server, axe_sour
 
 
 def test_every_page_and_form_has_no_wcag_violations(page: Page, live_server, clinic, axe_source):
+    _result_to_review("BT-002")  # so the results to review and the worklist have a flagged row
     sign_in(page, live_server.url, "olivia")
     failures = {}
     for name, url in _pages(live_server.url, clinic).items():
-        page.goto(url)
+        response = page.goto(url)
         settle(page)
-        if found := audit(page, axe_source):
+        if not (response and response.ok):  # an error page would pass the audit
+            failures[name] = [f"answered {response.status if response else 'nothing'}"]
+        elif found := audit(page, axe_source):
             failures[name] = found
         form = page.locator("main form.stacked").first
         if name.startswith(("new", "edit")) and form.count():
@@ -234,6 +248,7 @@ def _tab_to(page: Page, matches: str, limit: int = 80) -> None:
 
 
 def test_a_nurse_does_her_round_with_the_keyboard_only(page: Page, live_server, clinic):
+    _result_to_review("BT-001")  # Brown's count in the window of cycle 3: high
     page.goto(f"{live_server.url}/accounts/login/")
     _tab_to(page, "el.id === 'id_username'")
     page.keyboard.type("nina")
@@ -298,18 +313,21 @@ def test_the_patient_page_prints_with_name_and_mrn_on_every_page(
 
 
 @pytest.mark.parametrize("width", [768, 390])
-def test_the_worklist_and_patient_page_need_no_sideways_scrolling(
+def test_the_worklist_results_and_patient_page_need_no_sideways_scrolling(
     page: Page, live_server, clinic, width, screenshot_dir
 ):
     page.set_viewport_size({"width": width, "height": 1000})
     sign_in(page, live_server.url, "nina")
+    _result_to_review("BT-001")
     urls = {
         "worklist": f"{live_server.url}/",
+        "results-to-review": f"{live_server.url}/results/",
         "patient-page": _pages(live_server.url, clinic)["patient page"],
     }
     for name, url in urls.items():
-        page.goto(url)
+        response = page.goto(url)
         settle(page)
+        assert response and response.ok, f"{name}: {response.status if response else 'nothing'}"
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
 from playwright.sync_api import Page, expect
+
+from patients.models import Patient
+from tests import builders
+from tests.web import worklist_states
 
 from .journey import settle, sign_in, sign_out
 
@@ -62,3 +71,49 @@ def test_a_nurse_sees_no_edit_actions_on_the_patient_page(page: Page, live_serve
     expect(page.get_by_role("link", name="New draw")).to_have_count(0)
     expect(page.get_by_role("link", name="Edit patient")).to_have_count(0)
     settle(page)
+
+
+def test_a_nurse_clears_the_results_to_review_from_the_header(
+    page: Page, live_server, clinic, screenshot_dir
+):
+    olivia = User.objects.get(username="olivia")
+    brown = Patient.objects.get(mrn="BT-001")
+    # A high result drawn weeks before any window, and one for a patient with no cycle.
+    builders.draw(brown, olivia, drawn_at=timezone.now() - timedelta(days=12), ctc_count=14)
+    unplanned = builders.patient(olivia, mrn="BT-003", given_name="Sam", family_name="Clark")
+    builders.draw(unplanned, olivia, drawn_at=timezone.now() - timedelta(days=2), ctc_count=9)
+    sign_in(page, live_server.url, "nina")
+
+    results = page.get_by_role("link", name=re.compile("^Results to review"))
+    expect(results.locator(".count")).to_have_text("2")
+    results.click()
+    rows = page.locator("table.results tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("BT-001")  # high before review
+    expect(rows.first).to_contain_text("HIGH")
+    settle(page)
+    page.screenshot(path=screenshot_dir / "results-to-review.png", full_page=True)
+
+    rows.first.get_by_label("Note").fill("Oncologist informed; CT brought forward")
+    rows.first.get_by_role("button", name="Acknowledge").click()
+
+    expect(page.get_by_text("Acknowledged the result drawn")).to_be_visible()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("BT-003")
+    expect(results.locator(".count")).to_have_text("1")
+    sign_out(page)
+
+
+def test_the_worklist_says_each_cycles_state(page: Page, live_server, clinic, screenshot_dir):
+    worklist_states.build(
+        User.objects.get(username="olivia"), User.objects.get(username="nina"), clinic["today"]
+    )
+    sign_in(page, live_server.url, "nina")
+    page.goto(f"{live_server.url}/?days={worklist_states.DAYS}")
+    settle(page)
+
+    expect(page.locator(".state-draw_due").first).to_contain_text("Draw due")
+    expect(page.locator(".state-not_yet_due")).to_contain_text("Nothing due yet")
+    expect(page.locator(".state-result_pending")).to_contain_text("Result pending since")
+    page.screenshot(path=screenshot_dir / "worklist-states.png", full_page=True)
+    sign_out(page)

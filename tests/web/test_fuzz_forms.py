@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +31,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from tests import builders
 from tests.fuzzing import HOSTILE_STRINGS as SHARED_HOSTILE_STRINGS
 from tests.fuzzing import LIMITS, MARKUP, fuzz_settings, rolled_back, snapshot
 
@@ -96,6 +98,7 @@ class World:
     cycle: TreatmentCycle
     draw: CTCDraw
     oncologist: Any
+    flagged: CTCDraw  # a result that needs review (3 then 12 CTC/7.5 mL: a conversion)
 
 
 def _newest(model: type[models.Model]) -> Callable[[World], models.Model]:
@@ -260,12 +263,19 @@ TARGETS = [
         {"note": "note"},
         _newest(Acknowledgement),
     ),
+    Target(
+        "result acknowledge",
+        lambda w: f"/draws/{w.flagged.pk}/acknowledge/",
+        lambda w: {"note": "Called the patient", "next": "/results/"},
+        {"note": "note"},
+        _newest(Acknowledgement),
+    ),
 ]
 # These forms carry an edit reason, which must arrive whole in the change history.
 REASON_IN_HISTORY = {"patient edit", "draw edit"}
-# The acknowledge button lives on the worklist and the patient page: it always goes
-# back there, with a message saying whether the note was saved.
-ALWAYS_REDIRECTS = {"cycle acknowledge"}
+# The acknowledge buttons live on the worklist, the results to review and the patient
+# page: they always go back there, with a message saying whether the note was saved.
+ALWAYS_REDIRECTS = {"cycle acknowledge", "result acknowledge"}
 
 
 BY_NAME = {target.name: target for target in TARGETS}
@@ -294,7 +304,10 @@ def check_saved_as_typed(target: Target, world: World, body: dict[str, Any]) -> 
 @pytest.fixture
 def world(patient, line, cycle, draw, oncologist, client) -> World:
     client.force_login(oncologist)
-    return World(patient=patient, line=line, cycle=cycle, draw=draw, oncologist=oncologist)
+    flagged = builders.draw(patient, oncologist, drawn_at=date(2026, 1, 9), ctc_count=12)
+    return World(
+        patient=patient, line=line, cycle=cycle, draw=draw, oncologist=oncologist, flagged=flagged
+    )
 
 
 # --- the tests ------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
 from patients import services
@@ -168,3 +169,82 @@ def test_an_unknown_patient_is_404(client, nurse):
     client.force_login(nurse)
 
     assert client.get("/patients/999999/").status_code == 404
+
+
+# --- rules version 2 on the patient page ---------------------------------------------------
+
+
+def _rows_by_id(response, kind: str) -> dict[int, str]:
+    found = re.findall(rf'(<tr id="{kind}-(\d+)".*?</tr>)', response.content.decode(), flags=re.S)
+    return {int(pk): row for row, pk in found}
+
+
+def test_tubes_drawn_together_are_shown_as_one_sample(client, nurse, oncologist, patient):
+    builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=1)
+    drawn = datetime(2026, 1, 23, 9, tzinfo=UTC)
+    four = builders.draw(patient, oncologist, drawn_at=drawn, ctc_count=4)
+    six = builders.draw(patient, oncologist, drawn_at=drawn, ctc_count=6)
+    failed = builders.draw(patient, oncologist, drawn_at=drawn, status="failed")
+    client.force_login(nurse)
+
+    rows = _rows_by_id(client.get(f"/patients/{patient.pk}/"), "draw")
+
+    for tube in (four, six):
+        row = rows[tube.pk]
+        assert "pooled with 1 other tube drawn at the same time (10 cells in 15 mL)" in row
+        assert "5 CTC/7.5 mL" in row  # the sample's rate, not the tube's
+        assert "about 52%" in row  # near the cut-off: the chance is shown
+        assert 'data-code="conversion_to_unfavourable"' in row
+    assert "drawn with an evaluable sample, which stands for this draw" in rows[failed.pk]
+    assert 'class="flags"' not in rows[failed.pk]
+    # Only the sample's first tube offers the acknowledgement of the result.
+    assert [pk for pk, row in rows.items() if "Acknowledge result" in row] == [four.pk]
+
+
+def test_a_result_acknowledged_from_its_row_covers_the_cycle_it_stands_before(
+    client, nurse, oncologist, patient, line
+):
+    today = timezone.localdate()
+    cycle = builders.cycle(line, oncologist, number=2, scheduled_date=today + timedelta(days=3))
+    builders.draw(patient, oncologist, drawn_at=today - timedelta(days=30), ctc_count=1)
+    high = builders.draw(patient, oncologist, drawn_at=today - timedelta(days=2), ctc_count=12)
+    page = f"/patients/{patient.pk}/"
+    client.force_login(nurse)
+    before = client.get(page)
+
+    after = client.post(
+        f"/draws/{high.pk}/acknowledge/",
+        {"note": "Oncologist informed", "next": f"{page}#draw-{high.pk}"},
+        follow=True,
+    )
+
+    assert "Acknowledge result" in _rows_by_id(before, "draw")[high.pk]
+    assert 'action="/cycles/' in _rows_by_id(before, "cycle")[cycle.pk]
+    draw_row = _rows_by_id(after, "draw")[high.pk]
+    cycle_row = _rows_by_id(after, "cycle")[cycle.pk]
+    assert '<span class="tag tag-acknowledged">acknowledged</span>' in draw_row
+    assert "Acknowledge result" not in draw_row
+    assert '<span class="tag tag-acknowledged">acknowledged</span>' in cycle_row
+    assert 'class="ack-form"' not in cycle_row
+    assert 'data-code="conversion_to_unfavourable"' in cycle_row  # the flag stays
+    assertContains(after, "acknowledged by nina")
+    assertContains(after, "Oncologist informed")
+
+
+def test_each_cycle_says_what_stands_before_it(client, nurse, oncologist, patient, line):
+    today = timezone.localdate()
+    given = builders.cycle(line, oncologist, number=1, status="given")  # 2026-01-05, no draw
+    due = builders.cycle(line, oncologist, number=2, scheduled_date=today + timedelta(days=4))
+    later = builders.cycle(line, oncologist, number=3, scheduled_date=today + timedelta(days=25))
+    client.force_login(nurse)
+
+    rows = _rows_by_id(client.get(f"/patients/{patient.pk}/"), "cycle")
+
+    assert "No evaluable CTC result in the pre-cycle window of cycle 1" in rows[given.pk]
+    assert "Draw due: no CTC result yet in the window" in rows[due.pk]
+    assert 'class="flags"' not in rows[due.pk]
+    opens = today + timedelta(days=18)
+    assert (
+        f"Nothing due yet: the draw window opens {opens:%a} {opens.day} {opens:%b}"
+        in (rows[later.pk])
+    )

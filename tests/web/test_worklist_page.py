@@ -9,9 +9,11 @@ import pytest
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
-from patients import assessment
+from patients import assessment, services
 from patients.models import AccessEvent, Acknowledgement, Patient
+from patients.wording import day_text
 from tests import builders
+from tests.web import worklist_states
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +33,14 @@ def _due_patient(by, mrn: str, family: str, counts: list[int], day1: date):
 @pytest.fixture
 def today():
     return timezone.localdate()
+
+
+def _rows(response) -> dict[int, str]:
+    """Each row of the worklist by its cycle's id, in the order shown."""
+    found = re.findall(
+        r'(<tr class="severity-[a-z_]+" id="cycle-(\d+)".*?</tr>)', response.content.decode(), re.S
+    )
+    return {int(pk): row for row, pk in found}
 
 
 def test_it_redirects_anonymous_users_to_login(client):
@@ -102,8 +112,24 @@ def test_a_nurse_acknowledges_a_row_with_a_note_and_the_flags_stay(
     ack = Acknowledgement.objects.get()
     assert (ack.acknowledged_by, ack.note) == (nurse, "Called the patient; oncologist informed")
     assertContains(r, "Acknowledged cycle 3")
-    assertContains(r, "Called the patient; oncologist informed")
-    assertContains(r, "Converted to unfavourable")
+    row = _rows(r)[cycle.pk]
+    assert "<strong>Acknowledged</strong> by nina" in row
+    assert "Called the patient; oncologist informed" in row
+    assert "Converted to unfavourable" in row  # the flags stay
+    assert 'class="ack-form"' not in row  # nothing left to acknowledge
+
+
+def test_an_acknowledged_row_follows_the_rows_still_waiting_for_one(
+    client, nurse, oncologist, today
+):
+    _p, first = _due_patient(oncologist, "M-1", "Early", [1, 9], today + timedelta(days=1))
+    _p, second = _due_patient(oncologist, "M-2", "Later", [1, 9], today + timedelta(days=2))
+    services.acknowledge_cycle(cycle=first, by=nurse, note="Seen")
+    client.force_login(nurse)
+
+    r = client.get("/")
+
+    assert list(_rows(r)) == [second.pk, first.pk]
 
 
 def test_an_acknowledgement_without_a_note_is_refused(client, nurse, oncologist, today):
@@ -249,3 +275,87 @@ def test_the_worklist_runs_the_same_queries_for_one_page_and_two(
 
     assert count_queries(lambda: client.get("/")) == five
     assert count_queries(lambda: client.get("/", {"page": 2})) == five
+
+
+# --- states and order on today's date ---------------------------------------------------
+
+
+def test_each_row_says_its_state_in_the_order_of_the_rules(client, nurse, oncologist, today):
+    cycles = worklist_states.build(oncologist, nurse)
+    client.force_login(nurse)
+
+    r = client.get("/", {"days": worklist_states.DAYS})
+
+    rows = _rows(r)
+    assert list(rows) == [cycles[name].pk for name in worklist_states.ORDER]
+    row = {name: rows[cycle.pk] for name, cycle in cycles.items()}
+    forms = [name for name, html in row.items() if 'class="ack-form"' in html]
+    assert forms == ["high", "not_evaluable", "review"]  # what waits for an acknowledgement
+    assert 'class="severity-draw_due"' in row["draw_due"]
+    assert "<strong>Acknowledged</strong> by nina" in row["acknowledged"]
+    assert "Converted to unfavourable" in row["acknowledged"]
+
+
+def test_a_draw_due_row_says_the_window_and_the_last_day_to_draw(client, nurse, oncologist, today):
+    cycles = worklist_states.build(oncologist, nurse)
+    client.force_login(nurse)
+
+    row = _rows(client.get("/", {"days": worklist_states.DAYS}))[cycles["draw_due"].pk]
+
+    day_1 = today + timedelta(days=6)
+    assert '<p class="state state-draw_due">' in row
+    assert (
+        f"Draw due: no CTC result yet in the window {day_text(today - timedelta(days=1))} "
+        f"to {day_text(day_1)}; draw by {day_text(today + timedelta(days=3))} for the result "
+        f"to be back by day 1 ({day_text(day_1)})"
+    ) in row
+    assert "No flags" not in row and 'class="flags"' not in row
+
+
+def test_a_cycle_whose_window_has_not_opened_has_no_flag_and_says_when_it_opens(
+    client, nurse, oncologist, today
+):
+    cycles = worklist_states.build(oncologist, nurse)
+    client.force_login(nurse)
+
+    row = _rows(client.get("/", {"days": worklist_states.DAYS}))[cycles["not_yet_due"].pk]
+
+    opens = today + timedelta(days=5)
+    assert f"Nothing due yet: the draw window opens {day_text(opens)}" in row
+    assert 'class="flags"' not in row and 'class="ack-form"' not in row
+    assert 'class="severity-none"' in row
+
+
+def test_a_pending_result_says_since_when_and_a_rejected_tube_asks_for_a_repeat(
+    client, nurse, oncologist, today
+):
+    cycles = worklist_states.build(oncologist, nurse)
+    client.force_login(nurse)
+
+    rows = _rows(client.get("/", {"days": worklist_states.DAYS}))
+
+    yesterday = day_text(today - timedelta(days=1))
+    assert f"Result pending since {yesterday}" in rows[cycles["pending"].pk]
+    repeat = rows[cycles["not_evaluable"].pk]
+    assert '<p class="state state-draw_due">Draw due' in repeat
+    assert 'data-code="not_evaluable"' in repeat
+
+
+def test_flagged_only_leaves_out_the_states_that_are_not_flags(client, nurse, oncologist, today):
+    cycles = worklist_states.build(oncologist, nurse)
+    client.force_login(nurse)
+
+    rows = _rows(client.get("/", {"days": worklist_states.DAYS, "flagged": "on"}))
+
+    flagged = ["high", "not_evaluable", "review", "acknowledged", "info"]
+    assert list(rows) == [cycles[name].pk for name in flagged]
+
+
+def test_a_latest_draw_without_a_count_says_its_status(client, nurse, oncologist, today):
+    cycles = worklist_states.build(oncologist, nurse)
+    client.force_login(nurse)
+
+    rows = _rows(client.get("/", {"days": worklist_states.DAYS}))
+
+    assert "Rejected (pre-analytic)" in rows[cycles["not_evaluable"].pk]
+    assert "Pending" in rows[cycles["pending"].pk]
