@@ -47,6 +47,7 @@ class WorklistRow:
     state: str  # a rules.PreCycleState value
     state_text: str  # the states that are not flags, in words ("Draw due: ...")
     acknowledged: bool  # every high or review flag covered
+    awaits_acknowledgement: bool = False  # a high or review flag nobody has acknowledged
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def _worklist_row(item: WorklistItem) -> WorklistRow:
         state=found.state.value,
         state_text=rules.state_message(found, series.assessments),
         acknowledged=item.acknowledged,
+        awaits_acknowledgement=found.needs_review and not item.acknowledged,
     )
 
 
@@ -181,7 +183,7 @@ def _result_row(item: ResultItem, now: datetime) -> ResultRow:
     if sample is not None:
         rate = sample_rate_text(sample)
     else:
-        rate = f"{item.draw.get_status_display()}: not evaluable"
+        rate = f"{item.draw.get_status_display()}: no count, a repeat draw is needed"
     p = found.p_at_or_above_cutoff
     return ResultRow(
         draw=item.draw,
