@@ -11,9 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from patients.assessment import series_for_many
 from patients.models import CTCDraw, ImagingAssessment, Patient, TherapyLine, TreatmentCycle
-from patients.rules import FlagCode, PreCycleState
 
 pytestmark = pytest.mark.django_db
 
@@ -135,33 +133,3 @@ def test_seed_demo_refuses_to_run_without_debug_unless_told(settings):
         call_command("seed_demo", stdout=StringIO())
 
     assert not Patient.objects.exists()
-
-
-def _evaluated_cycles(series) -> list:
-    """Every cycle the rules evaluate: upcoming ones and those given (spec section 4)."""
-    return [*series.upcoming_cycles(), *series.given_cycles()]
-
-
-def test_the_demo_cohort_shows_every_flag_at_least_once():
-    _seed()
-    series = series_for_many(Patient.objects.all())
-
-    codes = {f.code for s in series.values() for a in s.assessments for f in a.flags}
-    codes |= {
-        f.code
-        for s in series.values()
-        for c in _evaluated_cycles(s)
-        for f in s.cycle_assessment(c).flags
-    }
-
-    expected = set(FlagCode) - {FlagCode.NO_CUTOFF}  # every demo cancer type has a cut-off
-    assert expected <= codes, expected - codes
-
-
-def test_the_demo_cohort_shows_every_state_before_a_cycle():
-    _seed()
-    series = series_for_many(Patient.objects.all())
-
-    states = {s.cycle_assessment(c).state for s in series.values() for c in _evaluated_cycles(s)}
-
-    assert set(PreCycleState) <= states, set(PreCycleState) - states
