@@ -7,7 +7,9 @@ the whole clinical record and the access log, on every page, the change
 history's included: staff read every row and every version of it here, and
 any write is refused with 403. Reading them here is recorded in the access log
 like reading them anywhere else. Accounts (users, groups, devices) stay
-editable.
+editable, with these limits: staff revoke API tokens but never issue one or
+see a key, and remove a user's two-factor devices (a reset, recorded in the
+access log) but never see, choose or change their secrets.
 """
 
 from __future__ import annotations
@@ -23,12 +25,18 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
+from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history.admin import SimpleHistoryAdmin
 
 from patients import audit
+from patients.accounts import api_tokens
 from patients.models import (
     AccessAction,
     AccessEvent,
+    ApiToken,
     CTCDraw,
     ImagingAssessment,
     Patient,
@@ -231,3 +239,100 @@ class AccessEventAdmin(ReadOnlyAdmin):
     ordering = ["-id"]
     fields = ACCESS_EVENT_FIELDS
     readonly_fields = ACCESS_EVENT_FIELDS
+
+
+# --- credentials: staff revoke and reset, never issue, read or choose a secret -------------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens: who holds which (by prefix), until when, and revoking them.
+
+    The key is never stored, so it cannot be shown; nobody adds a token here (a
+    token is issued to its owner after both factors) or edits one.
+    """
+
+    list_display = ["prefix", "user", "name", "created_at", "expires_at", "token_state"]
+    list_filter = ["revoked_at"]
+    list_select_related = ["user", "revoked_by"]
+    search_fields = ["prefix", "user__username", "name"]
+    ordering = ["-created_at"]
+    fields = ["prefix", "user", "name", "created_at", "expires_at", "revoked_at", "revoked_by"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    @admin.display(description="state")
+    def token_state(self, token: ApiToken) -> str:
+        return str(api_tokens.state(token))
+
+    @admin.action(description="Revoke the selected tokens", permissions=["view"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = sum(api_tokens.revoke(token, by=request.user) for token in queryset)
+        self.message_user(request, f"Revoked {revoked} of {len(queryset)} selected tokens.")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoked, never deleted: the log refers to them
+
+
+class SecretKeepingDeviceAdmin(admin.ModelAdmin):
+    """A two-factor device, for staff: seen by owner and name, removed to reset, never set.
+
+    No add (a device is set up by its owner, who scans its secret), no change
+    (the secret, or the recovery codes, would be staff's to choose or read), no
+    QR code or configuration page; deleting one resets the user's two-factor
+    sign-in and is recorded in the access log.
+    """
+
+    fieldsets = None
+    fields = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    readonly_fields = fields
+    inlines = []
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [(None, {"fields": self.fields})]
+
+    def get_urls(self) -> list[URLPattern]:
+        # django-otp's TOTP admin adds a configuration page and a QR code of the secret.
+        return admin.ModelAdmin.get_urls(self)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return ["user", "name", "confirmed", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._record_reset(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._record_reset(request, list(queryset))
+        super().delete_queryset(request, queryset)
+
+    def _record_reset(self, request: HttpRequest, devices: list[Any]) -> None:
+        for device in devices:
+            target = f"{self.opts.verbose_name} of user #{device.user_id} removed by staff"
+            audit.record(request, AccessAction.MFA_RESET, target=target)
+
+
+class TOTPDeviceResetAdmin(SecretKeepingDeviceAdmin, TOTPDeviceAdmin):
+    pass
+
+
+class StaticDeviceResetAdmin(SecretKeepingDeviceAdmin, StaticDeviceAdmin):
+    pass
+
+
+for _model, _admin in ((TOTPDevice, TOTPDeviceResetAdmin), (StaticDevice, StaticDeviceResetAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin)

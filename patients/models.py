@@ -632,6 +632,10 @@ class AccessAction(models.TextChoices):
     LOGIN_FAILED = "login_failed", "Failed sign-in"
     PERMISSION_DENIED = "permission_denied", "Permission denied"
     LOCKOUT = "lockout", "Account locked out"
+    # Credentials: an API token issued or revoked; a user's two-factor device removed.
+    TOKEN_ISSUED = "token_issued", "API token issued"
+    TOKEN_REVOKED = "token_revoked", "API token revoked"
+    MFA_RESET = "mfa_reset", "Two-factor sign-in removed"
 
 
 class AccessOutcome(models.TextChoices):
@@ -741,3 +745,42 @@ class AccessEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
+
+
+class ApiToken(models.Model):
+    """A credential for the API, kept as a hash: its key is shown once, to its owner.
+
+    Issued by `patients.accounts.api_tokens.issue` after both factors (the API's
+    token endpoint, or the owner's account page in a signed-in session). It ends
+    when it expires, when it is revoked (by its owner or by staff, who can revoke
+    but never issue one for someone else), or when its owner's password changes by
+    any means: `password_stamp` is a keyed digest of the password hash it was
+    issued under.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="api_tokens", editable=False
+    )
+    # The key's first characters: found by these, shown to tell tokens apart.
+    prefix = models.CharField(max_length=8, unique=True, editable=False)
+    digest = models.CharField("key digest (SHA-256)", max_length=64, editable=False)
+    name = models.CharField("what it is for", max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(editable=False)
+    password_stamp = models.CharField(max_length=64, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'API token'})"

@@ -227,3 +227,10 @@ def version_of(record: Patient | TreatmentCycle | CTCDraw) -> int:
     """The version a record has in the database now: what an editor who just read it
     sends with an edit (every edit must name the version it was based on)."""
     return type(record).objects.values_list("version", flat=True).get(pk=record.pk)
+
+
+def api_token(user: User, name: str = "test client") -> str:
+    """A new API token's key for `user`, issued as the token endpoint issues it."""
+    from patients.accounts import api_tokens
+
+    return api_tokens.issue(user, name=name)[1]

@@ -1,9 +1,9 @@
-"""API tokens that expire, as sessions do.
+"""API tokens as DRF authentication: `Authorization: Token <key>` or `Bearer <key>`.
 
-DRF's tokens live until deleted; a token copied into a script or a log would
-then open the record for ever. A token here is refused once it is older than
-`CTCTRACK_API_TOKEN_MAX_AGE_SECONDS` (12 hours by default, the same as a
-session's absolute limit); asking `/api/v1/auth/token/` again issues a new one.
+The key is looked up by its prefix and compared by its digest
+(patients/accounts/api_tokens.py); a token that has expired, was revoked, or
+whose owner's password changed since it was issued is refused with 401 and a
+message saying which. `Bearer` is accepted for FHIR clients, which send it.
 
 Its own module, importing nothing of DRF's views: DRF imports the authentication
 classes named in the settings while `rest_framework.views` loads.
@@ -11,26 +11,49 @@ classes named in the settings while `rest_framework.views` loads.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.utils import timezone
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.authtoken.models import Token
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from patients.accounts import api_tokens
+from patients.accounts.api_tokens import TokenState
+from patients.models import ApiToken
+
+SCHEMES = (b"token", b"bearer")
+
+REFUSALS = {
+    TokenState.EXPIRED: "This token has expired. Ask /api/v1/auth/token/ for a new one.",
+    TokenState.REVOKED: "This token was revoked. Ask /api/v1/auth/token/ for a new one.",
+    TokenState.PASSWORD_CHANGED: (
+        "This token ended when the account's password changed. "
+        "Ask /api/v1/auth/token/ for a new one."
+    ),
+    TokenState.ACCOUNT_INACTIVE: "User inactive or deleted.",
+}
 
 
-def is_expired(token: Token) -> bool:
-    age = timezone.now() - token.created
-    return age > timedelta(seconds=settings.CTCTRACK_API_TOKEN_MAX_AGE_SECONDS)
-
-
-class ExpiringTokenAuthentication(TokenAuthentication):
-    def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
-        user, token = super().authenticate_credentials(key)
-        if is_expired(token):
+class ApiTokenAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() not in SCHEMES:
+            return None
+        if len(parts) != 2:
             raise exceptions.AuthenticationFailed(
-                "This token has expired. Ask /api/v1/auth/token/ for a new one."
+                "Invalid token header: give the scheme, one space and the key."
             )
-        return user, token
+        try:
+            key = parts[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        token = api_tokens.find(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        refused = REFUSALS.get(api_tokens.state(token))
+        if refused:
+            raise exceptions.AuthenticationFailed(refused)
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Token"

@@ -38,13 +38,14 @@ LAST_SEEN_GRANULARITY_SECONDS = 60
 
 
 def uses_token(request: HttpRequest) -> bool:
-    """True for API calls that authenticate with `Authorization: Token ...`.
+    """True for API calls that authenticate with `Authorization: Token ...` (or `Bearer`).
 
-    DRF's TokenAuthentication either accepts such a call or refuses it with 401;
-    it never falls back to the session, so the session's state does not matter.
+    The token authentication (patients/accounts/authentication.py) either accepts
+    such a call or refuses it with 401; it never falls back to the session, so the
+    session's state does not matter.
     """
     scheme = request.headers.get("Authorization", "").split(" ", 1)[0]
-    return scheme.lower() == "token"
+    return scheme.lower() in ("token", "bearer")
 
 
 # --- automatic logoff ------------------------------------------------------------------

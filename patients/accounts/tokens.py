@@ -3,8 +3,10 @@
 It asks for the second factor of a user who has one (and refuses users without
 one when it is required), so a token is only ever issued after both factors.
 Requests made with the token are then not asked again: the token is the
-interface's credential, expiring like a session (`patients.accounts.authentication`);
-staff revoke it in admin.
+interface's credential, expiring like a session. Each request issues a new
+token, whose key is in this answer only (patients/accounts/api_tokens.py keeps
+its hash); its owner sees and revokes their tokens on their account page, staff
+revoke any in admin.
 """
 
 from __future__ import annotations
@@ -12,18 +14,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django_otp import user_has_device
 from rest_framework import serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from patients.accounts.authentication import is_expired
+from patients.accounts import api_tokens
 from patients.accounts.backends import count_failed_sign_in
 from patients.accounts.mfa import check_code
 
@@ -32,13 +32,15 @@ class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(trim_whitespace=False)
     otp_token = serializers.CharField(required=False, allow_blank=True, default="")
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
 
 
 @api_view(["POST"])
 @authentication_classes([])
 @permission_classes([])
 def obtain_token(request: Request) -> Response:
-    """POST `username`, `password` and, once two-factor is set up, `otp_token` -> `{"token"}`.
+    """POST `username`, `password`, `otp_token` once two-factor is set up, and an optional
+    `name` (what the token is for) -> `{"token", "prefix", "expires_at"}`.
 
     Every refusal is answered, never raised: a raised error would roll back the
     request's transaction, and with it the failed attempt that axes recorded.
@@ -55,19 +57,12 @@ def obtain_token(request: Request) -> Response:
     refused = _token_second_factor(django_request, user, data["otp_token"])
     if refused is not None:
         return refused
-    token = _fresh_token(user)
+    token, key = api_tokens.issue(user, name=data["name"])
     # A successful sign-in: resets the failure count, updates last_login, is audited.
     user_logged_in.send(sender=type(user), request=django_request, user=user)
-    return Response({"token": token.key})
-
-
-def _fresh_token(user: User) -> Token:
-    """The user's token, replaced by a new one once it has expired."""
-    token, created = Token.objects.get_or_create(user=user)
-    if not created and is_expired(token):
-        token.delete()  # a credential, not a clinical record
-        token = Token.objects.create(user=user)
-    return token
+    return Response(
+        {"token": key, "prefix": token.prefix, "expires_at": token.expires_at.isoformat()}
+    )
 
 
 def _token_second_factor(

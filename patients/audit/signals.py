@@ -1,7 +1,10 @@
-"""Sign-in events in the access log: sign-in, sign-out, failed sign-in and lockout.
+"""Sign-in events in the access log: sign-in, sign-out, failed sign-in and lockout,
+and API tokens issued and revoked.
 
-Django's auth signals and django-axes' `user_locked_out` are connected to
-`record()` once, at start-up (`PatientsConfig.ready` calls `connect_signals`).
+Django's auth signals, django-axes' `user_locked_out` and the API token's saves
+are connected to `record()` once, at start-up (`PatientsConfig.ready` calls
+`connect_signals`). Tokens are recorded on their saves, so that every way of
+issuing or revoking one (the API, the owner's page, admin) is in the log.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from typing import Any
 
 from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model, user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
 
 from patients.audit.chain import record
-from patients.models import AccessAction, AccessOutcome
+from patients.models import AccessAction, AccessOutcome, ApiToken
 
 
 def _on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -36,6 +40,16 @@ def _on_lockout(sender: Any, request: Any, username: str, **kwargs: Any) -> None
     record(request, AccessAction.LOCKOUT, outcome=AccessOutcome.DENIED, username=username or "")
 
 
+def _on_token_saved(
+    sender: Any, instance: ApiToken, created: bool, update_fields: Any = None, **kwargs: Any
+) -> None:
+    what = f"API token {instance.prefix} of user #{instance.user_id}"
+    if created:
+        record(None, AccessAction.TOKEN_ISSUED, user=instance.user, target=what)
+    elif update_fields and "revoked_at" in update_fields:
+        record(None, AccessAction.TOKEN_REVOKED, user=instance.revoked_by, target=what)
+
+
 def connect_signals() -> None:
     """Record every sign-in, sign-out, failed sign-in and lockout (called once, at start-up)."""
     user_logged_in.connect(_on_login, dispatch_uid="ctctrack-audit-login")
@@ -43,3 +57,4 @@ def connect_signals() -> None:
     user_login_failed.connect(_on_login_failed, dispatch_uid="ctctrack-audit-login-failed")
     # django-axes locks a username and address out after repeated failures.
     user_locked_out.connect(_on_lockout, dispatch_uid="ctctrack-audit-lockout")
+    post_save.connect(_on_token_saved, sender=ApiToken, dispatch_uid="ctctrack-audit-token")

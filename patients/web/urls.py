@@ -9,6 +9,7 @@ from patients.web import (
     record_forms,
     results,
     staff_pages,
+    tokens,
     worklist,
 )
 
@@ -37,6 +38,7 @@ urlpatterns = [
     path("imports/csv/confirm/", csv_views.confirm, name="csv-confirm"),
     path("patients/<int:pk>/draws.csv", csv_views.export_patient, name="csv-export-patient"),
     path("exports/draws.csv", csv_views.export_all, name="csv-export-all"),
+    path("account/api-tokens/", tokens.api_tokens_page, name="api-tokens"),
     path(
         "staff/replicate-variation/",
         staff_pages.replicate_variation,

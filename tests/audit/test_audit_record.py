@@ -17,7 +17,6 @@ from django.test import Client
 from django.urls import path, reverse
 from django.utils import timezone
 from rest_framework import exceptions
-from rest_framework.authtoken.models import Token
 from rest_framework.views import APIView
 
 from ctctrack.urls import urlpatterns as project_urlpatterns
@@ -25,6 +24,7 @@ from patients import audit
 from patients.audit import chain
 from patients.models import AccessEvent, Patient
 from tests import builders
+from tests.builders import api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -224,9 +224,9 @@ def test_the_api_worklist_is_recorded_as_a_worklist_read(api, nurse, oncologist,
 
 
 def test_a_token_users_read_is_recorded_under_that_user(api, nurse, patient):
-    token = Token.objects.create(user=nurse)
+    token_key = api_token(nurse)
 
-    api.get(f"/api/v1/patients/{patient.pk}/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.get(f"/api/v1/patients/{patient.pk}/", HTTP_AUTHORIZATION=f"Token {token_key}")
 
     assert _event("api_read").user == nurse
 

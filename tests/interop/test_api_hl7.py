@@ -13,11 +13,11 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
 from patients import services
 from patients.models import CTCDraw, DrawStatus
 from tests import builders
+from tests.builders import api_token
 from tests.paths import DATA as SAMPLES
 
 pytestmark = pytest.mark.django_db
@@ -318,8 +318,8 @@ def test_it_answers_a_body_without_hl7_with_400_and_an_ar(api, oncologist, body)
 
 
 def test_it_accepts_a_lab_interface_token(api, oncologist, patient):
-    token = Token.objects.create(user=oncologist)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    token_key = api_token(oncologist)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
 
     r = _post(api, _body("oru_r01_final.hl7"))
 

@@ -15,11 +15,11 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
-from rest_framework.authtoken.models import Token
 
 from patients import services
 from patients.models import AccessEvent, DrawStatus
 from tests import builders
+from tests.builders import api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -503,7 +503,7 @@ def test_users_without_a_role_are_forbidden(api, outsider, patient, path):
 
 
 def test_a_token_works_as_it_does_for_the_api(api, nurse, patient):
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=nurse).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token(nurse)}")
 
     assert api.get(f"{BASE}/Patient/{patient.pk}").status_code == 200
 

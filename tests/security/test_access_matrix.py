@@ -27,11 +27,11 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from rest_framework.authtoken.models import Token
 
 from patients import audit, services
-from patients.models import AccessAction, Patient
+from patients.models import AccessAction, ApiToken, Patient
 from tests.admin_urls import AdminRoute, admin_routes
+from tests.builders import api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -162,6 +162,8 @@ ACCESS: dict[str, Rule] = {
         read_answers=frozenset({200, 302}),
     ),
     "mfa:recovery-codes": post_only(SIGNED_IN),
+    # every signed-in user issues and revokes their own API tokens (an empty POST: 400)
+    "patients:api-tokens": form(SIGNED_IN),
     "mfa:disable": post_only(SIGNED_IN),
     # the access log's report: its filter form posts, then redirects to the filtered page
     "audit:report": form(STAFF_ONLY),
@@ -480,7 +482,13 @@ UNKNOWN_ID = 999_999
 
 
 def is_read_only_in_admin(route: AdminRoute) -> bool:
-    return route.model is not None and route.model._meta.app_label == "patients"
+    # API tokens are credentials, not the record: staff revoke them with a changelist action
+    # (tests/security/test_api_tokens.py shows that nobody adds, changes or reads a key).
+    return (
+        route.model is not None
+        and route.model._meta.app_label == "patients"
+        and route.model is not ApiToken
+    )
 
 
 @pytest.fixture
@@ -490,7 +498,7 @@ def admin_objects(ids, oncologist, django_user_model) -> dict[type, int]:
     devon = django_user_model.objects.create_user("devon", password="correct-horse-42")
     TOTPDevice.objects.create(user=devon, name="phone", confirmed=False)
     StaticDevice.objects.create(user=devon, name="backup", confirmed=False)
-    Token.objects.create(user=devon)
+    api_token(devon)
     seen = {"user_agent": "test", "ip_address": "192.0.2.1", "username": "devon"}
     AccessAttempt.objects.create(
         **seen, http_accept="*/*", path_info="/", get_data="", post_data="", failures_since_start=1

@@ -16,10 +16,11 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
-from rest_framework.authtoken.models import Token
 
 from patients.accounts.mfa import replace_recovery_codes
 from patients.accounts.middleware import has_device
+from patients.models import ApiToken
+from tests.builders import api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -396,7 +397,7 @@ def test_a_user_with_an_app_needs_a_code_for_an_api_token(api, nurse):
 
     assert without.status_code == 400 and "otp_token" in without.json()
     assert wrong.status_code == 400 and "otp_token" in wrong.json()
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
 def test_a_user_with_an_app_gets_a_token_with_a_code(api, nurse):
@@ -409,20 +410,20 @@ def test_a_user_with_an_app_gets_a_token_with_a_code(api, nurse):
     )
 
     assert r.status_code == 200
-    assert r.json() == {"token": Token.objects.get(user=nurse).key}
+    assert r.json()["token"][:8] == ApiToken.objects.get(user=nurse).prefix
 
 
 def test_when_required_a_user_without_an_app_gets_no_token(api, nurse, required):
     r = api.post(TOKEN_URL, {"username": "nina", "password": PASSWORD}, format="json")
 
     assert r.status_code == 403
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
 def test_when_required_a_token_issued_after_both_factors_keeps_working(api, nurse, required):
     # A lab interface's credential: obtained with a code once, then used alone.
-    token = Token.objects.create(user=nurse)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    token_key = api_token(nurse)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
 
     assert api.get("/api/v1/patients/").status_code == 200
 

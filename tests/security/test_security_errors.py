@@ -18,13 +18,13 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import include, path
-from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ctctrack.logs import WITHHELD, RedactPHIFilter, strip_query_strings
 from patients.models import Patient
+from tests.builders import api_token
 from tests.outage import unreachable_database
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
@@ -174,7 +174,7 @@ def test_with_the_database_down_a_signed_in_user_gets_503_too(browser, nurse, tm
 
 
 def test_with_the_database_down_the_api_answers_503_in_json(api, nurse, tmp_path):
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=nurse).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token(nurse)}")
 
     with unreachable_database(tmp_path):
         r = api.get("/api/v1/patients/")

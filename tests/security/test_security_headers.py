@@ -8,8 +8,8 @@ import re
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
+from tests.builders import api_token
 from tests.paths import ROOT
 
 pytestmark = pytest.mark.django_db
@@ -142,7 +142,7 @@ def test_the_login_page_and_the_token_endpoint_are_never_stored(client, api, nur
 
 
 def test_an_api_answer_by_token_is_never_stored(api, nurse):
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=nurse).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token(nurse)}")
 
     r = api.get("/api/v1/worklist/")
 

@@ -11,7 +11,8 @@ from axes.models import AccessAttempt
 from django.core.management import call_command
 from django.utils import timezone
 from pytest_django.asserts import assertContains
-from rest_framework.authtoken.models import Token
+
+from patients.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 
@@ -144,7 +145,7 @@ def test_the_token_endpoint_answers_a_good_sign_in(api, nurse):
     r = api.post(TOKEN_URL, {"username": "nina", "password": PASSWORD}, format="json")
 
     assert r.status_code == 200
-    assert r.json()["token"] == Token.objects.get(user=nurse).key
+    assert r.json()["token"][:8] == ApiToken.objects.get(user=nurse).prefix
 
 
 def test_the_token_endpoint_refuses_a_wrong_password_without_saying_which_part(api, nurse):
@@ -177,7 +178,7 @@ def test_while_locked_the_token_endpoint_refuses_the_right_password(api, nurse):
     r = api.post(TOKEN_URL, {"username": "nina", "password": PASSWORD}, format="json")
 
     assert r.status_code == 429
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
 def test_failures_on_the_form_and_the_api_add_up(client, api, nurse):

@@ -14,7 +14,6 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pytest_django.asserts import assertContains, assertRedirects
-from rest_framework.authtoken.models import Token
 
 from patients.accounts.middleware import (
     LAST_SEEN_AT,
@@ -23,6 +22,7 @@ from patients.accounts.middleware import (
     needs_last_seen_update,
     session_end,
 )
+from tests.builders import api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -164,8 +164,8 @@ def test_the_api_by_session_answers_401_after_the_timeout(client, nurse):
 
 
 def test_the_api_by_token_has_no_session_to_time_out(api, nurse):
-    token = Token.objects.create(user=nurse)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    token_key = api_token(nurse)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
 
     r = api.get("/api/v1/patients/")
 
