@@ -421,7 +421,8 @@ def test_import_hl7_lists_every_problem_of_a_message(patient, tmp_path):
     assert out.getvalue().splitlines() == [
         "broken.hl7: CL260311-0006 AE No accession: OBR-3 and ORC-3 (filler order number) are "
         "both empty. (and 2 more: see ERR)",
-        "    OBR^1^7: No draw time: OBX-14 and OBR-7 (observation date/time) are both empty.",
+        "    OBR^1^7: No draw time: OBX-14, OBR-7 and SPM-17 (observation and collection "
+        "date/time) are all empty.",
         "    OBX^2^5: OBX-5 (the count) is empty on a final result; send the count, or OBX-11 X "
         "if the result could not be obtained.",
     ]

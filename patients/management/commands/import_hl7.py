@@ -21,7 +21,12 @@ from tqdm import tqdm
 from patients import services
 from patients.interop.hl7 import parse as hl7_in
 from patients.interop.hl7.ack import AckCode
-from patients.interop.hl7.receive import LAB_INTERFACE_ACCOUNT, Receipt, receive_hl7
+from patients.interop.hl7.receive import (
+    LAB_INTERFACE_ACCOUNT,
+    Receipt,
+    receive_hl7,
+    record_import,
+)
 
 # Fewer messages than this print their lines without a progress bar.
 PROGRESS_FROM = 20
@@ -53,6 +58,9 @@ class Command(BaseCommand):
                 transaction.set_rollback(True)
         else:
             receipts = self._import_all(bodies, user)
+            for receipt in receipts:
+                # The same access-log event as the endpoint's, as the entering account.
+                record_import(receipt, by=self._by)
         refused = [r for r in receipts if r.code is not AckCode.ACCEPT]
         summary = f"{len(receipts) - len(refused)} of {len(receipts)} message(s) accepted"
         if dry_run:
@@ -63,6 +71,7 @@ class Command(BaseCommand):
 
     def _import_all(self, bodies: list[tuple[Path, bytes]], user: str) -> list[Receipt]:
         by = services.system_user(user) if user == LAB_INTERFACE_ACCOUNT else _existing(user)
+        self._by = by
         return [receipt for file, body in bodies for receipt in self._import(file, body, by)]
 
     def _import(self, file: Path, body: bytes, by: Any) -> list[Receipt]:
