@@ -12,10 +12,12 @@ import pytest
 
 from patients.models import CTCDraw
 from tests import builders
+from tests.paths import DATA as SAMPLES
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/hl7/oru/"
+DATA = SAMPLES / "hl7"
 MSH = r"MSH|^~\&|LIS|CITYLAB|CTCTRACK|ONCOLOGY|20260302141502+0100||ORU^R01^ORU_R01|M-1|P|2.5.1"
 
 
@@ -100,6 +102,28 @@ def test_patient_notes_come_before_the_notes_of_the_order_and_the_result(api, on
     ]
 
 
+def test_a_file_of_two_patients_with_notes_files_each_note_with_its_patient(
+    api, oncologist, patient, john
+):
+    api.force_authenticate(oncologist)
+    body = (DATA / "oru_r01_two_patients_notes.hl7").read_bytes()
+
+    r = api.generic("POST", URL, data=body, content_type="text/plain")
+
+    assert _answer(r)[:2] == (
+        "AA",
+        "Recorded: accession CS-26-0201; Recorded: accession CS-26-0202",
+    )
+    jane, johns = CTCDraw.objects.order_by("accession")
+    assert (jane.patient, jane.ctc_count, jane.comment) == (patient, 4, "")
+    assert (johns.patient, johns.ctc_count) == (john, 12)
+    assert johns.comment.splitlines() == [
+        "Patient on apixaban; venepuncture difficult.",
+        "Drawn from the port.",
+        "Clusters seen.",
+    ]
+
+
 @pytest.mark.parametrize(
     ("after", "segment"),
     [("PID", "OBX|1|NM|67568-6^CTC^LN|1|3|cells/7.5 mL|<5||||F"), ("ORC", "NTE|1|L|Whose?")],
@@ -121,7 +145,10 @@ def test_a_segment_cut_off_from_its_order_by_a_pid_or_orc_is_refused(
 # --- PID-3: which identifier ------------------------------------------------------------
 
 # Another hospital's number first, equal to one of ours; then ours (namespace and OID).
-TWO_MRNS = "PID|1||MRN0002^^^OTHERHOSP&2.999.77&ISO^MR~MRN0001^^^GENHOSP&2.999.1&ISO^MR||Doe^Jane||19600517|F"
+TWO_MRNS = (
+    "PID|1||MRN0002^^^OTHERHOSP&2.999.77&ISO^MR~MRN0001^^^GENHOSP&2.999.1&ISO^MR"
+    "||Doe^Jane||19600517|F"
+)
 
 
 @pytest.mark.parametrize("authority", ["GENHOSP", "2.999.1"])

@@ -61,8 +61,9 @@ _ENVELOPE = frozenset({"FHS", "FTS", "BHS", "BTS"})
 _STORED_RESULT_STATUSES = frozenset({"F", "C", "X"})
 # OBX-11 values that retract a result: never applied silently (see _retraction_problem).
 _RETRACTIONS = {"W": "posted as wrong", "D": "deleted"}
-# The byte-order mark some editors write before the first segment.
-_BOM = "\ufeff"
+# The UTF-8 byte-order mark Windows editors write before the first segment: read as
+# UTF-8, and as Windows-1252 or ISO 8859-1 when the rest of the text is not UTF-8.
+_BOMS = ("\ufeff", "\xef\xbb\xbf")
 # `\H\` and `\N\` (highlighting on/off) carry no text.
 _NO_HIGHLIGHT = {"H": "", "N": ""}
 
@@ -143,14 +144,20 @@ def split_body(body: bytes | str) -> Body:
     text = text.replace(MLLP_START, "").replace(MLLP_END, "\r")
     text = text.replace("\r\n", "\r").replace("\n", "\r")
     messages: list[list[str]] = []
-    # A byte-order mark (Windows editors write one) is not part of any segment.
-    for segment in (s.strip().lstrip(_BOM) for s in text.split("\r")):
+    for segment in (_without_bom(s.strip()) for s in text.split("\r")):
         if not segment or segment[:3] in _ENVELOPE:
             continue
         if segment.startswith("MSH") or not messages:
             messages.append([])
         messages[-1].append(segment)
     return Body(messages=tuple("\r".join(m) for m in messages), framed=framed)
+
+
+def _without_bom(segment: str) -> str:
+    """A segment without a byte-order mark before it: never part of a segment ID."""
+    for bom in _BOMS:
+        segment = segment.removeprefix(bom)
+    return segment
 
 
 def _decode(body: bytes | str) -> str:
