@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -19,12 +19,12 @@ from rest_framework.exceptions import (
     APIException,
     AuthenticationFailed,
     NotAuthenticated,
-    Throttled,
 )
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from patients.accounts.permissions import every_method
@@ -54,6 +54,22 @@ class AnyAccept(BaseContentNegotiation):
         return renderer, renderer.media_type
 
 
+class Hl7Renderer(BaseRenderer):
+    """ACKs as they are: ER7 text, segments ending with CR."""
+
+    media_type = "application/hl7-v2"
+    format = "hl7"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return str(data).encode(self.charset)
+
+
 class Hl7Oru(APIView):
     """`POST /api/v1/hl7/oru/`: ORU^R01 messages in, one ACK per message out.
 
@@ -65,14 +81,14 @@ class Hl7Oru(APIView):
     """
 
     parser_classes: list[type[BaseParser]] = []  # the body is read raw: labs send any Content-Type
-    renderer_classes = [JSONRenderer]  # replaced by an ACK in handle_exception
+    renderer_classes = [Hl7Renderer]  # for the refusals answered in handle_exception
     content_negotiation_class = AnyAccept
     # Lab results add draws and correct them: both permissions (oncologists, staff).
     required_perms = every_method("patients.add_ctcdraw", "patients.change_ctcdraw")
     http_method_names = ["post"]
 
     @classmethod
-    def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
+    def as_view(cls, **initkwargs: Any) -> Any:
         return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     def post(self, request: Request) -> HttpResponse:
@@ -89,7 +105,7 @@ class Hl7Oru(APIView):
         status = 413 if delivery.too_many else 200 if delivery.readable else 400
         return _answer(delivery, status=status)
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
+    def handle_exception(self, exc: Exception) -> Response:
         """DRF's refusals (401, 403, 405, 429) and internal errors, as an AR."""
         if not isinstance(exc, APIException):
             logger.exception("HL7 request failed", exc_info=exc)
@@ -98,19 +114,18 @@ class Hl7Oru(APIView):
                 "acknowledged in an earlier answer are kept. Send the request again later: "
                 "results already stored are recognised."
             )
-            return _answer(refuse_body(text), status=500)
+            return Response(refuse_body(text).acks(), status=500)
         # What DRF's handler would answer, without its set_rollback(): the view holds
         # no transaction of its own (non_atomic_requests), and the caller's must stand.
         status, auth = exc.status_code, None
         if isinstance(exc, NotAuthenticated | AuthenticationFailed):
             auth = self.get_authenticate_header(self.request)
             status = 401 if auth else 403
-        answer = _answer(refuse_body(str(exc.detail)), status=status)
-        if auth:
-            answer["WWW-Authenticate"] = auth
-        if isinstance(exc, Throttled) and exc.wait is not None:
-            answer["Retry-After"] = str(math.ceil(exc.wait))
-        return answer
+        headers = {"WWW-Authenticate": auth} if auth else {}
+        wait = getattr(exc, "wait", None)  # Throttled: seconds until the next request
+        if wait is not None:
+            headers["Retry-After"] = str(math.ceil(wait))
+        return Response(refuse_body(str(exc.detail)).acks(), status=status, headers=headers)
 
 
 def _body(request: Request) -> bytes | None:
