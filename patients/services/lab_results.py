@@ -65,8 +65,9 @@ def record_lab_results(
     draw is updated and its history keeps the earlier values, with the reason
     "Corrected result from lab (<source>)". A correction whose accession is not
     on record is recorded as a new draw. A draw the clinic recorded as pending
-    gets the lab's result ("Result from lab (<source>)"). Raises
-    `LabResultsRefused`.
+    gets the lab's result ("Result from lab (<source>)"). A result whose
+    identity (birth date; family name and sex) disagrees with the patient the
+    MRN names is refused (`_identity_mismatch`). Raises `LabResultsRefused`.
     """
     mrns = {r.mrn for r in results}
     patients = {p.mrn: p for p in Patient.objects.filter(mrn__in=mrns)}

@@ -6,10 +6,11 @@ identifiers, patient-level notes), sent through `POST /api/v1/hl7/oru/`.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 
+from patients.interop.hl7.parse import parse_message
 from patients.models import CTCDraw
 from tests import builders
 from tests.paths import DATA as SAMPLES
@@ -212,6 +213,15 @@ def test_another_birth_date_is_refused_naming_pid_7(api, oncologist, patient):
     assert text.startswith("PID-7 (date of birth) does not match the patient with MRN MRN0001")
     assert "1960" not in text  # the record's own birth date is not told to the sender
     assert not CTCDraw.objects.exists()
+
+
+def test_a_patients_problem_is_reported_once_however_many_orders_it_has():
+    message = "\r".join([MSH, "PID|1||MRN0001^^^GENHOSP^MR||Doe^Jane||1960-05-17|F"])
+    message += "\r" + "\r".join([*_order("CS-A"), *_order("CS-B")])
+
+    parsed = parse_message(message, loinc_codes={"67568-6"}, tz=UTC)
+
+    assert [p.location for p in parsed.problems] == ["PID^1^7"]
 
 
 def test_another_family_name_and_sex_together_are_refused(api, oncologist, patient):

@@ -1,10 +1,11 @@
 """HL7 v2 lab results in: ORU^R01 messages to plain data, and the ACKs that answer them.
 
 Pure: no database, no settings, no clock. The caller passes the CTC LOINC
-codes, the clinic's time zone (for times sent without an offset), the time
-"now" and the control id of each ACK. Storing is `services.record_lab_results`;
-`receive.receive_hl7` ties the two together for the endpoint and the command; the
-ACKs and the problems they report are in `ack`, field values in `values`.
+codes, the clinic's time zone (for times sent without an offset), the
+hospital's assigning authority, the time "now" and the control id of each ACK.
+Storing is `services.record_lab_results`; `receive.receive_hl7` ties the two
+together for the endpoint and the command; the ACKs and the problems they
+report are in `ack`, field values in `values`.
 
 What becomes a draw (docs/interoperability.md says the same for lab staff):
 
@@ -14,10 +15,18 @@ What becomes a draw (docs/interoperability.md says the same for lab staff):
   count; any other comparator or a range is refused); `X` (could not be
   obtained) is a *failed* draw, never a zero;
   an SPM-21 reject reason in the order makes it a *rejected* draw;
-- the draw time is OBX-14, else OBR-7; the accession OBR-3, else ORC-3;
-  the volume 7.5 mL unless OBX-6 says `cells/<v> mL`; the NTE notes of the
-  order and the result (and the reject reason) become the comment;
-- the patient is PID-3: the repetition of type `MR`, else the first.
+- the draw time is OBX-14, else OBR-7, else SPM-17 (a date without a time
+  gives way to the next field); the accession OBR-3, else ORC-3 (at most 64
+  characters); the volume 7.5 mL unless OBX-6 says `cells/<v> mL`; the NTE
+  notes of the patient, the order and the result (and the reject reason)
+  become the comment;
+- the patient is PID-3: with an assigning authority given, its MR identifier
+  (none or two: AE 204); else the repetition of type `MR`, else the first.
+  PID-5, PID-7 and PID-8 travel with the result, for the services to check
+  against the patient on record.
+
+Segments nest as ORU^R01 nests them: a PID or an ORC closes the order before
+it, so nothing after a new PID joins another patient's order.
 
 Answers: `AR` when the message cannot be read or is not a production ORU^R01
 (nothing in it is looked at), `AE` when it can be read but its content cannot
@@ -463,7 +472,8 @@ def _content(
     return ParsedMessage(
         header=header,
         results=() if problems else tuple(results),  # all or nothing
-        problems=tuple(problems),
+        # A patient's problem (PID-3, PID-7) is found once per order: reported once.
+        problems=tuple(dict.fromkeys(problems)),
         ignored_results=ignored,
         not_final=len(not_final),
     )
