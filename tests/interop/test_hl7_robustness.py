@@ -249,3 +249,11 @@ def test_import_hl7_writes_the_endpoints_access_log_event(patient):
         patient,
         "HL7 CL260302-0001: AA",
     )
+
+
+@pytest.mark.django_db
+def test_import_hl7_dry_run_stores_nothing_and_so_logs_no_import(patient):
+    call_command("import_hl7", str(DATA / "oru_r01_final.hl7"), dry_run=True, stdout=StringIO())
+
+    assert not CTCDraw.objects.exists()
+    assert not AccessEvent.objects.filter(action=AccessAction.IMPORT).exists()

@@ -51,6 +51,8 @@ class Command(BaseCommand):
         self, *args: Any, files: list[Path], dry_run: bool, user: str, **options: Any
     ) -> None:
         bodies = [(file, _read(file)) for file in files]
+        # A dry run stores nothing, so it logs no import: its events would be rolled back.
+        self._logs_imports = not dry_run
         if dry_run:
             # One transaction for the run, rolled back: later messages see earlier ones.
             with transaction.atomic():
@@ -58,9 +60,6 @@ class Command(BaseCommand):
                 transaction.set_rollback(True)
         else:
             receipts = self._import_all(bodies, user)
-            for receipt in receipts:
-                # The same access-log event as the endpoint's, as the entering account.
-                record_import(receipt, by=self._by)
         refused = [r for r in receipts if r.code is not AckCode.ACCEPT]
         summary = f"{len(receipts) - len(refused)} of {len(receipts)} message(s) accepted"
         if dry_run:
@@ -71,7 +70,6 @@ class Command(BaseCommand):
 
     def _import_all(self, bodies: list[tuple[Path, bytes]], user: str) -> list[Receipt]:
         by = services.system_user(user) if user == LAB_INTERFACE_ACCOUNT else _existing(user)
-        self._by = by
         return [receipt for file, body in bodies for receipt in self._import(file, body, by)]
 
     def _import(self, file: Path, body: bytes, by: Any) -> list[Receipt]:
@@ -87,6 +85,9 @@ class Command(BaseCommand):
             # Each message is received on its own: a bad one never holds back the others.
             for text in messages or [""]:
                 for receipt in receive_hl7(text, by=by).receipts:
+                    if self._logs_imports:
+                        # The endpoint's access-log event, as the account entering the draws.
+                        record_import(receipt, by=by)
                     self.stdout.write(_line(file, receipt))
                     receipts.append(receipt)
                 bar.update(1)
