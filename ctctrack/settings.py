@@ -491,6 +491,14 @@ CTC_LOINC_CODES: dict[str, str] = {
 # The FHIR identifier system of this site's MRNs (its assigning authority).
 # 2.999 is the OID arc reserved for examples: set your hospital's own.
 CTCTRACK_MRN_SYSTEM = os.getenv("CTCTRACK_MRN_SYSTEM", "urn:oid:2.999.1")
+# HL7 v2: the assigning authority (PID-3.4) of this hospital's MRNs, as its namespace
+# id (e.g. HOSP) or universal id (e.g. an OID). Set, only an MR identifier it assigned
+# is used; unset, the first MR identifier, whoever assigned it.
+CTCTRACK_HL7_ASSIGNING_AUTHORITY = os.getenv("CTCTRACK_HL7_ASSIGNING_AUTHORITY", "")
+# HL7 v2 over HTTP: more messages than this in one request are refused whole (AR), so
+# that a request ends well inside GUNICORN_TIMEOUT and nothing is half-done. Measured:
+# about 0.1 s a message on a busy 2-core machine, so 100 take some 10 s of the 30.
+CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST = envint("CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST", "100")
 
 # --- E-mail: escalations of high results (manage.py escalate_flags) -----------
 # No e-mail carries patient data: it says how many results wait and links to them.

@@ -19,7 +19,7 @@ from patients.services.conflicts import (
     describe_edit,
 )
 from patients.services.escalation import Escalation, escalate_flags
-from patients.services.inputs import DrawInput, Edit, LabResultInput, split_edit
+from patients.services.inputs import DrawInput, Edit, LabResultInput, SentIdentity, split_edit
 from patients.services.lab_results import (
     LAB_COMPLETED,
     LAB_CORRECTED,
@@ -68,6 +68,7 @@ __all__ = [
     "LabFieldError",
     "LabOutcome",
     "LabResultInput",
+    "SentIdentity",
     "LabResultsRefused",
     "Version",
     "VersionRequired",

@@ -33,9 +33,23 @@ class DrawInput:
 
 @dataclass(frozen=True)
 class LabResultInput(DrawInput):
-    """One CTC result from a lab; `corrected`: the lab sent it to replace an earlier one."""
+    """One CTC result from a lab; `corrected`: the lab sent it to replace an earlier one.
+
+    `identity`: who the lab says the patient is, checked against the patient
+    the MRN names before anything is stored.
+    """
 
     corrected: bool
+    identity: SentIdentity | None = None
+
+
+@dataclass(frozen=True)
+class SentIdentity:
+    """A lab's word on the patient besides the MRN; empty values were not sent."""
+
+    family_names: tuple[str, ...] = ()  # every family name sent (legal, maiden...)
+    birth_date: str = ""  # YYYY, YYYYMM or YYYYMMDD
+    sex: str = ""  # HL7 table 0001: F, M, O; U, A, N and others say nothing here
 
 
 class Edit(NamedTuple):

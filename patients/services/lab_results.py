@@ -7,6 +7,7 @@ and kept in the change history alike.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from patients.models import CTCDraw, DrawStatus, Patient
+from patients.models import CTCDraw, DrawStatus, Patient, Sex
 from patients.services.conflicts import ANY_VERSION
 from patients.services.inputs import LabResultInput
 from patients.services.records import Actor, record_draw, update_draw
@@ -64,8 +65,9 @@ def record_lab_results(
     draw is updated and its history keeps the earlier values, with the reason
     "Corrected result from lab (<source>)". A correction whose accession is not
     on record is recorded as a new draw. A draw the clinic recorded as pending
-    gets the lab's result ("Result from lab (<source>)"). Raises
-    `LabResultsRefused`.
+    gets the lab's result ("Result from lab (<source>)"). A result whose
+    identity (birth date; family name and sex) disagrees with the patient the
+    MRN names is refused (`_identity_mismatch`). Raises `LabResultsRefused`.
     """
     mrns = {r.mrn for r in results}
     patients = {p.mrn: p for p in Patient.objects.filter(mrn__in=mrns)}
@@ -98,6 +100,9 @@ def _lab_result_errors(
             f"No patient with MRN {result.mrn} in CTC Track: register the patient, "
             "then send the result again.",
         )
+    mismatch = _identity_mismatch(result, patient)
+    if mismatch:
+        return error(*mismatch)
     if draw is None:
         return []
     if draw.patient_id != patient.pk:
@@ -166,6 +171,52 @@ def _store_lab_result(
                 for message in messages
             ]
         ) from exc
+
+
+def _identity_mismatch(result: LabResultInput, patient: Patient) -> tuple[str, str] | None:
+    """(field, message) when the lab describes someone other than the MRN's patient.
+
+    The birth date must agree; the family name and the sex may not both differ
+    (one of them may: a name changed by marriage, a sex recorded otherwise).
+    What the lab left empty cannot disagree.
+    """
+    sent = result.identity
+    if sent is None:
+        return None
+    mrn = result.mrn
+    if sent.birth_date and not f"{patient.birth_date:%Y%m%d}".startswith(sent.birth_date):
+        return (
+            "birth_date",
+            f"PID-7 (date of birth) does not match the patient with MRN {mrn} in CTC Track: "
+            "check the patient identifier; nothing was stored.",
+        )
+    if _other_name(sent.family_names, patient.family_name) and _other_sex(sent.sex, patient.sex):
+        return (
+            "family_name",
+            f"PID-5 (family name) and PID-8 (sex) both differ from the patient with MRN {mrn} "
+            "in CTC Track: check the patient identifier; nothing was stored.",
+        )
+    return None
+
+
+def _other_name(sent: Sequence[str], on_record: str) -> bool:
+    return bool(sent) and _plain(on_record) not in {_plain(name) for name in sent}
+
+
+def _plain(name: str) -> str:
+    """A name without case or accents: `Müller-Lüdenscheidt` reads as `muller-ludenscheidt`."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
+
+
+# HL7 table 0001 (administrative sex) codes that name one of our values; U, A, N say nothing.
+_SEXES = {"F": Sex.FEMALE, "M": Sex.MALE, "O": Sex.OTHER}
+
+
+def _other_sex(sent: str, on_record: str) -> bool:
+    named = _SEXES.get(sent)
+    return named is not None and on_record != Sex.UNKNOWN and named != on_record
 
 
 def _replaces_lab_values(draw: CTCDraw, result: LabResultInput) -> bool:

@@ -327,33 +327,126 @@ def test_it_accepts_a_lab_interface_token(api, oncologist, patient):
     assert CTCDraw.objects.get().entered_by == oncologist
 
 
-def test_it_forbids_nurses_and_saves_nothing(api, nurse, patient):
+def test_it_forbids_nurses_with_an_ar_and_saves_nothing(api, nurse, patient):
     api.force_authenticate(nurse)
 
     r = _post(api, _body("oru_r01_final.hl7"))
 
-    assert r.status_code == 403
+    assert (r.status_code, r["Content-Type"]) == (403, "application/hl7-v2; charset=utf-8")
+    assert _acks(r) == [("AR", "", "You do not have permission to perform this action.")]
     assert not CTCDraw.objects.exists()
 
 
 def test_it_forbids_users_without_a_role(api, outsider, patient):
     api.force_authenticate(outsider)
 
-    assert _post(api, _body("oru_r01_final.hl7")).status_code == 403
-
-
-def test_it_asks_anonymous_callers_to_authenticate(api, patient):
     r = _post(api, _body("oru_r01_final.hl7"))
 
-    assert r.status_code == 401
+    assert (r.status_code, _acks(r)[0][0]) == (403, "AR")
+
+
+def test_it_asks_anonymous_callers_to_authenticate_in_an_ack(api, patient):
+    r = _post(api, _body("oru_r01_final.hl7"))
+
+    assert (r.status_code, r["Content-Type"]) == (401, "application/hl7-v2; charset=utf-8")
     assert r["WWW-Authenticate"] == "Token"
+    assert _acks(r) == [("AR", "", "Authentication credentials were not provided.")]
     assert not CTCDraw.objects.exists()
 
 
-def test_it_takes_only_post(api, oncologist):
+def test_it_takes_only_post_and_says_so_in_an_ack(api, oncologist):
     api.force_authenticate(oncologist)
 
-    assert api.get(URL).status_code == 405
+    r = api.get(URL)
+
+    assert (r.status_code, r["Allow"]) == (405, "POST")
+    assert _acks(r) == [("AR", "", 'Method "GET" not allowed.')]
+
+
+# --- size, batches, transactions ---------------------------------------------------------
+
+TEN_MB = 10 * 1024 * 1024
+
+
+def _with_report(size: int) -> bytes:
+    """The final result with its printed report embedded (OBX ED, base64): `size` bytes."""
+    message = _body("oru_r01_final.hl7").rstrip(b"\r")
+    head = message + b"\rOBX|4|ED|11502-2^Laboratory report^LN||^application^pdf^Base64^"
+    return head + b"A" * (size - len(head) - 1) + b"\r"
+
+
+def test_it_takes_a_message_of_10_mb(api, oncologist, patient):
+    api.force_authenticate(oncologist)
+
+    r = _post(api, _with_report(TEN_MB))
+
+    assert r.status_code == 200
+    assert _acks(r)[0][:2] == ("AA", "CL260302-0001")
+    assert CTCDraw.objects.get().ctc_count == 7
+
+
+def test_it_refuses_a_body_over_10_mb_with_413_and_an_ar(api, oncologist, patient):
+    api.force_authenticate(oncologist)
+
+    r = _post(api, _with_report(TEN_MB + 1))
+
+    assert (r.status_code, r["Content-Type"]) == (413, "application/hl7-v2; charset=utf-8")
+    assert _acks(r) == [
+        ("AR", "", "The request is larger than 10 MB, the most taken: send it in parts.")
+    ]
+    assert not CTCDraw.objects.exists()
+
+
+def _messages(count: int) -> bytes:
+    """`count` messages of one result each: control IDs B-0 to B-<count-1>."""
+    message = _body("oru_r01_final.hl7")
+    return b"".join(
+        message.replace(b"CL260302-0001", f"B-{n}".encode()).replace(
+            b"CS-26-0101", f"CS-B-{n}".encode()
+        )
+        for n in range(count)
+    )
+
+
+def test_it_refuses_a_batch_over_the_limit_whole_and_takes_it_in_parts(
+    api, oncologist, patient, settings
+):
+    settings.CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST = 2
+    api.force_authenticate(oncologist)
+    text = (
+        "This request holds 3 messages; at most 2 are taken per request. Nothing in it was "
+        "stored: send the messages in smaller batches."
+    )
+
+    r = _post(api, _messages(3))
+
+    assert r.status_code == 413
+    assert _acks(r) == [("AR", f"B-{n}", text) for n in range(3)]
+    assert not CTCDraw.objects.exists()
+    assert [a[0] for a in _acks(_post(api, _messages(2)))] == ["AA", "AA"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_message_of_a_batch_is_committed_on_its_own(api, oncologist, patient, monkeypatch):
+    """An internal error on the second message leaves the first one stored (its own
+    transaction, not the request's) and is answered with an AR, never an HTML page."""
+    api.force_authenticate(oncologist)
+    record = services.record_lab_results
+    calls = []
+
+    def fails_the_second_time(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return record(**kwargs)
+
+    monkeypatch.setattr(services, "record_lab_results", fails_the_second_time)
+
+    r = _post(api, _messages(2))
+
+    assert (r.status_code, r["Content-Type"]) == (500, "application/hl7-v2; charset=utf-8")
+    assert _acks(r)[0][0] == "AR"
+    assert list(CTCDraw.objects.values_list("accession", flat=True)) == ["CS-B-0"]
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -421,7 +514,8 @@ def test_import_hl7_lists_every_problem_of_a_message(patient, tmp_path):
     assert out.getvalue().splitlines() == [
         "broken.hl7: CL260311-0006 AE No accession: OBR-3 and ORC-3 (filler order number) are "
         "both empty. (and 2 more: see ERR)",
-        "    OBR^1^7: No draw time: OBX-14 and OBR-7 (observation date/time) are both empty.",
+        "    OBR^1^7: No draw time: OBX-14, OBR-7 and SPM-17 (observation and collection "
+        "date/time) are all empty.",
         "    OBX^2^5: OBX-5 (the count) is empty on a final result; send the count, or OBX-11 X "
         "if the result could not be obtained.",
     ]

@@ -76,13 +76,18 @@ class Problem:
 
 @dataclass(frozen=True)
 class Header:
-    """What the ACK echoes back: raw MSH field values, as the sender wrote them."""
+    """What the ACK echoes back: the sender's MSH fields, each already written in ER7
+    with our own delimiters (`^` between components, escapes as `escape` writes them).
+
+    `control_id` and `version` are plain text (escaped when the ACK is written).
+    """
 
     control_id: str = ""
     version: str = ""
     sending_application: str = ""
     sending_facility: str = ""
     receiving_facility: str = ""
+    processing_id: str = ""  # MSH-11 as received: the ACK carries it back unchanged
 
 
 def build_ack(
@@ -97,7 +102,8 @@ def build_ack(
 ) -> str:
     """An original-mode ACK (HL7 2.5 style) for one message: MSH, MSA, one ERR per problem.
 
-    Segments end with CR. The sender's own MSH-3/4/6 are echoed as sent.
+    Segments end with CR. The sender's own MSH-3/4/6 and MSH-11 are echoed, in our
+    delimiters whatever the sender used.
     """
     msh = [
         "MSH",
@@ -110,7 +116,7 @@ def build_ack(
         "",
         "ACK^R01^ACK",
         control_id,
-        "P",
+        header.processing_id or "P",
         escape(header.version) or DEFAULT_VERSION,
     ]
     segments = [
@@ -145,6 +151,10 @@ def frame(acks: Sequence[str], *, framed: bool) -> str:
 
 _FIELD_ERROR_CODES = {
     "mrn": ErrorCode.UNKNOWN_KEY_IDENTIFIER,
+    # The patient on record is not the one the message describes (PID-5, -7, -8).
+    "birth_date": ErrorCode.UNKNOWN_KEY_IDENTIFIER,
+    "family_name": ErrorCode.UNKNOWN_KEY_IDENTIFIER,
+    "sex": ErrorCode.UNKNOWN_KEY_IDENTIFIER,
     "accession": ErrorCode.DUPLICATE_KEY_IDENTIFIER,
     "drawn_at": ErrorCode.DATA_TYPE_ERROR,
     "ctc_count": ErrorCode.DATA_TYPE_ERROR,

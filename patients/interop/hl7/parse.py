@@ -1,10 +1,11 @@
 """HL7 v2 lab results in: ORU^R01 messages to plain data, and the ACKs that answer them.
 
 Pure: no database, no settings, no clock. The caller passes the CTC LOINC
-codes, the clinic's time zone (for times sent without an offset), the time
-"now" and the control id of each ACK. Storing is `services.record_lab_results`;
-`receive.receive_hl7` ties the two together for the endpoint and the command; the
-ACKs and the problems they report are in `ack`, field values in `values`.
+codes, the clinic's time zone (for times sent without an offset), the
+hospital's assigning authority, the time "now" and the control id of each ACK.
+Storing is `services.record_lab_results`; `receive.receive_hl7` ties the two
+together for the endpoint and the command; the ACKs and the problems they
+report are in `ack`, field values in `values`.
 
 What becomes a draw (docs/interoperability.md says the same for lab staff):
 
@@ -14,10 +15,18 @@ What becomes a draw (docs/interoperability.md says the same for lab staff):
   count; any other comparator or a range is refused); `X` (could not be
   obtained) is a *failed* draw, never a zero;
   an SPM-21 reject reason in the order makes it a *rejected* draw;
-- the draw time is OBX-14, else OBR-7; the accession OBR-3, else ORC-3;
-  the volume 7.5 mL unless OBX-6 says `cells/<v> mL`; the NTE notes of the
-  order and the result (and the reject reason) become the comment;
-- the patient is PID-3: the repetition of type `MR`, else the first.
+- the draw time is OBX-14, else OBR-7, else SPM-17 (a date without a time
+  gives way to the next field); the accession OBR-3, else ORC-3 (at most 64
+  characters); the volume 7.5 mL unless OBX-6 says `cells/<v> mL`; the NTE
+  notes of the patient, the order and the result (and the reject reason)
+  become the comment;
+- the patient is PID-3: with an assigning authority given, its MR identifier
+  (none or two: AE 204); else the repetition of type `MR`, else the first.
+  PID-5, PID-7 and PID-8 travel with the result, for the services to check
+  against the patient on record.
+
+Segments nest as ORU^R01 nests them: a PID or an ORC closes the order before
+it, so nothing after a new PID joins another patient's order.
 
 Answers: `AR` when the message cannot be read or is not a production ORU^R01
 (nothing in it is looked at), `AE` when it can be read but its content cannot
@@ -34,8 +43,18 @@ from decimal import Decimal
 import hl7
 from hl7.exceptions import HL7Exception
 
-from patients.interop.hl7.ack import MLLP_END, MLLP_START, AckCode, ErrorCode, Header, Problem
+from patients.interop.hl7.ack import (
+    MLLP_END,
+    MLLP_START,
+    AckCode,
+    ErrorCode,
+    Header,
+    Problem,
+    escape,
+)
 from patients.interop.hl7.values import (
+    is_date_only,
+    is_partial_date,
     parse_count,
     parse_structured_count,
     parse_timestamp,
@@ -43,14 +62,31 @@ from patients.interop.hl7.values import (
 )
 from patients.rules import STANDARD_VOLUME_ML, DrawStatus
 
+# The longest accession a draw keeps (CTCDraw.accession's max_length).
+ACCESSION_MAX_LENGTH = 64
 # Envelope segments of batch files: not part of any message.
 _ENVELOPE = frozenset({"FHS", "FTS", "BHS", "BTS"})
 # OBX-11 values that are stored; everything else (P preliminary, I pending, ...) is not.
 _STORED_RESULT_STATUSES = frozenset({"F", "C", "X"})
 # OBX-11 values that retract a result: never applied silently (see _retraction_problem).
 _RETRACTIONS = {"W": "posted as wrong", "D": "deleted"}
+# The UTF-8 byte-order mark Windows editors write before the first segment: read as
+# UTF-8, and as Windows-1252 or ISO 8859-1 when the rest of the text is not UTF-8.
+_BOMS = ("\ufeff", "\xef\xbb\xbf")
 # `\H\` and `\N\` (highlighting on/off) carry no text.
 _NO_HIGHLIGHT = {"H": "", "N": ""}
+
+
+@dataclass(frozen=True)
+class PatientIdentity:
+    """What PID says about the patient besides the MRN, to check against the record.
+
+    Empty values were not sent (and so cannot disagree with the record).
+    """
+
+    family_names: tuple[str, ...] = ()  # PID-5.1 of each repetition (legal, maiden...)
+    birth_date: str = ""  # PID-7 as YYYY[MM[DD]]
+    sex: str = ""  # PID-8 (HL7 table 0001: F, M, O, U, A, N)
 
 
 @dataclass(frozen=True)
@@ -71,6 +107,7 @@ class LabResult:
     blood_volume_ml: Decimal
     comment: str
     loinc_code: str
+    identity: PatientIdentity = PatientIdentity()
     locations: Mapping[str, str] = field(default_factory=dict)
 
     def location_of(self, draw_field: str) -> str:
@@ -116,7 +153,7 @@ def split_body(body: bytes | str) -> Body:
     text = text.replace(MLLP_START, "").replace(MLLP_END, "\r")
     text = text.replace("\r\n", "\r").replace("\n", "\r")
     messages: list[list[str]] = []
-    for segment in (s.strip() for s in text.split("\r")):
+    for segment in (_without_bom(s.strip()) for s in text.split("\r")):
         if not segment or segment[:3] in _ENVELOPE:
             continue
         if segment.startswith("MSH") or not messages:
@@ -125,13 +162,29 @@ def split_body(body: bytes | str) -> Body:
     return Body(messages=tuple("\r".join(m) for m in messages), framed=framed)
 
 
+def _without_bom(segment: str) -> str:
+    """A segment without a byte-order mark before it: never part of a segment ID."""
+    for bom in _BOMS:
+        segment = segment.removeprefix(bom)
+    return segment
+
+
 def _decode(body: bytes | str) -> str:
+    """UTF-8 if the body is UTF-8, else Windows-1252, else ISO 8859-1.
+
+    Older interfaces send 8859/1 (MSH-18), which has no printable characters at
+    0x80-0x9F; text written on Windows that says 8859/1 holds Windows-1252 there
+    (`€`, curly quotes, `–`). Every byte is valid in ISO 8859-1, the last resort.
+    """
     if isinstance(body, str):
         return body
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        # Older interfaces send ISO 8859-1 (MSH-18 "8859/1"); every byte is valid there.
+        pass
+    try:
+        return body.decode("cp1252")
+    except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90, 0x9D: not Windows-1252 either
         return body.decode("latin-1")
 
 
@@ -146,25 +199,37 @@ class _Obx:
 
 
 @dataclass
+class _Patient:
+    """A PID and the notes (NTE) of its PATIENT group, which precede its orders."""
+
+    pid: hl7.Segment
+    seq: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _Order:
     """An OBR with its ORC, its patient, its OBX (each with its NTE), its SPM and notes."""
 
     obr: hl7.Segment
     seq: int
-    pid: hl7.Segment
-    pid_seq: int
+    patient: _Patient
     orc: hl7.Segment | None
     orc_seq: int
     notes: list[str] = field(default_factory=list)
     results: list[_Obx] = field(default_factory=list)
-    specimens: list[hl7.Segment] = field(default_factory=list)
+    specimens: list[tuple[hl7.Segment, int]] = field(default_factory=list)  # SPM, its seq
 
 
-def parse_message(text: str, *, loinc_codes: Collection[str], tz: tzinfo) -> ParsedMessage:
+def parse_message(
+    text: str, *, loinc_codes: Collection[str], tz: tzinfo, assigning_authority: str = ""
+) -> ParsedMessage:
     """One ER7 message to its CTC results, or the problems that keep it from being stored.
 
     `loinc_codes`: OBX-3 identifiers that are CTC counts. `tz`: the clinic's
-    time zone, for times sent without an offset.
+    time zone, for times sent without an offset. `assigning_authority`: the
+    hospital's namespace or universal id (PID-3.4) whose MR identifiers are
+    ours; "" takes the first MR identifier, whoever assigned it.
     """
     rejection = _envelope_problem(text)
     if rejection:
@@ -181,7 +246,8 @@ def parse_message(text: str, *, loinc_codes: Collection[str], tz: tzinfo) -> Par
     orders, structure = _orders(message)
     if structure:
         return _rejected(header, structure)
-    return _content(message, header, orders, frozenset(loinc_codes), tz)
+    reading = _Reading(frozenset(loinc_codes), tz, assigning_authority.strip())
+    return _content(message, header, orders, reading)
 
 
 def _rejected(header: Header, problem: Problem) -> ParsedMessage:
@@ -235,10 +301,26 @@ def _header(message: hl7.Message) -> Header:
     return Header(
         control_id=_value(msh, 10),
         version=_value(msh, 12),
-        sending_application=_raw(msh, 3),
-        sending_facility=_raw(msh, 4),
-        receiving_facility=_raw(msh, 6),
+        sending_application=_our_delimiters(message, msh, 3),
+        sending_facility=_our_delimiters(message, msh, 4),
+        receiving_facility=_our_delimiters(message, msh, 6),
+        processing_id=_our_delimiters(message, msh, 11),
     )
+
+
+def _our_delimiters(message: hl7.Message, segment: hl7.Segment, number: int) -> str:
+    """A field's first repetition rewritten with the standard delimiters `^` and `&`.
+
+    The ACK echoes the sender's fields; written as sent, a sender's own
+    delimiters (say `#` between components) would read as text in our ACK.
+    """
+    _, _, repetition, component, subcomponent = message.separators
+    sent = _raw(segment, number).split(repetition)[0]
+    components = [
+        "&".join(escape(hl7.util.unescape(message, part)) for part in text.split(subcomponent))
+        for text in sent.split(component)
+    ]
+    return "^".join(components).rstrip("^")
 
 
 def _header_problem(message: hl7.Message) -> Problem | None:
@@ -272,35 +354,70 @@ def _header_problem(message: hl7.Message) -> Problem | None:
     return None
 
 
-def _orders(message: hl7.Message) -> tuple[list[_Order], Problem | None]:
-    """Group the segments: each OBR with the ORC before it, its OBX, NTE and SPM.
+@dataclass
+class _Grouping:
+    """Where the segments read so far leave us: the group a NTE, OBX or SPM joins."""
 
-    An NTE belongs to the OBX before it, or to the OBR when no OBX came yet.
-    """
-    orders: list[_Order] = []
-    counts: dict[str, int] = {}
-    pid: tuple[hl7.Segment, int] | None = None
+    orders: list[_Order] = field(default_factory=list)
+    patient: _Patient | None = None
     orc: tuple[hl7.Segment, int] | None = None
+    order: _Order | None = None  # None after a PID or an ORC: the next OBR starts one
+
+
+def _orders(message: hl7.Message) -> tuple[list[_Order], Problem | None]:
+    """Group the segments as ORU^R01 nests them: PATIENT (PID, NTE), then its ORDERs.
+
+    An order is an OBR with the ORC before it, its OBX, NTE and SPM. An NTE
+    belongs to the OBX before it, or to the OBR when no OBX came yet, or to the
+    patient when it follows the PID (patient notes, before any order). A PID or
+    an ORC closes the order before it: what follows never joins an order of
+    another patient.
+    """
+    state = _Grouping()
+    counts: dict[str, int] = {}
     for segment in message:
         name = str(segment[0])
         counts[name] = seq = counts.get(name, 0) + 1
-        if name == "PID":
-            pid, orc = (segment, seq), None
-        elif name == "ORC":
-            orc = (segment, seq)
-        elif name == "OBR":
-            if pid is None:
-                return [], _sequence_problem(f"OBR^{seq}", "OBR arrived before any PID segment.")
-            orc_segment, orc_seq = orc or (None, 0)
-            orders.append(_Order(segment, seq, pid[0], pid[1], orc_segment, orc_seq))
-            orc = None
-        elif name in ("OBX", "NTE", "SPM"):
-            if not orders:
-                return [], _sequence_problem(f"{name}^{seq}", f"{name} arrived before any OBR.")
-            _add_to_order(orders[-1], message, name, segment, seq)
-    if pid is None:
+        problem = _group(state, message, name, segment, seq)
+        if problem:
+            return [], problem
+    if state.patient is None:
         return [], _sequence_problem("PID", "The message has no PID segment.")
-    return orders, None
+    return state.orders, None
+
+
+def _group(
+    state: _Grouping, message: hl7.Message, name: str, segment: hl7.Segment, seq: int
+) -> Problem | None:
+    """Place one segment (see `_orders`); a problem if it has no place there."""
+    if name == "PID":
+        state.patient, state.orc, state.order = _Patient(segment, seq), None, None
+    elif name == "ORC":
+        state.orc, state.order = (segment, seq), None
+    elif name == "OBR":
+        if state.patient is None:
+            return _sequence_problem(f"OBR^{seq}", "OBR arrived before any PID segment.")
+        orc_segment, orc_seq = state.orc or (None, 0)
+        state.order = _Order(segment, seq, state.patient, orc_segment, orc_seq)
+        state.orders.append(state.order)
+        state.orc = None
+    elif name == "NTE" and state.order is None and state.patient and state.orc is None:
+        state.patient.notes.extend(_note(message, segment))
+    elif name in ("OBX", "NTE", "SPM"):
+        if state.order is None:
+            return _sequence_problem(f"{name}^{seq}", _outside_order(name, state))
+        _add_to_order(state.order, message, name, segment, seq)
+    return None
+
+
+def _outside_order(name: str, state: _Grouping) -> str:
+    if not state.orders:
+        return f"{name} arrived before any OBR."
+    after = "an ORC" if state.orc else "a PID"
+    return (
+        f"{name} arrived after {after} segment and before its OBR: it belongs to no "
+        "order (an OBX, NTE or SPM follows the OBR of its order)."
+    )
 
 
 def _add_to_order(
@@ -313,20 +430,26 @@ def _add_to_order(
         notes = order.results[-1].notes if order.results else order.notes
         notes.extend(_note(message, segment))
     else:
-        order.specimens.append(segment)
+        order.specimens.append((segment, seq))
 
 
 def _sequence_problem(location: str, text: str) -> Problem:
     return Problem(location, ErrorCode.SEGMENT_SEQUENCE_ERROR, text)
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How the receiving site reads a message (see `parse_message`)."""
+
+    loinc_codes: frozenset[str]
+    tz: tzinfo
+    authority: str
+
+
 def _content(
-    message: hl7.Message,
-    header: Header,
-    orders: Sequence[_Order],
-    loinc_codes: frozenset[str],
-    tz: tzinfo,
+    message: hl7.Message, header: Header, orders: Sequence[_Order], reading: _Reading
 ) -> ParsedMessage:
+    loinc_codes = reading.loinc_codes
     ctc = [(o, obx) for o in orders for obx in o.results if _loinc_of(obx.segment, loinc_codes)]
     ignored = sum(len(o.results) for o in orders) - len(ctc)
     kept = [(o, obx) for o, obx in ctc if _result_status(obx) in _STORED_RESULT_STATUSES]
@@ -340,7 +463,7 @@ def _content(
             problems.append(_second_result_problem(order, obx))
             continue
         orders_seen.add(order.seq)
-        result, found = _lab_result(message, order, obx, loinc_codes, tz)
+        result, found = _lab_result(message, order, obx, reading)
         problems.extend(found)
         results.extend([result] if result else [])
     problems.extend(_duplicate_accessions(results))
@@ -349,7 +472,8 @@ def _content(
     return ParsedMessage(
         header=header,
         results=() if problems else tuple(results),  # all or nothing
-        problems=tuple(problems),
+        # A patient's problem (PID-3, PID-7) is found once per order: reported once.
+        problems=tuple(dict.fromkeys(problems)),
         ignored_results=ignored,
         not_final=len(not_final),
     )
@@ -415,24 +539,32 @@ def _duplicate_accessions(results: Sequence[LabResult]) -> list[Problem]:
 
 
 def _lab_result(
-    message: hl7.Message,
-    order: _Order,
-    obx: _Obx,
-    loinc_codes: frozenset[str],
-    tz: tzinfo,
+    message: hl7.Message, order: _Order, obx: _Obx, reading: _Reading
 ) -> tuple[LabResult | None, list[Problem]]:
-    mrn, mrn_problem = _mrn(order)
+    mrn, mrn_problem = _mrn(order.patient, reading.authority)
+    identity, identity_problem = _identity(order.patient)
     accession, accession_at, accession_problem = _accession(order)
-    drawn_at, drawn_at_at, time_problem = _draw_time(order, obx, tz)
+    drawn_at, drawn_at_at, time_problem = _draw_time(order, obx, reading.tz)
     volume, volume_problem = _volume(obx)
     status, (qualifier, count), comment, count_problem = _outcome(message, order, obx)
-    found = (mrn_problem, accession_problem, time_problem, volume_problem, count_problem)
+    found = (
+        mrn_problem,
+        identity_problem,
+        accession_problem,
+        time_problem,
+        volume_problem,
+        count_problem,
+    )
     problems = [problem for problem in found if problem]
     if problems or drawn_at is None:
         return None, problems
+    pid = f"PID^{order.patient.seq}"
     locations = {
         "result": f"OBX^{obx.seq}",
-        "mrn": f"PID^{order.pid_seq}^3",
+        "mrn": f"{pid}^3",
+        "family_name": f"{pid}^5",
+        "birth_date": f"{pid}^7",
+        "sex": f"{pid}^8",
         "accession": accession_at,
         "drawn_at": drawn_at_at,
         "ctc_count": f"OBX^{obx.seq}^5",
@@ -451,38 +583,103 @@ def _lab_result(
         count_qualifier=qualifier,
         blood_volume_ml=volume,
         comment=comment,
-        loinc_code=_loinc_of(obx.segment, loinc_codes),
+        loinc_code=_loinc_of(obx.segment, reading.loinc_codes),
+        identity=identity,
         locations=locations,
     )
     return result, []
 
 
-def _mrn(order: _Order) -> tuple[str, Problem | None]:
-    """PID-3: the identifier of type MR if one is sent, else the first one."""
-    identifiers = [
-        (_value(order.pid, 3, 1, repetition).strip(), _value(order.pid, 3, 5, repetition))
-        for repetition in range(1, _repetitions(order.pid, 3) + 1)
-    ]
-    identifiers = [(value, kind) for value, kind in identifiers if value]
-    chosen = next((value for value, kind in identifiers if kind == "MR"), "")
-    if not chosen and identifiers:
-        chosen = identifiers[0][0]
-    if not chosen:
-        where = f"PID^{order.pid_seq}^3"
+@dataclass(frozen=True)
+class _Identifier:
+    """One repetition of PID-3 (CX): the id, its type, its authority's two ids."""
+
+    value: str
+    kind: str  # PID-3.5, "MR" for a medical record number
+    namespace: str  # PID-3.4.1
+    universal: str  # PID-3.4.2, an OID for example
+
+
+def _mrn(patient: _Patient, authority: str) -> tuple[str, Problem | None]:
+    """PID-3: our MR identifier (see `_mrn_of`); a problem when there is none."""
+    where = f"PID^{patient.seq}^3"
+    identifiers = [i for i in _identifiers(patient.pid) if i.value]
+    if not identifiers:
         return "", Problem(where, ErrorCode.REQUIRED_FIELD_MISSING, "PID-3 (MRN) is empty.")
-    return chosen, None
+    if not authority:
+        # Without a configured authority: the MR identifier, else the first one.
+        mr = [i for i in identifiers if i.kind == "MR"]
+        return (mr or identifiers)[0].value, None
+    # A number another hospital assigned may equal one of ours: only ours is used.
+    ours = {
+        i.value
+        for i in identifiers
+        if i.kind in ("MR", "") and authority in (i.namespace, i.universal)
+    }
+    if len(ours) == 1:
+        return ours.pop(), None
+    sent = ", ".join(
+        f"{i.value} ({i.namespace or i.universal or 'no authority'})" for i in identifiers
+    )
+    text = (
+        f"PID-3 has no medical record number (MR) assigned by {authority} (PID-3.4); sent: {sent}."
+        if not ours
+        else f"PID-3 has {len(ours)} different medical record numbers assigned by {authority}."
+    )
+    return "", Problem(where, ErrorCode.UNKNOWN_KEY_IDENTIFIER, text)
+
+
+def _identifiers(pid: hl7.Segment) -> list[_Identifier]:
+    return [
+        _Identifier(
+            value=_value(pid, 3, 1, repetition).strip(),
+            kind=_value(pid, 3, 5, repetition).strip().upper(),
+            namespace=_subcomponent(pid, 3, 4, 1, repetition).strip(),
+            universal=_subcomponent(pid, 3, 4, 2, repetition).strip(),
+        )
+        for repetition in range(1, _repetitions(pid, 3) + 1)
+    ]
+
+
+def _identity(patient: _Patient) -> tuple[PatientIdentity, Problem | None]:
+    """Who PID-5, PID-7 and PID-8 say the patient is, to check against the record."""
+    pid = patient.pid
+    family_names = tuple(
+        name
+        for repetition in range(1, _repetitions(pid, 5) + 1)
+        if (name := _value(pid, 5, 1, repetition).strip())
+    )
+    birth = _value(pid, 7).strip()
+    identity = PatientIdentity(
+        family_names=family_names, birth_date=birth[:8], sex=_value(pid, 8).strip().upper()
+    )
+    if birth and not is_partial_date(birth[:8]):
+        problem = Problem(
+            f"PID^{patient.seq}^7",
+            ErrorCode.DATA_TYPE_ERROR,
+            f"PID-7 (date of birth) '{birth}' is not a date: use YYYYMMDD.",
+        )
+        return identity, problem
+    return identity, None
 
 
 def _accession(order: _Order) -> tuple[str, str, Problem | None]:
     """OBR-3, else ORC-3 (filler order number), and where it was found."""
     obr_at = f"OBR^{order.seq}^3"
-    accession = _value(order.obr, 3).strip()
-    if accession:
-        return accession, obr_at, None
+    sent = [(_value(order.obr, 3).strip(), obr_at, "OBR-3")]
     if order.orc is not None:
-        accession = _value(order.orc, 3).strip()
+        sent.append((_value(order.orc, 3).strip(), f"ORC^{order.orc_seq}^3", "ORC-3"))
+    for accession, where, name in sent:
+        if len(accession) > ACCESSION_MAX_LENGTH:
+            problem = Problem(
+                where,
+                ErrorCode.DATA_TYPE_ERROR,
+                f"{name} (the accession) is {len(accession)} characters long: CTC Track "
+                f"keeps at most {ACCESSION_MAX_LENGTH}.",
+            )
+            return "", where, problem
         if accession:
-            return accession, f"ORC^{order.orc_seq}^3", None
+            return accession, where, None
     # Without it a resent result would be stored twice and a correction could not be matched.
     problem = Problem(
         obr_at,
@@ -493,22 +690,41 @@ def _accession(order: _Order) -> tuple[str, str, Problem | None]:
 
 
 def _draw_time(order: _Order, obx: _Obx, tz: tzinfo) -> tuple[datetime | None, str, Problem | None]:
-    """OBX-14, else OBR-7, and where it was found."""
+    """OBX-14, else OBR-7, else SPM-17 (collection time), and where it was found.
+
+    A field with a date and no time gives way to the next one that has the time.
+    """
     candidates = [
         (_value(obx.segment, 14), f"OBX^{obx.seq}^14", "OBX-14"),
         (_value(order.obr, 7), f"OBR^{order.seq}^7", "OBR-7"),
+        *((_value(spm, 17), f"SPM^{seq}^17", "SPM-17") for spm, seq in order.specimens),
     ]
-    for value, where, name in candidates:
-        if value.strip():
-            try:
-                return parse_timestamp(value, tz), where, None
-            except ValueError as exc:
-                return None, where, Problem(where, ErrorCode.DATA_TYPE_ERROR, f"{name}: {exc}")
+    dates_only = []
+    for value, where, name in (c for c in candidates if c[0].strip()):
+        if is_date_only(value):
+            dates_only.append((value, where, name))
+            continue
+        try:
+            return parse_timestamp(value, tz), where, None
+        except ValueError as exc:
+            return None, where, Problem(where, ErrorCode.DATA_TYPE_ERROR, f"{name}: {exc}")
+    if dates_only:
+        value, where, _ = dates_only[0]
+        names = " and ".join(name for _, _, name in dates_only)
+        verb = "gives" if len(dates_only) == 1 else "give"
+        problem = Problem(
+            where,
+            ErrorCode.DATA_TYPE_ERROR,
+            f"{names} {verb} a date without a time ('{value.split('^')[0].strip()}') and no other "
+            "field has the time: send the draw time as YYYYMMDDHHMM[SS][+/-ZZZZ].",
+        )
+        return None, where, problem
     where = f"OBR^{order.seq}^7"
     problem = Problem(
         where,
         ErrorCode.REQUIRED_FIELD_MISSING,
-        "No draw time: OBX-14 and OBR-7 (observation date/time) are both empty.",
+        "No draw time: OBX-14, OBR-7 and SPM-17 (observation and collection date/time) "
+        "are all empty.",
     )
     return None, where, problem
 
@@ -537,7 +753,7 @@ def _outcome(
 ) -> tuple[str, tuple[str, int | None], str, Problem | None]:
     """The draw's status, (count qualifier, count) and comment; a problem with the count."""
     where = f"OBX^{obx.seq}^5"
-    notes = [*order.notes, *obx.notes]
+    notes = [*order.patient.notes, *order.notes, *obx.notes]
     reject_reason = _reject_reason(order)
     if reject_reason:
         comment = _join([f"Specimen rejected: {reject_reason}", *notes])
@@ -585,7 +801,7 @@ def _count_text(obx: _Obx) -> str:
 
 
 def _reject_reason(order: _Order) -> str:
-    for spm in order.specimens:
+    for spm, _ in order.specimens:
         code, text = _value(spm, 21, 1).strip(), _value(spm, 21, 2).strip()
         if text and code:
             return f"{text} ({code})"
@@ -602,6 +818,22 @@ def _value(segment: hl7.Segment, number: int, component: int = 1, repetition: in
     try:
         return str(
             segment.extract_field(field_num=number, repeat_num=repetition, component_num=component)
+        )
+    except IndexError:
+        return ""
+
+
+def _subcomponent(
+    segment: hl7.Segment, number: int, component: int, subcomponent: int, repetition: int
+) -> str:
+    try:
+        return str(
+            segment.extract_field(
+                field_num=number,
+                repeat_num=repetition,
+                component_num=component,
+                subcomponent_num=subcomponent,
+            )
         )
     except IndexError:
         return ""

@@ -3,7 +3,7 @@
 The HTTP endpoint (`patients.interop.hl7.views`) and `manage.py import_hl7` both
 call `receive_hl7`: split the body, parse each message (`parse`, pure), store
 its results (`services.record_lab_results`, one transaction per message) and
-build its ACK.
+build its ACK; then `record_import` writes each message's access-log event.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
-from patients import services
+from patients import audit, services
 from patients.interop.hl7 import parse as hl7_in
 from patients.interop.hl7.ack import (
     AckCode,
@@ -29,11 +29,14 @@ from patients.interop.hl7.ack import (
     frame,
     problem_for,
 )
+from patients.models import AccessAction
 
 # The account `import_hl7` acts as unless told otherwise: `entered_by` of its draws.
 LAB_INTERFACE_ACCOUNT = "lab-interface"
 # LOINC codes that are CTC counts whatever the settings say (clinical-rules.md section 6).
 CTC_LOINC_CODES = frozenset({"67568-6", "68123-9"})
+# The largest body (a request, an MLLP message) taken in; nginx's client_max_body_size.
+MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Delivery:
     receipts: tuple[Receipt, ...]
     framed: bool
     readable: bool  # False: no message could even be found in it
+    too_many: bool = False  # more messages than a request may hold: none looked at
 
     def acks(self) -> str:
         return frame([r.ack for r in self.receipts], framed=self.framed)
@@ -64,10 +68,16 @@ def ctc_loinc_codes() -> frozenset[str]:
     return CTC_LOINC_CODES | frozenset(settings.CTC_LOINC_CODES.values())
 
 
-def receive_hl7(body: bytes | str, *, by: Any, now: datetime | None = None) -> Delivery:
+def receive_hl7(
+    body: bytes | str, *, by: Any, now: datetime | None = None, max_messages: int | None = None
+) -> Delivery:
     """Process every ORU^R01 message in `body`, each stored all-or-nothing on its own.
 
     A bad message never keeps a good one in the same body from being stored.
+    Each message is its own transaction: call this outside any transaction, or
+    a failure after the first message would undo messages already acknowledged.
+    A body of more than `max_messages` messages is refused whole (AR for each),
+    before any is stored.
     """
     now = now or timezone.now()
     split = hl7_in.split_body(body)
@@ -79,13 +89,61 @@ def receive_hl7(body: bytes | str, *, by: Any, now: datetime | None = None) -> D
         )
         receipt = _receipt(Header(), AckCode.REJECT, (problem,), now=now)
         return Delivery(receipts=(receipt,), framed=split.framed, readable=False)
+    if max_messages is not None and len(split.messages) > max_messages:
+        return _too_many(split, max_messages, now=now)
     receipts = tuple(_receive_message(text, by=by, now=now) for text in split.messages)
     return Delivery(receipts=receipts, framed=split.framed, readable=True)
 
 
+def refuse_body(text: str, *, framed: bool = False, now: datetime | None = None) -> Delivery:
+    """A body refused unread (too large, not allowed...): one AR saying why."""
+    problem = Problem("MSH", ErrorCode.APPLICATION_INTERNAL_ERROR, text)
+    receipt = _receipt(Header(), AckCode.REJECT, (problem,), now=now or timezone.now())
+    return Delivery(receipts=(receipt,), framed=framed, readable=False)
+
+
+def record_import(receipt: Receipt, *, request: Any = None, by: Any = None) -> None:
+    """One access-log `import` event for one message, naming the patients it touched.
+
+    `request`: the HTTP request it came in (its user and address are logged);
+    otherwise `by`, the account the results were entered as.
+    """
+    ids = sorted({o.draw.patient_id for o in receipt.outcomes})
+    what = f"HL7 {receipt.header.control_id}: {receipt.code}"
+    if len(ids) > 1:
+        what = f"{what}: patients {', '.join(str(pk) for pk in ids)}"
+    patient = ids[0] if len(ids) == 1 else None
+    audit.record(request, AccessAction.IMPORT, patient=patient, target=what, user=by)
+
+
+def _too_many(split: hl7_in.Body, max_messages: int, *, now: datetime) -> Delivery:
+    """Every message of an over-large batch refused: none stored, so a resend starts clean."""
+    count = len(split.messages)
+    text = (
+        f"This request holds {count} messages; at most {max_messages} are taken per request. "
+        "Nothing in it was stored: send the messages in smaller batches."
+    )
+    problem = Problem("MSH", ErrorCode.APPLICATION_INTERNAL_ERROR, text)
+    receipts = tuple(
+        _receipt(_header_of(message), AckCode.REJECT, (problem,), now=now)
+        for message in split.messages
+    )
+    return Delivery(receipts=receipts, framed=split.framed, readable=True, too_many=True)
+
+
+def _header_of(text: str) -> Header:
+    """The header a message's ACK answers, read without looking at the rest of it."""
+    return hl7_in.parse_message(text.split("\r", 1)[0], loinc_codes=(), tz=UTC).header
+
+
 def _receive_message(text: str, *, by: Any, now: datetime) -> Receipt:
     tz = timezone.get_default_timezone()
-    parsed = hl7_in.parse_message(text, loinc_codes=ctc_loinc_codes(), tz=tz)
+    parsed = hl7_in.parse_message(
+        text,
+        loinc_codes=ctc_loinc_codes(),
+        tz=tz,
+        assigning_authority=settings.CTCTRACK_HL7_ASSIGNING_AUTHORITY,
+    )
     if parsed.ack_code is not AckCode.ACCEPT:
         return _receipt(parsed.header, parsed.ack_code, parsed.problems, now=now)
     inputs = [_lab_input(result) for result in parsed.results]
@@ -123,6 +181,11 @@ def _lab_input(result: hl7_in.LabResult) -> services.LabResultInput:
         accession=result.accession,
         comment=result.comment,
         corrected=result.corrected,
+        identity=services.SentIdentity(
+            family_names=result.identity.family_names,
+            birth_date=result.identity.birth_date,
+            sex=result.identity.sex,
+        ),
     )
 
 

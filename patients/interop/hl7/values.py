@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from patients.interop.hl7.ack import ErrorCode, Problem
@@ -15,13 +15,17 @@ _UNITS = re.compile(
     r"^\s*(?:\{?(?:cells?|ctcs?|#)\}?)?\s*/\s*\[?\s*(?P<volume>\d+(?:[.,]\d+)?)\s*\.?\s*ml\]?\s*$",
     re.IGNORECASE,
 )
-_WHOLE_NUMBER = re.compile(r"^\d+$")
+# A whole number as laboratory systems write one: `7`, `+7`, `7.0` (never `7.5`).
+_WHOLE_NUMBER = re.compile(r"^\+?(?P<digits>\d+)(?:\.0*)?$")
+# A TS with a date and no time (`20260301`, `202603`, `2026`, with or without an offset).
+_PARTIAL_DATE = re.compile(r"^(?P<year>\d{4})(?P<month>\d{2})?(?P<day>\d{2})?$")
+_DATE_ONLY = re.compile(r"^\d{4}(?:\d{2}){0,2}(?:[+-]\d{4})?$")
 # The qualifier of a count that is a lower bound (SN `>^1000`), as the services take it.
 MORE_THAN = ">"
 
 
 def parse_count(text: str, where: str) -> tuple[int | None, Problem | None]:
-    """A CTC count: a whole number of cells, 0 or more."""
+    """A CTC count: a whole number of cells, 0 or more (`+7` and `7.0` are 7)."""
     text = text.strip()
     if not text:
         return None, Problem(
@@ -30,14 +34,15 @@ def parse_count(text: str, where: str) -> tuple[int | None, Problem | None]:
             "OBX-5 (the count) is empty on a final result; send the count, or OBX-11 X "
             "if the result could not be obtained.",
         )
-    if not _WHOLE_NUMBER.match(text):
+    match = _WHOLE_NUMBER.match(text)
+    if not match:
         hint = "; a lower bound is sent as SN >^<bound>" if text.startswith(MORE_THAN) else ""
         return None, Problem(
             where,
             ErrorCode.DATA_TYPE_ERROR,
             f"OBX-5 must be a whole number of cells, 0 or more (got '{text}'){hint}.",
         )
-    return int(text), None
+    return int(match["digits"]), None
 
 
 def parse_structured_count(
@@ -98,9 +103,42 @@ def parse_timestamp(value: str, tz: tzinfo) -> datetime:
     except ValueError:
         raise ValueError(f"'{text}' is not a valid date and time.") from None
     if not match["sign"]:
-        return local.replace(tzinfo=tz)
+        return _local_time(local, tz, text)
     hours, minutes = int(match["oh"]), int(match["om"])
     if hours > 14 or minutes > 59:
         raise ValueError(f"'{text}' is not a date and time: its time-zone offset is impossible.")
     offset = timedelta(hours=hours, minutes=minutes)
     return local.replace(tzinfo=timezone(offset if match["sign"] == "+" else -offset))
+
+
+def is_date_only(value: str) -> bool:
+    """Whether an HL7 TS gives a date without a time (`20260301`): another field may have it."""
+    return bool(_DATE_ONLY.match(value.split("^")[0].strip()))
+
+
+def _local_time(local: datetime, tz: tzinfo, text: str) -> datetime:
+    """A wall-clock time in `tz`, refused when the clocks skip it or pass it twice."""
+    aware = local.replace(tzinfo=tz)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != local:
+        raise ValueError(
+            f"'{text}' does not exist in the time zone {tz} (the clocks were put forward "
+            "then): send the time with its offset (+/-ZZZZ)."
+        )
+    if aware.utcoffset() != local.replace(tzinfo=tz, fold=1).utcoffset():
+        raise ValueError(
+            f"'{text}' happened twice in the time zone {tz} (the clocks were put back "
+            "then): send the time with its offset (+/-ZZZZ) to say which."
+        )
+    return aware
+
+
+def is_partial_date(text: str) -> bool:
+    """Whether `text` is a real date to the year, month or day: YYYY, YYYYMM or YYYYMMDD."""
+    match = _PARTIAL_DATE.match(text)
+    if not match:
+        return False
+    try:
+        date(int(match["year"]), int(match["month"] or 1), int(match["day"] or 1))
+    except ValueError:
+        return False
+    return True

@@ -1,22 +1,44 @@
-"""`POST /api/v1/hl7/oru/`: the HTTP face of `receive.receive_hl7`."""
+"""`POST /api/v1/hl7/oru/`: the HTTP face of `receive.receive_hl7`.
+
+Every answer is HL7: the ACKs of the messages, or one AR saying why the request
+was refused (too large, not signed in, not allowed, an internal error), never an
+HTML or JSON page that an interface engine cannot read.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
+from rest_framework.exceptions import (
+    APIException,
+    AuthenticationFailed,
+    NotAuthenticated,
+)
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from patients import audit
 from patients.accounts.permissions import every_method
-from patients.interop.hl7.receive import Receipt, receive_hl7
-from patients.models import AccessAction
+from patients.interop.hl7.receive import (
+    MAX_BODY_BYTES,
+    Delivery,
+    receive_hl7,
+    record_import,
+    refuse_body,
+)
 
 HL7_CONTENT_TYPE = "application/hl7-v2; charset=utf-8"
+
+logger = logging.getLogger(__name__)
 
 
 class AnyAccept(BaseContentNegotiation):
@@ -32,36 +54,95 @@ class AnyAccept(BaseContentNegotiation):
         return renderer, renderer.media_type
 
 
+class Hl7Renderer(BaseRenderer):
+    """ACKs as they are: ER7 text, segments ending with CR."""
+
+    media_type = "application/hl7-v2"
+    format = "hl7"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return str(data).encode(self.charset)
+
+
 class Hl7Oru(APIView):
     """`POST /api/v1/hl7/oru/`: ORU^R01 messages in, one ACK per message out.
 
     200 whenever the messages were processed, accepted (AA) or not (AE, AR);
-    400 with an AR when the body holds no HL7 message at all.
+    400 with an AR when the body holds no HL7 message at all; 413 with an AR
+    for a body over 10 MB or more messages than `CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST`.
+    Not one transaction for the request (ATOMIC_REQUESTS): each message is
+    stored in its own, so an ACK once built stays true.
     """
 
     parser_classes: list[type[BaseParser]] = []  # the body is read raw: labs send any Content-Type
-    renderer_classes = [JSONRenderer]  # only for DRF's own 401 and 403 answers
+    renderer_classes = [Hl7Renderer]  # for the refusals answered in handle_exception
     content_negotiation_class = AnyAccept
     # Lab results add draws and correct them: both permissions (oncologists, staff).
     required_perms = every_method("patients.add_ctcdraw", "patients.change_ctcdraw")
     http_method_names = ["post"]
 
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+
     def post(self, request: Request) -> HttpResponse:
-        delivery = receive_hl7(request.body, by=request.user)
-        for receipt in delivery.receipts:
-            _audit_import(request, receipt)
-        return HttpResponse(
-            delivery.acks().encode("utf-8"),
-            status=200 if delivery.readable else 400,
-            content_type=HL7_CONTENT_TYPE,
+        body = _body(request)
+        if body is None:
+            limit = f"{MAX_BODY_BYTES // (1024 * 1024)} MB"
+            text = f"The request is larger than {limit}, the most taken: send it in parts."
+            return _answer(refuse_body(text), status=413)
+        delivery = receive_hl7(
+            body, by=request.user, max_messages=settings.CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST
         )
+        for receipt in delivery.receipts:
+            record_import(receipt, request=request)
+        status = 413 if delivery.too_many else 200 if delivery.readable else 400
+        return _answer(delivery, status=status)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """DRF's refusals (401, 403, 405, 429) and internal errors, as an AR."""
+        if not isinstance(exc, APIException):
+            logger.exception("HL7 request failed", exc_info=exc)
+            text = (
+                "CTC Track could not process the request (internal error); messages "
+                "acknowledged in an earlier answer are kept. Send the request again later: "
+                "results already stored are recognised."
+            )
+            return Response(refuse_body(text).acks(), status=500)
+        # What DRF's handler would answer, without its set_rollback(): the view holds
+        # no transaction of its own (non_atomic_requests), and the caller's must stand.
+        status, auth = exc.status_code, None
+        if isinstance(exc, NotAuthenticated | AuthenticationFailed):
+            auth = self.get_authenticate_header(self.request)
+            status = 401 if auth else 403
+        headers = {"WWW-Authenticate": auth} if auth else {}
+        wait = getattr(exc, "wait", None)  # Throttled: seconds until the next request
+        if wait is not None:
+            headers["Retry-After"] = str(math.ceil(wait))
+        return Response(refuse_body(str(exc.detail)).acks(), status=status, headers=headers)
 
 
-def _audit_import(request: Request, receipt: Receipt) -> None:
-    """One access-log event per message processed, naming the patients it touched."""
-    audit.record_read(
-        request,
-        AccessAction.IMPORT,
-        patient_ids=[o.draw.patient_id for o in receipt.outcomes],
-        what=f"HL7 {receipt.header.control_id}: {receipt.code}",
+def _body(request: Request) -> bytes | None:
+    """The raw body, or None when it is over `MAX_BODY_BYTES` (Django's own limit,
+    `DATA_UPLOAD_MAX_MEMORY_SIZE`, is for forms: this view reads the stream itself)."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        return None
+    stream = request.stream
+    body = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
+    return None if len(body) > MAX_BODY_BYTES else body
+
+
+def _answer(delivery: Delivery, *, status: int) -> HttpResponse:
+    return HttpResponse(
+        delivery.acks().encode("utf-8"), status=status, content_type=HL7_CONTENT_TYPE
     )

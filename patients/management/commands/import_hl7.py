@@ -21,7 +21,12 @@ from tqdm import tqdm
 from patients import services
 from patients.interop.hl7 import parse as hl7_in
 from patients.interop.hl7.ack import AckCode
-from patients.interop.hl7.receive import LAB_INTERFACE_ACCOUNT, Receipt, receive_hl7
+from patients.interop.hl7.receive import (
+    LAB_INTERFACE_ACCOUNT,
+    Receipt,
+    receive_hl7,
+    record_import,
+)
 
 # Fewer messages than this print their lines without a progress bar.
 PROGRESS_FROM = 20
@@ -46,6 +51,8 @@ class Command(BaseCommand):
         self, *args: Any, files: list[Path], dry_run: bool, user: str, **options: Any
     ) -> None:
         bodies = [(file, _read(file)) for file in files]
+        # A dry run stores nothing, so it logs no import: its events would be rolled back.
+        self._logs_imports = not dry_run
         if dry_run:
             # One transaction for the run, rolled back: later messages see earlier ones.
             with transaction.atomic():
@@ -78,6 +85,9 @@ class Command(BaseCommand):
             # Each message is received on its own: a bad one never holds back the others.
             for text in messages or [""]:
                 for receipt in receive_hl7(text, by=by).receipts:
+                    if self._logs_imports:
+                        # The endpoint's access-log event, as the account entering the draws.
+                        record_import(receipt, by=by)
                     self.stdout.write(_line(file, receipt))
                     receipts.append(receipt)
                 bar.update(1)
