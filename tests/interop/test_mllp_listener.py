@@ -17,11 +17,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from hl7.mllp import open_hl7_connection
 
 from patients import services
@@ -92,8 +93,13 @@ def lab_account(transactional_db):
 
 @pytest.fixture
 def mllp(lab_account) -> Iterator[Running]:
-    """A listener on a free loopback port, run by a thread with its own event loop."""
-    listener = Listener(by=lab_account)
+    with _running(Listener(by=lab_account)) as running:
+        yield running
+
+
+@contextmanager
+def _running(listener: Listener) -> Iterator[Running]:
+    """The listener on a free loopback port, run by a thread with its own event loop."""
     loop = asyncio.new_event_loop()
     bound: list[int] = []
     started = threading.Event()
@@ -109,11 +115,13 @@ def mllp(lab_account) -> Iterator[Running]:
     )
     thread.start()
     assert started.wait(SECONDS), "the listener did not start"
-    yield Running(listener, bound[0], loop)
-    loop.call_soon_threadsafe(listener.stop)
-    thread.join(SECONDS)
-    assert not thread.is_alive(), "the listener did not stop"
-    loop.close()
+    try:
+        yield Running(listener, bound[0], loop)
+    finally:
+        loop.call_soon_threadsafe(listener.stop)
+        thread.join(SECONDS)
+        assert not thread.is_alive(), "the listener did not stop"
+        loop.close()
 
 
 # --- messages and their ACKs ------------------------------------------------------------
@@ -187,6 +195,33 @@ def test_the_same_message_from_two_clients_at_once_is_filed_once(mllp, patient):
     assert texts[0].startswith(("Already recorded", "A result with the same accession"))
 
 
+def test_while_the_database_is_unreachable_messages_are_refused_then_filed(mllp, patient, tmp_path):
+    (refused,) = _send_while_unreachable(mllp.port, tmp_path, FINAL)
+
+    (again,) = _send(mllp.port, FINAL)  # the lab's engine sends it again
+
+    ((code, control_id, text),) = _acks(refused)
+    assert (code, control_id) == ("AR", "CL260302-0001")
+    assert text == "Not stored: the record could not be reached. Send the message again."
+    assert _acks(again)[0][:2] == ("AA", "CL260302-0001")
+    assert CTCDraw.objects.get().accession == "CS-26-0101"
+
+
+def _send_while_unreachable(port: int, tmp_path: Path, *messages: bytes) -> list[bytes]:
+    """Send while every new connection to the database fails (the listener opens one
+    per message), as during a database restart."""
+    database = connections.settings["default"]  # the settings every thread connects with
+    original = dict(database)
+    if connection.vendor == "sqlite":
+        database["NAME"] = str(tmp_path / "missing-folder" / "db.sqlite3")
+    else:
+        database["PORT"] = str(_free_port())  # nothing listens there
+    try:
+        return _send(port, *messages)
+    finally:
+        database.update(original)
+
+
 # --- broken connections, sizes ---------------------------------------------------------
 
 
@@ -247,26 +282,9 @@ def _read_blocks(client: socket.socket, count: int) -> list[bytes]:
 
 @pytest.fixture
 def proxied(lab_account) -> Iterator[Running]:
-    listener = Listener(by=lab_account, proxy_protocol=True)
-    loop = asyncio.new_event_loop()
-    bound: list[int] = []
-    started = threading.Event()
-
-    def ready(addresses: list) -> None:
-        bound.append(addresses[0][1])
-        started.set()
-
-    thread = threading.Thread(
-        target=loop.run_until_complete,
-        args=(listener.serve("127.0.0.1", 0, ready=ready),),
-        daemon=True,
-    )
-    thread.start()
-    assert started.wait(SECONDS)
-    yield Running(listener, bound[0], loop)
-    loop.call_soon_threadsafe(listener.stop)
-    thread.join(SECONDS)
-    loop.close()
+    """A listener behind a proxy that sends the PROXY protocol (nginx, stunnel)."""
+    with _running(Listener(by=lab_account, proxy_protocol=True)) as running:
+        yield running
 
 
 def test_behind_a_proxy_the_access_log_has_the_labs_address(proxied, patient):
@@ -358,12 +376,15 @@ def test_mllp_send_files_a_result_through_the_command(command, tmp_path):
 
     assert sent.returncode == 0, sent.stderr
     assert "MSA|AA|CL260302-0001|Recorded: accession CS-26-0101" in sent.stdout
-    if connection.vendor == "postgresql":
-        assert CTCDraw.objects.get().accession == "CS-26-0101"
-    else:  # stored in the subprocess's copy of the test database
-        with sqlite3.connect(database) as copy:
-            rows = copy.execute("SELECT accession FROM patients_ctcdraw").fetchall()
-        assert rows == [("CS-26-0101",)]
+    assert _stored_accessions(database) == ["CS-26-0101"]
+
+
+def _stored_accessions(database: Path) -> list[str]:
+    """The accessions the command stored (on SQLite, in its copy of the test database)."""
+    if connection.vendor != "sqlite":
+        return list(CTCDraw.objects.values_list("accession", flat=True))
+    with sqlite3.connect(database) as copy:
+        return [row[0] for row in copy.execute("SELECT accession FROM patients_ctcdraw")]
 
 
 def test_sigterm_stops_the_command_cleanly(command):
@@ -382,13 +403,13 @@ def test_sigterm_stops_the_command_cleanly(command):
 
 
 def test_sigterm_answers_the_message_being_stored_before_stopping(command):
-    process, port, _ = command
+    process, port, database = command
 
     async def send_then_stop() -> bytes:
         reader, writer = await open_hl7_connection("127.0.0.1", port)
-        writer.writeblock(FINAL)
+        writer.writeblock(_padded(MAX_MESSAGE_BYTES))  # about a second's work to store
         await writer.drain()
-        await asyncio.sleep(0.05)  # the message has arrived; it is being stored
+        await asyncio.sleep(0.2)  # the message has arrived; it is being stored
         process.send_signal(signal.SIGTERM)
         answer = await asyncio.wait_for(reader.readblock(), SECONDS)
         writer.close()
@@ -398,6 +419,7 @@ def test_sigterm_answers_the_message_being_stored_before_stopping(command):
 
     assert _acks(answer)[0][0] == "AA"
     assert process.wait(timeout=SECONDS) == 0
+    assert _stored_accessions(database) == ["CS-26-0101"]
 
 
 def test_it_waits_for_a_slow_sender_without_blocking_others(mllp, patient):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,7 @@ MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_WORKERS = 4
 # How long a PROXY protocol header may take to arrive after a proxy connects.
 PROXY_HEADER_SECONDS = 10.0
+PROXY_SIGNATURE = b"PROXY "
 TOO_LARGE_TEXT = (
     f"Message larger than {MAX_MESSAGE_BYTES // (1024 * 1024)} MB "
     f"({MAX_MESSAGE_BYTES:,} bytes): not processed. Send it in smaller messages."
@@ -206,6 +208,10 @@ class Listener:
         assert task is not None
         self._connections.add(task)
         peer = Peer.of(writer)
+        # A lab whose network went away must not hold a connection open for ever.
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         try:
             if self.proxy_protocol:
                 peer = await _proxied_peer(reader, peer)
@@ -290,7 +296,13 @@ async def _skip_rest_of_block(reader: HL7StreamReader) -> None:
 
 async def _proxied_peer(reader: HL7StreamReader, proxy: Peer) -> Peer:
     """The client a PROXY protocol v1 line names (`PROXY TCP4 src dst sport dport`)."""
-    line = await asyncio.wait_for(reader.readuntil(b"\r\n"), PROXY_HEADER_SECONDS)
+
+    async def header() -> bytes:
+        if await reader.readexactly(len(PROXY_SIGNATURE)) != PROXY_SIGNATURE:
+            return b""  # not from our proxy: refused at once
+        return PROXY_SIGNATURE + await reader.readuntil(b"\r\n")
+
+    line = await asyncio.wait_for(header(), PROXY_HEADER_SECONDS)
     parts = line.decode("ascii", "replace").split()
     if len(parts) == 6 and parts[0] == "PROXY" and parts[1] in ("TCP4", "TCP6"):
         return Peer(parts[2], int(parts[4]))
