@@ -202,7 +202,7 @@ def test_while_the_database_is_unreachable_messages_are_refused_then_filed(mllp,
 
     ((code, control_id, text),) = _acks(refused)
     assert (code, control_id) == ("AR", "CL260302-0001")
-    assert text == "Not stored: the record could not be reached. Send the message again."
+    assert text.startswith("CTC Track could not process the message (the record could not be")
     assert _acks(again)[0][:2] == ("AA", "CL260302-0001")
     assert CTCDraw.objects.get().accession == "CS-26-0101"
 

@@ -41,7 +41,8 @@ from patients.models import AccessAction
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2575  # IANA's port for HL7 over MLLP
-# The largest message accepted: the same 10 MB (MiB) as the HTTP endpoint's body.
+# The largest message accepted: 10 MB (MiB), as nginx's client_max_body_size for the
+# HTTP endpoint.
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 # Messages stored at once on PostgreSQL (each holds a database connection while it is
 # stored). SQLite has one writer: there, one at a time (the others wait their turn
@@ -50,6 +51,10 @@ DEFAULT_WORKERS = 4
 # How long a PROXY protocol header may take to arrive after a proxy connects.
 PROXY_HEADER_SECONDS = 10.0
 PROXY_SIGNATURE = b"PROXY "
+NOT_PROCESSED = (
+    "CTC Track could not process the message (the record could not be reached, or an "
+    "internal error): send it again later. Results already stored are recognised."
+)
 TOO_LARGE_TEXT = (
     f"Message larger than {MAX_MESSAGE_BYTES // (1024 * 1024)} MB "
     f"({MAX_MESSAGE_BYTES:,} bytes): not processed. Send it in smaller messages."
@@ -78,21 +83,19 @@ class Peer:
 def receive_block(block: bytes, *, by: Any, peer: Peer) -> bytes:
     """Receive the message(s) of one MLLP block; their ACK(s), encoded, for one block back.
 
-    Each message is stored in its own transaction and gets its access-log event.
-    If the record cannot be reached (the database restarting), nothing of that
-    message is stored and the ACK is AR: the lab's engine sends it again.
+    Each message is stored all or nothing, in its own transaction, and gets its
+    access-log event. If the record cannot be reached (the database restarting),
+    the ACK is AR: the lab's engine sends the message again, and whatever of it
+    was already stored is recognised ("Already recorded, no change").
     """
     try:
+        # Outside any transaction: `receive_hl7` stores each message in its own.
         delivery = receive_hl7(block, by=by)
         for receipt in delivery.receipts:
             _record_import(receipt, by=by, peer=peer)
     except Exception:  # answered AR and logged (the message withheld): the listener goes on
         logger.exception("MLLP message from %s not processed", peer)
-        return _refusal(
-            _header_of(block),
-            ErrorCode.APPLICATION_INTERNAL_ERROR,
-            "Not stored: the record could not be reached. Send the message again.",
-        )
+        return _refusal(_header_of(block), ErrorCode.APPLICATION_INTERNAL_ERROR, NOT_PROCESSED)
     finally:
         # Each message has a connection of its own: one the database dropped (a restart)
         # is never reused, and a stopped listener leaves none open.
@@ -244,7 +247,7 @@ class Listener:
         while (block := await self._next_block(reader)) is not None:
             if isinstance(block, _TooLarge):
                 logger.warning("MLLP message from %s refused: over the size limit", peer)
-                ack = _refusal(Header(), ErrorCode.SEGMENT_SEQUENCE_ERROR, TOO_LARGE_TEXT)
+                ack = _refusal(Header(), ErrorCode.APPLICATION_INTERNAL_ERROR, TOO_LARGE_TEXT)
             elif isinstance(block, _NotABlock):
                 logger.warning("MLLP data from %s refused: not an MLLP block", peer)
                 ack = _refusal(
