@@ -9,6 +9,7 @@ its asyncio MLLP client, and the `mllp_send` script it installs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from hl7.mllp import open_hl7_connection
 
@@ -54,10 +56,19 @@ def _padded(size: int) -> bytes:
     return FINAL.replace(note, note + b"x" * grow)
 
 
-def _acks(block: bytes) -> list[tuple[str, ...]]:
-    """(MSA-1, MSA-2, MSA-3) of each ACK in an answer block."""
-    segments = [s.split("|") for s in block.decode("utf-8").split("\r") if s]
-    return [tuple(s[1:4]) for s in segments if s[0] == "MSA"]
+def _segments(answer: bytes) -> list[list[str]]:
+    text = answer.decode("utf-8").replace("\x0b", "").replace("\x1c", "")
+    return [segment.split("|") for segment in text.split("\r") if segment]
+
+
+def _acks(answer: bytes) -> list[tuple[str, ...]]:
+    """(MSA-1, MSA-2, MSA-3) of each ACK in an answer."""
+    return [tuple(s[1:4]) for s in _segments(answer) if s[0] == "MSA"]
+
+
+def _errs(answer: bytes) -> list[tuple[str, ...]]:
+    """(ERR-2 location, ERR-3 code, ERR-8 text) of each ERR segment."""
+    return [(s[2], s[3].split("^")[0], s[8]) for s in _segments(answer) if s[0] == "ERR"]
 
 
 async def _converse(port: int, *messages: bytes) -> list[bytes]:
@@ -152,14 +163,37 @@ def test_it_answers_each_message_of_a_connection_in_turn(mllp, patient):
     assert CTCDraw.objects.get().history.count() == 2  # recorded, then corrected
 
 
-def test_it_refuses_what_the_endpoint_refuses_with_the_same_ack(mllp, patient):
-    unknown = (DATA / "hl7" / "oru_r01_unknown_mrn.hl7").read_bytes()
+@pytest.mark.parametrize("sample", ["oru_r01_unknown_mrn.hl7", "adt_a01.hl7", "malformed.hl7"])
+def test_it_refuses_what_the_endpoint_refuses_in_the_same_words(
+    mllp, patient, api, oncologist, sample
+):
+    message = (DATA / "hl7" / sample).read_bytes()
+    api.force_authenticate(oncologist)
 
-    (answer,) = _send(mllp.port, unknown)
+    (answer,) = _send(mllp.port, message)
+    endpoint = api.generic("POST", "/api/v1/hl7/oru/", data=message, content_type="text/plain")
 
-    assert _acks(answer)[0][0] == "AE"
-    assert "|204" in answer.decode() or "^204" in answer.decode()
+    assert _acks(answer)[0][0] in ("AE", "AR")
+    assert _acks(answer) == _acks(endpoint.content)
+    assert _errs(answer) == _errs(endpoint.content)
     assert not CTCDraw.objects.exists()
+
+
+def test_its_log_names_connections_and_outcomes_but_no_patient(mllp, patient, caplog):
+    with caplog.at_level(logging.INFO, logger="patients.interop.hl7.mllp"):
+        _send(mllp.port, FINAL)
+        _send(mllp.port, (DATA / "hl7" / "oru_r01_unknown_mrn.hl7").read_bytes())
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "patients.interop.hl7.mllp"]
+    assert any(line.startswith("MLLP connection from 127.0.0.1:") for line in lines)
+    assert any(
+        "MLLP message CL260302-0001 from 127.0.0.1:" in line and line.endswith(": AA")
+        for line in lines
+    )
+    assert any(line.endswith(": AE") for line in lines)
+    logged = "\n".join(lines)
+    for phi in ("MRN0001", "MRN9999", "Doe", "Jane", "19600517", "CS-26-0101"):
+        assert phi not in logged
 
 
 def test_it_records_the_senders_address_in_the_access_log(mllp, patient, lab_account):
@@ -306,6 +340,11 @@ def test_behind_a_proxy_a_connection_without_its_header_is_closed_unanswered(pro
     assert not CTCDraw.objects.exists()
 
 
+def test_the_command_refuses_a_user_that_does_not_exist(transactional_db):
+    with pytest.raises(CommandError, match="No active user named 'nobody'"):
+        call_command("mllp_listener", "--user", "nobody", "--port", str(_free_port()))
+
+
 # --- the command: python-hl7's mllp_send, SIGTERM -------------------------------------
 
 
@@ -358,11 +397,12 @@ def command(tmp_path, patient) -> Iterator[tuple[subprocess.Popen[str], int, Pat
 def test_mllp_send_files_a_result_through_the_command(command, tmp_path):
     process, port, database = command
     message = tmp_path / "result.hl7"
-    message.write_bytes(START + FINAL + END)  # mllp_send reads framed messages
+    message.write_bytes(FINAL.replace(b"\r", b"\n"))  # as a text editor saves it
 
     sent = subprocess.run(
         [
             Path(sys.executable).parent / "mllp_send",
+            "--loose",  # as docs/interoperability.md says
             "--port",
             str(port),
             "--file",
