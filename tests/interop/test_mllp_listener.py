@@ -345,6 +345,16 @@ def test_the_command_refuses_a_user_that_does_not_exist(transactional_db):
         call_command("mllp_listener", "--user", "nobody", "--port", str(_free_port()))
 
 
+def test_the_command_says_when_its_port_is_taken(lab_account):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        with pytest.raises(CommandError, match=f"Cannot listen on 127.0.0.1:{port}"):
+            call_command("mllp_listener", "--port", str(port))
+
+
 # --- the command: python-hl7's mllp_send, SIGTERM -------------------------------------
 
 
