@@ -459,7 +459,7 @@ def test_sigterm_answers_the_message_being_stored_before_stopping(command):
         reader, writer = await open_hl7_connection("127.0.0.1", port)
         writer.writeblock(_padded(MAX_MESSAGE_BYTES))  # about a second's work to store
         await writer.drain()
-        await asyncio.sleep(0.2)  # the message has arrived; it is being stored
+        await asyncio.sleep(0.3)  # the message has arrived; it is being stored
         process.send_signal(signal.SIGTERM)
         answer = await asyncio.wait_for(reader.readblock(), SECONDS)
         writer.close()
