@@ -66,6 +66,7 @@ migrations-check: install
 # settings: DEBUG off, a throwaway random SECRET_KEY, an example host. Any warning fails.
 check-deploy: install
 	DEBUG=False SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+		CTCTRACK_AUDIT_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(48))')" \
 		ALLOWED_HOSTS=ctctrack.example.org $(PY) manage.py check --deploy --fail-level WARNING
 
 # Known vulnerabilities in every pinned package (pip-audit over constraints.txt). Fails on

@@ -149,7 +149,9 @@ def _bare_insert(text: str, patient_ids: Mapping[str, int], table: str) -> None:
             cursor.cursor,
             f"INSERT INTO {table} (version, patient_id, drawn_at, blood_volume_ml, status, "
             "ctc_count, accession, comment, entered_by_id, entered_at, entered_in_error, "
-            "error_reason) SELECT 1, v.*, (SELECT min(id) FROM auth_user), now(), false, '' "
+            "error_reason, count_qualifier, resulted_at, review_acknowledged) "
+            "SELECT 1, v.*, (SELECT min(id) FROM auth_user), now(), false, '', '', "
+            "CASE WHEN v.status = 'resulted' THEN now() END, false "
             "FROM (VALUES %s) AS v(patient_id, drawn_at, blood_volume_ml, status, ctc_count, "
             "accession, comment)",
             values,

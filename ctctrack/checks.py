@@ -15,6 +15,7 @@ from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.checks import Warning as CheckWarning
+from django.db import connections
 from django.utils.module_loading import import_string
 
 MAX_SESSION_AGE_SECONDS = 12 * 3600
@@ -190,3 +191,91 @@ def check_trusted_proxy_count(app_configs: Any, **kwargs: Any) -> list[CheckMess
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_audit_key(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """The access log's chain has a key of its own, not one derived from SECRET_KEY."""
+    if getattr(settings, "CTCTRACK_AUDIT_KEY", ""):
+        return []
+    return [
+        CheckWarning(
+            "CTCTRACK_AUDIT_KEY is not set: the access log's chain is keyed with a key derived "
+            "from SECRET_KEY, so rotating SECRET_KEY would make every event fail verification.",
+            hint="Generate a key of its own (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'), keep it outside the database and set "
+            "CTCTRACK_AUDIT_KEY before the first event is written. See docs/audit.md.",
+            id="ctctrack.W003",
+        )
+    ]
+
+
+# What the application's database role must not be able to do to the access log
+# (docs/audit.md gives the REVOKE statements): change or empty it, or write the
+# maintenance table whose row lets the delete triggers through.
+AUDIT_LOG_TABLE = "patients_accessevent"
+AUDIT_MAINTENANCE_TABLE = "patients_audit_maintenance"
+FORBIDDEN_ON_THE_LOG = ("UPDATE", "DELETE", "TRUNCATE")
+FORBIDDEN_ON_MAINTENANCE = ("INSERT", "UPDATE", "DELETE")
+
+
+@register(Tags.database, deploy=True)
+def check_audit_log_privileges(
+    app_configs: Any, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """On PostgreSQL, the app's role can only read the access log and append to it.
+
+    A database check: it runs with `check --deploy --database default`.
+    """
+    warnings: list[CheckMessage] = []
+    for alias in databases or []:
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            continue
+        problems = audit_log_privilege_problems(_audit_log_privileges(connection))
+        warnings.extend(
+            CheckWarning(
+                f"Database {alias!r}: the application's role {problem}.",
+                hint="Run migrations as the owner and the app as a role limited by the REVOKE "
+                "statements in docs/audit.md.",
+                id="ctctrack.W004",
+            )
+            for problem in problems
+        )
+    return warnings
+
+
+def _audit_log_privileges(connection: Any) -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_userbyid(relowner) = current_user"
+            " FROM pg_class WHERE oid = %s::regclass",
+            [AUDIT_LOG_TABLE],
+        )
+        owns = bool(cursor.fetchone()[0])
+        held = {}
+        for table, privileges in (
+            (AUDIT_LOG_TABLE, FORBIDDEN_ON_THE_LOG),
+            (AUDIT_MAINTENANCE_TABLE, FORBIDDEN_ON_MAINTENANCE),
+        ):
+            for privilege in privileges:
+                cursor.execute(
+                    "SELECT has_table_privilege(current_user, %s, %s)", [table, privilege]
+                )
+                held[(table, privilege)] = bool(cursor.fetchone()[0])
+    return {"owns_log": owns, "held": held}
+
+
+def audit_log_privilege_problems(privileges: dict[str, Any]) -> list[str]:
+    """In words, what the role can do to the access log that it should not."""
+    problems = []
+    if privileges["owns_log"]:
+        problems.append(f"owns {AUDIT_LOG_TABLE}, so it can switch the append-only triggers off")
+    for table, forbidden in (
+        (AUDIT_LOG_TABLE, FORBIDDEN_ON_THE_LOG),
+        (AUDIT_MAINTENANCE_TABLE, FORBIDDEN_ON_MAINTENANCE),
+    ):
+        can = [p for p in forbidden if privileges["held"].get((table, p))]
+        if can:
+            problems.append(f"may {', '.join(can)} {table}")
+    return problems

@@ -335,6 +335,17 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # check --deploy warns above 2 (ctctrack.W002). docs/deployment.md, nginx.
 CTCTRACK_TRUSTED_PROXY_COUNT = envint("CTCTRACK_TRUSTED_PROXY_COUNT", "0")
 
+# --- The access log's keyed chain and its checkpoints (docs/audit.md) ----------
+# The secret that keys the log's hash chain (HMAC-SHA256). Held outside the
+# database, so whoever can write the log's table cannot re-chain it after an
+# edit. Unset, a key is derived from SECRET_KEY (check --deploy warns: give the
+# log a key of its own, so that rotating SECRET_KEY does not strand the log).
+CTCTRACK_AUDIT_KEY = os.getenv("CTCTRACK_AUDIT_KEY", "")
+# Where `manage.py audit_checkpoint` appends its signed checkpoints by default, and
+# where `verify_audit` reads them: a file the database's administrators cannot
+# change (another host's mount, a write-once bucket synced from it). Empty: none.
+CTCTRACK_AUDIT_CHECKPOINT_FILE = os.getenv("CTCTRACK_AUDIT_CHECKPOINT_FILE", "")
+
 # --- Sign-in throttling (django-axes) ------------------------------------------
 # Five failures from one address for one username lock that pair for 15 minutes
 # (by the pair, so nobody can lock a colleague out from another machine). Each

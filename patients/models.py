@@ -702,7 +702,10 @@ class AccessEvent(models.Model):
     )
     client_address = models.GenericIPAddressField(null=True, blank=True)
     prev_hash = models.CharField("previous event's hash", max_length=64)
-    hash = models.CharField("hash (SHA-256)", max_length=64)
+    hash = models.CharField("hash (HMAC-SHA256)", max_length=64)
+    # How `hash` was computed (patients/audit/chain.py): 2, keyed with the audit key;
+    # empty for events written before the chain was keyed (plain SHA-256).
+    chain_format = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     objects = AccessEventQuerySet.as_manager()
 

@@ -10,12 +10,18 @@ chains and inserts them under the log's write lock.
 Each row's hash covers its own fields and the hash of the row before it, so a
 row edited, deleted, inserted or moved afterwards breaks the chain at that
 point; `verify_chain()` (and `manage.py verify_audit`) finds the first break.
-See docs/audit.md.
+
+The hash is an HMAC-SHA256 keyed with `CTCTRACK_AUDIT_KEY`, a secret held
+outside the database: whoever can write the table but does not hold the key
+cannot re-chain the rows after an event they rewrote. Events written before
+the chain was keyed (format 1, plain SHA-256) still verify as they were; no
+format-1 event may follow a keyed one. See docs/audit.md.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -46,8 +52,10 @@ CHAIN_FIELDS = (
     "client_address",
     "prev_hash",
 )
-# Bump with a new payload layout; verification then needs to know both.
-CHAIN_FORMAT = 1
+# Bump with a new payload layout; verification then needs to know every one.
+# 1: plain SHA-256 (before the chain was keyed); 2: HMAC-SHA256 with the audit key.
+CHAIN_FORMAT = 2
+UNKEYED_FORMAT = 1
 # Any number unique among this database's advisory locks: the log's write lock.
 ADVISORY_LOCK_KEY = 0x0C7C_A0D1
 # The request attribute holding a request's events until its transaction has ended.
@@ -175,6 +183,7 @@ def append(events: Sequence[AccessEvent]) -> None:
         prev = AccessEvent.objects.order_by("-id").values_list("hash", flat=True).first()
         for event in events:
             event.prev_hash = prev or GENESIS_HASH
+            event.chain_format = CHAIN_FORMAT
             event.hash = event_hash({f: getattr(event, f) for f in CHAIN_FIELDS})
             event.save()
             prev = event.hash
@@ -236,17 +245,35 @@ def _authenticated_user(request: Any) -> Any:
 # --- the hash chain -----------------------------------------------------------------
 
 
-def event_hash(fields: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of an event's canonical payload: `CHAIN_FIELDS` as sorted JSON.
+def audit_key() -> bytes:
+    """The chain's secret: `CTCTRACK_AUDIT_KEY`, else one derived from `SECRET_KEY`.
 
-    The time is written in UTC to the microsecond, so the hash of a row read
-    back from either database equals the hash computed before it was written.
+    Either way it lives outside the database. A key of its own is better (a
+    deploy check says so): rotating `SECRET_KEY` would then not strand the log.
+    """
+    configured = getattr(settings, "CTCTRACK_AUDIT_KEY", "")
+    if configured:
+        return configured.encode()
+    return hmac.new(settings.SECRET_KEY.encode(), b"ctctrack.audit-chain", hashlib.sha256).digest()
+
+
+def event_hash(fields: Mapping[str, Any], *, chain_format: int = CHAIN_FORMAT) -> str:
+    """The hash (hex) of an event's canonical payload: `CHAIN_FIELDS` as sorted JSON.
+
+    Format 2 (every event written now) is HMAC-SHA256 with `audit_key()`;
+    format 1, plain SHA-256, only verifies events written before the chain was
+    keyed. The time is written in UTC to the microsecond, so the hash of a row
+    read back from either database equals the hash computed before it was written.
     """
     payload = {name: fields[name] for name in CHAIN_FIELDS}
     payload["at"] = fields["at"].astimezone(UTC).isoformat(timespec="microseconds")
-    payload["format"] = CHAIN_FORMAT
+    payload["format"] = chain_format
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    if chain_format == UNKEYED_FORMAT:
+        return hashlib.sha256(text.encode("ascii")).hexdigest()
+    if chain_format != CHAIN_FORMAT:
+        raise ValueError(f"Unknown chain format {chain_format!r}.")
+    return hmac.new(audit_key(), text.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -260,32 +287,47 @@ class BrokenLink:
         return f"Broken at event #{self.event_id}: {self.reason}"
 
 
-def chain_rows(up_to_id: int | None = None) -> Iterator[dict[str, Any]]:
+def chain_rows(
+    up_to_id: int | None = None, *, after_id: int | None = None
+) -> Iterator[dict[str, Any]]:
     """The events in chain order, streamed in chunks (the log may hold millions)."""
     events = AccessEvent.objects.order_by("id")
+    if after_id is not None:
+        events = events.filter(id__gt=after_id)
     if up_to_id is not None:
         events = events.filter(id__lte=up_to_id)
-    return events.values("id", "hash", *CHAIN_FIELDS).iterator(chunk_size=2000)
+    return events.values("id", "hash", "chain_format", *CHAIN_FIELDS).iterator(chunk_size=2000)
 
 
 def first_broken_link(
-    rows: Iterable[Mapping[str, Any]], *, after: str = GENESIS_HASH
+    rows: Iterable[Mapping[str, Any]], *, after: str = GENESIS_HASH, keyed: bool = False
 ) -> BrokenLink | None:
     """Walk the chain in order; the first event whose link or hash does not hold.
 
     `after` is the hash the first row chains to: the genesis, or the last hash
-    of events archived and removed from the table.
+    of events archived and removed from the table, or of a checkpointed event
+    (then `keyed` says whether that event was keyed).
     """
     expected_prev, prev_id = after, None
     for row in rows:
         if row["prev_hash"] != expected_prev:
             return BrokenLink(row["id"], _link_reason(prev_id, after))
-        if event_hash(row) != row["hash"]:
+        row_format = row.get("chain_format") or UNKEYED_FORMAT
+        if keyed and row_format == UNKEYED_FORMAT:
+            return BrokenLink(
+                row["id"],
+                "it is not keyed but follows keyed events: the chain was recomputed "
+                "without the audit key",
+            )
+        if row_format not in (UNKEYED_FORMAT, CHAIN_FORMAT):
+            return BrokenLink(row["id"], f"its chain format {row_format!r} is unknown")
+        if not hmac.compare_digest(event_hash(row, chain_format=row_format), row["hash"]):
             return BrokenLink(
                 row["id"],
                 "its recorded values no longer match its hash: the row was changed "
-                "after it was written",
+                "after it was written, or the audit key is not the one it was written with",
             )
+        keyed = keyed or row_format == CHAIN_FORMAT
         expected_prev, prev_id = row["hash"], row["id"]
     return None
 
@@ -294,7 +336,10 @@ def _link_reason(prev_id: int | None, after: str) -> str:
     if prev_id is None and after == GENESIS_HASH:
         return "it is the first event but does not start the chain: earlier events were deleted"
     if prev_id is None:
-        return "it is the first event but does not follow the archived events' last hash"
+        return (
+            "it is the first event checked but does not follow the hash it must follow "
+            "(the archived events' last hash, or a checkpoint's)"
+        )
     return (
         f"it does not follow event #{prev_id}: an event between them was deleted, "
         "events were inserted or reordered, or the event before it was changed"

@@ -5,23 +5,27 @@ Prints "Audit chain intact: N events" with the last event's id and hash, or
 chunks, so millions of events take time but not memory; a progress bar goes
 to stderr when the log is large and stderr is a terminal.
 
-A hash chain cannot tell that its newest events were cut off. Keep the hash
-this prints somewhere the database's administrators cannot write, and pass it
-back with `--anchor HASH`: the check then fails unless that event is still
-there. After archiving and removing old events (docs/audit.md), pass the last
-archived hash with `--after HASH`.
+A hash chain cannot tell that its newest events were cut off. The signed
+checkpoints `audit_checkpoint` writes can: `--checkpoints FILE` (default
+`CTCTRACK_AUDIT_CHECKPOINT_FILE`) checks every one of them against the log.
+By hand, keep the hash this prints somewhere the database's administrators
+cannot write, and pass it back with `--anchor HASH`: the check then fails
+unless that event is still there. After archiving and removing old events
+(docs/audit.md), pass the last archived hash with `--after HASH`.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Max
 from tqdm import tqdm
 
-from patients.audit import chain
+from patients.audit import chain, checkpoints
 from patients.models import AccessEvent
 
 # Below this many events the check takes about a second: no progress bar.
@@ -43,8 +47,24 @@ class Command(BaseCommand):
             default=chain.GENESIS_HASH,
             help="the last hash of archived and removed events (default: none were removed)",
         )
+        parser.add_argument(
+            "--checkpoints",
+            dest="checkpoint_file",
+            metavar="FILE",
+            default=settings.CTCTRACK_AUDIT_CHECKPOINT_FILE,
+            help="signed checkpoints to check the log against "
+            "(default: CTCTRACK_AUDIT_CHECKPOINT_FILE)",
+        )
 
-    def handle(self, *args: Any, anchor: str | None, after: str, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        anchor: str | None,
+        after: str,
+        checkpoint_file: str = "",
+        **options: Any,
+    ) -> None:
+        written = _read_checkpoints(checkpoint_file) if checkpoint_file else None
         # Events written while we check are left for the next run.
         last_id = AccessEvent.objects.aggregate(last=Max("id"))["last"]
         if anchor and not AccessEvent.objects.filter(hash=anchor, id__lte=last_id or 0).exists():
@@ -52,6 +72,10 @@ class Command(BaseCommand):
                 f"Broken: no event has the anchor hash {anchor}: events were removed", returncode=1
             )
         if last_id is None:
+            if written:
+                raise CommandError(
+                    f"Broken: the log is empty, but {written[-1]} saw events", returncode=1
+                )
             self.stdout.write("Audit chain intact: 0 events")
             return
         total = AccessEvent.objects.filter(id__lte=last_id).count()
@@ -66,6 +90,36 @@ class Command(BaseCommand):
         rows.close()
         if broken is not None:
             raise CommandError(str(broken), returncode=1)
+        for checkpoint in written or []:
+            problem = _contradiction(checkpoint, last_id)
+            if problem:
+                raise CommandError(f"Broken: {problem}", returncode=1)
         head = AccessEvent.objects.filter(id=last_id).values_list("hash", flat=True).get()
         counted = f"{total} event" if total == 1 else f"{total} events"
         self.stdout.write(f"Audit chain intact: {counted}; last event #{last_id}, hash {head}")
+        unkeyed = AccessEvent.objects.filter(id__lte=last_id, chain_format__isnull=True)
+        if (before_key := unkeyed.aggregate(last=Max("id"))["last"]) is not None:
+            self.stdout.write(
+                f"Events up to #{before_key} were written before the chain was keyed: "
+                "only a checkpoint or an anchor kept since protects them from a rewrite."
+            )
+        if written is not None:
+            self.stdout.write(
+                f"Checkpoints: all {len(written)} agree with the log"
+                + (f"; the latest is {written[-1]}" if written else "")
+            )
+
+
+def _read_checkpoints(path: str) -> list[checkpoints.Checkpoint]:
+    file = Path(path)
+    if not file.exists():
+        raise CommandError(f"The checkpoint file {path} does not exist.", returncode=1)
+    try:
+        with file.open(encoding="ascii", errors="replace") as lines:
+            return list(checkpoints.parse(lines))
+    except checkpoints.CheckpointError as exc:
+        raise CommandError(f"Broken: {exc}", returncode=1) from exc
+
+
+def _contradiction(checkpoint: checkpoints.Checkpoint, last_id: int) -> str | None:
+    return checkpoints.contradiction(checkpoint, up_to_id=last_id)
