@@ -81,7 +81,9 @@ def record(
     `request` is Django's or DRF's request, or None outside a request. The user
     is `user`, else the request's authenticated user, else nobody (`username`
     then says who was typed). `target` names what was touched by ids and page
-    names, never a patient's name or MRN.
+    names, never a patient's name or MRN. The client's address is the
+    request's, or `address` when there is no request (a lab's connection to
+    the MLLP listener).
 
     Inside a request that `AuditMiddleware` handles, the event is written when
     the view's transaction has ended, so the event of a refused request
