@@ -74,13 +74,16 @@ def record(
     outcome: str = AccessOutcome.SUCCESS,
     user: Any = None,
     username: str = "",
+    address: str | None = None,
 ) -> AccessEvent:
     """Record one read of patient data or one sign-in event in the access log.
 
     `request` is Django's or DRF's request, or None outside a request. The user
     is `user`, else the request's authenticated user, else nobody (`username`
     then says who was typed). `target` names what was touched by ids and page
-    names, never a patient's name or MRN.
+    names, never a patient's name or MRN. The client's address is the
+    request's, or `address` when there is no request (a lab's connection to
+    the MLLP listener).
 
     Inside a request that `AuditMiddleware` handles, the event is written when
     the view's transaction has ended, so the event of a refused request
@@ -100,7 +103,9 @@ def record(
         action=action,
         target=target.replace("\x00", ""),  # PostgreSQL text cannot hold NUL
         outcome=outcome,
-        client_address=client_address(request) if request is not None else None,
+        client_address=(
+            client_address(request) if request is not None else normalised_address(address or "")
+        ),
     )
     pending = getattr(_django_request(request), _PENDING, None)
     if pending is None:
@@ -111,7 +116,13 @@ def record(
 
 
 def record_read(
-    request: Any, action: AccessAction, *, patient_ids: Iterable[int], what: str
+    request: Any,
+    action: AccessAction,
+    *,
+    patient_ids: Iterable[int],
+    what: str,
+    user: Any = None,
+    address: str | None = None,
 ) -> AccessEvent:
     """Record a read that showed these patients' data.
 
@@ -121,7 +132,8 @@ def record_read(
     ids = sorted(set(patient_ids))
     if len(ids) > 1:
         what = f"{what}: patients {', '.join(str(pk) for pk in ids)}"
-    return record(request, action, patient=ids[0] if len(ids) == 1 else None, target=what)
+    patient = ids[0] if len(ids) == 1 else None
+    return record(request, action, patient=patient, target=what, user=user, address=address)
 
 
 def records_patient_read(action: AccessAction, target: str) -> Callable[[Any], Any]:
