@@ -481,6 +481,17 @@ CTC_LOINC_CODES: dict[str, str] = {
 # The FHIR identifier system of this site's MRNs (its assigning authority).
 # 2.999 is the OID arc reserved for examples: set your hospital's own.
 CTCTRACK_MRN_SYSTEM = os.getenv("CTCTRACK_MRN_SYSTEM", "urn:oid:2.999.1")
+# CSV imports of draws. drawn_at is ISO 8601 ("2026-12-03 08:30"); "day-first" also
+# reads 03/12/2026 08:30 as 3 December, "month-first" reads 12/3/2026 8:30 AM so.
+CTCTRACK_CSV_DATE_FORMAT = os.getenv("CTCTRACK_CSV_DATE_FORMAT", "iso")
+if CTCTRACK_CSV_DATE_FORMAT not in ("iso", "day-first", "month-first"):
+    raise ImproperlyConfigured(
+        f"CTCTRACK_CSV_DATE_FORMAT={CTCTRACK_CSV_DATE_FORMAT!r}: use iso, day-first or month-first"
+    )
+# Checking a file stops (and nothing is imported) past this many rows or seconds,
+# well inside GUNICORN_TIMEOUT (30 s).
+CTCTRACK_CSV_MAX_ROWS = envint("CTCTRACK_CSV_MAX_ROWS", "100000")
+CTCTRACK_CSV_MAX_SECONDS = envint("CTCTRACK_CSV_MAX_SECONDS", "20")
 
 # --- E-mail: escalations of high results (manage.py escalate_flags) -----------
 # No e-mail carries patient data: it says how many results wait and links to them.
