@@ -19,6 +19,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from pytest_django.asserts import assertContains, assertNotContains
 
+from patients import services
 from patients.models import CTCDraw, Patient
 from tests import builders
 from tests.paths import DATA as SAMPLES
@@ -469,3 +470,25 @@ def test_same_day_warnings_do_not_stop_other_patients_rows(patient, oncologist, 
 
     assert "Check" not in out
     assert Patient.objects.get(mrn="MRN0001").draws.count() == 1
+
+
+# --- CTC Track's own export -------------------------------------------------------------------
+
+
+def test_ctc_tracks_own_export_imports_as_it_was_and_its_errors_are_refused(
+    signed_in, patient, oncologist, tmp_path
+):
+    builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 2, 9, 30, tzinfo=UTC))
+    wrong = builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 9, 9, 30, tzinfo=UTC))
+    exported = b"".join(signed_in.get(f"/patients/{patient.pk}/draws.csv").streaming_content)
+    path = _file(tmp_path, exported)
+
+    assert "0 to add, 2 already recorded" in _command(path)  # every column of it known
+
+    services.mark_draw_entered_in_error(
+        draw=wrong, by=oncologist, reason="wrong patient", version=builders.version_of(wrong)
+    )
+    exported = b"".join(signed_in.get(f"/patients/{patient.pk}/draws.csv").streaming_content)
+    message = _command_error(_file(tmp_path, exported))
+
+    assert "line 3, entered_in_error: this draw was entered in error: remove the row" in message

@@ -43,8 +43,9 @@ def plan_csv(text: str, *, encoding: str = UTF8) -> ImportPlan:
         date_format=settings.CTCTRACK_CSV_DATE_FORMAT,
         limits=limits,
     )
-    plan = plan_import(parsed.rows, parsed.errors)
-    plan.encoding, plan.delimiter, plan.stopped = encoding, parsed.delimiter, parsed.stopped
+    plan = plan_import(parsed.rows, parsed.errors, limits)
+    plan.encoding, plan.delimiter = encoding, parsed.delimiter
+    plan.stopped = parsed.stopped or plan.stopped
     return plan
 
 

@@ -132,11 +132,22 @@ class CsvRow(DrawInput):
 
 @dataclass
 class Limits:
-    """When checking a file stops: rows, errors, seconds (None: no limit)."""
+    """When checking a file stops: rows, errors, seconds from `started` (None: no limit)."""
 
     max_rows: int | None = None
     max_errors: int = MAX_ERRORS
     max_seconds: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def overtime(self) -> bool:
+        return self.max_seconds is not None and time.monotonic() - self.started >= self.max_seconds
+
+    def overtime_error(self, line: int) -> RowError:
+        return RowError(
+            line,
+            "file",
+            f"checking took more than {self.max_seconds:g} s: split the file into smaller ones",
+        )
 
 
 @dataclass
@@ -263,7 +274,6 @@ def read_csv(
 ) -> ParsedCsv:
     """Rows, errors, the delimiter found, and why checking stopped early, if it did."""
     limits = limits or Limits()
-    deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
     text = text.removeprefix("\ufeff")
     parsed = ParsedCsv(delimiter=_delimiter(text))
     records = _records(text, parsed.delimiter)
@@ -301,15 +311,8 @@ def read_csv(
             )
             parsed.stopped = f"Checking stopped at line {line}: too many rows."
             break
-        if deadline is not None and time.monotonic() > deadline:
-            parsed.errors.append(
-                RowError(
-                    line,
-                    "file",
-                    f"checking took more than {limits.max_seconds:g} s: "
-                    "split the file into smaller ones",
-                )
-            )
+        if limits.overtime():
+            parsed.errors.append(limits.overtime_error(line))
             parsed.stopped = f"Checking stopped at line {line}: it took too long."
             break
         row, row_errors = _parse_row(
@@ -658,7 +661,9 @@ class _OnRecord:
         )
 
 
-def plan_import(rows: Sequence[CsvRow], errors: Iterable[RowError] = ()) -> ImportPlan:
+def plan_import(
+    rows: Sequence[CsvRow], errors: Iterable[RowError] = (), limits: Limits | None = None
+) -> ImportPlan:
     """Sort parsed rows into new, unchanged and errors; batched look-ups, no query per row.
 
     New rows on the same clinic day as another draw of the patient (on record or
@@ -681,11 +686,15 @@ def plan_import(rows: Sequence[CsvRow], errors: Iterable[RowError] = ()) -> Impo
     tz = timezone.get_current_timezone()
     on_record = _on_record(list(plan.patients.values()), rows, tz)
     existing = {d.result_key() for d in on_record}
-    same_day: dict[tuple[str, date], list[_OnRecord | CsvRow]] = {}
+    same_day: dict[tuple[str, date], _Day] = {}
     for d in on_record:
-        same_day.setdefault((d.mrn, d.drawn_at.astimezone(tz).date()), []).append(d)
+        same_day.setdefault((d.mrn, d.drawn_at.astimezone(tz).date()), _Day()).add_recorded(d)
     seen: dict[tuple, int] = {}
     for row in rows:
+        if limits is not None and limits.overtime():
+            plan.errors.append(limits.overtime_error(row.line))
+            plan.stopped = f"Checking stopped at line {row.line}: it took too long."
+            break
         _plan_row(row, plan, by_accession, existing, seen, tz, same_day)
     plan.errors.sort(key=lambda e: (e.line, e.field))
     return plan
@@ -745,7 +754,7 @@ def _plan_row(
     existing: set[tuple],
     seen: dict[tuple, int],
     tz: tzinfo,
-    same_day: dict[tuple[str, date], list[_OnRecord | CsvRow]],
+    same_day: dict[tuple[str, date], _Day],
 ) -> None:
     patient = plan.patients.get(row.mrn)
     if patient is None:
@@ -806,47 +815,73 @@ def _plan_row(
     elif key in existing:
         plan.unchanged.append(row)
         return
-    _warn_same_day(row, plan, same_day.setdefault((row.mrn, day), []), tz)
+    _warn_same_day(row, plan, same_day.setdefault((row.mrn, day), _Day()), tz)
     plan.new.append(row)
 
 
-def _warn_same_day(
-    row: CsvRow, plan: ImportPlan, others: list[_OnRecord | CsvRow], tz: tzinfo
-) -> None:
+@dataclass
+class _Day:
+    """One patient's draws on one clinic day: on record, and new rows of the file so far.
+
+    Enough of them to word a warning in constant time per row (a file may hold
+    thousands of rows of one patient and day).
+    """
+
+    first_recorded: _OnRecord | None = None
+    recorded_at: dict[datetime, _OnRecord] = field(default_factory=dict)
+    first_row: CsvRow | None = None
+    row_at_another_time: CsvRow | None = None  # the first at a time other than first_row's
+
+    def add_recorded(self, draw: _OnRecord) -> None:
+        self.first_recorded = self.first_recorded or draw
+        self.recorded_at.setdefault(draw.drawn_at, draw)
+
+    def add_row(self, row: CsvRow) -> None:
+        if self.first_row is None:
+            self.first_row = row
+        elif self.row_at_another_time is None and row.drawn_at != self.first_row.drawn_at:
+            self.row_at_another_time = row
+
+    def row_at_other_time(self, moment: datetime) -> CsvRow | None:
+        if self.first_row is not None and self.first_row.drawn_at != moment:
+            return self.first_row
+        return self.row_at_another_time
+
+
+def _warn_same_day(row: CsvRow, plan: ImportPlan, day: _Day, tz: tzinfo) -> None:
     """Warn of a new row on the same clinic day as another draw of the patient; remember it."""
-    recorded = [d for d in others if isinstance(d, _OnRecord)]
-    in_file = [r for r in others if isinstance(r, CsvRow) and r.drawn_at != row.drawn_at]
-    at_same_time = [d for d in recorded if d.drawn_at == row.drawn_at]
-    if at_same_time:
+    at_same_time = day.recorded_at.get(row.drawn_at)
+    in_file = day.row_at_other_time(row.drawn_at)
+    if at_same_time is not None:
         plan.warnings.append(
             RowWarning(
                 row.line,
                 "drawn_at",
                 f"{row.mrn} already has a tube drawn at {_when(row.drawn_at, tz)} "
-                f"({_described(at_same_time[0])}): this row adds another tube to that "
+                f"({_described(at_same_time)}): this row adds another tube to that "
                 "sample, pooled with it; if it is the same tube, remove the row",
             )
         )
-    elif recorded:
+    elif day.first_recorded is not None:
         plan.warnings.append(
             RowWarning(
                 row.line,
                 "drawn_at",
-                f"{row.mrn} already has a draw that day, at {_when(recorded[0].drawn_at, tz)} "
-                f"({_described(recorded[0])}): check that this is not the same draw twice",
+                f"{row.mrn} already has a draw that day, at "
+                f"{_when(day.first_recorded.drawn_at, tz)} ({_described(day.first_recorded)}): "
+                "check that this is not the same draw twice",
             )
         )
-    elif in_file:
+    elif in_file is not None:
         plan.warnings.append(
             RowWarning(
                 row.line,
                 "drawn_at",
-                f"line {in_file[0].line} is a draw of {row.mrn} the same day at "
-                f"{_when(in_file[0].drawn_at, tz)}: check that this is not the same draw "
-                "twice",
+                f"line {in_file.line} is a draw of {row.mrn} the same day at "
+                f"{_when(in_file.drawn_at, tz)}: check that this is not the same draw twice",
             )
         )
-    others.append(row)
+    day.add_row(row)
 
 
 def _when(moment: datetime, tz: tzinfo) -> str:
