@@ -20,6 +20,7 @@ from django.core.management import CommandError, call_command
 from pytest_django.asserts import assertContains, assertNotContains
 
 from patients import services
+from patients.interop.csv import importer
 from patients.models import CTCDraw, Patient
 from tests import builders
 from tests.paths import DATA as SAMPLES
@@ -492,3 +493,19 @@ def test_ctc_tracks_own_export_imports_as_it_was_and_its_errors_are_refused(
     message = _command_error(_file(tmp_path, exported))
 
     assert "line 3, entered_in_error: this draw was entered in error: remove the row" in message
+
+
+def test_many_rows_of_one_patient_on_one_day_are_checked_well_within_the_time_limit(
+    patient, settings
+):
+    # Comparing each row with every earlier row of its day took minutes for such a file.
+    settings.CTCTRACK_CSV_MAX_SECONDS = 20
+    rows = "".join(
+        f"MRN0001,2026-01-02 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},,resulted,3,T-{i},\n"
+        for i in range(30_000)
+    )
+
+    plan = importer.plan_csv(HEADER.decode() + rows)
+
+    assert plan.ok, plan.errors[:3]
+    assert (len(plan.new), len(plan.warnings)) == (30_000, 29_999)
