@@ -421,7 +421,9 @@ def test_a_draw_on_a_day_the_patient_already_has_one_is_shown_before_confirming(
 
     preview = _upload(signed_in, "x.csv", content)
     assertContains(preview, "Check before importing: 1 draw on the same day")
-    assertContains(preview, "MRN0001 already has a draw that day, at 2 Jan 2026 08:30")
+    assertContains(
+        preview, "MRN0001 already has a draw that day, at 2 Jan 2026 08:30 (3 CTC in 7.5 mL, no"
+    )
     assert CTCDraw.objects.count() == 1  # nothing yet
 
     r = signed_in.post("/imports/csv/confirm/", {"digest": preview.context["digest"]}, follow=True)

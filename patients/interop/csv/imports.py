@@ -44,6 +44,7 @@ from patients.models import (
     censored_bound_error,
 )
 from patients.services.inputs import DrawInput
+from patients.wording import volume_text
 
 COLUMNS = [
     "mrn",
@@ -894,5 +895,5 @@ def _described(draw: _OnRecord) -> str:
         what = draw.status
     else:
         bound = ">" if draw.count_qualifier == CountQualifier.MORE_THAN else ""
-        what = f"{bound}{draw.ctc_count} CTC in {draw.blood_volume_ml} mL"
+        what = f"{bound}{draw.ctc_count} CTC in {volume_text(draw.blood_volume_ml)} mL"
     return f"{what}, accession {draw.accession}" if draw.accession else f"{what}, no accession"
