@@ -499,6 +499,17 @@ CTCTRACK_HL7_ASSIGNING_AUTHORITY = os.getenv("CTCTRACK_HL7_ASSIGNING_AUTHORITY",
 # that a request ends well inside GUNICORN_TIMEOUT and nothing is half-done. Measured:
 # about 0.1 s a message on a busy 2-core machine, so 100 take some 10 s of the 30.
 CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST = envint("CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST", "100")
+# CSV imports of draws. drawn_at is ISO 8601 ("2026-12-03 08:30"); "day-first" also
+# reads 03/12/2026 08:30 as 3 December, "month-first" reads 12/3/2026 8:30 AM so.
+CTCTRACK_CSV_DATE_FORMAT = os.getenv("CTCTRACK_CSV_DATE_FORMAT", "iso")
+if CTCTRACK_CSV_DATE_FORMAT not in ("iso", "day-first", "month-first"):
+    raise ImproperlyConfigured(
+        f"CTCTRACK_CSV_DATE_FORMAT={CTCTRACK_CSV_DATE_FORMAT!r}: use iso, day-first or month-first"
+    )
+# Checking a file stops (and nothing is imported) past this many rows or seconds,
+# well inside GUNICORN_TIMEOUT (30 s).
+CTCTRACK_CSV_MAX_ROWS = envint("CTCTRACK_CSV_MAX_ROWS", "100000")
+CTCTRACK_CSV_MAX_SECONDS = envint("CTCTRACK_CSV_MAX_SECONDS", "20")
 
 # --- E-mail: escalations of high results (manage.py escalate_flags) -----------
 # No e-mail carries patient data: it says how many results wait and links to them.

@@ -109,8 +109,16 @@ def test_a_dry_run_reports_and_saves_nothing(patient, second_patient):
 
 
 def test_a_missing_column_is_reported_on_the_header(patient):
-    with pytest.raises(CommandError, match="line 1, header: missing column"):
+    with pytest.raises(CommandError, match="line 1, header: missing column.s.: drawn_at"):
         _import(DATA / "missing-column.csv")
+
+
+def test_optional_columns_may_be_left_out(patient):
+    out = _import(DATA / "optional-columns-left-out.csv")  # no volume, accession, comment
+
+    assert "1 to add" in out
+    draw = CTCDraw.objects.get()
+    assert (draw.ctc_count, draw.blood_volume_ml, draw.accession) == (3, Decimal("7.5"), "")
 
 
 @pytest.mark.parametrize(

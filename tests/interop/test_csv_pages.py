@@ -94,14 +94,14 @@ def test_a_stale_or_forged_confirmation_imports_nothing(client, oncologist, pati
     assert not CTCDraw.objects.exists()
 
 
-def test_a_file_that_is_not_utf8_is_refused(client, oncologist):
+def test_a_latin1_file_is_read_as_windows_1252_and_the_preview_says_so(client, oncologist):
     client.force_login(oncologist)
     latin1 = SimpleUploadedFile("x.csv", "mrn,drawn_at\nM\xe9,1\n".encode("latin-1"), "text/csv")
 
     r = client.post("/imports/csv/", {"file": latin1})
 
-    assert r.status_code == 400
-    assertContains(r, "not UTF-8", status_code=400)
+    assertContains(r, "Read as Windows-1252 text", status_code=400)
+    assertContains(r, "missing column(s): status, ctc_count", status_code=400)
 
 
 def test_the_patient_export_lists_draws_with_rate_category_and_flags(client, oncologist, patient):

@@ -11,20 +11,42 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from patients import audit, services
-from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
+from patients.interop.csv.imports import UTF8, ImportPlan, Limits, decode, plan_import, read_csv
 from patients.models import AccessAction
 
 
-def plan_csv(text: str) -> ImportPlan:
+def read_file(data: bytes) -> tuple[str, str]:
+    """A file's text and the encoding it was read in (`imports.CsvFileError` if none fits)."""
+    return decode(data)
+
+
+def plan_csv(text: str, *, encoding: str = UTF8) -> ImportPlan:
     """A CSV text read and planned against the record as it is now.
 
-    Times without an offset are clinic time; a time after now is refused.
+    Times without an offset are clinic time; a time after now is refused. The
+    site's settings say how else `drawn_at` may be written
+    (`CTCTRACK_CSV_DATE_FORMAT`) and when checking stops
+    (`CTCTRACK_CSV_MAX_ROWS`, `CTCTRACK_CSV_MAX_SECONDS`).
     """
-    rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
-    return plan_import(rows, errors)
+    limits = Limits(
+        max_rows=settings.CTCTRACK_CSV_MAX_ROWS,
+        max_seconds=settings.CTCTRACK_CSV_MAX_SECONDS,
+    )
+    parsed = read_csv(
+        text,
+        tz=timezone.get_current_timezone(),
+        now=timezone.now(),
+        date_format=settings.CTCTRACK_CSV_DATE_FORMAT,
+        limits=limits,
+    )
+    plan = plan_import(parsed.rows, parsed.errors, limits)
+    plan.encoding, plan.delimiter = encoding, parsed.delimiter
+    plan.stopped = parsed.stopped or plan.stopped
+    return plan
 
 
 def import_plan(
@@ -53,13 +75,19 @@ def import_plan(
 
 
 def import_csv(
-    text: str, *, by: services.Actor, source: str, channel: str, request: Any = None
+    text: str,
+    *,
+    by: services.Actor,
+    source: str,
+    channel: str,
+    request: Any = None,
+    encoding: str = UTF8,
 ) -> ImportPlan:
     """Plan a CSV text and import its new draws if every row is good; returns the plan.
 
     Nothing is written when a row has an error or no row is new: the plan says why.
     """
-    plan = plan_csv(text)
+    plan = plan_csv(text, encoding=encoding)
     if plan.ok and plan.new:
         import_plan(plan, by=by, source=source, channel=channel, request=request)
     return plan

@@ -3,7 +3,9 @@
 The upload keeps the file's text in the (server-side, database) session
 between the preview and the confirmation, together with its digest; the
 confirmation re-reads and re-plans it against the record as it is then, so a
-draw someone entered in the meantime is recognised, not duplicated.
+draw someone entered in the meantime is recognised, not duplicated. The
+preview's same-day warnings are kept too: when the record has changed so that
+they differ, the confirmation shows the new preview instead of importing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -25,7 +28,7 @@ from ctctrack.forms import focus_first_error
 from patients import access, assessment, audit
 from patients.interop.csv import exports as csv_export
 from patients.interop.csv import importer
-from patients.interop.csv.imports import ImportPlan
+from patients.interop.csv.imports import CsvFileError, ImportPlan
 from patients.models import AccessAction
 
 SESSION_KEY = "csv_import"
@@ -37,11 +40,13 @@ EXPORT_PATIENTS_PER_QUERY = 200
 class UploadForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
-        help_text="Columns: mrn, drawn_at, blood_volume_ml (optional, default 7.5), status, "
-        "ctc_count (>1000 for a lower bound), accession, comment. Times without an offset "
-        "are clinic time.",
+        help_text="Columns: mrn, drawn_at (2026-12-03 08:30), status, ctc_count (>1000 for a "
+        "lower bound); optional: blood_volume_ml (default 7.5), count_qualifier, accession, "
+        "comment. Times without an offset are clinic time. CSV UTF-8, Excel's CSV or "
+        "Unicode Text; separated by commas, semicolons or tabs.",
     )
     file_name = ""  # the uploaded file's, once clean
+    encoding = ""  # how its bytes were read, once clean
 
     def full_clean(self) -> None:
         super().full_clean()
@@ -55,11 +60,10 @@ class UploadForm(forms.Form):
                 "The file is larger than 5 MB; split it or use the command."
             )
         try:
-            return upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise forms.ValidationError(
-                "The file is not UTF-8 text; save it as CSV UTF-8."
-            ) from exc
+            text, self.encoding = importer.read_file(upload.read())
+        except CsvFileError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return text
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -68,12 +72,23 @@ class UploadForm(forms.Form):
 def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        text, name = form.cleaned_data["file"], form.file_name
-        plan = importer.plan_csv(text)
-        request.session[SESSION_KEY] = {"name": name, "text": text, "digest": _digest(text)}
+        text, name, encoding = form.cleaned_data["file"], form.file_name, form.encoding
+        plan = importer.plan_csv(text, encoding=encoding)
+        request.session[SESSION_KEY] = {
+            "name": name,
+            "text": text,
+            "encoding": encoding,
+            "digest": _digest(text),
+            "warnings": _warnings_digest(plan),
+        }
         return _preview(request, plan, name, _digest(text))
     status = 400 if request.method == "POST" else 200
-    return render(request, "imports/upload.html", {"form": form}, status=status)
+    ctx = {
+        "form": form,
+        "date_format": settings.CTCTRACK_CSV_DATE_FORMAT,
+        "max_rows": f"{settings.CTCTRACK_CSV_MAX_ROWS:,}",
+    }
+    return render(request, "imports/upload.html", ctx, status=status)
 
 
 @require_POST
@@ -84,15 +99,21 @@ def confirm(request: HttpRequest) -> HttpResponse:
     if not stored or stored["digest"] != request.POST.get("digest"):
         messages.error(request, "That upload is no longer waiting; upload the file again.")
         return redirect("patients:csv-upload")
-    plan = importer.import_csv(
-        stored["text"],
-        by=request.user,
-        source=stored["name"],
-        channel="CSV upload",
-        request=request,
-    )
-    if not plan.ok or not plan.new:  # nothing imported: show why
+    plan = importer.plan_csv(stored["text"], encoding=stored.get("encoding", "UTF-8"))
+    if _warnings_digest(plan) != stored.get("warnings"):
+        # The record changed since the preview: the user confirms what she has seen.
+        stored["warnings"] = _warnings_digest(plan)
+        request.session[SESSION_KEY] = stored
+        messages.warning(
+            request,
+            "The record has changed since the file was checked: check the file again.",
+        )
         return _preview(request, plan, stored["name"], stored["digest"])
+    if not plan.ok or not plan.new:  # nothing to import: show why
+        return _preview(request, plan, stored["name"], stored["digest"])
+    importer.import_plan(
+        plan, by=request.user, source=stored["name"], channel="CSV upload", request=request
+    )
     del request.session[SESSION_KEY]
     messages.success(
         request,
@@ -104,6 +125,10 @@ def confirm(request: HttpRequest) -> HttpResponse:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _warnings_digest(plan: ImportPlan) -> str:
+    return hashlib.sha256("\n".join(str(w) for w in plan.warnings).encode()).hexdigest()
 
 
 def _preview(request: HttpRequest, plan: ImportPlan, name: str, digest: str) -> HttpResponse:

@@ -1,9 +1,11 @@
 """`python manage.py import_ctc FILE.csv [--dry-run] [--user NAME]`: CTC draws from a spreadsheet.
 
 All or nothing: one bad row rejects the whole file, and every bad row is
-reported by line number and field. Importing the same file again changes
-nothing: rows already on record (same accession, or same patient, time and
-result) are recognised and left alone.
+reported by line number and field (the first few hundred are listed). Importing
+the same file again changes nothing: rows already on record (same accession,
+or same patient, time and result) are recognised and left alone. The file is
+read exactly as the upload page reads it (`importer`); the page's same-day
+warnings are printed, so run with --dry-run first to see them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tqdm import tqdm
 
 from patients import services
 from patients.interop.csv import importer
+from patients.interop.csv.imports import CsvFileError
 
 IMPORT_ACCOUNT = "csv-import"
 
@@ -36,17 +39,29 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, file: Path, dry_run: bool, user: str, **options: Any) -> None:
         try:
-            text = file.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
+            text, encoding = importer.read_file(file.read_bytes())
+        except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
-        plan = importer.plan_csv(text)
+        except CsvFileError as exc:
+            raise CommandError(f"Cannot read {file}: {exc}") from exc
+        plan = importer.plan_csv(text, encoding=encoding)
         self.stdout.write(
             f"{file.name}: {len(plan.new)} to add, {len(plan.unchanged)} already recorded, "
-            f"{len(plan.error_lines())} bad row(s)."
+            f"{len(plan.error_lines())} bad row(s). Read as {plan.read_as}."
         )
         if not plan.ok:
-            listed = "\n".join(f"  {e}" for e in plan.errors)
+            listed = "\n".join(f"  {e}" for e in plan.errors_listed)
+            if plan.errors_not_listed:
+                listed += f"\n  ... and {plan.errors_not_listed} more problem(s) not listed."
+            if plan.stopped:
+                listed += f"\n  {plan.stopped}"
             raise CommandError(f"Nothing imported. Fix these rows and try again:\n{listed}")
+        if plan.warnings:
+            self.stdout.write("Check (same day as another draw of the patient):")
+            for warning in plan.warnings_listed:
+                self.stdout.write(self.style.WARNING(f"  {warning}"))
+            if plan.warnings_not_listed:
+                self.stdout.write(f"  ... and {plan.warnings_not_listed} more not listed.")
         if dry_run or not plan.new:
             self.stdout.write("Dry run: nothing saved." if dry_run else "Nothing new to import.")
             return
