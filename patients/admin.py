@@ -257,7 +257,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user", "revoked_by"]
     search_fields = ["prefix", "user__username", "name"]
     ordering = ["-created_at"]
-    fields = ["prefix", "user", "name", "created_at", "expires_at", "revoked_at", "revoked_by"]
+    fields = ("prefix", "user", "name", "created_at", "expires_at", "revoked_at", "revoked_by")
     readonly_fields = fields
     actions = ["revoke"]
 
@@ -290,7 +290,7 @@ class SecretKeepingDeviceAdmin(admin.ModelAdmin):
     """
 
     fieldsets = None
-    fields = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
     readonly_fields = fields
     inlines = []
 

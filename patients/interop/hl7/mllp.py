@@ -32,18 +32,20 @@ from django.db import connection, connections
 from django.utils import timezone
 from hl7.mllp import HL7StreamReader, HL7StreamWriter, InvalidBlockError, start_hl7_server
 
-from patients import audit
 from patients.interop.hl7 import parse as hl7_in
 from patients.interop.hl7.ack import AckCode, ErrorCode, Header, Problem, build_ack
-from patients.interop.hl7.receive import Receipt, ctc_loinc_codes, receive_hl7
-from patients.models import AccessAction
+from patients.interop.hl7.receive import (
+    MAX_BODY_BYTES,
+    ctc_loinc_codes,
+    receive_hl7,
+    record_import,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2575  # IANA's port for HL7 over MLLP
-# The largest message accepted: 10 MB (MiB), as nginx's client_max_body_size for the
-# HTTP endpoint.
-MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+# The largest message accepted: 10 MB (MiB), as the HTTP endpoint's.
+MAX_MESSAGE_BYTES = MAX_BODY_BYTES
 # Messages stored at once on PostgreSQL (each holds a database connection while it is
 # stored). SQLite has one writer: there, one at a time (the others wait their turn
 # instead of failing on its lock).
@@ -92,7 +94,7 @@ def receive_block(block: bytes, *, by: Any, peer: Peer) -> bytes:
         # Outside any transaction: `receive_hl7` stores each message in its own.
         delivery = receive_hl7(block, by=by)
         for receipt in delivery.receipts:
-            _record_import(receipt, by=by, peer=peer)
+            record_import(receipt, by=by, address=peer.host, via=f"MLLP from {peer}")
     except Exception:  # answered AR and logged (the message withheld): the listener goes on
         logger.exception("MLLP message from %s not processed", peer)
         return _refusal(_header_of(block), ErrorCode.APPLICATION_INTERNAL_ERROR, NOT_PROCESSED)
@@ -103,18 +105,6 @@ def receive_block(block: bytes, *, by: Any, peer: Peer) -> bytes:
     for receipt in delivery.receipts:
         logger.info("MLLP message %s from %s: %s", receipt.header.control_id, peer, receipt.code)
     return delivery.acks().encode("utf-8")
-
-
-def _record_import(receipt: Receipt, *, by: Any, peer: Peer) -> None:
-    """The endpoint's `import` event, with the connection's address for the request's."""
-    audit.record_read(
-        None,
-        AccessAction.IMPORT,
-        patient_ids=[o.draw.patient_id for o in receipt.outcomes],
-        what=f"HL7 {receipt.header.control_id}: {receipt.code} (MLLP from {peer})",
-        user=by,
-        address=peer.host,
-    )
 
 
 def _header_of(block: bytes) -> Header:

@@ -102,18 +102,28 @@ def refuse_body(text: str, *, framed: bool = False, now: datetime | None = None)
     return Delivery(receipts=(receipt,), framed=framed, readable=False)
 
 
-def record_import(receipt: Receipt, *, request: Any = None, by: Any = None) -> None:
+def record_import(
+    receipt: Receipt,
+    *,
+    request: Any = None,
+    by: Any = None,
+    address: str | None = None,
+    via: str = "",
+) -> None:
     """One access-log `import` event for one message, naming the patients it touched.
 
     `request`: the HTTP request it came in (its user and address are logged);
-    otherwise `by`, the account the results were entered as.
+    otherwise `by`, the account the results were entered as, and `address`, the
+    sender's (an MLLP connection's), with `via` saying how it came ("MLLP from ...").
     """
     ids = sorted({o.draw.patient_id for o in receipt.outcomes})
-    what = f"HL7 {receipt.header.control_id}: {receipt.code}"
+    what = f"HL7 {receipt.header.control_id}: {receipt.code}" + (f" ({via})" if via else "")
     if len(ids) > 1:
         what = f"{what}: patients {', '.join(str(pk) for pk in ids)}"
     patient = ids[0] if len(ids) == 1 else None
-    audit.record(request, AccessAction.IMPORT, patient=patient, target=what, user=by)
+    audit.record(
+        request, AccessAction.IMPORT, patient=patient, target=what, user=by, address=address
+    )
 
 
 def _too_many(split: hl7_in.Body, max_messages: int, *, now: datetime) -> Delivery:
