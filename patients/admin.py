@@ -118,8 +118,16 @@ class ClinicalAdmin(ReadOnlyAdmin, SimpleHistoryAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
         if response.status_code == 200:
-            target = f"admin {self.opts.model_name} list"
-            audit.record(request, AccessAction.VIEW, target=target)
+            # The page shows names and MRNs: name the patients it showed.
+            shown = getattr(response, "context_data", {}).get("cl")
+            pks = [row.pk for row in shown.result_list] if shown is not None else []
+            rows = self.model._default_manager.filter(pk__in=pks)
+            audit.record_read(
+                request,
+                AccessAction.VIEW,
+                patient_ids=rows.values_list(self.patient_lookup, flat=True),
+                what=f"admin {self.opts.model_name} list",
+            )
         return response
 
     def change_view(
@@ -166,7 +174,10 @@ class PatientAdmin(ClinicalAdmin):
     patient_lookup = "pk"
     list_display = ["mrn", "family_name", "given_name", "cancer_type", "oncologist", "active"]
     list_filter = ["cancer_type", "active"]
-    search_fields = ["mrn", "family_name", "given_name"]
+    # By id only: admin search goes in the URL (?q=), where names and MRNs must never be;
+    # find a patient by name or MRN with the app's patient search, which posts it.
+    search_fields = ["=id"]
+    search_help_text = "Search by patient id (find it by name or MRN in the app's patient search)."
     list_select_related = ["oncologist"]
 
 
@@ -174,7 +185,8 @@ class PatientAdmin(ClinicalAdmin):
 class TherapyLineAdmin(ClinicalAdmin):
     list_display = ["patient", "line_number", "regimen", "start_date", "end_date"]
     list_select_related = ["patient"]
-    search_fields = ["patient__mrn", "regimen"]
+    search_fields = ["=patient__id", "regimen"]
+    search_help_text = "Search by patient id or regimen."
 
 
 @admin.register(TreatmentCycle)
@@ -183,7 +195,8 @@ class TreatmentCycleAdmin(ClinicalAdmin):
     list_display = ["therapy_line", "number", "scheduled_date", "given_date", "status"]
     list_filter = ["status"]
     list_select_related = ["therapy_line__patient"]
-    search_fields = ["therapy_line__patient__mrn"]
+    search_fields = ["=therapy_line__patient__id"]
+    search_help_text = "Search by patient id."
 
 
 @admin.register(CTCDraw)
@@ -199,7 +212,8 @@ class CTCDrawAdmin(ClinicalAdmin):
     ]
     list_filter = ["status"]
     list_select_related = ["patient"]
-    search_fields = ["patient__mrn", "accession"]
+    search_fields = ["=patient__id", "accession"]
+    search_help_text = "Search by patient id or accession number."
     date_hierarchy = "drawn_at"
 
 

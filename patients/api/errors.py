@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import ProtectedError
 from rest_framework import exceptions, status
@@ -45,7 +46,24 @@ def _record_refusal(exc: Exception, request: Any) -> None:
         action, outcome = AccessAction.PERMISSION_DENIED, AccessOutcome.DENIED
     else:
         return
-    audit.record(request, action, outcome=outcome, target=f"{request.method} {request.path}")
+    target = f"{request.method} {request.path}"
+    if str(getattr(exc, "detail", "")).startswith("CSRF Failed"):
+        target = f"{target} (CSRF check failed)"
+    audit.record(request, action, outcome=outcome, target=target, user=_session_user(request))
+
+
+def _session_user(request: Any) -> Any:
+    """The session's user when DRF refused the request before taking it as theirs.
+
+    DRF's session authentication refuses a session's unsafe request without a CSRF
+    token and then sets the user to anonymous (on Django's request too), so the log
+    would say nobody; the session still says who it was.
+    """
+    django_request = getattr(request, "_request", None)
+    if django_request is None or not hasattr(django_request, "session"):
+        return None
+    user = get_user(django_request)
+    return user if user.is_authenticated else None
 
 
 def _clinical_error_response(exc: Exception) -> Response | None:

@@ -69,8 +69,14 @@ def import_plan(
     services.import_draws(
         rows=plan.new, patients=plan.patients, by=by, source=source, progress=progress
     )
-    target = f"{channel}: {len(plan.new)} draw(s) added"
-    audit.record(request, AccessAction.IMPORT, user=by, target=target)
+    added = len(plan.new)
+    audit.record_read(
+        request,
+        AccessAction.IMPORT,
+        patient_ids=[plan.patients[row.mrn].pk for row in plan.new],
+        what=f"{channel}: {added} draw{'' if added == 1 else 's'} added",
+        user=by,
+    )
     return len(plan.new)
 
 

@@ -102,6 +102,18 @@ def refuse_body(text: str, *, framed: bool = False, now: datetime | None = None)
     return Delivery(receipts=(receipt,), framed=framed, readable=False)
 
 
+# A sender chooses its control ids: the log keeps at most this many characters of one,
+# letters, digits and -._:/ only (anything else becomes "?").
+LOGGED_CONTROL_ID_LENGTH = 40
+
+
+def _loggable(control_id: str) -> str:
+    kept = "".join(c if c.isascii() and (c.isalnum() or c in "-._:/") else "?" for c in control_id)
+    if len(kept) > LOGGED_CONTROL_ID_LENGTH:
+        return kept[:LOGGED_CONTROL_ID_LENGTH] + "…"
+    return kept or "(none)"
+
+
 def record_import(
     receipt: Receipt,
     *,
@@ -117,7 +129,9 @@ def record_import(
     sender's (an MLLP connection's), with `via` saying how it came ("MLLP from ...").
     """
     ids = sorted({o.draw.patient_id for o in receipt.outcomes})
-    what = f"HL7 {receipt.header.control_id}: {receipt.code}" + (f" ({via})" if via else "")
+    what = f"HL7 {_loggable(receipt.header.control_id)}: {receipt.code}" + (
+        f" ({via})" if via else ""
+    )
     if len(ids) > 1:
         what = f"{what}: patients {', '.join(str(pk) for pk in ids)}"
     patient = ids[0] if len(ids) == 1 else None
