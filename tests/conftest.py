@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -16,6 +17,13 @@ from rest_framework.test import APIClient
 from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
 from patients.roles import NURSE, ONCOLOGIST
 from tests import builders
+
+
+@pytest.fixture(autouse=True)
+def _no_counts_from_earlier_tests():
+    """Each test starts with an empty cache: counters kept there (anonymous refusals per
+    source and minute, patients/audit/chain.py) must not carry over between tests."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

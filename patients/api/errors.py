@@ -49,7 +49,13 @@ def _record_refusal(exc: Exception, request: Any) -> None:
     target = f"{request.method} {request.path}"
     if str(getattr(exc, "detail", "")).startswith("CSRF Failed"):
         target = f"{target} (CSRF check failed)"
-    audit.record(request, action, outcome=outcome, target=target, user=_session_user(request))
+    user = _session_user(request)
+    requester = getattr(request, "user", None)
+    if user is None and not (requester is not None and requester.is_authenticated):
+        # Nobody to name (no credentials, or a key that matches none): counted per source.
+        audit.record_anonymous_refusal(request, action, outcome=outcome, target=target)
+        return
+    audit.record(request, action, outcome=outcome, target=target, user=user)
 
 
 def _session_user(request: Any) -> Any:

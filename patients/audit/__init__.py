@@ -17,6 +17,11 @@ See docs/audit.md.
 
 from __future__ import annotations
 
-from patients.audit.chain import record, record_read, records_patient_read
+from patients.audit.chain import (
+    record,
+    record_anonymous_refusal,
+    record_read,
+    records_patient_read,
+)
 
-__all__ = ["record", "record_read", "records_patient_read"]
+__all__ = ["record", "record_anonymous_refusal", "record_read", "records_patient_read"]

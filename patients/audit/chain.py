@@ -31,6 +31,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -113,6 +114,40 @@ def record(
     else:
         pending.append(event)
     return event
+
+
+# Refusals of anonymous requests cost the sender nothing, and each would be a row kept for
+# years: per source address and minute, only the 1st, 10th, 100th... are written, each
+# with the count so far, so a flood of N requests writes about log10(N) rows.
+ANONYMOUS_REFUSALS_KEY = "ctctrack:anonymous-refusals:{address}:{minute}"
+
+
+def record_anonymous_refusal(
+    request: Any, action: AccessAction, *, target: str, outcome: str = AccessOutcome.DENIED
+) -> AccessEvent | None:
+    """Record a refused request that no user can be named for, unless the source floods.
+
+    Returns the event, or None when this refusal was only counted. When the cache
+    cannot count, every refusal is written: losing a row is worse than a big log.
+    """
+    address = client_address(request) or "unknown"
+    minute = timezone.now().strftime("%Y%m%d%H%M")
+    key = ANONYMOUS_REFUSALS_KEY.format(address=address, minute=minute)
+    try:
+        count = 1 if cache.add(key, 1, timeout=120) else cache.incr(key)
+    except Exception:  # noqa: BLE001 (any cache failure: write the row)
+        count = 1
+    if count > 1 and not _is_power_of_ten(count):
+        return None
+    if count > 1:
+        target = f"{target} (refusal {count} from this address this minute)"
+    return record(request, action, outcome=outcome, target=target)
+
+
+def _is_power_of_ten(n: int) -> bool:
+    while n % 10 == 0 and n > 1:
+        n //= 10
+    return n == 1
 
 
 def record_read(

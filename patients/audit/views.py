@@ -262,11 +262,13 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: a refused form post is a permission denial like any other,
-    so it is in the access log too. The page says what to do, not why in detail."""
-    audit.record(
-        request,
-        AccessAction.PERMISSION_DENIED,
-        outcome=AccessOutcome.DENIED,
-        target=f"{request.method} {request.path} (CSRF check failed)",
-    )
+    so it is in the access log too (an anonymous flood of them, counted rather than
+    written one by one). The page says what to do, not why in detail."""
+    target = f"{request.method} {request.path} (CSRF check failed)"
+    if request.user.is_authenticated:
+        audit.record(
+            request, AccessAction.PERMISSION_DENIED, outcome=AccessOutcome.DENIED, target=target
+        )
+    else:
+        audit.record_anonymous_refusal(request, AccessAction.PERMISSION_DENIED, target=target)
     return render(request, "403_csrf.html", status=403)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from patients.interop.csv import importer
@@ -88,3 +89,51 @@ def test_a_csv_import_names_the_patients_it_wrote(oncologist, patient):
     event = AccessEvent.objects.get(action=AccessAction.IMPORT)
     assert event.patient_id == patient.pk
     assert event.target == "CSV upload: 1 draw added"
+
+
+# --- anonymous refusals are counted, not written one by one --------------------------------
+
+
+@pytest.fixture
+def counting_cache():
+    """A cache with no counts from earlier tests (local memory lives as long as the process)."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_an_anonymous_flood_of_refused_posts_writes_a_few_counted_rows(counting_cache):
+    browser = Client(enforce_csrf_checks=True)
+
+    for _ in range(300):
+        assert browser.post("/accounts/login/", {}).status_code == 403
+
+    targets = list(
+        AccessEvent.objects.filter(action=AccessAction.PERMISSION_DENIED).values_list(
+            "target", flat=True
+        )
+    )
+    # 1, 10, 100 (all in one minute, unless the test straddles one: then a few more)
+    assert 3 <= len(targets) <= 6
+    assert targets[0] == "POST /accounts/login/ (CSRF check failed)"
+    assert (
+        "POST /accounts/login/ (CSRF check failed) (refusal 100 from this address this minute)"
+        in targets
+    )
+
+
+def test_anonymous_api_calls_without_credentials_are_counted_too(api, counting_cache):
+    for _ in range(20):
+        assert api.get("/api/v1/patients/").status_code == 401
+
+    assert 2 <= AccessEvent.objects.filter(action=AccessAction.PERMISSION_DENIED).count() <= 4
+
+
+def test_a_signed_in_users_refusals_are_each_written(nurse, counting_cache):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(nurse)
+
+    for _ in range(12):
+        browser.post("/patients/new/", {})
+
+    assert AccessEvent.objects.filter(action=AccessAction.PERMISSION_DENIED).count() == 12
