@@ -34,3 +34,9 @@ class ExpiringTokenAuthentication(TokenAuthentication):
                 "This token has expired. Ask /api/v1/auth/token/ for a new one."
             )
         return user, token
+
+
+class BearerTokenAuthentication(ExpiringTokenAuthentication):
+    """The same tokens sent as `Authorization: Bearer <key>`, as FHIR clients send theirs."""
+
+    keyword = "Bearer"
