@@ -9,6 +9,7 @@ Observation is validated with `fhir.resources` as well.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,11 +32,14 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def server(live_server) -> FHIRServer:
+def server(live_server) -> Iterator[FHIRServer]:
     """fhirclient's server, its capabilities read as a client reads them: anonymously."""
     fhir = FHIRServer(None, base_uri=f"{live_server.url}/fhir/r4/")
     fhir.get_capability()
-    return fhir
+    yield fhir
+    # Closes the kept-alive connection, so that the live server's thread for it ends
+    # (and closes its database connection) before the test database is dropped.
+    fhir.session.close()
 
 
 def _signed_in(server: FHIRServer, user) -> FHIRServer:
