@@ -80,17 +80,20 @@ def observation(
     *,
     patient: Patient,
     cutoff: int | None,
-    last_updated: datetime,
+    last_updated: datetime | None = None,
 ) -> dict[str, Any]:
     """One draw as an Observation.
 
     `assessment` is what the rules said about the draw (None for a draw
     entered in error, which the rules leave out). `cutoff` is the patient's
     cut-off per 7.5 mL (inclusive), None when the cancer type has none.
-    `last_updated` is the last change to anything the resource is built from.
+    `last_updated` is the last change to anything the resource is built from
+    (the endpoints always give it).
     """
     code = _code(patient.cancer_type)
-    meta: dict[str, Any] = {"versionId": str(draw.version), "lastUpdated": instant(last_updated)}
+    meta: dict[str, Any] = {"versionId": str(draw.version)}
+    if last_updated is not None:
+        meta["lastUpdated"] = instant(last_updated)
     if "coding" in code:
         meta["profile"] = [US_CORE_LAB, MCODE_TUMOR_MARKER_TEST]
     resource: dict[str, Any] = {"resourceType": "Observation", "id": str(draw.pk), "meta": meta}

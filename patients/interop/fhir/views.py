@@ -176,7 +176,7 @@ class ObservationSearch(FhirView):
 
     Every draw on record is listed, those entered in error included (with
     that status). The patient is required: no search lists every patient.
-    The search parameters are `patient.interop.fhir.search`'s.
+    The search parameters are `patients.interop.fhir.search`'s.
     """
 
     def get(self, request: Request) -> Response:
