@@ -34,3 +34,6 @@ urlpatterns = [
 
 # Every refusal is recorded in the access log (after the refused view's rollback).
 handler403 = "patients.audit.views.permission_denied"
+# FHIR and API callers get their own format (OperationOutcome, JSON); pages get HTML.
+handler404 = "ctctrack.errors.page_not_found"
+handler500 = "ctctrack.errors.server_error"

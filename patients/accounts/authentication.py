@@ -57,3 +57,10 @@ class ApiTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return "Token"
+
+
+class BearerTokenAuthentication(ApiTokenAuthentication):
+    """The same tokens, for FHIR clients: a 401 asks for `Bearer`, as they expect."""
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Bearer"

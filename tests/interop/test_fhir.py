@@ -10,20 +10,27 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
+from django.utils.http import http_date, parse_http_date
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
+from ctctrack import errors
 from patients import services
-from patients.models import AccessEvent, DrawStatus
+from patients.interop.fhir import resources as fhir_resources
+from patients.models import AccessEvent, ApiToken, DrawStatus
 from tests import builders
 from tests.builders import api_token
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/fhir/r4"
+UCUM = "http://unitsofmeasure.org"
+US_CORE_LAB = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab"
+MCODE_TMT = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-tumor-marker-test"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 DAY = timedelta(days=1)
@@ -51,9 +58,7 @@ def _outcome(r) -> str:
 # --- metadata --------------------------------------------------------------------------
 
 
-def test_metadata_is_a_capability_statement_for_fhir_4_0_1(api, nurse):
-    api.force_authenticate(nurse)
-
+def test_metadata_is_a_capability_statement_for_fhir_4_0_1_readable_without_signing_in(api):
     r = api.get(f"{BASE}/metadata")
 
     assert r.status_code == 200
@@ -67,7 +72,19 @@ def test_metadata_is_a_capability_statement_for_fhir_4_0_1(api, nurse):
     resources = {res["type"]: res for res in r.json()["rest"][0]["resource"]}
     assert [i["code"] for i in resources["Patient"]["interaction"]] == ["read"]
     assert [i["code"] for i in resources["Observation"]["interaction"]] == ["read", "search-type"]
-    assert [p["name"] for p in resources["Observation"]["searchParam"]] == ["patient", "_count"]
+    assert [p["name"] for p in resources["Observation"]["searchParam"]] == [
+        "patient",
+        "subject",
+        "code",
+        "category",
+        "date",
+        "status",
+        "_sort",
+        "_count",
+        "_summary",
+    ]
+    assert resources["Observation"]["supportedProfile"] == [US_CORE_LAB, MCODE_TMT]
+    assert {res["conditionalRead"] for res in resources.values()} == {"full-support"}
     assert r.json()["implementation"]["url"] == "http://testserver/fhir/r4/"
 
 
@@ -133,7 +150,13 @@ def test_a_draw_is_an_observation_as_the_clinical_rules_describe(api, nurse, onc
     assert body["code"]["coding"] == [{"system": "http://loinc.org", "code": "67568-6"}]
     assert body["subject"] == {"reference": f"Patient/{patient.pk}"}
     assert body["effectiveDateTime"] == "2026-02-02T08:30:00+00:00"
-    assert body["valueQuantity"] == {"value": 7, "unit": "cells/7.5 mL"}
+    assert body["valueQuantity"] == {
+        "value": 7,
+        "unit": "cells/7.5 mL",
+        "system": UCUM,
+        "code": "{cells}/(7500.uL)",
+    }
+    assert body["meta"]["profile"] == [US_CORE_LAB, MCODE_TMT]
     assert body["identifier"][0]["value"] == "CS-26-0101"
     assert body["note"] == [{"text": "Clear sample"}]
     assert body["referenceRange"] == [{"text": "favourable below 5 CTC per 7.5 mL (breast)"}]
@@ -223,7 +246,12 @@ def test_a_non_standard_volume_sends_the_rate_and_notes_the_raw_count(
 
     body = _observation(api, draw)
 
-    assert body["valueQuantity"] == {"value": 5, "unit": "cells/7.5 mL"}
+    assert body["valueQuantity"] == {
+        "value": 5,
+        "unit": "cells/7.5 mL",
+        "system": UCUM,
+        "code": "{cells}/(7500.uL)",
+    }
     assert _codes(body, "interpretation") == ["H"]  # exactly at the cut-off
     assert body["note"] == [
         {"text": "3 CTC counted in 4.5 mL; the rate per 7.5 mL is indicative only."}
@@ -236,7 +264,13 @@ def test_a_lower_bound_is_sent_with_the_comparator_more_than(api, nurse, oncolog
 
     body = _observation(api, draw)
 
-    assert body["valueQuantity"] == {"value": 1000, "comparator": ">", "unit": "cells/7.5 mL"}
+    assert body["valueQuantity"] == {
+        "value": 1000,
+        "comparator": ">",
+        "unit": "cells/7.5 mL",
+        "system": UCUM,
+        "code": "{cells}/(7500.uL)",
+    }
     assert body["referenceRange"] == [{"text": "favourable below 5 CTC per 7.5 mL (breast)"}]
     assert _codes(body, "interpretation") == ["H"]
 
@@ -254,7 +288,13 @@ def test_a_lower_bound_in_another_volume_is_the_rate_of_its_bound(api, nurse, on
 
     body = _observation(api, draw)
 
-    assert body["valueQuantity"] == {"value": 5.25, "comparator": ">", "unit": "cells/7.5 mL"}
+    assert body["valueQuantity"] == {
+        "value": 5.25,
+        "comparator": ">",
+        "unit": "cells/7.5 mL",
+        "system": UCUM,
+        "code": "{cells}/(7500.uL)",
+    }
     assert body["note"] == [
         {"text": "more than 7 CTC counted in 10 mL; the rate per 7.5 mL is indicative only."}
     ]
@@ -305,19 +345,28 @@ def test_a_draw_without_a_result_has_a_data_absent_reason_and_no_value(
 
 
 @pytest.mark.parametrize(
-    ("status", "fhir_status"),
-    [(DrawStatus.PENDING, "registered"), (DrawStatus.CANCELLED, "cancelled")],
+    ("status", "fhir_status", "reason", "display", "text"),
+    [
+        (DrawStatus.PENDING, "registered", "temp-unknown", "Temporarily Unknown", "Result pending"),
+        (DrawStatus.CANCELLED, "cancelled", "not-performed", "Not Performed", "Draw cancelled"),
+    ],
 )
-def test_pending_and_cancelled_draws_have_their_own_status_and_no_value(
-    api, nurse, oncologist, patient, status, fhir_status
+def test_pending_and_cancelled_draws_say_why_they_have_no_value(
+    api, nurse, oncologist, patient, status, fhir_status, reason, display, text
 ):
+    """US Core's us-core-2: a value or a data-absent reason, on every Observation."""
     draw = builders.draw(patient, oncologist, drawn_at=START, status=status)
     api.force_authenticate(nurse)
 
     body = _observation(api, draw)
 
     assert body["status"] == fhir_status
-    assert not {"valueQuantity", "dataAbsentReason", "interpretation"} & body.keys()
+    assert not {"valueQuantity", "interpretation"} & body.keys()
+    assert body["dataAbsentReason"]["coding"] == [
+        {"system": ABSENT, "code": reason, "display": display}
+    ]
+    assert body["dataAbsentReason"]["text"] == text
+    assert body["meta"]["profile"] == [US_CORE_LAB, MCODE_TMT]
 
 
 def test_a_draw_entered_in_error_says_so_and_is_not_interpreted(api, nurse, oncologist, patient):
@@ -432,7 +481,8 @@ def test_a_count_of_zero_gives_the_total_only(api, nurse, oncologist, patient):
 
     bundle = _search(api, f"patient={patient.pk}&_count=0")
 
-    assert (bundle["total"], bundle["entry"]) == (1, [])
+    assert bundle["total"] == 1
+    assert "entry" not in bundle  # FHIR JSON has no empty arrays
     assert [link["relation"] for link in bundle["link"]] == ["self"]
 
 
@@ -483,16 +533,19 @@ def test_a_search_for_an_unknown_patient_is_a_404_operation_outcome(api, nurse):
 # --- access and formats -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["metadata", "Patient/{patient}", "Observation?patient={patient}"])
-def test_anonymous_callers_are_asked_to_authenticate(api, patient, path):
-    r = api.get(f"{BASE}/{path.format(patient=patient.pk)}")
+READS = ["Patient/{patient}", "Observation?patient={patient}", "Observation/{draw}"]
+
+
+@pytest.mark.parametrize("path", READS)
+def test_anonymous_callers_are_asked_to_authenticate(api, patient, draw, path):
+    r = api.get(f"{BASE}/{path.format(patient=patient.pk, draw=draw.pk)}")
 
     assert r.status_code == 401
-    assert r["WWW-Authenticate"] == "Token"
+    assert r["WWW-Authenticate"] == "Bearer"
     assert _outcome(r) == "login"
 
 
-@pytest.mark.parametrize("path", ["metadata", "Patient/{patient}", "Observation?patient={patient}"])
+@pytest.mark.parametrize("path", READS[:2])
 def test_users_without_a_role_are_forbidden(api, outsider, patient, path):
     api.force_authenticate(outsider)
 
@@ -502,10 +555,31 @@ def test_users_without_a_role_are_forbidden(api, outsider, patient, path):
     assert _outcome(r) == "forbidden"
 
 
-def test_a_token_works_as_it_does_for_the_api(api, nurse, patient):
-    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token(nurse)}")
+@pytest.mark.parametrize("keyword", ["Token", "Bearer"])
+def test_a_token_works_as_it_does_for_the_api(api, nurse, patient, keyword):
+    api.credentials(HTTP_AUTHORIZATION=f"{keyword} {api_token(nurse)}")
 
     assert api.get(f"{BASE}/Patient/{patient.pk}").status_code == 200
+
+
+@pytest.mark.parametrize("keyword", ["Token", "Bearer"])
+def test_an_expired_or_unknown_token_is_refused_either_way(api, nurse, patient, keyword):
+    expired = api_token(nurse)
+    ApiToken.objects.filter(prefix=expired[:8]).update(
+        expires_at=timezone.now() - timedelta(hours=1)
+    )
+
+    for key in (expired, "0" * 40):
+        api.credentials(HTTP_AUTHORIZATION=f"{keyword} {key}")
+        r = api.get(f"{BASE}/Patient/{patient.pk}")
+        assert r.status_code == 401
+        assert _outcome(r) == "login"
+
+
+def test_the_capability_statement_is_public_even_to_a_user_without_a_role(api, outsider):
+    api.force_authenticate(outsider)
+
+    assert api.get(f"{BASE}/metadata").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -548,3 +622,179 @@ def test_it_is_read_only(api, oncologist, patient):
 
     assert r.status_code == 405
     assert _outcome(r) == "not-supported"
+
+
+# --- profiles, lastUpdated and conditional reads ----------------------------------------------
+
+
+def test_a_draw_whose_cancer_type_has_no_loinc_code_claims_no_profile(
+    api, nurse, oncologist, settings
+):
+    settings.CTC_LOINC_CODES = {"breast": "67568-6", "prostate": "68123-9"}
+    draw = builders.draw(
+        builders.patient(oncologist, cancer_type="colorectal"), oncologist, drawn_at=START
+    )
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["code"] == {"text": "CellSearch circulating tumour cell count"}
+    assert "profile" not in body["meta"]
+
+
+def test_a_patient_claims_the_us_core_and_mcode_patient_profiles(api, nurse, patient):
+    api.force_authenticate(nurse)
+
+    meta = api.get(f"{BASE}/Patient/{patient.pk}").json()["meta"]
+
+    assert meta["profile"] == [
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient",
+        "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-patient",
+    ]
+
+
+def test_last_updated_and_last_modified_are_the_last_change(api, nurse, oncologist, patient):
+    draw = builders.draw(patient, oncologist, drawn_at=START)
+    changed = draw.history.latest("history_date").history_date
+    api.force_authenticate(nurse)
+
+    r = api.get(f"{BASE}/Observation/{draw.pk}")
+
+    assert r.json()["meta"]["lastUpdated"] == changed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert r["Last-Modified"] == http_date(changed.timestamp())
+    assert r["ETag"].startswith('W/"')
+
+
+@pytest.mark.parametrize("path", ["Patient/{patient}", "Observation/{draw}"])
+def test_a_read_whose_etag_the_client_holds_is_304(api, nurse, patient, draw, path):
+    api.force_authenticate(nurse)
+    url = f"{BASE}/{path.format(patient=patient.pk, draw=draw.pk)}"
+    first = api.get(url)
+
+    again = api.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+    other = api.get(url, HTTP_IF_NONE_MATCH='W/"something-else"')
+
+    assert again.status_code == 304
+    assert again.content == b""
+    assert (again["ETag"], again["Last-Modified"]) == (first["ETag"], first["Last-Modified"])
+    assert "no-store" in again["Cache-Control"]
+    assert other.status_code == 200
+    assert other.json() == first.json()
+
+
+@pytest.mark.parametrize("path", ["Patient/{patient}", "Observation/{draw}"])
+def test_a_read_not_modified_since_is_304_and_one_modified_since_is_200(
+    api, nurse, patient, draw, path
+):
+    api.force_authenticate(nurse)
+    url = f"{BASE}/{path.format(patient=patient.pk, draw=draw.pk)}"
+    last_modified = api.get(url)["Last-Modified"]
+    before = http_date(parse_http_date(last_modified) - 1)
+
+    assert api.get(url, HTTP_IF_MODIFIED_SINCE=last_modified).status_code == 304
+    assert api.get(url, HTTP_IF_MODIFIED_SINCE=before).status_code == 200
+
+
+def test_an_edit_makes_the_clients_copy_stale(api, nurse, oncologist, patient, draw):
+    api.force_authenticate(nurse)
+    url = f"{BASE}/Observation/{draw.pk}"
+    etag = api.get(url)["ETag"]
+
+    services.mark_draw_entered_in_error(
+        draw=draw, version=builders.version_of(draw), by=oncologist, reason="Wrong tube"
+    )
+    r = api.get(url, HTTP_IF_NONE_MATCH=etag)
+
+    assert r.status_code == 200
+    assert r.json()["status"] == "entered-in-error"
+
+
+def test_an_interpretation_that_follows_another_draw_makes_the_copy_stale(
+    api, nurse, oncologist, patient
+):
+    """The rise beyond noise (U) is against the previous draw: when that draw is marked
+    entered in error, this draw's version stays, but its Observation changes."""
+    builders.draw(patient, oncologist, drawn_at=START, ctc_count=0)
+    wrong = builders.draw(patient, oncologist, drawn_at=START + 7 * DAY, ctc_count=9)
+    rise = builders.draw(patient, oncologist, drawn_at=START + 21 * DAY, ctc_count=5)
+    api.force_authenticate(nurse)
+    url = f"{BASE}/Observation/{rise.pk}"
+    first = api.get(url)
+
+    services.mark_draw_entered_in_error(
+        draw=wrong, version=builders.version_of(wrong), by=oncologist, reason="Other patient"
+    )
+    again = api.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert builders.version_of(rise) == int(first.json()["meta"]["versionId"])
+    assert _codes(first.json(), "interpretation") == ["H"]
+    assert again.status_code == 200
+    assert _codes(again.json(), "interpretation") == ["H", "U"]
+
+
+def test_a_conditional_read_is_still_recorded_in_the_access_log(api, nurse, patient):
+    api.force_authenticate(nurse)
+    etag = api.get(f"{BASE}/Patient/{patient.pk}")["ETag"]
+
+    api.get(f"{BASE}/Patient/{patient.pk}", HTTP_IF_NONE_MATCH=etag)
+
+    assert AccessEvent.objects.filter(action="api_read", patient=patient).count() == 2
+
+
+# --- every error is an OperationOutcome under /fhir/r4/, JSON under /api/ -----------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/fhir/r4/Encounter/1", "/fhir/r4/Patient/1/_history/1", "/fhir/r4/"]
+)
+def test_an_address_that_matches_nothing_under_fhir_is_a_404_operation_outcome(client, nurse, path):
+    client.force_login(nurse)
+
+    r = client.get(path)
+
+    assert r.status_code == 404
+    assert _outcome(r) == "not-found"
+
+
+def test_an_address_that_matches_nothing_under_the_api_is_a_json_404(client, nurse):
+    client.force_login(nurse)
+
+    r = client.get("/api/v1/no-such-thing/")
+
+    assert r.status_code == 404
+    assert r["Content-Type"] == "application/json"
+    assert r.json() == {"detail": "Nothing is found at this address."}
+
+
+def test_a_page_that_matches_nothing_is_still_an_html_page(client, nurse):
+    client.force_login(nurse)
+
+    r = client.get("/no-such-page/")
+
+    assert r.status_code == 404
+    assert r["Content-Type"].startswith("text/html")
+
+
+def test_a_server_error_under_fhir_is_an_operation_outcome(client, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("the statement could not be built")
+
+    monkeypatch.setattr(fhir_resources, "capability_statement", broken)
+    client.raise_request_exception = False
+
+    r = client.get(f"{BASE}/metadata")
+
+    assert r.status_code == 500
+    assert _outcome(r) == "exception"
+    assert "could not be built" not in r.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/api/v1/patients/", "application/json"), ("/patients/", "text/html")],
+)
+def test_a_server_error_elsewhere_is_json_under_the_api_and_html_for_pages(rf, path, content_type):
+    r = errors.server_error(rf.get(path))
+
+    assert r.status_code == 500
+    assert r["Content-Type"].startswith(content_type)

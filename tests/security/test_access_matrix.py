@@ -65,6 +65,8 @@ class Rule:
     write_methods: tuple[str, ...] = ()
     # what a permitted GET answers; a page that only passes through may redirect
     read_answers: frozenset[int] = frozenset({200})
+    # what a permitted write answers to the matrix's empty or invalid body
+    write_answers: frozenset[int] = frozenset({200, 201, 302, 400})
     # the query string a read needs, with {kind} placeholders for ids
     query: str = ""
 
@@ -146,11 +148,16 @@ ACCESS: dict[str, Rule] = {
     "api:results-to-review": page(CLINICIANS),
     "api:result-acknowledgement-list": api_list(CLINICIANS, CLINICIANS),
     "api:hl7-oru": post_only(WRITERS),
-    # FHIR R4 reads
-    "fhir:metadata": page(CLINICIANS),
+    # FHIR R4 reads; the CapabilityStatement is public (clients read it before signing
+    # in; it holds no patient data)
+    "fhir:metadata": page(EVERYONE),
     "fhir:patient": page(CLINICIANS),
     "fhir:observation": page(CLINICIANS),
     "fhir:observation-search": Rule(read=CLINICIANS, query="patient={patient}"),
+    # (the search by POST takes a form-encoded body only: the matrix's JSON body is 415)
+    "fhir:observation-search-post": Rule(
+        write=CLINICIANS, write_methods=("POST",), write_answers=frozenset({415})
+    ),
     # a second factor: every signed-in user manages their own
     "mfa:overview": page(SIGNED_IN),
     "mfa:setup": form(SIGNED_IN),
@@ -181,6 +188,8 @@ SIGN_IN = frozenset({"login", "api:token"})
 # The other exceptions (docs/security.md): a load balancer has no account, and the
 # answer is one word: it carries no data and reads no session.
 NO_DATA_PROBES = {"healthz": b"ok", "readyz": b"ready"}
+# FHIR's CapabilityStatement: what the server does, no patient data (docs/security.md).
+PUBLIC_STATEMENTS = frozenset({"fhir:metadata"})
 # Methods tried on every URL; unless its row lists them, everyone must be refused.
 UNLISTED_METHODS = ("PUT", "DELETE")
 
@@ -356,7 +365,7 @@ def expected_problem(
         return refusal_problem(actor, endpoint, response)
     if method == "GET":
         return None if status in rule.read_answers else f"{status}, not {rule.read_answers}"
-    return None if status in (200, 201, 302, 400) else f"{status}, not accepted"
+    return None if status in rule.write_answers else f"{status}, not accepted"
 
 
 def status_refused(response) -> bool:
@@ -416,6 +425,9 @@ def test_nobody_but_the_login_page_answers_an_anonymous_user(endpoint, ids, brow
         elif endpoint.name in NO_DATA_PROBES and method == "GET":
             answer = (200, NO_DATA_PROBES[endpoint.name])
             assert (response.status_code, response.content) == answer, f"{method} {url}"
+        elif endpoint.name in PUBLIC_STATEMENTS and method == "GET":
+            assert response.status_code == 200, f"{method} {url}"
+            assert response.json()["resourceType"] == "CapabilityStatement"
         else:
             assert refusal_problem(ANONYMOUS, endpoint, response) is None, (
                 f"{method} {url} answered an anonymous user with {response.status_code}"

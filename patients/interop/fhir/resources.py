@@ -8,13 +8,14 @@ holds; docs/interoperability.md says it for the systems that read them.
 Status of an Observation: `final` for resulted, rejected and failed draws,
 `registered` for a pending draw (no result yet), `cancelled` for a cancelled
 draw, and `entered-in-error` for a draw marked so (its values are kept, but
-it carries no interpretation: the rules leave it out).
+it carries no interpretation: the rules leave it out). Every Observation has
+a value or a `dataAbsentReason` (US Core's us-core-2).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -27,13 +28,26 @@ from patients.rules import STANDARD_VOLUME_ML
 
 FHIR_VERSION = "4.0.1"
 CONTENT_TYPE = "application/fhir+json"
+# The rate per 7.5 mL: the unit's text is the clinical rules' (section 6); its UCUM
+# code says the same with an integer factor, as UCUM has no decimal factors
+# (`{cells}/7.5.mL` would read "cells / 7, times 5 mL"). 7500 uL = 7.5 mL.
 UNIT = "cells/7.5 mL"
+UCUM = "http://unitsofmeasure.org"
+UNIT_CODE = "{cells}/(7500.uL)"
 
 LOINC = "http://loinc.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
+OBSERVATION_STATUS = "http://hl7.org/fhir/observation-status"
+
+# Profiles an Observation or a Patient conforms to (claimed in `meta.profile` only
+# where it does: an Observation needs a LOINC code, see `_profiles`).
+US_CORE_LAB = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab"
+MCODE_TUMOR_MARKER_TEST = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-tumor-marker-test"
+US_CORE_PATIENT = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"
+MCODE_CANCER_PATIENT = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-patient"
 
 # Official LOINC displays, only where the specification quotes them: a display
 # that differs from LOINC's own is worse than none (code.text says what it is).
@@ -47,10 +61,13 @@ _STATUS: dict[str, str] = {  # by a draw's status, as stored
     DrawStatus.PENDING: "registered",
     DrawStatus.CANCELLED: "cancelled",
 }
-# Not evaluable: no value, and why (clinical-rules.md section 5).
+# No value, and why: not evaluable (clinical-rules.md section 5), not resulted yet,
+# or never (us-core-2 asks a value or a reason of every Observation).
 _ABSENT = {
     DrawStatus.REJECTED: ("not-performed", "Not Performed", "Specimen rejected"),
     DrawStatus.FAILED: ("error", "Error", "Not evaluable (analytic failure)"),
+    DrawStatus.PENDING: ("temp-unknown", "Temporarily Unknown", "Result pending"),
+    DrawStatus.CANCELLED: ("not-performed", "Not Performed", "Draw cancelled"),
 }
 
 
@@ -63,24 +80,29 @@ def observation(
     *,
     patient: Patient,
     cutoff: int | None,
+    last_updated: datetime | None = None,
 ) -> dict[str, Any]:
     """One draw as an Observation.
 
     `assessment` is what the rules said about the draw (None for a draw
     entered in error, which the rules leave out). `cutoff` is the patient's
     cut-off per 7.5 mL (inclusive), None when the cancer type has none.
+    `last_updated` is the last change to anything the resource is built from
+    (the endpoints always give it).
     """
-    resource: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": str(draw.pk),
-        "meta": {"versionId": str(draw.version)},
-    }
+    code = _code(patient.cancer_type)
+    meta: dict[str, Any] = {"versionId": str(draw.version)}
+    if last_updated is not None:
+        meta["lastUpdated"] = instant(last_updated)
+    if "coding" in code:
+        meta["profile"] = [US_CORE_LAB, MCODE_TUMOR_MARKER_TEST]
+    resource: dict[str, Any] = {"resourceType": "Observation", "id": str(draw.pk), "meta": meta}
     if draw.accession:
         resource["identifier"] = [_accession_identifier(draw.accession)]
     resource |= {
         "status": "entered-in-error" if draw.entered_in_error else _STATUS[draw.status],
         "category": [_laboratory()],
-        "code": _code(patient.cancer_type),
+        "code": code,
         "subject": {"reference": f"Patient/{patient.pk}"},
         "effectiveDateTime": _date_time(draw.drawn_at),
         "issued": _date_time(draw.entered_at),
@@ -128,12 +150,10 @@ def _value(draw: CTCDraw) -> dict[str, Any]:
         quantity: dict[str, Any] = {"value": rate_value(count, draw.blood_volume_ml)}
         if draw.count_qualifier == CountQualifier.MORE_THAN:
             quantity["comparator"] = ">"
-        return {"valueQuantity": {**quantity, "unit": UNIT}}
-    if draw.status in _ABSENT:
-        code, display, text = _ABSENT[DrawStatus(draw.status)]
-        coding = {"system": DATA_ABSENT_REASON, "code": code, "display": display}
-        return {"dataAbsentReason": {"coding": [coding], "text": text}}
-    return {}  # pending or cancelled: no result yet, or never
+        return {"valueQuantity": {**quantity, "unit": UNIT, "system": UCUM, "code": UNIT_CODE}}
+    code, display, text = _ABSENT[DrawStatus(draw.status)]
+    coding = {"system": DATA_ABSENT_REASON, "code": code, "display": display}
+    return {"dataAbsentReason": {"coding": [coding], "text": text}}
 
 
 def rate_value(ctc_count: int, blood_volume_ml: Decimal) -> int | float:
@@ -195,16 +215,25 @@ def _date_time(moment: datetime) -> str:
     return timezone.localtime(moment).replace(microsecond=0).isoformat()
 
 
+def instant(moment: datetime) -> str:
+    """A FHIR instant in UTC, to the second (as precise as `Last-Modified`)."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 # --- Patient -----------------------------------------------------------------------------
 
 
-def patient_resource(patient: Patient) -> dict[str, Any]:
+def patient_resource(patient: Patient, *, last_updated: datetime) -> dict[str, Any]:
     """A patient: MRN (with the site's MRN system), name, gender, birth date."""
     medical_record = {"system": IDENTIFIER_TYPE, "code": "MR", "display": "Medical record number"}
     return {
         "resourceType": "Patient",
         "id": str(patient.pk),
-        "meta": {"versionId": str(patient.version)},
+        "meta": {
+            "versionId": str(patient.version),
+            "lastUpdated": instant(last_updated),
+            "profile": [US_CORE_PATIENT, MCODE_CANCER_PATIENT],
+        },
         "identifier": [
             {
                 "use": "usual",
@@ -224,14 +253,60 @@ def patient_resource(patient: Patient) -> dict[str, Any]:
 # --- CapabilityStatement, Bundle, OperationOutcome ---------------------------------------
 
 
+# Observation's search parameters: (name, type, definition, documentation).
+OBSERVATION_SEARCH_PARAMETERS = (
+    (
+        "patient",
+        "reference",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+        "Required (or subject): the patient whose CTC draws to list, as an id, Patient/{id} "
+        "or this server's absolute URL; another server's Patient is refused.",
+    ),
+    (
+        "subject",
+        "reference",
+        "http://hl7.org/fhir/SearchParameter/Observation-subject",
+        "Patient/{id} (or subject:Patient={id}): the same as patient.",
+    ),
+    (
+        "code",
+        "token",
+        "http://hl7.org/fhir/SearchParameter/clinical-code",
+        "system|code, code, |code or system|; a comma means or.",
+    ),
+    (
+        "category",
+        "token",
+        "http://hl7.org/fhir/SearchParameter/Observation-category",
+        "laboratory (system http://terminology.hl7.org/CodeSystem/observation-category).",
+    ),
+    (
+        "date",
+        "date",
+        "http://hl7.org/fhir/SearchParameter/clinical-date",
+        "The draw time, with the prefixes eq (default), ne, gt, lt, ge, le; a year, month, "
+        "day, minute or second; without an offset in the clinic's time zone.",
+    ),
+    (
+        "status",
+        "token",
+        "http://hl7.org/fhir/SearchParameter/Observation-status",
+        "registered, final, cancelled, entered-in-error; a comma means or.",
+    ),
+    ("_sort", "string", None, "date (oldest first, the default) or -date (newest first)."),
+    ("_count", "number", None, "Entries per page (default 50, at most 500)."),
+    ("_summary", "token", None, "count: the total only."),
+)
+
+
 def capability_statement(*, base_url: str, now: datetime) -> dict[str, Any]:
     """What this server does: read Patient; read and search Observation by patient."""
-    patient_search = {
-        "name": "patient",
-        "type": "reference",
-        "documentation": "Required: the patient whose CTC draws to list (oldest first).",
-    }
-    count = {"name": "_count", "type": "number", "documentation": "Entries per page (max 500)."}
+    search_params = []
+    for name, kind, definition, documentation in OBSERVATION_SEARCH_PARAMETERS:
+        param = {"name": name, "type": kind, "documentation": documentation}
+        if definition:
+            param["definition"] = definition
+        search_params.append(param)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -246,16 +321,24 @@ def capability_statement(*, base_url: str, now: datetime) -> dict[str, Any]:
             {
                 "mode": "server",
                 "security": {
-                    "description": "Every request is authenticated: 'Authorization: Token "
-                    "<key>' (POST /api/v1/auth/token/) or a signed-in session. Reading "
-                    "needs the nurse or oncologist role."
+                    "description": "Every request but this statement is authenticated: "
+                    "'Authorization: Bearer <key>' or 'Authorization: Token <key>' (a key "
+                    "from POST /api/v1/auth/token/), or a signed-in session. Reading needs "
+                    "the nurse or oncologist role."
                 },
                 "resource": [
-                    {"type": "Patient", "interaction": [{"code": "read"}]},
+                    {
+                        "type": "Patient",
+                        "supportedProfile": [US_CORE_PATIENT, MCODE_CANCER_PATIENT],
+                        "interaction": [{"code": "read"}],
+                        "conditionalRead": "full-support",
+                    },
                     {
                         "type": "Observation",
+                        "supportedProfile": [US_CORE_LAB, MCODE_TUMOR_MARKER_TEST],
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
-                        "searchParam": [patient_search, count],
+                        "conditionalRead": "full-support",
+                        "searchParam": search_params,
                     },
                 ],
             }
@@ -268,23 +351,41 @@ def searchset(
     *,
     total: int,
     links: Mapping[str, str],
+    outcome: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A searchset Bundle of (fullUrl, resource) entries; `links` maps relation to URL."""
-    return {
+    """A searchset Bundle of (fullUrl, resource) entries; `links` maps relation to URL.
+
+    `outcome`, an OperationOutcome about the search (parameters it ignored), is
+    the first entry, with search mode `outcome`.
+    """
+    found = [
+        {"fullUrl": url, "resource": resource, "search": {"mode": "match"}}
+        for url, resource in entries
+    ]
+    if outcome is not None:
+        found.insert(0, {"resource": outcome, "search": {"mode": "outcome"}})
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": total,
         "link": [{"relation": relation, "url": url} for relation, url in links.items()],
-        "entry": [
-            {"fullUrl": url, "resource": resource, "search": {"mode": "match"}}
-            for url, resource in entries
-        ],
     }
+    if found:
+        bundle["entry"] = found
+    return bundle
 
 
 def operation_outcome(code: str, text: str, *, severity: str = "error") -> dict[str, Any]:
     """One issue: `code` from FHIR's issue-type codes (not-found, invalid, forbidden...)."""
+    return outcome_of([(severity, code, text)])
+
+
+def outcome_of(issues: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """An OperationOutcome of (severity, issue-type code, diagnostics) issues."""
     return {
         "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": text}],
+        "issue": [
+            {"severity": severity, "code": code, "diagnostics": text}
+            for severity, code, text in issues
+        ],
     }

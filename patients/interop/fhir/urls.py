@@ -11,5 +11,10 @@ urlpatterns = [
     path("metadata", interop.Metadata.as_view(), name="metadata"),
     path("Patient/<str:resource_id>", interop.PatientRead.as_view(), name="patient"),
     path("Observation", interop.ObservationSearch.as_view(), name="observation-search"),
+    path(
+        "Observation/_search",
+        interop.ObservationSearchByPost.as_view(),
+        name="observation-search-post",
+    ),
     path("Observation/<str:resource_id>", interop.ObservationRead.as_view(), name="observation"),
 ]
