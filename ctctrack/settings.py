@@ -365,6 +365,11 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next"]
 # Required for every user in production; optional (but honoured once set up)
 # for the local demo. Either way it can be set with the environment.
 CTCTRACK_REQUIRE_MFA = envbool("CTCTRACK_REQUIRE_MFA", str(not DEBUG))
+# The first authenticator app is enrolled only with a one-time code staff gave the user
+# out of band (patients.models.MfaEnrolment), valid this many hours: a stolen password
+# alone then cannot enrol the thief's phone. Off by default (a password enrols).
+CTCTRACK_MFA_ENROLMENT_REQUIRED = envbool("CTCTRACK_MFA_ENROLMENT_REQUIRED", "False")
+CTCTRACK_MFA_ENROLMENT_HOURS = envint("CTCTRACK_MFA_ENROLMENT_HOURS", "72")
 OTP_TOTP_ISSUER = "CTC Track"
 # Staff manage devices in admin without seeing anyone's secret or recovery codes.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True

@@ -18,7 +18,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
@@ -33,12 +36,14 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from patients import audit
 from patients.accounts import api_tokens
+from patients.accounts.mfa import issue_enrolment_code
 from patients.models import (
     AccessAction,
     AccessEvent,
     ApiToken,
     CTCDraw,
     ImagingAssessment,
+    MfaEnrolment,
     Patient,
     TherapyLine,
     TreatmentCycle,
@@ -350,3 +355,42 @@ for _model, _admin in ((TOTPDevice, TOTPDeviceResetAdmin), (StaticDevice, Static
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
     admin.site.register(_model, _admin)
+
+
+# --- enrolment codes for the first authenticator app -----------------------------------------
+
+
+class EnrollingUserAdmin(UserAdmin):
+    """Django's user admin, with an action that issues a two-factor enrolment code."""
+
+    actions = ["issue_enrolment_codes"]
+
+    @admin.action(description="Issue a two-factor enrolment code (give it in person or by phone)")
+    def issue_enrolment_codes(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for user in queryset:
+            code = issue_enrolment_code(user, by=request.user)
+            target = f"two-factor enrolment code for user #{user.pk}"
+            audit.record(request, AccessAction.MFA_ENROLMENT, target=target)
+            # Shown once (messages are kept in the session, server-side), never stored.
+            self.message_user(
+                request,
+                f"Enrolment code for {user.get_username()}: {code} (works once, for "
+                f"{settings.CTCTRACK_MFA_ENROLMENT_HOURS} hours). Give it to them in person "
+                "or by phone, never by e-mail.",
+            )
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, EnrollingUserAdmin)
+
+
+@admin.register(MfaEnrolment)
+class MfaEnrolmentAdmin(ReadOnlyAdmin):
+    """Enrolment codes issued: to whom, by whom, until when, whether used (never the code)."""
+
+    list_display = ["user", "issued_by", "issued_at", "expires_at", "used_at"]
+    list_select_related = ["user", "issued_by"]
+    fields = ("user", "issued_by", "issued_at", "expires_at", "used_at")
+    ordering = ["-issued_at"]

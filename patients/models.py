@@ -636,6 +636,7 @@ class AccessAction(models.TextChoices):
     TOKEN_ISSUED = "token_issued", "API token issued"
     TOKEN_REVOKED = "token_revoked", "API token revoked"
     MFA_RESET = "mfa_reset", "Two-factor sign-in removed"
+    MFA_ENROLMENT = "mfa_enrolment", "Two-factor enrolment code issued"
 
 
 class AccessOutcome(models.TextChoices):
@@ -784,3 +785,31 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name or 'API token'})"
+
+
+class MfaEnrolment(models.Model):
+    """A one-time code that lets a user set up their first authenticator app.
+
+    With `CTCTRACK_MFA_ENROLMENT_REQUIRED`, a password alone no longer lets someone
+    enrol their own app in a user's place: staff issue a code (admin, Users, "Issue a
+    two-factor enrolment code"), give it to the user out of band (in person, by
+    phone), and the set-up page asks for it before it shows a secret. Kept as a
+    hash, it expires (`CTCTRACK_MFA_ENROLMENT_HOURS`) and works once.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="mfa_enrolments", editable=False
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", editable=False
+    )
+    issued_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(editable=False)
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "two-factor enrolment code"
+
+    def __str__(self) -> str:
+        return f"Enrolment code for user #{self.user_id}, issued {self.issued_at:%Y-%m-%d %H:%M}"

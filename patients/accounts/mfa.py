@@ -9,12 +9,16 @@ app's secret. No requests here: the pages (views.py) and the token endpoint
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from base64 import b32encode
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import qrcode
 import qrcode.image.svg
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -23,6 +27,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from patients.models import MfaEnrolment
 
 TOTP_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"
@@ -119,3 +125,55 @@ def secret_text(device: TOTPDevice) -> str:
     """The app's secret in groups of four, to type in when the QR code cannot be scanned."""
     secret = b32encode(device.bin_key).decode()
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
+# --- enrolment codes: the first app set up with a code given out of band -----------------
+
+ENROLMENT_SESSION_KEY = "ctctrack.mfa_enrolment"
+# No 0/O, 1/I/L: read out over the phone without confusion.
+ENROLMENT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def _enrolment_digest(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().replace("-", "").encode()).hexdigest()
+
+
+def issue_enrolment_code(user: Any, *, by: Any) -> str:
+    """A new one-time enrolment code for `user` (earlier unused ones stop working)."""
+    now = timezone.now()
+    MfaEnrolment.objects.filter(user=user, used_at__isnull=True).update(expires_at=now)
+    raw = "".join(secrets.choice(ENROLMENT_ALPHABET) for _ in range(12))
+    code = f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+    MfaEnrolment.objects.create(
+        user=user,
+        digest=_enrolment_digest(code),
+        issued_by=by,
+        issued_at=now,
+        expires_at=now + timedelta(hours=settings.CTCTRACK_MFA_ENROLMENT_HOURS),
+    )
+    return code
+
+
+def valid_enrolment(user: Any, code: str) -> MfaEnrolment | None:
+    """The user's unused, unexpired enrolment with this code, if there is one."""
+    return MfaEnrolment.objects.filter(
+        user=user,
+        digest=_enrolment_digest(code),
+        used_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).first()
+
+
+def enrolment_needed(user: Any) -> bool:
+    """Whether setting up an app needs an enrolment code first (the first app, when required)."""
+    return settings.CTCTRACK_MFA_ENROLMENT_REQUIRED and confirmed_totp(user) is None
+
+
+def use_enrolment(enrolment_id: int | None, user: Any) -> bool:
+    """Spend the enrolment that opened this set-up; False if it is no longer valid."""
+    if enrolment_id is None:
+        return False
+    spent = MfaEnrolment.objects.filter(
+        pk=enrolment_id, user=user, used_at__isnull=True, expires_at__gt=timezone.now()
+    ).update(used_at=timezone.now())
+    return spent == 1

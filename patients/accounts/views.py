@@ -19,10 +19,12 @@ from django_otp.models import Device
 
 from ctctrack.http import AuthenticatedHttpRequest
 from patients.accounts.backends import count_failed_sign_in, is_locked_out, lockout_response
-from patients.accounts.forms import CodeForm
+from patients.accounts.forms import CodeForm, EnrolmentCodeForm
 from patients.accounts.mfa import (
+    ENROLMENT_SESSION_KEY,
     confirm_totp,
     confirmed_totp,
+    enrolment_needed,
     is_verified,
     pending_totp,
     qr_code_svg,
@@ -30,6 +32,7 @@ from patients.accounts.mfa import (
     remove_second_factor,
     replace_recovery_codes,
     secret_text,
+    use_enrolment,
 )
 
 GET_POST = require_http_methods(["GET", "HEAD", "POST"])
@@ -91,9 +94,16 @@ def setup(request: AuthenticatedHttpRequest) -> HttpResponse:
     if confirmed_totp(user) is not None:
         messages.info(request, "Two-factor sign-in is already set up.")
         return redirect("mfa:overview")
+    if enrolment_needed(user) and ENROLMENT_SESSION_KEY not in request.session:
+        return _enrolment(request)
     device = pending_totp(user)
     form = CodeForm(request.POST or None, user=user, device=device)
     if request.method == "POST" and form.is_valid():
+        if enrolment_needed(user) and not use_enrolment(
+            request.session.pop(ENROLMENT_SESSION_KEY, None), user
+        ):
+            messages.error(request, "Your enrolment code has expired: ask for a new one.")
+            return redirect("mfa:setup")
         codes = confirm_totp(device)
         _complete_sign_in(request, device)
         return _recovery_codes_page(request, codes, next_url=_next_url(request))
@@ -105,6 +115,23 @@ def setup(request: AuthenticatedHttpRequest) -> HttpResponse:
         "next": _next_url(request),
     }
     return render(request, "accounts/mfa_setup.html", ctx, status=_status(request))
+
+
+def _enrolment(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Ask for the enrolment code staff gave the user; only then show a secret to scan."""
+    form = EnrolmentCodeForm(request.POST or None, user=request.user)
+    if request.method == "POST":
+        if is_locked_out(request, request.user):
+            return _end_locked_out_session(request)
+        if form.is_valid():
+            request.session[ENROLMENT_SESSION_KEY] = form.enrolment.pk
+            return redirect(request.get_full_path())
+        if not form.has_error("enrolment_code", "required"):  # a code was tried
+            count_failed_sign_in(request, request.user)
+        if is_locked_out(request, request.user):
+            return _end_locked_out_session(request)
+    ctx = {"form": form, "hours": settings.CTCTRACK_MFA_ENROLMENT_HOURS}
+    return render(request, "accounts/mfa_enrol.html", ctx, status=_status(request))
 
 
 def _recovery_codes_page(request: HttpRequest, codes: list[str], *, next_url: str) -> HttpResponse:
