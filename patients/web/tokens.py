@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -57,9 +57,10 @@ def api_tokens_page(request: HttpRequest) -> HttpResponse:
 
 def _revoke(request: HttpRequest, pk: str) -> HttpResponse:
     """Revoke one of the user's own tokens (another's, or no such token: 404)."""
-    if not pk.isdigit():
+    # Only among the user's own tokens: another's id is answered as an unknown one.
+    token = api_tokens.tokens_of(request.user).filter(pk=int(pk)).first() if pk.isdigit() else None
+    if token is None:
         raise Http404
-    token = get_object_or_404(api_tokens.tokens_of(request.user), pk=int(pk))
     if api_tokens.revoke(token, by=request.user):
         messages.success(request, f"Revoked the API token {token.prefix}… ({token.name}).")
     else:

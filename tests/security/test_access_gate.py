@@ -50,7 +50,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # Planning a CSV import matches the file's MRNs and accessions against the whole
     # record, to add draws (a write, through services); the upload needs add_ctcdraw.
     ("patients/interop/csv/imports.py", "plan_import"): "CSV import: patients and draws by MRN",
-    ("patients/interop/csv/imports.py", "_existing_results"): "CSV import: draws already there",
+    ("patients/interop/csv/imports.py", "_on_record"): "CSV import: draws already there",
 }
 
 # --- reading the source ---------------------------------------------------------------

@@ -51,10 +51,16 @@ BUTTONS = {
 # The access log gains the reads and refusals themselves, and nothing else.
 LOGGED_BY_ADMIN = {AccessAction.VIEW, AccessAction.PERMISSION_DENIED}
 
+# Credentials kept in the `patients` app are not the clinical record: staff revoke API
+# tokens there (tests/security/test_api_tokens.py); enrolment codes are read-only
+# (tests/security/test_mfa_enrolment.py, and the access matrix's walk of admin).
+CREDENTIALS = frozenset({"apitoken", "mfaenrolment"})
 CLINICAL_ROUTES = [
     route
     for route in admin_routes()
-    if route.model is not None and route.model._meta.app_label == "patients"
+    if route.model is not None
+    and route.model._meta.app_label == "patients"
+    and route.model._meta.model_name not in CREDENTIALS
 ]
 # The pages simple-history's settings reach: the history, a version, and the change page.
 SETTINGS_ROUTES = [

@@ -25,6 +25,7 @@ def _ids(messages) -> list[str]:
 def test_the_projects_settings_pass_every_check(settings):
     # As in production (the test run's DEBUG=True environment leaves it off).
     settings.CTCTRACK_REQUIRE_MFA = True
+    settings.CTCTRACK_AUDIT_KEY = "a key of its own, from the environment"
 
     messages = django_checks.run_checks(include_deployment_checks=True, tags=["security"])
 

@@ -24,6 +24,7 @@ SETTINGS_FILE = ROOT / "ctctrack" / "settings.py"
 PRODUCTION = {
     "DEBUG": "False",
     "SECRET_KEY": secrets.token_urlsafe(50),
+    "CTCTRACK_AUDIT_KEY": secrets.token_urlsafe(48),
     "ALLOWED_HOSTS": "ctctrack.example.org",
 }
 _READ_BY_SETTINGS = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "CTCTRACK_", "SECURE_")
