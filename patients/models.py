@@ -594,17 +594,6 @@ class Acknowledgement(models.Model):
     def __str__(self) -> str:
         return f"Acknowledged by {self.acknowledged_by} at {self.acknowledged_at:%Y-%m-%d %H:%M}"
 
-    def covers(self) -> rules.AcknowledgementIn:
-        """What this acknowledgement covers, as the rules read it."""
-        return rules.AcknowledgementIn(
-            cycle_id=self.cycle_id,
-            covers=frozenset(
-                (flag["code"], flag.get("source"))
-                for flag in self.flags
-                if flag.get("severity") in rules.NEEDS_REVIEW
-            ),
-        )
-
 
 # --- the access log ------------------------------------------------------------------
 

@@ -265,6 +265,7 @@ class WorklistFilterForm(forms.Form):
     start = forms.DateField(required=False, label="From", widget=DateInput())
     days = forms.IntegerField(required=False, min_value=1, max_value=60, label="Days")
     flagged = forms.BooleanField(required=False, label="Flagged only")
+    unacknowledged = forms.BooleanField(required=False, label="Needs acknowledgement")
     oncologist: forms.ModelChoiceField[User] = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="All"
     )
@@ -273,6 +274,7 @@ class WorklistFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         oncologists = oncologist_choices()
         oncologists.empty_label = "All oncologists"
+        oncologists.label_from_instance = lambda user: user.get_full_name() or user.get_username()
         self.fields["oncologist"] = oncologists
 
     def start_date(self, today: date) -> date:

@@ -42,7 +42,10 @@ def _review(by, patient: Patient, day: date) -> CTCDraw:
 
 def _row_ids(response) -> list[int]:
     return [
-        int(pk) for pk in re.findall(r'<tr class="severity-\w+" id="result-(\d+)"', _html(response))
+        int(pk)
+        for pk in re.findall(
+            r'<li class="row [^"]*severity-\w+[^"]*" id="result-(\d+)"', _html(response)
+        )
     ]
 
 
@@ -87,7 +90,7 @@ def test_it_lists_the_results_most_severe_first_then_oldest_with_their_flags(
 
     assert _row_ids(r) == [high.pk, review.pk]
     assertContains(r, "2 results to review.")
-    assertContains(r, 'class="severity-high" id="result-')
+    assertContains(r, 'severity-high" id="result-')
     assertContains(r, "Converted to unfavourable: 12 CTC/7.5 mL")
     assertContains(r, "Unfavourable at baseline: 9 CTC/7.5 mL")
     assertContains(r, "MRN R-2")
@@ -138,7 +141,7 @@ def test_a_nurse_acknowledges_a_result_with_a_note_and_it_leaves_the_list(
     assert (ack.draw, ack.acknowledged_by, ack.note) == (high, nurse, "Oncologist informed")
     assert r.redirect_chain == [("/results/", 302)]
     assertContains(r, "Acknowledged the result drawn")
-    assertContains(r, "for Pat Brown.")
+    assertContains(r, f"for Brown, Pat (MRN {high.patient.mrn}).")
     assert _row_ids(r) == [review.pk]
 
 
