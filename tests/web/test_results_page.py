@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
@@ -21,23 +21,17 @@ def today() -> date:
     return timezone.localdate()
 
 
-def _at(day: date, hour: int = 9) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=timezone.get_current_timezone())
+_at = builders.local_at
 
 
 def _patient(by, family: str, **fields) -> Patient:
     return builders.patient(by, family_name=family, oncologist=by, **fields)
 
 
-def _high(by, patient: Patient, day: date) -> CTCDraw:
-    """1 CTC/7.5 mL three weeks before `day`, then 12 on `day`: a clear conversion (high)."""
-    builders.draw(patient, by, drawn_at=_at(day - timedelta(days=21)), ctc_count=1)
-    return builders.draw(patient, by, drawn_at=_at(day), ctc_count=12)
+_high = builders.high_result
 
 
-def _review(by, patient: Patient, day: date) -> CTCDraw:
-    """An unfavourable first sample: baseline_unfavourable (review)."""
-    return builders.draw(patient, by, drawn_at=_at(day), ctc_count=9)
+_review = builders.review_result
 
 
 def _row_ids(response) -> list[int]:
