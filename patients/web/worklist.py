@@ -82,10 +82,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
         "page_query": _without(request, "page", "view"),
         "view_query": _without(request, "page", "view"),
         "showing": _showing(page),
-        "filter_errors": [
-            f"{form.fields[name].label if name in form.fields else 'Filters'}: {' '.join(errs)}"
-            for name, errs in form.errors.items()
-        ],
+        "filter_errors": _filter_errors(form),
         "just_done": acknowledging.just_done(request),
     }
     return render(request, "patients/worklist.html", ctx)
@@ -105,6 +102,15 @@ def _by_day(rows: list[WorklistRow], today: date) -> list[DayGroup]:
     for day, run in groupby(rows, key=lambda row: row.cycle.scheduled_date):
         groups.append(DayGroup(day, names.get(day, ""), list(run)))
     return groups
+
+
+def _filter_errors(form: WorklistFilterForm) -> list[str]:
+    """Each filter's errors under its label, as the form shows it ("Days: ...")."""
+    return [
+        f"{form.fields[name].label if name in form.fields else 'Filters'}: "
+        + " ".join(map(str, errors))
+        for name, errors in form.errors.items()
+    ]
 
 
 def _view(request: HttpRequest) -> str:
