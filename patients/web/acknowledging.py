@@ -9,6 +9,7 @@ jump past the message) and the row acknowledged is highlighted (`just_done`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -41,22 +42,28 @@ def acknowledge(
             act(form.cleaned_data["note"])
         except ValidationError as exc:
             apply_service_errors(form, exc)
+    target = back_to(request, fallback=fallback)
     if form.is_valid():
         messages.success(request, f"Acknowledged {done}.")
-        request.session[JUST_DONE_KEY] = row
+        request.session[JUST_DONE_KEY] = {"path": urlsplit(target).path, "row": row}
     else:
         for message in [*form.errors.get("note", []), *form.non_field_errors()]:
             messages.error(request, f"Not acknowledged: {message}")
-    return back(request, fallback=fallback)
+    # Not redirect(): it would try a `next` such as "x" as a view name (NoReverseMatch, a 500).
+    return HttpResponseRedirect(target)
 
 
 def just_done(request: HttpRequest) -> str:
-    """The row acknowledged just before this page, once ("" when none)."""
-    return str(request.session.pop(JUST_DONE_KEY, ""))
+    """The row acknowledged just before this page, once ("" when none, or when the
+    acknowledgement went back to another page)."""
+    done = request.session.pop(JUST_DONE_KEY, None)
+    if isinstance(done, dict) and done.get("path") == request.path:
+        return str(done.get("row", ""))
+    return ""
 
 
-def back(request: HttpRequest, *, fallback: str) -> HttpResponseRedirect:
-    """Redirect to the safe `next` the form came from, or the fallback.
+def back_to(request: HttpRequest, *, fallback: str) -> str:
+    """The safe `next` the form came from, or the fallback.
 
     Without its fragment: the page opens at its top, where the message is.
     """
@@ -64,5 +71,4 @@ def back(request: HttpRequest, *, fallback: str) -> HttpResponseRedirect:
     safe = url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
-    # Not redirect(): it would try a `next` such as "x" as a view name (NoReverseMatch, a 500).
-    return HttpResponseRedirect(target if safe and target else fallback)
+    return target if safe and target else fallback

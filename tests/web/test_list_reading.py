@@ -268,6 +268,23 @@ def test_after_acknowledging_the_page_opens_at_the_message_with_the_row_highligh
     assert "just-done" not in client.get("/?days=7").content.decode()  # once
 
 
+def test_acknowledging_from_the_patient_page_highlights_nothing_on_the_worklist_later(
+    client, nurse, oncologist, today
+):
+    patient, cycle = _due(oncologist, "Risen", today + timedelta(days=2))
+    builders.high_result(oncologist, patient, today - timedelta(days=1))
+    client.force_login(nurse)
+
+    r = client.post(
+        f"/cycles/{cycle.pk}/acknowledge/",
+        {"note": "Oncologist informed", "next": f"/patients/{patient.pk}/#cycle-{cycle.pk}"},
+    )
+
+    assert r.url == f"/patients/{patient.pk}/"
+    assertContains(client.get(r.url), "Acknowledged cycle 2 of Paclitaxel")
+    assert "just-done" not in client.get("/").content.decode()
+
+
 def test_a_second_acknowledgement_within_minutes_is_refused_with_a_message(
     client, nurse, oncologist, today
 ):
