@@ -118,23 +118,17 @@ class Versioned(models.Model):
 
 class PatientQuerySet(models.QuerySet["Patient"]):
     def with_summary(self, today: date) -> PatientQuerySet:
-        """Annotate the latest evaluable draw and the next upcoming cycle: one query.
+        """Annotate the next upcoming cycle (`next_cycle_on`, `next_cycle_number`).
 
-        Used by the patient list, which shows both for every patient on a page.
+        Used by the patient list, which shows it for every patient on a page (and
+        the latest count as the rules assess it: `assessment.series_for_many`).
         """
-        latest = CTCDraw.objects.filter(
-            patient=OuterRef("pk"), status=DrawStatus.RESULTED, entered_in_error=False
-        ).order_by("-drawn_at", "-id")
         upcoming = (
             TreatmentCycle.objects.upcoming()
             .filter(therapy_line__patient=OuterRef("pk"), scheduled_date__gte=today)
             .order_by("scheduled_date", "number")
         )
         return self.annotate(
-            latest_count=Subquery(latest.values("ctc_count")[:1]),
-            latest_qualifier=Subquery(latest.values("count_qualifier")[:1]),
-            latest_volume=Subquery(latest.values("blood_volume_ml")[:1]),
-            latest_drawn_at=Subquery(latest.values("drawn_at")[:1]),
             next_cycle_on=Subquery(upcoming.values("scheduled_date")[:1]),
             next_cycle_number=Subquery(upcoming.values("number")[:1]),
         )
@@ -593,17 +587,6 @@ class Acknowledgement(models.Model):
 
     def __str__(self) -> str:
         return f"Acknowledged by {self.acknowledged_by} at {self.acknowledged_at:%Y-%m-%d %H:%M}"
-
-    def covers(self) -> rules.AcknowledgementIn:
-        """What this acknowledgement covers, as the rules read it."""
-        return rules.AcknowledgementIn(
-            cycle_id=self.cycle_id,
-            covers=frozenset(
-                (flag["code"], flag.get("source"))
-                for flag in self.flags
-                if flag.get("severity") in rules.NEEDS_REVIEW
-            ),
-        )
 
 
 # --- the access log ------------------------------------------------------------------

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from patients import services
 from patients.models import (
@@ -234,3 +235,21 @@ def api_token(user: User, name: str = "test client") -> str:
     from patients.accounts import api_tokens
 
     return api_tokens.issue(user, name=name)[1]
+# --- results to review ------------------------------------------------------------------
+
+
+def local_at(day: date, hour: int = 9) -> datetime:
+    """`hour` o'clock on `day` in the clinic's time zone (a builder's plain date is UTC)."""
+    return datetime.combine(day, time(hour), tzinfo=timezone.get_current_timezone())
+
+
+def high_result(by: services.Actor, patient: Patient, day: date) -> CTCDraw:
+    """1 CTC/7.5 mL three weeks before `day`, then 12 on `day`: a clear conversion,
+    `conversion_to_unfavourable` (high) and `rise_beyond_noise` (review). The second draw."""
+    draw(patient, by, drawn_at=local_at(day - timedelta(days=21)), ctc_count=1)
+    return draw(patient, by, drawn_at=local_at(day), ctc_count=12)
+
+
+def review_result(by: services.Actor, patient: Patient, day: date) -> CTCDraw:
+    """A first sample, unfavourable: `baseline_unfavourable` (review)."""
+    return draw(patient, by, drawn_at=local_at(day), ctc_count=9)

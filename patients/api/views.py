@@ -531,4 +531,6 @@ def _result_data(item: ResultItem, draw: dict[str, Any]) -> dict[str, Any]:
         "flags": [flag_data(f) for f in item.flags],
         "escalated": item.escalated,
         "resulted_at": draw_time(item.resulted_at),
+        # The list's order: resulted, or when a lone failed or rejected tube was entered.
+        "reported_at": draw_time(item.reported_at),
     }

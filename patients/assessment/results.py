@@ -4,7 +4,8 @@ Whether or not a cycle is due (spec section 5): a high result drawn outside ever
 window, or for a patient with no cycle entered, is listed here until a nurse or
 oncologist acknowledges it. The database sorts and pages the tubes that stand
 for such results by their stored rank (`assessment.ranks`): most severe first,
-then oldest `resulted_at`. Only a page's patients are then assessed, live.
+then the oldest first (`resulted_at`, or when a lone failed tube was entered).
+Only a page's patients are then assessed, live.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from django.db.models import F, QuerySet
+from django.db.models.functions import Coalesce
 
 from patients import rules
 from patients.assessment.series import PatientSeries, series_for_many
@@ -54,6 +56,12 @@ class ResultItem:
         return self.draw.resulted_at
 
     @property
+    def reported_at(self) -> datetime:
+        """When the result reached the record: resulted, or for a lone failed or rejected
+        tube (never resulted) when it was entered."""
+        return self.draw.resulted_at or self.draw.entered_at
+
+    @property
     def tubes(self) -> list[CTCDraw]:
         """Every tube of the result, the first (this one) first."""
         sample = self.found.sample
@@ -66,15 +74,19 @@ class ResultItem:
 def waiting(among: QuerySet[CTCDraw]) -> QuerySet[CTCDraw]:
     """The tubes standing for unacknowledged results to review, in the list's order.
 
-    A lone failed or rejected tube was never resulted (no `resulted_at`): it comes
-    after the results of its severity, on every database (SQLite would put it
-    first, PostgreSQL last; last is also the order of the index).
+    Oldest first by when each result reached the record (`REPORTED_AT`): a lone
+    failed or rejected tube was never resulted (no `resulted_at`) and takes its
+    place by when it was entered, not after every result of its severity.
     """
     return (
         among.filter(review_rank__isnull=False, review_acknowledged=False, entered_in_error=False)
         .select_related("patient", "entered_by")
-        .order_by("review_rank", F("resulted_at").asc(nulls_last=True), "id")
+        .order_by("review_rank", REPORTED_AT, "id")
     )
+
+
+# When a result reached the record, as `ResultItem.reported_at` says it.
+REPORTED_AT = Coalesce(F("resulted_at"), F("entered_at"))
 
 
 def result_items(draws: Iterable[CTCDraw]) -> list[ResultItem]:

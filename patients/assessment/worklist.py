@@ -96,6 +96,8 @@ ORDER_BY = (
     "number",
     "id",
 )
+# The worklist page's day view: by day 1 first, then the rules' order within each day.
+ORDER_BY_DAY = ("scheduled_date", "rank", *ORDER_BY[2:])
 
 
 def due_cycles(
@@ -104,6 +106,8 @@ def due_cycles(
     *,
     oncologist_id: int | None = None,
     flagged: bool = False,
+    unacknowledged: bool = False,
+    by_day: bool = False,
     among: TreatmentCycleQuerySet | None = None,
     today: date | None = None,
 ) -> DueCycles:
@@ -113,8 +117,10 @@ def due_cycles(
     rank of the phase each cycle is in today, then day 1, family and given name
     (case-insensitively), patient, cycle number and id, the order `worklist_order`
     gives from the live assessment. `flagged`: only cycles with a flag (high,
-    review or info). `among`: the cycles to choose from (a user's, from
-    `patients.access.cycles`); every cycle when None.
+    review or info). `unacknowledged`: only cycles with a high or review flag nobody
+    has acknowledged. `by_day`: day 1 first, then the rules' order within each day
+    (`ORDER_BY_DAY`, the page's day view). `among`: the cycles to choose from (a
+    user's, from `patients.access.cycles`); every cycle when None.
     """
     cycles = TreatmentCycle.objects.all() if among is None else among
     due = (
@@ -132,7 +138,9 @@ def due_cycles(
                 rank__lt=rules.RANKS_PER_GROUP + rules.RANK_DRAW_DUE,
             )
         )
-    return DueCycles(due)
+    if unacknowledged:
+        due = due.filter(rank__lt=rules.RANK_DRAW_DUE)
+    return DueCycles(due, by_day=by_day)
 
 
 class DueCycles:
@@ -146,11 +154,13 @@ class DueCycles:
     instead of thousands. Two queries per page, whatever the cohort's size.
     """
 
-    def __init__(self, due: QuerySet[TreatmentCycle]) -> None:
+    def __init__(self, due: QuerySet[TreatmentCycle], *, by_day: bool = False) -> None:
         self._due = due
+        self._order = ORDER_BY_DAY if by_day else ORDER_BY
+        self._group_order = ("scheduled_date", "rank") if by_day else ("rank", "scheduled_date")
 
     def groups(self) -> list[tuple[int, date, int]]:
-        """(rank, day 1, how many) of the cycles due, in order: one query, cached."""
+        """(rank, day 1, how many) of the cycles due, in the list's order: one query, cached."""
         return self._groups
 
     @cached_property
@@ -159,7 +169,7 @@ class DueCycles:
             self._due.order_by()
             .values_list("rank", "scheduled_date")  # type: ignore[misc]  # annotated by due_cycles
             .annotate(n=Count("id"))
-            .order_by("rank", "scheduled_date")
+            .order_by(*self._group_order)
         )
 
     def count(self) -> int:
@@ -169,7 +179,7 @@ class DueCycles:
         return self.count()
 
     def __iter__(self) -> Iterator[TreatmentCycle]:
-        return iter(_in_worklist_order(self._due))
+        return iter(self._in_order(self._due))
 
     # Pages are slices. An index is refused, and the NoReturn overload says so to the
     # paginators' types, which ask for one.
@@ -193,12 +203,11 @@ class DueCycles:
             before += n
         if wanted is None:
             return []
-        found = _in_worklist_order(self._due.filter(wanted))
+        found = self._in_order(self._due.filter(wanted))
         return list(found[skip : skip + stop - first])
 
-
-def _in_worklist_order(due: QuerySet[TreatmentCycle]) -> QuerySet[TreatmentCycle]:
-    return due.select_related("therapy_line__patient").order_by(*ORDER_BY)
+    def _in_order(self, due: QuerySet[TreatmentCycle]) -> QuerySet[TreatmentCycle]:
+        return due.select_related("therapy_line__patient").order_by(*self._order)
 
 
 def worklist_items(
@@ -260,16 +269,26 @@ def worklist_page(
     among: TreatmentCycleQuerySet | None,
     oncologist_id: int | None = None,
     flagged: bool = False,
+    unacknowledged: bool = False,
+    by_day: bool = False,
 ) -> WorklistPage[P]:
     """The worklist as the page and the API show it: the cycles due, in order, one page.
 
     `paginate` picks the page from the cycles due (Django's or DRF's paginator:
     both count and slice them); only that page's cycles are then assessed. `among`:
     the cycles the user may see (`patients.access.cycles`); None only for scripts.
+    `by_day`: the page's day view (day 1 first); the API keeps the rules' order.
     """
     today = timezone.localdate()
     due = due_cycles(
-        start, days, oncologist_id=oncologist_id, flagged=flagged, among=among, today=today
+        start,
+        days,
+        oncologist_id=oncologist_id,
+        flagged=flagged,
+        unacknowledged=unacknowledged,
+        by_day=by_day,
+        among=among,
+        today=today,
     )
     page = paginate(due)
     return WorklistPage(page, worklist_items(page, today))

@@ -14,9 +14,9 @@ none at all raises `VersionRequired`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,10 +30,13 @@ from django.utils import timezone
 from patients import assessment
 from patients.messages import (
     ACCESSION_TAKEN,
+    ACKNOWLEDGED_AGAIN_MINUTES,
     DRAW_IN_ERROR,
     ERROR_REASON_REQUIRED,
     NOTE_REQUIRED,
     NOTHING_TO_ACKNOWLEDGE,
+    NOTHING_TO_ACKNOWLEDGE_CYCLE,
+    acknowledged_again,
     line_number_taken,
 )
 from patients.models import (
@@ -520,6 +523,9 @@ def acknowledge_cycle(*, cycle: TreatmentCycle, by: Actor, note: str) -> Acknowl
     _hold_patient(cycle.therapy_line.patient_id)
     series = assessment.series_for(cycle.therapy_line.patient)
     flags = series.cycle_assessment(cycle).flags
+    if not any(f.severity in NEEDS_REVIEW for f in flags):
+        raise ValidationError({"non_field_errors": [NOTHING_TO_ACKNOWLEDGE_CYCLE]})
+    _refuse_repeat(series, by, "this cycle", lambda ack: ack.cycle_id == cycle.pk)
     return _acknowledge(Acknowledgement(cycle=cycle), flags, series, by=by, note=note)
 
 
@@ -540,7 +546,25 @@ def acknowledge_result(*, draw: CTCDraw, by: Actor, note: str) -> Acknowledgemen
     if not any(f.severity in NEEDS_REVIEW for f in flags):
         raise ValidationError({"non_field_errors": [NOTHING_TO_ACKNOWLEDGE]})
     first = sample.sample.key if sample is not None else draw.pk
+    _refuse_repeat(series, by, "this result", lambda ack: ack.draw_id == first)
     return _acknowledge(Acknowledgement(draw_id=first), flags, series, by=by, note=note)
+
+
+def _refuse_repeat(
+    series: assessment.PatientSeries,
+    by: Actor,
+    what: str,
+    same_item: Callable[[Acknowledgement], bool],
+) -> None:
+    """Refuse a second acknowledgement of one item by one person within minutes of the
+    first: a double submission (a second tap, a resent form), which would otherwise
+    record the same thing twice. Read under the patient's lock, from the series."""
+    account = acting_account(by)
+    since = timezone.now() - timedelta(minutes=ACKNOWLEDGED_AGAIN_MINUTES)
+    for ack in reversed(series.acknowledgements):
+        if ack.acknowledged_by_id == account.pk and ack.acknowledged_at >= since and same_item(ack):
+            at = timezone.localtime(ack.acknowledged_at).strftime("%H:%M")
+            raise ValidationError({"non_field_errors": [acknowledged_again(what, at)]})
 
 
 def _hold_patient(patient_id: int) -> None:

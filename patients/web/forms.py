@@ -261,19 +261,30 @@ class AcknowledgeForm(forms.Form):
     )
 
 
+class OncologistByName(forms.ModelChoiceField):
+    """An oncologist to choose, by full name (the username when there is none)."""
+
+    def label_from_instance(self, obj: User) -> str:
+        return obj.get_full_name() or obj.get_username()
+
+
 class WorklistFilterForm(forms.Form):
     start = forms.DateField(required=False, label="From", widget=DateInput())
     days = forms.IntegerField(required=False, min_value=1, max_value=60, label="Days")
     flagged = forms.BooleanField(required=False, label="Flagged only")
+    unacknowledged = forms.BooleanField(required=False, label="Needs acknowledgement")
     oncologist: forms.ModelChoiceField[User] = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="All"
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        oncologists = oncologist_choices()
-        oncologists.empty_label = "All oncologists"
-        self.fields["oncologist"] = oncologists
+        self.fields["oncologist"] = OncologistByName(
+            oncologist_choices().queryset,
+            required=False,
+            label="Oncologist",
+            empty_label="All oncologists",
+        )
 
     def start_date(self, today: date) -> date:
         return (self.cleaned_data.get("start") if self.is_valid() else None) or today

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -25,7 +24,7 @@ from patients.web.documents import chart_data, imaging_of
 from patients.web.forms import (
     AcknowledgeForm,
 )
-from patients.web.presenters import draw_rows, patient_summary
+from patients.web.presenters import draw_rows, patient_rows
 
 GET_POST = require_http_methods(["GET", "HEAD", "POST"])
 
@@ -58,10 +57,11 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     what = f"patient list page {page.number}{' (search)' if query else ''}"
     patient_ids = [p.pk for p in page.object_list]
     audit.record_read(request, AccessAction.PATIENT_LIST, patient_ids=patient_ids, what=what)
+    shown = list(page.object_list)
     ctx = {
         "q": query,
         "page": page,
-        "rows": [patient_summary(p, settings.CTC_CUTOFFS) for p in page.object_list],
+        "rows": patient_rows(shown, assessment.series_for_many(shown)),
     }
     return render(request, "patients/patient_list.html", ctx)
 

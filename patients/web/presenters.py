@@ -7,10 +7,10 @@ so the worklist, the patient pages and the report say things the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from decimal import Decimal
 
 from django.utils.safestring import SafeString, mark_safe
 
@@ -36,12 +36,34 @@ class DrawRow:
 
 
 @dataclass(frozen=True)
+class Chip:
+    """A reason in one word or two ("rise", "not evaluable"), with its severity."""
+
+    word: str
+    severity: str  # "high", "review", "info", or "due" for a draw due
+
+
+@dataclass(frozen=True)
+class LatestCount:
+    """What a list says under "Latest count": the latest tube whatever its status, and the
+    latest evaluable count beside it (the same words on the worklist and the patient list).
+    """
+
+    status_text: str  # the latest tube when it is no result: "rejected 28 Nov: repeat needed"
+    rate_text: str  # the latest evaluable sample's count; "" when there is none
+    category: str
+    chance_text: str
+    drawn_on: date | None  # the latest evaluable sample's day
+
+
+@dataclass(frozen=True)
 class WorklistRow:
     cycle: TreatmentCycle
     patient: Patient
     severity: str  # "high", "review", "info", "draw_due" or "none"
-    flags: Sequence[rules.Flag]
-    latest: DrawRow | None
+    flags: Sequence[rules.Flag]  # as the lists show them: no p-values
+    chips: Sequence[Chip]
+    latest: LatestCount | None
     sparkline: SafeString
     acknowledgements: Sequence[Acknowledgement]
     state: str  # a rules.PreCycleState value
@@ -49,30 +71,38 @@ class WorklistRow:
     acknowledged: bool  # every high or review flag covered
     awaits_acknowledgement: bool = False  # a high or review flag nobody has acknowledged
 
+    @property
+    def row_id(self) -> str:
+        """The row's id on the page, and how an acknowledgement names it (`just_done`)."""
+        return f"cycle-{self.cycle.pk}"
+
 
 @dataclass(frozen=True)
 class ResultRow:
     draw: CTCDraw  # the tube that stands for the result (a sample's first tube)
     patient: Patient
     severity: str  # "high" or "review"
-    flags: Sequence[rules.Flag]
+    flags: Sequence[rules.Flag]  # as the lists show them: no p-values
+    chips: Sequence[Chip]
     rate_text: str  # the sample's count, or the tube's status when not evaluable
     category: str
     chance_text: str  # the near-the-cut-off chance, when it is worth showing
     tubes: Sequence[CTCDraw]
     escalated: bool
     age_text: str  # how long the result has waited, "2 days"
+    reported_at: datetime  # resulted, or when a lone failed tube was entered
+
+    @property
+    def row_id(self) -> str:
+        return f"result-{self.draw.pk}"
 
 
 @dataclass(frozen=True)
 class PatientRow:
     patient: Patient
-    category: str
-    rate_text: str
-    latest_drawn_at: datetime | None
+    latest: LatestCount | None
     next_cycle_on: date | None
     next_cycle_number: int | None
-    cutoff: int | None
 
 
 def rate_text(rate: float | None, *, censored: bool = False) -> str:
@@ -152,17 +182,18 @@ def worklist_rows(items: Sequence[WorklistItem]) -> list[WorklistRow]:
 
 def _worklist_row(item: WorklistItem) -> WorklistRow:
     series = item.series
-    latest = item.latest_draw
     found = item.assessment
     severity = str(found.severity or "none")
-    if found.severity is None and found.state is rules.PreCycleState.DRAW_DUE:
+    due = found.state is rules.PreCycleState.DRAW_DUE
+    if found.severity is None and due:
         severity = "draw_due"
     return WorklistRow(
         cycle=item.cycle,
         patient=item.patient,
         severity=severity,
-        flags=found.flags,
-        latest=draw_row(latest, series.by_draw_id.get(latest.pk)) if latest else None,
+        flags=list_flags(found.flags),
+        chips=chips(found.flags, draw_due=due),
+        latest=latest_count(series),
         # Our own SVG built from numbers only (no user text): safe to inline.
         sparkline=mark_safe(assessed_sparkline_svg(series.assessments, series.cutoff).decode()),  # noqa: S308
         acknowledgements=item.acknowledgements,
@@ -184,18 +215,104 @@ def _result_row(item: ResultItem, now: datetime) -> ResultRow:
         rate = sample_rate_text(sample)
     else:
         rate = f"{item.draw.get_status_display()}: no count, a repeat draw is needed"
-    p = found.p_at_or_above_cutoff
     return ResultRow(
         draw=item.draw,
         patient=item.patient,
         severity=str(item.severity or "none"),
-        flags=found.flags,
+        flags=list_flags(found.flags),
+        chips=chips(found.flags),
         rate_text=rate,
         category=str(found.category or ""),
-        chance_text=rules.chance_text(p) if p is not None and rules.chance_shown(p) else "",
+        chance_text=_chance(found),
         tubes=item.tubes,
         escalated=item.escalated,
-        age_text=_age(item.resulted_at or item.draw.entered_at, now),
+        age_text=_age(item.reported_at, now),
+        reported_at=item.reported_at,
+    )
+
+
+# --- what the lists say -----------------------------------------------------------------
+
+# Each flag's reason in a word or two, for a row read at a glance (the full message is one
+# click away). Both conversions are "converted": the chip's severity tells them apart.
+CHIP_WORDS: dict[str, str] = {
+    rules.FlagCode.BASELINE_UNFAVOURABLE: "baseline",
+    rules.FlagCode.CONVERSION_TO_UNFAVOURABLE: "converted",
+    rules.FlagCode.PERSISTENT_UNFAVOURABLE: "persistent",
+    rules.FlagCode.CONVERSION_TO_FAVOURABLE: "converted",
+    rules.FlagCode.RISE_BEYOND_NOISE: "rise",
+    rules.FlagCode.NON_STANDARD_VOLUME: "volume",
+    rules.FlagCode.DOXORUBICIN_WINDOW: "doxorubicin",
+    rules.FlagCode.MISSING_PRE_CYCLE_DRAW: "missing",
+    rules.FlagCode.DISCORDANT_IN_WINDOW: "discordant",
+    rules.FlagCode.NOT_EVALUABLE: "not evaluable",
+    rules.FlagCode.NO_CUTOFF: "no cut-off",
+}
+DRAW_DUE_CHIP = Chip("due", "due")
+
+
+def chips(flags: Sequence[rules.Flag], *, draw_due: bool = False) -> list[Chip]:
+    """The reasons of a row, one chip per word, in the flags' order (most severe first)."""
+    shown: dict[str, Chip] = {}
+    for flag in flags:
+        word = CHIP_WORDS.get(flag.code, flag.code.replace("_", " "))
+        shown.setdefault(word, Chip(word, str(flag.severity)))
+    return [*shown.values(), *([DRAW_DUE_CHIP] if draw_due else [])]
+
+
+# The rise test's p-value in a flag's message, " (p = 0.012)" or " (p < 0.001)"
+# (`rules.format_p_value`): the patient page shows it, the lists do not.
+_P_VALUE = re.compile(r" \(p (?:=|<) [0-9.]+\)")
+
+
+def list_flags(flags: Sequence[rules.Flag]) -> list[rules.Flag]:
+    """The flags as the worklist and the results list show them: without p-values."""
+    return [replace(flag, message=_P_VALUE.sub("", flag.message)) for flag in flags]
+
+
+def _chance(found: rules.DrawAssessment) -> str:
+    """The near-the-cut-off chance of the rules, when it is worth showing."""
+    p = found.p_at_or_above_cutoff
+    return rules.chance_text(p) if p is not None and rules.chance_shown(p) else ""
+
+
+def _short_day(day: date) -> str:
+    """ "28 Nov": a recent day in a short status."""
+    return f"{day.day} {day:%b}"
+
+
+def _status_text(tube: rules.DrawIn) -> str:
+    """A tube that is no result, in words: "rejected 28 Nov: repeat needed"."""
+    day = _short_day(tube.drawn_on)
+    match tube.status:
+        case rules.DrawStatus.PENDING:
+            return f"pending since {day}"
+        case rules.DrawStatus.REJECTED | rules.DrawStatus.FAILED:
+            return f"{tube.status} {day}: repeat needed"
+    return f"{tube.status} {day}"
+
+
+def latest_count(series: PatientSeries) -> LatestCount | None:
+    """The latest tube whatever its status, and the latest evaluable count beside it.
+
+    A tube drawn with an evaluable one (a rejected tube beside a resulted one) is
+    part of that sample: the sample is the latest result then. None: no draws.
+    """
+    found = series.assessments
+    if not found:
+        return None
+    latest_at = max(a.draw.drawn_at for a in found)
+    at_latest = [a for a in found if a.draw.drawn_at == latest_at]
+    status = "" if any(a.evaluable for a in at_latest) else _status_text(at_latest[-1].draw)
+    evaluable = next((a for a in reversed(found) if a.evaluable and a.sample), None)
+    if evaluable is None or evaluable.sample is None:
+        return LatestCount(status, "", "", "", None)
+    return LatestCount(
+        status_text=status,
+        rate_text=sample_rate_text(evaluable.sample),
+        category=str(evaluable.category or ""),
+        chance_text=_chance(evaluable),
+        drawn_on=evaluable.draw.drawn_on,
     )
 
 
@@ -209,19 +326,17 @@ def _age(since: datetime, now: datetime) -> str:
     return f"{hours // 24} days"
 
 
-def patient_summary(patient: Patient, cutoffs: Mapping[str, int]) -> PatientRow:
-    """A patient-list row from the annotations of `PatientQuerySet.with_summary`."""
-    cutoff = rules.cutoff_for(patient.cancer_type, cutoffs)
-    count: int | None = patient.latest_count  # type: ignore[attr-defined]
-    volume: Decimal | None = patient.latest_volume  # type: ignore[attr-defined]
-    rate = rules.rate_per_7_5_ml(count, volume) if count is not None and volume else None
-    category = rules.categorize(rate, cutoff) if rate is not None and cutoff is not None else ""
-    return PatientRow(
-        patient=patient,
-        category=str(category),
-        rate_text=rate_text(rate, censored=patient.latest_qualifier == ">"),  # type: ignore[attr-defined]
-        latest_drawn_at=patient.latest_drawn_at,  # type: ignore[attr-defined]
-        next_cycle_on=patient.next_cycle_on,  # type: ignore[attr-defined]
-        next_cycle_number=patient.next_cycle_number,  # type: ignore[attr-defined]
-        cutoff=cutoff,
-    )
+def patient_rows(
+    patients: Sequence[Patient], series: Mapping[int, PatientSeries]
+) -> list[PatientRow]:
+    """Patient-list rows: the latest count as the worklist says it, and the next cycle
+    (`next_cycle_on`, `next_cycle_number`: annotations of `PatientQuerySet.with_summary`)."""
+    return [
+        PatientRow(
+            patient=p,
+            latest=latest_count(series[p.pk]),
+            next_cycle_on=p.next_cycle_on,  # type: ignore[attr-defined]
+            next_cycle_number=p.next_cycle_number,  # type: ignore[attr-defined]
+        )
+        for p in patients
+    ]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
+from itertools import groupby
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import (
     require_POST,
     require_safe,
@@ -22,37 +21,45 @@ from patients import access, assessment, audit, services
 from patients.models import (
     AccessAction,
 )
-from patients.web.forms import (
-    AcknowledgeForm,
-    WorklistFilterForm,
-    apply_service_errors,
-)
-from patients.web.presenters import worklist_rows
+from patients.web import acknowledging
+from patients.web.forms import WorklistFilterForm
+from patients.web.presenters import WorklistRow, worklist_rows
 
 # --- worklist ----------------------------------------------------------------------
 
 WORKLIST_PAGE_SIZE = 50
+# The worklist's view ("day": grouped by day 1, today first; "urgency": the rules' order
+# over the whole range), chosen with `?view=` and kept for the session.
+VIEW_KEY = "worklist_view"
+VIEWS = ("day", "urgency")
 
 
 @require_safe
 @login_required
 @permission_required("patients.view_treatmentcycle", raise_exception=True)
 def worklist(request: HttpRequest) -> HttpResponse:
-    """The cycles due, most severe first: what a nurse opens every morning.
+    """The cycles due: what a nurse opens every morning.
 
-    The database sorts and pages the cycles by their stored review rank; only
-    the page's rows are assessed, live, for the flags shown.
+    Grouped by day 1, today first, each day in the rules' order (most severe
+    first); or, one click away, in the rules' order over the whole range ("by
+    urgency", the API's order). The database sorts and pages the cycles by their
+    stored rank; only the page's rows are assessed, live, for the flags shown.
     """
     form = WorklistFilterForm(request.GET or None)
-    start, days = form.start_date(timezone.localdate()), form.day_count()
-    oncologist = form.cleaned_data.get("oncologist") if form.is_valid() else None
+    view = _view(request)
+    today = timezone.localdate()
+    start, days = form.start_date(today), form.day_count()
+    valid = form.is_valid()
+    oncologist = form.cleaned_data.get("oncologist") if valid else None
     shown = assessment.worklist_page(
         start,
         days,
         lambda due: Paginator(due, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page")),
         among=access.cycles(request.user),
         oncologist_id=oncologist.pk if oncologist else None,
-        flagged=bool(form.is_valid() and form.cleaned_data.get("flagged")),
+        flagged=bool(valid and form.cleaned_data.get("flagged")),
+        unacknowledged=bool(valid and form.cleaned_data.get("unacknowledged")),
+        by_day=view == "day",
     )
     page, items = shown.page, shown.items
     end = start + timedelta(days=days - 1)
@@ -63,17 +70,57 @@ def worklist(request: HttpRequest) -> HttpResponse:
         patient_ids=[item.patient.pk for item in items],
         what=what,
     )
+    rows = worklist_rows(items)
     ctx = {
         "form": form,
         "start": start,
         "end": end,
-        "rows": worklist_rows(items),
+        "view": view,
+        "groups": _by_day(rows, today) if view == "day" else [DayGroup(None, "", rows)],
+        "rows": rows,
         "page": page,
-        "page_query": _without_page(request),
+        "page_query": _without(request, "page", "view"),
+        "view_query": _without(request, "page", "view"),
         "showing": _showing(page),
-        "ack_form": AcknowledgeForm(),
+        "filter_errors": _filter_errors(form),
+        "just_done": acknowledging.just_done(request),
     }
     return render(request, "patients/worklist.html", ctx)
+
+
+@dataclass(frozen=True)
+class DayGroup:
+    day: date | None  # None: one group over the whole range (by urgency)
+    label: str  # "Today", "Tomorrow", or "" (the template writes the date)
+    rows: list[WorklistRow]
+
+
+def _by_day(rows: list[WorklistRow], today: date) -> list[DayGroup]:
+    """The page's rows in runs of one day 1 (they come sorted by day 1 first)."""
+    names = {today: "Today", today + timedelta(days=1): "Tomorrow"}
+    groups: list[DayGroup] = []
+    for day, run in groupby(rows, key=lambda row: row.cycle.scheduled_date):
+        groups.append(DayGroup(day, names.get(day, ""), list(run)))
+    return groups
+
+
+def _filter_errors(form: WorklistFilterForm) -> list[str]:
+    """Each filter's errors under its label, as the form shows it ("Days: ...")."""
+    return [
+        f"{form.fields[name].label if name in form.fields else 'Filters'}: "
+        + " ".join(map(str, errors))
+        for name, errors in form.errors.items()
+    ]
+
+
+def _view(request: HttpRequest) -> str:
+    """The view asked for (and then remembered), else the session's, else by day."""
+    asked = request.GET.get("view")
+    if asked in VIEWS:
+        request.session[VIEW_KEY] = asked
+        return asked
+    kept = request.session.get(VIEW_KEY)
+    return kept if kept in VIEWS else "day"
 
 
 def _showing(page: Page) -> str:
@@ -82,10 +129,11 @@ def _showing(page: Page) -> str:
     return f"{page.start_index():,}–{page.end_index():,} of {count:,}" if count else "0"
 
 
-def _without_page(request: HttpRequest) -> str:
-    """The filters of this request as a query string for the pager's links, minus `page`."""
+def _without(request: HttpRequest, *names: str) -> str:
+    """The filters of this request as a query string for links, minus `names`."""
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in names:
+        query.pop(name, None)
     return query.urlencode()
 
 
@@ -94,26 +142,14 @@ def _without_page(request: HttpRequest) -> str:
 @permission_required("patients.add_acknowledgement", raise_exception=True)
 def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     cycle = access.cycle(request.user, pk)
-    patient = cycle.therapy_line.patient
-    form = AcknowledgeForm(request.POST)
-    if form.is_valid():
-        try:
-            services.acknowledge_cycle(cycle=cycle, by=request.user, note=form.cleaned_data["note"])
-        except ValidationError as exc:
-            apply_service_errors(form, exc)
-    if not form.is_valid():
-        for message in form.errors.get("note", form.non_field_errors()):
-            messages.error(request, f"Not acknowledged: {message}")
-    else:
-        messages.success(request, f"Acknowledged cycle {cycle.number} for {patient.name}.")
-    return back(request, fallback=reverse("patients:worklist"))
-
-
-def back(request: HttpRequest, *, fallback: str) -> HttpResponseRedirect:
-    """Redirect to the safe `next` the form came from, or the fallback."""
-    target = request.POST.get("next", "")
-    safe = url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    line, patient = cycle.therapy_line, cycle.therapy_line.patient
+    return acknowledging.acknowledge(
+        request,
+        lambda note: services.acknowledge_cycle(cycle=cycle, by=request.user, note=note),
+        row=f"cycle-{cycle.pk}",
+        done=(
+            f"cycle {cycle.number} of {line.regimen} for {patient.family_name}, "
+            f"{patient.given_name} (MRN {patient.mrn})"
+        ),
+        fallback=reverse("patients:worklist"),
     )
-    # Not redirect(): it would try a `next` such as "x" as a view name (NoReverseMatch, a 500).
-    return HttpResponseRedirect(target if safe and target else fallback)

@@ -7,12 +7,13 @@ first, then the oldest result first.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from patients import services
+from patients.api.serializers import draw_time
 from patients.models import AccessAction, AccessEvent, Acknowledgement, CTCDraw, Patient
 from tests import builders
 
@@ -26,24 +27,17 @@ def today() -> date:
     return timezone.localdate()
 
 
-def _at(day: date, hour: int = 9) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=timezone.get_current_timezone())
+_at = builders.local_at
 
 
 def _patient(by, family: str, **fields) -> Patient:
     return builders.patient(by, family_name=family, oncologist=by, **fields)
 
 
-def _high(by, patient: Patient, day: date) -> CTCDraw:
-    """A favourable sample three weeks before `day`, then a clear conversion on `day`:
-    `conversion_to_unfavourable` (high) and `rise_beyond_noise` (review)."""
-    builders.draw(patient, by, drawn_at=_at(day - timedelta(days=21)), ctc_count=1)
-    return builders.draw(patient, by, drawn_at=_at(day), ctc_count=12)
+_high = builders.high_result
 
 
-def _review(by, patient: Patient, day: date) -> CTCDraw:
-    """A first sample, unfavourable: `baseline_unfavourable` (review)."""
-    return builders.draw(patient, by, drawn_at=_at(day), ctc_count=9)
+_review = builders.review_result
 
 
 def _acknowledge(api, draw: CTCDraw, note: str = "Oncologist informed"):
@@ -416,3 +410,36 @@ def test_the_list_runs_the_same_queries_for_5_and_50_results(
 
     assert five == fifty
     assert api.get(URL).json()["count"] == 50
+
+
+def test_a_lone_rejected_tube_is_ordered_and_reported_by_when_it_was_entered(
+    api, nurse, oncologist, today
+):
+    lone = _patient(oncologist, "Lone")
+    rejected = builders.draw(
+        lone, oncologist, drawn_at=_at(today - timedelta(3)), status="rejected"
+    )
+    later = _review(oncologist, _patient(oncologist, "Later"), today)
+    CTCDraw.objects.filter(pk=later.pk).update(resulted_at=timezone.now() + timedelta(minutes=5))
+    api.force_authenticate(nurse)
+
+    items = api.get(URL).json()["items"]
+
+    assert _ids({"items": items}) == [rejected.pk, later.pk]  # both review: the older first
+    assert items[0]["resulted_at"] is None
+    rejected.refresh_from_db()
+    assert items[0]["reported_at"] == draw_time(rejected.entered_at)
+
+
+def test_a_second_acknowledgement_of_a_result_within_minutes_is_refused(
+    api, nurse, oncologist, today
+):
+    high = _high(oncologist, _patient(oncologist, "Brown"), today - timedelta(days=1))
+    api.force_authenticate(nurse)
+
+    assert _acknowledge(api, high).status_code == 201
+    again = _acknowledge(api, high)
+
+    assert again.status_code == 400
+    assert "You acknowledged this result at " in again.json()["non_field_errors"][0]
+    assert Acknowledgement.objects.count() == 1

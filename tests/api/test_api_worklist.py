@@ -311,3 +311,43 @@ def test_a_cycle_whose_window_has_not_opened_has_no_flag_and_says_when_it_opens(
         "from": (today + timedelta(days=3)).isoformat(),
         "to": (today + timedelta(days=10)).isoformat(),
     }
+
+
+def test_a_second_acknowledgement_within_minutes_is_refused_with_a_message(api, nurse, oncologist):
+    cycle = _due(oncologist, START, [1, 9])
+    url = f"/api/v1/cycles/{cycle.pk}/acknowledgements/"
+    api.force_authenticate(nurse)
+
+    first = api.post(url, {"note": "Oncologist informed"}, format="json")
+    again = api.post(url, {"note": "Oncologist informed"}, format="json")
+
+    assert (first.status_code, again.status_code) == (201, 400)
+    (message,) = again.json()["non_field_errors"]
+    assert message.startswith("You acknowledged this cycle at ")
+    assert message.endswith("less than 10 minutes ago; it was not acknowledged again.")
+    assert Acknowledgement.objects.count() == 1
+
+
+def test_a_cycle_with_nothing_to_acknowledge_is_refused(api, nurse, oncologist):
+    cycle = _due(oncologist, START, [1, 0])
+    api.force_authenticate(nurse)
+
+    r = api.post(f"/api/v1/cycles/{cycle.pk}/acknowledgements/", {"note": "ok"}, format="json")
+
+    assert r.status_code == 400
+    assert r.json() == {
+        "non_field_errors": ["Nothing to acknowledge: this cycle has no high or review flag."]
+    }
+    assert not Acknowledgement.objects.exists()
+
+
+def test_the_api_keeps_the_rules_order_whatever_view_the_page_remembers(
+    api, client, nurse, oncologist
+):
+    calm = _due(oncologist, START, [1, 0], family_name="Calm")
+    risen = _due(oncologist, START + timedelta(days=3), [1, 9], family_name="Risen")
+    client.force_login(nurse)
+    client.get("/", {"view": "day"})
+    api.force_authenticate(nurse)
+
+    assert [i["cycle"]["id"] for i in _get(api).json()["items"]] == [risen.pk, calm.pk]

@@ -7,6 +7,7 @@ of a small clinic built for each state.)
 
 from __future__ import annotations
 
+import re
 from io import StringIO
 
 import pytest
@@ -36,13 +37,14 @@ def _suffix(label: str) -> str:
 
 
 def _columns_out_of_view(page: Page, width: int) -> list[str]:
-    """The first row's cells that end beyond the window: seen only by scrolling sideways."""
-    first = page.locator("table.worklist tbody tr").first
+    """The first row's reason and disclosure (the flags, the acknowledge form) when they
+    end beyond the window: seen only by scrolling sideways."""
+    first = page.locator("ol.rows > li").first
     out = []
-    for label in ("Flags", "Acknowledgement"):
-        box = first.locator(f"td[data-label='{label}']").bounding_box()
+    for part in (".c-reason", ".c-more summary"):
+        box = first.locator(part).bounding_box()
         if box is None or box["x"] + box["width"] > width:
-            out.append(label)
+            out.append(part)
     return out
 
 
@@ -52,19 +54,20 @@ def test_the_worklist_shows_a_draw_due_a_result_pending_and_an_acknowledged_row(
 ):
     page.set_viewport_size({"width": WIDTHS[label], "height": 900})
     sign_in(page, live_server.url, "nurse")
-    rows = page.locator("table.worklist tbody tr")
+    rows = page.locator("ol.worklist > li")
 
     expect(rows.filter(has=page.locator(".state-draw_due")).first).to_contain_text("Draw due")
-    pending = page.locator(f"tr[data-patient='{demo[Event.PENDING]}']")
+    pending = page.locator(f"li[data-patient='{demo[Event.PENDING]}']")
     expect(pending).to_contain_text("Result pending since")
-    expect(pending.locator("td[data-label='Latest count']")).to_contain_text("Pending")
-    rejected = page.locator(f"tr[data-patient='{demo[Event.REJECTED]}']")
-    expect(rejected.locator("td[data-label='Latest count']")).to_contain_text("Rejected")
-    acknowledged = page.locator(f"tr[data-patient='{demo[Event.ACKNOWLEDGED]}']")
-    expect(acknowledged).to_contain_text("Acknowledged by nurse")
+    expect(pending.locator(".c-latest")).to_contain_text("pending since")
+    rejected = page.locator(f"li[data-patient='{demo[Event.REJECTED]}']")
+    expect(rejected.locator(".c-latest")).to_contain_text("rejected")
+    expect(rejected.locator(".c-latest")).to_contain_text("repeat needed")
+    acknowledged = page.locator(f"li[data-patient='{demo[Event.ACKNOWLEDGED]}']")
+    expect(acknowledged.locator(".ack-line")).to_contain_text("Acknowledged by Nina Novak")
     expect(acknowledged).to_contain_text("Oncologist informed; CT brought forward")
-    expect(acknowledged.get_by_role("button", name="Acknowledge")).to_have_count(0)
-    delayed = page.locator(f"tr[data-patient='{demo[Event.DELAYED]}']")
+    expect(acknowledged.locator(".ack-form")).to_have_count(0)
+    delayed = page.locator(f"li[data-patient='{demo[Event.DELAYED]}']")
     expect(delayed).to_contain_text("delayed")
     assert _columns_out_of_view(page, WIDTHS[label]) == []
     settle(page)
@@ -81,12 +84,13 @@ def test_results_to_review_list_the_escalated_result_and_the_patient_with_no_cyc
     page.get_by_role("link", name="Results to review").first.click()
 
     expect(page.get_by_role("heading", name="Results to review")).to_be_visible()
-    escalated = page.locator(f"tr[data-patient='{demo[Event.ESCALATED]}']")
+    escalated = page.locator(f"li[data-patient='{demo[Event.ESCALATED]}']")
     expect(escalated).to_contain_text("escalated")
-    expect(escalated).to_contain_text("HIGH")
-    expect(page.locator(f"tr[data-patient='{demo[Event.NO_CYCLE]}']")).to_contain_text("HIGH")
-    outside = page.locator(f"tr[data-patient='{demo[Event.HIGH_OUTSIDE_WINDOW]}']")
-    expect(outside).to_contain_text("HIGH")  # drawn mid-cycle: no cycle shows it
+    expect(escalated).to_have_class(re.compile("severity-high"))
+    no_cycle = page.locator(f"li[data-patient='{demo[Event.NO_CYCLE]}']")
+    expect(no_cycle).to_have_class(re.compile("severity-high"))
+    outside = page.locator(f"li[data-patient='{demo[Event.HIGH_OUTSIDE_WINDOW]}']")
+    expect(outside).to_have_class(re.compile("severity-high"))  # mid-cycle: no cycle shows it
     assert _columns_out_of_view(page, WIDTHS[label]) == []
     settle(page)
     page.screenshot(

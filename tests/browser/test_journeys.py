@@ -48,16 +48,21 @@ def test_an_oncologist_enters_a_converting_count_and_a_nurse_acknowledges_it(
 
     # The nurse finds Brown at the top of the worklist and acknowledges the flags.
     sign_in(page, base, "nina")
-    first_row = page.locator("table.worklist tbody tr").first
+    page.get_by_role("link", name="By urgency").click()
+    first_row = page.locator("ol.worklist > li").first
     expect(first_row).to_contain_text("BT-001")
-    expect(first_row).to_contain_text("HIGH")
+    expect(first_row.locator(".chip-high")).to_contain_text("converted")
     page.screenshot(path=screenshot_dir / "worklist.png", full_page=True)
+    first_row.locator("summary").click()
     first_row.get_by_label("Note").fill("Oncologist informed; CT brought forward")
-    first_row.get_by_role("button", name="Acknowledge").click()
-    expect(page.get_by_text("Acknowledged cycle 3 for Pat Brown")).to_be_visible()
-    first_row = page.locator("table.worklist tbody tr").first
-    expect(first_row).to_contain_text("Oncologist informed; CT brought forward")
-    expect(first_row).to_contain_text("Converted to unfavourable")  # the flag stays
+    first_row.locator(".ack-form").get_by_role("button", name="Acknowledge").click()
+    expect(page.locator(".messages")).to_contain_text(
+        "Acknowledged cycle 3 of Paclitaxel for Brown, Pat (MRN BT-001)."
+    )
+    row = page.locator("li.just-done")  # highlighted, wherever the order now puts it
+    expect(row).to_contain_text("BT-001")
+    expect(row.locator(".ack-line")).to_contain_text("Oncologist informed; CT brought forward")
+    expect(row).to_contain_text("Converted to unfavourable")  # the flag stays
     page.screenshot(path=screenshot_dir / "worklist-acknowledged.png", full_page=True)
     sign_out(page)
 
@@ -87,15 +92,16 @@ def test_a_nurse_clears_the_results_to_review_from_the_header(
     results = page.get_by_role("link", name=re.compile("^Results to review"))
     expect(results.locator(".count")).to_have_text("2")
     results.click()
-    rows = page.locator("table.results tbody tr")
+    rows = page.locator("ol.results > li")
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("BT-001")  # high before review
-    expect(rows.first).to_contain_text("HIGH")
+    expect(rows.first).to_have_class(re.compile("severity-high"))
     settle(page)
     page.screenshot(path=screenshot_dir / "results-to-review.png", full_page=True)
 
+    rows.first.locator("summary").click()
     rows.first.get_by_label("Note").fill("Oncologist informed; CT brought forward")
-    rows.first.get_by_role("button", name="Acknowledge").click()
+    rows.first.locator(".ack-form").get_by_role("button", name="Acknowledge").click()
 
     expect(page.get_by_text("Acknowledged the result drawn")).to_be_visible()
     expect(rows).to_have_count(1)

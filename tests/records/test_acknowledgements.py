@@ -13,10 +13,17 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from patients import assessment, services
 from patients.assessment.results import waiting
-from patients.messages import DRAW_IN_ERROR, NOTE_REQUIRED, NOTHING_TO_ACKNOWLEDGE
+from patients.messages import (
+    DRAW_IN_ERROR,
+    NOTE_REQUIRED,
+    NOTHING_TO_ACKNOWLEDGE,
+    NOTHING_TO_ACKNOWLEDGE_CYCLE,
+    acknowledged_again,
+)
 from patients.models import Acknowledgement, CTCDraw, TreatmentCycle
 from tests import builders
 
@@ -268,3 +275,55 @@ def test_correcting_a_planned_day_1_moves_its_window(due, patient, oncologist):
     found = assessment.series_for(patient).cycle_assessment(TreatmentCycle.objects.get(pk=due.pk))
     assert found.window == (DAY1 + timedelta(7), DAY1 + timedelta(14))
     assert found.state == "missing"  # the draw was for no planned date of this cycle
+
+
+# --- what is refused: nothing to acknowledge, and the same acknowledgement twice ---------------
+
+
+def test_a_cycle_with_nothing_to_acknowledge_is_refused_as_a_result_is(due, patient, oncologist):
+    builders.draw(patient, oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=1)
+
+    errors = _errors(lambda: services.acknowledge_cycle(cycle=due, by=oncologist, note="Seen"))
+
+    assert errors == {"non_field_errors": [NOTHING_TO_ACKNOWLEDGE_CYCLE]}
+    assert _nothing_saved() == (0, 0)
+
+
+def test_the_same_person_acknowledging_a_result_again_within_minutes_is_refused(
+    patient, oncologist, nurse
+):
+    high = builders.draw(patient, oncologist, drawn_at=_at(date(2026, 2, 1)), ctc_count=40)
+    first = services.acknowledge_result(draw=high, by=nurse, note="Oncologist informed")
+
+    errors = _errors(lambda: services.acknowledge_result(draw=high, by=nurse, note="Again"))
+
+    at = timezone.localtime(first.acknowledged_at).strftime("%H:%M")
+    assert errors == {"non_field_errors": [acknowledged_again("this result", at)]}
+    assert "less than 10 minutes ago" in errors["non_field_errors"][0]
+    assert _nothing_saved() == (1, 1)
+
+
+def test_the_same_person_acknowledging_a_cycle_again_within_minutes_is_refused(
+    due, patient, oncologist, nurse
+):
+    builders.draw(patient, oncologist, drawn_at=_at(DAY1 - timedelta(3)), ctc_count=40)
+    services.acknowledge_cycle(cycle=due, by=nurse, note="Oncologist informed")
+
+    errors = _errors(lambda: services.acknowledge_cycle(cycle=due, by=nurse, note="Again"))
+
+    assert "You acknowledged this cycle at" in errors["non_field_errors"][0]
+    assert _nothing_saved() == (1, 1)
+
+
+def test_someone_else_or_the_same_person_later_may_acknowledge_again(patient, oncologist, nurse):
+    high = builders.draw(patient, oncologist, drawn_at=_at(date(2026, 2, 1)), ctc_count=40)
+    first = services.acknowledge_result(draw=high, by=nurse, note="Oncologist informed")
+
+    services.acknowledge_result(draw=high, by=oncologist, note="Seen; imaging booked")
+    # Eleven minutes later (the column cannot be edited through the services).
+    Acknowledgement.objects.filter(pk=first.pk).update(
+        acknowledged_at=first.acknowledged_at - timedelta(minutes=11)
+    )
+    services.acknowledge_result(draw=high, by=nurse, note="Patient called back")
+
+    assert Acknowledgement.objects.count() == 3

@@ -32,11 +32,13 @@ def test_a_result_with_no_cycle_entered_is_listed(oncologist):
     assert _listed() == [high.pk]
 
 
-def test_the_most_severe_first_then_the_oldest_result_then_a_tube_never_resulted(oncologist):
+def test_the_most_severe_first_then_the_oldest_reported_a_lone_tube_by_when_it_was_entered(
+    oncologist,
+):
     rejected, review, high = (builders.patient(oncologist) for _ in range(3))
     lone = builders.draw(
         rejected, oncologist, drawn_at=date(2026, 1, 10), status="rejected", ctc_count=None
-    )  # not evaluable: review, and entered first, but never resulted
+    )  # not evaluable: review, never resulted, and entered first: first of the reviews
     first_review = builders.draw(review, oncologist, drawn_at=date(2026, 2, 1), ctc_count=9)
     builders.draw(high, oncologist, drawn_at=date(2026, 2, 1), ctc_count=1)
     conversion = builders.draw(high, oncologist, drawn_at=date(2026, 3, 1), ctc_count=40)
@@ -44,7 +46,7 @@ def test_the_most_severe_first_then_the_oldest_result_then_a_tube_never_resulted
         builders.patient(oncologist), oncologist, drawn_at=date(2026, 1, 1), ctc_count=8
     )  # drawn earliest, but resulted last of the reviews
 
-    assert _listed() == [conversion.pk, first_review.pk, later_review.pk, lone.pk]
+    assert _listed() == [conversion.pk, lone.pk, first_review.pk, later_review.pk]
 
 
 def test_a_sample_is_listed_once_by_its_first_tube(patient, oncologist):

@@ -45,7 +45,6 @@ NOT_A_RESULT_TO_REVIEW = (None, False)
 
 DAY1 = date(2026, 3, 3)  # the cycle's day 1: its pre-cycle window is 24 Feb to 3 Mar
 OPENS = DAY1 - timedelta(days=7)
-NEVER = datetime.min.replace(tzinfo=UTC)
 MIGRATION = "0010_rules_v2_ranks_and_result_acknowledgements"
 
 
@@ -641,7 +640,8 @@ def _make_cohort(plans: list[dict], by) -> None:
 
 def _acknowledge(what: str | None, patient: Patient, cycle: TreatmentCycle, by) -> None:
     if what == "cycle":
-        services.acknowledge_cycle(cycle=cycle, by=by, note="Seen")
+        if assessment.series_for(patient).cycle_assessment(cycle).needs_review:
+            services.acknowledge_cycle(cycle=cycle, by=by, note="Seen")  # else refused
     elif what == "result":
         series = assessment.series_for(patient)
         waiting_results = rules.results_to_review(series.assessments)
@@ -656,9 +656,9 @@ def _results_in_the_rules_order() -> list[int]:
         for draw in series.all_draws():
             rank, seen = _live_result_of(series, draw)
             if rank is not None and not seen:
-                # Oldest result first; a tube never resulted (not evaluable) after them.
-                arrived = draw.resulted_at
-                found.append((rank, arrived is None, arrived or NEVER, draw.pk))
+                # Oldest result first; a tube never resulted (not evaluable) by when it
+                # was entered.
+                found.append((rank, draw.resulted_at or draw.entered_at, draw.pk))
     return [pk for *_key, pk in sorted(found)]
 
 

@@ -52,7 +52,7 @@ def test_the_page_and_the_api_acknowledge_the_same_flags(
 ):
     _unfavourable_draw(patient, oncologist)
     client.force_login(nurse)
-    api.force_authenticate(nurse)
+    api.force_authenticate(oncologist)  # the same person again within minutes is refused
 
     client.post(f"/cycles/{cycle.pk}/acknowledge/", {"note": "Seen on the page"})
     api.post(f"/api/v1/cycles/{cycle.pk}/acknowledgements/", {"note": "Seen in the API"})

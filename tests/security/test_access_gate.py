@@ -257,7 +257,8 @@ def hidden(oncologist) -> dict[str, int]:
     patient = builders.patient(oncologist, mrn="HIDDEN-9", family_name="Hidden")
     line = builders.therapy_line(patient, oncologist, start_date=START)
     cycle = builders.cycle(line, oncologist, number=1, scheduled_date=START)
-    draw = builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=4)
+    # Unfavourable in cycle 1's window: the cycle has a flag to acknowledge.
+    draw = builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=9)
     services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )

@@ -39,7 +39,10 @@ def test_an_acknowledgement_message_is_in_no_cookie_and_shows_on_the_next_page(
     client, nurse, patient, cycle
 ):
     client.force_login(nurse)
-    text = f"Acknowledged cycle {cycle.number} for {patient.name}."
+    text = (
+        f"Acknowledged cycle {cycle.number} of {cycle.therapy_line.regimen} for "
+        f"{patient.family_name}, {patient.given_name} (MRN {patient.mrn})."
+    )
 
     posted = client.post(f"/cycles/{cycle.pk}/acknowledge/", {"note": "Called the patient"})
 

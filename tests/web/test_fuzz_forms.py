@@ -403,7 +403,7 @@ def test_a_nul_byte_is_refused_with_a_message_naming_the_field(world, client):
 
 def test_an_acknowledgement_with_a_next_that_is_no_url_still_goes_back(world, client):
     response = client.post(
-        f"/cycles/{world.cycle.pk}/acknowledge/",
+        f"/draws/{world.flagged.pk}/acknowledge/",
         {"note": "Checked", "next": MARKUP[1]},
     )
 

@@ -89,13 +89,20 @@ def test_a_search_never_puts_the_name_in_a_url(client, nurse, oncologist):
 def test_the_list_runs_the_same_queries_for_few_or_many_patients(
     client, nurse, oncologist, count_queries
 ):
-    for i in range(3):
-        builders.draw(_register(oncologist, i), oncologist, drawn_at=date(2026, 1, 2), ctc_count=i)
+    def add(first: int, last: int) -> None:
+        # A count, then (every other patient) a rejected or a pending tube after it.
+        for i in range(first, last):
+            patient = _register(oncologist, i)
+            builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=i)
+            if i % 2:
+                status = "rejected" if i % 4 == 1 else "pending"
+                builders.draw(patient, oncologist, drawn_at=date(2026, 1, 9), status=status)
+
+    add(0, 3)
     client.force_login(nurse)
     client.get("/patients/")
     few = count_queries(lambda: client.get("/patients/"))
-    for i in range(3, 25):
-        builders.draw(_register(oncologist, i), oncologist, drawn_at=date(2026, 1, 2), ctc_count=i)
+    add(3, 25)
 
     many = count_queries(lambda: client.get("/patients/"))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
@@ -21,28 +21,25 @@ def today() -> date:
     return timezone.localdate()
 
 
-def _at(day: date, hour: int = 9) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=timezone.get_current_timezone())
+_at = builders.local_at
 
 
 def _patient(by, family: str, **fields) -> Patient:
     return builders.patient(by, family_name=family, oncologist=by, **fields)
 
 
-def _high(by, patient: Patient, day: date) -> CTCDraw:
-    """1 CTC/7.5 mL three weeks before `day`, then 12 on `day`: a clear conversion (high)."""
-    builders.draw(patient, by, drawn_at=_at(day - timedelta(days=21)), ctc_count=1)
-    return builders.draw(patient, by, drawn_at=_at(day), ctc_count=12)
+_high = builders.high_result
 
 
-def _review(by, patient: Patient, day: date) -> CTCDraw:
-    """An unfavourable first sample: baseline_unfavourable (review)."""
-    return builders.draw(patient, by, drawn_at=_at(day), ctc_count=9)
+_review = builders.review_result
 
 
 def _row_ids(response) -> list[int]:
     return [
-        int(pk) for pk in re.findall(r'<tr class="severity-\w+" id="result-(\d+)"', _html(response))
+        int(pk)
+        for pk in re.findall(
+            r'<li class="row [^"]*severity-\w+[^"]*" id="result-(\d+)"', _html(response)
+        )
     ]
 
 
@@ -87,7 +84,7 @@ def test_it_lists_the_results_most_severe_first_then_oldest_with_their_flags(
 
     assert _row_ids(r) == [high.pk, review.pk]
     assertContains(r, "2 results to review.")
-    assertContains(r, 'class="severity-high" id="result-')
+    assertContains(r, 'severity-high" id="result-')
     assertContains(r, "Converted to unfavourable: 12 CTC/7.5 mL")
     assertContains(r, "Unfavourable at baseline: 9 CTC/7.5 mL")
     assertContains(r, "MRN R-2")
@@ -138,7 +135,7 @@ def test_a_nurse_acknowledges_a_result_with_a_note_and_it_leaves_the_list(
     assert (ack.draw, ack.acknowledged_by, ack.note) == (high, nurse, "Oncologist informed")
     assert r.redirect_chain == [("/results/", 302)]
     assertContains(r, "Acknowledged the result drawn")
-    assertContains(r, "for Pat Brown.")
+    assertContains(r, f"for Brown, Pat (MRN {high.patient.mrn}).")
     assert _row_ids(r) == [review.pk]
 
 

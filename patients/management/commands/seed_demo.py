@@ -44,6 +44,13 @@ DEMO_PASSWORD_ENV = "CTCTRACK_DEMO_PASSWORD"
 DEFAULT_DEMO_PASSWORD = "ctctrack-demo"  # noqa: S105 - demo data only, printed on purpose
 
 
+DEMO_NAMES = {
+    ONCOLOGIST: ("Olivia", "Okafor"),
+    NURSE: ("Nina", "Novak"),
+    "admin": ("Adam", "Admin"),
+}
+
+
 class Command(BaseCommand):
     help = "Create the demo cohort (about 36 patients) and the demo users."
 
@@ -85,6 +92,9 @@ class Command(BaseCommand):
             # An address at a domain reserved for examples (RFC 2606): escalations
             # reach the demo oncologist, and no real mailbox.
             user.email = user.email or f"{name}@example.org"
+            # The lists show people by their full names (invented, like the patients').
+            first, last = DEMO_NAMES[name]
+            user.first_name, user.last_name = user.first_name or first, user.last_name or last
             user.save()
             if name != "admin":
                 user.groups.add(Group.objects.get(name=name))
