@@ -258,16 +258,31 @@ def hidden(oncologist) -> dict[str, int]:
     line = builders.therapy_line(patient, oncologist, start_date=START)
     cycle = builders.cycle(line, oncologist, number=1, scheduled_date=START)
     draw = builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=4)
-    services.record_imaging(
+    imaging = services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )
     services.acknowledge_cycle(cycle=cycle, by=oncologist, note="Seen")
-    return {"patient": patient.pk, "line": line.pk, "cycle": cycle.pk, "draw": draw.pk}
+    return {
+        "patient": patient.pk,
+        "line": line.pk,
+        "cycle": cycle.pk,
+        "draw": draw.pk,
+        "imaging": imaging.pk,
+    }
 
 
 @pytest.fixture
-def visible(patient, line, cycle, draw) -> dict[str, int]:
-    return {"patient": patient.pk, "line": line.pk, "cycle": cycle.pk, "draw": draw.pk}
+def visible(patient, line, cycle, draw, oncologist) -> dict[str, int]:
+    imaging = services.record_imaging(
+        patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
+    )
+    return {
+        "patient": patient.pk,
+        "line": line.pk,
+        "cycle": cycle.pk,
+        "draw": draw.pk,
+        "imaging": imaging.pk,
+    }
 
 
 @pytest.fixture
@@ -380,9 +395,12 @@ WEB_PAGES = {
     "patients:draw-create": "patient",
     "patients:draw-edit": "draw",
     "patients:imaging-create": "patient",
+    "patients:imaging-edit": "imaging",
+    "patients:cycles-plan": "line",
 }
 WEB_POSTS = {
     "patients:draw-error": "draw",
+    "patients:imaging-error": "imaging",
     "patients:acknowledge": "cycle",
     "patients:acknowledge-result": "draw",
 }
