@@ -227,7 +227,8 @@ class CountField(forms.IntegerField):
     widget = forms.TextInput  # a number input would not take the ">"
     default_error_messages = {
         "invalid": "Enter the count as a whole number of cells (0 or more), "
-        "or a lower bound such as >1000."
+        "or a lower bound such as >1000.",
+        "min_value": "A count cannot be negative: enter 0 or more cells.",
     }
 
     def to_python(self, value: Any) -> int | None:
