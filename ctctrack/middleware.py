@@ -173,7 +173,9 @@ class AppErrorPagesMiddleware:
         html = response.get("Content-Type", "").startswith("text/html")
         if response.status_code not in (404, 500) or not html or is_api(request):
             return response
-        handler = get_resolver().resolve_error_handler(response.status_code)
+        handler: Callable[..., HttpResponseBase] = get_resolver().resolve_error_handler(
+            response.status_code
+        )
         if response.status_code == 404:
-            return handler(request, exception=None)  # type: ignore[no-any-return]
-        return handler(request)  # type: ignore[no-any-return]
+            return handler(request, exception=None)
+        return handler(request)
