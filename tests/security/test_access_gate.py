@@ -439,7 +439,7 @@ def test_the_pages_and_the_export_leave_out_a_patient_the_gate_hides(
 
     listed = client.get(reverse("patients:list")).content.decode()
     due = client.get(reverse("patients:worklist"), {"start": START.isoformat()})
-    export = client.get(reverse("patients:csv-export-all"))
+    export = client.post(reverse("patients:csv-export-all"), {"reason": "Audit", "confirm": "on"})
     rows = b"".join(export.streaming_content).decode()
 
     assert "MRN0001" in listed and "HIDDEN-9" not in listed

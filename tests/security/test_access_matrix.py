@@ -130,7 +130,7 @@ ACCESS: dict[str, Rule] = {
     "patients:csv-upload": form(WRITERS),
     "patients:csv-confirm": post_only(WRITERS),
     "patients:csv-export-patient": page(WRITERS),
-    "patients:csv-export-all": page(WRITERS),
+    "patients:csv-export-all": form(WRITERS),  # GET asks why; POST exports
     # the replicate-variation estimate: every patient's tubes as one figure, for staff
     "patients:replicate-variation": page(STAFF_ONLY),
     # JSON API v1
