@@ -160,8 +160,8 @@ class CycleForm(VersionedForm):
         min_value=1,
         max_value=365,
         label="Delay by (days)",
-        help_text="Or give the new day 1 above. Either way the cycle becomes delayed; "
-        "give the reason below.",
+        help_text="Instead of a new day 1: day 1 moves this many days later and the cycle "
+        "becomes delayed. Give the reason below.",
     )
     move_later_cycles = forms.BooleanField(
         required=False,
@@ -177,6 +177,8 @@ class CycleForm(VersionedForm):
             "status_reason": forms.Textarea(attrs={"rows": 2}),
         }
         labels = {"status_reason": "Reason (required when delayed or cancelled)"}
+
+    field_order = ["number", "scheduled_date", "delay_days", "status", "given_date"]
 
     def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

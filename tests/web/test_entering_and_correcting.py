@@ -44,11 +44,12 @@ def test_a_corrected_count_says_so_with_the_original_value_who_when_and_why(
     r = client.get(f"/patients/{draw.patient_id}/")
 
     row = r.content.decode().split(f'id="draw-{draw.pk}"')[1].split("</tr>")[0]
-    assert "corrected" in row
-    assert "was 5 in 7.5 mL; by Olivia Hart" in row  # the value the last correction replaced
+    assert "corrected</span> first recorded as 3 in 7.5 mL; last corrected by Olivia Hart" in row
     assert "“Volume was 5 mL”" in row
     assert "<details" in row and "Earlier values (2 corrections)" in row
-    assert "Lab recount" in row and "First recorded as 3 in 7.5 mL." in row
+    details = row.split("<details")[1]
+    assert "“Lab recount”): CTC count (cells in the sample) 3 → 5" in details
+    assert "Blood volume (mL) 7.5 → 5" in details
 
 
 def test_a_pending_tube_getting_its_result_is_not_a_correction(client, nurse, oncologist, patient):
