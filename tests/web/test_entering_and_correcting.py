@@ -241,6 +241,19 @@ def test_imaging_entered_in_error_stays_on_record_and_leaves_the_chart(client, o
     assert imaging_of(scan.patient) == []  # what the chart and the report draw
 
 
+def test_the_api_lists_imaging_entered_in_error_as_such(api, nurse, oncologist, scan):
+    services.mark_imaging_entered_in_error(
+        imaging=scan, by=oncologist, reason="Wrong patient", version=1
+    )
+    api.force_authenticate(nurse)
+
+    listed = api.get(f"/api/v1/patients/{scan.patient_id}/imaging/").json()
+
+    assert [(i["entered_in_error"], i["error_reason"], i["version"]) for i in listed] == [
+        (True, "Wrong patient", 2)
+    ]
+
+
 def test_a_nurse_cannot_correct_imaging(client, nurse, scan):
     client.force_login(nurse)
 
