@@ -436,14 +436,6 @@ class WorklistFilterForm(forms.Form):
         oncologists.empty_label = "All oncologists"
         self.fields["oncologist"] = oncologists
 
-    def worded_errors(self) -> list[str]:
-        """Each error as a person reads it, led by the field's label: "From: enter a date"."""
-        return [
-            f"{self.fields[name].label}: {message}" if name in self.fields else str(message)
-            for name, messages in self.errors.items()
-            for message in messages
-        ]
-
     def start_date(self, today: date) -> date:
         return (self.cleaned_data.get("start") if self.is_valid() else None) or today
 

@@ -191,13 +191,14 @@ def test_entered_in_error_without_a_reason_uses_the_error_summary(client, oncolo
     assert "id_reason" in r.content.decode() and r.content.decode().count('id="id_reason"') == 1
 
 
-def test_the_worklist_filter_puts_its_errors_in_words():
+def test_the_worklist_filters_errors_read_as_words_after_their_labels():
+    """The worklist shows each as "<label>: <message>": "From: enter a date, ..."."""
     form = WorklistFilterForm({"start": "yesterday", "days": "0"})
 
     assert not form.is_valid()
-    assert form.worded_errors() == [
-        "From: enter a date, such as 2026-12-03.",
-        "Days: enter at least 1 day.",
+    assert [(form.fields[name].label, errors) for name, errors in form.errors.items()] == [
+        ("From", ["enter a date, such as 2026-12-03."]),
+        ("Days", ["enter at least 1 day."]),
     ]
 
 
