@@ -301,6 +301,54 @@ def draw_corrections(draws: Sequence[CTCDraw]) -> dict[int, DrawCorrections]:
     }
 
 
+_IMAGING_FIELDS = ("performed_on", "modality", "response", "note")
+
+
+def imaging_corrections(scans: Sequence[ImagingAssessment]) -> dict[int, DrawCorrections]:
+    """The corrected imaging among `scans`, by id, as `draw_corrections` gives for draws.
+
+    One query for any number of scans (none for no scans).
+    """
+    if not scans:
+        return {}
+    edited = {s.pk for s in scans if s.version > 1}
+    patients = {s.patient_id for s in scans}
+    records = [h for h in _history(ImagingAssessment, patient_id__in=patients) if h.id in edited]
+    found: dict[int, tuple[str, list[Correction]]] = {}
+    for new, old in _with_previous(records):
+        if old is None:
+            found[new.id] = (_imaging_words(new), [])
+            continue
+        changes = [c for c in _delta(new, old) if c.field in _IMAGING_FIELDS]
+        if not changes:
+            continue
+        user = new.history_user
+        found.setdefault(new.id, (_imaging_words(old), []))[1].append(
+            Correction(
+                at=new.history_date,
+                by=(user.get_full_name() or user.get_username()) if user else "",
+                reason=new.history_change_reason or "",
+                changes=tuple(_field_change(new, change, {}) for change in changes),
+                was=_imaging_words(old),
+            )
+        )
+    return {
+        pk: DrawCorrections(original, tuple(reversed(corrections)))
+        for pk, (original, corrections) in found.items()
+        if corrections
+    }
+
+
+def _imaging_words(h: Any) -> str:
+    """A version of imaging in words: "CT of 3 Dec 2026: Stable disease (SD)"."""
+    meta = ImagingAssessment._meta
+    modality = dict(meta.get_field("modality").flatchoices).get(h.modality, h.modality)
+    response = dict(meta.get_field("response").flatchoices).get(h.response, h.response)
+    return (
+        f"{modality} of {h.performed_on:%a} {h.performed_on.day} {h.performed_on:%b %Y}: {response}"
+    )
+
+
 def _result_words(h: Any) -> str:
     """A version of a draw's result in words: "3 in 7.5 mL", or its status."""
     if h.ctc_count is None:

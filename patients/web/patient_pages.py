@@ -16,7 +16,7 @@ from django.views.decorators.http import (
 )
 
 from patients import access, assessment, audit, rules, wording
-from patients.audit.history import change_history, draw_corrections
+from patients.audit.history import change_history, draw_corrections, imaging_corrections
 from patients.models import (
     AccessAction,
 )
@@ -78,13 +78,14 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     acks = list(reversed(series.acknowledgements))  # newest first
     rows = draw_rows(series)
     corrected = draw_corrections([row.draw for row in rows])
+    scan_corrections = imaging_corrections(all_imaging)
     ctx = {
         "patient": patient,
         "series": series,
         "age": wording.age_in_years(patient.birth_date, today),
         "draw_rows": [(row, corrected.get(row.draw.pk)) for row in rows],
         "lines": _lines_with_cycles(series),
-        "imaging": all_imaging,
+        "imaging": [(scan, scan_corrections.get(scan.pk)) for scan in all_imaging],
         "acknowledgements": acks,
         "chart_alt": chart_text_alternative(chart_data(series, imaging, today=today)),
         "ack_form": AcknowledgeForm(),

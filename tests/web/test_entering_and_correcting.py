@@ -62,12 +62,22 @@ def test_a_pending_tube_getting_its_result_is_not_a_correction(client, nurse, on
     assertNotContains(r, "tag-corrected")
 
 
-def test_the_patient_page_runs_the_same_queries_for_few_or_many_corrected_draws(
+def test_the_patient_page_runs_the_same_queries_for_few_or_many_corrected_draws_and_scans(
     client, nurse, oncologist, patient, count_queries
 ):
     def corrected_draw(day: int) -> None:
         d = builders.draw(patient, oncologist, drawn_at=date(2026, 1, day), ctc_count=day)
         _correct(d, oncologist, "Recount", ctc_count=day + 1)
+        scan = services.record_imaging(
+            patient=patient,
+            by=oncologist,
+            performed_on=date(2026, 1, day),
+            modality="ct",
+            response="SD",
+        )
+        services.update_imaging(
+            imaging=scan, by=oncologist, changes={"response": "PR"}, version=1, reason="Amended"
+        )
 
     corrected_draw(1)
     client.force_login(nurse)
@@ -220,6 +230,10 @@ def test_imaging_is_corrected_with_a_reason_and_keeps_its_history(client, oncolo
     assert (scan.response, scan.version) == ("PR", 2)
     assert [h.response for h in scan.history.order_by("history_date")] == ["SD", "PR"]
     assert scan.history.latest("history_date").history_change_reason == "Report amended"
+    page = client.get(f"/patients/{scan.patient_id}/").content.decode()
+    row = page.split(f'id="imaging-{scan.pk}"')[1].split("</tr>")[0]
+    assert "first recorded as CT of Tue 20 Jan 2026: Stable disease (SD)" in row
+    assert "“Report amended”" in row and "<details" in row
 
 
 def test_imaging_entered_in_error_stays_on_record_and_leaves_the_chart(client, oncologist, scan):
