@@ -343,6 +343,9 @@ def _every_page(base: str, clinic: dict) -> dict[str, str]:
     scan = services.record_imaging(
         patient=patient, by=olivia, performed_on=timezone.localdate(), modality="ct", response="SD"
     )
+    scan = services.update_imaging(
+        imaging=scan, by=olivia, changes={"response": "PR"}, version=1, reason="Report amended"
+    )
     line = TherapyLine.objects.get(patient=patient)
     return {
         **pages,
