@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# `make run HOST=0.0.0.0 PORT=8080`: where `make run` listens (see README: a ward tablet).
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Local use only: DEBUG=True allows the development secret key. Production sets
@@ -23,7 +24,10 @@ install: $(VENV)/.installed
 run: install
 	$(LOCAL) $(PY) manage.py migrate --no-input
 	$(LOCAL) $(PY) manage.py seed_demo
-	@echo "Serving CTC Track at http://$(HOST):$(PORT)/"
+	@echo "Serving CTC Track at http://$(HOST):$(PORT)/ (the app's own error pages;" \
+		"CTCTRACK_TECHNICAL_ERROR_PAGES=True for Django's technical ones)"
+	@case "$(HOST)" in 127.0.0.1|localhost|::1) ;; *) test -n "$$ALLOWED_HOSTS" || echo \
+		"Other devices will get 400 Bad Request: add ALLOWED_HOSTS=<this machine's address> (see README)";; esac
 	$(LOCAL) $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install

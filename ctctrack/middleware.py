@@ -18,6 +18,7 @@ from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.template import loader
+from django.urls import get_resolver
 from django.utils.cache import add_never_cache_headers
 
 logger = logging.getLogger(__name__)
@@ -151,3 +152,30 @@ def _mark_database_outage(sender: Any, request: HttpRequest | None = None, **kwa
 
 
 got_request_exception.connect(_mark_database_outage, dispatch_uid="ctctrack.database_outage")
+
+
+class AppErrorPagesMiddleware:
+    """With DEBUG on (`make run`), show the app's own 404 and 500 pages, as production does.
+
+    Django answers a missing page or a crash with its technical pages whenever DEBUG
+    is on; they show settings and code, and are not what a ward sees. This puts the
+    app's pages in their place (the traceback is still logged to the console).
+    Installed only with DEBUG on and `CTCTRACK_TECHNICAL_ERROR_PAGES` off, so a
+    developer can ask for the technical pages back (see README). 403 and 400 use
+    the app's pages with DEBUG on already; the interfaces keep their JSON.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        html = response.get("Content-Type", "").startswith("text/html")
+        if response.status_code not in (404, 500) or not html or is_api(request):
+            return response
+        handler: Callable[..., HttpResponseBase] = get_resolver().resolve_error_handler(
+            response.status_code
+        )
+        if response.status_code == 404:
+            return handler(request, exception=None)
+        return handler(request)

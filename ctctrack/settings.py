@@ -129,6 +129,16 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# With DEBUG on (`make run`), a missing page or a crash shows the app's own 404 and 500
+# pages, as in production; CTCTRACK_TECHNICAL_ERROR_PAGES=True brings back Django's
+# technical pages (settings, traceback) for debugging. Without DEBUG it changes nothing.
+CTCTRACK_TECHNICAL_ERROR_PAGES = envbool("CTCTRACK_TECHNICAL_ERROR_PAGES", "False")
+if DEBUG and not CTCTRACK_TECHNICAL_ERROR_PAGES:
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.clickjacking.XFrameOptionsMiddleware") + 1,
+        "ctctrack.middleware.AppErrorPagesMiddleware",
+    )
+
 ROOT_URLCONF = "ctctrack.urls"
 WSGI_APPLICATION = "ctctrack.wsgi.application"
 

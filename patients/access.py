@@ -83,6 +83,10 @@ def imaging(user: Any) -> QuerySet[ImagingAssessment]:
     return _visible(ImagingAssessment.objects.all(), user, "patient")
 
 
+def imaging_record(user: Any, pk: Any) -> ImagingAssessment:
+    return get_object_or_404(imaging(user).select_related("patient"), pk=pk)
+
+
 def acknowledgements(user: Any) -> QuerySet[Acknowledgement]:
     """Acknowledgements of the cycles and of the results of the patients `user` may see."""
     scope = _scope(user)

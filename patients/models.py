@@ -520,7 +520,7 @@ def censored_bound_error(bound: int, volume_ml: Decimal, cancer_type: str) -> st
     )
 
 
-class ImagingAssessment(models.Model):
+class ImagingAssessment(Versioned):
     Modality = Modality
     Response = RecistResponse
 
@@ -531,12 +531,19 @@ class ImagingAssessment(models.Model):
     note = models.TextField(blank=True)
     entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
     entered_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Wrong imaging is never deleted: it is marked, kept, and left out of the chart and report.
+    entered_in_error = models.BooleanField(default=False)
+    error_reason = models.TextField(blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["patient", "performed_on", "id"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(entered_in_error=False) | ~Q(error_reason=""),
+                name="imaging_error_needs_reason",
+            ),
             models.CheckConstraint(
                 condition=Q(modality__in=Modality.values),
                 name="imaging_modality_valid",

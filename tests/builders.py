@@ -235,6 +235,8 @@ def api_token(user: User, name: str = "test client") -> str:
     from patients.accounts import api_tokens
 
     return api_tokens.issue(user, name=name)[1]
+
+
 # --- results to review ------------------------------------------------------------------
 
 

@@ -375,8 +375,12 @@ class ImagingSerializer(ClinicalSerializer):
             "note",
             "entered_by",
             "entered_at",
+            "version",
+            "entered_in_error",
+            "error_reason",
         ]
-        read_only_fields = ["patient", "entered_at"]
+        # Corrected and marked entered in error on the pages; listed here as such.
+        read_only_fields = ["patient", "entered_at", "version", "entered_in_error", "error_reason"]
 
 
 class AcknowledgementSerializer(serializers.ModelSerializer):

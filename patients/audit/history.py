@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -194,6 +195,8 @@ def _shown(field: Any, value: Any, names: Mapping[int, str]) -> str:
         return str(dict(field.flatchoices).get(value, value))
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")  # 7.50 reads 7.5, 10.00 reads 10
     if isinstance(value, datetime):
         return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
@@ -231,3 +234,125 @@ def _describe(h: Any, numbers: _Numbers) -> str:
 
 def _when(moment: datetime) -> str:
     return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+
+
+# --- corrections shown beside a draw ---------------------------------------------------
+
+# What a draw's result is; a change to any of these is a correction a clinician must see.
+_RESULT_FIELDS = ("drawn_at", "blood_volume_ml", "status", "ctc_count", "count_qualifier")
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One correction of a draw's result: the values it replaced, by whom, when and why."""
+
+    at: datetime
+    by: str  # the person's full name ("" for an interface)
+    reason: str
+    changes: tuple[FieldChange, ...]
+    was: str  # the result before it, in words ("3 in 7.5 mL", "pending")
+
+
+@dataclass(frozen=True)
+class DrawCorrections:
+    """A corrected draw: what it first said, and every correction since, newest first."""
+
+    original: str
+    corrections: tuple[Correction, ...]
+
+    @property
+    def latest(self) -> Correction:
+        return self.corrections[0]
+
+
+def draw_corrections(draws: Sequence[CTCDraw]) -> dict[int, DrawCorrections]:
+    """The corrected draws among `draws`, by id: each change to a result after it was
+    recorded, except a pending tube getting its result (that completes it).
+
+    One query for any number of draws, edited or not (none for no draws).
+    """
+    if not draws:
+        return {}
+    edited = {d.pk for d in draws if d.version > 1}
+    patients = {d.patient_id for d in draws}
+    records = [h for h in _history(CTCDraw, patient_id__in=patients) if h.id in edited]
+    found: dict[int, tuple[str, list[Correction]]] = {}
+    for new, old in _with_previous(records):
+        if old is None:
+            found[new.id] = (_result_words(new), [])
+            continue
+        changes = [c for c in _delta(new, old) if c.field in _RESULT_FIELDS]
+        if not changes or old.status == "pending":
+            continue
+        user = new.history_user
+        found.setdefault(new.id, (_result_words(old), []))[1].append(
+            Correction(
+                at=new.history_date,
+                by=(user.get_full_name() or user.get_username()) if user else "",
+                reason=new.history_change_reason or "",
+                changes=tuple(_field_change(new, change, {}) for change in changes),
+                was=_result_words(old),
+            )
+        )
+    return {
+        pk: DrawCorrections(original, tuple(reversed(corrections)))
+        for pk, (original, corrections) in found.items()
+        if corrections
+    }
+
+
+_IMAGING_FIELDS = ("performed_on", "modality", "response", "note")
+
+
+def imaging_corrections(scans: Sequence[ImagingAssessment]) -> dict[int, DrawCorrections]:
+    """The corrected imaging among `scans`, by id, as `draw_corrections` gives for draws.
+
+    One query for any number of scans (none for no scans).
+    """
+    if not scans:
+        return {}
+    edited = {s.pk for s in scans if s.version > 1}
+    patients = {s.patient_id for s in scans}
+    records = [h for h in _history(ImagingAssessment, patient_id__in=patients) if h.id in edited]
+    found: dict[int, tuple[str, list[Correction]]] = {}
+    for new, old in _with_previous(records):
+        if old is None:
+            found[new.id] = (_imaging_words(new), [])
+            continue
+        changes = [c for c in _delta(new, old) if c.field in _IMAGING_FIELDS]
+        if not changes:
+            continue
+        user = new.history_user
+        found.setdefault(new.id, (_imaging_words(old), []))[1].append(
+            Correction(
+                at=new.history_date,
+                by=(user.get_full_name() or user.get_username()) if user else "",
+                reason=new.history_change_reason or "",
+                changes=tuple(_field_change(new, change, {}) for change in changes),
+                was=_imaging_words(old),
+            )
+        )
+    return {
+        pk: DrawCorrections(original, tuple(reversed(corrections)))
+        for pk, (original, corrections) in found.items()
+        if corrections
+    }
+
+
+def _imaging_words(h: Any) -> str:
+    """A version of imaging in words: "CT of 3 Dec 2026: Stable disease (SD)"."""
+    meta = ImagingAssessment._meta
+    modality = dict(meta.get_field("modality").flatchoices).get(h.modality, h.modality)
+    response = dict(meta.get_field("response").flatchoices).get(h.response, h.response)
+    return (
+        f"{modality} of {h.performed_on:%a} {h.performed_on.day} {h.performed_on:%b %Y}: {response}"
+    )
+
+
+def _result_words(h: Any) -> str:
+    """A version of a draw's result in words: "3 in 7.5 mL", or its status."""
+    if h.ctc_count is None:
+        return str(dict(CTCDraw._meta.get_field("status").flatchoices).get(h.status, h.status))
+    volume = f"{h.blood_volume_ml:f}".rstrip("0").rstrip(".")
+    bound = "> " if h.count_qualifier == ">" else ""
+    return f"{bound}{h.ctc_count:,} in {volume} mL"

@@ -14,6 +14,7 @@ none at all raises `VersionRequired`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -148,12 +149,7 @@ def add_therapy_line(
         cycle_length_days=cycle_length_days,
         contains_doxorubicin=contains_doxorubicin,
     )
-    errors: Errors = {}
-    if TherapyLine.objects.filter(patient=patient, line_number=line_number).exists():
-        errors["line_number"] = [line_number_taken(line_number)]
-    if start_date and start_date < patient.birth_date:
-        errors["start_date"] = ["The line cannot start before the patient's birth date."]
-    _validate(line, errors)
+    _validate(line, _line_errors(line))
     _save(line, by=by, reason="Therapy line added")
     _touch(patient.pk)
     return line
@@ -178,10 +174,7 @@ def update_therapy_line(
     _reject_unknown(changes, LINE_FIELDS)
     line = TherapyLine.objects.select_for_update().get(pk=line.pk)
     _apply(line, changes)
-    errors: Errors = {}
-    clash = TherapyLine.objects.filter(patient=line.patient_id, line_number=line.line_number)
-    if clash.exclude(pk=line.pk).exists():
-        errors["line_number"] = [line_number_taken(line.line_number)]
+    errors = _line_errors(line)
     first_cycle = line.cycles.order_by("scheduled_date").first()
     if first_cycle and line.start_date and first_cycle.scheduled_date < line.start_date:
         errors["start_date"] = [
@@ -192,6 +185,17 @@ def update_therapy_line(
     _save(line, by=by, reason=reason)
     _touch(line.patient_id)
     return line
+
+
+def _line_errors(line: TherapyLine) -> Errors:
+    errors: Errors = {}
+    if line.line_number is not None:
+        clash = TherapyLine.objects.filter(patient=line.patient_id, line_number=line.line_number)
+        if clash.exclude(pk=line.pk).exists():
+            errors["line_number"] = [line_number_taken(line.line_number)]
+    if line.start_date and line.start_date < line.patient.birth_date:
+        errors["start_date"] = ["The line cannot start before the patient's birth date."]
+    return errors
 
 
 CYCLE_FIELDS = frozenset({"number", "scheduled_date", "given_date", "status", "status_reason"})
@@ -206,6 +210,60 @@ def plan_cycle(*, line: TherapyLine, by: Actor, **fields: Any) -> TreatmentCycle
     _save(cycle, by=by, reason="Cycle planned")
     _touch(line.patient_id)
     return cycle
+
+
+# A line's plan at once: enough for any regimen's course, few enough to read back.
+MAX_CYCLES_PLANNED_AT_ONCE = 24
+
+
+@transaction.atomic
+def plan_cycles(
+    *,
+    line: TherapyLine,
+    by: Actor,
+    first_number: int,
+    count: int,
+    first_date: date,
+    every_days: int,
+) -> list[TreatmentCycle]:
+    """Plan `count` cycles of `line`, numbered from `first_number`, day 1 every `every_days`
+    days from `first_date`: all of them, or none (every problem named by its field)."""
+    errors: Errors = {}
+    if not 1 <= count <= MAX_CYCLES_PLANNED_AT_ONCE:
+        errors["count"] = [f"Plan from 1 to {MAX_CYCLES_PLANNED_AT_ONCE} cycles at once."]
+    if not 1 <= every_days <= 365:
+        errors["every_days"] = ["Give a number of days from 1 to 365."]
+    if first_date < line.start_date:
+        errors["first_date"] = [
+            f"Day 1 cannot be before the line starts ({_day(line.start_date)})."
+        ]
+    if errors:
+        raise ValidationError(errors)
+    TherapyLine.objects.select_for_update().filter(pk=line.pk).first()  # numbers stay free
+    numbers = range(first_number, first_number + count)
+    taken = sorted(
+        TreatmentCycle.objects.filter(therapy_line=line, number__in=numbers).values_list(
+            "number", flat=True
+        )
+    )
+    if taken:
+        listed = ", ".join(f"C{n}" for n in taken)
+        errors["first_number"] = [f"Line {line.line_number} already has {listed}."]
+    if numbers[-1] > 999:
+        errors["count"] = ["Cycles are numbered up to 999."]
+    if errors:
+        raise ValidationError(errors)
+    planned = []
+    for offset, number in enumerate(numbers):
+        day_1 = first_date + timedelta(days=offset * every_days)
+        cycle = TreatmentCycle(
+            therapy_line=line, number=number, scheduled_date=day_1, first_scheduled_date=day_1
+        )
+        _validate(cycle, {})
+        _save(cycle, by=by, reason=f"Cycle planned ({count} planned at once)")
+        planned.append(cycle)
+    _touch(line.patient_id)
+    return planned
 
 
 @transaction.atomic
@@ -379,6 +437,27 @@ def record_draw_and_assess(
     return DrawSaved(draw, _touch(patient.pk))
 
 
+def same_day_draws(
+    patient: Patient, drawn_at: datetime, *, besides: int | None = None
+) -> list[CTCDraw]:
+    """The patient's draws (not entered in error) on the local day of `drawn_at`, but `besides`.
+
+    A second draw the same day is usually the same tube entered twice: the forms ask
+    for a confirmation before they record it (lab interfaces keep their accession rules).
+    """
+    day = timezone.localdate(drawn_at)
+    zone = timezone.get_current_timezone()
+    start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+    found = patient.draws.valid().filter(
+        drawn_at__gte=start, drawn_at__lt=start + timedelta(days=1)
+    )
+    return (
+        list(found.exclude(pk=besides).order_by("drawn_at"))
+        if besides
+        else list(found.order_by("drawn_at"))
+    )
+
+
 def update_draw(*, draw: CTCDraw, by: Actor, **edit: Any) -> CTCDraw:
     """Correct a draw: the arguments of `update_draw_and_assess`, the draw alone back."""
     return update_draw_and_assess(draw=draw, by=by, **edit).draw
@@ -459,6 +538,8 @@ def _draw_errors(draw: CTCDraw, now: datetime) -> Errors:
 
 def _censored_bound_error(draw: CTCDraw) -> str | None:
     resulted = draw.status == DrawStatus.RESULTED and draw.ctc_count is not None
+    if draw.blood_volume_ml is None:
+        return None  # a volume that could not be read: reported on its own
     if draw.count_qualifier != CountQualifier.MORE_THAN or not resulted:
         return None  # an exact count, or no count: the model's own checks say the rest
     assert draw.ctc_count is not None  # resulted, above
@@ -480,6 +561,9 @@ def _volume_kept(draw: CTCDraw, changes: Mapping[str, Any]) -> frozenset[str]:
 # --- imaging --------------------------------------------------------------------
 
 
+IMAGING_FIELDS = frozenset({"performed_on", "modality", "response", "note"})
+
+
 @transaction.atomic
 def record_imaging(
     *,
@@ -499,15 +583,67 @@ def record_imaging(
         note=note or "",
         entered_by=acting_account(by),
     )
-    errors: Errors = {}
-    if performed_on and performed_on > (today or timezone.localdate()):
-        errors["performed_on"] = ["The imaging date is in the future."]
-    elif performed_on and performed_on < patient.birth_date:
-        errors["performed_on"] = ["The imaging date is before the patient's birth date."]
-    _validate(imaging, errors)
+    _validate(imaging, _imaging_errors(imaging, today or timezone.localdate()))
     _save(imaging, by=by, reason="Imaging recorded")
     _touch(patient.pk)
     return imaging
+
+
+@transaction.atomic
+def update_imaging(
+    *,
+    imaging: ImagingAssessment,
+    by: Actor,
+    changes: Mapping[str, Any],
+    version: Version = None,
+    reason: str = "",
+    today: date | None = None,
+) -> ImagingAssessment:
+    """Correct imaging: the earlier values stay in its history, with who, when and why."""
+    _reject_unknown(changes, IMAGING_FIELDS)
+    imaging = _lock(imaging, version)
+    if imaging.entered_in_error:
+        raise ValidationError({"non_field_errors": [IMAGING_IN_ERROR]})
+    errors: Errors = {}
+    if not (reason or "").strip():
+        errors["reason"] = ["Say why the imaging is corrected."]
+    _apply(imaging, changes)
+    errors.update(_imaging_errors(imaging, today or timezone.localdate()))
+    _validate(imaging, errors)
+    _save(imaging, by=by, reason=reason)
+    _touch(imaging.patient_id)
+    return imaging
+
+
+@transaction.atomic
+def mark_imaging_entered_in_error(
+    *, imaging: ImagingAssessment, by: Actor, reason: str, version: Version = None
+) -> ImagingAssessment:
+    """Keep wrong imaging on record, marked and left out of the chart and the report."""
+    imaging = _lock(imaging, version)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"error_reason": [ERROR_REASON_REQUIRED]})
+    if imaging.entered_in_error:
+        raise ValidationError({"non_field_errors": [IMAGING_IN_ERROR]})
+    imaging.entered_in_error = True
+    imaging.error_reason = reason
+    _validate(imaging, {})
+    _save(imaging, by=by, reason=f"Entered in error: {reason}")
+    _touch(imaging.patient_id)
+    return imaging
+
+
+IMAGING_IN_ERROR = "This imaging is marked as entered in error: it cannot be changed."
+
+
+def _imaging_errors(imaging: ImagingAssessment, today: date) -> Errors:
+    performed_on = imaging.performed_on
+    if performed_on and performed_on > today:
+        return {"performed_on": ["The imaging date is in the future."]}
+    if performed_on and performed_on < imaging.patient.birth_date:
+        return {"performed_on": ["The imaging date is before the patient's birth date."]}
+    return {}
 
 
 # --- acknowledgements ---------------------------------------------------------------
@@ -615,6 +751,92 @@ def system_user(username: str) -> AbstractBaseUser:
         user.set_unusable_password()
         user.save(update_fields=["password"])
     return user
+
+
+# --- every problem at once ----------------------------------------------------------
+#
+# A form that finds some fields unreadable (a count of -3, a volume of 0) cannot call
+# the use case, which would otherwise report what only it can see (a draw time in the
+# future, an accession already used). These run the use case's own checks on the fields
+# that could be read, so the form reports every problem in one go. Nothing is saved,
+# nothing locked; the use case still checks everything again when it saves.
+
+
+def patient_entry_errors(fields: Mapping[str, Any], *, patient: Patient | None = None) -> Errors:
+    """The checks of `register_patient` (or `update_patient` of `patient`) on `fields`."""
+    target = _draft(patient or Patient(), fields, PATIENT_FIELDS)
+    return _readable_errors(target, fields, _patient_date_errors(target) if patient else {})
+
+
+def line_entry_errors(
+    fields: Mapping[str, Any], *, patient: Patient, line: TherapyLine | None = None
+) -> Errors:
+    """The checks of `add_therapy_line` (or `update_therapy_line` of `line`) on `fields`."""
+    target = _draft(line or TherapyLine(patient=patient), fields, LINE_FIELDS)
+    return _readable_errors(target, fields, _line_errors(target))
+
+
+def cycle_entry_errors(
+    fields: Mapping[str, Any], *, line: TherapyLine, cycle: TreatmentCycle | None = None
+) -> Errors:
+    """The checks of `plan_cycle` (or `update_cycle` of `cycle`) on `fields`."""
+    target = _draft(cycle or TreatmentCycle(therapy_line=line), fields, CYCLE_FIELDS)
+    return _readable_errors(target, fields, _cycle_errors(target))
+
+
+def draw_entry_errors(
+    fields: Mapping[str, Any],
+    *,
+    patient: Patient,
+    draw: CTCDraw | None = None,
+    now: datetime | None = None,
+) -> Errors:
+    """The checks of `record_draw_and_assess` (or `update_draw_and_assess`) on `fields`."""
+    target = _draft(draw or CTCDraw(patient=patient), fields, DRAW_FIELDS)
+    return _readable_errors(target, fields, _draw_errors(target, now or timezone.now()))
+
+
+def imaging_entry_errors(
+    fields: Mapping[str, Any],
+    *,
+    patient: Patient,
+    imaging: ImagingAssessment | None = None,
+    today: date | None = None,
+) -> Errors:
+    """The checks of `record_imaging` (or `correct_imaging`) on `fields`."""
+    target = _draft(imaging or ImagingAssessment(patient=patient), fields, IMAGING_FIELDS)
+    return _readable_errors(target, fields, _imaging_errors(target, today or timezone.localdate()))
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+def _draft(instance: M, fields: Mapping[str, Any], known: frozenset[str]) -> M:
+    """An unsaved copy of `instance` with `fields` applied and the other known fields
+    (those the form could not read) emptied, so no check reads a stale value."""
+    _reject_unknown(fields, known)
+    draft = copy.copy(instance)
+    for name in known:
+        setattr(draft, name, fields.get(name))
+    return draft
+
+
+def _readable_errors(instance: models.Model, fields: Mapping[str, Any], context: Errors) -> Errors:
+    """The field, uniqueness and constraint checks of `instance` (not its `clean()`, which
+    may read a field that could not be read) and the context `errors`, for `fields` only."""
+    found: Errors = {name: list(msgs) for name, msgs in context.items()}
+    unread = [f.name for f in instance._meta.concrete_fields if f.name not in fields]
+    for check in (instance.clean_fields, instance.validate_unique, instance.validate_constraints):
+        try:
+            check(exclude=[*unread, *found])
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                found.setdefault(name, []).extend(messages)
+    return {name: msgs for name, msgs in found.items() if name in fields}
+
+
+def _day(value: date) -> str:
+    return f"{value:%a} {value.day} {value:%b %Y}"
 
 
 # --- shared steps ---------------------------------------------------------------

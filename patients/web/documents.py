@@ -21,8 +21,9 @@ from patients.reports.report_data import Acknowledged, VoidedDraw
 
 
 def imaging_of(patient: Patient) -> list[ImagingAssessment]:
-    """The patient's imaging, oldest first: what the chart, the report and the page show."""
-    return list(patient.imaging.order_by("performed_on", "id"))
+    """The patient's imaging, oldest first, but what was entered in error: what the chart
+    and the report show (the patient page lists the imaging in error too, marked)."""
+    return list(patient.imaging.filter(entered_in_error=False).order_by("performed_on", "id"))
 
 
 def chart_data(

@@ -6,14 +6,15 @@ every message appears next to the field it names and nothing is saved.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from ctctrack.forms import DateInput, DateTimeLocalInput
 from patients.messages import NOTE_REQUIRED
@@ -23,13 +24,14 @@ from patients.models import (
     STANDARD_VOLUME_ML,
     CountQualifier,
     CTCDraw,
+    CycleStatus,
     ImagingAssessment,
     Patient,
     TherapyLine,
     TreatmentCycle,
 )
 from patients.roles import ONCOLOGIST
-from patients.services import CHANGE_REASON_MAX_LENGTH
+from patients.services import CHANGE_REASON_MAX_LENGTH, MAX_CYCLES_PLANNED_AT_ONCE
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -41,6 +43,27 @@ def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
         target = field if field in form.fields else None
         for message in messages:
             form.add_error(target, message)
+
+
+@dataclass(frozen=True)
+class SummaryItem:
+    """One problem in a form's error summary: the field's label and id (to link to it)."""
+
+    label: str
+    field_id: str
+    message: str
+
+
+def error_summary(form: forms.Form) -> list[SummaryItem]:
+    """Every problem, for the summary at the top of the page: the form-wide ones, then each
+    field's in the form's order (those also show next to their field)."""
+    items = [SummaryItem("", "", str(message)) for message in form.non_field_errors()]
+    for name, field in form.fields.items():
+        if name in form.errors and not field.widget.is_hidden:
+            bound = form[name]
+            for message in form.errors[name]:
+                items.append(SummaryItem(str(bound.label), bound.id_for_label, str(message)))
+    return items
 
 
 class ServiceForm(forms.ModelForm):
@@ -119,10 +142,27 @@ class TherapyLineForm(ServiceForm):
             "contains_doxorubicin",
         ]
         widgets = {"start_date": DateInput(), "end_date": DateInput()}
-        help_texts = {"cycle_length_days": "Usually 14, 21 or 28."}
+        help_texts = {
+            "cycle_length_days": "Usually 14, 21 or 28.",
+            "contains_doxorubicin": "Tick when the regimen contains doxorubicin. Doxorubicin "
+            "can make a count falsely high: a count drawn 1 to 6 days after a cycle given "
+            "in this line is marked, and its high flags are lowered to review (lab "
+            "guidance: draw at least 7 days after the dose).",
+        }
 
 
 class CycleForm(VersionedForm):
+    """A new cycle (with its number), or an edit: the number is fixed once created, and a
+    delay is given as a new day 1 or as a number of days."""
+
+    delay_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=365,
+        label="Delay by (days)",
+        help_text="Instead of a new day 1: day 1 moves this many days later and the cycle "
+        "becomes delayed. Give the reason below.",
+    )
     move_later_cycles = forms.BooleanField(
         required=False,
         label="Also move the later planned cycles of this line by the same number of days",
@@ -138,6 +178,47 @@ class CycleForm(VersionedForm):
         }
         labels = {"status_reason": "Reason (required when delayed or cancelled)"}
 
+    field_order = ["number", "scheduled_date", "delay_days", "status", "given_date"]
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if editing:
+            del self.fields["number"]  # which cycle this is does not change
+        else:
+            del self.fields["delay_days"], self.fields["move_later_cycles"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        days = data.get("delay_days")
+        if not days:
+            return data
+        current = self.instance.scheduled_date
+        delayed_to = current + timedelta(days=days)
+        typed = data.get("scheduled_date")
+        if typed not in (None, current, delayed_to):
+            self.add_error(
+                "delay_days",
+                f"Give either a new day 1 or a number of days to delay by, not both "
+                f"({days} days after {_day(current)} is {_day(delayed_to)}).",
+            )
+        elif data.get("status") not in (CycleStatus.PLANNED, CycleStatus.DELAYED):
+            self.add_error("delay_days", "Only a planned or delayed cycle can be delayed.")
+        else:
+            data["scheduled_date"] = delayed_to
+            data["status"] = CycleStatus.DELAYED
+        return data
+
+    def edited_fields(self) -> list[str]:
+        """The fields the editor changed; a delay in days changes day 1 and the status."""
+        changed = [name for name in self.changed_data if name != "delay_days"]
+        if self.cleaned_data.get("delay_days"):
+            changed += [name for name in ("scheduled_date", "status") if name not in changed]
+        return changed
+
+
+def _day(value: date) -> str:
+    return dateformat.format(value, "D j M Y")
+
 
 class CountField(forms.IntegerField):
     """A number of cells, or a lower bound typed with its sign: ">1000" reads 1000.
@@ -148,7 +229,8 @@ class CountField(forms.IntegerField):
     widget = forms.TextInput  # a number input would not take the ">"
     default_error_messages = {
         "invalid": "Enter the count as a whole number of cells (0 or more), "
-        "or a lower bound such as >1000."
+        "or a lower bound such as >1000.",
+        "min_value": "A count cannot be negative: enter 0 or more cells.",
     }
 
     def to_python(self, value: Any) -> int | None:
@@ -224,6 +306,11 @@ class DrawForm(VersionedForm):
         )
         if editing:
             self.fields["reason"].required = True
+        elif not self.is_bound and "drawn_at" not in self.initial:
+            # A draw is usually entered as it is taken: now, local, to the minute.
+            self.initial["drawn_at"] = timezone.localtime().replace(second=0, microsecond=0)
+        if self.is_bound and self.data.get(self.add_prefix(CONFIRM_SAME_DAY)):
+            self.fields[CONFIRM_SAME_DAY] = same_day_confirmation()
         if self.is_bound and _typed_bound(self.data.get(self.add_prefix("ctc_count"))):
             # ">1000" typed in the count ticks "more than", as if the box had been ticked:
             # the edit then sees the qualifier change, and a form shown again shows it.
@@ -235,21 +322,80 @@ class DrawForm(VersionedForm):
         value: datetime = self.cleaned_data["drawn_at"]
         return value if timezone.is_aware(value) else timezone.make_aware(value)
 
+    def same_day_confirmed(self) -> bool:
+        return bool(self.cleaned_data.get(CONFIRM_SAME_DAY))
+
+    def ask_same_day_confirmation(self, message: str) -> None:
+        """Show the confirmation box, with `message` (the draws of that day) as its error."""
+        self.fields[CONFIRM_SAME_DAY] = same_day_confirmation()
+        self.add_error(CONFIRM_SAME_DAY, message)
+
+    def entry_fields(self) -> dict[str, Any]:
+        """What the form read, as the draw use cases take it."""
+        entry = self._meta.fields or ()
+        return {k: v for k, v in self.cleaned_data.items() if k in entry}
+
+
+CONFIRM_SAME_DAY = "confirm_same_day"
+
+
+def same_day_confirmation() -> forms.BooleanField:
+    return forms.BooleanField(
+        required=False,
+        label="Yes, this is another draw on the same day",
+        help_text="Tick to save it beside the draw already recorded that day.",
+    )
+
 
 class EnteredInErrorForm(forms.Form):
     reason = forms.CharField(
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 2}),
         label="Why was this draw entered in error?",
+        error_messages={"required": "Say why it was entered in error."},
     )
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # Its own prefix: its fields never share an id with the correction form beside it.
+    prefix = "error"
+
+    def __init__(self, *args: Any, what: str = "draw", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].label = f"Why was this {what} entered in error?"
 
 
-class ImagingForm(ServiceForm):
+class ImagingForm(VersionedForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=CHANGE_REASON_MAX_LENGTH,
+        help_text="Required when correcting saved imaging.",
+    )
+
     class Meta:
         model = ImagingAssessment
         fields = ["performed_on", "modality", "response", "note"]
         widgets = {"performed_on": DateInput(), "note": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if editing:
+            self.fields["reason"].required = True
+        else:
+            del self.fields["reason"], self.fields["version"]
+
+
+class PlanCyclesForm(forms.Form):
+    """Several cycles of a line at once: numbered on from `first_number`, every N days."""
+
+    first_number = forms.IntegerField(
+        min_value=1, max_value=999, label="First cycle number", help_text="Usually 1."
+    )
+    count = forms.IntegerField(
+        min_value=1, max_value=MAX_CYCLES_PLANNED_AT_ONCE, label="Number of cycles"
+    )
+    first_date = forms.DateField(label="Day 1 of the first cycle", widget=DateInput())
+    every_days = forms.IntegerField(
+        min_value=1, max_value=365, label="Every (days)", help_text="The line's cycle length."
+    )
 
 
 class AcknowledgeForm(forms.Form):
@@ -269,8 +415,23 @@ class OncologistByName(forms.ModelChoiceField):
 
 
 class WorklistFilterForm(forms.Form):
-    start = forms.DateField(required=False, label="From", widget=DateInput())
-    days = forms.IntegerField(required=False, min_value=1, max_value=60, label="Days")
+    start = forms.DateField(
+        required=False,
+        label="From",
+        widget=DateInput(),
+        error_messages={"invalid": "enter a date, such as 2026-12-03."},
+    )
+    days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=60,
+        label="Days",
+        error_messages={
+            "invalid": "enter a whole number of days.",
+            "min_value": "enter at least 1 day.",
+            "max_value": "enter at most 60 days.",
+        },
+    )
     flagged = forms.BooleanField(required=False, label="Flagged only")
     unacknowledged = forms.BooleanField(required=False, label="Needs acknowledgement")
     oncologist: forms.ModelChoiceField[User] = forms.ModelChoiceField(

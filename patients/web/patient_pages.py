@@ -15,12 +15,12 @@ from django.views.decorators.http import (
 )
 
 from patients import access, assessment, audit, rules, wording
-from patients.audit.history import change_history
+from patients.audit.history import change_history, draw_corrections, imaging_corrections
 from patients.models import (
     AccessAction,
 )
 from patients.reports.chart_text import chart_text_alternative
-from patients.web.documents import chart_data, imaging_of
+from patients.web.documents import chart_data
 from patients.web.forms import (
     AcknowledgeForm,
 )
@@ -72,16 +72,20 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     series = assessment.series_for(patient)
-    imaging = imaging_of(patient)
+    all_imaging = list(patient.imaging.order_by("performed_on", "id"))  # in error too
+    imaging = [scan for scan in all_imaging if not scan.entered_in_error]  # as imaging_of
     today = timezone.localdate()
     acks = list(reversed(series.acknowledgements))  # newest first
+    rows = draw_rows(series)
+    corrected = draw_corrections([row.draw for row in rows])
+    scan_corrections = imaging_corrections(all_imaging)
     ctx = {
         "patient": patient,
         "series": series,
         "age": wording.age_in_years(patient.birth_date, today),
-        "draw_rows": draw_rows(series),
+        "draw_rows": [(row, corrected.get(row.draw.pk)) for row in rows],
         "lines": _lines_with_cycles(series),
-        "imaging": imaging,
+        "imaging": [(scan, scan_corrections.get(scan.pk)) for scan in all_imaging],
         "acknowledgements": acks,
         "chart_alt": chart_text_alternative(chart_data(series, imaging, today=today)),
         "ack_form": AcknowledgeForm(),

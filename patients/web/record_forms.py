@@ -6,7 +6,8 @@ or an edit conflict comes back on the form, with nothing saved.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -16,16 +17,18 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import dateformat, timezone
 from django.views.decorators.http import (
     require_http_methods,
     require_POST,
 )
 
 from ctctrack.forms import focus_first_error
-from patients import access, audit, services
+from patients import access, assessment, audit, services
 from patients.messages import DRAW_IN_ERROR
 from patients.models import (
     AccessAction,
+    CTCDraw,
     CycleStatus,
     Patient,
     TherapyLine,
@@ -37,9 +40,12 @@ from patients.web.forms import (
     EnteredInErrorForm,
     ImagingForm,
     PatientForm,
+    PlanCyclesForm,
     TherapyLineForm,
     apply_service_errors,
+    error_summary,
 )
+from patients.web.presenters import draw_row, draw_rows
 
 GET_POST = require_http_methods(["GET", "HEAD", "POST"])
 
@@ -49,7 +55,8 @@ GET_POST = require_http_methods(["GET", "HEAD", "POST"])
 @permission_required("patients.add_patient", raise_exception=True)
 def patient_create(request: HttpRequest) -> HttpResponse:
     form = PatientForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    del form.fields["reason"], form.fields["version"]  # nothing to explain on a new record
+    if _valid(form, lambda fields: services.patient_entry_errors(fields)):
         fields = {k: v for k, v in form.cleaned_data.items() if k not in ("version", "reason")}
         patient = _attempt(form, lambda: services.register_patient(by=request.user, **fields))
         if patient:
@@ -64,7 +71,7 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     form = PatientForm(request.POST or None, instance=patient, initial={"version": patient.version})
-    if request.method == "POST" and form.is_valid():
+    if _valid(form, lambda fields: services.patient_entry_errors(fields, patient=patient)):
         changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
         saved = _attempt(
             form,
@@ -88,7 +95,7 @@ def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def line_create(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     form = TherapyLineForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if _valid(form, lambda fields: services.line_entry_errors(fields, patient=patient)):
         line = _attempt(
             form,
             lambda: services.add_therapy_line(
@@ -110,7 +117,7 @@ def line_edit(request: HttpRequest, pk: int) -> HttpResponse:
     line = access.line(request.user, pk)
     patient = line.patient
     form = TherapyLineForm(request.POST or None, instance=line)
-    if request.method == "POST" and form.is_valid():
+    if _valid(form, lambda f: services.line_entry_errors(f, patient=patient, line=line)):
         saved = _attempt(
             form,
             lambda: services.update_therapy_line(
@@ -138,14 +145,45 @@ def cycle_create(request: HttpRequest, pk: int) -> HttpResponse:
     line = access.line(request.user, pk)
     patient = line.patient
     form = CycleForm(request.POST or None, initial=_next_cycle_initial(line))
-    form.fields.pop("move_later_cycles")
-    if request.method == "POST" and form.is_valid():
+    if _valid(form, lambda fields: services.cycle_entry_errors(fields, line=line)):
         fields = {k: v for k, v in form.cleaned_data.items() if k != "version"}
         cycle = _attempt(form, lambda: services.plan_cycle(line=line, by=request.user, **fields))
         if cycle:
-            messages.success(request, f"Cycle {cycle.number} planned for {cycle.scheduled_date}.")
+            day_1 = _day(cycle.scheduled_date)
+            messages.success(request, f"Cycle {cycle.number} planned for {day_1}.")
             return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
     title = f"New cycle: line {line.line_number} ({line.regimen})"
+    return _form_page(request, form, title=title, patient=patient, status=_status(request))
+
+
+@GET_POST
+@login_required
+@permission_required("patients.add_treatmentcycle", raise_exception=True)
+def cycles_plan(request: HttpRequest, pk: int) -> HttpResponse:
+    """Plan several cycles of a line at once: all of them, or none."""
+    line = access.line(request.user, pk)
+    patient = line.patient
+    start = _next_cycle_initial(line)
+    initial = {
+        "first_number": start["number"],
+        "first_date": start["scheduled_date"],
+        "every_days": line.cycle_length_days,
+        "count": 6,
+    }
+    form = PlanCyclesForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        planned = _attempt(
+            form, lambda: services.plan_cycles(line=line, by=request.user, **form.cleaned_data)
+        )
+        if planned:
+            first, last = planned[0], planned[-1]
+            messages.success(
+                request,
+                f"{len(planned)} cycles planned in line {line.line_number}: C{first.number} on "
+                f"{_day(first.scheduled_date)} to C{last.number} on {_day(last.scheduled_date)}.",
+            )
+            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+    title = f"Plan cycles: line {line.line_number} ({line.regimen})"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
 
@@ -163,20 +201,24 @@ def _next_cycle_initial(line: TherapyLine) -> dict[str, Any]:
 def cycle_edit(request: HttpRequest, pk: int) -> HttpResponse:
     cycle = access.cycle(request.user, pk)
     patient = cycle.therapy_line.patient
-    form = CycleForm(request.POST or None, instance=cycle, initial={"version": cycle.version})
-    if request.method == "POST" and form.is_valid():
+    form = CycleForm(
+        request.POST or None, instance=cycle, initial={"version": cycle.version}, editing=True
+    )
+    line = cycle.therapy_line
+    if _valid(form, lambda f: services.cycle_entry_errors(f, line=line, cycle=cycle)):
         saved = _attempt(form, lambda: _save_cycle(request, cycle, form))
         if saved:
             messages.success(request, f"Cycle {cycle.number} saved.")
             return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
-    title = f"Edit cycle {cycle.number}: line {cycle.therapy_line.line_number}"
+    title = f"Edit cycle {cycle.number}: line {line.line_number} ({line.regimen})"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
 
 def _save_cycle(request: HttpRequest, cycle: TreatmentCycle, form: CycleForm) -> Any:
     data = dict(form.cleaned_data)
     move_later = data.pop("move_later_cycles")
-    changes, version, reason = services.split_edit(data, changed=form.changed_data)
+    data.pop("delay_days")  # already turned into day 1 and the status by the form
+    changes, version, reason = services.split_edit(data, changed=form.edited_fields())
     new_date = changes.get("scheduled_date", cycle.scheduled_date)
     delayed = changes.get("status", cycle.status) == CycleStatus.DELAYED
     if not (move_later and delayed and new_date > cycle.scheduled_date):
@@ -198,7 +240,7 @@ def _save_cycle(request: HttpRequest, cycle: TreatmentCycle, form: CycleForm) ->
             for k, v in changes.items()
             if k not in ("status", "scheduled_date", "status_reason")
         }
-        if rest:  # e.g. a corrected number
+        if rest:  # e.g. a given date
             services.update_cycle(
                 cycle=moved[0],
                 by=request.user,
@@ -218,19 +260,50 @@ def _save_cycle(request: HttpRequest, cycle: TreatmentCycle, form: CycleForm) ->
 def draw_create(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     form = DrawForm(request.POST or None)  # the volume: the model default, STANDARD_VOLUME_ML
-    form.fields.pop("reason")
-    if request.method == "POST" and form.is_valid():
-        fields = {k: v for k, v in form.cleaned_data.items() if k != "version"}
-        saved = _attempt(
+    del form.fields["reason"], form.fields["version"]
+    if _valid(form, lambda fields: services.draw_entry_errors(fields, patient=patient)):
+        fields = form.entry_fields()
+        if not _same_day_confirmed(form, patient):
+            pass
+        elif saved := _attempt(
             form,
             lambda: services.record_draw_and_assess(patient=patient, by=request.user, **fields),
-        )
-        if saved:
+        ):
             _announce_flags(request, saved)
             return redirect(
                 reverse("patients:detail", args=[patient.pk]) + f"#draw-{saved.draw.pk}"
             )
-    return _form_page(request, form, title="New CTC draw", patient=patient, status=_status(request))
+    return _form_page(
+        request,
+        form,
+        title="New CTC draw",
+        patient=patient,
+        status=_status(request),
+        extra={"draw_facts": _draw_facts(patient)},
+    )
+
+
+def _same_day_confirmed(form: DrawForm, patient: Patient) -> bool:
+    """A second draw on one day is usually one tube entered twice: say so, and ask."""
+    if form.same_day_confirmed():
+        return True
+    others = services.same_day_draws(patient, form.cleaned_data["drawn_at"])
+    if not others:
+        return True
+    listed = "; ".join(f"{_time(d.drawn_at)}, {draw_summary(d)}" for d in others)
+    day = _day(timezone.localdate(form.cleaned_data["drawn_at"]))
+    form.ask_same_day_confirmation(
+        f"{patient.name} already has a draw on {day} ({listed}). Nothing was saved: if this "
+        "is another draw, tick the box below and save again."
+    )
+    return False
+
+
+def _draw_facts(patient: Patient) -> dict[str, Any]:
+    """What the person entering a draw checks it against: the cut-off and the last count."""
+    series = assessment.series_for(patient)
+    last = next((r for r in reversed(draw_rows(series)) if not r.draw.entered_in_error), None)
+    return {"cutoff": series.cutoff, "last": last}
 
 
 def _announce_flags(request: HttpRequest, saved: services.DrawSaved) -> None:
@@ -257,7 +330,8 @@ def draw_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = DrawForm(
         request.POST or None, instance=draw, initial={"version": draw.version}, editing=True
     )
-    if request.method == "POST" and form.is_valid():
+    check = lambda f: services.draw_entry_errors(f, patient=patient, draw=draw)  # noqa: E731
+    if _valid(form, check):
         changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
         saved = _attempt(
             form,
@@ -275,7 +349,11 @@ def draw_edit(request: HttpRequest, pk: int) -> HttpResponse:
         title="Edit CTC draw",
         patient=patient,
         status=_status(request),
-        extra={"draw": draw, "error_form": error_form},
+        extra={
+            "error_form": error_form,
+            "error_action": reverse("patients:draw-error", args=[draw.pk]),
+            "error_what": "draw",
+        },
     )
 
 
@@ -301,10 +379,87 @@ def draw_entered_in_error(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
     # The correction form beside it starts from the version this page read, as on draw_edit.
     correction = DrawForm(instance=draw, initial={"version": draw.version}, editing=True)
-    ctx = {"form": correction, "error_form": form, "draw": draw}
-    return _form_page(
-        request, ctx["form"], title="Edit CTC draw", patient=patient, status=400, extra=ctx
+    return _error_form_page(
+        request, correction, form, title="Edit CTC draw", patient=patient, what="draw"
     )
+
+
+@GET_POST
+@login_required
+@permission_required("patients.change_imagingassessment", raise_exception=True)
+def imaging_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    imaging = access.imaging_record(request.user, pk)
+    patient = imaging.patient
+    if imaging.entered_in_error:
+        messages.error(request, services.IMAGING_IN_ERROR)
+        return redirect(reverse("patients:detail", args=[patient.pk]) + "#imaging")
+    form = ImagingForm(
+        request.POST or None, instance=imaging, initial={"version": imaging.version}, editing=True
+    )
+    check = lambda f: services.imaging_entry_errors(f, patient=patient, imaging=imaging)  # noqa: E731
+    if _valid(form, check):
+        changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
+        saved = _attempt(
+            form,
+            lambda: services.update_imaging(
+                imaging=imaging, by=request.user, changes=changes, version=version, reason=reason
+            ),
+        )
+        if saved:
+            messages.success(request, f"Imaging of {_day(saved.performed_on)} corrected.")
+            return redirect(reverse("patients:detail", args=[patient.pk]) + f"#imaging-{pk}")
+    return _form_page(
+        request,
+        form,
+        title=f"Correct imaging of {_day(imaging.performed_on)}",
+        patient=patient,
+        status=_status(request),
+        extra={
+            "error_form": EnteredInErrorForm(initial={"version": imaging.version}, what="imaging"),
+            "error_action": reverse("patients:imaging-error", args=[pk]),
+            "error_what": "imaging",
+        },
+    )
+
+
+@require_POST
+@login_required
+@permission_required("patients.change_imagingassessment", raise_exception=True)
+def imaging_entered_in_error(request: HttpRequest, pk: int) -> HttpResponse:
+    imaging = access.imaging_record(request.user, pk)
+    patient = imaging.patient
+    form = EnteredInErrorForm(request.POST, what="imaging")
+    if form.is_valid():
+        _attempt(
+            form,
+            lambda: services.mark_imaging_entered_in_error(
+                imaging=imaging,
+                by=request.user,
+                reason=form.cleaned_data["reason"],
+                version=form.cleaned_data.get("version"),
+            ),
+        )
+    if form.is_valid():
+        messages.success(request, "The imaging is marked as entered in error. It stays on record.")
+        return redirect(reverse("patients:detail", args=[patient.pk]) + f"#imaging-{pk}")
+    correction = ImagingForm(instance=imaging, initial={"version": imaging.version}, editing=True)
+    title = f"Correct imaging of {_day(imaging.performed_on)}"
+    return _error_form_page(request, correction, form, title=title, patient=patient, what="imaging")
+
+
+def _error_form_page(
+    request: HttpRequest,
+    correction: Any,
+    form: EnteredInErrorForm,
+    *,
+    title: str,
+    patient: Patient,
+    what: str,
+) -> HttpResponse:
+    """The correction page again, its "entered in error" form showing what was wrong."""
+    focus_first_error(form)
+    extra = {"error_form": form, "error_action": request.path, "error_what": what}
+    return _form_page(request, correction, title=title, patient=patient, status=400, extra=extra)
 
 
 @GET_POST
@@ -313,18 +468,46 @@ def draw_entered_in_error(request: HttpRequest, pk: int) -> HttpResponse:
 def imaging_create(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
     form = ImagingForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if _valid(form, lambda fields: services.imaging_entry_errors(fields, patient=patient)):
         imaging = _attempt(
             form,
             lambda: services.record_imaging(patient=patient, by=request.user, **form.cleaned_data),
         )
         if imaging:
-            messages.success(request, f"Imaging of {imaging.performed_on} recorded.")
+            messages.success(request, f"Imaging of {_day(imaging.performed_on)} recorded.")
             return redirect(reverse("patients:detail", args=[patient.pk]) + "#imaging")
     return _form_page(request, form, title="New imaging", patient=patient, status=_status(request))
 
 
 # --- shared form handling ---------------------------------------------------------------
+
+
+def _valid(form: Any, check: Callable[[dict[str, Any]], Mapping[str, list[str]]]) -> bool:
+    """Was a valid form posted? When some fields could not be read, `check` (the use case's
+    own checks) still looks at the others, so every problem is reported at once."""
+    if form.is_valid():
+        return True
+    if form.is_bound and any(name in form.errors for name in form.fields):
+        entry = set(form._meta.fields or ())
+        readable = {k: v for k, v in form.cleaned_data.items() if k in entry}
+        for name, problems in check(readable).items():
+            if name in form.fields and name not in form.errors:
+                for problem in problems:
+                    form.add_error(name, problem)
+    return False
+
+
+def _day(value: date) -> str:
+    return dateformat.format(value, "D j M Y")
+
+
+def _time(value: datetime) -> str:
+    return dateformat.format(timezone.localtime(value), "j M Y H:i")
+
+
+def draw_summary(draw: CTCDraw) -> str:
+    """A draw in a few words: "4 in 7.5 mL", or its status when it has no count."""
+    return draw_row(draw, None).count_text or draw.get_status_display().lower()
 
 
 def _attempt(form: Any, save: Any) -> Any:
@@ -367,7 +550,15 @@ def _form_page(
     extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     focus_first_error(form)
-    ctx = {"form": form, "title": title, "patient": patient, **(extra or {})}
+    ctx = {
+        "form": form,
+        "title": title,
+        "patient": patient,
+        "error_summary": error_summary(form),
+        **(extra or {}),
+    }
+    if "error_form" in ctx:
+        ctx["error_form_summary"] = error_summary(ctx["error_form"])
     if patient is not None:  # a form about a patient shows their record
         audit.record(request, AccessAction.VIEW, patient=patient, target=f"form {request.path}")
     return render(request, "patients/form.html", ctx, status=status)

@@ -17,6 +17,9 @@ from tests.paths import DATA as SAMPLES
 
 pytestmark = pytest.mark.django_db
 
+# The full export asks why, and for a confirmation (both go in the access log).
+EXPORT_ALL = {"reason": "Quarterly audit", "confirm": "on"}
+
 DATA = SAMPLES / "csv"
 
 
@@ -43,6 +46,7 @@ def test_nurses_and_users_without_a_role_cannot_import_or_export(client, nurse, 
         assert client.get("/imports/csv/").status_code == 403
         assert _upload(client, "good.csv").status_code == 403
         assert client.get("/exports/draws.csv").status_code == 403
+        assert client.post("/exports/draws.csv", EXPORT_ALL).status_code == 403
         assert client.get(f"/patients/{patient.pk}/draws.csv").status_code == 403
 
 
@@ -163,10 +167,10 @@ def test_the_full_export_covers_every_patient_in_a_fixed_number_of_queries(
 ):
     builders.draw(patient, oncologist, drawn_at=datetime(2026, 1, 2, tzinfo=UTC), ctc_count=1)
     client.force_login(oncologist)
-    client.get("/exports/draws.csv")
+    client.post("/exports/draws.csv", EXPORT_ALL)
 
     def export() -> list[dict[str, str]]:
-        return _rows(client.get("/exports/draws.csv"))
+        return _rows(client.post("/exports/draws.csv", EXPORT_ALL))
 
     few = count_queries(export)
     for i in range(30):
@@ -188,7 +192,7 @@ def test_exports_and_imports_are_in_the_access_log(client, oncologist, patient, 
     client.force_login(oncologist)
 
     b"".join(client.get(f"/patients/{patient.pk}/draws.csv").streaming_content)
-    b"".join(client.get("/exports/draws.csv").streaming_content)
+    b"".join(client.post("/exports/draws.csv", EXPORT_ALL).streaming_content)
     preview = _upload(client, "good.csv")
     client.post("/imports/csv/confirm/", {"digest": preview.context["digest"]})
 
@@ -202,3 +206,34 @@ def test_exports_and_imports_are_in_the_access_log(client, oncologist, patient, 
         ("export", None, "olivia"),
         ("import", None, "olivia"),
     ]
+
+
+def test_the_full_export_asks_why_and_for_a_confirmation_and_logs_the_reason(
+    client, oncologist, patient
+):
+    client.force_login(oncologist)
+
+    asked = client.get("/exports/draws.csv")
+    refused = client.post("/exports/draws.csv", {"reason": "", "confirm": ""})
+    exported = client.post("/exports/draws.csv", {"reason": "Tumour board  audit", "confirm": "on"})
+
+    assert asked["Content-Type"].startswith("text/html")
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    assert "Why is this export needed?: Say why the export is needed." in body
+    assert "Tick to confirm before exporting." in body
+    assert exported["Content-Type"].startswith("text/csv")
+    b"".join(exported.streaming_content)
+    assert list(AccessEvent.objects.filter(action="export").values_list("target", flat=True)) == [
+        "CSV of all patients' draws; reason: Tumour board audit"
+    ]
+
+
+def test_the_full_export_is_not_in_the_everyday_menu(client, oncologist):
+    client.force_login(oncologist)
+
+    page = client.get("/").content.decode()
+
+    nav = page.split('class="main-nav"')[1].split("</nav>")[0]
+    assert "/exports/draws.csv" not in nav
+    assert "/exports/draws.csv" in page.split('class="site-footer"')[1]

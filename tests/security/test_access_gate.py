@@ -259,16 +259,31 @@ def hidden(oncologist) -> dict[str, int]:
     cycle = builders.cycle(line, oncologist, number=1, scheduled_date=START)
     # Unfavourable in cycle 1's window: the cycle has a flag to acknowledge.
     draw = builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=9)
-    services.record_imaging(
+    imaging = services.record_imaging(
         patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
     )
     services.acknowledge_cycle(cycle=cycle, by=oncologist, note="Seen")
-    return {"patient": patient.pk, "line": line.pk, "cycle": cycle.pk, "draw": draw.pk}
+    return {
+        "patient": patient.pk,
+        "line": line.pk,
+        "cycle": cycle.pk,
+        "draw": draw.pk,
+        "imaging": imaging.pk,
+    }
 
 
 @pytest.fixture
-def visible(patient, line, cycle, draw) -> dict[str, int]:
-    return {"patient": patient.pk, "line": line.pk, "cycle": cycle.pk, "draw": draw.pk}
+def visible(patient, line, cycle, draw, oncologist) -> dict[str, int]:
+    imaging = services.record_imaging(
+        patient=patient, by=oncologist, performed_on=date(2026, 1, 3), modality="ct", response="SD"
+    )
+    return {
+        "patient": patient.pk,
+        "line": line.pk,
+        "cycle": cycle.pk,
+        "draw": draw.pk,
+        "imaging": imaging.pk,
+    }
 
 
 @pytest.fixture
@@ -381,9 +396,12 @@ WEB_PAGES = {
     "patients:draw-create": "patient",
     "patients:draw-edit": "draw",
     "patients:imaging-create": "patient",
+    "patients:imaging-edit": "imaging",
+    "patients:cycles-plan": "line",
 }
 WEB_POSTS = {
     "patients:draw-error": "draw",
+    "patients:imaging-error": "imaging",
     "patients:acknowledge": "cycle",
     "patients:acknowledge-result": "draw",
 }
@@ -422,7 +440,7 @@ def test_the_pages_and_the_export_leave_out_a_patient_the_gate_hides(
 
     listed = client.get(reverse("patients:list")).content.decode()
     due = client.get(reverse("patients:worklist"), {"start": START.isoformat()})
-    export = client.get(reverse("patients:csv-export-all"))
+    export = client.post(reverse("patients:csv-export-all"), {"reason": "Audit", "confirm": "on"})
     rows = b"".join(export.streaming_content).decode()
 
     assert "MRN0001" in listed and "HIDDEN-9" not in listed

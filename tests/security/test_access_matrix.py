@@ -120,16 +120,19 @@ ACCESS: dict[str, Rule] = {
     "patients:line-create": form(WRITERS),
     "patients:line-edit": form(WRITERS),
     "patients:cycle-create": form(WRITERS),
+    "patients:cycles-plan": form(WRITERS),
     "patients:cycle-edit": form(WRITERS),
     "patients:draw-create": form(WRITERS),
     "patients:draw-edit": form(WRITERS),
     "patients:draw-error": post_only(WRITERS),
     "patients:imaging-create": form(WRITERS),
+    "patients:imaging-edit": form(WRITERS),
+    "patients:imaging-error": post_only(WRITERS),
     # CSV import and export: oncologists (exports hold every draw of every patient)
     "patients:csv-upload": form(WRITERS),
     "patients:csv-confirm": post_only(WRITERS),
     "patients:csv-export-patient": page(WRITERS),
-    "patients:csv-export-all": page(WRITERS),
+    "patients:csv-export-all": form(WRITERS),  # GET asks why; POST exports
     # the replicate-variation estimate: every patient's tubes as one figure, for staff
     "patients:replicate-variation": page(STAFF_ONLY),
     # JSON API v1

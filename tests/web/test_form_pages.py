@@ -241,8 +241,12 @@ def test_editing_a_draw_needs_a_reason_which_the_history_keeps(client, oncologis
 def test_a_draw_is_marked_entered_in_error_never_deleted(client, oncologist, draw):
     client.force_login(oncologist)
 
-    blank = client.post(f"/draws/{draw.pk}/entered-in-error/", {"reason": "", "version": 1})
-    r = client.post(f"/draws/{draw.pk}/entered-in-error/", {"reason": "Duplicate", "version": 1})
+    blank = client.post(
+        f"/draws/{draw.pk}/entered-in-error/", {"error-reason": "", "error-version": 1}
+    )
+    r = client.post(
+        f"/draws/{draw.pk}/entered-in-error/", {"error-reason": "Duplicate", "error-version": 1}
+    )
 
     assert blank.status_code == 400
     assert r.status_code == 302

@@ -245,8 +245,8 @@ TARGETS = [
     Target(
         "draw entered in error",
         lambda w: f"/draws/{w.draw.pk}/entered-in-error/",
-        lambda w: {"reason": "Wrong patient", "version": "1"},
-        {"reason": "error_reason"},
+        lambda w: {"error-reason": "Wrong patient", "error-version": "1"},
+        {"error-reason": "error_reason"},
         lambda w: CTCDraw.objects.get(pk=w.draw.pk),
     ),
     Target(
@@ -422,7 +422,7 @@ def test_a_long_entered_in_error_reason_is_kept_whole(world, client):
     reason = "Sample belonged to another patient. " * 25
 
     response = client.post(
-        f"/draws/{world.draw.pk}/entered-in-error/", {"reason": reason, "version": "1"}
+        f"/draws/{world.draw.pk}/entered-in-error/", {"error-reason": reason, "error-version": "1"}
     )
 
     assert response.status_code == 302

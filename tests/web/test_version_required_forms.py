@@ -77,7 +77,7 @@ def test_a_draw_edit_without_a_version_is_refused(client, oncologist, draw):
 def test_entered_in_error_without_a_version_is_refused(client, oncologist, draw):
     client.force_login(oncologist)
 
-    _refused(client.post(f"/draws/{draw.pk}/entered-in-error/", {"reason": "Duplicate"}))
+    _refused(client.post(f"/draws/{draw.pk}/entered-in-error/", {"error-reason": "Duplicate"}))
 
     draw.refresh_from_db()
     assert (draw.entered_in_error, draw.version) == (False, 1)

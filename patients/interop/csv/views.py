@@ -177,13 +177,40 @@ def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     return _csv_response(csv_export.series_rows(series), f"ctc-draws-patient-{patient.pk}.csv")
 
 
-@require_safe
+class ExportAllForm(forms.Form):
+    """Every patient's draws leave the app in one file: say why, and confirm."""
+
+    reason = forms.CharField(
+        max_length=200,
+        label="Why is this export needed?",
+        help_text="Recorded in the access log with your name, e.g. “quarterly audit for "
+        "the tumour board”. Do not write patient names or MRNs here.",
+        error_messages={"required": "Say why the export is needed."},
+    )
+    confirm = forms.BooleanField(
+        label="I understand this file holds the CTC draws of every patient I can see, and "
+        "will keep it as patient data",
+        error_messages={"required": "Tick to confirm before exporting."},
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 @permission_required("patients.change_ctcdraw", raise_exception=True)
-def export_all(request: HttpRequest) -> StreamingHttpResponse:
-    today = timezone.localdate()
-    audit.record(request, AccessAction.EXPORT, target="CSV of all patients' draws")
-    return _csv_response(_all_series_rows(request.user), f"ctc-draws-{today:%Y-%m-%d}.csv")
+def export_all(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """Ask for a reason and a confirmation, then stream every visible patient's draws."""
+    form = ExportAllForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        today = timezone.localdate()
+        reason = " ".join(form.cleaned_data["reason"].split())
+        audit.record(
+            request, AccessAction.EXPORT, target=f"CSV of all patients' draws; reason: {reason}"
+        )
+        return _csv_response(_all_series_rows(request.user), f"ctc-draws-{today:%Y-%m-%d}.csv")
+    focus_first_error(form)
+    status = 400 if request.method == "POST" else 200
+    ctx = {"form": form, "patients": access.patients(request.user).count()}
+    return render(request, "imports/export_all.html", ctx, status=status)
 
 
 def _all_series_rows(user: Any) -> Iterator[list[str]]:
