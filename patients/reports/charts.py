@@ -49,6 +49,7 @@ from patients.reports.chart_data import (
     TRACE_COLOUR,
     UNFAVOURABLE_COLOUR,
     ChartData,
+    ChartIdentity,
     ImagingPoint,
     MarkerStyle,
     chance_of,
@@ -71,6 +72,8 @@ from patients.reports.chart_geometry import (
     text_width_pt,
     y_ticks,
 )
+from patients.reports.chart_svg import inline, with_point_titles
+from patients.reports.chart_text import identity_text, point_tooltips
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -132,9 +135,29 @@ _MARKER_PATHS: dict[str, Path] = {LOWER_BOUND.marker: _UP_ARROW}
 # --- the trend chart ------------------------------------------------------
 
 
-def trend_figure(data: ChartData, *, width_in: float = 9.0, height_in: float = 4.2) -> Figure:
-    """The CTC trend of one patient as a matplotlib Figure, not yet rendered."""
+def trend_figure(
+    data: ChartData,
+    *,
+    width_in: float = 9.0,
+    height_in: float = 4.2,
+    identity: ChartIdentity | None = None,
+) -> Figure:
+    """The CTC trend of one patient as a matplotlib Figure, not yet rendered.
+
+    With `identity`, a line above the plot says whose chart it is and when it was
+    made: every picture that leaves the app (a PNG or SVG download) carries it.
+    """
     fig = Figure(figsize=(width_in, height_in), layout="constrained")
+    if identity is not None:
+        fig.suptitle(
+            identity_text(identity),
+            x=0.01,
+            ha="left",
+            fontsize=8.5,
+            color=TEXT_COLOUR,
+            fontweight="bold",
+            parse_math=False,
+        )
     ax = fig.add_subplot()
     frame = chart_frame(data, width_in, height_in)
     plotted = plotted_points(data.assessments)
@@ -363,22 +386,32 @@ def _draw_imaging(
     return boxes
 
 
+POINT_GID = "ctc-point-{}"
+
+
 def _draw_points(ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment]) -> None:
-    # Line2D artists throughout: markers as lines without a line draw the same
-    # as scatter or vlines collections at a fraction of their cost.
+    """One marker artist per point, with the id POINT_GID.format(index in `plotted`).
+
+    In the SVG each point is then a group of its own, which chart_svg gives a
+    tooltip (<title>) and makes reachable with the keyboard.
+    """
     evaluable = [a for a in plotted if a.evaluable]
     if evaluable:
         xs = [float(date2num(a.draw.drawn_on)) for a in evaluable]
         # Only evaluable samples are joined: a missing result is never read as a value.
         ax.plot(xs, [rate_of(a) for a in evaluable], color=TRACE_COLOUR, linewidth=0.9, zorder=2.5)
         _draw_intervals(ax, evaluable)
-        for style, hollow, group_xs, group_ys in _marker_groups(evaluable):
+    for index, a in enumerate(plotted):
+        x = float(date2num(a.draw.drawn_on))
+        if a.evaluable:
+            style = LOWER_BOUND if a.censored else STYLES[a.category]
             # A non-standard volume gives an indicative category only: an open marker.
-            ax.plot(group_xs, group_ys, **_marker_props(style, hollow=hollow), zorder=4)
-    missing = [float(date2num(a.draw.drawn_on)) for a in plotted if not a.evaluable]
-    if missing:
-        props = _marker_props(NOT_EVALUABLE, edge=1.5)
-        ax.plot(missing, [frame.y_missing] * len(missing), **props, zorder=4)
+            props = _marker_props(style, hollow=_non_standard(a))
+            y = rate_of(a)
+        else:
+            props = _marker_props(NOT_EVALUABLE, edge=1.5)
+            y = frame.y_missing
+        ax.plot([x], [y], **props, zorder=4, gid=POINT_GID.format(index))
 
 
 def _marker_props(style: MarkerStyle, *, hollow: bool = False, edge: float = 0.6) -> dict[str, Any]:
@@ -432,22 +465,6 @@ def _draw_intervals(ax: Axes, evaluable: Sequence[rules.DrawAssessment]) -> None
             alpha=0.6,
             zorder=3,
         )
-
-
-def _marker_groups(
-    evaluable: Sequence[rules.DrawAssessment],
-) -> list[tuple[MarkerStyle, bool, list[float], list[float]]]:
-    """Samples grouped by (style, non-standard volume): one artist per group.
-
-    A censored sample is drawn as a lower bound, whatever its category's shape.
-    """
-    groups: dict[tuple[MarkerStyle, bool], tuple[list[float], list[float]]] = {}
-    for a in evaluable:
-        style = LOWER_BOUND if a.censored else STYLES[a.category]
-        xs, ys = groups.setdefault((style, _non_standard(a)), ([], []))
-        xs.append(float(date2num(a.draw.drawn_on)))
-        ys.append(rate_of(a))
-    return [(style, hollow, xs, ys) for (style, hollow), (xs, ys) in groups.items()]
 
 
 def _non_standard(assessment: rules.DrawAssessment) -> bool:
@@ -684,12 +701,22 @@ def _marker_handle(style: MarkerStyle, *, hollow: bool = False, edge: float = 0.
 # --- encoders -------------------------------------------------------------
 
 
-def trend_svg(data: ChartData) -> bytes:
-    return _svg_bytes(trend_figure(data))
+def trend_svg(data: ChartData, *, identity: ChartIdentity | None = None) -> bytes:
+    """The chart as an SVG document, each point with its tooltip (see chart_svg)."""
+    return with_point_titles(
+        _svg_bytes(trend_figure(data, identity=identity)), point_tooltips(data)
+    )
 
 
-def trend_png(data: ChartData, *, dpi: int = 110) -> bytes:
-    return _png_bytes(trend_figure(data), dpi=dpi)
+def trend_svg_inline(data: ChartData, *, label: str) -> str:
+    """The chart as markup for the patient page: tooltips that show, points the keyboard
+    reaches, no inline CSS. The page around it says whose chart it is."""
+    svg = with_point_titles(_svg_bytes(trend_figure(data), bare=True), point_tooltips(data))
+    return inline(svg, label=label)
+
+
+def trend_png(data: ChartData, *, dpi: int = 110, identity: ChartIdentity | None = None) -> bytes:
+    return _png_bytes(trend_figure(data, identity=identity), dpi=dpi)
 
 
 def _svg_bytes(fig: Figure, *, transparent: bool = False, bare: bool = False) -> bytes:
@@ -719,14 +746,16 @@ def _png_bytes(fig: Figure, *, dpi: int) -> bytes:
 
 # Bump when the drawing code changes, so no server serves a chart drawn the old way.
 # 2: version 2 of the rules (one point per sample, lower bounds, the chance, the
-# doxorubicin windows).
-CHART_DESIGN = 2
+# doxorubicin windows). 3: tooltips, the identity line, acknowledged points, the
+# y axis's scale named.
+CHART_DESIGN = 3
 
 
 def cache_key(
     *,
     patient_id: int,
     data_version: int,
+    acknowledged: int,
     today: date,
     cutoffs: Mapping[str, int],
     settings: rules.Settings,
@@ -736,6 +765,7 @@ def cache_key(
     """The cache key of a patient's chart: changes whenever what it shows changes.
 
     The patient's data version (bumped by every write that changes the chart),
+    the latest acknowledgement's id (an acknowledged point says so),
     today's date (the x axis ends today), the cut-offs, the settings the rules
     read (the clarity threshold and the replicate variation change the flags
     and their labels), the clinic's time zone (it gives each draw its local
@@ -743,5 +773,5 @@ def cache_key(
     """
     cut = ",".join(f"{k}={v}" for k, v in sorted(cutoffs.items()))
     read = ",".join(f"{f.name}={getattr(settings, f.name)!r}" for f in fields(settings))
-    parts = [CHART_DESIGN, patient_id, data_version, today, cut, read, time_zone, fmt]
+    parts = [CHART_DESIGN, patient_id, data_version, acknowledged, today, cut, read, time_zone, fmt]
     return "chart:" + ":".join(str(p) for p in parts)

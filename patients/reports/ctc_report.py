@@ -282,7 +282,9 @@ def _running_header(page: Page, data: ReportData) -> None:
         small = replace(BOLD, size=SMALL_PT)
         # The full name is in the patient block; here it must not run off the page.
         lines = wrap(((data.patient_name, small),), WIDTH - 12)
-        name = lines[0][0][0] + (" …" if len(lines) > 1 else "")
+        # An empty name wraps to a line without runs.
+        first = lines[0][0][0] if lines and lines[0] else ""
+        name = first + (" …" if len(lines) > 1 else "")
         page.text(LEFT, top - 2, name, small)
         page.text(LEFT, top + 8, f"MRN {data.mrn}   ·   born {born}", small)
         top += 8

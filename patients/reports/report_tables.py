@@ -104,7 +104,7 @@ def _result_row(doc: ReportDocument, result: Result) -> list[Cell]:
         _lines_cell([_accession_text(doc, t.id) for t in tubes]),
         _result_cell(tubes),
         text_cell(_rate_text(a)),
-        text_cell(wording.interval_text(a.ci95, joiner="–") if a.ci95 else DASH),
+        text_cell(wording.interval_text(a.ci95) if a.ci95 else DASH),
         text_cell(_category_text(a)),
         _notes_cell(doc, result),
     ]

@@ -39,6 +39,12 @@ def chart_data(
             ImagingPoint(i.performed_on, i.get_modality_display(), i.response) for i in imaging
         ],
         today=today,
+        time_zone=timezone.get_current_timezone_name(),
+        acknowledged=frozenset(
+            found.draw.id
+            for found in rules.results_to_review(series.assessments)
+            if found.draw.id is not None and series.result_acknowledged(found)
+        ),
     )
 
 

@@ -21,6 +21,7 @@ from patients.models import (
     AccessAction,
 )
 from patients.reports.chart_text import chart_text_alternative
+from patients.web.chart_report import inline_chart
 from patients.web.documents import chart_data, imaging_of
 from patients.web.forms import (
     AcknowledgeForm,
@@ -75,6 +76,8 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     imaging = imaging_of(patient)
     today = timezone.localdate()
     acks = list(reversed(series.acknowledgements))  # newest first
+    data = chart_data(series, imaging, today=today)
+    chart_alt = chart_text_alternative(data)
     ctx = {
         "patient": patient,
         "series": series,
@@ -83,7 +86,8 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "lines": _lines_with_cycles(series),
         "imaging": imaging,
         "acknowledgements": acks,
-        "chart_alt": chart_text_alternative(chart_data(series, imaging, today=today)),
+        "chart_alt": chart_alt,
+        "chart": inline_chart(patient, data, label="CTC trend chart"),
         "ack_form": AcknowledgeForm(),
         "history": change_history(patient) if request.user.is_staff else None,
     }

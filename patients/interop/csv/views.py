@@ -149,7 +149,8 @@ def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     patient = access.patient(request.user, pk)
     series = assessment.series_for(patient)
     audit.record(request, AccessAction.EXPORT, patient=patient, target="CSV of the patient's draws")
-    return _csv_response(csv_export.series_rows(series), f"ctc-draws-patient-{patient.pk}.csv")
+    name = f"ctc-draws-{patient.pk}-{timezone.localdate():%Y-%m-%d}.csv"
+    return _csv_response(csv_export.series_rows(series), name)
 
 
 @require_safe
