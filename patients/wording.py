@@ -98,6 +98,14 @@ def interval_bound(value: float, *, upper: bool) -> str:
     return format(Decimal(repr(value)).quantize(Decimal("0.1"), rounding=rounding), ",")
 
 
+# --- numbers of things ------------------------------------------------------------------
+
+
+def how_many(count: int, noun: str, plural: str | None = None) -> str:
+    """A number of things, in words that agree with it: "1 draw", "2 draws", "1,000 draws"."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 # --- people and time ---------------------------------------------------------------------
 
 

@@ -67,7 +67,7 @@ def test_confirming_imports_the_rows_as_the_signed_in_oncologist(
 
     r = client.post("/imports/csv/confirm/", {"digest": preview.context["digest"]}, follow=True)
 
-    assertContains(r, "Imported 4 draw(s) from good.csv")
+    assertContains(r, "Imported 4 draws from good.csv")
     assert CTCDraw.objects.count() == 4
     assert set(CTCDraw.objects.values_list("entered_by__username", flat=True)) == {"olivia"}
 

@@ -132,8 +132,8 @@ def test_the_command_and_the_page_each_log_one_import(
     client.post("/imports/csv/confirm/", {"digest": preview.context["digest"]})
 
     assert _import_events() == [
-        ("csv-import", "import_ctc one.csv: 1 draw(s) added"),
-        ("olivia", "CSV upload: 1 draw(s) added"),
+        ("csv-import", "import_ctc one.csv: 1 draw added"),
+        ("olivia", "CSV upload: 1 draw added"),
     ]
     assert CTCDraw.objects.count() == 2
 

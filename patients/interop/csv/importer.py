@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from patients import audit, services
+from patients import audit, services, wording
 from patients.interop.csv.imports import ImportPlan, parse_csv, plan_import
 from patients.models import AccessAction
 
@@ -47,7 +47,7 @@ def import_plan(
     services.import_draws(
         rows=plan.new, patients=plan.patients, by=by, source=source, progress=progress
     )
-    target = f"{channel}: {len(plan.new)} draw(s) added"
+    target = f"{channel}: {wording.how_many(len(plan.new), 'draw')} added"
     audit.record(request, AccessAction.IMPORT, user=by, target=target)
     return len(plan.new)
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from ctctrack.forms import focus_first_error
-from patients import access, assessment, audit
+from patients import access, assessment, audit, wording
 from patients.interop.csv import exports as csv_export
 from patients.interop.csv import importer
 from patients.interop.csv.imports import ImportPlan
@@ -96,8 +96,8 @@ def confirm(request: HttpRequest) -> HttpResponse:
     del request.session[SESSION_KEY]
     messages.success(
         request,
-        f"Imported {len(plan.new)} draw(s) from {stored['name']}; "
-        f"{len(plan.unchanged)} were already recorded.",
+        f"Imported {wording.how_many(len(plan.new), 'draw')} from {stored['name']}; "
+        f"{len(plan.unchanged)} {'was' if len(plan.unchanged) == 1 else 'were'} already recorded.",
     )
     return redirect("patients:list")
 

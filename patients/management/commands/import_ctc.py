@@ -16,7 +16,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from patients import services
+from patients import services, wording
 from patients.interop.csv import importer
 
 IMPORT_ACCOUNT = "csv-import"
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         plan = importer.plan_csv(text)
         self.stdout.write(
             f"{file.name}: {len(plan.new)} to add, {len(plan.unchanged)} already recorded, "
-            f"{len(plan.error_lines())} bad row(s)."
+            f"{wording.how_many(len(plan.error_lines()), 'bad row')}."
         )
         if not plan.ok:
             listed = "\n".join(f"  {e}" for e in plan.errors)
