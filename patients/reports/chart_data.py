@@ -26,7 +26,8 @@ IMAGING_COLOUR = "#5e3c99"
 TEXT_COLOUR = "#333333"
 TRACE_COLOUR = "#8c8c8c"
 CUTOFF_COLOUR = "#444444"
-BAND_TINTS = ("#eeeeee", "#f7f7f7")  # neutral, so the red shading stays red
+# The therapy lines' strip along the top, alternating; neutral, apart from the red.
+BAND_TINTS = ("#dcdcdc", "#ececec")
 DOXORUBICIN_COLOUR = "#f1a340"  # PuOr's orange, drawn light: neither a line band nor red
 
 

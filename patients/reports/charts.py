@@ -79,8 +79,12 @@ if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
 Y_LABEL = "CTCs per 7.5 mL"
+# The axis is linear up to LINTHRESH and logarithmic above: said on the axis itself.
+Y_SCALE_NOTE = f"linear to {LINTHRESH:g}, log scale above {LINTHRESH:g}"
 NO_DRAWS_TEXT = "No CTC draws recorded yet"
 
+# The therapy lines' strip along the top edge, in points.
+_LINE_STRIP_PT = 19
 # Label positions below the top edge of the plot area, in points.
 _REGIMEN_OFFSET_PT = 7
 _ROW_OFFSET_PT = 22
@@ -170,7 +174,7 @@ def trend_figure(
     note_rows = 0 if data.cutoff is not None else 2  # the no-cut-off note's box takes rows 0-1
     occupied += _draw_imaging(ax, frame, data.imaging, first_row=note_rows)
     _draw_points(ax, frame, plotted)
-    shown = _draw_point_labels(ax, frame, plotted, occupied)
+    shown = _draw_point_labels(ax, frame, plotted, occupied, data.cutoff)
     _draw_notes(ax, data, plotted)
     _draw_legend(fig, data, plotted, shown, doxorubicin=doxorubicin, width_pt=width_in * 72)
     return fig
@@ -183,13 +187,18 @@ def _style_axes(ax: Axes, frame: Frame, cutoff: int | None) -> None:
     ticks = y_ticks(frame, cutoff)
     ax.set_yticks(ticks, [f"{tick:,}" for tick in ticks])
     ax.yaxis.set_minor_locator(NullLocator())
-    ax.set_ylabel(Y_LABEL, fontsize=9, color=TEXT_COLOUR)
+    # A chart that stays within the linear part needs no note about the log part.
+    label = f"{Y_LABEL}\n({Y_SCALE_NOTE})" if frame.y_top > LINTHRESH else Y_LABEL
+    ax.set_ylabel(label, fontsize=9, color=TEXT_COLOUR, linespacing=1.3)
     ax.xaxis_date()
     locator = AutoDateLocator(minticks=4, maxticks=9)
     ax.xaxis.set_major_locator(locator)
-    # The year once, as the offset or at January, never "2025-May".
+    # The year once, as the offset or under January, never "2025-May"; every
+    # tick of a months' scale names its month, January included ("Jan" over "2026").
     years = ["", "%Y", "%Y", "%Y", "%Y", "%Y"]
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, offset_formats=years))
+    zeros = ["", "%b\n%Y", "%b", "%b-%d", "%H:%M", "%H:%M"]
+    formatter = ConciseDateFormatter(locator, offset_formats=years, zero_formats=zeros)
+    ax.xaxis.set_major_formatter(formatter)
     ax.tick_params(labelsize=8, colors=TEXT_COLOUR)
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -220,7 +229,10 @@ def _draw_therapy_lines(ax: Axes, frame: Frame, data: ChartData) -> list[Box]:
     boxes = []
     for index, (line, start, end) in enumerate(_line_bands(data)):
         x0, x1 = float(date2num(start)), float(date2num(end))
-        ax.axvspan(x0, x1, color=BAND_TINTS[index % 2], linewidth=0, zorder=0.2)
+        # A strip along the top, under the regimen's name: a band over the whole
+        # height would tint the unfavourable region into another colour.
+        strip = 1 - _LINE_STRIP_PT / frame.height_pt
+        ax.axvspan(x0, x1, ymin=strip, ymax=1, color=BAND_TINTS[index % 2], lw=0, zorder=0.2)
         left = frame.x_pt(x0) + 3
         name = fit_text(f"L{line.line_number} {line.regimen}".strip(), frame.x_pt(x1) - left - 3, 8)
         if not name:
@@ -516,8 +528,28 @@ def _label_rank(a: rules.DrawAssessment, codes: list[str]) -> int:
     return len(_FLAG_LABELS) + (1 if chance_of(a) is not None else 2)
 
 
+def _whisker_box(frame: Frame, a: rules.DrawAssessment) -> Box:
+    """Where a point's interval whisker is: no label may cover it."""
+    low, high = a.ci95 if a.ci95 is not None else (rate_of(a), rate_of(a))
+    x = frame.x_pt(float(date2num(a.draw.drawn_on)))
+    top = frame.y_pt(rate_of(a) if high is None else high)
+    return Box(x - 2.5, frame.y_pt(low) - 1, x + 2.5, top + 1)
+
+
+def _cutoff_boxes(frame: Frame, cutoff: int | None) -> list[Box]:
+    """The cut-off line, across the plot: no label may sit on it."""
+    if cutoff is None:
+        return []
+    y = frame.y_pt(cutoff)
+    return [Box(0, y - 1.5, frame.width_pt, y + 1.5)]
+
+
 def _draw_point_labels(
-    ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment], taken: list[Box]
+    ax: Axes,
+    frame: Frame,
+    plotted: Sequence[rules.DrawAssessment],
+    taken: list[Box],
+    cutoff: int | None,
 ) -> set[str]:
     """Short labels beside the points, placed so that none overlaps another.
 
@@ -533,13 +565,24 @@ def _draw_point_labels(
     ]
     labelled = [item for item in labelled if item[3] or item[4]]
     labelled.sort(key=lambda item: item[0])
-    occupied = Occupied([*taken, *(marker_box(frame, a) for a in evaluable)])
+    occupied = Occupied(
+        [
+            *taken,
+            *(marker_box(frame, a) for a in evaluable),
+            *(_whisker_box(frame, a) for a in evaluable),
+            *_cutoff_boxes(frame, cutoff),
+        ]
+    )
     shown: set[str] = set()
     for _rank, a, codes, parts, tubes in labelled:
         x, y = float(date2num(a.draw.drawn_on)), rate_of(a)
         tries = [", ".join([*parts, tubes] if tubes else parts)]
         if tubes and parts:
             tries.append(", ".join(parts))
+        # Crowded: the flag's words alone, which matter most (the tooltip has the rest).
+        flag_words = [_FLAG_LABELS[code][0] for code in codes]
+        if flag_words and flag_words != parts:
+            tries.append(", ".join(flag_words))
         for text in tries:
             slot = free_slot(frame, x, y, text, occupied)
             if slot is not None:
@@ -562,7 +605,7 @@ def _draw_point_labels(
             bbox=_TEXT_BACKGROUND,
         )
         shown.update(codes)
-        if chance_of(a) is not None:
+        if CHANCE_SUFFIX in text:
             shown.add("chance")
     return shown
 
@@ -678,6 +721,9 @@ def _legend_entries(
     if any(_non_standard(a) for a in plotted if a.evaluable):
         hollow = _marker_handle(MarkerStyle("o", TEXT_COLOUR, "", 36), hollow=True)
         entries.append((hollow, "open: non-standard volume"))
+    if _line_bands(data):
+        strip = Patch(facecolor=BAND_TINTS[0], lw=0)
+        entries.append((strip, "therapy line (strip at the top)"))
     if doxorubicin:
         band = Patch(facecolor=DOXORUBICIN_COLOUR, alpha=0.25, lw=0)
         entries.append((band, DOXORUBICIN_LABEL))
