@@ -56,6 +56,7 @@ from patients.reports.chart_data import (
     chance_percent,
     doxorubicin_windows,
     plotted_points,
+    point_key,
     rate_of,
     tubes_of,
 )
@@ -114,6 +115,8 @@ _FLAG_LABELS: dict[str, tuple[str, str]] = {
 CHANCE_SUFFIX = " ≥ cut-off"
 CHANCE_KEY = "n% ≥ cut-off = chance that the true count is at or above the cut-off"
 DOXORUBICIN_LABEL = "doxorubicin window"
+# Before the words of flags that are all acknowledged (the key says so).
+ACKNOWLEDGED_MARK = "✓"
 _LEGEND_PT = 7.5
 _LEGEND_SIDE_PT = 8  # the figure's padding either side of the legend
 
@@ -174,7 +177,7 @@ def trend_figure(
     note_rows = 0 if data.cutoff is not None else 2  # the no-cut-off note's box takes rows 0-1
     occupied += _draw_imaging(ax, frame, data.imaging, first_row=note_rows)
     _draw_points(ax, frame, plotted)
-    shown = _draw_point_labels(ax, frame, plotted, occupied, data.cutoff)
+    shown = _draw_point_labels(ax, frame, plotted, occupied, data.cutoff, data.acknowledged)
     _draw_notes(ax, data, plotted)
     _draw_legend(fig, data, plotted, shown, doxorubicin=doxorubicin, width_pt=width_in * 72)
     return fig
@@ -505,11 +508,21 @@ def _flag_codes(evaluable: Sequence[rules.DrawAssessment]) -> list[list[str]]:
     return result
 
 
-def _label_parts(a: rules.DrawAssessment, codes: list[str]) -> tuple[list[str], str]:
-    """What is said beside a point: flag words, the bound ("> 1000") or the chance
-    ("53% ≥ cut-off"); and, apart, how many tubes it pools ("2 tubes"), said when
-    there is room."""
-    parts = [_FLAG_LABELS[code][0] for code in codes]
+def _flag_words(codes: list[str], *, acknowledged: bool) -> list[str]:
+    """The flags' short words, the first after a tick when they are acknowledged."""
+    words = [_FLAG_LABELS[code][0] for code in codes]
+    if acknowledged and words:
+        words[0] = f"{ACKNOWLEDGED_MARK} {words[0]}"
+    return words
+
+
+def _label_parts(
+    a: rules.DrawAssessment, codes: list[str], *, acknowledged: bool
+) -> tuple[list[str], str]:
+    """What is said beside a point: flag words (after a tick when acknowledged), the
+    bound ("> 1000") or the chance ("53% ≥ cut-off"); and, apart, how many tubes it
+    pools ("2 tubes"), said when there is room."""
+    parts = _flag_words(codes, acknowledged=acknowledged)
     if a.censored:
         parts.append(wording.short_rate(rate_of(a), censored=True))
     chance = chance_of(a)
@@ -550,6 +563,7 @@ def _draw_point_labels(
     plotted: Sequence[rules.DrawAssessment],
     taken: list[Box],
     cutoff: int | None,
+    acknowledged: frozenset[int],
 ) -> set[str]:
     """Short labels beside the points, placed so that none overlaps another.
 
@@ -559,8 +573,12 @@ def _draw_point_labels(
     what was shown (flag codes, and "chance"), for the legend's key.
     """
     evaluable = [a for a in plotted if a.evaluable]
+
+    def done(a: rules.DrawAssessment) -> bool:
+        return point_key(a) in acknowledged
+
     labelled = [
-        (_label_rank(a, codes), a, codes, *_label_parts(a, codes))
+        (_label_rank(a, codes), a, codes, *_label_parts(a, codes, acknowledged=done(a)))
         for codes, a in zip(_flag_codes(evaluable), evaluable, strict=True)
     ]
     labelled = [item for item in labelled if item[3] or item[4]]
@@ -580,7 +598,7 @@ def _draw_point_labels(
         if tubes and parts:
             tries.append(", ".join(parts))
         # Crowded: the flag's words alone, which matter most (the tooltip has the rest).
-        flag_words = [_FLAG_LABELS[code][0] for code in codes]
+        flag_words = _flag_words(codes, acknowledged=done(a))
         if flag_words and flag_words != parts:
             tries.append(", ".join(flag_words))
         for text in tries:
@@ -605,6 +623,8 @@ def _draw_point_labels(
             bbox=_TEXT_BACKGROUND,
         )
         shown.update(codes)
+        if text.startswith(ACKNOWLEDGED_MARK):
+            shown.add("acknowledged")
         if CHANCE_SUFFIX in text:
             shown.add("chance")
     return shown
@@ -686,6 +706,8 @@ def _legend_title(shown: set[str], width_pt: float) -> str | None:
         f"{words} = {meaning}" for code, (words, meaning) in _FLAG_LABELS.items() if code in shown
     ]
     parts = [f"Flags:   {keys[0]}", *keys[1:]] if keys else []
+    if "acknowledged" in shown:
+        parts.append(f"{ACKNOWLEDGED_MARK} = flags acknowledged")
     if "chance" in shown:
         parts.append(CHANCE_KEY)
     room = width_pt - 2 * _LEGEND_SIDE_PT

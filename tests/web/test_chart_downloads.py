@@ -151,6 +151,10 @@ def test_an_acknowledgement_changes_the_cached_chart(client, nurse, oncologist, 
 
     assert after.status_code == 200
     assert after["ETag"] != before["ETag"]
-    titles = [p[0].text for p in _points(ET.fromstring(after.content))]
+    root = ET.fromstring(after.content)
+    titles = [p[0].text for p in _points(root)]
     assert "Flags acknowledged" in titles[1]
+    texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+    assert any(t.startswith("✓ ↑ conv.") for t in texts)  # marked on the chart itself
+    assert any("✓ = flags acknowledged" in t for t in texts)
     assert "Flags acknowledged" in _points(_inline_svg(page))[1][0].text
