@@ -36,6 +36,7 @@ class ImagingPoint:
     performed_on: date
     modality: str  # display label, e.g. "CT", "PET-CT", "Bone scan"
     response: str  # RECIST 1.1 code: CR, PR, SD, PD, NE
+    note: str = ""  # the radiologist's or clinician's note, kept in the report
 
 
 @dataclass(frozen=True)

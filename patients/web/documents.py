@@ -36,7 +36,8 @@ def chart_data(
         lines=[assessment.line_in(line) for line in series.lines],
         cycles=[assessment.cycle_in(c) for c in series.cycles],
         imaging=[
-            ImagingPoint(i.performed_on, i.get_modality_display(), i.response) for i in imaging
+            ImagingPoint(i.performed_on, i.get_modality_display(), i.response, i.note)
+            for i in imaging
         ],
         today=today,
         time_zone=timezone.get_current_timezone_name(),

@@ -962,6 +962,24 @@ def test_text_is_never_read_as_mathtext(breast: ReportData) -> None:
     assert "Note: invoice $12 and $15 paid" in text
 
 
+def test_the_summary_gives_the_latest_imaging_and_the_imaging_table_keeps_notes(
+    breast: ReportData,
+) -> None:
+    imaging = (
+        chart_data.ImagingPoint(date(2025, 4, 30), "CT", "PR"),
+        chart_data.ImagingPoint(date(2025, 9, 29), "CT", "SD", "Liver lesions slightly smaller"),
+    )
+
+    text = text_of(report_pdf(replace(breast, imaging=imaging)))
+
+    assert (
+        "Latest imaging: 2025-09-29, CT: SD (stable disease) (Liver lesions slightly smaller)."
+        in text
+    )
+    assert "2025-09-29 CT SD Liver lesions slightly smaller" in text
+    assert "2025-04-30 CT PR —" in text
+
+
 if __name__ == "__main__":
     # Rewrites the sample in docs/ from the series above:
     #   DEBUG=True PYTHONPATH=. .venv/bin/python tests/reports/test_report.py
