@@ -23,8 +23,8 @@ from xml.etree import ElementTree as ET
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
-ET.register_namespace("", SVG_NS)
-ET.register_namespace("xlink", XLINK_NS)
+# ElementTree's namespace prefixes are process-wide, and other code (a QR code
+# library) names the SVG namespace "svg": `_serialised` writes plain names instead.
 
 POINT_ID = re.compile(r"ctc-point-(\d+)")
 POINT_CLASS = "ctc-point"
@@ -82,7 +82,7 @@ def with_point_titles(svg: bytes, titles: Sequence[str]) -> bytes:
         found += 1
     if found != len(titles):
         raise ValueError(f"{found} points drawn, {len(titles)} titles given")
-    return _prolog(svg) + ET.tostring(root, encoding="unicode").encode("utf-8")
+    return _prolog(svg) + _serialised(root).encode("utf-8")
 
 
 def inline(svg: bytes, *, label: str) -> str:
@@ -112,6 +112,29 @@ def inline(svg: bytes, *, label: str) -> str:
     root.set("role", "group")
     root.set("aria-label", _xml_safe(label))
     root.set("class", "trend-chart")
+    # SVG 2's plain href: an HTML parser knows no prefix but "xlink", whatever the
+    # serialiser would call it.
+    for element in root.iter():
+        target = element.attrib.pop(f"{{{XLINK_NS}}}href", None)
+        if target is not None:
+            element.set("href", target)
+    return _serialised(root)
+
+
+def _serialised(root: ET.Element) -> str:
+    """The tree as SVG markup with unprefixed element names and `xlink:href`, whatever
+    prefixes other code has registered with ElementTree."""
+    svg, xlink = f"{{{SVG_NS}}}", f"{{{XLINK_NS}}}"
+    uses_xlink = False
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.startswith(svg):
+            element.tag = element.tag[len(svg) :]
+        for name in [key for key in element.attrib if key.startswith(xlink)]:
+            element.set(f"xlink:{name[len(xlink) :]}", element.attrib.pop(name))
+            uses_xlink = True
+    root.set("xmlns", SVG_NS)
+    if uses_xlink:
+        root.set("xmlns:xlink", XLINK_NS)
     return ET.tostring(root, encoding="unicode")
 
 

@@ -158,3 +158,19 @@ def test_an_acknowledgement_changes_the_cached_chart(client, nurse, oncologist, 
     assert any(t.startswith("✓ ↑ conv.") for t in texts)  # marked on the chart itself
     assert any("✓ = flags acknowledged" in t for t in texts)
     assert "Flags acknowledged" in _points(_inline_svg(page))[1][0].text
+
+
+def test_the_inline_chart_keeps_plain_svg_names_whatever_prefixes_others_register():
+    """ElementTree's prefixes are process-wide (a QR code library names the SVG one
+    "svg"); an HTML page draws <svg:g> as nothing, so the chart never depends on them."""
+    from tests.reports.test_charts import breast_conversion_data
+
+    ET.register_namespace("svg", "http://www.w3.org/2000/svg")
+    ET.register_namespace("xl", "http://www.w3.org/1999/xlink")
+
+    markup = charts.trend_svg_inline(breast_conversion_data(), label="CTC trend chart")
+    download = charts.trend_svg(breast_conversion_data()).decode()
+
+    assert markup.startswith("<svg ") and "<g " in markup
+    assert "svg:" not in markup and "xl:" not in markup and "xlink:" not in markup
+    assert "<svg:" not in download and "xlink:href" in download
