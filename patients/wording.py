@@ -12,7 +12,7 @@ the presenters, the report); this module only says how it reads.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 NONE_DETECTED = "none detected"
 # --- rates per 7.5 mL ----------------------------------------------------------------
@@ -79,37 +79,31 @@ def count_in_volume(count: int, volume: Decimal | float, *, censored: bool = Fal
 # --- 95% intervals -------------------------------------------------------------------
 
 
-def interval_text(ci95: tuple[float, float | None], *, joiner: str = " to ") -> str:
-    """A 95% interval with as many decimals as matter: "1.62 to 11.7", "0 to 3.69".
+def interval_text(ci95: tuple[float, float | None]) -> str:
+    """A 95% interval, the one way it is printed everywhere: "1.6 to 11.7", "0.0 to 3.7".
 
-    Two decimals below 10 (where the cut-offs are), one below 100, none above.
-    A censored count has only a lower limit: "at least 891".
+    On the pages, in the PDF, in the chart's tooltips and in the CSV export. One
+    decimal on each bound, rounded outward (the lower bound down, the upper up), so
+    that the printed interval always contains the one computed. A censored count has
+    only a lower limit: "at least 891.2".
     """
     if ci95[1] is None:
-        return f"at least {_bound_text(ci95[0])}"
-    return f"{_bound_text(ci95[0])}{joiner}{_bound_text(ci95[1])}"
+        return f"at least {interval_bound(ci95[0], upper=False)}"
+    return f"{interval_bound(ci95[0], upper=False)} to {interval_bound(ci95[1], upper=True)}"
 
 
-def interval_text_2dp(ci95: tuple[float, float | None]) -> str:
-    """A 95% interval with two decimals on each bound: "1.62–11.67", "0.00–3.69".
-
-    The web pages' form. The report uses `interval_text` ("1.62 to 11.7"); the
-    two are kept as they are until the pages and the report are made to agree.
-    """
-    if ci95[1] is None:
-        return f"at least {ci95[0]:.2f}"
-    return f"{ci95[0]:.2f}–{ci95[1]:.2f}"
+def interval_bound(value: float, *, upper: bool) -> str:
+    """One bound of a 95% interval with one decimal, rounded outward: "1.6", "11.7", "2,302.7"."""
+    rounding = ROUND_CEILING if upper else ROUND_FLOOR
+    return format(Decimal(repr(value)).quantize(Decimal("0.1"), rounding=rounding), ",")
 
 
-def _bound_text(value: float) -> str:
-    # Two decimals where they matter (near the cut-offs), fewer for big counts.
-    if value == 0:
-        return "0"
-    if value < 10:
-        return f"{value:.2f}"
-    if value < 100:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
+# --- numbers of things ------------------------------------------------------------------
+
+
+def how_many(count: int, noun: str, plural: str | None = None) -> str:
+    """A number of things, in words that agree with it: "1 draw", "2 draws", "1,000 draws"."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 # --- people and time ---------------------------------------------------------------------
@@ -119,6 +113,11 @@ def age_in_years(birth: date, on: date) -> int:
     """Completed years on `on`: the age goes up on the birthday itself."""
     before_birthday = (on.month, on.day) < (birth.month, birth.day)
     return on.year - birth.year - before_birthday
+
+
+def long_day_text(day: date) -> str:
+    """A day in the chart and the printed report: "Thu 3 Dec 2026", unmistakable anywhere."""
+    return f"{day:%a} {day.day} {day:%b %Y}"
 
 
 def date_text(day: date) -> str:
@@ -134,3 +133,11 @@ def day_text(day: date) -> str:
 def time_text(moment: datetime) -> str:
     """A date and time to the minute, "2025-11-20 14:05", in the zone `moment` is already in."""
     return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def long_time_text(moment: datetime) -> str:
+    """A date and time in the chart: "3 Dec 2026 08:30", in the zone `moment` is already in.
+
+    With long_day_text, the form every page and document is to take (the PDF and the
+    rules' messages still print ISO dates, date_text and time_text)."""
+    return f"{moment.day} {moment:%b %Y %H:%M}"

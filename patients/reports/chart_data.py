@@ -26,7 +26,8 @@ IMAGING_COLOUR = "#5e3c99"
 TEXT_COLOUR = "#333333"
 TRACE_COLOUR = "#8c8c8c"
 CUTOFF_COLOUR = "#444444"
-BAND_TINTS = ("#eeeeee", "#f7f7f7")  # neutral, so the red shading stays red
+# The therapy lines' strip along the top, alternating; neutral, apart from the red.
+BAND_TINTS = ("#dcdcdc", "#ececec")
 DOXORUBICIN_COLOUR = "#f1a340"  # PuOr's orange, drawn light: neither a line band nor red
 
 
@@ -35,6 +36,7 @@ class ImagingPoint:
     performed_on: date
     modality: str  # display label, e.g. "CT", "PET-CT", "Bone scan"
     response: str  # RECIST 1.1 code: CR, PR, SD, PD, NE
+    note: str = ""  # the radiologist's or clinician's note, kept in the report
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,21 @@ class ChartData:
     today: date  # the end of the x range: charts.py never reads the clock
     # LineIn carries no end date; a line that has one (line id -> date) ends its band there.
     line_end_dates: Mapping[int, date] = field(default_factory=dict)
+    # The clinic's zone: a point's tooltip gives its local time of day.
+    time_zone: str = "UTC"
+    # The points (by the id of the tube that stands for the sample) whose flags
+    # needing review are all acknowledged.
+    acknowledged: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class ChartIdentity:
+    """Whose chart it is, printed on a downloaded chart so that a copy always says so."""
+
+    name: str
+    mrn: str
+    birth_date: date
+    made_on: date
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,13 @@ def plotted_points(assessments: Sequence[rules.DrawAssessment]) -> list[rules.Dr
         elif a.sample is None and a.draw.status in rules.NOT_EVALUABLE_STATUSES:
             points.append(a)
     return points
+
+
+def point_key(assessment: rules.DrawAssessment) -> int | None:
+    """The id of the tube that stands for the point: its sample's key, or the lone tube's."""
+    if assessment.sample is not None:
+        return assessment.sample.sample.key
+    return assessment.draw.id
 
 
 def rate_of(assessment: rules.DrawAssessment) -> float:

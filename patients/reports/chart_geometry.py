@@ -33,7 +33,9 @@ SYMLOG = SymmetricalLogTransform(10, LINTHRESH, LINSCALE)
 # interval at DATA_TOP, and the rows of regimen and imaging labels above it.
 ZERO_AT = 0.10
 DATA_TOP = 0.68
-MIN_DATA_TOP = 20.0  # the region above a cut-off of 5 always shows
+# The region just above a cut-off of 5 always shows, and no more: a patient with
+# low counts gets the linear part, where they are, not half an empty plot.
+MIN_DATA_TOP = 10.0
 
 # The final axes size is only known after layout; these estimates of the room
 # taken by tick labels, the legend and margin labels keep labels apart (checked
@@ -152,7 +154,7 @@ def chart_frame(data: ChartData, width_in: float, height_in: float) -> Frame:
     rates = [a.rate_per_7_5_ml for a in data.assessments if a.rate_per_7_5_ml is not None]
     # A censored count has no upper limit: its bound is the highest it reaches.
     highs = [a.ci95[1] for a in data.assessments if a.ci95 is not None and a.ci95[1] is not None]
-    cutoff_room = 3 * data.cutoff if data.cutoff is not None else 0
+    cutoff_room = 2 * data.cutoff if data.cutoff is not None else 0
     data_top = max([MIN_DATA_TOP, cutoff_room, *rates, *highs])
     # Place zero at ZERO_AT and data_top at DATA_TOP of the height, in symlog units.
     span = symlog(data_top) / (DATA_TOP - ZERO_AT)
@@ -218,6 +220,11 @@ _LABEL_SLOTS = (
     (5, -6, "left", "top"),
     (-5, 6, "right", "bottom"),
     (-5, -6, "right", "top"),
+    # Further out, clear of the point's own whisker and the cut-off line.
+    (5, 18, "left", "bottom"),
+    (5, -18, "left", "top"),
+    (-5, 18, "right", "bottom"),
+    (-5, -18, "right", "top"),
 )
 
 

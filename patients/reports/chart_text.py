@@ -8,9 +8,18 @@ nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 from patients import rules, wording
-from patients.reports.chart_data import ChartData, chance_of, plotted_points, rate_of, tubes_of
+from patients.reports.chart_data import (
+    ChartData,
+    ChartIdentity,
+    chance_of,
+    plotted_points,
+    point_key,
+    rate_of,
+    tubes_of,
+)
 
 
 def chart_text_alternative(data: ChartData) -> str:
@@ -75,3 +84,57 @@ def _trend_text(evaluable: Sequence[rules.DrawAssessment]) -> str:
         direction = "after"
     on = wording.date_text(previous.draw.drawn_on)
     return f", {direction} {_phrase(previous)} on {on}"
+
+
+def point_tooltips(data: ChartData) -> list[str]:
+    """The tooltip of every point the chart plots, in plotted order (one per sample)."""
+    zone = ZoneInfo(data.time_zone)
+    return [point_tooltip(a, data, zone) for a in plotted_points(data.assessments)]
+
+
+def point_tooltip(a: rules.DrawAssessment, data: ChartData, zone: ZoneInfo) -> str:
+    """What one point is, exactly, on lines: when, the count, the rate, the interval, the flags.
+
+    "3 Dec 2026 08:30", "9 CTC counted in 5 mL", "13.5 CTC/7.5 mL: unfavourable
+    (cut-off 5)", "95% interval 6.2 to 25.6", then its flags, then whether they are
+    acknowledged.
+    """
+    lines = [wording.long_time_text(a.draw.drawn_at.astimezone(zone))]
+    if a.evaluable and a.sample is not None:
+        sample = a.sample.sample
+        lines.append(
+            wording.counted_in_volume(sample.count, sample.volume_ml, censored=sample.censored)
+            + _pooled(a)
+        )
+        category = (
+            f"{a.category.value} (cut-off {data.cutoff})"
+            if a.category is not None
+            else "not classified (no cut-off)"
+        )
+        lines.append(f"{_phrase(a)}: {category}")
+        if a.ci95 is not None:
+            lines.append(f"95% interval {wording.interval_text(a.ci95)}")
+        chance = chance_of(a)
+        if chance is not None:
+            lines.append(rules.chance_text(chance))
+    else:
+        lines.append(f"not evaluable ({a.draw.status})")
+    flags = [
+        flag.message
+        if flag.severity == rules.Severity.INFO
+        else f"{flag.message} ({flag.severity})"
+        for flag in a.flags
+        if flag.code != rules.FlagCode.NO_CUTOFF
+    ]
+    lines.append("Flags: " + "; ".join(flags) if flags else "No flags")
+    if point_key(a) in data.acknowledged:
+        lines.append("Flags acknowledged")
+    return "\n".join(lines)
+
+
+def identity_text(identity: ChartIdentity) -> str:
+    """Whose chart it is and when it was made, printed on every exported picture."""
+    return (
+        f"{identity.name} · MRN {identity.mrn} · born {wording.long_day_text(identity.birth_date)}"
+        f" · chart made {wording.long_day_text(identity.made_on)}"
+    )

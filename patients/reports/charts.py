@@ -49,12 +49,14 @@ from patients.reports.chart_data import (
     TRACE_COLOUR,
     UNFAVOURABLE_COLOUR,
     ChartData,
+    ChartIdentity,
     ImagingPoint,
     MarkerStyle,
     chance_of,
     chance_percent,
     doxorubicin_windows,
     plotted_points,
+    point_key,
     rate_of,
     tubes_of,
 )
@@ -71,13 +73,19 @@ from patients.reports.chart_geometry import (
     text_width_pt,
     y_ticks,
 )
+from patients.reports.chart_svg import inline, with_point_titles
+from patients.reports.chart_text import identity_text, point_tooltips
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
 Y_LABEL = "CTCs per 7.5 mL"
+# The axis is linear up to LINTHRESH and logarithmic above: said on the axis itself.
+Y_SCALE_NOTE = f"linear to {LINTHRESH:g}, log scale above {LINTHRESH:g}"
 NO_DRAWS_TEXT = "No CTC draws recorded yet"
 
+# The therapy lines' strip along the top edge, in points.
+_LINE_STRIP_PT = 19
 # Label positions below the top edge of the plot area, in points.
 _REGIMEN_OFFSET_PT = 7
 _ROW_OFFSET_PT = 22
@@ -107,6 +115,8 @@ _FLAG_LABELS: dict[str, tuple[str, str]] = {
 CHANCE_SUFFIX = " ≥ cut-off"
 CHANCE_KEY = "n% ≥ cut-off = chance that the true count is at or above the cut-off"
 DOXORUBICIN_LABEL = "doxorubicin window"
+# Before the words of flags that are all acknowledged (the key says so).
+ACKNOWLEDGED_MARK = "✓"
 _LEGEND_PT = 7.5
 _LEGEND_SIDE_PT = 8  # the figure's padding either side of the legend
 
@@ -132,9 +142,29 @@ _MARKER_PATHS: dict[str, Path] = {LOWER_BOUND.marker: _UP_ARROW}
 # --- the trend chart ------------------------------------------------------
 
 
-def trend_figure(data: ChartData, *, width_in: float = 9.0, height_in: float = 4.2) -> Figure:
-    """The CTC trend of one patient as a matplotlib Figure, not yet rendered."""
+def trend_figure(
+    data: ChartData,
+    *,
+    width_in: float = 9.0,
+    height_in: float = 4.2,
+    identity: ChartIdentity | None = None,
+) -> Figure:
+    """The CTC trend of one patient as a matplotlib Figure, not yet rendered.
+
+    With `identity`, a line above the plot says whose chart it is and when it was
+    made: every picture that leaves the app (a PNG or SVG download) carries it.
+    """
     fig = Figure(figsize=(width_in, height_in), layout="constrained")
+    if identity is not None:
+        fig.suptitle(
+            identity_text(identity),
+            x=0.01,
+            ha="left",
+            fontsize=8.5,
+            color=TEXT_COLOUR,
+            fontweight="bold",
+            parse_math=False,
+        )
     ax = fig.add_subplot()
     frame = chart_frame(data, width_in, height_in)
     plotted = plotted_points(data.assessments)
@@ -147,7 +177,7 @@ def trend_figure(data: ChartData, *, width_in: float = 9.0, height_in: float = 4
     note_rows = 0 if data.cutoff is not None else 2  # the no-cut-off note's box takes rows 0-1
     occupied += _draw_imaging(ax, frame, data.imaging, first_row=note_rows)
     _draw_points(ax, frame, plotted)
-    shown = _draw_point_labels(ax, frame, plotted, occupied)
+    shown = _draw_point_labels(ax, frame, plotted, occupied, data.cutoff, data.acknowledged)
     _draw_notes(ax, data, plotted)
     _draw_legend(fig, data, plotted, shown, doxorubicin=doxorubicin, width_pt=width_in * 72)
     return fig
@@ -160,13 +190,18 @@ def _style_axes(ax: Axes, frame: Frame, cutoff: int | None) -> None:
     ticks = y_ticks(frame, cutoff)
     ax.set_yticks(ticks, [f"{tick:,}" for tick in ticks])
     ax.yaxis.set_minor_locator(NullLocator())
-    ax.set_ylabel(Y_LABEL, fontsize=9, color=TEXT_COLOUR)
+    # A chart that stays within the linear part needs no note about the log part.
+    label = f"{Y_LABEL}\n({Y_SCALE_NOTE})" if frame.y_top > LINTHRESH else Y_LABEL
+    ax.set_ylabel(label, fontsize=9, color=TEXT_COLOUR, linespacing=1.3)
     ax.xaxis_date()
     locator = AutoDateLocator(minticks=4, maxticks=9)
     ax.xaxis.set_major_locator(locator)
-    # The year once, as the offset or at January, never "2025-May".
+    # The year once, as the offset or under January, never "2025-May"; every
+    # tick of a months' scale names its month, January included ("Jan" over "2026").
     years = ["", "%Y", "%Y", "%Y", "%Y", "%Y"]
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, offset_formats=years))
+    zeros = ["", "%b\n%Y", "%b", "%b-%d", "%H:%M", "%H:%M"]
+    formatter = ConciseDateFormatter(locator, offset_formats=years, zero_formats=zeros)
+    ax.xaxis.set_major_formatter(formatter)
     ax.tick_params(labelsize=8, colors=TEXT_COLOUR)
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -197,7 +232,10 @@ def _draw_therapy_lines(ax: Axes, frame: Frame, data: ChartData) -> list[Box]:
     boxes = []
     for index, (line, start, end) in enumerate(_line_bands(data)):
         x0, x1 = float(date2num(start)), float(date2num(end))
-        ax.axvspan(x0, x1, color=BAND_TINTS[index % 2], linewidth=0, zorder=0.2)
+        # A strip along the top, under the regimen's name: a band over the whole
+        # height would tint the unfavourable region into another colour.
+        strip = 1 - _LINE_STRIP_PT / frame.height_pt
+        ax.axvspan(x0, x1, ymin=strip, ymax=1, color=BAND_TINTS[index % 2], lw=0, zorder=0.2)
         left = frame.x_pt(x0) + 3
         name = fit_text(f"L{line.line_number} {line.regimen}".strip(), frame.x_pt(x1) - left - 3, 8)
         if not name:
@@ -363,22 +401,32 @@ def _draw_imaging(
     return boxes
 
 
+POINT_GID = "ctc-point-{}"
+
+
 def _draw_points(ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment]) -> None:
-    # Line2D artists throughout: markers as lines without a line draw the same
-    # as scatter or vlines collections at a fraction of their cost.
+    """One marker artist per point, with the id POINT_GID.format(index in `plotted`).
+
+    In the SVG each point is then a group of its own, which chart_svg gives a
+    tooltip (<title>) and makes reachable with the keyboard.
+    """
     evaluable = [a for a in plotted if a.evaluable]
     if evaluable:
         xs = [float(date2num(a.draw.drawn_on)) for a in evaluable]
         # Only evaluable samples are joined: a missing result is never read as a value.
         ax.plot(xs, [rate_of(a) for a in evaluable], color=TRACE_COLOUR, linewidth=0.9, zorder=2.5)
         _draw_intervals(ax, evaluable)
-        for style, hollow, group_xs, group_ys in _marker_groups(evaluable):
+    for index, a in enumerate(plotted):
+        x = float(date2num(a.draw.drawn_on))
+        if a.evaluable:
+            style = LOWER_BOUND if a.censored else STYLES[a.category]
             # A non-standard volume gives an indicative category only: an open marker.
-            ax.plot(group_xs, group_ys, **_marker_props(style, hollow=hollow), zorder=4)
-    missing = [float(date2num(a.draw.drawn_on)) for a in plotted if not a.evaluable]
-    if missing:
-        props = _marker_props(NOT_EVALUABLE, edge=1.5)
-        ax.plot(missing, [frame.y_missing] * len(missing), **props, zorder=4)
+            props = _marker_props(style, hollow=_non_standard(a))
+            y = rate_of(a)
+        else:
+            props = _marker_props(NOT_EVALUABLE, edge=1.5)
+            y = frame.y_missing
+        ax.plot([x], [y], **props, zorder=4, gid=POINT_GID.format(index))
 
 
 def _marker_props(style: MarkerStyle, *, hollow: bool = False, edge: float = 0.6) -> dict[str, Any]:
@@ -434,22 +482,6 @@ def _draw_intervals(ax: Axes, evaluable: Sequence[rules.DrawAssessment]) -> None
         )
 
 
-def _marker_groups(
-    evaluable: Sequence[rules.DrawAssessment],
-) -> list[tuple[MarkerStyle, bool, list[float], list[float]]]:
-    """Samples grouped by (style, non-standard volume): one artist per group.
-
-    A censored sample is drawn as a lower bound, whatever its category's shape.
-    """
-    groups: dict[tuple[MarkerStyle, bool], tuple[list[float], list[float]]] = {}
-    for a in evaluable:
-        style = LOWER_BOUND if a.censored else STYLES[a.category]
-        xs, ys = groups.setdefault((style, _non_standard(a)), ([], []))
-        xs.append(float(date2num(a.draw.drawn_on)))
-        ys.append(rate_of(a))
-    return [(style, hollow, xs, ys) for (style, hollow), (xs, ys) in groups.items()]
-
-
 def _non_standard(assessment: rules.DrawAssessment) -> bool:
     return any(flag.code == rules.FlagCode.NON_STANDARD_VOLUME for flag in assessment.flags)
 
@@ -476,11 +508,21 @@ def _flag_codes(evaluable: Sequence[rules.DrawAssessment]) -> list[list[str]]:
     return result
 
 
-def _label_parts(a: rules.DrawAssessment, codes: list[str]) -> tuple[list[str], str]:
-    """What is said beside a point: flag words, the bound ("> 1000") or the chance
-    ("53% ≥ cut-off"); and, apart, how many tubes it pools ("2 tubes"), said when
-    there is room."""
-    parts = [_FLAG_LABELS[code][0] for code in codes]
+def _flag_words(codes: list[str], *, acknowledged: bool) -> list[str]:
+    """The flags' short words, the first after a tick when they are acknowledged."""
+    words = [_FLAG_LABELS[code][0] for code in codes]
+    if acknowledged and words:
+        words[0] = f"{ACKNOWLEDGED_MARK} {words[0]}"
+    return words
+
+
+def _label_parts(
+    a: rules.DrawAssessment, codes: list[str], *, acknowledged: bool
+) -> tuple[list[str], str]:
+    """What is said beside a point: flag words (after a tick when acknowledged), the
+    bound ("> 1000") or the chance ("53% ≥ cut-off"); and, apart, how many tubes it
+    pools ("2 tubes"), said when there is room."""
+    parts = _flag_words(codes, acknowledged=acknowledged)
     if a.censored:
         parts.append(wording.short_rate(rate_of(a), censored=True))
     chance = chance_of(a)
@@ -499,8 +541,29 @@ def _label_rank(a: rules.DrawAssessment, codes: list[str]) -> int:
     return len(_FLAG_LABELS) + (1 if chance_of(a) is not None else 2)
 
 
+def _whisker_box(frame: Frame, a: rules.DrawAssessment) -> Box:
+    """Where a point's interval whisker is: no label may cover it."""
+    low, high = a.ci95 if a.ci95 is not None else (rate_of(a), rate_of(a))
+    x = frame.x_pt(float(date2num(a.draw.drawn_on)))
+    top = frame.y_pt(rate_of(a) if high is None else high)
+    return Box(x - 2.5, frame.y_pt(low) - 1, x + 2.5, top + 1)
+
+
+def _cutoff_boxes(frame: Frame, cutoff: int | None) -> list[Box]:
+    """The cut-off line, across the plot: no label may sit on it."""
+    if cutoff is None:
+        return []
+    y = frame.y_pt(cutoff)
+    return [Box(0, y - 1.5, frame.width_pt, y + 1.5)]
+
+
 def _draw_point_labels(
-    ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment], taken: list[Box]
+    ax: Axes,
+    frame: Frame,
+    plotted: Sequence[rules.DrawAssessment],
+    taken: list[Box],
+    cutoff: int | None,
+    acknowledged: frozenset[int],
 ) -> set[str]:
     """Short labels beside the points, placed so that none overlaps another.
 
@@ -510,19 +573,34 @@ def _draw_point_labels(
     what was shown (flag codes, and "chance"), for the legend's key.
     """
     evaluable = [a for a in plotted if a.evaluable]
+
+    def done(a: rules.DrawAssessment) -> bool:
+        return point_key(a) in acknowledged
+
     labelled = [
-        (_label_rank(a, codes), a, codes, *_label_parts(a, codes))
+        (_label_rank(a, codes), a, codes, *_label_parts(a, codes, acknowledged=done(a)))
         for codes, a in zip(_flag_codes(evaluable), evaluable, strict=True)
     ]
     labelled = [item for item in labelled if item[3] or item[4]]
     labelled.sort(key=lambda item: item[0])
-    occupied = Occupied([*taken, *(marker_box(frame, a) for a in evaluable)])
+    occupied = Occupied(
+        [
+            *taken,
+            *(marker_box(frame, a) for a in evaluable),
+            *(_whisker_box(frame, a) for a in evaluable),
+            *_cutoff_boxes(frame, cutoff),
+        ]
+    )
     shown: set[str] = set()
     for _rank, a, codes, parts, tubes in labelled:
         x, y = float(date2num(a.draw.drawn_on)), rate_of(a)
         tries = [", ".join([*parts, tubes] if tubes else parts)]
         if tubes and parts:
             tries.append(", ".join(parts))
+        # Crowded: the flag's words alone, which matter most (the tooltip has the rest).
+        flag_words = _flag_words(codes, acknowledged=done(a))
+        if flag_words and flag_words != parts:
+            tries.append(", ".join(flag_words))
         for text in tries:
             slot = free_slot(frame, x, y, text, occupied)
             if slot is not None:
@@ -545,7 +623,9 @@ def _draw_point_labels(
             bbox=_TEXT_BACKGROUND,
         )
         shown.update(codes)
-        if chance_of(a) is not None:
+        if text.startswith(ACKNOWLEDGED_MARK):
+            shown.add("acknowledged")
+        if CHANCE_SUFFIX in text:
             shown.add("chance")
     return shown
 
@@ -626,6 +706,8 @@ def _legend_title(shown: set[str], width_pt: float) -> str | None:
         f"{words} = {meaning}" for code, (words, meaning) in _FLAG_LABELS.items() if code in shown
     ]
     parts = [f"Flags:   {keys[0]}", *keys[1:]] if keys else []
+    if "acknowledged" in shown:
+        parts.append(f"{ACKNOWLEDGED_MARK} = flags acknowledged")
     if "chance" in shown:
         parts.append(CHANCE_KEY)
     room = width_pt - 2 * _LEGEND_SIDE_PT
@@ -661,6 +743,9 @@ def _legend_entries(
     if any(_non_standard(a) for a in plotted if a.evaluable):
         hollow = _marker_handle(MarkerStyle("o", TEXT_COLOUR, "", 36), hollow=True)
         entries.append((hollow, "open: non-standard volume"))
+    if _line_bands(data):
+        strip = Patch(facecolor=BAND_TINTS[0], lw=0)
+        entries.append((strip, "therapy line (strip at the top)"))
     if doxorubicin:
         band = Patch(facecolor=DOXORUBICIN_COLOUR, alpha=0.25, lw=0)
         entries.append((band, DOXORUBICIN_LABEL))
@@ -684,12 +769,22 @@ def _marker_handle(style: MarkerStyle, *, hollow: bool = False, edge: float = 0.
 # --- encoders -------------------------------------------------------------
 
 
-def trend_svg(data: ChartData) -> bytes:
-    return _svg_bytes(trend_figure(data))
+def trend_svg(data: ChartData, *, identity: ChartIdentity | None = None) -> bytes:
+    """The chart as an SVG document, each point with its tooltip (see chart_svg)."""
+    return with_point_titles(
+        _svg_bytes(trend_figure(data, identity=identity)), point_tooltips(data)
+    )
 
 
-def trend_png(data: ChartData, *, dpi: int = 110) -> bytes:
-    return _png_bytes(trend_figure(data), dpi=dpi)
+def trend_svg_inline(data: ChartData, *, label: str) -> str:
+    """The chart as markup for the patient page: tooltips that show, points the keyboard
+    reaches, no inline CSS. The page around it says whose chart it is."""
+    svg = with_point_titles(_svg_bytes(trend_figure(data), bare=True), point_tooltips(data))
+    return inline(svg, label=label)
+
+
+def trend_png(data: ChartData, *, dpi: int = 110, identity: ChartIdentity | None = None) -> bytes:
+    return _png_bytes(trend_figure(data, identity=identity), dpi=dpi)
 
 
 def _svg_bytes(fig: Figure, *, transparent: bool = False, bare: bool = False) -> bytes:
@@ -719,14 +814,16 @@ def _png_bytes(fig: Figure, *, dpi: int) -> bytes:
 
 # Bump when the drawing code changes, so no server serves a chart drawn the old way.
 # 2: version 2 of the rules (one point per sample, lower bounds, the chance, the
-# doxorubicin windows).
-CHART_DESIGN = 2
+# doxorubicin windows). 3: tooltips, the identity line, acknowledged points, the
+# y axis's scale named.
+CHART_DESIGN = 3
 
 
 def cache_key(
     *,
     patient_id: int,
     data_version: int,
+    acknowledged: int,
     today: date,
     cutoffs: Mapping[str, int],
     settings: rules.Settings,
@@ -736,6 +833,7 @@ def cache_key(
     """The cache key of a patient's chart: changes whenever what it shows changes.
 
     The patient's data version (bumped by every write that changes the chart),
+    the latest acknowledgement's id (an acknowledged point says so),
     today's date (the x axis ends today), the cut-offs, the settings the rules
     read (the clarity threshold and the replicate variation change the flags
     and their labels), the clinic's time zone (it gives each draw its local
@@ -743,5 +841,5 @@ def cache_key(
     """
     cut = ",".join(f"{k}={v}" for k, v in sorted(cutoffs.items()))
     read = ",".join(f"{f.name}={getattr(settings, f.name)!r}" for f in fields(settings))
-    parts = [CHART_DESIGN, patient_id, data_version, today, cut, read, time_zone, fmt]
+    parts = [CHART_DESIGN, patient_id, data_version, acknowledged, today, cut, read, time_zone, fmt]
     return "chart:" + ":".join(str(p) for p in parts)

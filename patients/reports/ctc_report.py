@@ -198,9 +198,10 @@ def _cutoff_explanation(data: ReportData) -> str:
 
 _INTERVAL_EXPLANATION = (
     "the exact (Garwood) Poisson interval of the count, scaled to 7.5 mL: the "
-    "range of true values consistent with the cells counted (0 cells gives 0 to 3.69; 5 "
-    "cells give 1.62 to 11.67). Near the cut-off a single draw cannot tell 4 from 6: a true "
-    "mean of 4 reads 5 or more in 37% of draws."
+    "range of true values consistent with the cells counted (0 cells gives 0.0 to 3.7; "
+    "5 cells give 1.6 to 11.7; printed with one decimal, rounded outward). Near the "
+    "cut-off a single draw cannot tell 4 from 6: a true mean of 4 reads 5 or more in "
+    "37% of draws."
 )
 
 _SAMPLES_EXPLANATION = (
@@ -282,7 +283,9 @@ def _running_header(page: Page, data: ReportData) -> None:
         small = replace(BOLD, size=SMALL_PT)
         # The full name is in the patient block; here it must not run off the page.
         lines = wrap(((data.patient_name, small),), WIDTH - 12)
-        name = lines[0][0][0] + (" …" if len(lines) > 1 else "")
+        # An empty name wraps to a line without runs.
+        first = lines[0][0][0] if lines and lines[0] else ""
+        name = first + (" …" if len(lines) > 1 else "")
         page.text(LEFT, top - 2, name, small)
         page.text(LEFT, top + 8, f"MRN {data.mrn}   ·   born {born}", small)
         top += 8

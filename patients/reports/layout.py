@@ -289,13 +289,23 @@ def lay_out_row(
 
 
 def table(
-    doc: Document, title: str, columns: Sequence[Column], rows: Sequence[Sequence[Cell]]
+    doc: Document,
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    *,
+    keep_whole_below: float = 0,
 ) -> None:
-    """A table under a heading; the heading (continued) and header row repeat on each page."""
+    """A table under a heading; the heading (continued) and header row repeat on each page.
+
+    A table no taller than `keep_whole_below` points starts on a new page rather
+    than be split across two.
+    """
     header = lay_out_row(columns, [text_cell(c.title, CELL_BOLD) for c in columns])
     laid_out = [lay_out_row(columns, row) for row in rows]
     first = laid_out[0].height if laid_out else 0
-    heading(doc, title, keep_with=header.height + first)
+    whole = header.height + sum(row.height for row in laid_out)
+    heading(doc, title, keep_with=whole if whole <= keep_whole_below else header.height + first)
     _header_row(doc, columns, header)
     for index, row in enumerate(laid_out):
         if doc.page.room() < row.height:

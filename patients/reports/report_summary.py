@@ -42,6 +42,7 @@ from patients.reports.report_data import (
     results,
     upcoming_cycles,
 )
+from patients.reports.report_tables import RECIST_TERMS, clipped
 
 # The trend chart on page 1, drawn at this size by charts.trend_figure.
 CHART_W_IN = WIDTH / 72
@@ -191,6 +192,8 @@ def _summary_sentences(data: ReportData) -> list[tuple[str, str]]:
         messages = "; ".join(f"{flag.message} ({flag.severity.value})" for flag in latest.flags)
         latest_on = wording.date_text(latest.stands_for.draw.drawn_on)
         sentences.append((f"Flags on the latest result ({latest_on}): ", messages + "."))
+    if data.imaging:
+        sentences.append(("Latest imaging: ", _imaging_text(data)))
     upcoming = upcoming_cycles(data)
     sentences += [_upcoming(data, *item) for item in upcoming[:UPCOMING_IN_SUMMARY]]
     if len(upcoming) > UPCOMING_IN_SUMMARY:
@@ -200,6 +203,21 @@ def _summary_sentences(data: ReportData) -> list[tuple[str, str]]:
 
 
 UPCOMING_IN_SUMMARY = 3
+
+
+def _imaging_text(data: ReportData) -> str:
+    """The latest imaging (every scan of its day): "CT on 2025-09-29: SD (stable disease)."."""
+    day = max(p.performed_on for p in data.imaging)
+    scans = [p for p in data.imaging if p.performed_on == day]
+    said = "; ".join(
+        f"{p.modality}: {RECIST_TERMS.get(p.response, p.response)}"
+        + (f" ({clipped(p.note, IMAGING_NOTE_IN_SUMMARY)})" if p.note else "")
+        for p in scans
+    )
+    return f"{wording.date_text(day)}, {said}."
+
+
+IMAGING_NOTE_IN_SUMMARY = 200  # characters of an imaging note in the summary
 
 
 def _latest_text(data: ReportData) -> str:

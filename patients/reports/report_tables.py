@@ -104,7 +104,7 @@ def _result_row(doc: ReportDocument, result: Result) -> list[Cell]:
         _lines_cell([_accession_text(doc, t.id) for t in tubes]),
         _result_cell(tubes),
         text_cell(_rate_text(a)),
-        text_cell(wording.interval_text(a.ci95, joiner="–") if a.ci95 else DASH),
+        text_cell(wording.interval_text(a.ci95) if a.ci95 else DASH),
         text_cell(_category_text(a)),
         _notes_cell(doc, result),
     ]
@@ -137,7 +137,7 @@ def _accession_text(doc: ReportDocument, draw_id: int | None) -> str:
 
 
 def _note_for(doc: ReportDocument, draw_id: int | None) -> str:
-    return _clipped(doc.data.comments.get(draw_id, "")) if draw_id is not None else ""
+    return clipped(doc.data.comments.get(draw_id, "")) if draw_id is not None else ""
 
 
 def _notes_cell(doc: ReportDocument, result: Result) -> Cell:
@@ -165,7 +165,7 @@ def _acknowledged_text(doc: ReportDocument, acknowledged: Acknowledged | None) -
         return "not acknowledged"
     check_aware(acknowledged.at, "acknowledged at")
     when = wording.time_text(doc.local(acknowledged.at))
-    return f"acknowledged by {_clipped(acknowledged.by, 80)} on {when}"
+    return f"acknowledged by {clipped(acknowledged.by, 80)} on {when}"
 
 
 def _voided_row(doc: ReportDocument, v: VoidedDraw) -> list[Cell]:
@@ -177,11 +177,11 @@ def _voided_row(doc: ReportDocument, v: VoidedDraw) -> list[Cell]:
         text_cell(DASH),
         text_cell(DASH),
         text_cell(DASH),
-        text_cell(f"ENTERED IN ERROR: {_clipped(v.error_reason) or 'no reason given'}", CELL_ERROR),
+        text_cell(f"ENTERED IN ERROR: {clipped(v.error_reason) or 'no reason given'}", CELL_ERROR),
     ]
 
 
-def _clipped(text: str, limit: int = NOTE_LIMIT) -> str:
+def clipped(text: str, limit: int = NOTE_LIMIT) -> str:
     """Free text cut to `limit` characters, so that one table row never outgrows a page."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "… (see the record)"
@@ -275,7 +275,7 @@ def _cycle_row(
 
 
 def _cycle_status_text(doc: ReportDocument, cycle: rules.CycleIn) -> str:
-    reason = _clipped(doc.data.cycle_reasons.get(cycle.id, ""))
+    reason = clipped(doc.data.cycle_reasons.get(cycle.id, ""))
     if reason and cycle.status in (rules.CycleStatus.DELAYED, rules.CycleStatus.CANCELLED):
         return f"{cycle.status}: {reason}"
     return cycle.status
@@ -301,10 +301,13 @@ def _before_cycle_cell(doc: ReportDocument, assessment: rules.CycleAssessment) -
 
 
 IMAGING_COLUMNS = (
-    Column("Date", 80),
-    Column("Modality", 120),
-    Column("RECIST 1.1 response", 120),
+    Column("Date", 72),
+    Column("Modality", 72),
+    Column("RECIST 1.1 response", 110),
+    Column("Note", WIDTH - 254),
 )
+# An imaging table up to this tall (about 15 rows) is never split across pages.
+IMAGING_KEEP_WHOLE_PT = 260
 
 
 def imaging_section(doc: ReportDocument) -> None:
@@ -314,10 +317,15 @@ def imaging_section(doc: ReportDocument) -> None:
         paragraph(doc, "No imaging recorded.")
         return
     rows = [
-        [text_cell(wording.date_text(p.performed_on)), text_cell(p.modality), text_cell(p.response)]
+        [
+            text_cell(wording.date_text(p.performed_on)),
+            text_cell(p.modality),
+            text_cell(p.response),
+            text_cell(clipped(p.note) if p.note else DASH),
+        ]
         for p in points
     ]
-    table(doc, "Imaging", IMAGING_COLUMNS, rows)
+    table(doc, "Imaging", IMAGING_COLUMNS, rows, keep_whole_below=IMAGING_KEEP_WHOLE_PT)
     codes = [code for code in RECIST_TERMS if any(p.response == code for p in points)]
     legend = "RECIST 1.1 codes: " + "; ".join(RECIST_TERMS[code] for code in codes) + "."
     paragraph(doc, legend, Style(size=SMALL_PT, colour=MUTED_COLOUR))

@@ -9,6 +9,7 @@ assessments so.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import date
 from html import escape
 
 from patients import rules, wording
@@ -27,7 +28,8 @@ def assessed_sparkline_svg(
     points = plotted_points(assessments)
     rates = [a.rate_per_7_5_ml if a.evaluable else None for a in points]
     censored = {index for index, a in enumerate(points) if a.censored}
-    return sparkline_svg(rates, cutoff, censored=censored)
+    days = [a.draw.drawn_on for a in points]
+    return sparkline_svg(rates, cutoff, censored=censored, days=days)
 
 
 def sparkline_svg(
@@ -36,6 +38,7 @@ def sparkline_svg(
     *,
     label: str = "",
     censored: Collection[int] = (),
+    days: Sequence[date] | None = None,
 ) -> bytes:
     """A tiny trend for a worklist row: the counts on the chart's symlog scale.
 
@@ -45,15 +48,18 @@ def sparkline_svg(
     `None` is a draw that was not evaluable: it keeps its place with no point.
     The dashed line is the cut-off; the last point is larger, in its
     category's shape (triangle unfavourable, circle favourable). `censored`:
-    the indices of rates that are lower bounds (always unfavourable).
+    the indices of rates that are lower bounds (always unfavourable). `days`:
+    the day of each rate, to space the points by date as the chart does (three
+    weeks apart look three times as far apart as one week); without them, or all
+    on one day, evenly.
     """
     width, height, pad = 120.0, 28.0, 4.0
     points = [(i, rate) for i, rate in enumerate(rates) if rate is not None]
     top = symlog_scalar(max([MIN_DATA_TOP, 2 * (cutoff or 0), *(r for _, r in points)]))
-    span = max(len(rates) - 1, 1)
+    positions = _positions(rates, days)
 
-    def xy(i: float, rate: float) -> tuple[float, float]:
-        x = pad + (width - 2 * pad) * i / span
+    def xy(i: int, rate: float) -> tuple[float, float]:
+        x = pad + (width - 2 * pad) * positions[i]
         return round(x, 1), round(height - pad - (height - 2 * pad) * symlog_scalar(rate) / top, 1)
 
     parts = [
@@ -75,6 +81,16 @@ def sparkline_svg(
         parts.append(_spark_point(x, y, rate, cutoff, last=last, censored=i in censored))
     parts.append("</svg>")
     return "".join(parts).encode()
+
+
+def _positions(rates: Sequence[float | None], days: Sequence[date] | None) -> list[float]:
+    """Each point's place across the sparkline, from 0 (the first) to 1 (the last)."""
+    count = len(rates)
+    if days is not None and len(days) == count and count > 1 and days[-1] > days[0]:
+        total = (days[-1] - days[0]).days
+        return [(day - days[0]).days / total for day in days]
+    span = max(count - 1, 1)
+    return [i / span for i in range(max(count, 1))]
 
 
 def _spark_point(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import get_conditional_response
 from django.utils.http import quote_etag
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import (
     require_safe,
 )
@@ -21,10 +24,12 @@ from patients import access, assessment, audit
 from patients.assessment.loader import rules_settings
 from patients.models import (
     AccessAction,
+    Acknowledgement,
     Patient,
 )
 from patients.reports import charts
 from patients.reports import ctc_report as report
+from patients.reports.chart_data import ChartData, ChartIdentity
 from patients.web import documents
 
 # --- chart and report -------------------------------------------------------------------
@@ -33,25 +38,78 @@ CHART_CACHE_SECONDS = 24 * 3600
 CHART_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 
 
-def _chart(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
-    """The chart from the cache (drawn on a miss), or 304 when the client's copy is current.
+def download_name(kind: str, patient: Patient, day: date, extension: str) -> str:
+    """A downloaded file's name: "ctc-chart-42-2026-12-03.png".
 
-    One look-up of the patient gives the cache key and the ETag both; a cached
-    chart costs no other query of its own.
+    Distinct per patient and day, and free of names and MRNs: downloads folders
+    and e-mail attachments are not private.
     """
-    # Without the oncologist: a chart names none, and that join is about 4% of what a
-    # cached chart costs.
-    patient = access.patient(request.user, pk, related=())
-    today = timezone.localdate()
-    key = charts.cache_key(
+    return f"ctc-{kind}-{patient.pk}-{day:%Y-%m-%d}.{extension}"
+
+
+def attachment(filename: str) -> str:
+    """The Content-Disposition of a download (file names here are plain ASCII)."""
+    return f'attachment; filename="{filename}"'
+
+
+def chart_cache_key(patient: Patient, *, today: date, fmt: str) -> str:
+    """The cache key of the patient's chart in `fmt` ("svg", "png" or "inline").
+
+    The latest acknowledgement's id is part of it: an acknowledgement changes the
+    chart (its points say so) without changing the patient's data version.
+    """
+    return charts.cache_key(
         patient_id=patient.pk,
         data_version=patient.data_version,
+        acknowledged=_latest_acknowledgement(patient),
         today=today,
         cutoffs=settings.CTC_CUTOFFS,
         settings=rules_settings(),
         time_zone=timezone.get_current_timezone_name(),
         fmt=fmt,
     )
+
+
+def _latest_acknowledgement(patient: Patient) -> int:
+    """The id of the patient's latest acknowledgement (of a result or a cycle), 0 if none.
+
+    Acknowledgements are never deleted, so a new one always raises it.
+    """
+    found = Acknowledgement.objects.filter(
+        Q(draw__patient_id=patient.pk) | Q(cycle__therapy_line__patient_id=patient.pk)
+    ).aggregate(latest=Max("id"))["latest"]
+    return int(found or 0)
+
+
+def identity_of(patient: Patient, today: date) -> ChartIdentity:
+    return ChartIdentity(
+        name=patient.name, mrn=patient.mrn, birth_date=patient.birth_date, made_on=today
+    )
+
+
+def inline_chart(patient: Patient, data: ChartData, *, label: str) -> SafeString:
+    """The chart's markup for the patient page (cached like the downloads): safe to
+    embed, since it is our own SVG with record text escaped by the serialiser."""
+    key = chart_cache_key(patient, today=data.today, fmt="inline")
+    markup = cache.get(key)
+    if markup is None:
+        markup = charts.trend_svg_inline(data, label=label)
+        cache.set(key, markup, CHART_CACHE_SECONDS)
+    return mark_safe(markup)  # noqa: S308 - built by ElementTree, which escapes all text
+
+
+def _chart(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    """The chart from the cache (drawn on a miss), or 304 when the client's copy is current.
+
+    One look-up of the patient gives the cache key and the ETag both; a cached
+    chart costs no other query of its own. It is a download: it says whose chart
+    it is and when it was made, and comes as an attachment.
+    """
+    # Without the oncologist: a chart names none, and that join is about 4% of what a
+    # cached chart costs.
+    patient = access.patient(request.user, pk, related=())
+    today = timezone.localdate()
+    key = chart_cache_key(patient, today=today, fmt=fmt)
     etag = quote_etag(hashlib.sha256(key.encode()).hexdigest()[:32])
     not_modified = get_conditional_response(request, etag=etag)
     if not_modified is not None:
@@ -60,9 +118,15 @@ def _chart(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     if body is None:
         series = assessment.series_for(patient)
         data = documents.chart_data(series, documents.imaging_of(patient), today=today)
-        body = charts.trend_svg(data) if fmt == "svg" else charts.trend_png(data)
+        identity = identity_of(patient, today)
+        if fmt == "svg":
+            body = charts.trend_svg(data, identity=identity)
+        else:
+            body = charts.trend_png(data, identity=identity)
         cache.set(key, body, CHART_CACHE_SECONDS)
-    return HttpResponse(body, content_type=CHART_TYPES[fmt], headers={"ETag": etag})
+    disposition = attachment(download_name("chart", patient, today, fmt))
+    headers = {"ETag": etag, "Content-Disposition": disposition}
+    return HttpResponse(body, content_type=CHART_TYPES[fmt], headers=headers)
 
 
 # Not in a transaction (ATOMIC_REQUESTS): a chart writes nothing to the database, and
@@ -101,7 +165,8 @@ def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     )
     response = HttpResponse(report.report_pdf(data), content_type="application/pdf")
     # The file name carries no name or MRN: downloads folders are not private.
-    response["Content-Disposition"] = f'inline; filename="ctc-report-{patient.pk}.pdf"'
+    name = download_name("report", patient, timezone.localdate(), "pdf")
+    response["Content-Disposition"] = attachment(name)
     audit.record(request, AccessAction.REPORT, patient=patient, target="report.pdf")
     return response
 

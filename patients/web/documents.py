@@ -37,9 +37,16 @@ def chart_data(
         lines=[assessment.line_in(line) for line in series.lines],
         cycles=[assessment.cycle_in(c) for c in series.cycles],
         imaging=[
-            ImagingPoint(i.performed_on, i.get_modality_display(), i.response) for i in imaging
+            ImagingPoint(i.performed_on, i.get_modality_display(), i.response, i.note)
+            for i in imaging
         ],
         today=today,
+        time_zone=timezone.get_current_timezone_name(),
+        acknowledged=frozenset(
+            found.draw.id
+            for found in rules.results_to_review(series.assessments)
+            if found.draw.id is not None and series.result_acknowledged(found)
+        ),
     )
 
 

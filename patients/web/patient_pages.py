@@ -20,6 +20,7 @@ from patients.models import (
     AccessAction,
 )
 from patients.reports.chart_text import chart_text_alternative
+from patients.web.chart_report import inline_chart
 from patients.web.documents import chart_data
 from patients.web.forms import (
     AcknowledgeForm,
@@ -79,6 +80,8 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rows = draw_rows(series)
     corrected = draw_corrections([row.draw for row in rows])
     scan_corrections = imaging_corrections(all_imaging)
+    data = chart_data(series, imaging, today=today)
+    chart_alt = chart_text_alternative(data)
     ctx = {
         "patient": patient,
         "series": series,
@@ -87,7 +90,8 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "lines": _lines_with_cycles(series),
         "imaging": [(scan, scan_corrections.get(scan.pk)) for scan in all_imaging],
         "acknowledgements": acks,
-        "chart_alt": chart_text_alternative(chart_data(series, imaging, today=today)),
+        "chart_alt": chart_alt,
+        "chart": inline_chart(patient, data, label="CTC trend chart"),
         "ack_form": AcknowledgeForm(),
         "history": change_history(patient) if request.user.is_staff else None,
     }

@@ -120,8 +120,8 @@ def sample_rate_text(found: rules.SampleAssessment) -> str:
 
 
 def ci_text(ci95: tuple[float, float | None] | None) -> str:
-    """'1.62–11.67': two decimals on the pages (the report rounds by magnitude; see wording)."""
-    return "" if ci95 is None else wording.interval_text_2dp(ci95)
+    """'1.6 to 11.7': as on every page, the report and the exports (wording.interval_text)."""
+    return "" if ci95 is None else wording.interval_text(ci95)
 
 
 def draw_row(

@@ -2,13 +2,14 @@
 
 Chromium reports every blocked script, style or image on the console; a signed-in
 walk through the main pages (and the pages of sign-in and two-factor set-up)
-must produce none. The inline SVG sparklines and QR code only use presentation
-attributes, which the policy allows.
+must produce none. The inline SVG sparklines, trend chart and QR code only use
+presentation attributes, which the policy allows.
 """
 
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from patients.models import Patient
@@ -42,7 +43,6 @@ def test_no_page_breaks_the_content_security_policy(page: Page, live_server, cli
         "/patients/",
         f"/patients/{patient.pk}/",
         f"/patients/{patient.pk}/draws/new/",
-        f"/patients/{patient.pk}/chart.svg",
         "/accounts/mfa/setup/",
     ]:
         page.goto(f"{base}{path}")
@@ -77,3 +77,31 @@ def test_an_inline_script_would_be_blocked(page: Page, live_server, clinic):
 
     assert page.evaluate("() => window.__ran === true") is False
     assert any("script-src" in v for v in violations)
+
+
+def test_the_inline_chart_is_drawn_in_colour_and_its_points_take_the_keyboard(
+    page: Page, live_server, clinic
+):
+    # Charts are cached by patient id and data version, which a flushed test database
+    # hands out again: another test's chart must not stand in for this one.
+    cache.clear()
+    base = live_server.url
+    violations = _collect_violations(page)
+    patient = Patient.objects.get(mrn="BT-001")
+    sign_in(page, base, "nina")
+
+    page.goto(f"{base}/patients/{patient.pk}/")
+    settle(page)
+    point = page.locator("svg.trend-chart .ctc-point").first
+    expect(point).to_be_visible()
+    # From the last of the patient's actions, Tab reaches the chart's first point.
+    page.locator("nav.actions a").last.focus()
+    page.keyboard.press("Tab")
+
+    assert page.evaluate("document.activeElement.getAttribute('class')") == "ctc-point"
+    assert page.evaluate("document.activeElement.id") == "ctc-point-0"
+    assert "CTC/7.5 mL" in (point.locator("title").text_content() or "")
+    # Without its style attributes a shape would be filled black: the attributes apply.
+    fill = point.locator("use").first.evaluate("el => getComputedStyle(el).fill")
+    assert fill not in ("rgb(0, 0, 0)", "")
+    assert violations == []

@@ -382,7 +382,7 @@ def test_the_command_lists_as_many_errors_as_the_page(patient, tmp_path):
     message = _command_error(_file(tmp_path, _bad_rows(600)))
 
     assert message.count("\n  line ") == 200
-    assert "and 800 more problem(s) not listed" in message
+    assert "and 800 more problems not listed" in message
     assert "Checking stopped at line 501" in message
 
 
@@ -428,7 +428,7 @@ def test_a_draw_on_a_day_the_patient_already_has_one_is_shown_before_confirming(
 
     r = signed_in.post("/imports/csv/confirm/", {"digest": preview.context["digest"]}, follow=True)
 
-    assertContains(r, "Imported 1 draw(s)")
+    assertContains(r, "Imported 1 draw from")
     assert CTCDraw.objects.count() == 2
 
 

@@ -43,7 +43,7 @@ def _plan(text: str):
 def test_it_imports_every_row_of_a_good_file(patient, second_patient):
     out = _import(DATA / "good.csv")
 
-    assert "4 to add, 0 already recorded, 0 bad row(s)" in out
+    assert "4 to add, 0 already recorded, 0 bad rows" in out
     draws = list(CTCDraw.objects.order_by("drawn_at"))
     assert [(d.patient.mrn, d.status, d.ctc_count) for d in draws] == [
         ("MRN0001", "resulted", 3),

@@ -297,8 +297,8 @@ def test_the_command_says_how_many_results_it_escalated_and_to_how_many(treating
     call_command("escalate_flags", stdout=out)
 
     assert out.getvalue().splitlines() == [
-        "Escalated 1 result(s) to 2 recipient(s).",
-        "Escalated 0 result(s) to 0 recipient(s).",
+        "Escalated 1 result to 2 recipients.",
+        "Escalated 0 results to 0 recipients.",
     ]
 
 

@@ -365,7 +365,7 @@ def test_after_a_cut_off_change_the_command_recomputes_and_the_worklist_warns_un
     out = StringIO()
     call_command("refresh_review_ranks", stdout=out)
 
-    assert "1 cycle(s) and 1 result(s)" in out.getvalue()
+    assert "1 cycle and 1 result" in out.getvalue()
     assert _stored(due) == (REVIEW,) * 3 == _live(due)
     assert _stored_result(draw) == (REVIEW, False) == _live_result(draw)
 
@@ -394,11 +394,11 @@ def test_the_command_puts_right_every_stale_rank(due, converted, patient, oncolo
     out = StringIO()
     call_command("refresh_review_ranks", stdout=out)
 
-    assert "1 cycle(s) and 3 result(s)" in out.getvalue()
+    assert "1 cycle and 3 results" in out.getvalue()
     _every_stored_rank_is_live()
     out = StringIO()
     call_command("refresh_review_ranks", stdout=out)
-    assert "0 cycle(s) and 0 result(s)" in out.getvalue()  # nothing left to change
+    assert "0 cycles and 0 results" in out.getvalue()  # nothing left to change
 
 
 # --- the migration to version 2 -------------------------------------------------------------

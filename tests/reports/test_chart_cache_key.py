@@ -10,6 +10,7 @@ from patients.reports import charts
 KEY = {
     "patient_id": 42,
     "data_version": 7,
+    "acknowledged": 12,
     "today": date(2026, 3, 1),
     "cutoffs": {"prostate": 5, "breast": 5, "colorectal": 3},
     "settings": rules.Settings(clear_probability=0.9, extra_poisson_cv=0.0, window_days=7),
@@ -18,10 +19,10 @@ KEY = {
 }
 
 
-def test_the_key_names_the_design_patient_version_day_cut_offs_settings_and_format() -> None:
+def test_the_key_names_design_patient_version_acknowledgement_day_cut_offs_settings() -> None:
     design = charts.CHART_DESIGN
     expected = (
-        f"chart:{design}:42:7:2026-03-01:breast=5,colorectal=3,prostate=5:"
+        f"chart:{design}:42:7:12:2026-03-01:breast=5,colorectal=3,prostate=5:"
         "clear_probability=0.9,extra_poisson_cv=0.0,window_days=7:Europe/London:svg"
     )
     assert charts.cache_key(**KEY) == expected
@@ -31,6 +32,8 @@ def test_the_key_changes_with_everything_the_chart_shows() -> None:
     changes = [
         {"patient_id": 43},
         {"data_version": 8},
+        # An acknowledgement marks its points, without a new data version.
+        {"acknowledged": 13},
         {"today": date(2026, 3, 2)},
         {"cutoffs": {"prostate": 5, "breast": 4, "colorectal": 3}},
         # The clarity threshold makes a flag high or review, the replicate variation

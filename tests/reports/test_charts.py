@@ -262,8 +262,9 @@ def test_a_conversion_to_unfavourable_is_labelled_beside_its_marker():
 
 def test_a_conversion_to_favourable_is_labelled_too():
     texts = texts_of(charts.trend_svg(breast_conversion_data()))
-    # 3 cells after 11: near the cut-off, so its chance follows.
-    assert "↓ conv., 19% ≥ cut-off" in texts
+    # 3 cells after 11, between whiskers and below the cut-off line: the flag's words
+    # are kept when there is no room for its chance too (the tooltip has it).
+    assert "↓ conv." in texts
 
 
 def test_the_legend_names_both_categories_the_interval_and_the_cut_off():
@@ -735,3 +736,24 @@ def test_the_text_alternative_does_not_classify_without_a_cut_off():
     text = chart_text_alternative(chart_data("melanoma", draws, today=date(2025, 2, 1)))
     assert "not classified (no cut-off for melanoma)" in text
     assert "1 draw (1 evaluable)" in text
+
+
+def test_the_sparkline_spaces_its_points_by_date():
+    on = date(2025, 1, 1)
+    days = [on, on + timedelta(days=7), on + timedelta(days=28)]
+    root = ET.fromstring(sparkline.sparkline_svg([1.0, 2.0, 3.0], 5, days=days))
+
+    xs = [float(c.get("cx")) for c in root.iter(f"{SVG_NS}circle")]
+    first, second, last = xs
+    # One week then three: the second gap is three times the first.
+    assert (last - second) == pytest.approx(3 * (second - first), abs=0.2)
+
+
+def test_the_assessed_sparkline_is_spaced_by_the_days_drawn():
+    on = date(2025, 1, 1)
+    draws = [draw(on, 1), draw(on + timedelta(days=7), 2), draw(on + timedelta(days=28), 3)]
+    found = rules.assess_draws(draws, (), (), cancer_type="breast", cutoff=5)
+    root = ET.fromstring(sparkline.assessed_sparkline_svg(found, 5))
+
+    first, second, last = [float(c.get("cx")) for c in root.iter(f"{SVG_NS}circle")]
+    assert (last - second) == pytest.approx(3 * (second - first), abs=0.2)

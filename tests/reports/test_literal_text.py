@@ -7,6 +7,7 @@ comment must stay a "$", not break the drawing (a 500) or turn into symbols.
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import date
 
@@ -25,6 +26,8 @@ from tests.reports.test_report import (
     report_data,
     text_of,
 )
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 # Each breaks matplotlib's mathtext parser, or would be drawn as something else.
 MATH = ("$x$", r"$\frac{1}{0}$", "$$", "$", r"a\b", "_^", r"$\alpha^$", "50$ copay")
@@ -98,7 +101,14 @@ def test_hostile_record_text_never_breaks_the_chart_or_the_report(
     regimen: str, note: str, name: str
 ) -> None:
     data = _record(regimen, note, name=name)
+    identity = chart_data.ChartIdentity(name, note, date(1960, 5, 17), GENERATED_AT.date())
 
-    assert charts.trend_svg(data.chart)
-    assert charts.trend_png(data.chart)
+    # Well-formed, with a tooltip on every point, downloaded or inline.
+    svg = ET.fromstring(charts.trend_svg(data.chart, identity=identity))
+    inline = ET.fromstring(charts.trend_svg_inline(data.chart, label=name or "chart"))
+    for root in (svg, inline):
+        points = [g for g in root.iter(f"{SVG}g") if g.get("class") == "ctc-point"]
+        assert len(points) == 3
+        assert all(g[0].tag == f"{SVG}title" and g[0].text for g in points)
+    assert charts.trend_png(data.chart, identity=identity).startswith(b"\x89PNG")
     assert report_pdf(data).startswith(b"%PDF")

@@ -137,12 +137,11 @@ def test_the_page_the_csv_and_fhir_show_the_same_volume() -> None:
 
 
 def test_the_page_and_the_report_intervals_come_from_wording() -> None:
-    # Two forms until they are made to agree: the pages keep two decimals.
+    # One form on the page, in the report and the tooltips: one decimal, rounded outward.
     found = _assessed(5, "7.5")
     assert found.ci95 is not None
 
-    assert presenters.ci_text(found.ci95) == wording.interval_text_2dp(found.ci95) == "1.62–11.67"
-    assert wording.interval_text(found.ci95) == "1.62 to 11.7"
+    assert presenters.ci_text(found.ci95) == wording.interval_text(found.ci95) == "1.6 to 11.7"
 
 
 # --- a count that is a lower bound ----------------------------------------------------------

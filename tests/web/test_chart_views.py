@@ -11,6 +11,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from matplotlib.image import imread
 
 from patients import services
@@ -129,7 +130,9 @@ def test_the_report_is_a_pdf_for_this_user(client, nurse, oncologist, patient):
     assert r["Content-Type"] == "application/pdf"
     assert r.content.startswith(b"%PDF-")
     assert "MRN" not in r["Content-Disposition"]
-    assert f"ctc-report-{patient.pk}.pdf" in r["Content-Disposition"]
+    today = timezone.localdate()
+    expected = f'attachment; filename="ctc-report-{patient.pk}-{today:%Y-%m-%d}.pdf"'
+    assert r["Content-Disposition"] == expected
 
 
 def test_an_unknown_patient_has_no_chart(client, nurse):
@@ -141,9 +144,9 @@ def test_an_unknown_patient_has_no_chart(client, nurse):
 # --- what a cached chart costs -----------------------------------------------------------------
 # The session, the user, whether the user has a two-factor device (this nurse has none),
 # the user's and the group's permissions, the patient (with its data version, the cache
-# key) and the access-log event (lock, last hash, insert). No transaction of the view's
-# own and no session write.
-CACHED_CHART_QUERIES = 9
+# key), the id of its latest acknowledgement (the cache key too) and the access-log
+# event (lock, last hash, insert). No transaction of the view's own and no session write.
+CACHED_CHART_QUERIES = 10
 
 
 def _queries(call) -> list[str]:

@@ -72,8 +72,11 @@ def _row(series: PatientSeries, draw: CTCDraw) -> list[str]:
         "" if sample is None else wording.volume_text(sample.volume_ml),
         "" if not found or found.rate_per_7_5_ml is None else f"{found.rate_per_7_5_ml:g}",
         str(found.category or "") if found else "",
-        "" if ci is None else f"{ci[0]:.2f}",
-        "" if ci is None or ci[1] is None else f"{ci[1]:.2f}",
+        # As printed everywhere (wording.interval_text), without the thousands separator.
+        "" if ci is None else wording.interval_bound(ci[0], upper=False).replace(",", ""),
+        ""
+        if ci is None or ci[1] is None
+        else wording.interval_bound(ci[1], upper=True).replace(",", ""),
         "" if p is None else f"{p:.3f}",
         ";".join(str(f.code) for f in flags),
         safe_text(" | ".join(f.message for f in flags)),

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from patients import audit, services
+from patients import audit, services, wording
 from patients.interop.csv.imports import UTF8, ImportPlan, Limits, decode, plan_import, read_csv
 from patients.models import AccessAction
 
@@ -69,12 +69,11 @@ def import_plan(
     services.import_draws(
         rows=plan.new, patients=plan.patients, by=by, source=source, progress=progress
     )
-    added = len(plan.new)
     audit.record_read(
         request,
         AccessAction.IMPORT,
         patient_ids=[plan.patients[row.mrn].pk for row in plan.new],
-        what=f"{channel}: {added} draw{'' if added == 1 else 's'} added",
+        what=f"{channel}: {wording.how_many(len(plan.new), 'draw')} added",
         user=by,
     )
     return len(plan.new)

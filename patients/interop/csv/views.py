@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from ctctrack.forms import focus_first_error
-from patients import access, assessment, audit
+from patients import access, assessment, audit, wording
 from patients.interop.csv import exports as csv_export
 from patients.interop.csv import importer
 from patients.interop.csv.imports import CsvFileError, ImportPlan
@@ -117,8 +117,8 @@ def confirm(request: HttpRequest) -> HttpResponse:
     del request.session[SESSION_KEY]
     messages.success(
         request,
-        f"Imported {len(plan.new)} draw(s) from {stored['name']}; "
-        f"{len(plan.unchanged)} were already recorded.",
+        f"Imported {wording.how_many(len(plan.new), 'draw')} from {stored['name']}; "
+        f"{len(plan.unchanged)} {'was' if len(plan.unchanged) == 1 else 'were'} already recorded.",
     )
     return redirect("patients:list")
 
@@ -174,7 +174,8 @@ def export_patient(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     patient = access.patient(request.user, pk)
     series = assessment.series_for(patient)
     audit.record(request, AccessAction.EXPORT, patient=patient, target="CSV of the patient's draws")
-    return _csv_response(csv_export.series_rows(series), f"ctc-draws-patient-{patient.pk}.csv")
+    name = f"ctc-draws-{patient.pk}-{timezone.localdate():%Y-%m-%d}.csv"
+    return _csv_response(csv_export.series_rows(series), name)
 
 
 class ExportAllForm(forms.Form):

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from patients import services
+from patients import services, wording
 
 
 class Command(BaseCommand):
@@ -34,11 +34,12 @@ class Command(BaseCommand):
             return
         if run.unreachable:
             raise CommandError(
-                f"{len(run.unreachable)} high result(s) are due for escalation, but no active "
-                "oncologist has an e-mail address: nothing was sent."
+                f"{wording.how_many(len(run.unreachable), 'high result')} due for escalation, "
+                "but no active oncologist has an e-mail address: nothing was sent."
             )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Escalated {len(run.draw_ids)} result(s) to {len(run.recipients)} recipient(s)."
+                f"Escalated {wording.how_many(len(run.draw_ids), 'result')} to "
+                f"{wording.how_many(len(run.recipients), 'recipient')}."
             )
         )

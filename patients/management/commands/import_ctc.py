@@ -18,7 +18,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from patients import services
+from patients import services, wording
 from patients.interop.csv import importer
 from patients.interop.csv.imports import CsvFileError
 
@@ -47,12 +47,13 @@ class Command(BaseCommand):
         plan = importer.plan_csv(text, encoding=encoding)
         self.stdout.write(
             f"{file.name}: {len(plan.new)} to add, {len(plan.unchanged)} already recorded, "
-            f"{len(plan.error_lines())} bad row(s). Read as {plan.read_as}."
+            f"{wording.how_many(len(plan.error_lines()), 'bad row')}. Read as {plan.read_as}."
         )
         if not plan.ok:
             listed = "\n".join(f"  {e}" for e in plan.errors_listed)
             if plan.errors_not_listed:
-                listed += f"\n  ... and {plan.errors_not_listed} more problem(s) not listed."
+                more = wording.how_many(plan.errors_not_listed, "more problem")
+                listed += f"\n  ... and {more} not listed."
             if plan.stopped:
                 listed += f"\n  {plan.stopped}"
             raise CommandError(f"Nothing imported. Fix these rows and try again:\n{listed}")
@@ -78,7 +79,9 @@ class Command(BaseCommand):
                 channel=f"import_ctc {file.name}",
                 progress=advance,
             )
-        self.stdout.write(self.style.SUCCESS(f"Imported {len(plan.new)} draw(s)."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Imported {wording.how_many(len(plan.new), 'draw')}.")
+        )
 
 
 def _existing_user(username: str) -> AbstractBaseUser:

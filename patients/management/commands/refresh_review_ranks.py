@@ -17,6 +17,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from patients import wording
 from patients.assessment import refresh_review_ranks
 from patients.models import Patient
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             changed = refresh_review_ranks(Patient.objects.values_list("pk", flat=True))
         self.stdout.write(
             self.style.SUCCESS(
-                f"Review ranks changed: {changed.cycles:,} cycle(s) and "
-                f"{changed.results:,} result(s)."
+                f"Review ranks changed: {wording.how_many(changed.cycles, 'cycle')} and "
+                f"{wording.how_many(changed.results, 'result')}."
             )
         )
