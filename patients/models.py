@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -460,11 +461,15 @@ class CTCDraw(Versioned):
         indexes = [
             # Used by every per-patient series and "latest draw per patient".
             models.Index(fields=["patient", "drawn_at"], name="draw_patient_drawn_at"),
-            # Results to review: the unacknowledged, most severe first, oldest first.
+            # Results to review: the unacknowledged, most severe first, then oldest first by
+            # when each reached the record (assessment.results.REPORTED_AT): the list's
+            # ORDER BY exactly, so a page is read from the index, not sorted from them all.
             models.Index(
-                fields=["review_rank", "resulted_at", "id"],
+                F("review_rank"),
+                Coalesce(F("resulted_at"), F("entered_at")),
+                F("id"),
                 condition=Q(review_rank__isnull=False, review_acknowledged=False),
-                name="draw_results_to_review",
+                name="draw_results_to_review_at",
             ),
         ]
 
