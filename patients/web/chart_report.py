@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
@@ -24,7 +25,6 @@ from patients import access, assessment, audit
 from patients.assessment.loader import rules_settings
 from patients.models import (
     AccessAction,
-    Acknowledgement,
     Patient,
 )
 from patients.reports import charts
@@ -52,16 +52,17 @@ def attachment(filename: str) -> str:
     return f'attachment; filename="{filename}"'
 
 
-def chart_cache_key(patient: Patient, *, today: date, fmt: str) -> str:
+def chart_cache_key(patient: Patient, *, today: date, fmt: str, acknowledged: int) -> str:
     """The cache key of the patient's chart in `fmt` ("svg", "png" or "inline").
 
-    The latest acknowledgement's id is part of it: an acknowledgement changes the
-    chart (its points say so) without changing the patient's data version.
+    `acknowledged`, the id of the patient's latest acknowledgement, is part of it:
+    an acknowledgement changes the chart (its points say so) without changing the
+    patient's data version.
     """
     return charts.cache_key(
         patient_id=patient.pk,
         data_version=patient.data_version,
-        acknowledged=_latest_acknowledgement(patient),
+        acknowledged=acknowledged,
         today=today,
         cutoffs=settings.CTC_CUTOFFS,
         settings=rules_settings(),
@@ -70,14 +71,16 @@ def chart_cache_key(patient: Patient, *, today: date, fmt: str) -> str:
     )
 
 
-def _latest_acknowledgement(patient: Patient) -> int:
+def latest_acknowledgement(user: Any, patient: Patient) -> int:
     """The id of the patient's latest acknowledgement (of a result or a cycle), 0 if none.
 
     Acknowledgements are never deleted, so a new one always raises it.
     """
-    found = Acknowledgement.objects.filter(
-        Q(draw__patient_id=patient.pk) | Q(cycle__therapy_line__patient_id=patient.pk)
-    ).aggregate(latest=Max("id"))["latest"]
+    found = (
+        access.acknowledgements(user)
+        .filter(Q(draw__patient_id=patient.pk) | Q(cycle__therapy_line__patient_id=patient.pk))
+        .aggregate(latest=Max("id"))["latest"]
+    )
     return int(found or 0)
 
 
@@ -87,10 +90,11 @@ def identity_of(patient: Patient, today: date) -> ChartIdentity:
     )
 
 
-def inline_chart(patient: Patient, data: ChartData, *, label: str) -> SafeString:
+def inline_chart(patient: Patient, data: ChartData, *, label: str, acknowledged: int) -> SafeString:
     """The chart's markup for the patient page (cached like the downloads): safe to
-    embed, since it is our own SVG with record text escaped by the serialiser."""
-    key = chart_cache_key(patient, today=data.today, fmt="inline")
+    embed, since it is our own SVG with record text escaped by the serialiser.
+    `acknowledged`: the latest acknowledgement's id (the page has them all loaded)."""
+    key = chart_cache_key(patient, today=data.today, fmt="inline", acknowledged=acknowledged)
     markup = cache.get(key)
     if markup is None:
         markup = charts.trend_svg_inline(data, label=label)
@@ -109,7 +113,8 @@ def _chart(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     # cached chart costs.
     patient = access.patient(request.user, pk, related=())
     today = timezone.localdate()
-    key = chart_cache_key(patient, today=today, fmt=fmt)
+    acknowledged = latest_acknowledgement(request.user, patient)
+    key = chart_cache_key(patient, today=today, fmt=fmt, acknowledged=acknowledged)
     etag = quote_etag(hashlib.sha256(key.encode()).hexdigest()[:32])
     not_modified = get_conditional_response(request, etag=etag)
     if not_modified is not None:

@@ -91,7 +91,12 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "imaging": [(scan, scan_corrections.get(scan.pk)) for scan in all_imaging],
         "acknowledgements": acks,
         "chart_alt": chart_alt,
-        "chart": inline_chart(patient, data, label="CTC trend chart"),
+        "chart": inline_chart(
+            patient,
+            data,
+            label="CTC trend chart",
+            acknowledged=max((ack.pk for ack in acks), default=0),
+        ),
         "ack_form": AcknowledgeForm(),
         "history": change_history(patient) if request.user.is_staff else None,
     }

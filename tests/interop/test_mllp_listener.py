@@ -41,6 +41,30 @@ START, END = b"\x0b", b"\x1c\r"
 SECONDS = 60  # generous: the machine is shared; a hang fails the test instead of blocking it
 
 
+def _run_apart(coroutine):
+    """`asyncio.run` in a thread of its own: the browser tests' Playwright keeps an event
+    loop running in the main thread for the whole session, where asyncio.run refuses."""
+    return _call_apart(asyncio.run, coroutine)
+
+
+def _call_apart(function, *args):
+    """`function(*args)` in a thread with no event loop running, its error re-raised here."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["value"] = function(*args)
+        except BaseException as exc:  # re-raised in the test's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def _message(number: int) -> bytes:
     """The final-result sample as message `number`: its own control ID and accession."""
     return FINAL.replace(b"CL260302-0001", b"CL-%04d" % number).replace(
@@ -87,7 +111,7 @@ async def _converse(port: int, *messages: bytes) -> list[bytes]:
 
 
 def _send(port: int, *messages: bytes) -> list[bytes]:
-    return asyncio.run(_converse(port, *messages))
+    return _run_apart(_converse(port, *messages))
 
 
 @dataclass
@@ -208,7 +232,7 @@ def test_it_serves_several_clients_at_once(mllp, patient):
     async def together() -> list[list[bytes]]:
         return await asyncio.gather(*(_converse(mllp.port, _message(n)) for n in range(8)))
 
-    answers = asyncio.run(together())
+    answers = _run_apart(together())
 
     assert sorted(_acks(a)[0][:2] for (a,) in answers) == [("AA", f"CL-{n:04d}") for n in range(8)]
     assert sorted(CTCDraw.objects.values_list("accession", flat=True)) == [
@@ -220,7 +244,7 @@ def test_the_same_message_from_two_clients_at_once_is_filed_once(mllp, patient):
     async def together() -> list[list[bytes]]:
         return await asyncio.gather(*(_converse(mllp.port, FINAL) for _ in range(2)))
 
-    answers = asyncio.run(together())
+    answers = _run_apart(together())
 
     assert CTCDraw.objects.count() == 1
     texts = sorted(_acks(a)[0][2] for (a,) in answers)
@@ -345,16 +369,6 @@ def test_the_command_refuses_a_user_that_does_not_exist(transactional_db):
         call_command("mllp_listener", "--user", "nobody", "--port", str(_free_port()))
 
 
-def test_the_command_says_when_its_port_is_taken(lab_account):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-
-        with pytest.raises(CommandError, match=f"Cannot listen on 127.0.0.1:{port}"):
-            call_command("mllp_listener", "--port", str(port))
-
-
 # --- the command: python-hl7's mllp_send, SIGTERM -------------------------------------
 
 
@@ -402,6 +416,27 @@ def command(tmp_path, patient) -> Iterator[tuple[subprocess.Popen[str], int, Pat
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=SECONDS)
+
+
+def test_the_command_says_when_its_port_is_taken(tmp_path, lab_account):
+    # A process of its own, as it runs: it sets signal handlers, for the main thread only.
+    env = {**os.environ, "DATABASE_URL": _database_url(tmp_path), "DEBUG": "True"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        ran = subprocess.run(
+            [sys.executable, "manage.py", "mllp_listener", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SECONDS * 4,
+        )
+
+    assert ran.returncode != 0
+    assert f"Cannot listen on 127.0.0.1:{port}" in ran.stderr
 
 
 def test_mllp_send_files_a_result_through_the_command(command, tmp_path):
@@ -465,7 +500,7 @@ def test_sigterm_answers_the_message_being_stored_before_stopping(command):
         writer.close()
         return answer
 
-    answer = asyncio.run(send_then_stop())
+    answer = _run_apart(send_then_stop())
 
     assert _acks(answer)[0][0] == "AA"
     assert process.wait(timeout=SECONDS) == 0
@@ -484,7 +519,7 @@ def test_it_waits_for_a_slow_sender_without_blocking_others(mllp, patient):
         writer.close()
         return answer + b"\r" + slow
 
-    both = asyncio.run(slow_and_fast())
+    both = _run_apart(slow_and_fast())
 
     # The fast sender was answered while the slow one was still sending.
     assert [a[:2] for a in _acks(both)] == [("AA", "CL-0002"), ("AA", "CL-0001")]
