@@ -137,3 +137,20 @@ def test_a_signed_in_users_refusals_are_each_written(nurse, counting_cache):
         browser.post("/patients/new/", {})
 
     assert AccessEvent.objects.filter(action=AccessAction.PERMISSION_DENIED).count() == 12
+
+
+def test_the_full_export_names_the_patients_whose_draws_it_holds(client, oncologist, patient):
+    with_draws = builders.patient(oncologist, mrn="MRN0002", birth_date=date(1970, 1, 1))
+    builders.patient(oncologist, mrn="MRN0003", birth_date=date(1971, 1, 1))  # no draw yet
+    builders.draw(patient, oncologist, drawn_at=date(2026, 3, 1))
+    builders.draw(with_draws, oncologist, drawn_at=date(2026, 3, 2))
+    client.force_login(oncologist)
+
+    r = client.post("/exports/draws.csv", {"reason": "Tumour board audit", "confirm": "on"})
+    b"".join(r.streaming_content)
+
+    event = AccessEvent.objects.get(action=AccessAction.EXPORT)
+    assert event.target == (
+        "CSV of all patients' draws; reason: Tumour board audit: "
+        f"patients {patient.pk}, {with_draws.pk}"
+    )

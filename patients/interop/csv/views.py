@@ -19,6 +19,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -204,22 +205,33 @@ def export_all(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     if request.method == "POST" and form.is_valid():
         today = timezone.localdate()
         reason = " ".join(form.cleaned_data["reason"].split())
-        audit.record(
-            request, AccessAction.EXPORT, target=f"CSV of all patients' draws; reason: {reason}"
+        ids = _patients_with_draws(request.user)
+        audit.record_read(
+            request,
+            AccessAction.EXPORT,
+            patient_ids=ids,
+            what=f"CSV of all patients' draws; reason: {reason}",
         )
-        return _csv_response(_all_series_rows(request.user), f"ctc-draws-{today:%Y-%m-%d}.csv")
+        return _csv_response(_all_series_rows(request.user, ids), f"ctc-draws-{today:%Y-%m-%d}.csv")
     focus_first_error(form)
     status = 400 if request.method == "POST" else 200
     ctx = {"form": form, "patients": access.patients(request.user).count()}
     return render(request, "imports/export_all.html", ctx, status=status)
 
 
-def _all_series_rows(user: Any) -> Iterator[list[str]]:
-    """The draws of every patient `user` may see.
+def _patients_with_draws(user: Any) -> list[int]:
+    """The patients `user` may see who have a draw on record: those the full export holds,
+    in the file's order (by MRN)."""
+    with_draws = access.draws(user).filter(patient=OuterRef("pk"))
+    visible = access.patients(user).filter(Exists(with_draws)).order_by("mrn")
+    return list(visible.values_list("pk", flat=True))
+
+
+def _all_series_rows(user: Any, ids: list[int]) -> Iterator[list[str]]:
+    """The draws of patients `ids` (from `_patients_with_draws`), in that order.
 
     Loaded a few hundred patients at a time, in a fixed number of queries per batch.
     """
-    ids = list(access.patients(user).order_by("mrn").values_list("pk", flat=True))
     for start in range(0, len(ids), EXPORT_PATIENTS_PER_QUERY):
         batch = access.patients(user).filter(pk__in=ids[start : start + EXPORT_PATIENTS_PER_QUERY])
         series = assessment.series_for_many(batch.order_by("mrn"))
