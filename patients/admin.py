@@ -286,7 +286,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens", permissions=["view"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        revoked = sum(api_tokens.revoke(token, by=request.user) for token in queryset)
+        revoked = sum(
+            api_tokens.revoke(token, by=request.user, request=request) for token in queryset
+        )
         self.message_user(request, f"Revoked {revoked} of {len(queryset)} selected tokens.")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -774,6 +774,10 @@ class ApiToken(models.Model):
         related_name="+",
     )
 
+    # Not stored: the request that issues or revokes the token, for the access log's
+    # client address (set by `api_tokens.issue` / `revoke`; None from elsewhere).
+    audit_request: Any = None
+
     class Meta:
         verbose_name = "API token"
         ordering = ["-created_at"]

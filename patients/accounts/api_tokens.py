@@ -10,7 +10,8 @@ A token ends when it expires (`CTCTRACK_API_TOKEN_MAX_AGE_SECONDS`), when it is
 revoked, or when its owner's password changes by any means (their own form,
 admin, `changepassword`): it carries a keyed digest of the password hash it was
 issued under. The access log records issuing and revoking
-(patients/audit/signals.py, on the model's saves).
+(patients/audit/signals.py, on the model's saves), with the client's address when
+`issue` and `revoke` are given the request that asked.
 """
 
 from __future__ import annotations
@@ -51,14 +52,19 @@ def password_stamp(user: Any) -> str:
     return salted_hmac("ctctrack.api-token.password", user.password or "").hexdigest()
 
 
-def issue(user: Any, *, name: str = "", now: datetime | None = None) -> tuple[ApiToken, str]:
-    """A new token for `user` (after both factors) and its key, which is never stored."""
+def issue(
+    user: Any, *, name: str = "", now: datetime | None = None, request: Any = None
+) -> tuple[ApiToken, str]:
+    """A new token for `user` (after both factors) and its key, which is never stored.
+
+    `request`: the request that asked for it, whose client the access log names.
+    """
     now = now or timezone.now()
     for _ in range(5):  # a prefix already taken: 1 in 2**48 per token; try another key
         key = secrets.token_urlsafe(KEY_BYTES)
         try:
             with transaction.atomic():
-                token = ApiToken.objects.create(
+                token = ApiToken(
                     user=user,
                     prefix=key[:PREFIX_LENGTH],
                     digest=digest(key),
@@ -67,6 +73,8 @@ def issue(user: Any, *, name: str = "", now: datetime | None = None) -> tuple[Ap
                     expires_at=now + timedelta(seconds=settings.CTCTRACK_API_TOKEN_MAX_AGE_SECONDS),
                     password_stamp=password_stamp(user),
                 )
+                token.audit_request = request
+                token.save(force_insert=True)
         except IntegrityError:
             continue
         return token, key
@@ -97,12 +105,16 @@ def state(token: ApiToken, *, now: datetime | None = None) -> TokenState:
     return TokenState.ACTIVE
 
 
-def revoke(token: ApiToken, *, by: Any, now: datetime | None = None) -> bool:
-    """Revoke a token (its owner, or staff); False when it was revoked already."""
+def revoke(token: ApiToken, *, by: Any, now: datetime | None = None, request: Any = None) -> bool:
+    """Revoke a token (its owner, or staff); False when it was revoked already.
+
+    `request`: the request that asked, whose client the access log names.
+    """
     if token.revoked_at is not None:
         return False
     token.revoked_at = now or timezone.now()
     token.revoked_by = by
+    token.audit_request = request
     token.save(update_fields=["revoked_at", "revoked_by"])
     return True
 

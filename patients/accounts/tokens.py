@@ -57,7 +57,7 @@ def obtain_token(request: Request) -> Response:
     refused = _token_second_factor(django_request, user, data["otp_token"])
     if refused is not None:
         return refused
-    token, key = api_tokens.issue(user, name=data["name"])
+    token, key = api_tokens.issue(user, name=data["name"], request=django_request)
     # A successful sign-in: resets the failure count, updates last_login, is audited.
     user_logged_in.send(sender=type(user), request=django_request, user=user)
     return Response(

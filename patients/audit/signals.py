@@ -44,10 +44,12 @@ def _on_token_saved(
     sender: Any, instance: ApiToken, created: bool, update_fields: Any = None, **kwargs: Any
 ) -> None:
     what = f"API token {instance.prefix} of user #{instance.user_id}"
+    # Set by `api_tokens.issue` / `revoke` when a request asked: its client goes in the log.
+    request = instance.audit_request
     if created:
-        record(None, AccessAction.TOKEN_ISSUED, user=instance.user, target=what)
+        record(request, AccessAction.TOKEN_ISSUED, user=instance.user, target=what)
     elif update_fields and "revoked_at" in update_fields:
-        record(None, AccessAction.TOKEN_REVOKED, user=instance.revoked_by, target=what)
+        record(request, AccessAction.TOKEN_REVOKED, user=instance.revoked_by, target=what)
 
 
 def connect_signals() -> None:

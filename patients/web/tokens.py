@@ -36,7 +36,7 @@ def api_tokens_page(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     issued = None
     if request.method == "POST" and form.is_valid():
-        token, key = api_tokens.issue(request.user, name=form.cleaned_data["name"])
+        token, key = api_tokens.issue(request.user, name=form.cleaned_data["name"], request=request)
         issued = {"token": token, "key": key}
         form = TokenForm()
     now = timezone.now()
@@ -61,7 +61,7 @@ def _revoke(request: HttpRequest, pk: str) -> HttpResponse:
     token = api_tokens.tokens_of(request.user).filter(pk=int(pk)).first() if pk.isdigit() else None
     if token is None:
         raise Http404
-    if api_tokens.revoke(token, by=request.user):
+    if api_tokens.revoke(token, by=request.user, request=request):
         messages.success(request, f"Revoked the API token {token.prefix}… ({token.name}).")
     else:
         messages.info(request, f"The API token {token.prefix}… was already revoked.")

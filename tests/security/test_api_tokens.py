@@ -202,16 +202,37 @@ def test_a_deactivated_account_s_tokens_stop_working(api, nurse):
 # --- in the access log -----------------------------------------------------------------------
 
 
-def test_issuing_and_revoking_are_in_the_access_log(api, client, nurse):
-    _obtain(api)
+def test_issuing_and_revoking_are_in_the_access_log_with_the_clients_address(api, client, nurse):
+    body = {"username": "nina", "password": PASSWORD, "name": "lab interface"}
+    api.post(TOKEN_URL, body, format="json", REMOTE_ADDR="198.51.100.7")
     token = ApiToken.objects.get()
     client.force_login(nurse)
-    client.post(PAGE, {"revoke": token.pk})
+    client.post(PAGE, {"revoke": token.pk}, REMOTE_ADDR="198.51.100.8")
 
     issued = AccessEvent.objects.get(action=AccessAction.TOKEN_ISSUED)
     revoked = AccessEvent.objects.get(action=AccessAction.TOKEN_REVOKED)
     assert issued.username == revoked.username == "nina"
     assert issued.target == revoked.target == f"API token {token.prefix} of user #{nurse.pk}"
+    assert (issued.client_address, revoked.client_address) == ("198.51.100.7", "198.51.100.8")
+
+
+def test_issuing_on_the_page_and_revoking_in_admin_log_the_clients_address(
+    client, nurse, admin_user
+):
+    client.force_login(nurse)
+    client.post(PAGE, {"name": "laptop"}, REMOTE_ADDR="198.51.100.9")
+    token = ApiToken.objects.get()
+    client.force_login(admin_user)
+    client.post(
+        "/admin/patients/apitoken/",
+        {"action": "revoke", "_selected_action": [token.pk]},
+        REMOTE_ADDR="198.51.100.10",
+    )
+
+    issued = AccessEvent.objects.get(action=AccessAction.TOKEN_ISSUED)
+    revoked = AccessEvent.objects.get(action=AccessAction.TOKEN_REVOKED)
+    assert (issued.username, revoked.username) == ("nina", admin_user.username)
+    assert (issued.client_address, revoked.client_address) == ("198.51.100.9", "198.51.100.10")
 
 
 # --- two-factor secrets: staff reset them, never set or read them -----------------------------
