@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django.core.paginator import Paginator
 from django.db.models import F, QuerySet
@@ -26,6 +26,10 @@ from patients.assessment.series import PatientSeries, series_for_many
 from patients.models import CTCDraw, Patient
 
 logger = logging.getLogger(__name__)
+if TYPE_CHECKING:  # the stubs' Paginator is generic; Django's cannot be subscripted
+    _Paginator = Paginator[Any]
+else:
+    _Paginator = Paginator
 P = TypeVar("P", bound=Iterable[CTCDraw])
 
 
@@ -161,7 +165,7 @@ def capped_count(rows: QuerySet[Any], cap: int) -> int:
     return rows.select_related(None).order_by().values("pk")[: cap + 1].count()
 
 
-class CountedAheadPaginator(Paginator):
+class CountedAheadPaginator(_Paginator):
     """A paginator that counts only as far as the page asked for, plus `ahead` rows.
 
     What a long list needs of its count is whether the page exists and whether
@@ -173,6 +177,7 @@ class CountedAheadPaginator(Paginator):
 
     def __init__(self, object_list: QuerySet[Any], per_page: int, *, ahead: int) -> None:
         super().__init__(object_list, per_page)
+        self.rows = object_list
         self.ahead = ahead
         self.asked = 1
 
@@ -190,7 +195,7 @@ class CountedAheadPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return capped_count(self.object_list, self.count_cap)
+        return capped_count(self.rows, self.count_cap)
 
     @property
     def capped(self) -> bool:
