@@ -11,7 +11,7 @@ based on an old version) and `inputs` (what callers hand over). So
 
 from __future__ import annotations
 
-from patients.services.backlog import Backlog, acknowledge_backlog, backlog
+from patients.services.backlog import Backlog, acknowledge_backlog, backlog_before
 from patients.services.bulk import import_draws
 from patients.services.conflicts import (
     ANY_VERSION,
@@ -92,7 +92,7 @@ __all__ = [
     "acknowledge_cycle",
     "acknowledge_result",
     "add_therapy_line",
-    "backlog",
+    "backlog_before",
     "cycle_entry_errors",
     "delay_cycle_and_following",
     "draw_entry_errors",

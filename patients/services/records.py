@@ -737,10 +737,16 @@ ACKNOWLEDGED_REASON = "Flags acknowledged"
 
 
 def fill_acknowledgement(
-    ack: Acknowledgement, flags: Sequence[Flag], *, by: Actor, note: str
+    ack: Acknowledgement, flags: Sequence[Flag], *, by: Actor, note: str, validate: bool = True
 ) -> Acknowledgement:
     """`ack` of `flags` by `by` with `note`, validated (a blank note refused), not saved:
-    what every acknowledgement records, one at a time or in bulk."""
+    what every acknowledgement records, one at a time or in bulk.
+
+    `validate=False` skips the model's own checks (a few queries each: the user and
+    the draw exist, the constraints hold) but never the note's: for acknowledgements
+    in bulk that differ from one validated in full only in a draw loaded under lock.
+    The database's constraints still hold every row.
+    """
     ack.acknowledged_by = acting_account(by)
     ack.note = (note or "").strip()
     ack.flags = [
@@ -750,7 +756,10 @@ def fill_acknowledgement(
     errors: Errors = {}
     if not ack.note:
         errors["note"] = [NOTE_REQUIRED]
-    _validate(ack, errors)
+    if validate:
+        _validate(ack, errors)
+    elif errors:
+        raise ValidationError(errors)
     return ack
 
 

@@ -230,7 +230,7 @@ def test_it_shows_fifty_rows_a_page_with_a_pager(client, nurse, oncologist, toda
 
 
 def test_a_long_list_says_more_than_it_counted_and_pages_on_without_a_total(
-    client, nurse, oncologist, today, monkeypatch
+    client, nurse, oncologist, today, monkeypatch, count_queries
 ):
     # The list counts 1,000 results beyond the page; 7 results and 2 a page show it at scale.
     monkeypatch.setattr(results_view, "RESULTS_PAGE_SIZE", 2)
@@ -253,6 +253,10 @@ def test_a_long_list_says_more_than_it_counted_and_pages_on_without_a_total(
     assertContains(third, "7 results to review.")
     assertContains(third, '<span aria-current="page">Page 3 of 4</span>')
     assert _row_ids(last) == [made[6].pk]
+    # Counting only so far is the same one query as counting them all.
+    capped = count_queries(lambda: client.get("/results/"))
+    exact = count_queries(lambda: client.get("/results/", {"page": 3}))
+    assert capped == exact
 
 
 # --- the header's open counts -------------------------------------------------------------
@@ -284,6 +288,7 @@ def test_the_header_counts_open_results_and_worklist_rows_and_both_drop_when_ack
 
 
 def test_the_header_counts_results_up_to_99_then_says_99_plus(client, nurse, oncologist, today):
+    # 100 results waiting: counted to 99 and one more, the header says "99+", not 100.
     made = [
         _review(oncologist, _patient(oncologist, f"Family{i:03d}"), today - timedelta(days=1))
         for i in range(100)

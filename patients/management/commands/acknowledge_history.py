@@ -66,7 +66,7 @@ class Command(BaseCommand):
                 f"--before: {before:%Y-%m-%d} is in the future; give the day the clinic went live."
             )
         user = _acknowledging_user(options["user"])
-        waiting = services.backlog(before)
+        waiting = services.backlog_before(before)
         what = (
             f"{wording.how_many(waiting.results, 'result')} of "
             f"{wording.how_many(len(waiting.by_patient), 'patient')} reported before "
