@@ -618,6 +618,8 @@ class AccessAction(models.TextChoices):
     RESULTS = "results", "Results to review"
     # High flags escalated to an oncologist by e-mail (`manage.py escalate_flags`).
     ESCALATION = "escalation", "Escalation"
+    # Results from before go-live acknowledged at once (`manage.py acknowledge_history`).
+    BULK_ACKNOWLEDGEMENT = "bulk_acknowledgement", "Results acknowledged in bulk"
     PATIENT_LIST = "patient_list", "Patient list"
     AUDIT_REPORT = "audit_report", "Audit report"
     # The replicate-variation estimate: every patient's duplicate tubes, shown as one figure.

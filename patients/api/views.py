@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from patients import access, audit, rules, services
 from patients.accounts.permissions import model_perms
-from patients.api.pagination import PageNumberPagination
+from patients.api.pagination import CountedAheadPagination, PageNumberPagination
 from patients.api.serializers import (
     AcknowledgementSerializer,
     CycleSerializer,
@@ -486,7 +486,8 @@ class ResultAcknowledgementList(AuditedRead, generics.ListCreateAPIView[Acknowle
 
 class ResultsToReview(AuditedRead, APIView):
     """Every result with a high or review flag not yet acknowledged, most severe first,
-    then oldest first, 50 a page: whether or not a cycle is due."""
+    then oldest first, 50 a page: whether or not a cycle is due. Counted only 1,000
+    items beyond the page (`count_capped`)."""
 
     required_perms = model_perms(CTCDraw)
     read_action = AccessAction.RESULTS
@@ -499,7 +500,7 @@ class ResultsToReview(AuditedRead, APIView):
         return f"GET {request.path}" + (f" page {page}" if page and page != "1" else "")
 
     def get(self, request: Request) -> Response:
-        pager = PageNumberPagination()
+        pager = CountedAheadPagination()
         items = results_page(
             lambda waiting: pager.paginate_queryset(waiting, request, view=self) or [],
             among=access.draws(request.user),
@@ -509,7 +510,7 @@ class ResultsToReview(AuditedRead, APIView):
         drawn = DrawSerializer([i.draw for i in items], many=True, context=context).data
         return Response(
             {
-                "count": pager.page.paginator.count,
+                **pager.count_fields(),
                 "next": pager.get_next_link(),
                 "previous": pager.get_previous_link(),
                 "items": [_result_data(i, d) for i, d in zip(items, drawn, strict=True)],

@@ -14,8 +14,10 @@ from __future__ import annotations
 from patients.assessment.loader import cycle_in, line_in
 from patients.assessment.ranks import refresh_review_ranks, store_review_ranks
 from patients.assessment.results import (
+    CountedAheadPaginator,
     ResultItem,
     ResultsPage,
+    capped_count,
     open_results_count,
     result_items,
     results_page,
@@ -34,12 +36,14 @@ from patients.assessment.worklist import (
 )
 
 __all__ = [
+    "CountedAheadPaginator",
     "DueCycles",
     "PatientSeries",
     "ResultItem",
     "ResultsPage",
     "WorklistItem",
     "WorklistPage",
+    "capped_count",
     "cycle_in",
     "due_cycles",
     "open_results_count",

@@ -3,13 +3,15 @@
 One function per clinical act, the acting user passed explicitly (`by=`),
 re-exported from the modules that hold them: `records` (the clinical acts),
 `lab_results` (results from lab interfaces), `bulk` (imports), `escalation`
-(high results nobody acknowledged in time, e-mailed), `conflicts` (edits
+(high results nobody acknowledged in time, e-mailed), `backlog` (the results
+from before go-live acknowledged at once), `conflicts` (edits
 based on an old version) and `inputs` (what callers hand over). So
 `from patients import services; services.record_draw(...)` is the way in.
 """
 
 from __future__ import annotations
 
+from patients.services.backlog import Backlog, acknowledge_backlog, backlog_before
 from patients.services.bulk import import_draws
 from patients.services.conflicts import (
     ANY_VERSION,
@@ -72,6 +74,7 @@ __all__ = [
     "LAB_RECORDED",
     "LAB_UNCHANGED",
     "Actor",
+    "Backlog",
     "ConflictError",
     "DrawInput",
     "DrawSaved",
@@ -85,9 +88,11 @@ __all__ = [
     "MAX_CYCLES_PLANNED_AT_ONCE",
     "Version",
     "VersionRequired",
+    "acknowledge_backlog",
     "acknowledge_cycle",
     "acknowledge_result",
     "add_therapy_line",
+    "backlog_before",
     "cycle_entry_errors",
     "delay_cycle_and_following",
     "draw_entry_errors",

@@ -725,6 +725,28 @@ def _acknowledge(
 ) -> Acknowledgement:
     """Save the acknowledgement of `flags` and store the ranks it changes (it lowers the
     cycles and results it covers on the worklist and the results to review)."""
+    fill_acknowledgement(ack, flags, by=by, note=note)
+    _save(ack, by=by, reason=ACKNOWLEDGED_REASON)
+    series.acknowledge(ack)
+    assessment.store_review_ranks(series)
+    return ack
+
+
+# The change reason of an acknowledgement's history row.
+ACKNOWLEDGED_REASON = "Flags acknowledged"
+
+
+def fill_acknowledgement(
+    ack: Acknowledgement, flags: Sequence[Flag], *, by: Actor, note: str, validate: bool = True
+) -> Acknowledgement:
+    """`ack` of `flags` by `by` with `note`, validated (a blank note refused), not saved:
+    what every acknowledgement records, one at a time or in bulk.
+
+    `validate=False` skips the model's own checks (a few queries each: the user and
+    the draw exist, the constraints hold) but never the note's: for acknowledgements
+    in bulk that differ from one validated in full only in a draw loaded under lock.
+    The database's constraints still hold every row.
+    """
     ack.acknowledged_by = acting_account(by)
     ack.note = (note or "").strip()
     ack.flags = [
@@ -734,10 +756,10 @@ def _acknowledge(
     errors: Errors = {}
     if not ack.note:
         errors["note"] = [NOTE_REQUIRED]
-    _validate(ack, errors)
-    _save(ack, by=by, reason="Flags acknowledged")
-    series.acknowledge(ack)
-    assessment.store_review_ranks(series)
+    if validate:
+        _validate(ack, errors)
+    elif errors:
+        raise ValidationError(errors)
     return ack
 
 

@@ -8,7 +8,6 @@ until someone acknowledges it, with a note, from this page.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -21,6 +20,10 @@ from patients.web import acknowledging
 from patients.web.presenters import result_rows
 
 RESULTS_PAGE_SIZE = 50
+# The list counts the results up to this many beyond the page shown, then says "more
+# than": an exact count of tens of thousands (after an upgrade from rules version 1)
+# would cost more than the page itself, and tells a nurse nothing more.
+RESULTS_COUNTED_AHEAD = 1000
 
 
 @require_safe
@@ -29,7 +32,9 @@ RESULTS_PAGE_SIZE = 50
 def results(request: HttpRequest) -> HttpResponse:
     """Most severe first, then the oldest result first."""
     shown = assessment.results_page(
-        lambda waiting: Paginator(waiting, RESULTS_PAGE_SIZE).get_page(request.GET.get("page")),
+        lambda waiting: assessment.CountedAheadPaginator(
+            waiting, RESULTS_PAGE_SIZE, ahead=RESULTS_COUNTED_AHEAD
+        ).get_page(request.GET.get("page")),
         among=access.draws(request.user),
     )
     page, items = shown.page, shown.items

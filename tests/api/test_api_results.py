@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from patients import services
+from patients.api import pagination
 from patients.api.serializers import draw_time
 from patients.models import AccessAction, AccessEvent, Acknowledgement, CTCDraw, Patient
 from tests import builders
@@ -57,7 +58,12 @@ def test_an_item_carries_the_patient_the_sample_its_flags_and_when_it_was_result
 
     body = api.get(URL).json()
 
-    assert (body["count"], body["next"], body["previous"]) == (1, None, None)
+    assert (body["count"], body["count_capped"], body["next"], body["previous"]) == (
+        1,
+        False,
+        None,
+        None,
+    )
     (item,) = body["items"]
     assert item["patient"] == {
         "id": patient.pk,
@@ -375,6 +381,34 @@ def test_page_size_chooses_how_many_items_a_page_holds(api, nurse, oncologist, t
     body = api.get(URL, {"page_size": 2, "page": 3}).json()
 
     assert (body["count"], len(body["items"]), body["next"]) == (5, 1, None)
+
+
+def test_a_long_list_counts_only_so_far_beyond_the_page_and_says_so(
+    api, nurse, oncologist, today, monkeypatch, count_queries
+):
+    # The list counts 1,000 items beyond the page; 7 items and 2 a page show it at scale.
+    monkeypatch.setattr(pagination, "COUNTED_AHEAD", 3)
+    made = _many(oncologist, 7, today)
+    api.force_authenticate(nurse)
+
+    first = api.get(URL, {"page_size": 2}).json()
+    second = api.get(first["next"]).json()
+    third = api.get(URL, {"page_size": 2, "page": 3}).json()
+    last = api.get(URL, {"page_size": 2, "page": 4}).json()
+
+    # Page 1 counts up to 2 + 3 items: more than 5 wait.
+    assert (first["count"], first["count_capped"], len(first["items"])) == (5, True, 2)
+    assert first["next"]
+    # Page 3 counts as far as 2 * 3 + 3 items: all 7, exact.
+    assert (third["count"], third["count_capped"]) == (7, False)
+    assert (last["count"], last["count_capped"], last["next"]) == (7, False, None)
+    high = [d.pk for i, d in enumerate(made) if i % 3 == 0]
+    review = [d.pk for i, d in enumerate(made) if i % 3 != 0]
+    assert _ids(first) + _ids(second) + _ids(third) + _ids(last) == high + review
+    # Counting only so far is the same one query as counting them all.
+    capped = count_queries(lambda: api.get(URL, {"page_size": 2}))
+    exact = count_queries(lambda: api.get(URL, {"page_size": 2, "page": 3}))
+    assert capped == exact
 
 
 def test_a_page_out_of_range_is_not_found(api, nurse, oncologist, today):

@@ -11,6 +11,7 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from patients import services
 from patients.models import AccessAction, AccessEvent, Acknowledgement, CTCDraw, Patient
+from patients.web import results as results_view
 from tests import builders
 
 pytestmark = pytest.mark.django_db
@@ -47,10 +48,13 @@ def _html(response) -> str:
     return response.content.decode()
 
 
-def _header_count(response, link: str) -> int | None:
-    """The open count the header shows beside `link` ("Worklist", "Results to review")."""
-    found = re.search(rf'>{link} <span class="count"[^>]*>(\d+)</span>', _html(response))
-    return int(found.group(1)) if found else None
+def _header_count(response, link: str) -> int | str | None:
+    """The open count the header shows beside `link` ("Worklist", "Results to review"):
+    a number, or "99+" when more than 99 wait."""
+    found = re.search(rf'>{link} <span class="count"[^>]*>(\d+\+?)</span>', _html(response))
+    if found is None:
+        return None
+    return found.group(1) if found.group(1).endswith("+") else int(found.group(1))
 
 
 def test_it_redirects_anonymous_users_to_login(client):
@@ -225,6 +229,36 @@ def test_it_shows_fifty_rows_a_page_with_a_pager(client, nurse, oncologist, toda
     assertContains(second, '<span aria-current="page">Page 2 of 2</span>')
 
 
+def test_a_long_list_says_more_than_it_counted_and_pages_on_without_a_total(
+    client, nurse, oncologist, today, monkeypatch, count_queries
+):
+    # The list counts 1,000 results beyond the page; 7 results and 2 a page show it at scale.
+    monkeypatch.setattr(results_view, "RESULTS_PAGE_SIZE", 2)
+    monkeypatch.setattr(results_view, "RESULTS_COUNTED_AHEAD", 3)
+    made = [
+        _review(oncologist, _patient(oncologist, f"Family{i:03d}"), today - timedelta(days=1))
+        for i in range(7)
+    ]
+    client.force_login(nurse)
+
+    first = client.get("/results/")
+    third = client.get("/results/", {"page": 3})
+    last = client.get("/results/", {"page": 4})
+
+    # Page 1 counts up to 2 + 3 rows: more wait, and it says no number it did not count.
+    assertContains(first, "More than 5 results to review.")
+    assertContains(first, '<span aria-current="page">Page 1</span>')
+    assertContains(first, 'href="?page=2" rel="next"')
+    # Page 3 counts as far as 2 * 3 + 3 rows: all 7, an exact figure again.
+    assertContains(third, "7 results to review.")
+    assertContains(third, '<span aria-current="page">Page 3 of 4</span>')
+    assert _row_ids(last) == [made[6].pk]
+    # Counting only so far is the same one query as counting them all.
+    capped = count_queries(lambda: client.get("/results/"))
+    exact = count_queries(lambda: client.get("/results/", {"page": 3}))
+    assert capped == exact
+
+
 # --- the header's open counts -------------------------------------------------------------
 
 
@@ -251,6 +285,22 @@ def test_the_header_counts_open_results_and_worklist_rows_and_both_drop_when_ack
         None,
         1,
     )
+
+
+def test_the_header_counts_results_up_to_99_then_says_99_plus(client, nurse, oncologist, today):
+    # 100 results waiting: counted to 99 and one more, the header says "99+", not 100.
+    made = [
+        _review(oncologist, _patient(oncologist, f"Family{i:03d}"), today - timedelta(days=1))
+        for i in range(100)
+    ]
+    client.force_login(nurse)
+
+    hundred = client.get("/patients/")
+    services.acknowledge_result(draw=made[0], by=nurse, note="Seen")
+    ninety_nine = client.get("/patients/")
+
+    assert _header_count(hundred, "Results to review") == "99+"
+    assert _header_count(ninety_nine, "Results to review") == 99
 
 
 def test_the_header_counts_only_what_the_user_may_see(client, outsider, oncologist, today):
