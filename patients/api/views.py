@@ -110,7 +110,7 @@ class PatientList(AuditedRead, generics.ListCreateAPIView[Patient]):
     search_fields = ["mrn", "given_name", "family_name"]
 
     def get_queryset(self) -> QuerySet[Patient]:
-        return access.patients(self.request.user)
+        return access.patients(self.request.user).prefetch_related("care_teams")
 
     def patients_read(self, response: Response) -> list[int]:
         return [p["id"] for p in response.data["results"]]
@@ -127,7 +127,7 @@ class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView[Patient]):
     http_method_names = _READ_AND_EDIT
 
     def get_queryset(self) -> QuerySet[Patient]:
-        return access.patients(self.request.user)
+        return access.patients(self.request.user).prefetch_related("care_teams")
 
     def patients_read(self, response: Response) -> list[int]:
         return [self.object_read.pk]

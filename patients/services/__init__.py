@@ -10,6 +10,7 @@ based on an old version) and `inputs` (what callers hand over). So
 
 from __future__ import annotations
 
+from patients.services import teams
 from patients.services.bulk import import_draws
 from patients.services.conflicts import (
     ANY_VERSION,
@@ -64,6 +65,7 @@ from patients.services.records import (
 )
 
 __all__ = [
+    "teams",
     "ANY_VERSION",
     "CHANGE_REASON_MAX_LENGTH",
     "IMAGING_IN_ERROR",
