@@ -14,9 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from patients import services
 from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
 from patients.roles import NURSE, ONCOLOGIST
-from patients import services
 from tests import builders
 
 

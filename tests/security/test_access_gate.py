@@ -47,9 +47,10 @@ SHORTCUTS = frozenset({"get_object_or_404", "get_list_or_404"})
 
 # Direct reads that are not a user's patient-scoped read: (file, function) -> why.
 ALLOWED: dict[tuple[str, str], str] = {
-    # Planning a CSV import matches the file's MRNs and accessions against the whole
-    # record, to add draws (a write, through services); the upload needs add_ctcdraw.
-    ("patients/interop/csv/imports.py", "plan_import"): "CSV import: patients and draws by MRN",
+    # Planning a CSV import matches the file's MRNs among the importing user's patients
+    # (`access.patients`, passed in) and its accessions against the whole record, so an
+    # accession is never used twice; the upload needs add_ctcdraw.
+    ("patients/interop/csv/imports.py", "plan_import"): "CSV import: draws by accession",
     ("patients/interop/csv/imports.py", "_on_record"): "CSV import: draws already there",
 }
 
