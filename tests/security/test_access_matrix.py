@@ -29,7 +29,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from patients import audit, services
-from patients.models import AccessAction, ApiToken, Patient
+from patients.models import AccessAction, ApiToken, CareTeam, Patient
 from tests.admin_urls import AdminRoute, admin_routes
 from tests.builders import api_token
 
@@ -499,10 +499,12 @@ UNKNOWN_ID = 999_999
 def is_read_only_in_admin(route: AdminRoute) -> bool:
     # API tokens are credentials, not the record: staff revoke them with a changelist action
     # (tests/security/test_api_tokens.py shows that nobody adds, changes or reads a key).
+    # Care teams are staff's to manage; a patient's teams change through the services
+    # (tests/records/test_care_teams.py).
     return (
         route.model is not None
         and route.model._meta.app_label == "patients"
-        and route.model is not ApiToken
+        and route.model not in (ApiToken, CareTeam)
     )
 
 
