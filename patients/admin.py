@@ -267,10 +267,15 @@ class AccessEventAdmin(ReadOnlyAdmin):
 # --- care teams: staff create, rename, and give members and patients -----------------------
 
 
+class _PatientsByMrn(ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.mrn)
+
+
 class CareTeamForm(ModelForm):
     # Not a field of the team: a patient's teams are the patient's record, changed through
     # the services (each change a row of the patient's history, by whom).
-    patients = ModelMultipleChoiceField(
+    patients = _PatientsByMrn(
         Patient.objects.all(),
         required=False,
         widget=FilteredSelectMultiple("patients", is_stacked=False),
@@ -285,11 +290,10 @@ class CareTeamForm(ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        patients = self.fields["patients"]
-        assert isinstance(patients, ModelMultipleChoiceField)
-        patients.label_from_instance = lambda patient: patient.mrn  # type: ignore[method-assign]
         if self.instance.pk is not None:
-            patients.initial = list(self.instance.patients.values_list("pk", flat=True))
+            self.fields["patients"].initial = list(
+                self.instance.patients.values_list("pk", flat=True)
+            )
 
 
 @admin.register(CareTeam)

@@ -30,8 +30,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from patients import audit, services
 from patients.models import AccessAction, ApiToken, CareTeam, Patient
-from tests.admin_urls import AdminRoute, admin_routes
 from tests import builders
+from tests.admin_urls import AdminRoute, admin_routes
 from tests.builders import api_token
 
 pytestmark = pytest.mark.django_db
