@@ -391,3 +391,27 @@ def test_staff_give_a_team_its_patients_in_admin_each_change_in_the_history(
         admin_user,
         "Care team South clinic added",
     )
+
+
+def test_the_edit_form_moves_a_patient_between_the_users_own_teams(client, oncologist):
+    north, south = _team("North", oncologist), _team("South", oncologist)
+    patient = builders.patient(oncologist)  # North and South
+    client.force_login(oncologist)
+    form = client.get(reverse("patients:edit", args=[patient.pk])).context["form"]
+    fields = {
+        **{k: v for k, v in form.initial.items() if v is not None},
+        "care_teams": [south.pk],
+        "reason": "Followed at the South clinic",
+    }
+    fields.pop("id", None)
+
+    r = client.post(reverse("patients:edit", args=[patient.pk]), fields)
+
+    assert r.status_code == 302, r.context["form"].errors
+    assert list(Patient.objects.get(pk=patient.pk).care_teams.all()) == [south]
+    latest = patient.history.first()
+    assert (latest.history_user, latest.history_change_reason) == (
+        oncologist,
+        "Followed at the South clinic",
+    )
+    assert north not in Patient.objects.get(pk=patient.pk).care_teams.all()
