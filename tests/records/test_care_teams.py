@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from patients import access, audit, services
+from patients.audit.history import FieldChange, change_history
 from patients.interop.csv import importer
 from patients.models import AccessAction, CareTeam, CTCDraw, Patient
 from patients.roles import NURSE
@@ -415,3 +416,16 @@ def test_the_edit_form_moves_a_patient_between_the_users_own_teams(client, oncol
         "Followed at the South clinic",
     )
     assert north not in Patient.objects.get(pk=patient.pk).care_teams.all()
+
+
+def test_the_change_history_shows_a_change_of_teams(oncologist):
+    north, _ = _team("North", oncologist), _team("South", oncologist)
+    patient = builders.patient(oncologist)
+    services.update_patient(
+        patient=patient, by=oncologist, changes={"care_teams": [north]}, version=patient.version
+    )
+
+    changes = [c for entry in change_history(patient) for c in entry.changes]
+
+    assert FieldChange("care teams", "North, South", "North") in changes
+    assert FieldChange("care teams", "—", "North, South") in changes  # at registration
