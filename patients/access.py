@@ -6,10 +6,12 @@ reports and the audit report's patient look-ups asks here, never
 manager) directly; `tests/security/test_access_gate.py` keeps it so. Writes go through
 `patients.services`, which take records fetched here.
 
-One installation serves one clinic today, so a user with a role sees every
-patient of it: `_scope` answers "no limit". Care-team scoping changes `_scope`
-and nothing else: every other function here derives from it, and an unknown
-record and another team's record both answer 404 alike.
+Care teams (`CareTeam`) limit what a user sees, in `_scope` and nothing else:
+every other function here derives from it, and an unknown record and another
+team's record both answer 404 alike. While at most one team exists every user
+sees every patient (a single clinic never has to think about teams); from the
+second team on, a user sees the patients of their teams (none without a team),
+and staff see every patient.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.shortcuts import get_object_or_404
 
 from patients.models import (
     Acknowledgement,
+    CareTeam,
     CTCDraw,
     ImagingAssessment,
     Patient,
@@ -35,9 +38,30 @@ from patients.models import (
 Q = TypeVar("Q", bound=QuerySet[models.Model])
 
 
+# Where `_scope` keeps, on the user object, whether teams limit what they see. A request
+# loads its user afresh, so the answer holds for one request (one query per request).
+_TEAMS_APPLY = "_ctctrack_care_teams_apply"
+
+
 def _scope(user: Any) -> QuerySet[Patient] | None:
     """The patients `user` is limited to, or None for every patient of the clinic."""
-    return None
+    if getattr(user, "is_staff", False):
+        return None
+    applies = getattr(user, _TEAMS_APPLY, None)
+    if applies is None:
+        # One cheap query: is there a second team? (Two rows at most are read.)
+        applies = CareTeam.objects.order_by().values("pk")[1:2].exists()
+        setattr(user, _TEAMS_APPLY, applies)
+    if not applies:
+        return None
+    if not getattr(user, "is_authenticated", False):
+        return Patient.objects.none()
+    return Patient.objects.filter(care_teams__members=user)
+
+
+def teams_apply(user: Any) -> bool:
+    """Whether care teams limit the patients `user` sees (more than one team, not staff)."""
+    return _scope(user) is not None
 
 
 def _visible(queryset: Q, user: Any, path: str) -> Q:

@@ -6,7 +6,9 @@ the chart's `data_version`, the worklist's rank), so admin is read-only for
 the whole clinical record and the access log, on every page, the change
 history's included: staff read every row and every version of it here, and
 any write is refused with 403. Reading them here is recorded in the access log
-like reading them anywhere else. Accounts (users, groups, devices) stay
+like reading them anywhere else. Care teams are staff's to manage (a change of
+a patient's teams goes through the services, into the patient's history).
+Accounts (users, groups, devices) stay
 editable, with these limits: staff revoke API tokens but never issue one or
 see a key, and remove a user's two-factor devices (a reset, recorded in the
 access log) but never see, choose or change their secrets.
@@ -20,12 +22,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.forms import ModelForm
+from django.forms import ModelForm, ModelMultipleChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
@@ -34,13 +37,14 @@ from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history.admin import SimpleHistoryAdmin
 
-from patients import audit
+from patients import audit, services
 from patients.accounts import api_tokens
 from patients.accounts.mfa import issue_enrolment_code
 from patients.models import (
     AccessAction,
     AccessEvent,
     ApiToken,
+    CareTeam,
     CTCDraw,
     ImagingAssessment,
     MfaEnrolment,
@@ -258,6 +262,79 @@ class AccessEventAdmin(ReadOnlyAdmin):
     ordering = ["-id"]
     fields = ACCESS_EVENT_FIELDS
     readonly_fields = ACCESS_EVENT_FIELDS
+
+
+# --- care teams: staff create, rename, and give members and patients -----------------------
+
+
+class _PatientsByMrn(ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.mrn)
+
+
+class CareTeamForm(ModelForm):
+    # Not a field of the team: a patient's teams are the patient's record, changed through
+    # the services (each change a row of the patient's history, by whom).
+    patients = _PatientsByMrn(
+        Patient.objects.all(),
+        required=False,
+        widget=FilteredSelectMultiple("patients", is_stacked=False),
+        help_text="The patients this team's users see (by MRN).",
+    )
+
+    class Meta:
+        model = CareTeam
+        fields = ["name", "members"]
+        widgets = {"members": FilteredSelectMultiple("members", is_stacked=False)}
+        help_texts = {"members": "The users who see this team's patients."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["patients"].initial = list(
+                self.instance.patients.values_list("pk", flat=True)
+            )
+
+
+@admin.register(CareTeam)
+class CareTeamAdmin(admin.ModelAdmin):
+    """Care teams (docs/security.md): from the second team on, users see their teams'
+    patients only. A team is renamed, never deleted: patients' histories name it."""
+
+    form = CareTeamForm
+    list_display = ["name", "member_count", "patient_count"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CareTeam]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                members_n=models.Count("members", distinct=True),
+                patients_n=models.Count("patients", distinct=True),
+            )
+        )
+
+    @admin.display(description="members", ordering="members_n")
+    def member_count(self, team: Any) -> int:
+        return int(team.members_n)
+
+    @admin.display(description="patients", ordering="patients_n")
+    def patient_count(self, team: Any) -> int:
+        return int(team.patients_n)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # the members
+        team = form.instance
+        chosen = {p.pk: p for p in form.cleaned_data["patients"]}
+        current = set(team.patients.values_list("pk", flat=True))
+        added = [p for pk, p in chosen.items() if pk not in current]
+        removed = Patient.objects.filter(pk__in=current - set(chosen))
+        services.teams.add_patients_to_team(team, added, by=request.user)
+        services.teams.remove_patients_from_team(team, removed, by=request.user)
 
 
 # --- credentials: staff revoke and reset, never issue, read or choose a secret -------------

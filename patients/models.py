@@ -146,6 +146,33 @@ class PatientQuerySet(models.QuerySet["Patient"]):
         return qs
 
 
+class CareTeam(models.Model):
+    """A clinic or site's team: its users see and act on its patients only.
+
+    While at most one team exists every user with a role sees every patient
+    (`access._scope`); from the second team on, a user sees the patients of
+    their teams. Staff manage teams in admin, or `manage.py addteam`.
+    """
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        error_messages={"unique": "A care team with this name already exists."},
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="care_teams"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="careteam_name_not_blank")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Patient(Versioned):
     Sex = Sex
     CancerType = CancerType
@@ -180,8 +207,11 @@ class Patient(Versioned):
     # Bumped by every service that changes what the patient's chart shows; charts
     # are cached under it, so every app server agrees when a chart is stale.
     data_version = models.PositiveIntegerField(default=0, editable=False)
+    # Who may see the patient (`access._scope`); set through `services` only, so each
+    # change is a row of the history with who, when and why.
+    care_teams = models.ManyToManyField(CareTeam, blank=True, related_name="patients")
 
-    history = HistoricalRecords(excluded_fields=["data_version"])
+    history = HistoricalRecords(excluded_fields=["data_version"], m2m_fields=[care_teams])
     objects = PatientQuerySet.as_manager()
 
     class Meta:

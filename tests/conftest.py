@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from patients import services
 from patients.models import CTCDraw, Patient, TherapyLine, TreatmentCycle
 from patients.roles import NURSE, ONCOLOGIST
 from tests import builders
@@ -50,6 +51,17 @@ def outsider(db):
 @pytest.fixture
 def admin_user(db, django_user_model):
     return django_user_model.objects.create_superuser("ada", password="correct-horse-42")
+
+
+@pytest.fixture(params=["one clinic", "two care teams"])
+def care_teams(request, nurse, oncologist) -> str:
+    """Run a test as one clinic (no team) and with two care teams, the nurse and the
+    oncologist in the first (so the patients the oncologist registers join it too)."""
+    if request.param == "two care teams":
+        north = services.teams.create_team("North")
+        services.teams.create_team("South")
+        north.members.add(nurse, oncologist)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from django.db import transaction
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from patients.models import Patient
+
 
 def fuzz_settings(max_examples: int) -> settings:
     # Fixtures are per test, not per example: each example rolls its writes back.
@@ -70,7 +72,9 @@ def snapshot() -> dict[str, Any]:
     """Every clinical row with every value, and the size of every change history."""
     state: dict[str, Any] = {}
     for model in apps.get_app_config("patients").get_models():
-        if hasattr(model, "history"):
+        if hasattr(model._meta, "simple_history_manager_attribute"):  # a tracked model
             state[model.__name__] = list(model.objects.order_by("pk").values())
             state[f"{model.__name__} history"] = model.history.count()
+    teams = Patient.care_teams.through.objects.order_by("pk").values()
+    state["patients' care teams"] = list(teams)
     return state

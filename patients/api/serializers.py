@@ -23,6 +23,7 @@ from patients.assessment import PatientSeries, series_for
 from patients.messages import ERROR_REASON_REQUIRED, NOTE_REQUIRED
 from patients.models import (
     Acknowledgement,
+    CareTeam,
     CountQualifier,
     CTCDraw,
     ImagingAssessment,
@@ -145,6 +146,15 @@ class PatientSerializer(ClinicalSerializer):
             "invalid": NOT_AN_ONCOLOGIST,
         },
     )
+    # Team names; a user may only add or remove teams they belong to (staff any): the
+    # service says so, naming this field. Left out on a new patient: the creator's teams.
+    care_teams = serializers.SlugRelatedField(
+        many=True,
+        slug_field="name",
+        queryset=CareTeam.objects.all(),
+        required=False,
+        error_messages={"does_not_exist": "No care team named {value}."},
+    )
     cutoff = serializers.SerializerMethodField()
     version = serializers.IntegerField(required=False, help_text="Optimistic lock on edits.")
     reason = serializers.CharField(
@@ -167,6 +177,7 @@ class PatientSerializer(ClinicalSerializer):
             "diagnosed_on",
             "oncologist",
             "active",
+            "care_teams",
             "cutoff",
             "version",
             "reason",

@@ -103,6 +103,18 @@ class AuditedRead:
         return f"GET {request.path}"
 
 
+class UnderARecord:
+    """A list under one record (a patient's draws, a cycle's acknowledgements): the record
+    is looked up through the gate before anything else, so a record the user may not see
+    answers 404 whatever the body of a POST, exactly as an unknown id."""
+
+    parent: str  # the cached property that fetches the record through `access`
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        getattr(self, self.parent)
+
+
 class PatientList(AuditedRead, generics.ListCreateAPIView[Patient]):
     required_perms = model_perms(Patient)
     serializer_class = PatientSerializer
@@ -110,7 +122,7 @@ class PatientList(AuditedRead, generics.ListCreateAPIView[Patient]):
     search_fields = ["mrn", "given_name", "family_name"]
 
     def get_queryset(self) -> QuerySet[Patient]:
-        return access.patients(self.request.user)
+        return access.patients(self.request.user).prefetch_related("care_teams")
 
     def patients_read(self, response: Response) -> list[int]:
         return [p["id"] for p in response.data["results"]]
@@ -127,7 +139,7 @@ class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView[Patient]):
     http_method_names = _READ_AND_EDIT
 
     def get_queryset(self) -> QuerySet[Patient]:
-        return access.patients(self.request.user)
+        return access.patients(self.request.user).prefetch_related("care_teams")
 
     def patients_read(self, response: Response) -> list[int]:
         return [self.object_read.pk]
@@ -143,7 +155,8 @@ class PatientDetail(AuditedRead, generics.RetrieveUpdateAPIView[Patient]):
         )
 
 
-class TherapyLineList(AuditedRead, generics.ListCreateAPIView[TherapyLine]):
+class TherapyLineList(UnderARecord, AuditedRead, generics.ListCreateAPIView[TherapyLine]):
+    parent = "patient"
     required_perms = model_perms(TherapyLine)
     serializer_class = TherapyLineSerializer
     pagination_class = None  # a patient has a handful of lines
@@ -161,7 +174,8 @@ class TherapyLineList(AuditedRead, generics.ListCreateAPIView[TherapyLine]):
         )
 
 
-class CycleList(AuditedRead, generics.ListCreateAPIView[TreatmentCycle]):
+class CycleList(UnderARecord, AuditedRead, generics.ListCreateAPIView[TreatmentCycle]):
+    parent = "line"
     required_perms = model_perms(TreatmentCycle)
     serializer_class = CycleSerializer
     pagination_class = None
@@ -204,7 +218,8 @@ class CycleDetail(AuditedRead, generics.RetrieveUpdateAPIView[TreatmentCycle]):
         )
 
 
-class DrawList(AuditedRead, generics.ListCreateAPIView[CTCDraw]):
+class DrawList(UnderARecord, AuditedRead, generics.ListCreateAPIView[CTCDraw]):
+    parent = "patient"
     required_perms = model_perms(CTCDraw)
     serializer_class = DrawSerializer
     pagination_class = None  # a patient's series is read whole, oldest first
@@ -274,7 +289,8 @@ class DrawEnteredInError(APIView):
         return Response(DrawSerializer(draw, context={"request": request}).data)
 
 
-class ImagingList(AuditedRead, generics.ListCreateAPIView[ImagingAssessment]):
+class ImagingList(UnderARecord, AuditedRead, generics.ListCreateAPIView[ImagingAssessment]):
+    parent = "patient"
     required_perms = model_perms(ImagingAssessment)
     serializer_class = ImagingSerializer
     pagination_class = None
@@ -425,7 +441,8 @@ def _worklist_item_data(item: WorklistItem, latest: dict[str, Any] | None) -> di
     }
 
 
-class AcknowledgementList(AuditedRead, generics.ListCreateAPIView[Acknowledgement]):
+class AcknowledgementList(UnderARecord, AuditedRead, generics.ListCreateAPIView[Acknowledgement]):
+    parent = "cycle"
     """A nurse or oncologist records having seen a cycle's flags, with a note."""
 
     required_perms = model_perms(Acknowledgement)
@@ -453,7 +470,10 @@ class AcknowledgementList(AuditedRead, generics.ListCreateAPIView[Acknowledgemen
         )
 
 
-class ResultAcknowledgementList(AuditedRead, generics.ListCreateAPIView[Acknowledgement]):
+class ResultAcknowledgementList(
+    UnderARecord, AuditedRead, generics.ListCreateAPIView[Acknowledgement]
+):
+    parent = "draw"
     """A nurse or oncologist acknowledges a result (the draw's sample), with a note."""
 
     required_perms = model_perms(Acknowledgement)

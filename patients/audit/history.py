@@ -17,6 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
@@ -59,8 +60,9 @@ def change_history(patient: Patient) -> list[HistoryEntry]:
     """Every saved change to the patient and its lines, cycles, draws, imaging and
     acknowledgements, newest first.
 
-    Six queries however long the history, one per history table, and a
-    seventh when a changed field refers to users (to show their names).
+    Seven queries however long the history, one per history table and one for the
+    patient's care teams, and an eighth when a changed field refers to users (to show
+    their names).
     """
     lines = _history(TherapyLine, patient_id=patient.pk)
     # Lines, cycles and draws are never deleted, so joining the current rows finds them all.
@@ -80,6 +82,7 @@ def change_history(patient: Patient) -> list[HistoryEntry]:
         ),
     ]
     rows = [(new, _delta(new, old)) for group in groups for new, old in _with_previous(group)]
+    teams = _care_teams_of_versions(groups[0])
     names = _user_names(rows)
     numbers = _Numbers(
         lines={h.id: h.line_number for h in lines},
@@ -92,7 +95,8 @@ def change_history(patient: Patient) -> list[HistoryEntry]:
             by=new.history_user.get_username() if new.history_user else "",
             what=_describe(new, numbers),
             kind=_KINDS.get(new.history_type, new.history_type),
-            changes=tuple(_field_change(new, change, names) for change in delta),
+            changes=tuple(_field_change(new, change, names) for change in delta)
+            + _team_change(new, teams),
             reason=new.history_change_reason or "",
         )
         for new, delta in rows
@@ -151,10 +155,46 @@ def _with_previous(records: list[Any]) -> list[tuple[Any, Any]]:
 
 
 def _delta(new: Any, old: Any) -> list[Any]:
-    """The fields an edit changed (simple-history compares the two versions; no query)."""
+    """The fields an edit changed (simple-history compares the two versions; no query).
+
+    A patient's care teams are compared apart (`_team_change`), from one query for all
+    versions: simple-history would read them twice per version.
+    """
     if old is None or new.history_type != "~":
         return []
-    return new.diff_against(old).changes
+    return new.diff_against(old, excluded_fields=_M2M).changes
+
+
+# Many-to-many fields kept in a history (a patient's care teams), compared apart.
+_M2M = ["care_teams"]
+
+
+def _care_teams_of_versions(versions: list[Any]) -> dict[int, tuple[str, ...]]:
+    """The team names each saved version of a patient held (by history id), and the
+    version before each (by history id, key negated): one query."""
+    if not versions:
+        return {}
+    kept = apps.get_model("patients", "HistoricalPatient_care_teams")
+    held: dict[int, list[str]] = {v.history_id: [] for v in versions}
+    rows = kept.objects.filter(history__in=list(held)).values_list("history", "careteam__name")
+    for history_id, name in rows:
+        held[history_id].append(name or "")
+    named = {history_id: tuple(sorted(names)) for history_id, names in held.items()}
+    before: dict[int, tuple[str, ...]] = {}
+    for new, old in _with_previous(versions):
+        if old is not None:
+            before[-new.history_id] = named[old.history_id]
+    return named | before
+
+
+def _team_change(new: Any, teams: Mapping[int, tuple[str, ...]]) -> tuple[FieldChange, ...]:
+    """The change of a patient's care teams this version made, if any."""
+    if new.instance_type is not Patient or -new.history_id not in teams:
+        return ()
+    old, now = teams[-new.history_id], teams.get(new.history_id, ())
+    if old == now:
+        return ()
+    return (FieldChange("care teams", ", ".join(old) or "—", ", ".join(now) or "—"),)
 
 
 def _field_change(new: Any, change: Any, names: Mapping[int, str]) -> FieldChange:

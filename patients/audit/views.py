@@ -1,6 +1,6 @@
 """The staff-only audit report over the access log, and the page every refusal gets.
 
-The report filters by date range (UTC days), user, patient and action, sorts on
+The report filters by date range (UTC days), user, patient, action and care team, sorts on
 any column, pages, and exports the filtered rows as CSV. Looking at it and
 exporting it are themselves recorded.
 """
@@ -29,7 +29,7 @@ from ctctrack.forms import DateInput
 from ctctrack.http import AuthenticatedHttpRequest
 from ctctrack.spreadsheets import safe_text
 from patients import access, audit
-from patients.models import AccessAction, AccessEvent, AccessOutcome
+from patients.models import AccessAction, AccessEvent, AccessOutcome, CareTeam
 
 PAGE_SIZE = 50
 # Sortable columns: the name in `?sort=` and the field it orders by.
@@ -80,10 +80,21 @@ class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(
         label="Action", choices=[("", "Any action"), *AccessAction.choices], required=False
     )
+    # The events of the patients of one care team (by id in the URL: a team's name may
+    # say where a patient is treated).
+    team = forms.ModelChoiceField(
+        CareTeam.objects.all(),
+        label="Care team",
+        empty_label="Any care team",
+        required=False,
+        error_messages={"invalid_choice": "No care team has this id."},
+    )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user  # patients are looked up among those the user may see
+        if not CareTeam.objects.exists():  # one clinic: nothing to filter by
+            del self.fields["team"]
         # The query names are `from` and `to`, which Python keeps for itself.
         renamed = {"start": "from", "end": "to"}
         self.fields = {renamed.get(name, name): field for name, field in self.fields.items()}
@@ -123,6 +134,7 @@ class AuditFilterForm(forms.Form):
             "user": data.get("user") or "",
             "patient": str(data["patient"]) if data.get("patient") else "",
             "action": data.get("action") or "",
+            "team": str(data["team"].pk) if data.get("team") else "",
         }
         return {name: value for name, value in values.items() if value}
 
@@ -152,7 +164,7 @@ def audit_report(request: AuthenticatedHttpRequest) -> HttpResponseBase:
         return redirect(f"{reverse('audit:report')}?{urlencode(query)}")
     sort = request.GET.get("sort", "")
     sort = sort if sort.lstrip("-") in SORTS else DEFAULT_SORT
-    events = filtered_events(form.cleaned_data).order_by(*_ordering(sort))
+    events = filtered_events(form.cleaned_data, request.user).order_by(*_ordering(sort))
     patient_id = form.cleaned_data.get("patient")
     if request.GET.get("format") == "csv":
         # The rows stream after this request has ended: fix them as they stand now,
@@ -174,8 +186,9 @@ def audit_report(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return render(request, "audit/report.html", ctx)
 
 
-def filtered_events(filters: dict[str, Any]) -> QuerySet[AccessEvent]:
-    """Events matching the report's filters; `to` includes its whole UTC day."""
+def filtered_events(filters: dict[str, Any], user: Any) -> QuerySet[AccessEvent]:
+    """Events matching the report's filters; `to` includes its whole UTC day; `team`: the
+    events naming a patient of that care team (among the patients `user` may see)."""
     events = AccessEvent.objects.all()
     if filters.get("from"):
         events = events.filter(at__gte=datetime.combine(filters["from"], time.min, tzinfo=UTC))
@@ -188,6 +201,9 @@ def filtered_events(filters: dict[str, Any]) -> QuerySet[AccessEvent]:
         events = events.filter(patient_id=filters["patient"])
     if filters.get("action"):
         events = events.filter(action=filters["action"])
+    if filters.get("team"):
+        of_team = access.patients(user).filter(care_teams=filters["team"])
+        events = events.filter(patient__in=of_team.values("pk"))
     return events
 
 

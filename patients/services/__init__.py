@@ -12,6 +12,7 @@ based on an old version) and `inputs` (what callers hand over). So
 from __future__ import annotations
 
 from patients.services.backlog import Backlog, acknowledge_backlog, backlog_before
+from patients.services import teams
 from patients.services.bulk import import_draws
 from patients.services.conflicts import (
     ANY_VERSION,
@@ -66,6 +67,7 @@ from patients.services.records import (
 )
 
 __all__ = [
+    "teams",
     "ANY_VERSION",
     "CHANGE_REASON_MAX_LENGTH",
     "IMAGING_IN_ERROR",

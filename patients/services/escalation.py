@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from patients import audit
+from patients import access, audit
 from patients.assessment.results import waiting
 from patients.models import AccessAction, CTCDraw
 from patients.roles import ONCOLOGIST
@@ -68,7 +68,9 @@ def escalate_flags(*, now: datetime | None = None) -> Escalation:
     Each such result (its stored `review_rank` high, not acknowledged, not entered
     in error, never escalated, `resulted_at` at or before `now` minus the delay)
     goes to the patient's oncologist when that account is an active oncologist
-    with an e-mail address, otherwise to every such oncologist. Each recipient
+    with an e-mail address, otherwise to every such oncologist; with care teams,
+    only to oncologists who may see the patient (a result none of them may see
+    waits, `unreachable`). Each recipient
     gets one e-mail saying how many results wait and linking to the list: no
     name, MRN, count or date of any patient.
 
@@ -84,11 +86,15 @@ def escalate_flags(*, now: datetime | None = None) -> Escalation:
         if not _run_lock():
             return Escalation(busy=True)
         due = _due(now)
-        escalated = tuple(draw_id for draw_id, _, _ in due)
         oncologists = _oncologists() if due else []
-        if not oncologists:
-            return Escalation(unreachable=escalated)
-        plan = _plan(due, oncologists)
+        plan = _plan(due, oncologists) if oncologists else {}
+        sent = {draw_id for draw_ids in plan.values() for draw_id in draw_ids}
+        # A result nobody who may see its patient can be sent (care teams) waits too.
+        unreachable = tuple(draw_id for draw_id, _, _ in due if draw_id not in sent)
+        due = [row for row in due if row[0] in sent]
+        escalated = tuple(draw_id for draw_id, _, _ in due)
+        if not escalated:
+            return Escalation(unreachable=unreachable)
         _send(plan)
         for ids in _chunks(escalated, MARK_BATCH):  # derived data: no history row
             CTCDraw.objects.filter(pk__in=ids).update(escalated_at=now)
@@ -96,6 +102,7 @@ def escalate_flags(*, now: datetime | None = None) -> Escalation:
     return Escalation(
         draw_ids=escalated,
         recipients={user.pk: len(results) for user, results in plan.items()},
+        unreachable=unreachable,
     )
 
 
@@ -131,12 +138,22 @@ def _oncologists() -> list[User]:
 def _plan(
     due: Sequence[tuple[int, int, int | None]], oncologists: Sequence[User]
 ) -> dict[User, list[int]]:
-    """Who hears of which results: the treating oncologist if reachable, else all of them."""
+    """Who hears of which results: the treating oncologist if reachable, else all of them.
+
+    Only those who may see the patient (`access`: with care teams, the oncologists of
+    the patient's teams): one query per oncologist, whatever the number of results.
+    """
+    patient_ids = {patient_id for _, patient_id, _ in due}
+    sees = {
+        user.pk: set(access.patients(user).filter(pk__in=patient_ids).values_list("pk", flat=True))
+        for user in oncologists
+    }
     by_id = {user.pk: user for user in oncologists}
     plan: defaultdict[User, list[int]] = defaultdict(list)
-    for draw_id, _, oncologist_id in due:
+    for draw_id, patient_id, oncologist_id in due:
+        allowed = [user for user in oncologists if patient_id in sees[user.pk]]
         treating = by_id.get(oncologist_id) if oncologist_id is not None else None
-        for user in [treating] if treating is not None else oncologists:
+        for user in [treating] if treating in allowed else allowed:
             plan[user].append(draw_id)
     return dict(plan)
 

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from patients import access
 from patients.models import CTCDraw, DrawStatus, Patient, Sex
 from patients.services.conflicts import ANY_VERSION
 from patients.services.inputs import LabResultInput
@@ -70,7 +71,9 @@ def record_lab_results(
     MRN names is refused (`_identity_mismatch`). Raises `LabResultsRefused`.
     """
     mrns = {r.mrn for r in results}
-    patients = {p.mrn: p for p in Patient.objects.filter(mrn__in=mrns)}
+    # Only the patients the interface account may see (its care teams): another team's
+    # patient is refused exactly as an unknown MRN, never revealed.
+    patients = {p.mrn: p for p in access.patients(by).filter(mrn__in=mrns)}
     accessions = {r.accession for r in results if r.accession}
     locked = CTCDraw.objects.select_for_update().filter(accession__in=accessions)
     on_record = {d.accession: d for d in locked}

@@ -43,6 +43,7 @@ from patients.messages import (
 from patients.models import (
     STANDARD_VOLUME_ML,
     Acknowledgement,
+    CareTeam,
     CountQualifier,
     CTCDraw,
     CycleStatus,
@@ -55,6 +56,7 @@ from patients.models import (
     censored_bound_error,
 )
 from patients.rules import NEEDS_REVIEW, Flag
+from patients.services import teams
 from patients.services.conflicts import ConflictError, Version, VersionRequired
 
 if TYPE_CHECKING:
@@ -84,11 +86,17 @@ PATIENT_FIELDS = frozenset(
 
 
 @transaction.atomic
-def register_patient(*, by: Actor, **fields: Any) -> Patient:
+def register_patient(
+    *, by: Actor, care_teams: Sequence[CareTeam] | None = None, **fields: Any
+) -> Patient:
+    """Register a patient; without `care_teams`, in every team of `by` (none: no team)."""
     _reject_unknown(fields, PATIENT_FIELDS)
     patient = Patient(**fields)
-    _validate(patient, {})
+    chosen = teams.teams_of(by) if care_teams is None else list(care_teams)
+    _validate(patient, teams.care_team_errors(by, chosen) if care_teams is not None else {})
     _save(patient, by=by, reason="Registered")
+    if chosen:
+        teams.set_patient_teams(patient, chosen, by=by, reason="Registered in care teams")
     return patient
 
 
@@ -101,10 +109,24 @@ def update_patient(
     version: Version = None,
     reason: str = "",
 ) -> Patient:
+    changes = dict(changes)
+    new_teams = changes.pop("care_teams", None)
     _reject_unknown(changes, PATIENT_FIELDS)
     patient = _lock(patient, version)
     _apply(patient, changes)
-    _validate(patient, _patient_date_errors(patient))
+    errors = _patient_date_errors(patient)
+    if new_teams is not None:
+        current = list(patient.care_teams.all())
+        errors |= teams.care_team_errors(by, new_teams, current=current)
+    _validate(patient, errors)
+    if new_teams is not None and teams.teams_changed(patient, new_teams):
+        # Teams first, without a history row of their own: the save below writes one row
+        # holding both the fields and the teams as they are now.
+        patient.skip_history_when_saving = True  # type: ignore[attr-defined]
+        try:
+            patient.care_teams.set(new_teams)
+        finally:
+            del patient.skip_history_when_saving  # type: ignore[attr-defined]
     _save(patient, by=by, reason=reason)
     _touch(patient.pk)
     return patient

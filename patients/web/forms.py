@@ -22,6 +22,7 @@ from patients.models import (
     MAX_ENTRY_VOLUME_ML,
     MIN_ENTRY_VOLUME_ML,
     STANDARD_VOLUME_ML,
+    CareTeam,
     CountQualifier,
     CTCDraw,
     CycleStatus,
@@ -124,6 +125,27 @@ class PatientForm(VersionedForm):
         super().__init__(*args, **kwargs)
         self.fields["oncologist"] = oncologist_choices()
         self.fields["oncologist"].initial = getattr(self.instance, "oncologist_id", None)
+        if CareTeam.objects.count() > 1:
+            # Every team is listed; the service refuses a team the user is not in (staff
+            # excepted), naming this field. A new patient left without a choice joins
+            # the teams of whoever registers them.
+            self.fields["care_teams"] = forms.ModelMultipleChoiceField(
+                CareTeam.objects.all(),
+                required=False,
+                widget=forms.CheckboxSelectMultiple,
+                label="Care teams",
+                help_text="Who may see this patient: the users of these teams (and staff).",
+            )
+            if self.instance.pk is not None:
+                self.fields["care_teams"].initial = list(self.instance.care_teams.all())
+        else:
+            self.fields.pop("care_teams", None)
+
+    def clean_care_teams(self) -> list[CareTeam] | None:
+        chosen = self.cleaned_data.get("care_teams")
+        if chosen is None or (self.instance.pk is None and not chosen):
+            return None  # a new patient: the registering user's teams
+        return list(chosen)
 
 
 class TherapyLineForm(ServiceForm):

@@ -420,7 +420,7 @@ def test_a_page_out_of_range_is_not_found(api, nurse, oncologist, today):
 
 
 def test_the_list_runs_the_same_queries_for_5_and_50_results(
-    api, nurse, oncologist, today, count_queries
+    api, nurse, oncologist, today, count_queries, care_teams
 ):
     def add(first: int, last: int) -> None:
         for i in range(first, last):

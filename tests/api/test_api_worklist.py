@@ -131,7 +131,7 @@ def test_bad_parameters_name_the_field(api, nurse, params, field):
 
 
 def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
-    api, nurse, oncologist, count_queries
+    api, nurse, oncologist, count_queries, care_teams
 ):
     def add_patients(first: int, last: int) -> None:
         for i in range(first, last):
@@ -256,7 +256,9 @@ def test_a_page_out_of_range_is_not_found(api, nurse, oncologist):
     assert _get(api, page="x").status_code == 404
 
 
-def test_the_api_runs_the_same_queries_for_any_page(api, nurse, oncologist, count_queries):
+def test_the_api_runs_the_same_queries_for_any_page(
+    api, nurse, oncologist, count_queries, care_teams
+):
     _many_due(oncologist, 55)
     api.force_authenticate(nurse)
     _get(api)

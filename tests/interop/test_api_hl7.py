@@ -583,3 +583,42 @@ def test_import_hl7_shows_progress_on_stderr_for_many_messages(patient, tmp_path
     assert "25 of 25 message(s) accepted." in out
     assert "25/25" in err
     assert CTCDraw.objects.count() == 25
+
+
+# --- care teams -----------------------------------------------------------------------
+
+
+def test_a_result_for_another_teams_patient_is_refused_as_an_unknown_mrn(
+    api, oncologist, nurse, patient
+):
+    """MRN0001 (the sample's patient) is South's; the sending account is North's."""
+    north, south = services.teams.create_team("North"), services.teams.create_team("South")
+    north.members.add(oncologist)
+    south.members.add(nurse)
+    services.teams.add_patients_to_team(south, [patient], by=None)
+    api.force_authenticate(oncologist)
+    unknown = _post(api, _body("oru_r01_unknown_mrn.hl7"))
+
+    r = _post(api, _body("oru_r01_final.hl7"))
+
+    text = (
+        "No patient with MRN MRN0001 in CTC Track: register the patient, "
+        "then send the result again."
+    )
+    assert _acks(r) == [("AE", "CL260302-0001", text)]
+    assert _errs(r) == [("PID^1^3", "204", text)]
+    assert [e[:2] for e in _errs(r)] == [e[:2] for e in _errs(unknown)]
+    assert not CTCDraw.objects.exists()
+
+
+def test_a_result_for_a_patient_of_the_accounts_team_is_recorded(api, oncologist, patient):
+    north = services.teams.create_team("North")
+    services.teams.create_team("South")
+    north.members.add(oncologist)
+    services.teams.add_patients_to_team(north, [patient], by=None)
+    api.force_authenticate(oncologist)
+
+    r = _post(api, _body("oru_r01_final.hl7"))
+
+    assert _acks(r)[0][0] == "AA"
+    assert CTCDraw.objects.get().patient == patient

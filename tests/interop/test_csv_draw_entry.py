@@ -15,7 +15,7 @@ from pytest_django.asserts import assertContains
 
 from patients import services
 from patients.interop.csv.imports import parse_csv, plan_import
-from patients.models import CTCDraw
+from patients.models import CTCDraw, Patient
 from tests import builders
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ BELOW_CUTOFF = "A lower bound below the cut-off cannot be classified"
 
 def _plan(text: str):
     rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
-    return plan_import(rows, errors)
+    return plan_import(rows, errors, among=Patient.objects.all())
 
 
 def _import(text: str, by) -> list[CTCDraw]:
@@ -180,7 +180,9 @@ def test_an_exported_lower_bound_imports_as_a_lower_bound(client, oncologist, pa
 
     assert errors == []
     assert (row.count_qualifier, row.ctc_count) == (">", 1000)
-    assert plan_import([row]).unchanged == [row]  # the draw it came from
+    assert plan_import([row], among=Patient.objects.all()).unchanged == [
+        row
+    ]  # the draw it came from
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def _import(path: Path, **options) -> str:
 
 def _plan(text: str):
     rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
-    return plan_import(rows, errors)
+    return plan_import(rows, errors, among=Patient.objects.all())
 
 
 def test_it_imports_every_row_of_a_good_file(patient, second_patient):
@@ -203,6 +203,6 @@ def test_the_import_looks_up_the_record_in_a_fixed_number_of_queries(
     )
 
     with django_assert_num_queries(3):
-        plan = plan_import(parsed, errors)
+        plan = plan_import(parsed, errors, among=Patient.objects.all())
 
     assert plan.ok and len(plan.new) == 300

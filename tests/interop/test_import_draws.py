@@ -54,7 +54,7 @@ HISTORY_FIELDS = [*DRAW_FIELDS, "history_type", "history_change_reason", "histor
 
 def _plan(text: str) -> ImportPlan:
     rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
-    plan = plan_import(rows, errors)
+    plan = plan_import(rows, errors, among=Patient.objects.all())
     assert plan.ok and len(plan.new) == len(rows), plan.errors
     return plan
 

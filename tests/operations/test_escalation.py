@@ -395,3 +395,55 @@ def test_when_the_smtp_server_cannot_be_reached_nothing_is_marked_and_the_next_r
     assert _events() == []
     assert services.escalate_flags(now=NOW).draw_ids == (draw.pk,)  # the next run
     assert len(mail.outbox) == 1
+
+
+# --- care teams -----------------------------------------------------------------------
+
+
+def test_with_care_teams_each_oncologist_hears_only_of_their_teams_patients(treating, colleague):
+    north, south = services.teams.create_team("North"), services.teams.create_team("South")
+    north.members.add(treating)
+    south.members.add(colleague)
+    # Neither patient has a treating oncologist: each result goes to every oncologist
+    # who may see the patient, and only to them.
+    of_north = _patient(treating, mrn="MRN-N-1", family_name="Northam")
+    of_south = _patient(colleague, mrn="MRN-S-1", family_name="Southey")
+    north_draw, south_draw = _high(of_north, treating), _high(of_south, colleague)
+
+    run = services.escalate_flags(now=NOW)
+
+    assert sorted(run.draw_ids) == sorted([north_draw.pk, south_draw.pk])
+    assert run.recipients == {treating.pk: 1, colleague.pk: 1}
+    assert sorted(m.to[0] for m in mail.outbox) == ["cora@hospital.example", "tom@hospital.example"]
+
+
+def test_with_care_teams_the_treating_oncologist_outside_the_team_is_passed_over(
+    treating, colleague
+):
+    north, south = services.teams.create_team("North"), services.teams.create_team("South")
+    north.members.add(colleague)
+    south.members.add(treating)
+    patient = _patient(colleague, oncologist=treating)  # in North, treated by a South user
+    draw = _high(patient, colleague)
+
+    run = services.escalate_flags(now=NOW)
+
+    assert run.draw_ids == (draw.pk,)
+    assert run.recipients == {colleague.pk: 1}
+
+
+def test_a_result_nobody_of_the_patients_teams_can_receive_waits_and_the_command_says_so(
+    treating, colleague
+):
+    north, south = services.teams.create_team("North"), services.teams.create_team("South")
+    north.members.add(treating)
+    south.members.add(colleague)
+    patient = _patient(treating)
+    draw = _high(patient, treating)
+    north.members.remove(treating)  # nobody of North left to tell
+
+    with pytest.raises(CommandError, match="1 high result due for escalation"):
+        call_command("escalate_flags", stdout=StringIO())
+
+    assert mail.outbox == []
+    assert _escalated_at(draw) is None

@@ -47,9 +47,10 @@ SHORTCUTS = frozenset({"get_object_or_404", "get_list_or_404"})
 
 # Direct reads that are not a user's patient-scoped read: (file, function) -> why.
 ALLOWED: dict[tuple[str, str], str] = {
-    # Planning a CSV import matches the file's MRNs and accessions against the whole
-    # record, to add draws (a write, through services); the upload needs add_ctcdraw.
-    ("patients/interop/csv/imports.py", "plan_import"): "CSV import: patients and draws by MRN",
+    # Planning a CSV import matches the file's MRNs among the importing user's patients
+    # (`access.patients`, passed in) and its accessions against the whole record, so an
+    # accession is never used twice; the upload needs add_ctcdraw.
+    ("patients/interop/csv/imports.py", "plan_import"): "CSV import: draws by accession",
     ("patients/interop/csv/imports.py", "_on_record"): "CSV import: draws already there",
 }
 
@@ -287,11 +288,26 @@ def visible(patient, line, cycle, draw, oncologist) -> dict[str, int]:
 
 
 @pytest.fixture
-def gate_shows_only(monkeypatch, visible, hidden) -> None:
-    """The gate limits every user to the first patient: care-team scoping, in one line."""
+def scope_shows_only(monkeypatch, visible, hidden) -> None:
+    """The gate limits every user, staff too, to the first patient, in one line."""
     monkeypatch.setattr(
         access, "_scope", lambda user: Patient.objects.filter(pk=visible["patient"])
     )
+
+
+@pytest.fixture(params=["the gate's scope", "care teams"])
+def gate_shows_only(request, visible, hidden, nurse, oncologist) -> None:
+    """The gate limits the nurse and the oncologist to the first patient: by its scope
+    alone, or for real with two care teams (they and the first patient in North, the
+    hidden one in South)."""
+    if request.param == "the gate's scope":
+        request.getfixturevalue("scope_shows_only")
+        return
+    north, south = services.teams.create_team("North"), services.teams.create_team("South")
+    north.members.add(nurse, oncologist)
+    shown, kept = (Patient.objects.get(pk=ids["patient"]) for ids in (visible, hidden))
+    services.teams.add_patients_to_team(north, [shown], by=None)
+    services.teams.add_patients_to_team(south, [kept], by=None)
 
 
 API_READS = [
@@ -450,7 +466,7 @@ def test_the_pages_and_the_export_leave_out_a_patient_the_gate_hides(
 
 @pytest.mark.django_db
 def test_the_audit_report_does_not_find_a_patient_the_gate_hides(
-    client, admin_user, visible, hidden, gate_shows_only
+    client, admin_user, visible, hidden, scope_shows_only
 ):
     client.force_login(admin_user)
     report = reverse("audit:report")

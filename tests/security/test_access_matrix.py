@@ -29,7 +29,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from patients import audit, services
-from patients.models import AccessAction, ApiToken, Patient
+from patients.models import AccessAction, ApiToken, CareTeam, Patient
+from tests import builders
 from tests.admin_urls import AdminRoute, admin_routes
 from tests.builders import api_token
 
@@ -332,10 +333,13 @@ def callers(browsers, oncologist, nurse, outsider, admin_user) -> dict[str, Call
 
 
 def clinical_fingerprint() -> tuple[int, ...]:
-    """Row counts of every clinical model and of its change history, in one query."""
-    clinical = [m for m in apps.get_app_config("patients").get_models() if hasattr(m, "history")]
-    tables = [m._meta.db_table for m in clinical] + [
-        m.history.model._meta.db_table for m in clinical
+    """Row counts of every clinical model, of its change history and of the patients' care
+    teams, in one query."""
+    app = list(apps.get_app_config("patients").get_models())
+    clinical = [m for m in app if hasattr(m._meta, "simple_history_manager_attribute")]
+    histories = [m for m in app if m.__name__.startswith("Historical")]
+    tables = [m._meta.db_table for m in [*clinical, *histories]] + [
+        Patient.care_teams.through._meta.db_table
     ]
     counts = (f"(SELECT COUNT(*) FROM {connection.ops.quote_name(t)})" for t in tables)
     with connection.cursor() as cursor:
@@ -479,6 +483,82 @@ def test_static_files_are_served_to_anonymous_users():
     assert response["Content-Type"].startswith("text/css")
 
 
+# --- care teams: another team's patient is an unknown id, on every URL ----------------------
+# With two teams, the cast's nurse and oncologist and the cast's patient in North, and a
+# second patient with one of each record in South: every URL that names a patient or one
+# of their records answers 404 to North's users for South's (whatever the method), and
+# what the table above says for their own; staff see both.
+
+PATIENT_SCOPED = [e for e in CHECKED if e.params or (e.name in ACCESS and ACCESS[e.name].query)]
+
+
+@pytest.fixture
+def south_ids(ids, nurse, oncologist) -> dict[str, int]:
+    south_patient = builders.patient(oncologist, mrn="SOUTH-1", family_name="Southern")
+    line = builders.therapy_line(south_patient, oncologist, start_date=date(2026, 1, 5))
+    cycle = builders.cycle(line, oncologist, number=1, scheduled_date=date(2026, 1, 5))
+    draw = builders.draw(south_patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=3)
+    imaging = services.record_imaging(
+        patient=south_patient,
+        by=oncologist,
+        performed_on=date(2026, 1, 3),
+        modality="ct",
+        response="SD",
+    )
+    north, south = services.teams.create_team("North"), services.teams.create_team("South")
+    north.members.add(nurse, oncologist)
+    services.teams.add_patients_to_team(north, [Patient.objects.get(pk=ids["patient"])], by=None)
+    services.teams.add_patients_to_team(south, [south_patient], by=None)
+    return {
+        "patient": south_patient.pk,
+        "line": line.pk,
+        "cycle": cycle.pk,
+        "draw": draw.pk,
+        "imaging": imaging.pk,
+    }
+
+
+def test_every_url_naming_a_patient_is_walked_for_care_teams():
+    names = {e.name for e in PATIENT_SCOPED}
+
+    assert {"patients:detail", "api:patient-detail", "fhir:patient", "patients:report"} <= names
+    assert {"patients:csv-export-patient", "fhir:observation-search"} <= names
+
+
+@pytest.mark.parametrize("endpoint", PATIENT_SCOPED, ids=lambda e: e.name)
+def test_a_user_of_one_team_gets_404_for_every_patient_of_another(
+    endpoint, ids, south_ids, callers
+):
+    rule = ACCESS[endpoint.name]
+    own, other = url_of(endpoint, ids), url_of(endpoint, south_ids)
+    problems = []
+    record = clinical_fingerprint()
+
+    for actor in (NURSE, ONCOLOGIST, STAFF):
+        for method in ["GET", *rule.write_methods]:
+            allowed = rule.read if method == "GET" else rule.write
+            listed = bool(rule.read) if method == "GET" else True
+            if not listed or actor not in allowed:
+                continue
+            mine = callers[actor].send(method, endpoint, own)
+            if problem := expected_problem(rule, actor, method, endpoint, mine):
+                problems.append(f"{actor} {method} {own} (own team): {problem}")
+            theirs = callers[actor].send(method, endpoint, other)
+            if actor == STAFF:
+                problem = expected_problem(rule, actor, method, endpoint, theirs)
+                if problem:
+                    problems.append(f"staff {method} {other}: {problem}")
+            elif theirs.status_code != 404:
+                problems.append(f"{actor} {method} {other}: {theirs.status_code}, not 404")
+            elif b"Southern" in theirs.content or b"SOUTH-1" in theirs.content:
+                problems.append(f"{actor} {method} {other}: the 404 names the patient")
+            before, record = record, clinical_fingerprint()
+            if theirs.status_code == 404 and record != before:
+                problems.append(f"{actor} {method} {other}: 404, but the record changed")
+
+    assert not problems, "\n".join(problems)
+
+
 # --- Django admin: every page of every registered model, with every method --------------
 # (The walk above leaves admin out; this one walks admin.site itself, so a model
 # registered tomorrow is covered.) Staff only; for a model of the `patients` app
@@ -499,10 +579,12 @@ UNKNOWN_ID = 999_999
 def is_read_only_in_admin(route: AdminRoute) -> bool:
     # API tokens are credentials, not the record: staff revoke them with a changelist action
     # (tests/security/test_api_tokens.py shows that nobody adds, changes or reads a key).
+    # Care teams are staff's to manage; a patient's teams change through the services
+    # (tests/records/test_care_teams.py).
     return (
         route.model is not None
         and route.model._meta.app_label == "patients"
-        and route.model is not ApiToken
+        and route.model not in (ApiToken, CareTeam)
     )
 
 

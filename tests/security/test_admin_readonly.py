@@ -55,12 +55,15 @@ LOGGED_BY_ADMIN = {AccessAction.VIEW, AccessAction.PERMISSION_DENIED}
 # tokens there (tests/security/test_api_tokens.py); enrolment codes are read-only
 # (tests/security/test_mfa_enrolment.py, and the access matrix's walk of admin).
 CREDENTIALS = frozenset({"apitoken", "mfaenrolment"})
+# Care teams are staff's to manage (a patient's teams change through the services, into the
+# patient's history: tests/records/test_care_teams.py).
+STAFF_MANAGED = frozenset({"careteam"})
 CLINICAL_ROUTES = [
     route
     for route in admin_routes()
     if route.model is not None
     and route.model._meta.app_label == "patients"
-    and route.model._meta.model_name not in CREDENTIALS
+    and route.model._meta.model_name not in CREDENTIALS | STAFF_MANAGED
 ]
 # The pages simple-history's settings reach: the history, a version, and the change page.
 SETTINGS_ROUTES = [
@@ -134,7 +137,7 @@ def state(first_new_event: int) -> dict[str, Any]:
         if model is AccessEvent:
             kept = kept.filter(pk__lt=first_new_event)
         rows[model.__name__] = list(kept.order_by("pk").values())
-        if hasattr(model, "history"):
+        if hasattr(model._meta, "simple_history_manager_attribute"):  # a tracked model
             rows[f"{model.__name__} history"] = list(model.history.order_by("pk").values())
     return rows
 

@@ -87,7 +87,7 @@ def test_a_search_never_puts_the_name_in_a_url(client, nurse, oncologist):
 
 
 def test_the_list_runs_the_same_queries_for_few_or_many_patients(
-    client, nurse, oncologist, count_queries
+    client, nurse, oncologist, count_queries, care_teams
 ):
     def add(first: int, last: int) -> None:
         # A count, then (every other patient) a rejected or a pending tube after it.

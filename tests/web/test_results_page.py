@@ -317,7 +317,7 @@ def test_the_header_counts_only_what_the_user_may_see(client, outsider, oncologi
 
 
 def test_the_page_runs_the_same_queries_for_5_and_50_results(
-    client, nurse, oncologist, today, count_queries
+    client, nurse, oncologist, today, count_queries, care_teams
 ):
     def add(first: int, last: int) -> None:
         for i in range(first, last):

@@ -167,7 +167,7 @@ def test_acknowledging_never_redirects_off_site(client, nurse, oncologist, today
 
 
 def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
-    client, nurse, oncologist, today, count_queries
+    client, nurse, oncologist, today, count_queries, care_teams
 ):
     def add(first: int, last: int) -> None:
         for i in range(first, last):
@@ -289,7 +289,7 @@ def test_the_access_log_names_only_the_patients_on_the_page_shown(client, nurse,
 
 
 def test_the_worklist_runs_the_same_queries_for_one_page_and_two(
-    client, nurse, oncologist, today, count_queries
+    client, nurse, oncologist, today, count_queries, care_teams
 ):
     _many_due(oncologist, 5, today)
     client.force_login(nurse)

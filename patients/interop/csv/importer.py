@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from patients import audit, services, wording
+from patients import access, audit, services, wording
 from patients.interop.csv.imports import UTF8, ImportPlan, Limits, decode, plan_import, read_csv
 from patients.models import AccessAction
 
@@ -24,8 +24,9 @@ def read_file(data: bytes) -> tuple[str, str]:
     return decode(data)
 
 
-def plan_csv(text: str, *, encoding: str = UTF8) -> ImportPlan:
-    """A CSV text read and planned against the record as it is now.
+def plan_csv(text: str, *, by: services.Actor, encoding: str = UTF8) -> ImportPlan:
+    """A CSV text read and planned against the record as it is now, as `by` sees it
+    (their care teams' patients).
 
     Times without an offset are clinic time; a time after now is refused. The
     site's settings say how else `drawn_at` may be written
@@ -43,7 +44,7 @@ def plan_csv(text: str, *, encoding: str = UTF8) -> ImportPlan:
         date_format=settings.CTCTRACK_CSV_DATE_FORMAT,
         limits=limits,
     )
-    plan = plan_import(parsed.rows, parsed.errors, limits)
+    plan = plan_import(parsed.rows, parsed.errors, limits, among=access.patients(by))
     plan.encoding, plan.delimiter = encoding, parsed.delimiter
     plan.stopped = parsed.stopped or plan.stopped
     return plan
@@ -92,7 +93,7 @@ def import_csv(
 
     Nothing is written when a row has an error or no row is new: the plan says why.
     """
-    plan = plan_csv(text, encoding=encoding)
+    plan = plan_csv(text, by=by, encoding=encoding)
     if plan.ok and plan.new:
         import_plan(plan, by=by, source=source, channel=channel, request=request)
     return plan

@@ -663,7 +663,11 @@ class _OnRecord:
 
 
 def plan_import(
-    rows: Sequence[CsvRow], errors: Iterable[RowError] = (), limits: Limits | None = None
+    rows: Sequence[CsvRow],
+    errors: Iterable[RowError] = (),
+    limits: Limits | None = None,
+    *,
+    among: QuerySet[Patient],
 ) -> ImportPlan:
     """Sort parsed rows into new, unchanged and errors; batched look-ups, no query per row.
 
@@ -672,9 +676,9 @@ def plan_import(
     user confirms, but the user sees them first.
     """
     plan = ImportPlan(errors=list(errors))
-    plan.patients = {
-        p.mrn: p for p in _batched(Patient.objects.all(), "mrn", {r.mrn for r in rows})
-    }
+    # `among`: the importing user's patients (`access.patients`): another care team's
+    # patient is "no patient with MRN ...", exactly as an unknown one.
+    plan.patients = {p.mrn: p for p in _batched(among, "mrn", {r.mrn for r in rows})}
     by_accession = {
         d.accession: d
         for d in _batched(

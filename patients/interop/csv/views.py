@@ -74,7 +74,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         text, name, encoding = form.cleaned_data["file"], form.file_name, form.encoding
-        plan = importer.plan_csv(text, encoding=encoding)
+        plan = importer.plan_csv(text, by=request.user, encoding=encoding)
         request.session[SESSION_KEY] = {
             "name": name,
             "text": text,
@@ -100,7 +100,9 @@ def confirm(request: HttpRequest) -> HttpResponse:
     if not stored or stored["digest"] != request.POST.get("digest"):
         messages.error(request, "That upload is no longer waiting; upload the file again.")
         return redirect("patients:csv-upload")
-    plan = importer.plan_csv(stored["text"], encoding=stored.get("encoding", "UTF-8"))
+    plan = importer.plan_csv(
+        stored["text"], by=request.user, encoding=stored.get("encoding", "UTF-8")
+    )
     if _warnings_digest(plan) != stored.get("warnings"):
         # The record changed since the preview: the user confirms what she has seen.
         stored["warnings"] = _warnings_digest(plan)

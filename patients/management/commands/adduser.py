@@ -1,4 +1,4 @@
-"""`python manage.py adduser NAME --role oncologist|nurse|admin`."""
+"""`python manage.py adduser NAME --role oncologist|nurse|admin [--team TEAM]...`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from patients import services
 from patients.roles import NURSE, ONCOLOGIST
 
 ADMIN = "admin"
@@ -26,11 +27,26 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--role", required=True, choices=[ONCOLOGIST, NURSE, ADMIN])
         parser.add_argument("--email", default="")
+        parser.add_argument(
+            "--team",
+            action="append",
+            default=[],
+            dest="teams",
+            metavar="TEAM",
+            help="A care team the user belongs to (repeat for several; create it with addteam).",
+        )
 
-    def handle(self, *args: Any, username: str, role: str, email: str, **options: Any) -> None:
+    def handle(
+        self, *args: Any, username: str, role: str, email: str, teams: list[str], **options: Any
+    ) -> None:
         User = get_user_model()
         if User.objects.filter(username=username).exists():
             raise CommandError(f"A user named {username!r} already exists.")
+        care_teams, errors = services.teams.teams_named(teams)
+        if errors:
+            raise CommandError(
+                " ".join(errors["care_teams"]) + " Create it first: python manage.py addteam NAME."
+            )
         user = User(username=username, email=email)
         password = self._password()
         try:
@@ -44,7 +60,9 @@ class Command(BaseCommand):
         user.save()
         if role != ADMIN:
             user.groups.add(Group.objects.get(name=role))
-        self.stdout.write(self.style.SUCCESS(f"Created {username} ({role})."))
+        user.care_teams.set(care_teams)
+        in_teams = f", care teams: {', '.join(t.name for t in care_teams)}" if care_teams else ""
+        self.stdout.write(self.style.SUCCESS(f"Created {username} ({role}{in_teams})."))
 
     def _password(self) -> str:
         from_env = os.environ.get("CTCTRACK_PASSWORD")

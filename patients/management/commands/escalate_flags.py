@@ -32,14 +32,16 @@ class Command(BaseCommand):
         if run.busy:
             self.stdout.write("Another run is escalating now: nothing done.")
             return
+        if run.draw_ids or not run.unreachable:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Escalated {wording.how_many(len(run.draw_ids), 'result')} to "
+                    f"{wording.how_many(len(run.recipients), 'recipient')}."
+                )
+            )
         if run.unreachable:
             raise CommandError(
                 f"{wording.how_many(len(run.unreachable), 'high result')} due for escalation, "
-                "but no active oncologist has an e-mail address: nothing was sent."
+                "but no active oncologist who may see the patient has an e-mail address: "
+                + ("nothing was sent." if not run.draw_ids else "those were not sent.")
             )
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Escalated {wording.how_many(len(run.draw_ids), 'result')} to "
-                f"{wording.how_many(len(run.recipients), 'recipient')}."
-            )
-        )

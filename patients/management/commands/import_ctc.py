@@ -44,7 +44,9 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {file}: {exc}") from exc
         except CsvFileError as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from exc
-        plan = importer.plan_csv(text, encoding=encoding)
+        # Who imports: the file is read against the patients of their care teams.
+        by = services.system_user(user) if user == IMPORT_ACCOUNT else _existing_user(user)
+        plan = importer.plan_csv(text, by=by, encoding=encoding)
         self.stdout.write(
             f"{file.name}: {len(plan.new)} to add, {len(plan.unchanged)} already recorded, "
             f"{wording.how_many(len(plan.error_lines()), 'bad row')}. Read as {plan.read_as}."
@@ -66,7 +68,6 @@ class Command(BaseCommand):
         if dry_run or not plan.new:
             self.stdout.write("Dry run: nothing saved." if dry_run else "Nothing new to import.")
             return
-        by = services.system_user(user) if user == IMPORT_ACCOUNT else _existing_user(user)
         with tqdm(total=len(plan.new), desc="Importing", unit="draw", file=self.stderr) as bar:
 
             def advance(count: int) -> None:
