@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("patients", "0016_results_to_review_index"),
+        ("patients", "0017_care_teams"),
     ]
 
     operations = [
