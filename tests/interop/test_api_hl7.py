@@ -6,6 +6,7 @@ tests cover what happens to the record, the command's what it reports.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
@@ -13,11 +14,13 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from patients import services
 from patients.models import CTCDraw, DrawStatus
 from tests import builders
 from tests.builders import api_token
+from tests.outage import unreachable_database
 from tests.paths import DATA as SAMPLES
 
 pytestmark = pytest.mark.django_db
@@ -447,6 +450,92 @@ def test_each_message_of_a_batch_is_committed_on_its_own(api, oncologist, patien
     assert (r.status_code, r["Content-Type"]) == (500, "application/hl7-v2; charset=utf-8")
     assert _acks(r)[0][0] == "AR"
     assert list(CTCDraw.objects.values_list("accession", flat=True)) == ["CS-B-0"]
+
+
+# --- the database down --------------------------------------------------------------------
+
+UNAVAILABLE = (
+    "The record could not be reached (database unavailable): send the message again later. "
+    "A result already stored is recognised and never filed twice."
+)
+
+
+def _assert_unavailable(r, *control_ids: str) -> None:
+    """503, when to try again, and an AR (ERR 207) echoing each message's control ID."""
+    assert (r.status_code, r["Content-Type"]) == (503, "application/hl7-v2; charset=utf-8")
+    assert r["Retry-After"] == "30"
+    assert _acks(r) == [("AR", control_id, UNAVAILABLE) for control_id in control_ids]
+    assert _errs(r) == [("MSH", "207", UNAVAILABLE)] * len(control_ids)
+
+
+def test_with_the_database_down_a_lab_signed_in_by_token_gets_an_ar_to_send_again(
+    api, oncologist, patient, tmp_path
+):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token(oncologist)}")
+
+    with unreachable_database(tmp_path):
+        r = _post(api, _messages(2))
+
+    _assert_unavailable(r, "B-0", "B-1")
+    assert [a[0] for a in _acks(_post(api, _messages(2)))] == ["AA", "AA"]  # sent again
+
+
+def test_with_the_database_down_a_session_gets_an_ar_not_a_json_page(oncologist, tmp_path):
+    # The session is read by the middleware, before the view: the outage is met there.
+    client = Client(raise_request_exception=False)
+    client.force_login(oncologist)
+
+    with unreachable_database(tmp_path):
+        r = client.generic("POST", URL, data=_body("oru_r01_final.hl7"), content_type="text/plain")
+
+    _assert_unavailable(r, "CL260302-0001")
+
+
+def test_with_the_database_down_a_framed_request_gets_framed_acks(api, oncologist, tmp_path):
+    api.force_authenticate(oncologist)
+    framed = b"\x0b" + _body("oru_r01_final.hl7") + b"\x1c\r"
+
+    with unreachable_database(tmp_path):
+        r = _post(api, framed)
+
+    assert r.content.startswith(b"\x0bMSH|") and r.content.endswith(b"\x1c\r")
+    _assert_unavailable(r, "CL260302-0001")
+
+
+def test_with_the_database_down_a_body_without_hl7_gets_one_ar(api, oncologist, tmp_path):
+    api.force_authenticate(oncologist)
+
+    with unreachable_database(tmp_path):
+        r = _post(api, b'{"ctc_count": 5}')
+
+    _assert_unavailable(r, "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_lost_while_storing_answers_each_message_to_send_again(
+    api, oncologist, patient, tmp_path, monkeypatch
+):
+    """The first message is stored; the database goes away before the second: both are
+    answered AR to send again, and the first, sent again, is recognised."""
+    api.force_authenticate(oncologist)
+    record = services.record_lab_results
+    outage = ExitStack()
+
+    def database_lost_after_the_first(**kwargs):
+        outcome = record(**kwargs)
+        outage.enter_context(unreachable_database(tmp_path))
+        return outcome
+
+    monkeypatch.setattr(services, "record_lab_results", database_lost_after_the_first)
+    with outage:
+        r = _post(api, _messages(2))
+    monkeypatch.undo()
+
+    _assert_unavailable(r, "B-0", "B-1")
+    assert list(CTCDraw.objects.values_list("accession", flat=True)) == ["CS-B-0"]
+    again = _acks(_post(api, _messages(2)))
+    assert [a[:2] for a in again] == [("AA", "B-0"), ("AA", "B-1")]
+    assert again[0][2].startswith("Already recorded, no change: accession CS-B-0")
 
 
 # --- the command -----------------------------------------------------------------------------

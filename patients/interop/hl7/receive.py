@@ -37,6 +37,11 @@ LAB_INTERFACE_ACCOUNT = "lab-interface"
 CTC_LOINC_CODES = frozenset({"67568-6", "68123-9"})
 # The largest body (a request, an MLLP message) taken in; nginx's client_max_body_size.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# The answer (AR, ERR 207) to each message while the database cannot be reached.
+DATABASE_UNAVAILABLE = (
+    "The record could not be reached (database unavailable): send the message again "
+    "later. A result already stored is recognised and never filed twice."
+)
 
 
 @dataclass(frozen=True)
@@ -147,17 +152,40 @@ def _too_many(split: hl7_in.Body, max_messages: int, *, now: datetime) -> Delive
         f"This request holds {count} messages; at most {max_messages} are taken per request. "
         "Nothing in it was stored: send the messages in smaller batches."
     )
-    problem = Problem("MSH", ErrorCode.APPLICATION_INTERNAL_ERROR, text)
-    receipts = tuple(
-        _receipt(_header_of(message), AckCode.REJECT, (problem,), now=now)
-        for message in split.messages
-    )
+    receipts = _refuse_each(split, text, now=now)
     return Delivery(receipts=receipts, framed=split.framed, readable=True, too_many=True)
 
 
+def refuse_unavailable(body: bytes | str, *, now: datetime | None = None) -> Delivery:
+    """An AR for each message of `body` (its control ID echoed when its MSH can be read):
+    the record could not be reached, the sender is to send again later.
+
+    A body without any MSH gets one AR. Messages of the body stored before the
+    database went away are recognised when they come again ("Already recorded").
+    """
+    split = hl7_in.split_body(body)
+    if not any(text.startswith("MSH") for text in split.messages):
+        return refuse_body(DATABASE_UNAVAILABLE, framed=split.framed, now=now)
+    receipts = _refuse_each(split, DATABASE_UNAVAILABLE, now=now or timezone.now())
+    return Delivery(receipts=receipts, framed=split.framed, readable=True)
+
+
+def _refuse_each(split: hl7_in.Body, text: str, *, now: datetime) -> tuple[Receipt, ...]:
+    """An AR for each message of a body, saying `text`, each echoing its own header."""
+    problem = Problem("MSH", ErrorCode.APPLICATION_INTERNAL_ERROR, text)
+    return tuple(
+        _receipt(_header_of(message), AckCode.REJECT, (problem,), now=now)
+        for message in split.messages
+    )
+
+
 def _header_of(text: str) -> Header:
-    """The header a message's ACK answers, read without looking at the rest of it."""
-    return hl7_in.parse_message(text.split("\r", 1)[0], loinc_codes=(), tz=UTC).header
+    """The header a message's ACK answers, read without looking at the rest of it
+    (an empty one when even the MSH cannot be read: the ACK is still an answer)."""
+    try:
+        return hl7_in.parse_message(text.split("\r", 1)[0], loinc_codes=(), tz=UTC).header
+    except Exception:  # an ACK without the sender's control ID is better than none
+        return Header()
 
 
 def _receive_message(text: str, *, by: Any, now: datetime) -> Receipt:
