@@ -249,13 +249,23 @@ def test_an_unknown_column_is_refused_with_the_accepted_names(signed_in, patient
     r = _upload(signed_in, "x.csv", content)
 
     expected = (
-        "line 1, header: unknown column(s) 'Blood volume (mL)': the columns are mrn, drawn_at, "
+        "line 1, header: unknown column 'Blood volume (mL)': the columns are mrn, drawn_at, "
         "status, ctc_count (required) and blood_volume_ml, count_qualifier, accession, comment "
         "(optional)"
     )
     assert expected in message
-    assertContains(r, "unknown column(s) &#x27;Blood volume (mL)&#x27;", status_code=400)
+    assertContains(r, "unknown column &#x27;Blood volume (mL)&#x27;", status_code=400)
     assert not CTCDraw.objects.exists()  # never a 4.5 mL draw stored as 7.5
+
+
+def test_header_messages_name_one_column_or_several_in_words_that_agree(patient, tmp_path):
+    two_unknown = (
+        b"mrn,drawn_at,status,ctc_count,Volume,Tube\r\nMRN0001,2026-01-02 09:30,resulted,3,4,A\r\n"
+    )
+    one_missing = b"mrn,drawn_at,status\r\nMRN0001,2026-01-02 09:30,resulted\r\n"
+
+    assert "unknown columns 'Volume', 'Tube':" in _command_error(_file(tmp_path, two_unknown))
+    assert "missing column: ctc_count" in _command_error(_file(tmp_path, one_missing))
 
 
 def test_a_column_named_twice_is_refused(patient, tmp_path):
@@ -263,7 +273,7 @@ def test_a_column_named_twice_is_refused(patient, tmp_path):
         b"mrn,drawn_at,status,ctc_count,ctc_count\r\nMRN0001,2026-01-02 09:30,resulted,3,4\r\n"
     )
 
-    assert "column(s) named more than once: ctc_count" in _command_error(_file(tmp_path, content))
+    assert "column named more than once: ctc_count" in _command_error(_file(tmp_path, content))
 
 
 def test_empty_columns_a_spreadsheet_adds_at_the_end_are_allowed_when_empty(patient, tmp_path):

@@ -169,7 +169,7 @@ def test_it_files_a_result_and_answers_aa_on_the_same_connection(mllp, patient, 
         (
             "AA",
             "CL260302-0001",
-            "Recorded: accession CS-26-0101; 2 other result(s) not kept (not CTC counts)",
+            "Recorded: accession CS-26-0101; 2 other results not kept (not CTC counts)",
         )
     ]
     draw = CTCDraw.objects.get()

@@ -44,7 +44,7 @@ from patients.models import (
     censored_bound_error,
 )
 from patients.services.inputs import DrawInput
-from patients.wording import volume_text
+from patients.wording import noun_for, volume_text
 
 COLUMNS = [
     "mrn",
@@ -390,16 +390,17 @@ def _header_errors(names: list[str], header: list[str]) -> list[str]:
     unknown = [n.strip() for n, h in zip(names, header, strict=True) if h and h not in known]
     if unknown:
         errors.append(
-            f"unknown column(s) {', '.join(repr(u) for u in unknown)}: the columns are "
+            f"unknown {noun_for(len(unknown), 'column')} "
+            f"{', '.join(repr(u) for u in unknown)}: the columns are "
             f"{', '.join(REQUIRED_COLUMNS)} (required) and {', '.join(OPTIONAL_COLUMNS)} "
             "(optional), besides those of CTC Track's own export; rename or remove the others"
         )
     twice = sorted({h for h in header if h and header.count(h) > 1})
     if twice:
-        errors.append(f"column(s) named more than once: {', '.join(twice)}")
+        errors.append(f"{noun_for(len(twice), 'column')} named more than once: {', '.join(twice)}")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        errors.append(f"missing column(s): {', '.join(missing)}")
+        errors.append(f"missing {noun_for(len(missing), 'column')}: {', '.join(missing)}")
     return errors
 
 

@@ -85,7 +85,8 @@ class Peer:
 
 
 def receive_block(block: bytes, *, by: Any, peer: Peer) -> bytes:
-    """Receive the message(s) of one MLLP block; their ACK(s), encoded, for one block back.
+    """Receive the messages of one MLLP block (one, or a batch); their ACKs, encoded, for
+    one block back.
 
     Each message is stored all or nothing, in its own transaction, and gets its
     access-log event. If the record cannot be reached (the database restarting),

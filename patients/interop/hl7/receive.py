@@ -30,6 +30,7 @@ from patients.interop.hl7.ack import (
     problem_for,
 )
 from patients.models import AccessAction
+from patients.wording import how_many
 
 # The account `import_hl7` acts as unless told otherwise: `entered_by` of its draws.
 LAB_INTERFACE_ACCOUNT = "lab-interface"
@@ -149,7 +150,8 @@ def _too_many(split: hl7_in.Body, max_messages: int, *, now: datetime) -> Delive
     """Every message of an over-large batch refused: none stored, so a resend starts clean."""
     count = len(split.messages)
     text = (
-        f"This request holds {count} messages; at most {max_messages} are taken per request. "
+        f"This request holds {how_many(count, 'message')}; at most {max_messages} "
+        f"{'is' if max_messages == 1 else 'are'} taken per request. "
         "Nothing in it was stored: send the messages in smaller batches."
     )
     receipts = _refuse_each(split, text, now=now)
@@ -280,7 +282,9 @@ _ACTIONS = {
 def _accepted_text(outcomes: Sequence[services.LabOutcome], parsed: hl7_in.ParsedMessage) -> str:
     parts = [f"{_ACTIONS[o.action]}: accession {o.result.accession}" for o in outcomes]
     if parsed.not_final:
-        parts.append(f"{parsed.not_final} CTC result(s) neither final nor corrected: not stored")
+        not_final = how_many(parsed.not_final, "CTC result")
+        parts.append(f"{not_final} neither final nor corrected: not stored")
     if parsed.ignored_results:
-        parts.append(f"{parsed.ignored_results} other result(s) not kept (not CTC counts)")
+        ignored = how_many(parsed.ignored_results, "other result")
+        parts.append(f"{ignored} not kept (not CTC counts)")
     return "; ".join(parts)

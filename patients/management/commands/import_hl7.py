@@ -19,6 +19,7 @@ from django.db import transaction
 from tqdm import tqdm
 
 from patients import services
+from patients.wording import how_many
 from patients.interop.hl7 import parse as hl7_in
 from patients.interop.hl7.ack import AckCode
 from patients.interop.hl7.receive import (
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         else:
             receipts = self._import_all(bodies, user)
         refused = [r for r in receipts if r.code is not AckCode.ACCEPT]
-        summary = f"{len(receipts) - len(refused)} of {len(receipts)} message(s) accepted"
+        summary = f"{len(receipts) - len(refused)} of {how_many(len(receipts), 'message')} accepted"
         if dry_run:
             summary += " (dry run: nothing saved)"
         if refused:
