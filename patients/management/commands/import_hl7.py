@@ -19,7 +19,6 @@ from django.db import transaction
 from tqdm import tqdm
 
 from patients import services
-from patients.wording import how_many
 from patients.interop.hl7 import parse as hl7_in
 from patients.interop.hl7.ack import AckCode
 from patients.interop.hl7.receive import (
@@ -28,6 +27,7 @@ from patients.interop.hl7.receive import (
     receive_hl7,
     record_import,
 )
+from patients.wording import how_many
 
 # Fewer messages than this print their lines without a progress bar.
 PROGRESS_FROM = 20
