@@ -81,6 +81,43 @@ def test_the_preview_says_the_windows_file_was_read_as_windows_1252(signed_in, p
     assertContains(r, "Import 2 draws")
 
 
+def test_excel_for_macs_csv_is_read_as_mac_roman(patient):
+    # "CSV (Macintosh)": Mac Roman, each line ending with CR alone.
+    out = _command(DATA / "excel-mac-roman.csv")
+
+    assert "2 to add" in out and "Read as Mac Roman text" in out
+    assert _comments() == ["Prélevé par Hélène; facturé 12 €", "Tube hémolysé, refait – ŒUVRE"]
+
+
+def test_the_preview_says_the_mac_file_was_read_as_mac_roman(signed_in, patient):
+    r = _upload(signed_in, "x.csv", (DATA / "excel-mac-roman.csv").read_bytes())
+
+    assertContains(r, "Read as Mac Roman text, values separated by commas")
+    assertContains(r, "Prélevé par Hélène; facturé 12 €")
+
+
+def test_mac_roman_letters_are_never_read_as_windows_punctuation(patient, tmp_path):
+    # These bytes are valid Windows-1252 too ("hŽmolysŽ"): the CR line ends decide.
+    content = (
+        HEADER.replace(b"\r\n", b"\r") + b"MRN0001,2026-01-02 09:30,,resulted,3,,h\x8emolys\x8e\r"
+    )
+
+    _command(_file(tmp_path, content))
+
+    assert _comments() == ["hémolysé"]
+
+
+def test_excel_for_macs_csv_utf8_with_cr_line_ends_is_read_as_utf8(patient, tmp_path):
+    content = (
+        "\ufeffmrn,drawn_at,status,ctc_count,comment\rMRN0001,2026-01-02 09:30,resulted,3,Hélène\r"
+    )
+
+    out = _command(_file(tmp_path, content.encode("utf-8")))
+
+    assert "Read as UTF-8 text" in out
+    assert _comments() == ["Hélène"]
+
+
 def test_excels_unicode_text_utf16_with_tabs_is_read(patient):
     out = _command(DATA / "excel-unicode-text.txt")
 

@@ -1,8 +1,9 @@
 """CSV import of CTC draws: decode, parse, plan against the record, report every problem.
 
 `decode` turns a file's bytes into text (UTF-8, UTF-16 with a byte-order mark
-as Excel's "Unicode Text" saves it, or Windows-1252 as Excel's "CSV (Comma
-delimited)" saves it on Windows) and says which it read. `parse_csv` is pure
+as Excel's "Unicode Text" saves it, Windows-1252 as Excel's "CSV (Comma
+delimited)" saves it on Windows, or Mac Roman as Excel for Mac's "CSV
+(Macintosh)" saves it, lines ending with CR alone) and says which it read. `parse_csv` is pure
 (text in, rows and errors out): it finds the delimiter from the header (comma,
 semicolon or tab), refuses unknown columns, and stops with a clear message on a
 file it cannot read on, too many rows, too many errors or too much time.
@@ -201,7 +202,7 @@ class ImportPlan:
 
 # --- decoding (pure) -----------------------------------------------------------------------
 
-UTF8, UTF16, WINDOWS_1252 = "UTF-8", "UTF-16", "Windows-1252"
+UTF8, UTF16, WINDOWS_1252, MAC_ROMAN = "UTF-8", "UTF-16", "Windows-1252", "Mac Roman"
 SAVE_AS_UTF8 = 'in Excel, save it as "CSV UTF-8 (Comma delimited) (*.csv)"'
 
 
@@ -209,8 +210,12 @@ def decode(data: bytes) -> tuple[str, str]:
     """The text of a file and the encoding it was read in; CsvFileError if none fits.
 
     A byte-order mark decides (UTF-8, or UTF-16 as Excel's "Unicode Text"
-    writes it); otherwise UTF-8, and Windows-1252 (Excel's "CSV (Comma
-    delimited)" on Windows) for a file that is not valid UTF-8.
+    writes it); otherwise UTF-8, and for a file that is not valid UTF-8, Mac
+    Roman when its lines end with CR alone (Excel for Mac's "CSV (Macintosh)":
+    no Windows program writes such lines), else Windows-1252 (Excel's "CSV
+    (Comma delimited)" on Windows). Mac Roman is never guessed otherwise: it
+    reads any bytes at all, and its accented letters are Windows-1252's
+    punctuation, so a guess would change a comment's words without a word said.
     """
     try:
         if data.startswith(codecs.BOM_UTF8):
@@ -230,6 +235,8 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), UTF8
     except UnicodeDecodeError:
         pass
+    if b"\r" in data and b"\n" not in data:
+        return data.decode("mac_roman"), MAC_ROMAN
     try:
         return data.decode("cp1252"), WINDOWS_1252
     except UnicodeDecodeError as exc:
@@ -339,7 +346,7 @@ def read_csv(
 
 def _delimiter(text: str) -> str:
     """The delimiter that splits the header into the most known column names (comma if none)."""
-    first_line = text.split("\n", 1)[0]
+    first_line = re.split(r"\r\n?|\n", text, maxsplit=1)[0]  # CR alone: a Mac's lines
 
     def known(delimiter: str) -> int:
         cells = next(csv.reader([first_line], delimiter=delimiter), [])
