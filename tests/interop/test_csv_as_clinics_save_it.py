@@ -9,6 +9,7 @@ files too large to check within a request.
 from __future__ import annotations
 
 import csv
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
@@ -20,8 +21,8 @@ from django.core.management import CommandError, call_command
 from pytest_django.asserts import assertContains, assertNotContains
 
 from patients import services
-from patients.interop.csv import importer
-from patients.models import CTCDraw, Patient
+from patients.interop.csv import importer, imports
+from patients.models import AccessAction, AccessEvent, CTCDraw, Patient
 from tests import builders
 from tests.paths import DATA as SAMPLES
 
@@ -455,6 +456,41 @@ def test_checking_stops_with_a_message_when_it_takes_longer_than_the_setting(
 
     assertContains(r, "checking took more than 0 s: split the file", status_code=400)
     assertContains(r, "it took too long", status_code=400)
+
+
+def test_saving_past_the_time_limit_rolls_the_whole_import_back(patient, oncologist):
+    plan = importer.plan_csv(HEADER.decode() + "MRN0001,2026-01-02 09:30,,resulted,3,A1,\r\n")
+    assert plan.ok and len(plan.new) == 1
+    spent = imports.Limits(max_seconds=0)  # already past: saving stops after its first batch
+
+    with pytest.raises(importer.ImportTooLong) as stopped:
+        importer.import_plan(plan, by=oncologist, source="x.csv", channel="test", limits=spent)
+
+    assert str(stopped.value) == (
+        "Importing took more than 0 s, checking and saving together: nothing was imported. "
+        "Split the file into smaller ones, or import it with the command (manage.py import_ctc)."
+    )
+    assert not CTCDraw.objects.exists()  # the batch written before the limit was rolled back
+    assert not AccessEvent.objects.filter(action=AccessAction.IMPORT).exists()
+
+
+def test_the_page_stops_an_import_whose_saving_runs_past_the_limit(
+    signed_in, patient, settings, monkeypatch
+):
+    settings.CTCTRACK_CSV_MAX_SECONDS = 1
+    preview = _upload(signed_in, "x.csv", HEADER + b"MRN0001,2026-01-02 09:30,,resulted,3,A1,\r\n")
+    import_draws = services.import_draws
+
+    def slow_database(**kwargs):
+        time.sleep(1.1)  # a database slower than the limit allows
+        return import_draws(**kwargs)
+
+    monkeypatch.setattr(services, "import_draws", slow_database)
+
+    r = signed_in.post("/imports/csv/confirm/", {"digest": preview.context["digest"]}, follow=True)
+
+    assertContains(r, "Importing took more than 1 s, checking and saving together")
+    assert not CTCDraw.objects.exists()
 
 
 # --- same-day duplicates ----------------------------------------------------------------------

@@ -144,6 +144,13 @@ class Limits:
     def overtime(self) -> bool:
         return self.max_seconds is not None and time.monotonic() - self.started >= self.max_seconds
 
+    def overtime_saving(self) -> str:
+        return (
+            f"Importing took more than {self.max_seconds:g} s, checking and saving together: "
+            "nothing was imported. Split the file into smaller ones, or import it with "
+            "the command (manage.py import_ctc)."
+        )
+
     def overtime_error(self, line: int) -> RowError:
         return RowError(
             line,
@@ -170,6 +177,7 @@ class ImportPlan:
     encoding: str = "UTF-8"  # how the file's bytes were read
     delimiter: str = ","
     stopped: str = ""  # why checking stopped before the end of the file, if it did
+    limits: Limits | None = None  # what it was checked within; its clock runs on
 
     @property
     def ok(self) -> bool:
@@ -679,7 +687,7 @@ def plan_import(
     earlier in the file) are listed in `warnings`: they are imported when the
     user confirms, but the user sees them first.
     """
-    plan = ImportPlan(errors=list(errors))
+    plan = ImportPlan(errors=list(errors), limits=limits)
     plan.patients = {
         p.mrn: p for p in _batched(Patient.objects.all(), "mrn", {r.mrn for r in rows})
     }
