@@ -128,7 +128,7 @@ def database_unavailable_response(request: HttpRequest) -> HttpResponse:
 
 def _own_outage_answer(request: HttpRequest) -> Callable[[HttpRequest], HttpResponse] | None:
     try:
-        match = resolve(request.path_info)
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
     except Resolver404:
         return None
     return getattr(match.func, "answer_database_outage", None)
