@@ -18,7 +18,7 @@ from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.template import loader
-from django.urls import get_resolver
+from django.urls import Resolver404, get_resolver, resolve
 from django.utils.cache import add_never_cache_headers
 
 logger = logging.getLogger(__name__)
@@ -110,13 +110,28 @@ def _unreachable(conn: Any) -> bool:
 
 
 def database_unavailable_response(request: HttpRequest) -> HttpResponse:
-    """A plain 503 that needs nothing from the database (no user, no session)."""
+    """A plain 503 that needs nothing from the database (no user, no session).
+
+    A view may give its own (the HL7 endpoint answers HL7): a callable set as its
+    `answer_database_outage` attribute, taking the request.
+    """
+    own = _own_outage_answer(request)
+    if own is not None:
+        return own(request)
     if is_api(request):
         response: HttpResponse = JsonResponse({"detail": DATABASE_DOWN}, status=503)
     else:
         response = HttpResponse(loader.render_to_string("503.html"), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def _own_outage_answer(request: HttpRequest) -> Callable[[HttpRequest], HttpResponse] | None:
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return None
+    return getattr(match.func, "answer_database_outage", None)
 
 
 class DatabaseUnavailableMiddleware:

@@ -32,6 +32,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+# A form over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 naming the limit; FHIR and API callers
+# get their own format.
+handler400 = "ctctrack.errors.bad_request"
 # Every refusal is recorded in the access log (after the refused view's rollback).
 handler403 = "patients.audit.views.permission_denied"
 # FHIR and API callers get their own format (OperationOutcome, JSON); pages get HTML.

@@ -103,7 +103,12 @@ def interval_bound(value: float, *, upper: bool) -> str:
 
 def how_many(count: int, noun: str, plural: str | None = None) -> str:
     """A number of things, in words that agree with it: "1 draw", "2 draws", "1,000 draws"."""
-    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+    return f"{count:,} {noun_for(count, noun, plural)}"
+
+
+def noun_for(count: int, noun: str, plural: str | None = None) -> str:
+    """The noun that agrees with a number, without it: "column" for 1, "columns" otherwise."""
+    return noun if count == 1 else plural or noun + "s"
 
 
 # --- people and time ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -25,6 +25,23 @@ def _no_counts_from_earlier_tests():
     """Each test starts with an empty cache: counters kept there (anonymous refusals per
     source and minute, patients/audit/chain.py) must not carry over between tests."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _live_server_requests_close_their_connections(request, monkeypatch):
+    """With the live server, each request closes its database connection when it ends.
+
+    The settings keep connections for `DB_CONN_MAX_AGE` (60 s) in the thread that
+    opened them. The live server answers each kept-alive client connection (a
+    FHIR client's session, a browser) in a thread of its own, which the server
+    does not wait for when it stops: with persistent connections, each such
+    thread kept a PostgreSQL session open to the end of the run, and the test
+    database could not be dropped ("is being accessed by other users"). The
+    request threads read the same settings dict as the test's connection.
+    (SQLite: the live server shares the test's one in-memory connection.)
+    """
+    if "live_server" in request.fixturenames and connection.vendor != "sqlite":
+        monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
 
 
 @pytest.fixture(autouse=True)

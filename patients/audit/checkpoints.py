@@ -23,6 +23,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from django.db.models import Max, Min
@@ -94,6 +95,16 @@ def current(now: datetime | None = None) -> Checkpoint | None:
 
 
 # --- reading --------------------------------------------------------------------------
+
+
+def read_file(path: Path) -> list[Checkpoint]:
+    """The checkpoints of a file, in order (`parse`); CheckpointError for a bad line.
+
+    Read as ASCII, anything else replaced: a checkpoint is ASCII, and other lines
+    of a syslog file are only skipped. The caller says what a missing file means.
+    """
+    with path.open(encoding="ascii", errors="replace") as lines:
+        return list(parse(lines))
 
 
 def parse(lines: Iterable[str]) -> Iterator[Checkpoint]:

@@ -6,6 +6,7 @@ tests cover what happens to the record, the command's what it reports.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
@@ -13,11 +14,13 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from patients import services
 from patients.models import CTCDraw, DrawStatus
 from tests import builders
 from tests.builders import api_token
+from tests.outage import unreachable_database
 from tests.paths import DATA as SAMPLES
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +67,7 @@ def test_it_records_a_final_result_and_answers_aa(api, oncologist, patient):
         (
             "AA",
             "CL260302-0001",
-            "Recorded: accession CS-26-0101; 2 other result(s) not kept (not CTC counts)",
+            "Recorded: accession CS-26-0101; 2 other results not kept (not CTC counts)",
         )
     ]
     draw = CTCDraw.objects.get()
@@ -74,6 +77,19 @@ def test_it_records_a_final_result_and_answers_aa(api, oncologist, patient):
     assert draw.entered_by == oncologist
     assert "Received in CellSave tube & processed within 72 h." in draw.comment
     assert "Reviewed by J. Smith | CTC morphology confirmed." in draw.comment
+
+
+def test_its_ack_counts_the_results_not_kept_in_words_that_agree(api, oncologist, patient):
+    api.force_authenticate(oncologist)
+    one_other = b"\r".join(
+        s for s in _body("oru_r01_final.hl7").split(b"\r") if not s.startswith(b"OBX|3|")
+    )
+
+    r = _post(api, one_other)
+
+    assert _acks(r)[0][2] == (
+        "Recorded: accession CS-26-0101; 1 other result not kept (not CTC counts)"
+    )
 
 
 def test_its_ack_header_answers_the_sender(api, oncologist, patient):
@@ -426,6 +442,19 @@ def test_it_refuses_a_batch_over_the_limit_whole_and_takes_it_in_parts(
     assert [a[0] for a in _acks(_post(api, _messages(2)))] == ["AA", "AA"]
 
 
+def test_a_limit_of_one_message_per_request_is_said_in_the_singular(
+    api, oncologist, patient, settings
+):
+    settings.CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST = 1
+    api.force_authenticate(oncologist)
+
+    r = _post(api, _messages(2))
+
+    assert _acks(r)[0][2].startswith(
+        "This request holds 2 messages; at most 1 is taken per request."
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_each_message_of_a_batch_is_committed_on_its_own(api, oncologist, patient, monkeypatch):
     """An internal error on the second message leaves the first one stored (its own
@@ -449,6 +478,92 @@ def test_each_message_of_a_batch_is_committed_on_its_own(api, oncologist, patien
     assert list(CTCDraw.objects.values_list("accession", flat=True)) == ["CS-B-0"]
 
 
+# --- the database down --------------------------------------------------------------------
+
+UNAVAILABLE = (
+    "The record could not be reached (database unavailable): send the message again later. "
+    "A result already stored is recognised and never filed twice."
+)
+
+
+def _assert_unavailable(r, *control_ids: str) -> None:
+    """503, when to try again, and an AR (ERR 207) echoing each message's control ID."""
+    assert (r.status_code, r["Content-Type"]) == (503, "application/hl7-v2; charset=utf-8")
+    assert r["Retry-After"] == "30"
+    assert _acks(r) == [("AR", control_id, UNAVAILABLE) for control_id in control_ids]
+    assert _errs(r) == [("MSH", "207", UNAVAILABLE)] * len(control_ids)
+
+
+def test_with_the_database_down_a_lab_signed_in_by_token_gets_an_ar_to_send_again(
+    api, oncologist, patient, tmp_path
+):
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token(oncologist)}")
+
+    with unreachable_database(tmp_path):
+        r = _post(api, _messages(2))
+
+    _assert_unavailable(r, "B-0", "B-1")
+    assert [a[0] for a in _acks(_post(api, _messages(2)))] == ["AA", "AA"]  # sent again
+
+
+def test_with_the_database_down_a_session_gets_an_ar_not_a_json_page(oncologist, tmp_path):
+    # The session is read by the middleware, before the view: the outage is met there.
+    client = Client(raise_request_exception=False)
+    client.force_login(oncologist)
+
+    with unreachable_database(tmp_path):
+        r = client.generic("POST", URL, data=_body("oru_r01_final.hl7"), content_type="text/plain")
+
+    _assert_unavailable(r, "CL260302-0001")
+
+
+def test_with_the_database_down_a_framed_request_gets_framed_acks(api, oncologist, tmp_path):
+    api.force_authenticate(oncologist)
+    framed = b"\x0b" + _body("oru_r01_final.hl7") + b"\x1c\r"
+
+    with unreachable_database(tmp_path):
+        r = _post(api, framed)
+
+    assert r.content.startswith(b"\x0bMSH|") and r.content.endswith(b"\x1c\r")
+    _assert_unavailable(r, "CL260302-0001")
+
+
+def test_with_the_database_down_a_body_without_hl7_gets_one_ar(api, oncologist, tmp_path):
+    api.force_authenticate(oncologist)
+
+    with unreachable_database(tmp_path):
+        r = _post(api, b'{"ctc_count": 5}')
+
+    _assert_unavailable(r, "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_lost_while_storing_answers_each_message_to_send_again(
+    api, oncologist, patient, tmp_path, monkeypatch
+):
+    """The first message is stored; the database goes away before the second: both are
+    answered AR to send again, and the first, sent again, is recognised."""
+    api.force_authenticate(oncologist)
+    record = services.record_lab_results
+    outage = ExitStack()
+
+    def database_lost_after_the_first(**kwargs):
+        outcome = record(**kwargs)
+        outage.enter_context(unreachable_database(tmp_path))
+        return outcome
+
+    monkeypatch.setattr(services, "record_lab_results", database_lost_after_the_first)
+    with outage:
+        r = _post(api, _messages(2))
+    monkeypatch.undo()
+
+    _assert_unavailable(r, "B-0", "B-1")
+    assert list(CTCDraw.objects.values_list("accession", flat=True)) == ["CS-B-0"]
+    again = _acks(_post(api, _messages(2)))
+    assert [a[:2] for a in again] == [("AA", "B-0"), ("AA", "B-1")]
+    assert again[0][2].startswith("Already recorded, no change: accession CS-B-0")
+
+
 # --- the command -----------------------------------------------------------------------------
 
 
@@ -463,19 +578,25 @@ def test_import_hl7_stores_results_as_the_lab_interface_account(patient):
 
     assert out.splitlines() == [
         "oru_r01_final.hl7: CL260302-0001 AA Recorded: accession CS-26-0101; "
-        "2 other result(s) not kept (not CTC counts)",
+        "2 other results not kept (not CTC counts)",
         "oru_r01_failed.hl7: CL260316-0003 AA Recorded: accession CS-26-0103",
-        "2 of 2 message(s) accepted.",
+        "2 of 2 messages accepted.",
     ]
     account = get_user_model().objects.get(username="lab-interface")
     assert set(CTCDraw.objects.values_list("entered_by", flat=True)) == {account.pk}
     assert not account.is_active and not account.has_usable_password()
 
 
+def test_import_hl7_counts_one_message_in_the_singular(patient):
+    out, _ = _import("oru_r01_failed.hl7")
+
+    assert out.splitlines()[-1] == "1 of 1 message accepted."
+
+
 def test_import_hl7_fails_when_a_message_is_not_accepted_and_keeps_the_good_ones(patient):
     out = StringIO()
 
-    with pytest.raises(CommandError, match="1 of 2 message.s. accepted; 1 not accepted"):
+    with pytest.raises(CommandError, match="1 of 2 messages accepted; 1 not accepted"):
         call_command(
             "import_hl7", str(DATA / "two_messages_one_bad.hl7"), stdout=out, stderr=StringIO()
         )
@@ -491,7 +612,7 @@ def test_import_hl7_fails_when_a_message_is_not_accepted_and_keeps_the_good_ones
 def test_import_hl7_reports_malformed_and_unsupported_messages(patient):
     out = StringIO()
 
-    with pytest.raises(CommandError, match="0 of 2 message.s. accepted"):
+    with pytest.raises(CommandError, match="0 of 2 messages accepted"):
         call_command(
             "import_hl7", str(DATA / "malformed.hl7"), str(DATA / "adt_a01.hl7"), stdout=out
         )
@@ -530,7 +651,7 @@ def test_import_hl7_dry_run_checks_each_message_against_the_earlier_ones_and_sav
         "oru_r01_corrected.hl7: CL260303-0007 AA Corrected (the history keeps the earlier "
         "result): accession CS-26-0101"
     )
-    assert out.splitlines()[-1] == "2 of 2 message(s) accepted (dry run: nothing saved)."
+    assert out.splitlines()[-1] == "2 of 2 messages accepted (dry run: nothing saved)."
     assert not CTCDraw.objects.exists()
     assert not get_user_model().objects.filter(username="lab-interface").exists()
 
@@ -580,7 +701,7 @@ def test_import_hl7_shows_progress_on_stderr_for_many_messages(patient, tmp_path
 
     out, err = _import(str(many))
 
-    assert "25 of 25 message(s) accepted." in out
+    assert "25 of 25 messages accepted." in out
     assert "25/25" in err
     assert CTCDraw.objects.count() == 25
 

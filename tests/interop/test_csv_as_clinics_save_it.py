@@ -9,6 +9,7 @@ files too large to check within a request.
 from __future__ import annotations
 
 import csv
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
@@ -20,8 +21,8 @@ from django.core.management import CommandError, call_command
 from pytest_django.asserts import assertContains, assertNotContains
 
 from patients import services
-from patients.interop.csv import importer
-from patients.models import CTCDraw, Patient
+from patients.interop.csv import importer, imports
+from patients.models import AccessAction, AccessEvent, CTCDraw, Patient
 from tests import builders
 from tests.paths import DATA as SAMPLES
 
@@ -79,6 +80,43 @@ def test_the_preview_says_the_windows_file_was_read_as_windows_1252(signed_in, p
     assertContains(r, "Read as Windows-1252 text, values separated by commas")
     assertContains(r, "Prélevé par Hélène; facturé 12 €")
     assertContains(r, "Import 2 draws")
+
+
+def test_excel_for_macs_csv_is_read_as_mac_roman(patient):
+    # "CSV (Macintosh)": Mac Roman, each line ending with CR alone.
+    out = _command(DATA / "excel-mac-roman.csv")
+
+    assert "2 to add" in out and "Read as Mac Roman text" in out
+    assert _comments() == ["Prélevé par Hélène; facturé 12 €", "Tube hémolysé, refait – ŒUVRE"]
+
+
+def test_the_preview_says_the_mac_file_was_read_as_mac_roman(signed_in, patient):
+    r = _upload(signed_in, "x.csv", (DATA / "excel-mac-roman.csv").read_bytes())
+
+    assertContains(r, "Read as Mac Roman text, values separated by commas")
+    assertContains(r, "Prélevé par Hélène; facturé 12 €")
+
+
+def test_mac_roman_letters_are_never_read_as_windows_punctuation(patient, tmp_path):
+    # These bytes are valid Windows-1252 too ("hŽmolysŽ"): the CR line ends decide.
+    content = (
+        HEADER.replace(b"\r\n", b"\r") + b"MRN0001,2026-01-02 09:30,,resulted,3,,h\x8emolys\x8e\r"
+    )
+
+    _command(_file(tmp_path, content))
+
+    assert _comments() == ["hémolysé"]
+
+
+def test_excel_for_macs_csv_utf8_with_cr_line_ends_is_read_as_utf8(patient, tmp_path):
+    content = (
+        "\ufeffmrn,drawn_at,status,ctc_count,comment\rMRN0001,2026-01-02 09:30,resulted,3,Hélène\r"
+    )
+
+    out = _command(_file(tmp_path, content.encode("utf-8")))
+
+    assert "Read as UTF-8 text" in out
+    assert _comments() == ["Hélène"]
 
 
 def test_excels_unicode_text_utf16_with_tabs_is_read(patient):
@@ -249,13 +287,23 @@ def test_an_unknown_column_is_refused_with_the_accepted_names(signed_in, patient
     r = _upload(signed_in, "x.csv", content)
 
     expected = (
-        "line 1, header: unknown column(s) 'Blood volume (mL)': the columns are mrn, drawn_at, "
+        "line 1, header: unknown column 'Blood volume (mL)': the columns are mrn, drawn_at, "
         "status, ctc_count (required) and blood_volume_ml, count_qualifier, accession, comment "
         "(optional)"
     )
     assert expected in message
-    assertContains(r, "unknown column(s) &#x27;Blood volume (mL)&#x27;", status_code=400)
+    assertContains(r, "unknown column &#x27;Blood volume (mL)&#x27;", status_code=400)
     assert not CTCDraw.objects.exists()  # never a 4.5 mL draw stored as 7.5
+
+
+def test_header_messages_name_one_column_or_several_in_words_that_agree(patient, tmp_path):
+    two_unknown = (
+        b"mrn,drawn_at,status,ctc_count,Volume,Tube\r\nMRN0001,2026-01-02 09:30,resulted,3,4,A\r\n"
+    )
+    one_missing = b"mrn,drawn_at,status\r\nMRN0001,2026-01-02 09:30,resulted\r\n"
+
+    assert "unknown columns 'Volume', 'Tube':" in _command_error(_file(tmp_path, two_unknown))
+    assert "missing column: ctc_count" in _command_error(_file(tmp_path, one_missing))
 
 
 def test_a_column_named_twice_is_refused(patient, tmp_path):
@@ -263,7 +311,7 @@ def test_a_column_named_twice_is_refused(patient, tmp_path):
         b"mrn,drawn_at,status,ctc_count,ctc_count\r\nMRN0001,2026-01-02 09:30,resulted,3,4\r\n"
     )
 
-    assert "column(s) named more than once: ctc_count" in _command_error(_file(tmp_path, content))
+    assert "column named more than once: ctc_count" in _command_error(_file(tmp_path, content))
 
 
 def test_empty_columns_a_spreadsheet_adds_at_the_end_are_allowed_when_empty(patient, tmp_path):
@@ -408,6 +456,41 @@ def test_checking_stops_with_a_message_when_it_takes_longer_than_the_setting(
 
     assertContains(r, "checking took more than 0 s: split the file", status_code=400)
     assertContains(r, "it took too long", status_code=400)
+
+
+def test_saving_past_the_time_limit_rolls_the_whole_import_back(patient, oncologist):
+    plan = importer.plan_csv(HEADER.decode() + "MRN0001,2026-01-02 09:30,,resulted,3,A1,\r\n")
+    assert plan.ok and len(plan.new) == 1
+    spent = imports.Limits(max_seconds=0)  # already past: saving stops after its first batch
+
+    with pytest.raises(importer.ImportTooLong) as stopped:
+        importer.import_plan(plan, by=oncologist, source="x.csv", channel="test", limits=spent)
+
+    assert str(stopped.value) == (
+        "Importing took more than 0 s, checking and saving together: nothing was imported. "
+        "Split the file into smaller ones, or import it with the command (manage.py import_ctc)."
+    )
+    assert not CTCDraw.objects.exists()  # the batch written before the limit was rolled back
+    assert not AccessEvent.objects.filter(action=AccessAction.IMPORT).exists()
+
+
+def test_the_page_stops_an_import_whose_saving_runs_past_the_limit(
+    signed_in, patient, settings, monkeypatch
+):
+    settings.CTCTRACK_CSV_MAX_SECONDS = 1
+    preview = _upload(signed_in, "x.csv", HEADER + b"MRN0001,2026-01-02 09:30,,resulted,3,A1,\r\n")
+    import_draws = services.import_draws
+
+    def slow_database(**kwargs):
+        time.sleep(1.1)  # a database slower than the limit allows
+        return import_draws(**kwargs)
+
+    monkeypatch.setattr(services, "import_draws", slow_database)
+
+    r = signed_in.post("/imports/csv/confirm/", {"digest": preview.context["digest"]}, follow=True)
+
+    assertContains(r, "Importing took more than 1 s, checking and saving together")
+    assert not CTCDraw.objects.exists()
 
 
 # --- same-day duplicates ----------------------------------------------------------------------

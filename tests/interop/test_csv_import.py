@@ -109,7 +109,7 @@ def test_a_dry_run_reports_and_saves_nothing(patient, second_patient):
 
 
 def test_a_missing_column_is_reported_on_the_header(patient):
-    with pytest.raises(CommandError, match="line 1, header: missing column.s.: drawn_at"):
+    with pytest.raises(CommandError, match="line 1, header: missing column: drawn_at"):
         _import(DATA / "missing-column.csv")
 
 

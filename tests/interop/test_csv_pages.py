@@ -105,7 +105,7 @@ def test_a_latin1_file_is_read_as_windows_1252_and_the_preview_says_so(client, o
     r = client.post("/imports/csv/", {"file": latin1})
 
     assertContains(r, "Read as Windows-1252 text", status_code=400)
-    assertContains(r, "missing column(s): status, ctc_count", status_code=400)
+    assertContains(r, "missing columns: status, ctc_count", status_code=400)
 
 
 def test_the_patient_export_lists_draws_with_rate_category_and_flags(client, oncologist, patient):

@@ -6,6 +6,8 @@ R4B models, and checked for what clinical-rules.md section 5 asks of it.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -24,6 +26,7 @@ from patients.interop.fhir import resources as fhir_resources
 from patients.models import AccessEvent, ApiToken, DrawStatus
 from tests import builders
 from tests.builders import api_token
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -381,6 +384,45 @@ def test_a_draw_entered_in_error_says_so_and_is_not_interpreted(api, nurse, onco
     assert body["status"] == "entered-in-error"
     assert "interpretation" not in body
     assert body["note"][0] == {"text": "Entered in error: Wrong patient label"}
+
+
+def _documented_category() -> dict:
+    """The category docs/interoperability.md promises, from its Observation table."""
+    docs = (ROOT / "docs" / "interoperability.md").read_text()
+    (row,) = [line for line in docs.splitlines() if line.startswith("| `category` | exactly one")]
+    return json.loads(re.search(r"`(\{.*?\})`", row).group(1))
+
+
+@pytest.mark.parametrize(
+    "kind", ["resulted", "pending", "cancelled", "failed", "entered in error", "no LOINC code"]
+)
+def test_every_observation_has_the_one_category_the_docs_say(
+    api, nurse, oncologist, settings, kind
+):
+    settings.CTC_LOINC_CODES = {"breast": "67568-6", "prostate": "68123-9"}
+    patient = builders.patient(
+        oncologist, cancer_type="colorectal" if kind == "no LOINC code" else "breast"
+    )
+    status = kind if kind in ("pending", "cancelled", "failed") else DrawStatus.RESULTED
+    draw = builders.draw(patient, oncologist, drawn_at=START, status=status)
+    if kind == "entered in error":
+        services.mark_draw_entered_in_error(
+            draw=draw, version=builders.version_of(draw), by=oncologist, reason="Wrong tube"
+        )
+    api.force_authenticate(nurse)
+
+    body = _observation(api, draw)
+
+    assert body["category"] == [_documented_category()]
+    assert _documented_category() == {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "laboratory",
+                "display": "Laboratory",
+            }
+        ]
+    }
 
 
 def test_reading_an_observation_is_recorded_in_the_access_log(api, nurse, oncologist, patient):

@@ -9,7 +9,6 @@ Observation is validated with `fhir.resources` as well.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -38,12 +37,7 @@ def server(live_server) -> Iterator[FHIRServer]:
     fhir = FHIRServer(None, base_uri=f"{live_server.url}/fhir/r4/")
     fhir.get_capability()
     yield fhir
-    # Close the kept-alive connection and wait for the live server's thread for it to
-    # end (closing its database connection), so the test database can be dropped.
     fhir.session.close()
-    for thread in threading.enumerate():
-        if thread.name.endswith("(process_request_thread)"):
-            thread.join(timeout=10)
 
 
 def _signed_in(server: FHIRServer, user) -> FHIRServer:

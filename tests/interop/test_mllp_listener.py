@@ -169,7 +169,7 @@ def test_it_files_a_result_and_answers_aa_on_the_same_connection(mllp, patient, 
         (
             "AA",
             "CL260302-0001",
-            "Recorded: accession CS-26-0101; 2 other result(s) not kept (not CTC counts)",
+            "Recorded: accession CS-26-0101; 2 other results not kept (not CTC counts)",
         )
     ]
     draw = CTCDraw.objects.get()
@@ -260,7 +260,10 @@ def test_while_the_database_is_unreachable_messages_are_refused_then_filed(mllp,
 
     ((code, control_id, text),) = _acks(refused)
     assert (code, control_id) == ("AR", "CL260302-0001")
-    assert text.startswith("CTC Track could not process the message (the record could not be")
+    assert text == (
+        "The record could not be reached (database unavailable): send the message again "
+        "later. A result already stored is recognised and never filed twice."
+    )
     assert _acks(again)[0][:2] == ("AA", "CL260302-0001")
     assert CTCDraw.objects.get().accession == "CS-26-0101"
 

@@ -146,3 +146,16 @@ def test_an_exact_count_reads_as_before_with_an_empty_qualifier() -> None:
     assert wording.short_rate(0, censored=False) == "none detected"
     assert wording.count_in_volume(14, Decimal("7.5"), censored=False) == "14 in 7.5 mL"
     assert wording.counted_in_volume(0, Decimal("4"), censored=False) == "none detected in 4 mL"
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(0, "0 messages"), (1, "1 message"), (2, "2 messages"), (1000, "1,000 messages")],
+)
+def test_a_number_of_things_agrees_with_its_noun(count: int, text: str) -> None:
+    assert wording.how_many(count, "message") == text
+
+
+def test_the_noun_alone_agrees_with_a_number_and_takes_an_irregular_plural() -> None:
+    assert [wording.noun_for(n, "column") for n in (1, 2)] == ["column", "columns"]
+    assert wording.noun_for(2, "analysis", "analyses") == "analyses"

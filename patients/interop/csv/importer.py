@@ -50,6 +50,10 @@ def plan_csv(text: str, *, by: services.Actor, encoding: str = UTF8) -> ImportPl
     return plan
 
 
+class ImportTooLong(Exception):
+    """Saving ran past the time limit the plan was checked within: nothing was imported."""
+
+
 def import_plan(
     plan: ImportPlan,
     *,
@@ -58,17 +62,28 @@ def import_plan(
     channel: str,
     request: Any = None,
     progress: Callable[[int], None] | None = None,
+    limits: Limits | None = None,
 ) -> int:
     """Write the new draws of a plan without errors, all or none, and log the import.
 
     `source` (the file's name) goes into each draw's history; `channel` says in
     the access log how the file came in. `request`: the page's request, if any.
-    Returns how many draws were added.
+    `limits`: a time limit for checking and saving together (the plan's, whose
+    clock started when checking did): past it, saving stops between two batches
+    and its transaction is rolled back (`ImportTooLong`), so a web worker is never
+    killed mid-import by its timeout. Returns how many draws were added.
     """
     if not plan.ok:
         raise ValueError("A plan with errors imports nothing: show them instead.")
+
+    def saved(count: int) -> None:
+        if progress:
+            progress(count)
+        if limits is not None and limits.overtime():
+            raise ImportTooLong(limits.overtime_saving())  # rolls back import_draws
+
     services.import_draws(
-        rows=plan.new, patients=plan.patients, by=by, source=source, progress=progress
+        rows=plan.new, patients=plan.patients, by=by, source=source, progress=saved
     )
     audit.record_read(
         request,

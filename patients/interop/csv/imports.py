@@ -1,8 +1,9 @@
 """CSV import of CTC draws: decode, parse, plan against the record, report every problem.
 
 `decode` turns a file's bytes into text (UTF-8, UTF-16 with a byte-order mark
-as Excel's "Unicode Text" saves it, or Windows-1252 as Excel's "CSV (Comma
-delimited)" saves it on Windows) and says which it read. `parse_csv` is pure
+as Excel's "Unicode Text" saves it, Windows-1252 as Excel's "CSV (Comma
+delimited)" saves it on Windows, or Mac Roman as Excel for Mac's "CSV
+(Macintosh)" saves it, lines ending with CR alone) and says which it read. `parse_csv` is pure
 (text in, rows and errors out): it finds the delimiter from the header (comma,
 semicolon or tab), refuses unknown columns, and stops with a clear message on a
 file it cannot read on, too many rows, too many errors or too much time.
@@ -44,7 +45,7 @@ from patients.models import (
     censored_bound_error,
 )
 from patients.services.inputs import DrawInput
-from patients.wording import volume_text
+from patients.wording import noun_for, volume_text
 
 COLUMNS = [
     "mrn",
@@ -143,6 +144,13 @@ class Limits:
     def overtime(self) -> bool:
         return self.max_seconds is not None and time.monotonic() - self.started >= self.max_seconds
 
+    def overtime_saving(self) -> str:
+        return (
+            f"Importing took more than {self.max_seconds:g} s, checking and saving together: "
+            "nothing was imported. Split the file into smaller ones, or import it with "
+            "the command (manage.py import_ctc)."
+        )
+
     def overtime_error(self, line: int) -> RowError:
         return RowError(
             line,
@@ -169,6 +177,7 @@ class ImportPlan:
     encoding: str = "UTF-8"  # how the file's bytes were read
     delimiter: str = ","
     stopped: str = ""  # why checking stopped before the end of the file, if it did
+    limits: Limits | None = None  # what it was checked within; its clock runs on
 
     @property
     def ok(self) -> bool:
@@ -201,7 +210,7 @@ class ImportPlan:
 
 # --- decoding (pure) -----------------------------------------------------------------------
 
-UTF8, UTF16, WINDOWS_1252 = "UTF-8", "UTF-16", "Windows-1252"
+UTF8, UTF16, WINDOWS_1252, MAC_ROMAN = "UTF-8", "UTF-16", "Windows-1252", "Mac Roman"
 SAVE_AS_UTF8 = 'in Excel, save it as "CSV UTF-8 (Comma delimited) (*.csv)"'
 
 
@@ -209,8 +218,12 @@ def decode(data: bytes) -> tuple[str, str]:
     """The text of a file and the encoding it was read in; CsvFileError if none fits.
 
     A byte-order mark decides (UTF-8, or UTF-16 as Excel's "Unicode Text"
-    writes it); otherwise UTF-8, and Windows-1252 (Excel's "CSV (Comma
-    delimited)" on Windows) for a file that is not valid UTF-8.
+    writes it); otherwise UTF-8, and for a file that is not valid UTF-8, Mac
+    Roman when its lines end with CR alone (Excel for Mac's "CSV (Macintosh)":
+    no Windows program writes such lines), else Windows-1252 (Excel's "CSV
+    (Comma delimited)" on Windows). Mac Roman is never guessed otherwise: it
+    reads any bytes at all, and its accented letters are Windows-1252's
+    punctuation, so a guess would change a comment's words without a word said.
     """
     try:
         if data.startswith(codecs.BOM_UTF8):
@@ -230,6 +243,8 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), UTF8
     except UnicodeDecodeError:
         pass
+    if b"\r" in data and b"\n" not in data:
+        return data.decode("mac_roman"), MAC_ROMAN
     try:
         return data.decode("cp1252"), WINDOWS_1252
     except UnicodeDecodeError as exc:
@@ -339,7 +354,7 @@ def read_csv(
 
 def _delimiter(text: str) -> str:
     """The delimiter that splits the header into the most known column names (comma if none)."""
-    first_line = text.split("\n", 1)[0]
+    first_line = re.split(r"\r\n?|\n", text, maxsplit=1)[0]  # CR alone: a Mac's lines
 
     def known(delimiter: str) -> int:
         cells = next(csv.reader([first_line], delimiter=delimiter), [])
@@ -390,16 +405,17 @@ def _header_errors(names: list[str], header: list[str]) -> list[str]:
     unknown = [n.strip() for n, h in zip(names, header, strict=True) if h and h not in known]
     if unknown:
         errors.append(
-            f"unknown column(s) {', '.join(repr(u) for u in unknown)}: the columns are "
+            f"unknown {noun_for(len(unknown), 'column')} "
+            f"{', '.join(repr(u) for u in unknown)}: the columns are "
             f"{', '.join(REQUIRED_COLUMNS)} (required) and {', '.join(OPTIONAL_COLUMNS)} "
             "(optional), besides those of CTC Track's own export; rename or remove the others"
         )
     twice = sorted({h for h in header if h and header.count(h) > 1})
     if twice:
-        errors.append(f"column(s) named more than once: {', '.join(twice)}")
+        errors.append(f"{noun_for(len(twice), 'column')} named more than once: {', '.join(twice)}")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        errors.append(f"missing column(s): {', '.join(missing)}")
+        errors.append(f"missing {noun_for(len(missing), 'column')}: {', '.join(missing)}")
     return errors
 
 
@@ -675,7 +691,7 @@ def plan_import(
     earlier in the file) are listed in `warnings`: they are imported when the
     user confirms, but the user sees them first.
     """
-    plan = ImportPlan(errors=list(errors))
+    plan = ImportPlan(errors=list(errors), limits=limits)
     # `among`: the importing user's patients (`access.patients`): another care team's
     # patient is "no patient with MRN ...", exactly as an unknown one.
     plan.patients = {p.mrn: p for p in _batched(among, "mrn", {r.mrn for r in rows})}

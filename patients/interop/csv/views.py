@@ -114,9 +114,19 @@ def confirm(request: HttpRequest) -> HttpResponse:
         return _preview(request, plan, stored["name"], stored["digest"])
     if not plan.ok or not plan.new:  # nothing to import: show why
         return _preview(request, plan, stored["name"], stored["digest"])
-    importer.import_plan(
-        plan, by=request.user, source=stored["name"], channel="CSV upload", request=request
-    )
+    try:
+        importer.import_plan(
+            plan,
+            by=request.user,
+            source=stored["name"],
+            channel="CSV upload",
+            request=request,
+            limits=plan.limits,  # checking again and saving, within one request's time
+        )
+    except importer.ImportTooLong as exc:
+        del request.session[SESSION_KEY]
+        messages.error(request, str(exc))
+        return redirect("patients:csv-upload")
     del request.session[SESSION_KEY]
     messages.success(
         request,

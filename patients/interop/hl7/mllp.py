@@ -32,6 +32,7 @@ from django.db import connection, connections
 from django.utils import timezone
 from hl7.mllp import HL7StreamReader, HL7StreamWriter, InvalidBlockError, start_hl7_server
 
+from ctctrack.middleware import is_database_outage
 from patients.interop.hl7 import parse as hl7_in
 from patients.interop.hl7.ack import AckCode, ErrorCode, Header, Problem, build_ack
 from patients.interop.hl7.receive import (
@@ -39,6 +40,7 @@ from patients.interop.hl7.receive import (
     ctc_loinc_codes,
     receive_hl7,
     record_import,
+    refuse_unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -54,8 +56,8 @@ DEFAULT_WORKERS = 4
 PROXY_HEADER_SECONDS = 10.0
 PROXY_SIGNATURE = b"PROXY "
 NOT_PROCESSED = (
-    "CTC Track could not process the message (the record could not be reached, or an "
-    "internal error): send it again later. Results already stored are recognised."
+    "CTC Track could not process the message (an internal error): send it again later. "
+    "Results already stored are recognised."
 )
 TOO_LARGE_TEXT = (
     f"Message larger than {MAX_MESSAGE_BYTES // (1024 * 1024)} MB "
@@ -83,19 +85,24 @@ class Peer:
 
 
 def receive_block(block: bytes, *, by: Any, peer: Peer) -> bytes:
-    """Receive the message(s) of one MLLP block; their ACK(s), encoded, for one block back.
+    """Receive the messages of one MLLP block (one, or a batch); their ACKs, encoded, for
+    one block back.
 
     Each message is stored all or nothing, in its own transaction, and gets its
     access-log event. If the record cannot be reached (the database restarting),
-    the ACK is AR: the lab's engine sends the message again, and whatever of it
-    was already stored is recognised ("Already recorded, no change").
+    each message's ACK is AR, its control ID echoed, saying so: the lab's engine
+    sends the message again, and whatever of it was already stored is recognised
+    ("Already recorded, no change"). The connection stays open.
     """
     try:
         # Outside any transaction: `receive_hl7` stores each message in its own.
         delivery = receive_hl7(block, by=by)
         for receipt in delivery.receipts:
             record_import(receipt, by=by, address=peer.host, via=f"MLLP from {peer}")
-    except Exception:  # answered AR and logged (the message withheld): the listener goes on
+    except Exception as exc:  # answered AR and logged (the message withheld): the listener goes on
+        if is_database_outage(exc):
+            logger.error("MLLP message from %s not processed: database unavailable", peer)
+            return refuse_unavailable(block).acks().encode("utf-8")
         logger.exception("MLLP message from %s not processed", peer)
         return _refusal(_header_of(block), ErrorCode.APPLICATION_INTERNAL_ERROR, NOT_PROCESSED)
     finally:

@@ -30,6 +30,7 @@ from patients.interop.hl7.ack import (
     problem_for,
 )
 from patients.models import AccessAction
+from patients.wording import how_many
 
 # The account `import_hl7` acts as unless told otherwise: `entered_by` of its draws.
 LAB_INTERFACE_ACCOUNT = "lab-interface"
@@ -37,6 +38,11 @@ LAB_INTERFACE_ACCOUNT = "lab-interface"
 CTC_LOINC_CODES = frozenset({"67568-6", "68123-9"})
 # The largest body (a request, an MLLP message) taken in; nginx's client_max_body_size.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# The answer (AR, ERR 207) to each message while the database cannot be reached.
+DATABASE_UNAVAILABLE = (
+    "The record could not be reached (database unavailable): send the message again "
+    "later. A result already stored is recognised and never filed twice."
+)
 
 
 @dataclass(frozen=True)
@@ -144,20 +150,44 @@ def _too_many(split: hl7_in.Body, max_messages: int, *, now: datetime) -> Delive
     """Every message of an over-large batch refused: none stored, so a resend starts clean."""
     count = len(split.messages)
     text = (
-        f"This request holds {count} messages; at most {max_messages} are taken per request. "
+        f"This request holds {how_many(count, 'message')}; at most {max_messages} "
+        f"{'is' if max_messages == 1 else 'are'} taken per request. "
         "Nothing in it was stored: send the messages in smaller batches."
     )
-    problem = Problem("MSH", ErrorCode.APPLICATION_INTERNAL_ERROR, text)
-    receipts = tuple(
-        _receipt(_header_of(message), AckCode.REJECT, (problem,), now=now)
-        for message in split.messages
-    )
+    receipts = _refuse_each(split, text, now=now)
     return Delivery(receipts=receipts, framed=split.framed, readable=True, too_many=True)
 
 
+def refuse_unavailable(body: bytes | str, *, now: datetime | None = None) -> Delivery:
+    """An AR for each message of `body` (its control ID echoed when its MSH can be read):
+    the record could not be reached, the sender is to send again later.
+
+    A body without any MSH gets one AR. Messages of the body stored before the
+    database went away are recognised when they come again ("Already recorded").
+    """
+    split = hl7_in.split_body(body)
+    if not any(text.startswith("MSH") for text in split.messages):
+        return refuse_body(DATABASE_UNAVAILABLE, framed=split.framed, now=now)
+    receipts = _refuse_each(split, DATABASE_UNAVAILABLE, now=now or timezone.now())
+    return Delivery(receipts=receipts, framed=split.framed, readable=True)
+
+
+def _refuse_each(split: hl7_in.Body, text: str, *, now: datetime) -> tuple[Receipt, ...]:
+    """An AR for each message of a body, saying `text`, each echoing its own header."""
+    problem = Problem("MSH", ErrorCode.APPLICATION_INTERNAL_ERROR, text)
+    return tuple(
+        _receipt(_header_of(message), AckCode.REJECT, (problem,), now=now)
+        for message in split.messages
+    )
+
+
 def _header_of(text: str) -> Header:
-    """The header a message's ACK answers, read without looking at the rest of it."""
-    return hl7_in.parse_message(text.split("\r", 1)[0], loinc_codes=(), tz=UTC).header
+    """The header a message's ACK answers, read without looking at the rest of it
+    (an empty one when even the MSH cannot be read: the ACK is still an answer)."""
+    try:
+        return hl7_in.parse_message(text.split("\r", 1)[0], loinc_codes=(), tz=UTC).header
+    except Exception:  # an ACK without the sender's control ID is better than none
+        return Header()
 
 
 def _receive_message(text: str, *, by: Any, now: datetime) -> Receipt:
@@ -252,7 +282,9 @@ _ACTIONS = {
 def _accepted_text(outcomes: Sequence[services.LabOutcome], parsed: hl7_in.ParsedMessage) -> str:
     parts = [f"{_ACTIONS[o.action]}: accession {o.result.accession}" for o in outcomes]
     if parsed.not_final:
-        parts.append(f"{parsed.not_final} CTC result(s) neither final nor corrected: not stored")
+        not_final = how_many(parsed.not_final, "CTC result")
+        parts.append(f"{not_final} neither final nor corrected: not stored")
     if parsed.ignored_results:
-        parts.append(f"{parsed.ignored_results} other result(s) not kept (not CTC counts)")
+        ignored = how_many(parsed.ignored_results, "other result")
+        parts.append(f"{ignored} not kept (not CTC counts)")
     return "; ".join(parts)

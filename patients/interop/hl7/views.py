@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from rest_framework.exceptions import (
     APIException,
     AuthenticationFailed,
@@ -27,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ctctrack.middleware import RETRY_AFTER_SECONDS, is_database_outage
 from patients.accounts.permissions import every_method
 from patients.interop.hl7.receive import (
     MAX_BODY_BYTES,
@@ -34,6 +35,7 @@ from patients.interop.hl7.receive import (
     receive_hl7,
     record_import,
     refuse_body,
+    refuse_unavailable,
 )
 
 HL7_CONTENT_TYPE = "application/hl7-v2; charset=utf-8"
@@ -75,7 +77,9 @@ class Hl7Oru(APIView):
 
     200 whenever the messages were processed, accepted (AA) or not (AE, AR);
     400 with an AR when the body holds no HL7 message at all; 413 with an AR
-    for a body over 10 MB or more messages than `CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST`.
+    for a body over 10 MB or more messages than `CTCTRACK_HL7_MAX_MESSAGES_PER_REQUEST`;
+    503 with `Retry-After` and an AR for each message (its control ID echoed) while
+    the database cannot be reached, whether sign-in or storing found it down.
     Not one transaction for the request (ATOMIC_REQUESTS): each message is
     stored in its own, so an ACK once built stays true.
     """
@@ -86,13 +90,18 @@ class Hl7Oru(APIView):
     # Lab results add draws and correct them: both permissions (oncologists, staff).
     required_perms = every_method("patients.add_ctcdraw", "patients.change_ctcdraw")
     http_method_names = ["post"]
+    received: bytes | None = None  # the body, once read: an outage's ACKs echo its messages
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
-        return transaction.non_atomic_requests(super().as_view(**initkwargs))
+        view = transaction.non_atomic_requests(super().as_view(**initkwargs))
+        # What DatabaseUnavailableMiddleware answers when the outage is met before
+        # the view runs (a session's sign-in): HL7, as every other answer here.
+        view.answer_database_outage = database_unavailable  # type: ignore[attr-defined]
+        return view
 
     def post(self, request: Request) -> HttpResponse:
-        body = _body(request)
+        body = self.received = _body(request)
         if body is None:
             limit = f"{MAX_BODY_BYTES // (1024 * 1024)} MB"
             text = f"The request is larger than {limit}, the most taken: send it in parts."
@@ -106,7 +115,14 @@ class Hl7Oru(APIView):
         return _answer(delivery, status=status)
 
     def handle_exception(self, exc: Exception) -> Response:
-        """DRF's refusals (401, 403, 405, 429) and internal errors, as an AR."""
+        """DRF's refusals (401, 403, 405, 429), outages and internal errors, as an AR."""
+        if is_database_outage(exc):
+            logger.error("Database unavailable (%s): HL7 answered AR", type(exc).__name__)
+            # Met signing in (a token) or storing: the body is read here if not yet.
+            body = self.received if self.received is not None else _body(self.request)
+            delivery = refuse_unavailable(body or b"")
+            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return Response(delivery.acks(), status=503, headers=retry)
         if not isinstance(exc, APIException):
             logger.exception("HL7 request failed", exc_info=exc)
             text = (
@@ -128,7 +144,15 @@ class Hl7Oru(APIView):
         return Response(refuse_body(str(exc.detail)).acks(), status=status, headers=headers)
 
 
-def _body(request: Request) -> bytes | None:
+def database_unavailable(request: HttpRequest) -> HttpResponse:
+    """503: an AR for each message of the request, its control ID echoed, and when to
+    try again. The body is read here when the outage came before the view read it."""
+    response = _answer(refuse_unavailable(_body(request) or b""), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _body(request: Request | HttpRequest) -> bytes | None:
     """The raw body, or None when it is over `MAX_BODY_BYTES` (Django's own limit,
     `DATA_UPLOAD_MAX_MEMORY_SIZE`, is for forms: this view reads the stream itself)."""
     try:
@@ -137,8 +161,7 @@ def _body(request: Request) -> bytes | None:
         declared = 0
     if declared > MAX_BODY_BYTES:
         return None
-    stream = request.stream
-    body = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
+    body = request.read(MAX_BODY_BYTES + 1)
     return None if len(body) > MAX_BODY_BYTES else body
 
 

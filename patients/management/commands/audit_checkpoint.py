@@ -97,8 +97,7 @@ def _last_checkpoint(path: Path) -> checkpoints.Checkpoint | None:
     if not path.exists():
         return None
     try:
-        with path.open(encoding="ascii", errors="replace") as lines:
-            found = list(checkpoints.parse(lines))
+        found = checkpoints.read_file(path)
     except checkpoints.CheckpointError as exc:
         raise CommandError(f"No checkpoint written: {exc}", returncode=1) from exc
     return found[-1] if found else None

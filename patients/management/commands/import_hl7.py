@@ -27,6 +27,7 @@ from patients.interop.hl7.receive import (
     receive_hl7,
     record_import,
 )
+from patients.wording import how_many
 
 # Fewer messages than this print their lines without a progress bar.
 PROGRESS_FROM = 20
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         else:
             receipts = self._import_all(bodies, user)
         refused = [r for r in receipts if r.code is not AckCode.ACCEPT]
-        summary = f"{len(receipts) - len(refused)} of {len(receipts)} message(s) accepted"
+        summary = f"{len(receipts) - len(refused)} of {how_many(len(receipts), 'message')} accepted"
         if dry_run:
             summary += " (dry run: nothing saved)"
         if refused:

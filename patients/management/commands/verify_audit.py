@@ -115,8 +115,7 @@ def _read_checkpoints(path: str) -> list[checkpoints.Checkpoint]:
     if not file.exists():
         raise CommandError(f"The checkpoint file {path} does not exist.", returncode=1)
     try:
-        with file.open(encoding="ascii", errors="replace") as lines:
-            return list(checkpoints.parse(lines))
+        return checkpoints.read_file(file)
     except checkpoints.CheckpointError as exc:
         raise CommandError(f"Broken: {exc}", returncode=1) from exc
 
