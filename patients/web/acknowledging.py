@@ -25,8 +25,8 @@ from patients import audit
 from patients.models import AccessAction, Patient
 from patients.web.forms import AcknowledgeForm, apply_service_errors, error_summary
 
-# The session's note of the row just acknowledged ("cycle-12", "result-34"): the next
-# list page shown highlights it once.
+# The session's note of the rows just acknowledged or saved ("cycle-12", "result-34",
+# "draw-34"), and of the page they are on: that page, shown next, highlights them once.
 JUST_DONE_KEY = "just_acknowledged"
 
 
@@ -38,10 +38,12 @@ def acknowledge(
     row: str,
     done: str,
     fallback: str,
+    also: tuple[str, ...] = (),
 ) -> HttpResponse:
     """Run `act(note)` (a service's acknowledgement) from the posted form and go back.
 
-    `row`: the acknowledged row's id on the lists; `done`: what was acknowledged, in
+    `row`: the acknowledged row's id on the lists (`also`: its ids on the patient page,
+    where they differ); `done`: what was acknowledged, in
     words, for the success message ("cycle 3 of FOLFOX for Ahmed, Ali"). Refused, the
     form comes back (400) with its error summary, posting here again.
     """
@@ -55,7 +57,7 @@ def acknowledge(
     if not form.is_valid():
         return _refused(request, form, patient=patient, done=done, back=target)
     messages.success(request, f"Acknowledged {done}.")
-    request.session[JUST_DONE_KEY] = {"path": urlsplit(target).path, "row": row}
+    mark_done(request, urlsplit(target).path, row, *also)
     # Not redirect(): it would try a `next` such as "x" as a view name (NoReverseMatch, a 500).
     return HttpResponseRedirect(target)
 
@@ -64,7 +66,7 @@ def _refused(
     request: HttpRequest, form: AcknowledgeForm, *, patient: Patient, done: str, back: str
 ) -> HttpResponse:
     """The acknowledge form again, saying what was wrong, with the note as typed."""
-    data = form.data.copy()
+    data = request.POST.copy()
     data["next"] = back  # the safe page to go back to, kept for the next try
     form.data = data
     focus_first_error(form)
@@ -80,13 +82,29 @@ def _refused(
     return render(request, "patients/form.html", ctx, status=400)
 
 
-def just_done(request: HttpRequest) -> str:
-    """The row acknowledged just before this page, once ("" when none, or when the
-    acknowledgement went back to another page)."""
+def mark_done(request: HttpRequest, path: str, *rows: str) -> None:
+    """Note the rows (their ids on the page at `path`) just acknowledged or saved: the
+    next page shown highlights them, if it is that page."""
+    request.session[JUST_DONE_KEY] = {"path": path, "rows": list(rows)}
+
+
+def just_done(request: HttpRequest) -> list[str]:
+    """The ids of the rows acknowledged or saved just before this page, once (none
+    when the acknowledgement or the save went back to another page)."""
     done = request.session.pop(JUST_DONE_KEY, None)
     if isinstance(done, dict) and done.get("path") == request.path:
-        return str(done.get("row", ""))
-    return ""
+        return [str(row) for row in done.get("rows", [])]
+    return []
+
+
+def just_done_by_kind(request: HttpRequest) -> dict[str, set[int]]:
+    """just_done as the primary keys of each kind of row: {"draw": {34}, "cycle": {12}}."""
+    found: dict[str, set[int]] = {}
+    for row in just_done(request):
+        kind, _, pk = row.rpartition("-")
+        if kind and pk.isdigit():
+            found.setdefault(kind, set()).add(int(pk))
+    return found
 
 
 def back_to(request: HttpRequest, *, fallback: str) -> str:

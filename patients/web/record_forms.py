@@ -45,6 +45,7 @@ from patients.web.forms import (
     apply_service_errors,
     error_summary,
 )
+from patients.web import acknowledging
 from patients.web.presenters import draw_row, draw_rows
 
 GET_POST = require_http_methods(["GET", "HEAD", "POST"])
@@ -104,7 +105,7 @@ def line_create(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if line:
             messages.success(request, f"Line {line.line_number} ({line.regimen}) added.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, f"line-{line.pk}")
     return _form_page(
         request, form, title="New therapy line", patient=patient, status=_status(request)
     )
@@ -126,7 +127,7 @@ def line_edit(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if saved:
             messages.success(request, f"Line {saved.line_number} saved.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, f"line-{line.pk}")
     title = f"Edit line {line.line_number}"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
@@ -151,7 +152,7 @@ def cycle_create(request: HttpRequest, pk: int) -> HttpResponse:
         if cycle:
             day_1 = _day(cycle.scheduled_date)
             messages.success(request, f"Cycle {cycle.number} planned for {day_1}.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, f"cycle-{cycle.pk}")
     title = f"New cycle: line {line.line_number} ({line.regimen})"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
@@ -182,7 +183,7 @@ def cycles_plan(request: HttpRequest, pk: int) -> HttpResponse:
                 f"{len(planned)} cycles planned in line {line.line_number}: C{first.number} on "
                 f"{_day(first.scheduled_date)} to C{last.number} on {_day(last.scheduled_date)}.",
             )
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, *(f"cycle-{c.pk}" for c in planned))
     title = f"Plan cycles: line {line.line_number} ({line.regimen})"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
@@ -209,7 +210,7 @@ def cycle_edit(request: HttpRequest, pk: int) -> HttpResponse:
         saved = _attempt(form, lambda: _save_cycle(request, cycle, form))
         if saved:
             messages.success(request, f"Cycle {cycle.number} saved.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, f"cycle-{cycle.pk}")
     title = f"Edit cycle {cycle.number}: line {line.line_number} ({line.regimen})"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
@@ -270,9 +271,7 @@ def draw_create(request: HttpRequest, pk: int) -> HttpResponse:
             lambda: services.record_draw_and_assess(patient=patient, by=request.user, **fields),
         ):
             _announce_flags(request, saved)
-            return redirect(
-                reverse("patients:detail", args=[patient.pk]) + f"#draw-{saved.draw.pk}"
-            )
+            return _to_patient(request, patient, f"draw-{saved.draw.pk}")
     return _form_page(
         request,
         form,
@@ -341,7 +340,7 @@ def draw_edit(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if saved:
             _announce_flags(request, saved)
-            return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
+            return _to_patient(request, patient, f"draw-{draw.pk}")
     error_form = EnteredInErrorForm(initial={"version": draw.version})
     return _form_page(
         request,
@@ -376,7 +375,7 @@ def draw_entered_in_error(request: HttpRequest, pk: int) -> HttpResponse:
         )
     if form.is_valid():
         messages.success(request, "The draw is marked as entered in error. It stays on record.")
-        return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
+        return _to_patient(request, patient, f"draw-{draw.pk}")
     # The correction form beside it starts from the version this page read, as on draw_edit.
     correction = DrawForm(instance=draw, initial={"version": draw.version}, editing=True)
     return _error_form_page(
@@ -392,7 +391,7 @@ def imaging_edit(request: HttpRequest, pk: int) -> HttpResponse:
     patient = imaging.patient
     if imaging.entered_in_error:
         messages.error(request, services.IMAGING_IN_ERROR)
-        return redirect(reverse("patients:detail", args=[patient.pk]) + "#imaging")
+        return _to_patient(request, patient, f"imaging-{pk}")
     form = ImagingForm(
         request.POST or None, instance=imaging, initial={"version": imaging.version}, editing=True
     )
@@ -407,7 +406,7 @@ def imaging_edit(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if saved:
             messages.success(request, f"Imaging of {_day(saved.performed_on)} corrected.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + f"#imaging-{pk}")
+            return _to_patient(request, patient, f"imaging-{pk}")
     return _form_page(
         request,
         form,
@@ -441,7 +440,7 @@ def imaging_entered_in_error(request: HttpRequest, pk: int) -> HttpResponse:
         )
     if form.is_valid():
         messages.success(request, "The imaging is marked as entered in error. It stays on record.")
-        return redirect(reverse("patients:detail", args=[patient.pk]) + f"#imaging-{pk}")
+        return _to_patient(request, patient, f"imaging-{pk}")
     correction = ImagingForm(instance=imaging, initial={"version": imaging.version}, editing=True)
     title = f"Correct imaging of {_day(imaging.performed_on)}"
     return _error_form_page(request, correction, form, title=title, patient=patient, what="imaging")
@@ -475,11 +474,19 @@ def imaging_create(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if imaging:
             messages.success(request, f"Imaging of {_day(imaging.performed_on)} recorded.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#imaging")
+            return _to_patient(request, patient, f"imaging-{imaging.pk}")
     return _form_page(request, form, title="New imaging", patient=patient, status=_status(request))
 
 
 # --- shared form handling ---------------------------------------------------------------
+
+
+def _to_patient(request: HttpRequest, patient: Patient, *rows: str) -> HttpResponse:
+    """Back to the patient's page after a save: at its top, where the message is (no
+    anchor to scroll past it), with the rows saved (their ids there) highlighted."""
+    page = reverse("patients:detail", args=[patient.pk])
+    acknowledging.mark_done(request, page, *rows)
+    return redirect(page)
 
 
 def _valid(form: Any, check: Callable[[dict[str, Any]], Mapping[str, list[str]]]) -> bool:
