@@ -34,6 +34,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
+from patients.web import acknowledging
 from patients.web.forms import (
     CycleForm,
     DrawForm,
@@ -45,7 +46,6 @@ from patients.web.forms import (
     apply_service_errors,
     error_summary,
 )
-from patients.web import acknowledging
 from patients.web.presenters import draw_row, draw_rows
 
 GET_POST = require_http_methods(["GET", "HEAD", "POST"])
