@@ -506,6 +506,33 @@ def test_the_y_ticks_are_plain_numbers_including_zero():
     assert not any("^" in label or "e" in label for label in labels)
 
 
+def _count_of_12_from_mid_october() -> ChartData:
+    return chart_data(
+        "breast",
+        [draw(date(2026, 10, 20), 3), draw(date(2026, 11, 17), 12)],
+        today=date(2026, 12, 3),
+        lines=(line(1, date(2026, 10, 18), "Paclitaxel"),),
+    )
+
+
+def test_a_count_of_12_is_ticked_up_to_20_not_50():
+    """Its interval reaches 21: a tick at 50 would promise data up there."""
+    fig = rendered(charts.trend_figure(_count_of_12_from_mid_october()))
+
+    labels = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+
+    assert labels == ["0", "2", "5", "10", "20"]
+
+
+def test_a_range_starting_mid_month_names_the_month_on_its_first_tick():
+    fig = rendered(charts.trend_figure(_count_of_12_from_mid_october()))
+
+    labels = [label.get_text() for label in fig.axes[0].get_xticklabels()]
+
+    assert labels[0] == "15 Oct"  # not a bare "15": which month is it?
+    assert "Nov" in labels and "Dec" in labels
+
+
 def test_a_weekly_regimen_keeps_every_cycle_tick_and_labels_do_not_overlap():
     today = date(2025, 12, 20)
     weekly = line(1, date(2025, 1, 6), "Paclitaxel weekly")
