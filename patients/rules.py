@@ -675,7 +675,7 @@ def _not_evaluable_flags(draw: DrawIn, status: DrawStatus) -> tuple[Flag, ...]:
         return ()  # pending and cancelled tubes are simply not results yet / at all
     reason = "pre-analytic rejection" if status is DrawStatus.REJECTED else "analytic failure"
     message = (
-        f"Not evaluable ({status.value}: {reason}) on {draw.drawn_on}: "
+        f"Not evaluable ({status.value}: {reason}) on {date_text(draw.drawn_on)}: "
         "no count, not a zero; a repeat draw is needed"
     )
     return (Flag(FlagCode.NOT_EVALUABLE, Severity.REVIEW, message, draw.id),)
@@ -775,7 +775,7 @@ def _near_the_cutoff(p: float) -> str:
 def _previously(previous: SampleAssessment | None) -> str:
     assert previous is not None  # callers checked
     text = short_rate(previous.rate_per_7_5_ml, censored=previous.sample.censored)
-    return f"previously {text} on {previous.sample.drawn_on}"
+    return f"previously {text} on {date_text(previous.sample.drawn_on)}"
 
 
 def _no_cutoff_flag(cancer_type: str) -> Flag:
@@ -803,7 +803,7 @@ def _rise_flags(sample: Sample, series: _Series, line_id: int | None) -> list[Fl
         if p is not None and p < RISE_ALPHA_VS_PREVIOUS:
             findings.append(
                 f"rose from {_rate_text(previous)} to {_phrase(sample)} "
-                f"since the previous sample on {previous.sample.drawn_on}: {beyond} "
+                f"since the previous sample on {date_text(previous.sample.drawn_on)}: {beyond} "
                 f"({format_p_value(p)})"
             )
     nadir = series.nadirs.get(line_id)
@@ -819,7 +819,7 @@ def _rise_flags(sample: Sample, series: _Series, line_id: int | None) -> list[Fl
         if p is not None and p < RISE_ALPHA_VS_NADIR:
             findings.append(
                 f"rose from the nadir of {_group_name(line_id, series)} "
-                f"({_rate_text(nadir)} on {nadir.sample.drawn_on}) to "
+                f"({_rate_text(nadir)} on {date_text(nadir.sample.drawn_on)}) to "
                 f"{_phrase(sample)}: {beyond} "
                 f"({format_p_value(p)})"
             )

@@ -126,8 +126,12 @@ def long_day_text(day: date) -> str:
 
 
 def date_text(day: date) -> str:
-    """A date in printed documents: ISO 8601, "2025-11-20", read the same in every country."""
-    return day.isoformat()
+    """A date as people read it, on the pages, in the PDF and in the rules' messages: "20 Nov 2025".
+
+    The month in words, so that it reads the same in every country (07/03 does not).
+    Machine formats (the API, FHIR, the CSV export) keep ISO 8601 and do not use this.
+    """
+    return f"{day.day} {day:%b %Y}"
 
 
 def day_text(day: date) -> str:
@@ -136,13 +140,13 @@ def day_text(day: date) -> str:
 
 
 def time_text(moment: datetime) -> str:
-    """A date and time to the minute, "2025-11-20 14:05", in the zone `moment` is already in."""
-    return moment.strftime("%Y-%m-%d %H:%M")
+    """A date and time to the minute, "20 Nov 2025 14:05", in the zone `moment` is already in.
+
+    The pages say the same with Django's `date:"j M Y H:i"`.
+    """
+    return f"{date_text(moment.date())} {moment:%H:%M}"
 
 
 def long_time_text(moment: datetime) -> str:
-    """A date and time in the chart: "3 Dec 2026 08:30", in the zone `moment` is already in.
-
-    With long_day_text, the form every page and document is to take (the PDF and the
-    rules' messages still print ISO dates, date_text and time_text)."""
-    return f"{moment.day} {moment:%b %Y %H:%M}"
+    """A date and time in the chart: "3 Dec 2026 08:30", the same as time_text."""
+    return time_text(moment)

@@ -374,6 +374,13 @@ class ImagingSerializer(ClinicalSerializer):
     entered_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
+    version = serializers.IntegerField(required=False, help_text="Optimistic lock on edits.")
+    reason = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=CHANGE_REASON_MAX_LENGTH,
+    )
 
     class Meta:
         model = ImagingAssessment
@@ -387,11 +394,12 @@ class ImagingSerializer(ClinicalSerializer):
             "entered_by",
             "entered_at",
             "version",
+            "reason",
             "entered_in_error",
             "error_reason",
         ]
-        # Corrected and marked entered in error on the pages; listed here as such.
-        read_only_fields = ["patient", "entered_at", "version", "entered_in_error", "error_reason"]
+        # Corrected with PATCH (version and reason), marked with .../entered-in-error/.
+        read_only_fields = ["patient", "entered_at", "entered_in_error", "error_reason"]
 
 
 class AcknowledgementSerializer(serializers.ModelSerializer):

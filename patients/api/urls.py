@@ -27,6 +27,12 @@ urlpatterns = [
         name="draw-entered-in-error",
     ),
     path("patients/<int:pk>/imaging/", views.ImagingList.as_view(), name="imaging-list"),
+    path("imaging/<int:pk>/", views.ImagingDetail.as_view(), name="imaging-detail"),
+    path(
+        "imaging/<int:pk>/entered-in-error/",
+        views.ImagingEnteredInError.as_view(),
+        name="imaging-entered-in-error",
+    ),
     path(
         "patients/<int:pk>/assessment/",
         views.PatientAssessment.as_view(),

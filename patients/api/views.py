@@ -309,8 +309,51 @@ class ImagingList(UnderARecord, AuditedRead, generics.ListCreateAPIView[ImagingA
 
     def perform_create(self, serializer: BaseSerializer[ImagingAssessment]) -> None:
         serializer.instance = services.record_imaging(
-            patient=self.patient, by=self.request.user, **serializer.validated_data
+            patient=self.patient, by=self.request.user, **_new(serializer.validated_data)
         )
+
+
+class ImagingDetail(AuditedRead, generics.RetrieveUpdateAPIView[ImagingAssessment]):
+    """One imaging assessment; PATCH corrects it (with `version` and a `reason`), as the
+    pages do: the earlier values stay in its history."""
+
+    required_perms = model_perms(ImagingAssessment)
+    serializer_class = ImagingSerializer
+    http_method_names = _READ_AND_EDIT
+
+    def get_queryset(self) -> QuerySet[ImagingAssessment]:
+        return access.imaging(self.request.user).select_related("patient", "entered_by")
+
+    def patients_read(self, response: Response) -> list[int]:
+        return [self.object_read.patient_id]
+
+    def perform_update(self, serializer: BaseSerializer[ImagingAssessment]) -> None:
+        changes, version, reason = services.split_edit(serializer.validated_data)
+        serializer.instance = services.update_imaging(
+            imaging=_edited(serializer),
+            by=self.request.user,
+            changes=changes,
+            version=version,
+            reason=reason,
+        )
+
+
+class ImagingEnteredInError(APIView):
+    """Mark wrong imaging as entered in error, with a reason. It stays on record."""
+
+    required_perms = model_perms(ImagingAssessment, POST=("add", "change"))
+
+    def post(self, request: Request, pk: int) -> Response:
+        imaging = access.imaging_record(request.user, pk)
+        body = EnteredInErrorSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        imaging = services.mark_imaging_entered_in_error(
+            imaging=imaging,
+            by=request.user,
+            reason=body.validated_data["reason"],
+            version=body.validated_data.get("version"),
+        )
+        return Response(ImagingSerializer(imaging, context={"request": request}).data)
 
 
 class PatientAssessment(AuditedRead, APIView):

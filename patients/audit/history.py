@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
 
+from patients import wording
 from patients.models import (
     Acknowledgement,
     CTCDraw,
@@ -238,9 +239,9 @@ def _shown(field: Any, value: Any, names: Mapping[int, str]) -> str:
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")  # 7.50 reads 7.5, 10.00 reads 10
     if isinstance(value, datetime):
-        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+        return wording.time_text(timezone.localtime(value))
     if isinstance(value, date):
-        return value.isoformat()
+        return wording.date_text(value)
     return str(value)
 
 
@@ -265,7 +266,7 @@ def _describe(h: Any, numbers: _Numbers) -> str:
     if model is CTCDraw:
         return f"CTC draw of {_when(h.drawn_at)}"
     if model is ImagingAssessment:
-        return f"Imaging of {h.performed_on.isoformat()}"
+        return f"Imaging of {wording.date_text(h.performed_on)}"
     if h.draw_id is not None:
         drawn = numbers.drawn.get(h.draw_id)
         return f"Acknowledgement of the result drawn {_when(drawn) if drawn else '?'}"
@@ -273,7 +274,7 @@ def _describe(h: Any, numbers: _Numbers) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+    return wording.time_text(timezone.localtime(moment))
 
 
 # --- corrections shown beside a draw ---------------------------------------------------

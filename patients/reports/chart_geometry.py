@@ -192,9 +192,10 @@ def y_ticks(frame: Frame, cutoff: int | None) -> list[int]:
     candidates = [0, *powers, *([cutoff] if cutoff else [])]
     candidates += [5 * p // 10 for p in powers] + [2 * p // 10 for p in powers] + [1]
     candidates += [5 * p for p in powers] + [2 * p for p in powers]
-    # No ticks in the empty headroom kept for labels: stop at the first
-    # 1-2-5 value at or above the highest value shown.
-    limit = min(c for c in candidates if c >= frame.data_top)
+    # No ticks in the empty headroom kept for labels: stop at the last 1-2-5 value
+    # at or below the highest value shown (a count of 12, its interval up to 21:
+    # 20, not 50, which would promise data up there).
+    limit = max(c for c in candidates if c <= frame.data_top)
     chosen: list[int] = []
     for tick in candidates:
         if tick > limit or tick in chosen:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import matplotlib
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num, num2date
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -183,6 +183,18 @@ def trend_figure(
     return fig
 
 
+class _MonthOnFirstTick(ConciseDateFormatter):
+    """ConciseDateFormatter, but a range starting mid-month names the month on its first
+    tick ("15 Oct", then "22", "Nov", "8"...): a bare "15" says no month until the 1st."""
+
+    def format_ticks(self, values: Any) -> list[str]:
+        labels = list(super().format_ticks(values))
+        if labels and labels[0].isdigit():  # a day of the month
+            first = num2date(values[0])
+            labels[0] = f"{first.day} {first:%b}"
+        return labels
+
+
 def _style_axes(ax: Axes, frame: Frame, cutoff: int | None) -> None:
     ax.set_yscale("symlog", linthresh=LINTHRESH, linscale=LINSCALE)
     ax.set_ylim(frame.y_bottom, frame.y_top)
@@ -200,7 +212,7 @@ def _style_axes(ax: Axes, frame: Frame, cutoff: int | None) -> None:
     # tick of a months' scale names its month, January included ("Jan" over "2026").
     years = ["", "%Y", "%Y", "%Y", "%Y", "%Y"]
     zeros = ["", "%b\n%Y", "%b", "%b-%d", "%H:%M", "%H:%M"]
-    formatter = ConciseDateFormatter(locator, offset_formats=years, zero_formats=zeros)
+    formatter = _MonthOnFirstTick(locator, offset_formats=years, zero_formats=zeros)
     ax.xaxis.set_major_formatter(formatter)
     ax.tick_params(labelsize=8, colors=TEXT_COLOUR)
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)

@@ -62,13 +62,13 @@ RECIST_TERMS: dict[str, str] = {
 # without one (rejected, failed, pending, cancelled): one column, so the flags
 # have room. The rate, interval, category and flags are the sample's.
 DRAW_COLUMNS = (
-    Column("Drawn (local)", 80),
+    Column("Drawn (local)", 86),  # "28 May 2026 09:30" on one line
     Column("Accession", 62),
     Column("Result", 62),
     Column("Per 7.5 mL", 44),
     Column("95% interval", 54),
     Column("Category", 62),
-    Column("Flags and notes", WIDTH - 364),
+    Column("Flags and notes", WIDTH - 370),
 )
 
 
@@ -230,10 +230,10 @@ def _flag_style(flag: rules.Flag) -> Style:
 CYCLE_COLUMNS = (
     Column("Therapy line", 104),
     Column("Cycle", 32),
-    Column("Day 1", 54),
-    Column("Given", 54),
+    Column("Day 1", 60),  # "28 May 2026" on one line
+    Column("Given", 60),
     Column("Status", 84),
-    Column("Before the cycle", WIDTH - 328),
+    Column("Before the cycle", WIDTH - 340),
 )
 
 

@@ -11,6 +11,7 @@ from enum import Enum
 from django.db import models
 from django.utils import timezone
 
+from patients import wording
 from patients.audit.history import HistoryEntry, edits_since
 from patients.messages import VERSION_REQUIRED
 
@@ -60,7 +61,7 @@ class ConflictError(Exception):
 
 def describe_edit(edit: HistoryEntry) -> str:
     """One edit as a plain sentence (the API's `summary` of an edit a conflict lists)."""
-    when = timezone.localtime(edit.at).strftime("%Y-%m-%d %H:%M")
+    when = wording.time_text(timezone.localtime(edit.at))
     fields = "; ".join(f"{c.field}: {c.old} → {c.new}" for c in edit.changes) or "no field"
     reason = f' (reason: "{edit.reason}")' if edit.reason else ""
     return f"{edit.by or 'An interface'} changed {fields} at {when}{reason}."

@@ -28,7 +28,7 @@ from django.db import models, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from patients import assessment
+from patients import assessment, wording
 from patients.messages import (
     ACCESSION_TAKEN,
     ACKNOWLEDGED_AGAIN_MINUTES,
@@ -200,7 +200,7 @@ def update_therapy_line(
     first_cycle = line.cycles.order_by("scheduled_date").first()
     if first_cycle and line.start_date and first_cycle.scheduled_date < line.start_date:
         errors["start_date"] = [
-            f"Cycle {first_cycle.number} is on {first_cycle.scheduled_date:%Y-%m-%d}, "
+            f"Cycle {first_cycle.number} is on {wording.date_text(first_cycle.scheduled_date)}, "
             "before this start date."
         ]
     _validate(line, errors)
@@ -380,7 +380,7 @@ def _cycle_errors(cycle: TreatmentCycle) -> Errors:
             errors["number"] = [f"Line {line.line_number} already has a cycle {cycle.number}."]
     if cycle.scheduled_date and cycle.scheduled_date < line.start_date:
         errors["scheduled_date"] = [
-            f"Day 1 cannot be before the line starts ({line.start_date:%Y-%m-%d})."
+            f"Day 1 cannot be before the line starts ({wording.date_text(line.start_date)})."
         ]
     if cycle.given_date and cycle.status != CycleStatus.GIVEN:
         errors["given_date"] = ["Only a cycle with status 'given' has a given date."]

@@ -427,6 +427,8 @@ class AcknowledgeForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         error_messages={"required": NOTE_REQUIRED},
     )
+    # The page the form came from, to go back to (checked by acknowledging.back_to).
+    next = forms.CharField(required=False, widget=forms.HiddenInput)
 
 
 class OncologistByName(forms.ModelChoiceField):

@@ -20,6 +20,7 @@ from patients.models import (
     AccessAction,
 )
 from patients.reports.chart_text import chart_text_alternative
+from patients.web import acknowledging
 from patients.web.chart_report import inline_chart
 from patients.web.documents import chart_data
 from patients.web.forms import (
@@ -99,6 +100,8 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         "ack_form": AcknowledgeForm(),
         "history": change_history(patient) if request.user.is_staff else None,
+        # The rows just saved or acknowledged, highlighted once: {"draw": {34}, ...}.
+        "just_done": acknowledging.just_done_by_kind(request),
     }
     audit.record(request, AccessAction.VIEW, patient=patient, target="patient page")
     return render(request, "patients/patient_detail.html", ctx)

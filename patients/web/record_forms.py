@@ -7,6 +7,7 @@ or an edit conflict comes back on the form, with nothing saved.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -30,10 +31,12 @@ from patients.models import (
     AccessAction,
     CTCDraw,
     CycleStatus,
+    ImagingAssessment,
     Patient,
     TherapyLine,
     TreatmentCycle,
 )
+from patients.web import acknowledging
 from patients.web.forms import (
     CycleForm,
     DrawForm,
@@ -104,7 +107,7 @@ def line_create(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if line:
             messages.success(request, f"Line {line.line_number} ({line.regimen}) added.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, f"line-{line.pk}")
     return _form_page(
         request, form, title="New therapy line", patient=patient, status=_status(request)
     )
@@ -126,7 +129,7 @@ def line_edit(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if saved:
             messages.success(request, f"Line {saved.line_number} saved.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, f"line-{line.pk}")
     title = f"Edit line {line.line_number}"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
@@ -151,7 +154,7 @@ def cycle_create(request: HttpRequest, pk: int) -> HttpResponse:
         if cycle:
             day_1 = _day(cycle.scheduled_date)
             messages.success(request, f"Cycle {cycle.number} planned for {day_1}.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, f"cycle-{cycle.pk}")
     title = f"New cycle: line {line.line_number} ({line.regimen})"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
@@ -182,7 +185,7 @@ def cycles_plan(request: HttpRequest, pk: int) -> HttpResponse:
                 f"{len(planned)} cycles planned in line {line.line_number}: C{first.number} on "
                 f"{_day(first.scheduled_date)} to C{last.number} on {_day(last.scheduled_date)}.",
             )
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, *(f"cycle-{c.pk}" for c in planned))
     title = f"Plan cycles: line {line.line_number} ({line.regimen})"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
@@ -209,7 +212,7 @@ def cycle_edit(request: HttpRequest, pk: int) -> HttpResponse:
         saved = _attempt(form, lambda: _save_cycle(request, cycle, form))
         if saved:
             messages.success(request, f"Cycle {cycle.number} saved.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#lines")
+            return _to_patient(request, patient, f"cycle-{cycle.pk}")
     title = f"Edit cycle {cycle.number}: line {line.line_number} ({line.regimen})"
     return _form_page(request, form, title=title, patient=patient, status=_status(request))
 
@@ -270,9 +273,7 @@ def draw_create(request: HttpRequest, pk: int) -> HttpResponse:
             lambda: services.record_draw_and_assess(patient=patient, by=request.user, **fields),
         ):
             _announce_flags(request, saved)
-            return redirect(
-                reverse("patients:detail", args=[patient.pk]) + f"#draw-{saved.draw.pk}"
-            )
+            return _to_patient(request, patient, f"draw-{saved.draw.pk}")
     return _form_page(
         request,
         form,
@@ -323,37 +324,17 @@ def _announce_flags(request: HttpRequest, saved: services.DrawSaved) -> None:
 @permission_required("patients.change_ctcdraw", raise_exception=True)
 def draw_edit(request: HttpRequest, pk: int) -> HttpResponse:
     draw = access.draw(request.user, pk)
-    patient = draw.patient
     if draw.entered_in_error:
         messages.error(request, DRAW_IN_ERROR)
-        return redirect("patients:detail", pk=patient.pk)
-    form = DrawForm(
-        request.POST or None, instance=draw, initial={"version": draw.version}, editing=True
-    )
-    check = lambda f: services.draw_entry_errors(f, patient=patient, draw=draw)  # noqa: E731
-    if _valid(form, check):
-        changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
-        saved = _attempt(
-            form,
-            lambda: services.update_draw_and_assess(
-                draw=draw, by=request.user, changes=changes, version=version, reason=reason
-            ),
-        )
-        if saved:
-            _announce_flags(request, saved)
-            return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
-    error_form = EnteredInErrorForm(initial={"version": draw.version})
-    return _form_page(
+        return redirect("patients:detail", pk=draw.patient.pk)
+    return _edit_with_reason(
         request,
-        form,
-        title="Edit CTC draw",
-        patient=patient,
-        status=_status(request),
-        extra={
-            "error_form": error_form,
-            "error_action": reverse("patients:draw-error", args=[draw.pk]),
-            "error_what": "draw",
-        },
+        _draw_correction(draw),
+        check=lambda f: services.draw_entry_errors(f, patient=draw.patient, draw=draw),
+        save=lambda changes, version, reason: services.update_draw_and_assess(
+            draw=draw, by=request.user, changes=changes, version=version, reason=reason
+        ),
+        done=lambda saved: _announce_flags(request, saved),
     )
 
 
@@ -362,25 +343,13 @@ def draw_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("patients.change_ctcdraw", raise_exception=True)
 def draw_entered_in_error(request: HttpRequest, pk: int) -> HttpResponse:
     draw = access.draw(request.user, pk)
-    patient = draw.patient
-    form = EnteredInErrorForm(request.POST)
-    if form.is_valid():
-        _attempt(
-            form,
-            lambda: services.mark_draw_entered_in_error(
-                draw=draw,
-                by=request.user,
-                reason=form.cleaned_data["reason"],
-                version=form.cleaned_data.get("version"),
-            ),
-        )
-    if form.is_valid():
-        messages.success(request, "The draw is marked as entered in error. It stays on record.")
-        return redirect(reverse("patients:detail", args=[patient.pk]) + f"#draw-{draw.pk}")
-    # The correction form beside it starts from the version this page read, as on draw_edit.
-    correction = DrawForm(instance=draw, initial={"version": draw.version}, editing=True)
-    return _error_form_page(
-        request, correction, form, title="Edit CTC draw", patient=patient, what="draw"
+    return _mark_entered_in_error(
+        request,
+        _draw_correction(draw),
+        mark=lambda reason, version: services.mark_draw_entered_in_error(
+            draw=draw, by=request.user, reason=reason, version=version
+        ),
+        done="The draw is marked as entered in error. It stays on record.",
     )
 
 
@@ -392,33 +361,19 @@ def imaging_edit(request: HttpRequest, pk: int) -> HttpResponse:
     patient = imaging.patient
     if imaging.entered_in_error:
         messages.error(request, services.IMAGING_IN_ERROR)
-        return redirect(reverse("patients:detail", args=[patient.pk]) + "#imaging")
-    form = ImagingForm(
-        request.POST or None, instance=imaging, initial={"version": imaging.version}, editing=True
-    )
-    check = lambda f: services.imaging_entry_errors(f, patient=patient, imaging=imaging)  # noqa: E731
-    if _valid(form, check):
-        changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
-        saved = _attempt(
-            form,
-            lambda: services.update_imaging(
-                imaging=imaging, by=request.user, changes=changes, version=version, reason=reason
-            ),
-        )
-        if saved:
-            messages.success(request, f"Imaging of {_day(saved.performed_on)} corrected.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + f"#imaging-{pk}")
-    return _form_page(
+        return _to_patient(request, patient, f"imaging-{pk}")
+
+    def done(saved: Any) -> None:
+        messages.success(request, f"Imaging of {_day(saved.performed_on)} corrected.")
+
+    return _edit_with_reason(
         request,
-        form,
-        title=f"Correct imaging of {_day(imaging.performed_on)}",
-        patient=patient,
-        status=_status(request),
-        extra={
-            "error_form": EnteredInErrorForm(initial={"version": imaging.version}, what="imaging"),
-            "error_action": reverse("patients:imaging-error", args=[pk]),
-            "error_what": "imaging",
-        },
+        _imaging_correction(imaging),
+        check=lambda f: services.imaging_entry_errors(f, patient=patient, imaging=imaging),
+        save=lambda changes, version, reason: services.update_imaging(
+            imaging=imaging, by=request.user, changes=changes, version=version, reason=reason
+        ),
+        done=done,
     )
 
 
@@ -427,24 +382,109 @@ def imaging_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("patients.change_imagingassessment", raise_exception=True)
 def imaging_entered_in_error(request: HttpRequest, pk: int) -> HttpResponse:
     imaging = access.imaging_record(request.user, pk)
-    patient = imaging.patient
-    form = EnteredInErrorForm(request.POST, what="imaging")
+    return _mark_entered_in_error(
+        request,
+        _imaging_correction(imaging),
+        mark=lambda reason, version: services.mark_imaging_entered_in_error(
+            imaging=imaging, by=request.user, reason=reason, version=version
+        ),
+        done="The imaging is marked as entered in error. It stays on record.",
+    )
+
+
+# --- correcting with a reason, or marking entered in error: draws and imaging alike -------
+
+
+@dataclass(frozen=True)
+class _Correction:
+    """What differs between correcting a draw and correcting imaging: the record, its
+    form, the page's title, the words for it, its row on the patient page and where
+    its "entered in error" form posts."""
+
+    record: CTCDraw | ImagingAssessment
+    patient: Patient
+    form_class: type[DrawForm] | type[ImagingForm]
+    title: str
+    what: str  # "draw" or "imaging", in the "entered in error" section
+    row: str
+    error_action: str
+
+    def correction_form(self, data: Any = None) -> DrawForm | ImagingForm:
+        version = {"version": self.record.version}
+        return self.form_class(data, instance=self.record, initial=version, editing=True)
+
+    def error_form(self, data: Any = None) -> EnteredInErrorForm:
+        if data is None:
+            return EnteredInErrorForm(initial={"version": self.record.version}, what=self.what)
+        return EnteredInErrorForm(data, what=self.what)
+
+
+def _draw_correction(draw: CTCDraw) -> _Correction:
+    return _Correction(
+        record=draw,
+        patient=draw.patient,
+        form_class=DrawForm,
+        title="Edit CTC draw",
+        what="draw",
+        row=f"draw-{draw.pk}",
+        error_action=reverse("patients:draw-error", args=[draw.pk]),
+    )
+
+
+def _imaging_correction(imaging: ImagingAssessment) -> _Correction:
+    return _Correction(
+        record=imaging,
+        patient=imaging.patient,
+        form_class=ImagingForm,
+        title=f"Correct imaging of {_day(imaging.performed_on)}",
+        what="imaging",
+        row=f"imaging-{imaging.pk}",
+        error_action=reverse("patients:imaging-error", args=[imaging.pk]),
+    )
+
+
+def _edit_with_reason(
+    request: HttpRequest,
+    c: _Correction,
+    *,
+    check: Callable[[dict[str, Any]], Mapping[str, list[str]]],
+    save: Callable[[dict[str, Any], Any, str], Any],
+    done: Callable[[Any], None],
+) -> HttpResponse:
+    """The correction page: on a valid POST, `save(changes, version, reason)` (a service),
+    `done(saved)` says so, and back to the patient's page, the row highlighted."""
+    form = c.correction_form(request.POST or None)
+    if _valid(form, check):
+        changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
+        saved = _attempt(form, lambda: save(changes, version, reason))
+        if saved:
+            done(saved)
+            return _to_patient(request, c.patient, c.row)
+    extra = {"error_form": c.error_form(), "error_action": c.error_action, "error_what": c.what}
+    return _form_page(
+        request, form, title=c.title, patient=c.patient, status=_status(request), extra=extra
+    )
+
+
+def _mark_entered_in_error(
+    request: HttpRequest,
+    c: _Correction,
+    *,
+    mark: Callable[[str, Any], Any],
+    done: str,
+) -> HttpResponse:
+    """The "entered in error" form's POST: `mark(reason, version)` (a service), or the
+    correction page again with this form's errors."""
+    form = c.error_form(request.POST)
     if form.is_valid():
-        _attempt(
-            form,
-            lambda: services.mark_imaging_entered_in_error(
-                imaging=imaging,
-                by=request.user,
-                reason=form.cleaned_data["reason"],
-                version=form.cleaned_data.get("version"),
-            ),
-        )
+        _attempt(form, lambda: mark(form.cleaned_data["reason"], form.cleaned_data.get("version")))
     if form.is_valid():
-        messages.success(request, "The imaging is marked as entered in error. It stays on record.")
-        return redirect(reverse("patients:detail", args=[patient.pk]) + f"#imaging-{pk}")
-    correction = ImagingForm(instance=imaging, initial={"version": imaging.version}, editing=True)
-    title = f"Correct imaging of {_day(imaging.performed_on)}"
-    return _error_form_page(request, correction, form, title=title, patient=patient, what="imaging")
+        messages.success(request, done)
+        return _to_patient(request, c.patient, c.row)
+    # The correction form beside it starts from the version this page read.
+    return _error_form_page(
+        request, c.correction_form(), form, title=c.title, patient=c.patient, what=c.what
+    )
 
 
 def _error_form_page(
@@ -475,11 +515,19 @@ def imaging_create(request: HttpRequest, pk: int) -> HttpResponse:
         )
         if imaging:
             messages.success(request, f"Imaging of {_day(imaging.performed_on)} recorded.")
-            return redirect(reverse("patients:detail", args=[patient.pk]) + "#imaging")
+            return _to_patient(request, patient, f"imaging-{imaging.pk}")
     return _form_page(request, form, title="New imaging", patient=patient, status=_status(request))
 
 
 # --- shared form handling ---------------------------------------------------------------
+
+
+def _to_patient(request: HttpRequest, patient: Patient, *rows: str) -> HttpResponse:
+    """Back to the patient's page after a save: at its top, where the message is (no
+    anchor to scroll past it), with the rows saved (their ids there) highlighted."""
+    page = reverse("patients:detail", args=[patient.pk])
+    acknowledging.mark_done(request, page, *rows)
+    return redirect(page)
 
 
 def _valid(form: Any, check: Callable[[dict[str, Any]], Mapping[str, list[str]]]) -> bool:

@@ -62,7 +62,9 @@ def acknowledge_result(request: HttpRequest, pk: int) -> HttpResponse:
     return acknowledging.acknowledge(
         request,
         lambda note: services.acknowledge_result(draw=draw, by=request.user, note=note),
+        patient=patient,
         row=f"result-{draw.pk}",
+        also=(f"draw-{draw.pk}",),
         done=(
             f"the result drawn {drawn} for {patient.family_name}, {patient.given_name} "
             f"(MRN {patient.mrn})"

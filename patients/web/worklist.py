@@ -146,6 +146,7 @@ def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     return acknowledging.acknowledge(
         request,
         lambda note: services.acknowledge_cycle(cycle=cycle, by=request.user, note=note),
+        patient=patient,
         row=f"cycle-{cycle.pk}",
         done=(
             f"cycle {cycle.number} of {line.regimen} for {patient.family_name}, "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
+from patients import services
 from patients.models import ImagingAssessment, TherapyLine, TreatmentCycle
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +164,61 @@ def test_bad_imaging_names_the_field(api, oncologist, patient, change, field):
     assert r.status_code == 400
     assert list(r.json()) == [field]
     assert not ImagingAssessment.objects.exists()
+
+
+@pytest.fixture
+def scan(oncologist, patient) -> ImagingAssessment:
+    return services.record_imaging(
+        patient=patient, by=oncologist, performed_on=date(2026, 2, 20), modality="ct", response="SD"
+    )
+
+
+def test_imaging_is_corrected_with_its_version_and_a_reason_keeping_its_history(
+    api, oncologist, scan
+):
+    api.force_authenticate(oncologist)
+    url = f"/api/v1/imaging/{scan.pk}/"
+
+    without_reason = api.patch(url, {"response": "PR", "version": 1}, format="json")
+    without_version = api.patch(url, {"response": "PR", "reason": "Amended"}, format="json")
+    r = api.patch(url, {"response": "PR", "version": 1, "reason": "Report amended"}, format="json")
+    stale = api.patch(url, {"response": "PD", "version": 1, "reason": "x"}, format="json")
+
+    assert without_reason.status_code == 400 and list(without_reason.json()) == ["reason"]
+    assert without_version.status_code == 428
+    assert r.status_code == 200, r.json()
+    assert (r.json()["response"], r.json()["version"]) == ("PR", 2)
+    assert stale.status_code == 409
+    scan.refresh_from_db()
+    assert [h.response for h in scan.history.order_by("history_date")] == ["SD", "PR"]
+    assert scan.history.latest("history_date").history_change_reason == "Report amended"
+
+
+def test_a_nurse_reads_imaging_but_cannot_correct_it(api, nurse, scan):
+    api.force_authenticate(nurse)
+    url = f"/api/v1/imaging/{scan.pk}/"
+
+    assert api.get(url).json()["response"] == "SD"
+    r = api.patch(url, {"response": "PR", "version": 1, "reason": "x"}, format="json")
+    marked = api.post(f"{url}entered-in-error/", {"reason": "x", "version": 1}, format="json")
+
+    assert (r.status_code, marked.status_code) == (403, 403)
+    scan.refresh_from_db()
+    assert (scan.response, scan.entered_in_error) == ("SD", False)
+
+
+def test_imaging_entered_in_error_stays_on_record_and_cannot_be_corrected(api, oncologist, scan):
+    api.force_authenticate(oncologist)
+    url = f"/api/v1/imaging/{scan.pk}/"
+
+    refused = api.post(f"{url}entered-in-error/", {"reason": "", "version": 1}, format="json")
+    r = api.post(
+        f"{url}entered-in-error/", {"reason": "Wrong patient", "version": 1}, format="json"
+    )
+    later = api.patch(url, {"response": "PR", "version": 2, "reason": "x"}, format="json")
+
+    assert refused.status_code == 400 and "reason" in refused.json()
+    assert r.status_code == 200
+    assert (r.json()["entered_in_error"], r.json()["error_reason"]) == (True, "Wrong patient")
+    assert later.status_code == 400
+    assert ImagingAssessment.objects.filter(pk=scan.pk, entered_in_error=True).exists()

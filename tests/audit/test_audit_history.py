@@ -77,9 +77,9 @@ def test_it_covers_lines_cycles_draws_imaging_and_acknowledgements_newest_first(
 
     whats = [entry.what for entry in history]
     assert whats[0] == "Acknowledgement of cycle 1"
-    assert whats[1] == "Imaging of 2026-01-03"
+    assert whats[1] == "Imaging of 3 Jan 2026"
     assert "Cycle 1 of line 1" in whats and "Therapy line 1" in whats
-    assert "CTC draw of 2026-01-02 09:30" in whats and whats[-1] == "Patient details"
+    assert "CTC draw of 2 Jan 2026 09:30" in whats and whats[-1] == "Patient details"
     assert [e.at for e in history] == sorted((e.at for e in history), reverse=True)
     (draw_edit,) = [e for e in history if e.what.startswith("CTC draw") and e.kind == "changed"]
     assert [(c.field, c.old, c.new) for c in draw_edit.changes] == [
@@ -109,7 +109,7 @@ def test_it_covers_the_acknowledgements_of_results_too(oncologist, nurse, patien
 
     latest = history[0]
     assert (latest.what, latest.by, latest.kind) == (
-        "Acknowledgement of the result drawn 2026-01-02 09:30",
+        "Acknowledgement of the result drawn 2 Jan 2026 09:30",
         "nina",
         "created",
     )

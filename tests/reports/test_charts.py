@@ -506,6 +506,33 @@ def test_the_y_ticks_are_plain_numbers_including_zero():
     assert not any("^" in label or "e" in label for label in labels)
 
 
+def _count_of_12_from_mid_october() -> ChartData:
+    return chart_data(
+        "breast",
+        [draw(date(2026, 10, 20), 3), draw(date(2026, 11, 17), 12)],
+        today=date(2026, 12, 3),
+        lines=(line(1, date(2026, 10, 18), "Paclitaxel"),),
+    )
+
+
+def test_a_count_of_12_is_ticked_up_to_20_not_50():
+    """Its interval reaches 21: a tick at 50 would promise data up there."""
+    fig = rendered(charts.trend_figure(_count_of_12_from_mid_october()))
+
+    labels = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+
+    assert labels == ["0", "2", "5", "10", "20"]
+
+
+def test_a_range_starting_mid_month_names_the_month_on_its_first_tick():
+    fig = rendered(charts.trend_figure(_count_of_12_from_mid_october()))
+
+    labels = [label.get_text() for label in fig.axes[0].get_xticklabels()]
+
+    assert labels[0] == "15 Oct"  # not a bare "15": which month is it?
+    assert "Nov" in labels and "Dec" in labels
+
+
 def test_a_weekly_regimen_keeps_every_cycle_tick_and_labels_do_not_overlap():
     today = date(2025, 12, 20)
     weekly = line(1, date(2025, 1, 6), "Paclitaxel weekly")
@@ -682,15 +709,15 @@ def test_the_sparkline_is_the_one_matplotlibs_transform_draws(rates, cutoff):
 
 def test_the_text_alternative_gives_the_latest_count_category_and_number_of_draws():
     text = chart_text_alternative(breast_conversion_data())
-    assert "Latest CTC count 1 CTC/7.5 mL on 2025-10-23, favourable (cut-off 5)" in text
+    assert "Latest CTC count 1 CTC/7.5 mL on 23 Oct 2025, favourable (cut-off 5)" in text
     assert "12 draws (11 evaluable)" in text
-    assert "down from 2 CTC/7.5 mL on 2025-09-11" in text
+    assert "down from 2 CTC/7.5 mL on 11 Sep 2025" in text
 
 
 def test_the_text_alternative_quotes_the_flags_of_the_latest_draw():
     draws = [draw(date(2025, 1, 6), 1), draw(date(2025, 2, 3), 9)]
     text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 3, 1)))
-    assert "Latest CTC count 9 CTC/7.5 mL on 2025-02-03, unfavourable (cut-off 5)" in text
+    assert "Latest CTC count 9 CTC/7.5 mL on 3 Feb 2025, unfavourable (cut-off 5)" in text
     assert "up from 1 CTC/7.5 mL" in text
     assert "Converted to unfavourable" in text
 
@@ -711,9 +738,9 @@ def test_the_text_alternative_speaks_of_samples_lower_bounds_and_the_chance():
     text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 10, 1)))
 
     assert (
-        "Latest CTC count 5 CTC/7.5 mL (2 tubes pooled) on 2025-09-03, unfavourable (cut-off 5), "
+        "Latest CTC count 5 CTC/7.5 mL (2 tubes pooled) on 3 Sep 2025, unfavourable (cut-off 5), "
         "chance that the true count is at or above the cut-off: about 52%, "
-        "down from > 1000 CTC/7.5 mL on 2025-08-06; 2 draws (2 evaluable)." in text
+        "down from > 1000 CTC/7.5 mL on 6 Aug 2025; 2 draws (2 evaluable)." in text
     )
     assert "A count shown as more than a number is a lower bound." in text
 
@@ -723,7 +750,7 @@ def test_the_text_alternative_never_calls_a_change_from_a_lower_bound_a_fall():
     text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 10, 1)))
 
     # 1200 after "more than 1000" may be higher or lower than the first count.
-    assert ", after > 1000 CTC/7.5 mL on 2025-08-06" in text
+    assert ", after > 1000 CTC/7.5 mL on 6 Aug 2025" in text
     assert "up from" not in text and "down from" not in text
 
 

@@ -23,7 +23,7 @@ import pytest
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 
-from patients import rules
+from patients import rules, wording
 from patients.reports import chart_data
 from patients.reports.ctc_report import ReportData, flag_explanation, report_pdf
 from patients.reports.report_data import FLAG_SEVERITIES, FLAG_WORDS, Acknowledged, VoidedDraw
@@ -481,9 +481,9 @@ def test_every_page_names_the_patient_and_who_generated_it(breast_pdf: bytes) ->
     for number, text in enumerate(pages, start=1):
         assert "Jane Doe" in text
         assert "MRN MRN-004711" in text
-        assert "born 1961-11-20" in text
+        assert "born 20 Nov 1961" in text
         footer = (
-            f"Generated 2025-11-20 14:05 (Europe/London) by nurse.lee · "
+            f"Generated 20 Nov 2025 14:05 (Europe/London) by nurse.lee · "
             f"page {number} of {len(pages)}"
         )
         assert footer in text
@@ -505,7 +505,8 @@ def test_a_long_history_lists_every_draw_once(long_pdf: bytes) -> None:
     text = "\n".join(page_texts(long_pdf))
 
     for a in data.assessments:
-        assert text.count(f"{a.draw.drawn_on} 09:30") == 1
+        shown = re.escape(f"{wording.date_text(a.draw.drawn_on)} 09:30")
+        assert len(re.findall(rf"(?<!\d){shown}", text)) == 1
 
 
 # --- page 1 -----------------------------------------------------------------
@@ -515,7 +516,7 @@ def test_page_one_has_the_patient_block(breast_pdf: bytes) -> None:
     first = flat(page_texts(breast_pdf)[0])
 
     assert "CTC report" in first
-    assert "Date of birth 1961-11-20 (age 64)" in first
+    assert "Date of birth 20 Nov 1961 (age 64)" in first
     assert "Sex Female" in first
     assert "Cancer type Breast" in first
     assert "Oncologist Dr Amara Okafor" in first
@@ -527,24 +528,24 @@ def test_the_age_is_the_age_on_the_day_the_report_is_generated(breast: ReportDat
 
     first = flat(page_texts(report_pdf(day_before_birthday))[0])
 
-    assert "1961-11-21 (age 63)" in first
+    assert "21 Nov 1961 (age 63)" in first
 
 
 def test_the_summary_gives_the_latest_evaluable_count(breast_pdf: bytes) -> None:
     first = flat(page_texts(breast_pdf)[0])
 
     assert (
-        "Latest evaluable count: 1 CTC/7.5 mL on 2025-10-23, favourable; "
+        "Latest evaluable count: 1 CTC/7.5 mL on 23 Oct 2025, favourable; "
         "95% interval 0.0 to 5.6." in first
     )
     assert "Draws: 13 tubes recorded, 11 evaluable samples; 1 entered in error" in first
     # Delayed from 17 Nov: its window opened a week before the day first planned.
     assert (
-        "Upcoming L2 C6 (day 1 2025-11-24, delayed): Draw due: no CTC result yet in the "
+        "Upcoming L2 C6 (day 1 24 Nov 2025, delayed): Draw due: no CTC result yet in the "
         "window Mon 10 Nov to Mon 24 Nov; draw by Fri 21 Nov" in first
     )
     assert "a pre-dose draw on day 1 still counts; not evaluable (review)." in first
-    assert "Upcoming L2 C7 (day 1 2025-12-08, planned): Nothing due yet" in first
+    assert "Upcoming L2 C7 (day 1 8 Dec 2025, planned): Nothing due yet" in first
 
 
 def test_all_text_is_inside_15_mm_margins_and_readable(long_pdf: bytes) -> None:
@@ -629,9 +630,9 @@ def test_the_summary_names_the_next_three_upcoming_cycles() -> None:
     first = flat(page_texts(report_pdf(report_data([], lines=(therapy,), cycles=cycles)))[0])
 
     # On 20 Nov the window of C2 (24 Nov) is open; that of C3 (15 Dec) is not.
-    assert "Upcoming L1 C2 (day 1 2025-11-24, planned): Draw due: no CTC result yet" in first
+    assert "Upcoming L1 C2 (day 1 24 Nov 2025, planned): Draw due: no CTC result yet" in first
     assert (
-        "Upcoming L1 C3 (day 1 2025-12-15, planned): Nothing due yet: the draw window "
+        "Upcoming L1 C3 (day 1 15 Dec 2025, planned): Nothing due yet: the draw window "
         "opens Mon 8 Dec." in first
     )
     assert "missing pre-cycle draw" not in first
@@ -646,10 +647,10 @@ def test_the_summary_names_the_next_three_upcoming_cycles() -> None:
 def test_the_draws_table_shows_each_value(breast_pdf: bytes) -> None:
     text = text_of(breast_pdf)
 
-    row = "2025-07-29 09:30 CS25-01008 9 in 5 mL 13.5 6.1 to 25.7 unfavourable"
+    row = "29 Jul 2025 09:30 CS25-01008 9 in 5 mL 13.5 6.1 to 25.7 unfavourable"
     assert row in text
-    assert "2025-05-02 09:30 CS25-01004 0 in 7.5 mL none detected 0.0 to 3.7 favourable" in text
-    assert "2025-05-01 09:30 CS25-01003 rejected — — — not evaluable" in text
+    assert "2 May 2025 09:30 CS25-01004 0 in 7.5 mL none detected 0.0 to 3.7 favourable" in text
+    assert "1 May 2025 09:30 CS25-01003 rejected — — — not evaluable" in text
     assert "Note: tube older than 96 h on arrival" in text
 
 
@@ -665,8 +666,8 @@ def test_times_are_shown_in_the_clinic_time_zone(breast: ReportData) -> None:
 
     text = text_of(report_pdf(data))
 
-    assert "2025-07-10 08:45" in text  # BST, UTC+1
-    assert "Generated 2025-07-11 13:00 (Europe/London)" in text
+    assert "10 Jul 2025 08:45" in text  # BST, UTC+1
+    assert "Generated 11 Jul 2025 13:00 (Europe/London)" in text
 
 
 def test_a_draw_entered_in_error_is_listed_with_its_reason_and_not_assessed(
@@ -674,7 +675,7 @@ def test_a_draw_entered_in_error_is_listed_with_its_reason_and_not_assessed(
 ) -> None:
     text = text_of(breast_pdf)
 
-    assert "2025-06-13 08:15 90 cells — — — ENTERED IN ERROR: result belongs to another" in text
+    assert "13 Jun 2025 08:15 90 cells — — — ENTERED IN ERROR: result belongs to another" in text
     assert "ENTERED IN ERROR: result belongs to another patient" in text
 
 
@@ -682,22 +683,22 @@ def test_the_cycles_table_shows_what_stood_before_each_cycle(breast_pdf: bytes) 
     text = text_of(breast_pdf)
 
     assert (
-        "L1 Paclitaxel weekly C2 2025-03-24 2025-03-24 given conversion to favourable (info) "
-        "from the sample of 2025-03-20; window 2025-03-17 to 2025-03-24" in text
+        "L1 Paclitaxel weekly C2 24 Mar 2025 24 Mar 2025 given conversion to favourable (info) "
+        "from the sample of 20 Mar 2025; window 17 Mar 2025 to 24 Mar 2025" in text
     )
-    assert "C3 2025-04-14 2025-04-14 given no flags from the sample of 2025-04-10" in text
-    assert "C7 2025-07-07 — cancelled: patient choice after cycle 6 —" in text
+    assert "C3 14 Apr 2025 14 Apr 2025 given no flags from the sample of 10 Apr 2025" in text
+    assert "C7 7 Jul 2025 — cancelled: patient choice after cycle 6 —" in text
     # A high flag that nobody acknowledged says so.
     assert (
-        "C6 2025-06-16 2025-06-16 given conversion to unfavourable (high), rise beyond counting "
-        "noise (review) from the sample of 2025-06-12; window 2025-06-09 to 2025-06-16 "
+        "C6 16 Jun 2025 16 Jun 2025 given conversion to unfavourable (high), rise beyond counting "
+        "noise (review) from the sample of 12 Jun 2025; window 9 Jun 2025 to 16 Jun 2025 "
         "not acknowledged" in text
     )
     assert (
-        "C6 2025-11-24 — delayed: neutropenia, grade 3 Draw due: no CTC result yet in the "
+        "C6 24 Nov 2025 — delayed: neutropenia, grade 3 Draw due: no CTC result yet in the "
         "window Mon 10 Nov to Mon 24 Nov" in text
     )
-    assert "counts not evaluable (review) window 2025-11-10 to 2025-11-24" in text
+    assert "counts not evaluable (review) window 10 Nov 2025 to 24 Nov 2025" in text
 
 
 def test_a_given_cycle_without_a_pre_cycle_result_says_so(breast_pdf: bytes) -> None:
@@ -705,15 +706,15 @@ def test_a_given_cycle_without_a_pre_cycle_result_says_so(breast_pdf: bytes) -> 
 
     # L2 C4: no sample between 29 Sep and 6 Oct, given all the same.
     assert (
-        "C4 2025-10-06 2025-10-06 given given with no pre-cycle result missing pre-cycle "
-        "draw (review) window 2025-09-29 to 2025-10-06 not acknowledged" in text
+        "C4 6 Oct 2025 6 Oct 2025 given given with no pre-cycle result missing pre-cycle "
+        "draw (review) window 29 Sep 2025 to 6 Oct 2025 not acknowledged" in text
     )
 
 
 def test_a_cycle_whose_window_has_not_opened_has_no_flag(breast_pdf: bytes) -> None:
-    row = between(text_of(breast_pdf), "C7 2025-12-08 — planned", "Imaging")
+    row = between(text_of(breast_pdf), "C7 8 Dec 2025 — planned", "Imaging")
 
-    assert "Nothing due yet: the draw window opens Mon 1 Dec window 2025-12-01 to 2025-12-08" in row
+    assert "Nothing due yet: the draw window opens Mon 1 Dec window 1 Dec 2025 to 8 Dec 2025" in row
     for severity in ("(high)", "(review)", "(info)"):
         assert severity not in row
     assert "acknowledged" not in row  # nothing to acknowledge
@@ -749,19 +750,19 @@ def test_acknowledgements_are_shown_by_whom_and_when(breast: ReportData) -> None
     text = text_of(report_pdf(data))
 
     # In the clinic's time: 10:00 and 17:30 in London (BST).
-    row = between(text, "2025-06-12 09:30", "ENTERED IN ERROR")
-    assert "acknowledged by Dr Amara Okafor on 2025-06-13 10:00" in row
+    row = between(text, "12 Jun 2025 09:30", "ENTERED IN ERROR")
+    assert "acknowledged by Dr Amara Okafor on 13 Jun 2025 10:00" in row
     assert "not acknowledged" not in row
     assert (
-        "given with no pre-cycle result missing pre-cycle draw (review) window 2025-09-29 to "
-        "2025-10-06 acknowledged by nurse.lee on 2025-10-07 17:30" in text
+        "given with no pre-cycle result missing pre-cycle draw (review) window 29 Sep 2025 to "
+        "6 Oct 2025 acknowledged by nurse.lee on 7 Oct 2025 17:30" in text
     )
 
 
 def test_the_imaging_table_spells_out_the_recist_codes_shown(breast_pdf: bytes) -> None:
     text = text_of(breast_pdf)
 
-    assert "2025-06-30 Bone scan SD" in text
+    assert "30 Jun 2025 Bone scan SD" in text
     legend = (
         "RECIST 1.1 codes: PR (partial response); SD (stable disease); PD (progressive disease)."
     )
@@ -787,14 +788,14 @@ def test_tubes_drawn_together_are_one_sample_shown_once() -> None:
 
     # 10 cells in 15 mL: 5 per 7.5 mL, its interval and chance those of the sample.
     row = (
-        "2025-10-01 09:30 CS25-21 CS25-22 4 in 7.5 mL 6 in 7.5 mL 2 tubes pooled 5 2.3 to 9.2 "
+        "1 Oct 2025 09:30 CS25-21 CS25-22 4 in 7.5 mL 6 in 7.5 mL 2 tubes pooled 5 2.3 to 9.2 "
         "unfavourable conversion to unfavourable (review) chance that the true count is at or "
         "above the cut-off: about 52%"
     )
     assert text.count(row) == 1
     assert text.count("4 in 7.5 mL") == 1 and text.count("6 in 7.5 mL") == 1
     assert "Draws: 4 tubes recorded, 2 evaluable samples (1 of them pooled" in text
-    assert "Latest evaluable count: 5 CTC/7.5 mL (2 tubes pooled) on 2025-10-01" in text
+    assert "Latest evaluable count: 5 CTC/7.5 mL (2 tubes pooled) on 1 Oct 2025" in text
 
 
 def test_a_rejected_tube_beside_a_sample_refers_to_it_and_has_no_flag() -> None:
@@ -802,7 +803,7 @@ def test_a_rejected_tube_beside_a_sample_refers_to_it_and_has_no_flag() -> None:
 
     text = text_of(report_pdf(data))
 
-    assert "2025-10-01 09:30 CS25-23 rejected — — — with the sample of 09:30" in text
+    assert "1 Oct 2025 09:30 CS25-23 rejected — — — with the sample of 09:30" in text
     assert "not evaluable (review)" not in text
     assert "not_evaluable" not in shown_codes(data)
 
@@ -815,10 +816,10 @@ def test_a_count_reported_as_more_than_prints_as_a_lower_bound() -> None:
     text = text_of(report_pdf(censored_series()))
 
     assert (
-        "Latest evaluable count: > 1000 CTC/7.5 mL on 2025-10-01, unfavourable; "
+        "Latest evaluable count: > 1000 CTC/7.5 mL on 1 Oct 2025, unfavourable; "
         "95% interval at least 938.9." in text
     )
-    row = "2025-10-01 09:30 — > 1,000 in 7.5 mL > 1000 at least 938.9 unfavourable"
+    row = "1 Oct 2025 09:30 — > 1,000 in 7.5 mL > 1000 at least 938.9 unfavourable"
     assert row + " conversion to unfavourable (high)" in text
     assert "More than a number: a count reported as more than a number" in text
     # Always unfavourable and certain: no chance is shown for it.
@@ -830,7 +831,7 @@ def test_a_sample_near_the_cut_off_gets_a_review_flag_and_its_chance() -> None:
 
     text = text_of(report_pdf(data))
 
-    row = between(text, "2025-10-01 09:30", "Treatment cycles")
+    row = between(text, "1 Oct 2025 09:30", "Treatment cycles")
     assert "conversion to unfavourable (review)" in row
     assert "chance that the true count is at or above the cut-off: about 53%" in row
     assert "not acknowledged" in row
@@ -841,10 +842,10 @@ def test_the_chance_is_shown_only_where_it_is_worth_showing(breast_pdf: bytes) -
     text = text_of(breast_pdf)
 
     # 3 cells (19%) and 4 cells (35%) are near the cut-off; 9 cells (95.3%) is clear.
-    assert "about 19%" in between(text, "2025-03-20 09:30", "2025-04-10 09:30")
-    assert "about 35%" in between(text, "2025-08-21 09:30", "2025-09-11 09:30")
-    assert "chance" not in between(text, "2025-06-12 09:30", "ENTERED IN ERROR")
-    assert "chance" not in between(text, "2025-04-10 09:30", "2025-05-01 09:30")  # 1 cell: 2%
+    assert "about 19%" in between(text, "20 Mar 2025 09:30", "10 Apr 2025 09:30")
+    assert "about 35%" in between(text, "21 Aug 2025 09:30", "11 Sep 2025 09:30")
+    assert "chance" not in between(text, "12 Jun 2025 09:30", "ENTERED IN ERROR")
+    assert "chance" not in between(text, "10 Apr 2025 09:30", "1 May 2025 09:30")  # 1 cell: 2%
 
 
 # --- how to read it -----------------------------------------------------------
@@ -893,7 +894,7 @@ def test_it_explains_the_doxorubicin_window_when_a_draw_has_it() -> None:
 
     assert "doxorubicin_window" in shown_codes(data)
     assert flat(flag_explanation("doxorubicin_window", data)) in text
-    assert "2025-09-04 09:30 — 2 in 7.5 mL 2 0.2 to 7.3 favourable doxorubicin window" in text
+    assert "4 Sep 2025 09:30 — 2 in 7.5 mL 2 0.2 to 7.3 favourable doxorubicin window" in text
 
 
 def test_a_cancer_type_without_a_cut_off_is_never_classified() -> None:
@@ -937,9 +938,9 @@ def test_a_patient_with_no_draws_gets_a_valid_report_that_says_so() -> None:
     assert "No CTC draws recorded." in pages[1]
     text = text_of(pdf)
     # C1 was given with no pre-cycle result; C2's window is open, C3's not yet.
-    assert "C1 2025-11-03 2025-11-03 given given with no pre-cycle result" in text
-    assert "C2 2025-11-24 — planned Draw due: no CTC result yet" in text
-    assert "C3 2025-12-15 — planned Nothing due yet" in text
+    assert "C1 3 Nov 2025 3 Nov 2025 given given with no pre-cycle result" in text
+    assert "C2 24 Nov 2025 — planned Draw due: no CTC result yet" in text
+    assert "C3 15 Dec 2025 — planned Nothing due yet" in text
     # The one flag shown (C1's missing draw) is explained, and no other.
     assert flat(flag_explanation("missing_pre_cycle_draw", no_draws())) in text
     assert flat(flag_explanation("baseline_unfavourable", no_draws())) not in text
@@ -973,11 +974,11 @@ def test_the_summary_gives_the_latest_imaging_and_the_imaging_table_keeps_notes(
     text = text_of(report_pdf(replace(breast, imaging=imaging)))
 
     assert (
-        "Latest imaging: 2025-09-29, CT: SD (stable disease) (Liver lesions slightly smaller)."
+        "Latest imaging: 29 Sep 2025, CT: SD (stable disease) (Liver lesions slightly smaller)."
         in text
     )
-    assert "2025-09-29 CT SD Liver lesions slightly smaller" in text
-    assert "2025-04-30 CT PR —" in text
+    assert "29 Sep 2025 CT SD Liver lesions slightly smaller" in text
+    assert "30 Apr 2025 CT PR —" in text
 
 
 if __name__ == "__main__":

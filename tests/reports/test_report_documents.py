@@ -59,7 +59,7 @@ def test_every_cycle_is_assessed_on_the_day_the_report_is_generated(patient, rec
     # C1: given with only a baseline 3 days before day 1 (in its window); C3 not yet due.
     assert states == {1: "result_in_window", 2: "result_in_window", 3: "not_yet_due"}
     text = text_of(report_pdf(data))
-    assert "C3 2026-03-16 — planned Nothing due yet: the draw window opens Mon 9 Mar" in text
+    assert "C3 16 Mar 2026 — planned Nothing due yet: the draw window opens Mon 9 Mar" in text
 
 
 def test_an_acknowledged_sample_reads_acknowledged_in_the_draws_and_its_cycle(
@@ -75,7 +75,8 @@ def test_an_acknowledged_sample_reads_acknowledged_in_the_draws_and_its_cycle(
     # The sample's flag is what C2 shows: acknowledging the sample covers the cycle.
     assert list(data.cycle_acknowledged) == [record["c2"].pk]
     text = text_of(report_pdf(data))
-    when = timezone.localtime(data.result_acknowledged[stands_for].at).strftime("%Y-%m-%d %H:%M")
+    at = timezone.localtime(data.result_acknowledged[stands_for].at)
+    when = f"{at.day} {at:%b %Y %H:%M}"  # "3 Dec 2026 16:55"
     assert text.count(f"acknowledged by nina on {when}") == 2  # the sample's row and C2's
     # Both tubes in one row; the rejected tube beside it refers to it.
     assert "9 in 7.5 mL 11 in 7.5 mL 2 tubes pooled 10" in text

@@ -131,7 +131,7 @@ def test_without_a_result_a_cycle_is_not_yet_due_then_due_then_missing(
         assert found.severity is Severity.REVIEW
         assert found.needs_review
         assert found.flags[0].message == (
-            "No evaluable CTC result in the pre-cycle window of cycle 3 (2026-11-26 to 2026-12-03)"
+            "No evaluable CTC result in the pre-cycle window of cycle 3 (26 Nov 2026 to 3 Dec 2026)"
         )
     else:
         assert (found.flags, found.severity, found.needs_review) == ((), None, False)
@@ -202,7 +202,7 @@ def test_samples_of_both_categories_in_one_window_are_discordant() -> None:
     assert discordant.severity is Severity.REVIEW
     assert discordant.source == tubes[1].draw.id
     assert discordant.message == (
-        "The samples in the window disagree: 20 on 2026-11-30, 3 on 2026-12-03 (CTC/7.5 mL); "
+        "The samples in the window disagree: 20 on 30 Nov 2026, 3 on 3 Dec 2026 (CTC/7.5 mL); "
         "the latest is favourable"
     )
 
@@ -212,7 +212,7 @@ def test_a_lower_bound_in_a_discordant_window_reads_as_a_bound() -> None:
 
     found = evaluate(cycle(DAY_ONE), tubes)
 
-    assert "disagree: > 1000 on 2026-11-28, 2 on 2026-12-02" in found.flags[0].message
+    assert "disagree: > 1000 on 28 Nov 2026, 2 on 2 Dec 2026" in found.flags[0].message
 
 
 def test_samples_of_one_category_in_a_window_are_not_discordant() -> None:
@@ -282,7 +282,7 @@ def test_not_evaluable_names_each_tube_and_the_cycle_that_needs_a_repeat_draw() 
     assert not_evaluable.severity is Severity.REVIEW
     assert not_evaluable.source == tubes[1].draw.id
     assert not_evaluable.message == (
-        "Not evaluable in the pre-cycle window (rejected on 2026-11-28, failed on 2026-12-01): "
+        "Not evaluable in the pre-cycle window (rejected on 28 Nov 2026, failed on 1 Dec 2026): "
         "a repeat draw is needed before cycle 4"
     )
 

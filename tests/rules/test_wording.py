@@ -113,9 +113,9 @@ def test_a_day_and_a_time_read_the_same_in_every_country() -> None:
     moment = datetime(2025, 7, 1, 13, 5, 59, tzinfo=UTC).astimezone(ZoneInfo("Europe/London"))
     assert wording.long_time_text(moment) == "1 Jul 2025 14:05"
     assert wording.long_time_text(datetime(2026, 12, 3, 8, 30, tzinfo=UTC)) == "3 Dec 2026 08:30"
-    # The rules' messages and the PDF keep ISO dates for now.
-    assert wording.date_text(date(2025, 3, 7)) == "2025-03-07"
-    assert wording.time_text(moment) == "2025-07-01 14:05"
+    # The rules' messages and the PDF say a date the way the pages do: the month in words.
+    assert wording.date_text(date(2025, 3, 7)) == "7 Mar 2025"
+    assert wording.time_text(moment) == "1 Jul 2025 14:05"
 
 
 @pytest.mark.parametrize(

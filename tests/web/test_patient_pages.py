@@ -186,6 +186,67 @@ def _rows_by_id(response, kind: str) -> dict[int, str]:
     return {int(pk): row for row, pk in found}
 
 
+def test_acknowledging_from_the_patient_page_highlights_the_draw_once_below_the_message(
+    client, nurse, oncologist, patient
+):
+    high = builders.draw(
+        patient, oncologist, drawn_at=timezone.localdate() - timedelta(days=2), ctc_count=12
+    )
+    page = f"/patients/{patient.pk}/"
+    client.force_login(nurse)
+
+    r = client.post(
+        f"/draws/{high.pk}/acknowledge/", {"note": "Seen", "next": f"{page}#draw-{high.pk}"}
+    )
+    shown = client.get(r.url)
+
+    assert r.url == page  # no anchor: the page opens at its top, at the message
+    assertContains(shown, "Acknowledged the result drawn ")
+    assert "just-done" in _rows_by_id(shown, "draw")[high.pk]
+    assert "just-done" not in client.get(page).content.decode()  # once
+
+
+def test_a_saved_draw_cycle_and_imaging_are_highlighted_on_the_page_opened_at_its_top(
+    client, oncologist, patient, line
+):
+    page = f"/patients/{patient.pk}/"
+    client.force_login(oncologist)
+    drawn = timezone.localtime() - timedelta(days=1)
+
+    saved = client.post(
+        f"{page}draws/new/",
+        {
+            "drawn_at": drawn.strftime("%Y-%m-%dT%H:%M"),
+            "blood_volume_ml": "7.5",
+            "status": "resulted",
+            "ctc_count": "2",
+        },
+    )
+    assert saved.status_code == 302 and saved.url == page
+    shown = client.get(page)
+    draw = patient.draws.get()
+    assertContains(shown, "message-success")
+    assert "just-done" in _rows_by_id(shown, "draw")[draw.pk]
+
+    planned = client.post(
+        f"/lines/{line.pk}/cycles/new/",
+        {"number": "1", "scheduled_date": timezone.localdate().isoformat(), "status": "planned"},
+    )
+    assert planned.status_code == 302 and planned.url == page
+    (cycle_pk,) = line.cycles.values_list("pk", flat=True)
+    shown = client.get(page)
+    assert "just-done" in _rows_by_id(shown, "cycle")[cycle_pk]
+    assert "just-done" not in _rows_by_id(shown, "draw")[draw.pk]
+
+    scanned = client.post(
+        f"{page}imaging/new/",
+        {"performed_on": timezone.localdate().isoformat(), "modality": "ct", "response": "SD"},
+    )
+    assert scanned.status_code == 302 and scanned.url == page
+    (scan_pk,) = patient.imaging.values_list("pk", flat=True)
+    assert "just-done" in _rows_by_id(client.get(page), "imaging")[scan_pk]
+
+
 def test_tubes_drawn_together_are_shown_as_one_sample(client, nurse, oncologist, patient):
     builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=1)
     drawn = datetime(2026, 1, 23, 9, tzinfo=UTC)

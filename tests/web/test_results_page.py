@@ -147,13 +147,37 @@ def test_a_blank_note_is_refused_with_a_message_and_the_row_stays(client, nurse,
     high = _high(oncologist, _patient(oncologist, "Brown"), today - timedelta(days=2))
     client.force_login(nurse)
 
-    r = client.post(
-        f"/draws/{high.pk}/acknowledge/", {"note": "   ", "next": "/results/"}, follow=True
-    )
+    r = client.post(f"/draws/{high.pk}/acknowledge/", {"note": "   ", "next": "/results/"})
 
-    assertContains(r, "Not acknowledged: Write a note saying what you checked or did.")
+    # The error summary names the field and links to it, as on every form.
+    assertContains(
+        r,
+        '<a href="#id_note">Note: Write a note saying what you checked or did.</a>',
+        status_code=400,
+    )
+    assertContains(r, 'id="form-errors"', status_code=400)
+    assertContains(r, '<a href="/results/">Cancel</a>', status_code=400)
     assert not Acknowledgement.objects.exists()
-    assert _row_ids(r) == [high.pk]
+    assert _row_ids(client.get("/results/")) == [high.pk]
+
+
+def test_a_note_too_long_is_refused_in_the_summary_and_the_form_tries_again(
+    client, nurse, oncologist, today
+):
+    high = _high(oncologist, _patient(oncologist, "Brown"), today - timedelta(days=2))
+    client.force_login(nurse)
+
+    r = client.post(f"/draws/{high.pk}/acknowledge/", {"note": "x" * 2001, "next": "/results/"})
+
+    assertContains(
+        r, '<a href="#id_note">Note: Ensure this value has at most 2000', status_code=400
+    )
+    assertContains(r, 'name="next" value="/results/"', status_code=400)
+    assert not Acknowledgement.objects.exists()
+    # The page's form posts to the same place, and goes back to the list when accepted.
+    r = client.post(f"/draws/{high.pk}/acknowledge/", {"note": "Seen", "next": "/results/"})
+    assert r.status_code == 302 and r.url == "/results/"
+    assert Acknowledgement.objects.count() == 1
 
 
 def test_a_result_with_nothing_to_acknowledge_is_refused_with_a_message(
@@ -164,9 +188,9 @@ def test_a_result_with_nothing_to_acknowledge_is_refused_with_a_message(
     )
     client.force_login(nurse)
 
-    r = client.post(f"/draws/{calm.pk}/acknowledge/", {"note": "Seen"}, follow=True)
+    r = client.post(f"/draws/{calm.pk}/acknowledge/", {"note": "Seen"})
 
-    assertContains(r, "Not acknowledged: Nothing to acknowledge")
+    assertContains(r, "<li>Nothing to acknowledge", status_code=400)
     assert not Acknowledgement.objects.exists()
 
 

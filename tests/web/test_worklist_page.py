@@ -149,9 +149,10 @@ def test_an_acknowledgement_without_a_note_is_refused(client, nurse, oncologist,
     _patient, cycle = _due_patient(oncologist, "M-2", "Risen", [1, 9], today + timedelta(days=2))
     client.force_login(nurse)
 
-    r = client.post(f"/cycles/{cycle.pk}/acknowledge/", {"note": "  "}, follow=True)
+    r = client.post(f"/cycles/{cycle.pk}/acknowledge/", {"note": "  "})
 
-    assertContains(r, "Not acknowledged")
+    assertContains(r, "Nothing was saved", status_code=400)
+    assertContains(r, '<a href="#id_note">Note: ', status_code=400)
     assert not Acknowledgement.objects.exists()
 
 
