@@ -101,7 +101,7 @@ def _median(values: list[float]) -> float:
 
 def _plan(text: str) -> Any:
     rows, errors = parse_csv(text, tz=timezone.get_current_timezone(), now=timezone.now())
-    plan = plan_import(rows, errors)
+    plan = plan_import(rows, errors, among=Patient.objects.all())
     if not plan.ok or len(plan.new) != len(rows):
         raise RuntimeError(f"The benchmark file does not import cleanly: {plan.errors[:3]}")
     return plan
