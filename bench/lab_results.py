@@ -219,9 +219,7 @@ def _mllp_parallel(port: int) -> Callable[[Sequence[Any], int], int]:
     return lambda patients, slot: _mllp(port, patients, slot, MLLP_CONNECTIONS)
 
 
-async def _mllp_connections(
-    port: int, patients: Sequence[Any], slot: int, connections: int
-) -> int:
+async def _mllp_connections(port: int, patients: Sequence[Any], slot: int, connections: int) -> int:
     from hl7.mllp import open_hl7_connection
 
     async def one(share: range) -> int:

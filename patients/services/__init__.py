@@ -11,8 +11,8 @@ based on an old version) and `inputs` (what callers hand over). So
 
 from __future__ import annotations
 
-from patients.services.backlog import Backlog, acknowledge_backlog, backlog_before
 from patients.services import teams
+from patients.services.backlog import Backlog, acknowledge_backlog, backlog_before
 from patients.services.bulk import import_draws
 from patients.services.conflicts import (
     ANY_VERSION,
