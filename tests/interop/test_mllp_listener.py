@@ -269,8 +269,14 @@ def test_while_the_database_is_unreachable_messages_are_refused_then_filed(mllp,
 
 
 def _send_while_unreachable(port: int, tmp_path: Path, *messages: bytes) -> list[bytes]:
-    """Send while every new connection to the database fails (the listener opens one
-    per message), as during a database restart."""
+    with _database_unreachable(tmp_path):
+        return _send(port, *messages)
+
+
+@contextmanager
+def _database_unreachable(tmp_path: Path) -> Iterator[None]:
+    """Every new connection to the database fails (the listener opens one per
+    message), as during a database restart."""
     database = connections.settings["default"]  # the settings every thread connects with
     original = dict(database)
     if connection.vendor == "sqlite":
@@ -278,9 +284,30 @@ def _send_while_unreachable(port: int, tmp_path: Path, *messages: bytes) -> list
     else:
         database["PORT"] = str(_free_port())  # nothing listens there
     try:
-        return _send(port, *messages)
+        yield
     finally:
         database.update(original)
+
+
+def test_after_an_outage_the_same_connection_takes_the_message_sent_again(mllp, patient, tmp_path):
+    async def converse() -> tuple[bytes, bytes]:
+        reader, writer = await open_hl7_connection("127.0.0.1", mllp.port)
+        try:
+            with _database_unreachable(tmp_path):
+                writer.writeblock(FINAL)
+                refused = await asyncio.wait_for(reader.readblock(), SECONDS)
+            writer.writeblock(FINAL)  # the database is back: sent again, same connection
+            again = await asyncio.wait_for(reader.readblock(), SECONDS)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        return refused, again
+
+    refused, again = _run_apart(converse())
+
+    assert _acks(refused)[0][:2] == ("AR", "CL260302-0001")
+    assert _acks(again)[0][:2] == ("AA", "CL260302-0001")
+    assert CTCDraw.objects.get().accession == "CS-26-0101"
 
 
 # --- broken connections, sizes ---------------------------------------------------------
