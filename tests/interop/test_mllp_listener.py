@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
+from django.db.backends.signals import connection_created
 from hl7.mllp import open_hl7_connection
 
 from patients import services
@@ -185,6 +187,28 @@ def test_it_answers_each_message_of_a_connection_in_turn(mllp, patient):
     assert _acks(second)[0][1] != "CL260302-0001"
     assert CTCDraw.objects.count() == 1
     assert CTCDraw.objects.get().history.count() == 2  # recorded, then corrected
+
+
+def test_a_worker_keeps_its_database_connection_between_messages_and_closes_it_on_stop(
+    lab_account, patient
+):
+    opened: list[Any] = []
+
+    def created(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if threading.current_thread().name.startswith("mllp"):
+            opened.append(connection)
+
+    connection_created.connect(created)
+    try:
+        with _running(Listener(by=lab_account, workers=1)) as running:
+            answers = _send(running.port, _message(1), _message(2), _message(3))
+    finally:
+        connection_created.disconnect(created)
+
+    assert [_acks(a)[0][0] for a in answers] == ["AA", "AA", "AA"]
+    assert len(opened) == 1  # connecting once costs more than storing a result
+    if connection.vendor != "sqlite":  # Django never closes SQLite's in-memory test database
+        assert opened[0].connection is None  # closed when the listener stopped
 
 
 @pytest.mark.parametrize("sample", ["oru_r01_unknown_mrn.hl7", "adt_a01.hl7", "malformed.hl7"])

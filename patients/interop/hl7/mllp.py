@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import connection, connections
+from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 from hl7.mllp import HL7StreamReader, HL7StreamWriter, InvalidBlockError, start_hl7_server
 
@@ -52,6 +53,8 @@ MAX_MESSAGE_BYTES = MAX_BODY_BYTES
 # stored). SQLite has one writer: there, one at a time (the others wait their turn
 # instead of failing on its lock).
 DEFAULT_WORKERS = 4
+# How long a stopping listener waits for its worker threads to close their connections.
+WORKER_CLOSE_SECONDS = 5.0
 # How long a PROXY protocol header may take to arrive after a proxy connects.
 PROXY_HEADER_SECONDS = 10.0
 PROXY_SIGNATURE = b"PROXY "
@@ -94,6 +97,10 @@ def receive_block(block: bytes, *, by: Any, peer: Peer) -> bytes:
     sends the message again, and whatever of it was already stored is recognised
     ("Already recorded, no change"). The connection stays open.
     """
+    # Around each message as Django does around each request: a connection that failed
+    # (the database restarted) or outlived CONN_MAX_AGE is closed, a healthy one is kept
+    # for this worker thread's next message (connecting costs more than storing a result).
+    close_old_connections()
     try:
         # Outside any transaction: `receive_hl7` stores each message in its own.
         delivery = receive_hl7(block, by=by)
@@ -106,12 +113,26 @@ def receive_block(block: bytes, *, by: Any, peer: Peer) -> bytes:
         logger.exception("MLLP message from %s not processed", peer)
         return _refusal(_header_of(block), ErrorCode.APPLICATION_INTERNAL_ERROR, NOT_PROCESSED)
     finally:
-        # Each message has a connection of its own: one the database dropped (a restart)
-        # is never reused, and a stopped listener leaves none open.
-        connections.close_all()
+        close_old_connections()
     for receipt in delivery.receipts:
         logger.info("MLLP message %s from %s: %s", receipt.header.control_id, peer, receipt.code)
     return delivery.acks().encode("utf-8")
+
+
+async def _close_worker_connections(executor: ThreadPoolExecutor, workers: int) -> None:
+    """Close the database connections the worker threads keep between messages.
+
+    One task per worker, each waiting for the others, so that every thread runs one.
+    """
+    barrier = threading.Barrier(workers)
+
+    def close() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=WORKER_CLOSE_SECONDS)
+        connections.close_all()
+
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(executor, close) for _ in range(workers)))
 
 
 def _header_of(block: bytes) -> Header:
@@ -198,6 +219,7 @@ class Listener:
             self._stopping.set()
             await asyncio.gather(*self._connections, return_exceptions=True)
             await server.wait_closed()
+            await _close_worker_connections(executor, self._workers)
             executor.shutdown(wait=True)
             logger.info("MLLP listener stopped")
 
