@@ -121,9 +121,8 @@ def _acknowledge_batch(
     patients = list(
         Patient.objects.select_for_update(no_key=True).filter(pk__in=patient_ids).order_by("pk")
     )
-    planned = backlog_before(
-        before, patient_ids=patient_ids
-    ).by_patient  # read again, under the lock
+    # The plan read again, under the lock: what is still waiting now.
+    planned = backlog_before(before, patient_ids=patient_ids).by_patient
     series = assessment.series_for_many(p for p in patients if p.pk in planned)
     acks: list[Acknowledgement] = []
     done: dict[int, list[int]] = {}
