@@ -457,3 +457,14 @@ def test_the_change_history_shows_a_change_of_teams(oncologist):
 
     assert FieldChange("care teams", "North, South", "North") in changes
     assert FieldChange("care teams", "—", "North, South") in changes  # at registration
+
+
+def test_the_patient_page_names_the_patients_teams(client, oncologist):
+    _team("North", oncologist)
+    _team("South", oncologist)
+    patient = builders.patient(oncologist)
+    client.force_login(oncologist)
+
+    page = client.get(reverse("patients:detail", args=[patient.pk])).content.decode()
+
+    assert "<dt>Care teams</dt><dd>North, South</dd>" in page
