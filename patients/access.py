@@ -59,9 +59,12 @@ def _scope(user: Any) -> QuerySet[Patient] | None:
     return Patient.objects.filter(care_teams__members=user)
 
 
-def teams_apply(user: Any) -> bool:
-    """Whether care teams limit the patients `user` sees (more than one team, not staff)."""
-    return _scope(user) is not None
+def afresh(user: Any) -> Any:
+    """`user`, with what `_scope` kept on it forgotten: for a process that acts as one
+    account for long (the MLLP listener), so a team created since applies to the next
+    message."""
+    vars(user).pop(_TEAMS_APPLY, None)
+    return user
 
 
 def _visible(queryset: Q, user: Any, path: str) -> Q:

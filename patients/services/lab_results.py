@@ -73,7 +73,8 @@ def record_lab_results(
     mrns = {r.mrn for r in results}
     # Only the patients the interface account may see (its care teams): another team's
     # patient is refused exactly as an unknown MRN, never revealed.
-    patients = {p.mrn: p for p in access.patients(by).filter(mrn__in=mrns)}
+    # (Afresh: the MLLP listener acts as one account object for as long as it runs.)
+    patients = {p.mrn: p for p in access.patients(access.afresh(by)).filter(mrn__in=mrns)}
     accessions = {r.accession for r in results if r.accession}
     locked = CTCDraw.objects.select_for_update().filter(accession__in=accessions)
     on_record = {d.accession: d for d in locked}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import QueryDict
 from django.utils import dateformat, timezone
 
@@ -121,16 +122,23 @@ class PatientForm(VersionedForm):
         widgets = {"birth_date": DateInput(), "diagnosed_on": DateInput()}
         labels = {"diagnosed_on": "Metastatic diagnosis on"}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["oncologist"] = oncologist_choices()
         self.fields["oncologist"].initial = getattr(self.instance, "oncologist_id", None)
         if CareTeam.objects.count() > 1:
-            # Every team is listed; the service refuses a team the user is not in (staff
-            # excepted), naming this field. A new patient left without a choice joins
-            # the teams of whoever registers them.
+            # Staff choose among every team; others among their own and those the patient
+            # is in (the service refuses adding or removing a team the user is not in,
+            # naming this field). A new patient left without a choice joins the teams of
+            # whoever registers them.
+            offered = CareTeam.objects.all()
+            if not getattr(user, "is_staff", False):
+                offered_if = Q(members=user) if getattr(user, "pk", None) else Q(pk__in=[])
+                if self.instance.pk is not None:
+                    offered_if |= Q(patients=self.instance.pk)
+                offered = offered.filter(offered_if).distinct()
             self.fields["care_teams"] = forms.ModelMultipleChoiceField(
-                CareTeam.objects.all(),
+                offered,
                 required=False,
                 widget=forms.CheckboxSelectMultiple,
                 label="Care teams",

@@ -87,6 +87,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "patient": patient,
         "series": series,
         "age": wording.age_in_years(patient.birth_date, today),
+        "care_teams": [team.name for team in patient.care_teams.all()],
         "draw_rows": [(row, corrected.get(row.draw.pk)) for row in rows],
         "lines": _lines_with_cycles(series),
         "imaging": [(scan, scan_corrections.get(scan.pk)) for scan in all_imaging],

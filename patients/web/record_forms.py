@@ -57,7 +57,7 @@ GET_POST = require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 @permission_required("patients.add_patient", raise_exception=True)
 def patient_create(request: HttpRequest) -> HttpResponse:
-    form = PatientForm(request.POST or None)
+    form = PatientForm(request.POST or None, user=request.user)
     del form.fields["reason"], form.fields["version"]  # nothing to explain on a new record
     if _valid(form, lambda fields: services.patient_entry_errors(fields)):
         fields = {k: v for k, v in form.cleaned_data.items() if k not in ("version", "reason")}
@@ -73,7 +73,12 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 @permission_required("patients.change_patient", raise_exception=True)
 def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
     patient = access.patient(request.user, pk)
-    form = PatientForm(request.POST or None, instance=patient, initial={"version": patient.version})
+    form = PatientForm(
+        request.POST or None,
+        instance=patient,
+        initial={"version": patient.version},
+        user=request.user,
+    )
     if _valid(form, lambda fields: services.patient_entry_errors(fields, patient=patient)):
         changes, version, reason = services.split_edit(form.cleaned_data, changed=form.changed_data)
         saved = _attempt(

@@ -743,3 +743,20 @@ def test_a_result_for_a_patient_of_the_accounts_team_is_recorded(api, oncologist
 
     assert _acks(r)[0][0] == "AA"
     assert CTCDraw.objects.get().patient == patient
+
+
+def test_a_second_team_applies_to_the_next_message_of_an_account_that_stays_signed_in(
+    api, oncologist, patient
+):
+    """The MLLP listener acts as one account object for as long as it runs."""
+    north = services.teams.create_team("North")
+    north.members.add(oncologist)
+    api.force_authenticate(oncologist)  # one user object for every request, as the listener
+    _post(api, _body("oru_r01_unknown_mrn.hl7"))  # one team: every patient may be found
+
+    south = services.teams.create_team("South")
+    services.teams.add_patients_to_team(south, [patient], by=None)
+    r = _post(api, _body("oru_r01_final.hl7"))
+
+    assert _acks(r)[0][0] == "AE"
+    assert not CTCDraw.objects.exists()

@@ -277,6 +277,22 @@ def test_the_form_offers_teams_only_from_the_second_team(client, oncologist):
     assert "care_teams" in two.context["form"].fields
 
 
+def test_the_form_offers_a_user_their_own_teams_and_staff_every_team(
+    client, oncologist, admin_user
+):
+    _team("North", oncologist)
+    _team("South")
+    _team("East", oncologist)
+
+    client.force_login(oncologist)
+    theirs = client.get(reverse("patients:create")).context["form"].fields["care_teams"]
+    client.force_login(admin_user)
+    staffs = client.get(reverse("patients:create")).context["form"].fields["care_teams"]
+
+    assert [t.name for t in theirs.queryset] == ["East", "North"]
+    assert [t.name for t in staffs.queryset] == ["East", "North", "South"]
+
+
 def test_the_form_refuses_another_teams_choice_naming_the_field(client, oncologist):
     _team("North", oncologist)
     south = _team("South")
@@ -288,8 +304,20 @@ def test_the_form_refuses_another_teams_choice_naming_the_field(client, oncologi
     )
 
     assert r.status_code == 400
-    assert "South" in r.context["form"].errors["care_teams"][0]
+    assert r.context["form"].errors["care_teams"]
     assert not Patient.objects.exists()
+
+
+def test_the_edit_form_keeps_a_team_the_user_is_not_in(client, oncologist, nurse):
+    north, south = _team("North", oncologist), _team("South", nurse)
+    patient = builders.patient(oncologist)  # North
+    _in_team(south, patient)
+    client.force_login(oncologist)
+
+    form = client.get(reverse("patients:edit", args=[patient.pk])).context["form"]
+
+    assert list(form.fields["care_teams"].queryset) == [north, south]
+    assert set(form.fields["care_teams"].initial) == {north, south}
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -429,3 +457,14 @@ def test_the_change_history_shows_a_change_of_teams(oncologist):
 
     assert FieldChange("care teams", "North, South", "North") in changes
     assert FieldChange("care teams", "—", "North, South") in changes  # at registration
+
+
+def test_the_patient_page_names_the_patients_teams(client, oncologist):
+    _team("North", oncologist)
+    _team("South", oncologist)
+    patient = builders.patient(oncologist)
+    client.force_login(oncologist)
+
+    page = client.get(reverse("patients:detail", args=[patient.pk])).content.decode()
+
+    assert "<dt>Care teams</dt><dd>North, South</dd>" in page
