@@ -711,7 +711,7 @@ def _doxorubicin_flag(drawn_on: date, dose: date) -> Flag:
         FlagCode.DOXORUBICIN_WINDOW,
         Severity.INFO,
         f"Drawn {days} day{'s' if days > 1 else ''} after a doxorubicin dose given on "
-        f"{dose}: doxorubicin can make the count falsely high "
+        f"{date_text(dose)}: doxorubicin can make the count falsely high "
         "(lab guidance: draw at least 7 days after the dose)",
     )
 

@@ -459,7 +459,9 @@ def test_checking_stops_with_a_message_when_it_takes_longer_than_the_setting(
 
 
 def test_saving_past_the_time_limit_rolls_the_whole_import_back(patient, oncologist):
-    plan = importer.plan_csv(HEADER.decode() + "MRN0001,2026-01-02 09:30,,resulted,3,A1,\r\n")
+    plan = importer.plan_csv(
+        HEADER.decode() + "MRN0001,2026-01-02 09:30,,resulted,3,A1,\r\n", by=oncologist
+    )
     assert plan.ok and len(plan.new) == 1
     spent = imports.Limits(max_seconds=0)  # already past: saving stops after its first batch
 

@@ -27,6 +27,7 @@ from patients.rules import (
     p_at_or_above_cutoff,
     pool,
 )
+from patients.wording import date_text
 from tests.rules.helpers import assess, codes, cycle, flag, line, series, tube
 
 START = date(2026, 1, 5)
@@ -162,7 +163,7 @@ def test_the_near_the_cut_off_conversion_reads_as_the_specifications_example() -
     assert later.flags[0] == Flag(
         FlagCode.CONVERSION_TO_UNFAVOURABLE,
         Severity.REVIEW,
-        "Converted to unfavourable: 5 CTC/7.5 mL (previously 3 on 2026-11-04); near the "
+        "Converted to unfavourable: 5 CTC/7.5 mL (previously 3 on 4 Nov 2026); near the "
         "cut-off: chance that the true count is at or above it about 53%. "
         "A repeat draw would settle it",
         later.draw.id,
@@ -175,7 +176,8 @@ def test_a_clear_conversion_is_high_and_names_the_previous_value_and_date() -> N
     assert later.flags[0] == Flag(
         FlagCode.CONVERSION_TO_UNFAVOURABLE,
         Severity.HIGH,
-        f"Converted to unfavourable: 9 CTC/7.5 mL (previously 4 on {first.draw.drawn_on})",
+        "Converted to unfavourable: 9 CTC/7.5 mL "
+        f"(previously 4 on {date_text(first.draw.drawn_on)})",
         later.draw.id,
     )
 
@@ -186,7 +188,7 @@ def test_a_clear_persistence_is_high_and_names_the_previous_value_and_date() -> 
     assert later.flags[0] == Flag(
         FlagCode.PERSISTENT_UNFAVOURABLE,
         Severity.HIGH,
-        f"Still unfavourable: 10 CTC/7.5 mL (previously 9 on {first.draw.drawn_on})",
+        f"Still unfavourable: 10 CTC/7.5 mL (previously 9 on {date_text(first.draw.drawn_on)})",
         later.draw.id,
     )
 
@@ -198,7 +200,7 @@ def test_a_conversion_to_favourable_is_information_only() -> None:
     assert later.flags[0].severity is Severity.INFO
     assert later.flags[0].message == (
         "Converted to favourable: none detected in 7.5 mL is below the cut-off of 5 (breast) "
-        f"(previously 9 on {first.draw.drawn_on})"
+        f"(previously 9 on {date_text(first.draw.drawn_on)})"
     )
     assert not later.needs_review
 
@@ -224,7 +226,8 @@ def test_a_lower_bound_after_a_favourable_sample_is_a_high_conversion() -> None:
     conversion = flag(bound, FlagCode.CONVERSION_TO_UNFAVOURABLE)
     assert conversion.severity is Severity.HIGH
     assert conversion.message == (
-        f"Converted to unfavourable: > 1000 CTC/7.5 mL (previously 2 on {first.draw.drawn_on})"
+        "Converted to unfavourable: > 1000 CTC/7.5 mL "
+        f"(previously 2 on {date_text(first.draw.drawn_on)})"
     )
 
 
@@ -234,7 +237,8 @@ def test_a_sample_after_a_lower_bound_names_the_bound_as_the_previous_value() ->
     bound, later = assess(tubes)
 
     assert flag(later, FlagCode.PERSISTENT_UNFAVOURABLE).message == (
-        f"Still unfavourable: 900 CTC/7.5 mL (previously > 1000 on {bound.draw.drawn_on})"
+        "Still unfavourable: 900 CTC/7.5 mL "
+        f"(previously > 1000 on {date_text(bound.draw.drawn_on)})"
     )
 
 
@@ -269,7 +273,7 @@ def test_the_doxorubicin_flag_is_information_that_says_why_and_when() -> None:
 
     assert one_day.flags[0].severity is Severity.INFO
     assert one_day.flags[0].message == (
-        "Drawn 1 day after a doxorubicin dose given on 2026-02-02: doxorubicin can make the "
+        "Drawn 1 day after a doxorubicin dose given on 2 Feb 2026: doxorubicin can make the "
         "count falsely high (lab guidance: draw at least 7 days after the dose)"
     )
     assert six_days.flags[0].message.startswith("Drawn 6 days after")

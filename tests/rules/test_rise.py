@@ -23,6 +23,7 @@ from patients.rules import (
     rate_ratio,
     rise_p_value,
 )
+from patients.wording import date_text
 from tests.rules.helpers import DEFAULTS, assess, codes, flag, line, series, tube
 
 START = date(2026, 1, 5)
@@ -124,7 +125,7 @@ def test_a_rise_is_for_review_and_says_it_is_larger_than_counting_noise() -> Non
     assert rise.severity is Severity.REVIEW
     assert rise.message == (
         f"Rose from 2 CTC/7.5 mL to 9 CTC/7.5 mL since the previous sample on "
-        f"{first.draw.drawn_on}: larger than counting noise (p = 0.033)"
+        f"{date_text(first.draw.drawn_on)}: larger than counting noise (p = 0.033)"
     )
 
 
@@ -189,7 +190,7 @@ def test_a_rise_from_the_nadir_names_the_nadir_its_line_and_its_date() -> None:
     message = flag(last, RISE).message
     assert message == (
         "Rose from the nadir of the samples before any therapy line "
-        f"(1 CTC/7.5 mL on {second.draw.drawn_on}) to 10 CTC/7.5 mL: "
+        f"(1 CTC/7.5 mL on {date_text(second.draw.drawn_on)}) to 10 CTC/7.5 mL: "
         "larger than counting noise (p = 0.006)"
     )
     # On a tie the most recent sample is the nadir.
@@ -209,7 +210,7 @@ def test_when_both_comparisons_hold_the_message_names_both() -> None:
     assert message.startswith("Rose from 2 CTC/7.5 mL to 20 CTC/7.5 mL since the previous sample")
     assert (
         "; also rose from the nadir of the samples before any therapy line "
-        f"(none detected in 7.5 mL on {first.draw.drawn_on}) to 20 CTC/7.5 mL"
+        f"(none detected in 7.5 mL on {date_text(first.draw.drawn_on)}) to 20 CTC/7.5 mL"
     ) in message
 
 
@@ -326,7 +327,7 @@ def test_a_lower_bound_never_takes_the_place_of_the_true_nadir() -> None:
 
     assert flag(last, RISE).message == (
         f"Rose from the nadir of the samples before any therapy line (4 CTC/7.5 mL on "
-        f"{days[0]}) to 15 CTC/7.5 mL: larger than counting noise (p = 0.0096)"
+        f"{date_text(days[0])}) to 15 CTC/7.5 mL: larger than counting noise (p = 0.0096)"
     )
 
 

@@ -28,6 +28,7 @@ from patients.rules import (
     pool,
     rate_per_7_5_ml,
 )
+from patients.wording import date_text
 from tests.rules.helpers import CUTOFFS, assess, codes, flag, line, series, tube
 
 DAY = date(2026, 3, 2)
@@ -369,7 +370,7 @@ def test_a_lone_rejected_or_failed_tube_is_not_evaluable_and_needs_a_repeat_draw
     assert only.flags[0].severity is Severity.REVIEW
     assert only.flags[0].source == only.draw.id
     assert only.flags[0].message == (
-        f"Not evaluable ({status}: {reason}) on {DAY}: no count, not a zero; "
+        f"Not evaluable ({status}: {reason}) on {date_text(DAY)}: no count, not a zero; "
         "a repeat draw is needed"
     )
     assert only.needs_review
@@ -433,7 +434,7 @@ def test_a_rejected_tube_between_two_unfavourable_samples_still_gives_a_persiste
 
     assert codes(rejected) == [FlagCode.NOT_EVALUABLE]
     assert codes(last) == [FlagCode.PERSISTENT_UNFAVOURABLE]
-    assert f"previously 9 on {first.draw.drawn_on}" in last.flags[0].message
+    assert f"previously 9 on {date_text(first.draw.drawn_on)}" in last.flags[0].message
 
 
 def test_a_failed_tube_never_makes_a_conversion() -> None:

@@ -146,6 +146,8 @@ ACCESS: dict[str, Rule] = {
     "api:draw-detail": api_detail(CLINICIANS, WRITERS),
     "api:draw-entered-in-error": post_only(WRITERS),
     "api:imaging-list": api_list(CLINICIANS, WRITERS),
+    "api:imaging-detail": api_detail(CLINICIANS, WRITERS),
+    "api:imaging-entered-in-error": post_only(WRITERS),
     "api:patient-assessment": page(CLINICIANS),
     "api:worklist": page(CLINICIANS),
     "api:acknowledgement-list": api_list(CLINICIANS, CLINICIANS),
