@@ -383,6 +383,11 @@ def _draw_cycles(ax: Axes, frame: Frame, cycles: Sequence[rules.CycleIn]) -> Non
         )
 
 
+# The widest an imaging label is drawn ("Bone scan: SD" is about 60 pt): longer text is
+# cut with an ellipsis rather than pushing the plot out of the figure.
+IMAGING_LABEL_PT = 180.0
+
+
 def _draw_imaging(
     ax: Axes, frame: Frame, imaging: Sequence[ImagingPoint], *, first_row: int
 ) -> list[Box]:
@@ -402,7 +407,7 @@ def _draw_imaging(
     row_ends: list[float] = []  # the right edge of the last label in each row
     boxes = []
     for x, point in zip(xs, points, strict=True):
-        text = f"{point.modality}: {point.response}"
+        text = fit_text(f"{point.modality}: {point.response}", IMAGING_LABEL_PT, 7.5)
         left = frame.x_pt(x) + 2
         row = next((i for i, end in enumerate(row_ends) if left > end + 4), len(row_ends))
         row_ends[row : row + 1] = [left + text_width_pt(text, 7.5)]

@@ -9,6 +9,7 @@ import io
 import itertools
 import subprocess
 import sys
+import warnings
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -246,6 +247,21 @@ def test_therapy_lines_are_named_by_regimen():
 def test_imaging_dates_carry_their_recist_response():
     texts = texts_of(charts.trend_svg(breast_conversion_data()))
     assert {"CT: PR", "CT: PD", "Bone scan: SD"} <= set(texts)
+
+
+def test_an_imaging_label_however_long_is_cut_and_leaves_the_plot_its_room():
+    data = breast_conversion_data()
+    long_label = ImagingPoint(date(2025, 4, 30), "Whole-body diffusion MRI " * 400, "PR")
+    data = chart_data(
+        "breast", [draw(date(2025, 3, 20), 3)], today=date(2025, 11, 10), imaging=(long_label,)
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when the plot collapses to nothing
+        texts = texts_of(charts.trend_svg(data))
+
+    (label,) = [t for t in texts if t.startswith("Whole-body")]
+    assert label.endswith("…") and len(label) < 40
 
 
 def test_a_rejected_draw_is_marked_not_evaluable():
