@@ -469,10 +469,12 @@ def same_day_draws(
     """
     day = timezone.localdate(drawn_at)
     zone = timezone.get_current_timezone()
-    start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
     found = patient.draws.valid().filter(
-        drawn_at__gte=start, drawn_at__lt=start + timedelta(days=1)
+        drawn_at__gte=datetime.combine(day, datetime.min.time(), tzinfo=zone)
     )
+    if day < date.max:  # the last day of the calendar has no next day to stop at
+        next_day = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        found = found.filter(drawn_at__lt=next_day)
     return (
         list(found.exclude(pk=besides).order_by("drawn_at"))
         if besides

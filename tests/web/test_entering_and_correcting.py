@@ -278,6 +278,19 @@ def test_a_nurse_cannot_correct_imaging(client, nurse, scan):
 # --- same-day duplicates ----------------------------------------------------------------------
 
 
+def test_a_draw_on_the_last_day_of_the_calendar_is_refused_as_in_the_future(
+    client, oncologist, draw
+):
+    # Found by the form fuzzing: looking for other draws that day overflowed past 9999.
+    client.force_login(oncologist)
+    data = {"drawn_at": "9999-12-31T23:59", "blood_volume_ml": "7.5", "status": "resulted"}
+
+    r = client.post(f"/patients/{draw.patient_id}/draws/new/", {**data, "ctc_count": "3"})
+
+    assertContains(r, "The draw time is in the future.", status_code=400)
+    assert CTCDraw.objects.filter(patient=draw.patient_id).count() == 1
+
+
 def test_a_second_draw_on_the_same_day_asks_for_confirmation(client, oncologist, draw):
     client.force_login(oncologist)
     data = {
