@@ -154,6 +154,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "patients.web.context.open_counts",
             ],
+            # `day` and `moment`: every page writes dates the way patients.wording does.
+            "builtins": ["patients.web.dates"],
         },
     },
 ]

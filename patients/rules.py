@@ -26,7 +26,7 @@ from functools import lru_cache
 from scipy.special import gammaincc
 from scipy.stats import binomtest, chi2, norm
 
-from patients.wording import count_phrase, counted_in_volume, date_text, day_text, short_rate
+from patients.wording import count_phrase, counted_in_volume, date_text, short_rate
 
 STANDARD_VOLUME_ML = Decimal("7.5")
 # A CellSave tube holds 10 mL: what entry accepts (stored rows from before version 2
@@ -975,15 +975,15 @@ def state_message(assessment: CycleAssessment, tubes: Sequence[DrawAssessment] =
     Empty for a result in the window and for a missing draw (its flag says it).
     """
     opens, day_1 = assessment.window
-    window = f"{day_text(opens)} to {day_text(day_1)}"
+    window = f"{date_text(opens)} to {date_text(day_1)}"
     match assessment.state:
         case PreCycleState.NOT_YET_DUE:
-            return f"Nothing due yet: the draw window opens {day_text(opens)}"
+            return f"Nothing due yet: the draw window opens {date_text(opens)}"
         case PreCycleState.DRAW_DUE:
             by = last_day_to_draw(assessment.cycle)
             return (
-                f"Draw due: no CTC result yet in the window {window}; draw by {day_text(by)} "
-                f"for the result to be back by day 1 ({day_text(day_1)}); a pre-dose draw on "
+                f"Draw due: no CTC result yet in the window {window}; draw by {date_text(by)} "
+                f"for the result to be back by day 1 ({date_text(day_1)}); a pre-dose draw on "
                 "day 1 still counts"
             )
         case PreCycleState.RESULT_PENDING:
@@ -992,7 +992,7 @@ def state_message(assessment: CycleAssessment, tubes: Sequence[DrawAssessment] =
                 for t in tubes
                 if t.draw.status == DrawStatus.PENDING and opens <= t.draw.drawn_on <= day_1
             ]
-            since = f" since {day_text(min(pending))}" if pending else ""
+            since = f" since {date_text(min(pending))}" if pending else ""
             return f"Result pending{since}"
     return ""
 

@@ -120,33 +120,26 @@ def age_in_years(birth: date, on: date) -> int:
     return on.year - birth.year - before_birthday
 
 
-def long_day_text(day: date) -> str:
-    """A day in the chart and the printed report: "Thu 3 Dec 2026", unmistakable anywhere."""
-    return f"{day:%a} {day.day} {day:%b %Y}"
-
-
 def date_text(day: date) -> str:
-    """A date as people read it, on the pages, in the PDF and in the rules' messages: "20 Nov 2025".
+    """A day as people read it, everywhere a person reads one: "Thu 3 Dec 2026".
 
-    The month in words, so that it reads the same in every country (07/03 does not).
-    Machine formats (the API, FHIR, the CSV export) keep ISO 8601 and do not use this.
+    The pages (the `day` template filter), the PDF, the chart and the rules' messages all
+    say a day this way: the weekday because a ward plans by it, the month in words so that
+    it reads the same in every country (07/03 does not). Machine formats (the API, FHIR,
+    the CSV export) keep ISO 8601 and do not use this.
     """
-    return f"{day.day} {day:%b %Y}"
-
-
-def day_text(day: date) -> str:
-    """A date near today, as a ward reads it: "Thu 3 Dec"."""
-    return f"{day:%a} {day.day} {day:%b}"
+    return f"{_WEEKDAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 def time_text(moment: datetime) -> str:
-    """A date and time to the minute, "20 Nov 2025 14:05", in the zone `moment` is already in.
+    """A date and time to the minute, "3 Dec 2026 08:30", in the zone `moment` is already in.
 
-    The pages say the same with Django's `date:"j M Y H:i"`.
+    No weekday: a time names a moment already past (a draw, an edit), not a day to plan.
+    The pages say the same with the `moment` template filter.
     """
-    return f"{date_text(moment.date())} {moment:%H:%M}"
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year} {moment:%H:%M}"
 
 
-def long_time_text(moment: datetime) -> str:
-    """A date and time in the chart: "3 Dec 2026 08:30", the same as time_text."""
-    return time_text(moment)
+# English names whatever the server's locale (strftime's %a and %b follow LC_TIME).
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

@@ -385,9 +385,7 @@ def _imaging_words(h: Any) -> str:
     meta = ImagingAssessment._meta
     modality = dict(meta.get_field("modality").flatchoices).get(h.modality, h.modality)
     response = dict(meta.get_field("response").flatchoices).get(h.response, h.response)
-    return (
-        f"{modality} of {h.performed_on:%a} {h.performed_on.day} {h.performed_on:%b %Y}: {response}"
-    )
+    return f"{modality} of {wording.date_text(h.performed_on)}: {response}"
 
 
 def _result_words(h: Any) -> str:

@@ -99,7 +99,7 @@ def point_tooltip(a: rules.DrawAssessment, data: ChartData, zone: ZoneInfo) -> s
     (cut-off 5)", "95% interval 6.2 to 25.6", then its flags, then whether they are
     acknowledged.
     """
-    lines = [wording.long_time_text(a.draw.drawn_at.astimezone(zone))]
+    lines = [wording.time_text(a.draw.drawn_at.astimezone(zone))]
     if a.evaluable and a.sample is not None:
         sample = a.sample.sample
         lines.append(
@@ -135,6 +135,6 @@ def point_tooltip(a: rules.DrawAssessment, data: ChartData, zone: ZoneInfo) -> s
 def identity_text(identity: ChartIdentity) -> str:
     """Whose chart it is and when it was made, printed on every exported picture."""
     return (
-        f"{identity.name} · MRN {identity.mrn} · born {wording.long_day_text(identity.birth_date)}"
-        f" · chart made {wording.long_day_text(identity.made_on)}"
+        f"{identity.name} · MRN {identity.mrn} · born {wording.date_text(identity.birth_date)}"
+        f" · chart made {wording.date_text(identity.made_on)}"
     )

@@ -228,12 +228,12 @@ def _flag_style(flag: rules.Flag) -> Style:
 # --- cycles and imaging -------------------------------------------------------
 
 CYCLE_COLUMNS = (
-    Column("Therapy line", 104),
+    Column("Therapy line", 96),
     Column("Cycle", 32),
-    Column("Day 1", 60),  # "28 May 2026" on one line
-    Column("Given", 60),
-    Column("Status", 84),
-    Column("Before the cycle", WIDTH - 340),
+    Column("Day 1", 80),  # "Wed 28 May 2026" on one line
+    Column("Given", 80),
+    Column("Status", 76),
+    Column("Before the cycle", WIDTH - 364),
 )
 
 
@@ -301,10 +301,10 @@ def _before_cycle_cell(doc: ReportDocument, assessment: rules.CycleAssessment) -
 
 
 IMAGING_COLUMNS = (
-    Column("Date", 72),
+    Column("Date", 80),  # "Wed 28 May 2026" on one line
     Column("Modality", 72),
     Column("RECIST 1.1 response", 110),
-    Column("Note", WIDTH - 254),
+    Column("Note", WIDTH - 262),
 )
 # An imaging table up to this tall (about 15 rows) is never split across pages.
 IMAGING_KEEP_WHOLE_PT = 260

@@ -257,7 +257,7 @@ def plan_cycles(
         errors["every_days"] = ["Give a number of days from 1 to 365."]
     if first_date < line.start_date:
         errors["first_date"] = [
-            f"Day 1 cannot be before the line starts ({_day(line.start_date)})."
+            f"Day 1 cannot be before the line starts ({wording.date_text(line.start_date)})."
         ]
     if errors:
         raise ValidationError(errors)
@@ -879,10 +879,6 @@ def _readable_errors(instance: models.Model, fields: Mapping[str, Any], context:
             for name, messages in exc.message_dict.items():
                 found.setdefault(name, []).extend(messages)
     return {name: msgs for name, msgs in found.items() if name in fields}
-
-
-def _day(value: date) -> str:
-    return f"{value:%a} {value.day} {value:%b %Y}"
 
 
 # --- shared steps ---------------------------------------------------------------

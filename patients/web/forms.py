@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import QueryDict
-from django.utils import dateformat, timezone
+from django.utils import timezone
 
 from ctctrack.forms import DateInput, DateTimeLocalInput
 from patients.messages import NOTE_REQUIRED
@@ -34,6 +34,7 @@ from patients.models import (
 )
 from patients.roles import ONCOLOGIST
 from patients.services import CHANGE_REASON_MAX_LENGTH, MAX_CYCLES_PLANNED_AT_ONCE
+from patients.web import dates
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -229,7 +230,7 @@ class CycleForm(VersionedForm):
             self.add_error(
                 "delay_days",
                 f"Give either a new day 1 or a number of days to delay by, not both "
-                f"({days} days after {_day(current)} is {_day(delayed_to)}).",
+                f"({days} days after {dates.day(current)} is {dates.day(delayed_to)}).",
             )
         elif data.get("status") not in (CycleStatus.PLANNED, CycleStatus.DELAYED):
             self.add_error("delay_days", "Only a planned or delayed cycle can be delayed.")
@@ -244,10 +245,6 @@ class CycleForm(VersionedForm):
         if self.cleaned_data.get("delay_days"):
             changed += [name for name in ("scheduled_date", "status") if name not in changed]
         return changed
-
-
-def _day(value: date) -> str:
-    return dateformat.format(value, "D j M Y")
 
 
 class CountField(forms.IntegerField):

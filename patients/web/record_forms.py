@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -18,7 +18,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.views.decorators.http import (
     require_http_methods,
     require_POST,
@@ -36,7 +36,7 @@ from patients.models import (
     TherapyLine,
     TreatmentCycle,
 )
-from patients.web import acknowledging
+from patients.web import acknowledging, dates
 from patients.web.forms import (
     CycleForm,
     DrawForm,
@@ -157,7 +157,7 @@ def cycle_create(request: HttpRequest, pk: int) -> HttpResponse:
         fields = {k: v for k, v in form.cleaned_data.items() if k != "version"}
         cycle = _attempt(form, lambda: services.plan_cycle(line=line, by=request.user, **fields))
         if cycle:
-            day_1 = _day(cycle.scheduled_date)
+            day_1 = dates.day(cycle.scheduled_date)
             messages.success(request, f"Cycle {cycle.number} planned for {day_1}.")
             return _to_patient(request, patient, f"cycle-{cycle.pk}")
     title = f"New cycle: line {line.line_number} ({line.regimen})"
@@ -187,8 +187,9 @@ def cycles_plan(request: HttpRequest, pk: int) -> HttpResponse:
             first, last = planned[0], planned[-1]
             messages.success(
                 request,
-                f"{len(planned)} cycles planned in line {line.line_number}: C{first.number} on "
-                f"{_day(first.scheduled_date)} to C{last.number} on {_day(last.scheduled_date)}.",
+                f"{len(planned)} cycles planned in line {line.line_number}: "
+                f"C{first.number} on {dates.day(first.scheduled_date)} "
+                f"to C{last.number} on {dates.day(last.scheduled_date)}.",
             )
             return _to_patient(request, patient, *(f"cycle-{c.pk}" for c in planned))
     title = f"Plan cycles: line {line.line_number} ({line.regimen})"
@@ -296,8 +297,8 @@ def _same_day_confirmed(form: DrawForm, patient: Patient) -> bool:
     others = services.same_day_draws(patient, form.cleaned_data["drawn_at"])
     if not others:
         return True
-    listed = "; ".join(f"{_time(d.drawn_at)}, {draw_summary(d)}" for d in others)
-    day = _day(timezone.localdate(form.cleaned_data["drawn_at"]))
+    listed = "; ".join(f"{dates.moment(d.drawn_at)}, {draw_summary(d)}" for d in others)
+    day = dates.day(timezone.localdate(form.cleaned_data["drawn_at"]))
     form.ask_same_day_confirmation(
         f"{patient.name} already has a draw on {day} ({listed}). Nothing was saved: if this "
         "is another draw, tick the box below and save again."
@@ -369,7 +370,7 @@ def imaging_edit(request: HttpRequest, pk: int) -> HttpResponse:
         return _to_patient(request, patient, f"imaging-{pk}")
 
     def done(saved: Any) -> None:
-        messages.success(request, f"Imaging of {_day(saved.performed_on)} corrected.")
+        messages.success(request, f"Imaging of {dates.day(saved.performed_on)} corrected.")
 
     return _edit_with_reason(
         request,
@@ -441,7 +442,7 @@ def _imaging_correction(imaging: ImagingAssessment) -> _Correction:
         record=imaging,
         patient=imaging.patient,
         form_class=ImagingForm,
-        title=f"Correct imaging of {_day(imaging.performed_on)}",
+        title=f"Correct imaging of {dates.day(imaging.performed_on)}",
         what="imaging",
         row=f"imaging-{imaging.pk}",
         error_action=reverse("patients:imaging-error", args=[imaging.pk]),
@@ -519,7 +520,7 @@ def imaging_create(request: HttpRequest, pk: int) -> HttpResponse:
             lambda: services.record_imaging(patient=patient, by=request.user, **form.cleaned_data),
         )
         if imaging:
-            messages.success(request, f"Imaging of {_day(imaging.performed_on)} recorded.")
+            messages.success(request, f"Imaging of {dates.day(imaging.performed_on)} recorded.")
             return _to_patient(request, patient, f"imaging-{imaging.pk}")
     return _form_page(request, form, title="New imaging", patient=patient, status=_status(request))
 
@@ -548,14 +549,6 @@ def _valid(form: Any, check: Callable[[dict[str, Any]], Mapping[str, list[str]]]
                 for problem in problems:
                     form.add_error(name, problem)
     return False
-
-
-def _day(value: date) -> str:
-    return dateformat.format(value, "D j M Y")
-
-
-def _time(value: datetime) -> str:
-    return dateformat.format(timezone.localtime(value), "j M Y H:i")
 
 
 def draw_summary(draw: CTCDraw) -> str:

@@ -11,12 +11,12 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from patients import access, assessment, audit, services
 from patients.models import AccessAction
-from patients.web import acknowledging
+from patients.web import acknowledging, dates
 from patients.web.presenters import result_rows
 
 RESULTS_PAGE_SIZE = 50
@@ -58,7 +58,7 @@ def results(request: HttpRequest) -> HttpResponse:
 def acknowledge_result(request: HttpRequest, pk: int) -> HttpResponse:
     draw = access.draw(request.user, pk)
     patient = draw.patient
-    drawn = dateformat.format(timezone.localtime(draw.drawn_at), "j M Y H:i")
+    drawn = dates.moment(draw.drawn_at)
     return acknowledging.acknowledge(
         request,
         lambda note: services.acknowledge_result(draw=draw, by=request.user, note=note),

@@ -77,7 +77,7 @@ def test_it_covers_lines_cycles_draws_imaging_and_acknowledgements_newest_first(
 
     whats = [entry.what for entry in history]
     assert whats[0] == "Acknowledgement of cycle 1"
-    assert whats[1] == "Imaging of 3 Jan 2026"
+    assert whats[1] == "Imaging of Sat 3 Jan 2026"
     assert "Cycle 1 of line 1" in whats and "Therapy line 1" in whats
     assert "CTC draw of 2 Jan 2026 09:30" in whats and whats[-1] == "Patient details"
     assert [e.at for e in history] == sorted((e.at for e in history), reverse=True)

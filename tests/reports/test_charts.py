@@ -725,15 +725,15 @@ def test_the_sparkline_is_the_one_matplotlibs_transform_draws(rates, cutoff):
 
 def test_the_text_alternative_gives_the_latest_count_category_and_number_of_draws():
     text = chart_text_alternative(breast_conversion_data())
-    assert "Latest CTC count 1 CTC/7.5 mL on 23 Oct 2025, favourable (cut-off 5)" in text
+    assert "Latest CTC count 1 CTC/7.5 mL on Thu 23 Oct 2025, favourable (cut-off 5)" in text
     assert "12 draws (11 evaluable)" in text
-    assert "down from 2 CTC/7.5 mL on 11 Sep 2025" in text
+    assert "down from 2 CTC/7.5 mL on Thu 11 Sep 2025" in text
 
 
 def test_the_text_alternative_quotes_the_flags_of_the_latest_draw():
     draws = [draw(date(2025, 1, 6), 1), draw(date(2025, 2, 3), 9)]
     text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 3, 1)))
-    assert "Latest CTC count 9 CTC/7.5 mL on 3 Feb 2025, unfavourable (cut-off 5)" in text
+    assert "Latest CTC count 9 CTC/7.5 mL on Mon 3 Feb 2025, unfavourable (cut-off 5)" in text
     assert "up from 1 CTC/7.5 mL" in text
     assert "Converted to unfavourable" in text
 
@@ -754,9 +754,10 @@ def test_the_text_alternative_speaks_of_samples_lower_bounds_and_the_chance():
     text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 10, 1)))
 
     assert (
-        "Latest CTC count 5 CTC/7.5 mL (2 tubes pooled) on 3 Sep 2025, unfavourable (cut-off 5), "
+        "Latest CTC count 5 CTC/7.5 mL (2 tubes pooled) on Wed 3 Sep 2025, unfavourable (cut-off "
+        "5), "
         "chance that the true count is at or above the cut-off: about 52%, "
-        "down from > 1000 CTC/7.5 mL on 6 Aug 2025; 2 draws (2 evaluable)." in text
+        "down from > 1000 CTC/7.5 mL on Wed 6 Aug 2025; 2 draws (2 evaluable)." in text
     )
     assert "A count shown as more than a number is a lower bound." in text
 
@@ -766,7 +767,7 @@ def test_the_text_alternative_never_calls_a_change_from_a_lower_bound_a_fall():
     text = chart_text_alternative(chart_data("breast", draws, today=date(2025, 10, 1)))
 
     # 1200 after "more than 1000" may be higher or lower than the first count.
-    assert ", after > 1000 CTC/7.5 mL on 6 Aug 2025" in text
+    assert ", after > 1000 CTC/7.5 mL on Wed 6 Aug 2025" in text
     assert "up from" not in text and "down from" not in text
 
 

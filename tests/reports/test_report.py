@@ -24,7 +24,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 
 from patients import rules, wording
-from patients.reports import chart_data
+from patients.reports import chart_data, layout, report_tables
 from patients.reports.ctc_report import ReportData, flag_explanation, report_pdf
 from patients.reports.report_data import FLAG_SEVERITIES, FLAG_WORDS, Acknowledged, VoidedDraw
 from tests.paths import ROOT
@@ -468,11 +468,13 @@ def test_a_sample_report_stays_small(breast_pdf: bytes) -> None:
 # --- pages ----------------------------------------------------------------
 
 
-def test_the_sample_has_four_pages(breast_pdf: bytes) -> None:
+def test_the_sample_has_five_pages(breast_pdf: bytes) -> None:
+    # Five since days carry their weekday ("Mon 24 Nov 2025"): the wider day columns
+    # make the cycles table taller, and the flags' glossary ends on a page of its own.
     pages = page_texts(breast_pdf)
 
-    assert len(pages) == 4
-    assert len(re.findall(rb"/Type /Page\b", breast_pdf)) == 4
+    assert len(pages) == 5
+    assert len(re.findall(rb"/Type /Page\b", breast_pdf)) == 5
 
 
 def test_every_page_names_the_patient_and_who_generated_it(breast_pdf: bytes) -> None:
@@ -481,7 +483,7 @@ def test_every_page_names_the_patient_and_who_generated_it(breast_pdf: bytes) ->
     for number, text in enumerate(pages, start=1):
         assert "Jane Doe" in text
         assert "MRN MRN-004711" in text
-        assert "born 20 Nov 1961" in text
+        assert "born Mon 20 Nov 1961" in text
         footer = (
             f"Generated 20 Nov 2025 14:05 (Europe/London) by nurse.lee · "
             f"page {number} of {len(pages)}"
@@ -505,7 +507,7 @@ def test_a_long_history_lists_every_draw_once(long_pdf: bytes) -> None:
     text = "\n".join(page_texts(long_pdf))
 
     for a in data.assessments:
-        shown = re.escape(f"{wording.date_text(a.draw.drawn_on)} 09:30")
+        shown = re.escape(wording.time_text(datetime.combine(a.draw.drawn_on, time(9, 30))))
         assert len(re.findall(rf"(?<!\d){shown}", text)) == 1
 
 
@@ -516,7 +518,7 @@ def test_page_one_has_the_patient_block(breast_pdf: bytes) -> None:
     first = flat(page_texts(breast_pdf)[0])
 
     assert "CTC report" in first
-    assert "Date of birth 20 Nov 1961 (age 64)" in first
+    assert "Date of birth Mon 20 Nov 1961 (age 64)" in first
     assert "Sex Female" in first
     assert "Cancer type Breast" in first
     assert "Oncologist Dr Amara Okafor" in first
@@ -528,24 +530,24 @@ def test_the_age_is_the_age_on_the_day_the_report_is_generated(breast: ReportDat
 
     first = flat(page_texts(report_pdf(day_before_birthday))[0])
 
-    assert "21 Nov 1961 (age 63)" in first
+    assert "Tue 21 Nov 1961 (age 63)" in first
 
 
 def test_the_summary_gives_the_latest_evaluable_count(breast_pdf: bytes) -> None:
     first = flat(page_texts(breast_pdf)[0])
 
     assert (
-        "Latest evaluable count: 1 CTC/7.5 mL on 23 Oct 2025, favourable; "
+        "Latest evaluable count: 1 CTC/7.5 mL on Thu 23 Oct 2025, favourable; "
         "95% interval 0.0 to 5.6." in first
     )
     assert "Draws: 13 tubes recorded, 11 evaluable samples; 1 entered in error" in first
     # Delayed from 17 Nov: its window opened a week before the day first planned.
     assert (
-        "Upcoming L2 C6 (day 1 24 Nov 2025, delayed): Draw due: no CTC result yet in the "
-        "window Mon 10 Nov to Mon 24 Nov; draw by Fri 21 Nov" in first
+        "Upcoming L2 C6 (day 1 Mon 24 Nov 2025, delayed): Draw due: no CTC result yet in the "
+        "window Mon 10 Nov 2025 to Mon 24 Nov 2025; draw by Fri 21 Nov 2025" in first
     )
     assert "a pre-dose draw on day 1 still counts; not evaluable (review)." in first
-    assert "Upcoming L2 C7 (day 1 8 Dec 2025, planned): Nothing due yet" in first
+    assert "Upcoming L2 C7 (day 1 Mon 8 Dec 2025, planned): Nothing due yet" in first
 
 
 def test_all_text_is_inside_15_mm_margins_and_readable(long_pdf: bytes) -> None:
@@ -560,6 +562,28 @@ def test_all_text_is_inside_15_mm_margins_and_readable(long_pdf: bytes) -> None:
         assert margin <= y <= A4_HEIGHT_PT - margin, text
         # Page 1 holds the chart, whose label sizes are charts.py's (some below 8 pt).
         assert page == 0 or size >= 8, text
+
+
+A_YEAR = [date(2026, 1, 1) + timedelta(days=n) for n in range(365)]
+EVERY_DAY = [wording.date_text(d) for d in A_YEAR]
+EVERY_TIME = [wording.time_text(datetime.combine(d, time(23, 58))) for d in A_YEAR]
+
+
+@pytest.mark.parametrize(
+    ("columns", "title", "texts"),
+    [
+        (report_tables.CYCLE_COLUMNS, "Day 1", EVERY_DAY),
+        (report_tables.CYCLE_COLUMNS, "Given", EVERY_DAY),
+        (report_tables.IMAGING_COLUMNS, "Date", EVERY_DAY),
+        (report_tables.DRAW_COLUMNS, "Drawn (local)", EVERY_TIME),
+    ],
+)
+def test_every_day_and_time_fits_its_column_on_one_line(
+    columns: tuple[layout.Column, ...], title: str, texts: list[str]
+) -> None:
+    (column,) = [c for c in columns if c.title == title]
+    widest = max(layout.text_width(t, layout.TABLE_PT) for t in texts)
+    assert column.width - 2 * layout.CELL_PAD_X >= widest
 
 
 def test_long_names_and_notes_wrap_inside_the_margins(breast: ReportData) -> None:
@@ -630,10 +654,10 @@ def test_the_summary_names_the_next_three_upcoming_cycles() -> None:
     first = flat(page_texts(report_pdf(report_data([], lines=(therapy,), cycles=cycles)))[0])
 
     # On 20 Nov the window of C2 (24 Nov) is open; that of C3 (15 Dec) is not.
-    assert "Upcoming L1 C2 (day 1 24 Nov 2025, planned): Draw due: no CTC result yet" in first
+    assert "Upcoming L1 C2 (day 1 Mon 24 Nov 2025, planned): Draw due: no CTC result yet" in first
     assert (
-        "Upcoming L1 C3 (day 1 15 Dec 2025, planned): Nothing due yet: the draw window "
-        "opens Mon 8 Dec." in first
+        "Upcoming L1 C3 (day 1 Mon 15 Dec 2025, planned): Nothing due yet: the draw window "
+        "opens Mon 8 Dec 2025." in first
     )
     assert "missing pre-cycle draw" not in first
     assert "Upcoming L1 C4" in first
@@ -683,22 +707,28 @@ def test_the_cycles_table_shows_what_stood_before_each_cycle(breast_pdf: bytes) 
     text = text_of(breast_pdf)
 
     assert (
-        "L1 Paclitaxel weekly C2 24 Mar 2025 24 Mar 2025 given conversion to favourable (info) "
-        "from the sample of 20 Mar 2025; window 17 Mar 2025 to 24 Mar 2025" in text
+        "L1 Paclitaxel weekly C2 Mon 24 Mar 2025 Mon 24 Mar 2025 given conversion to favourable "
+        "(info) "
+        "from the sample of Thu 20 Mar 2025; window Mon 17 Mar 2025 to Mon 24 Mar 2025" in text
     )
-    assert "C3 14 Apr 2025 14 Apr 2025 given no flags from the sample of 10 Apr 2025" in text
-    assert "C7 7 Jul 2025 — cancelled: patient choice after cycle 6 —" in text
+    assert (
+        "C3 Mon 14 Apr 2025 Mon 14 Apr 2025 given no flags from the sample of Thu 10 Apr 2025"
+        in text
+    )
+    assert "C7 Mon 7 Jul 2025 — cancelled: patient choice after cycle 6 —" in text
     # A high flag that nobody acknowledged says so.
     assert (
-        "C6 16 Jun 2025 16 Jun 2025 given conversion to unfavourable (high), rise beyond counting "
-        "noise (review) from the sample of 12 Jun 2025; window 9 Jun 2025 to 16 Jun 2025 "
+        "C6 Mon 16 Jun 2025 Mon 16 Jun 2025 given conversion to unfavourable (high), rise beyond "
+        "counting "
+        "noise (review) from the sample of Thu 12 Jun 2025; window Mon 9 Jun 2025 to Mon 16 Jun "
+        "2025 "
         "not acknowledged" in text
     )
     assert (
-        "C6 24 Nov 2025 — delayed: neutropenia, grade 3 Draw due: no CTC result yet in the "
-        "window Mon 10 Nov to Mon 24 Nov" in text
+        "C6 Mon 24 Nov 2025 — delayed: neutropenia, grade 3 Draw due: no CTC result yet in the "
+        "window Mon 10 Nov 2025 to Mon 24 Nov 2025" in text
     )
-    assert "counts not evaluable (review) window 10 Nov 2025 to 24 Nov 2025" in text
+    assert "counts not evaluable (review) window Mon 10 Nov 2025 to Mon 24 Nov 2025" in text
 
 
 def test_a_given_cycle_without_a_pre_cycle_result_says_so(breast_pdf: bytes) -> None:
@@ -706,15 +736,18 @@ def test_a_given_cycle_without_a_pre_cycle_result_says_so(breast_pdf: bytes) -> 
 
     # L2 C4: no sample between 29 Sep and 6 Oct, given all the same.
     assert (
-        "C4 6 Oct 2025 6 Oct 2025 given given with no pre-cycle result missing pre-cycle "
-        "draw (review) window 29 Sep 2025 to 6 Oct 2025 not acknowledged" in text
+        "C4 Mon 6 Oct 2025 Mon 6 Oct 2025 given given with no pre-cycle result missing pre-cycle "
+        "draw (review) window Mon 29 Sep 2025 to Mon 6 Oct 2025 not acknowledged" in text
     )
 
 
 def test_a_cycle_whose_window_has_not_opened_has_no_flag(breast_pdf: bytes) -> None:
-    row = between(text_of(breast_pdf), "C7 8 Dec 2025 — planned", "Imaging")
+    row = between(text_of(breast_pdf), "C7 Mon 8 Dec 2025 — planned", "Imaging")
 
-    assert "Nothing due yet: the draw window opens Mon 1 Dec window 1 Dec 2025 to 8 Dec 2025" in row
+    assert (
+        "Nothing due yet: the draw window opens Mon 1 Dec 2025 window Mon 1 Dec 2025 to Mon 8 "
+        "Dec 2025" in row
+    )
     for severity in ("(high)", "(review)", "(info)"):
         assert severity not in row
     assert "acknowledged" not in row  # nothing to acknowledge
@@ -754,15 +787,15 @@ def test_acknowledgements_are_shown_by_whom_and_when(breast: ReportData) -> None
     assert "acknowledged by Dr Amara Okafor on 13 Jun 2025 10:00" in row
     assert "not acknowledged" not in row
     assert (
-        "given with no pre-cycle result missing pre-cycle draw (review) window 29 Sep 2025 to "
-        "6 Oct 2025 acknowledged by nurse.lee on 7 Oct 2025 17:30" in text
+        "given with no pre-cycle result missing pre-cycle draw (review) window Mon 29 Sep 2025 to "
+        "Mon 6 Oct 2025 acknowledged by nurse.lee on 7 Oct 2025 17:30" in text
     )
 
 
 def test_the_imaging_table_spells_out_the_recist_codes_shown(breast_pdf: bytes) -> None:
     text = text_of(breast_pdf)
 
-    assert "30 Jun 2025 Bone scan SD" in text
+    assert "Mon 30 Jun 2025 Bone scan SD" in text
     legend = (
         "RECIST 1.1 codes: PR (partial response); SD (stable disease); PD (progressive disease)."
     )
@@ -795,7 +828,7 @@ def test_tubes_drawn_together_are_one_sample_shown_once() -> None:
     assert text.count(row) == 1
     assert text.count("4 in 7.5 mL") == 1 and text.count("6 in 7.5 mL") == 1
     assert "Draws: 4 tubes recorded, 2 evaluable samples (1 of them pooled" in text
-    assert "Latest evaluable count: 5 CTC/7.5 mL (2 tubes pooled) on 1 Oct 2025" in text
+    assert "Latest evaluable count: 5 CTC/7.5 mL (2 tubes pooled) on Wed 1 Oct 2025" in text
 
 
 def test_a_rejected_tube_beside_a_sample_refers_to_it_and_has_no_flag() -> None:
@@ -816,7 +849,7 @@ def test_a_count_reported_as_more_than_prints_as_a_lower_bound() -> None:
     text = text_of(report_pdf(censored_series()))
 
     assert (
-        "Latest evaluable count: > 1000 CTC/7.5 mL on 1 Oct 2025, unfavourable; "
+        "Latest evaluable count: > 1000 CTC/7.5 mL on Wed 1 Oct 2025, unfavourable; "
         "95% interval at least 938.9." in text
     )
     row = "1 Oct 2025 09:30 — > 1,000 in 7.5 mL > 1000 at least 938.9 unfavourable"
@@ -938,9 +971,9 @@ def test_a_patient_with_no_draws_gets_a_valid_report_that_says_so() -> None:
     assert "No CTC draws recorded." in pages[1]
     text = text_of(pdf)
     # C1 was given with no pre-cycle result; C2's window is open, C3's not yet.
-    assert "C1 3 Nov 2025 3 Nov 2025 given given with no pre-cycle result" in text
-    assert "C2 24 Nov 2025 — planned Draw due: no CTC result yet" in text
-    assert "C3 15 Dec 2025 — planned Nothing due yet" in text
+    assert "C1 Mon 3 Nov 2025 Mon 3 Nov 2025 given given with no pre-cycle result" in text
+    assert "C2 Mon 24 Nov 2025 — planned Draw due: no CTC result yet" in text
+    assert "C3 Mon 15 Dec 2025 — planned Nothing due yet" in text
     # The one flag shown (C1's missing draw) is explained, and no other.
     assert flat(flag_explanation("missing_pre_cycle_draw", no_draws())) in text
     assert flat(flag_explanation("baseline_unfavourable", no_draws())) not in text
@@ -974,11 +1007,11 @@ def test_the_summary_gives_the_latest_imaging_and_the_imaging_table_keeps_notes(
     text = text_of(report_pdf(replace(breast, imaging=imaging)))
 
     assert (
-        "Latest imaging: 29 Sep 2025, CT: SD (stable disease) (Liver lesions slightly smaller)."
+        "Latest imaging: Mon 29 Sep 2025, CT: SD (stable disease) (Liver lesions slightly smaller)."
         in text
     )
-    assert "29 Sep 2025 CT SD Liver lesions slightly smaller" in text
-    assert "30 Apr 2025 CT PR —" in text
+    assert "Mon 29 Sep 2025 CT SD Liver lesions slightly smaller" in text
+    assert "Wed 30 Apr 2025 CT PR —" in text
 
 
 if __name__ == "__main__":

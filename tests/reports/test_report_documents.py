@@ -59,7 +59,9 @@ def test_every_cycle_is_assessed_on_the_day_the_report_is_generated(patient, rec
     # C1: given with only a baseline 3 days before day 1 (in its window); C3 not yet due.
     assert states == {1: "result_in_window", 2: "result_in_window", 3: "not_yet_due"}
     text = text_of(report_pdf(data))
-    assert "C3 16 Mar 2026 — planned Nothing due yet: the draw window opens Mon 9 Mar" in text
+    assert (
+        "C3 Mon 16 Mar 2026 — planned Nothing due yet: the draw window opens Mon 9 Mar 2026" in text
+    )
 
 
 def test_an_acknowledged_sample_reads_acknowledged_in_the_draws_and_its_cycle(

@@ -131,7 +131,8 @@ def test_without_a_result_a_cycle_is_not_yet_due_then_due_then_missing(
         assert found.severity is Severity.REVIEW
         assert found.needs_review
         assert found.flags[0].message == (
-            "No evaluable CTC result in the pre-cycle window of cycle 3 (26 Nov 2026 to 3 Dec 2026)"
+            "No evaluable CTC result in the pre-cycle window of cycle 3 (Thu 26 Nov 2026 to Thu "
+            "3 Dec 2026)"
         )
     else:
         assert (found.flags, found.severity, found.needs_review) == ((), None, False)
@@ -202,7 +203,8 @@ def test_samples_of_both_categories_in_one_window_are_discordant() -> None:
     assert discordant.severity is Severity.REVIEW
     assert discordant.source == tubes[1].draw.id
     assert discordant.message == (
-        "The samples in the window disagree: 20 on 30 Nov 2026, 3 on 3 Dec 2026 (CTC/7.5 mL); "
+        "The samples in the window disagree: 20 on Mon 30 Nov 2026, 3 on Thu 3 Dec 2026 (CTC/7.5 "
+        "mL); "
         "the latest is favourable"
     )
 
@@ -212,7 +214,7 @@ def test_a_lower_bound_in_a_discordant_window_reads_as_a_bound() -> None:
 
     found = evaluate(cycle(DAY_ONE), tubes)
 
-    assert "disagree: > 1000 on 28 Nov 2026, 2 on 2 Dec 2026" in found.flags[0].message
+    assert "disagree: > 1000 on Sat 28 Nov 2026, 2 on Wed 2 Dec 2026" in found.flags[0].message
 
 
 def test_samples_of_one_category_in_a_window_are_not_discordant() -> None:
@@ -282,7 +284,8 @@ def test_not_evaluable_names_each_tube_and_the_cycle_that_needs_a_repeat_draw() 
     assert not_evaluable.severity is Severity.REVIEW
     assert not_evaluable.source == tubes[1].draw.id
     assert not_evaluable.message == (
-        "Not evaluable in the pre-cycle window (rejected on 28 Nov 2026, failed on 1 Dec 2026): "
+        "Not evaluable in the pre-cycle window (rejected on Sat 28 Nov 2026, failed on Tue 1 Dec "
+        "2026): "
         "a repeat draw is needed before cycle 4"
     )
 
@@ -302,15 +305,16 @@ def test_the_last_day_to_draw_is_three_days_before_day_one() -> None:
 def test_not_yet_due_says_when_the_window_opens() -> None:
     found = evaluate(cycle(DAY_ONE), today=BEFORE)
 
-    assert state_message(found) == "Nothing due yet: the draw window opens Thu 26 Nov"
+    assert state_message(found) == "Nothing due yet: the draw window opens Thu 26 Nov 2026"
 
 
 def test_draw_due_gives_the_window_and_the_last_day_to_draw() -> None:
     found = evaluate(cycle(DAY_ONE), today=OPENS)
 
     assert state_message(found) == (
-        "Draw due: no CTC result yet in the window Thu 26 Nov to Thu 3 Dec; draw by Mon 30 Nov "
-        "for the result to be back by day 1 (Thu 3 Dec); a pre-dose draw on day 1 still counts"
+        "Draw due: no CTC result yet in the window Thu 26 Nov 2026 to Thu 3 Dec 2026; draw by "
+        "Mon 30 Nov 2026 "
+        "for the result to be back by day 1 (Thu 3 Dec 2026); a pre-dose draw on day 1 still counts"
     )
 
 
@@ -325,7 +329,7 @@ def test_result_pending_says_since_the_first_pending_tube_in_the_window() -> Non
 
     found = evaluate(cycle(DAY_ONE), tubes)
 
-    assert state_message(found, tubes) == "Result pending since Tue 1 Dec"
+    assert state_message(found, tubes) == "Result pending since Tue 1 Dec 2026"
     assert state_message(found) == "Result pending"
 
 

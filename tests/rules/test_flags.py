@@ -163,7 +163,7 @@ def test_the_near_the_cut_off_conversion_reads_as_the_specifications_example() -
     assert later.flags[0] == Flag(
         FlagCode.CONVERSION_TO_UNFAVOURABLE,
         Severity.REVIEW,
-        "Converted to unfavourable: 5 CTC/7.5 mL (previously 3 on 4 Nov 2026); near the "
+        "Converted to unfavourable: 5 CTC/7.5 mL (previously 3 on Wed 4 Nov 2026); near the "
         "cut-off: chance that the true count is at or above it about 53%. "
         "A repeat draw would settle it",
         later.draw.id,
@@ -273,7 +273,7 @@ def test_the_doxorubicin_flag_is_information_that_says_why_and_when() -> None:
 
     assert one_day.flags[0].severity is Severity.INFO
     assert one_day.flags[0].message == (
-        "Drawn 1 day after a doxorubicin dose given on 2 Feb 2026: doxorubicin can make the "
+        "Drawn 1 day after a doxorubicin dose given on Mon 2 Feb 2026: doxorubicin can make the "
         "count falsely high (lab guidance: draw at least 7 days after the dose)"
     )
     assert six_days.flags[0].message.startswith("Drawn 6 days after")

@@ -120,7 +120,7 @@ def test_the_downloaded_svg_says_whose_chart_it_is_and_when_it_was_made(
     identity = next(t for t in texts if "MRN" in t)
     assert patient.name in identity
     assert f"MRN {patient.mrn}" in identity
-    assert f"born {wording.long_day_text(patient.birth_date)}" in identity
+    assert f"born {wording.date_text(patient.birth_date)}" in identity
     assert f"chart made {today:%a} {today.day} {today:%b %Y}" in identity
     assert len(_points(root)) == 1
 

@@ -11,7 +11,7 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 
 from patients import assessment, services
 from patients.models import AccessEvent, Acknowledgement, Patient
-from patients.wording import day_text
+from patients.wording import date_text
 from tests import builders
 from tests.web import worklist_states
 
@@ -331,9 +331,9 @@ def test_a_draw_due_row_says_the_window_and_the_last_day_to_draw(client, nurse, 
     day_1 = today + timedelta(days=6)
     assert '<p class="state state-draw_due">' in row
     assert (
-        f"Draw due: no CTC result yet in the window {day_text(today - timedelta(days=1))} "
-        f"to {day_text(day_1)}; draw by {day_text(today + timedelta(days=3))} for the result "
-        f"to be back by day 1 ({day_text(day_1)})"
+        f"Draw due: no CTC result yet in the window {date_text(today - timedelta(days=1))} "
+        f"to {date_text(day_1)}; draw by {date_text(today + timedelta(days=3))} for the result "
+        f"to be back by day 1 ({date_text(day_1)})"
     ) in row
     assert "No flags" not in row and 'class="flags"' not in row
 
@@ -347,7 +347,7 @@ def test_a_cycle_whose_window_has_not_opened_has_no_flag_and_says_when_it_opens(
     row = _rows(client.get("/", {"days": worklist_states.DAYS}))[cycles["not_yet_due"].pk]
 
     opens = today + timedelta(days=5)
-    assert f"Nothing due yet: the draw window opens {day_text(opens)}" in row
+    assert f"Nothing due yet: the draw window opens {date_text(opens)}" in row
     assert 'class="flags"' not in row and 'class="ack-form"' not in row
     assert "severity-none" in row
 
@@ -360,7 +360,7 @@ def test_a_pending_result_says_since_when_and_a_rejected_tube_asks_for_a_repeat(
 
     rows = _rows(client.get("/", {"days": worklist_states.DAYS}))
 
-    yesterday = day_text(today - timedelta(days=1))
+    yesterday = date_text(today - timedelta(days=1))
     assert f"Result pending since {yesterday}" in rows[cycles["pending"].pk]
     repeat = rows[cycles["not_evaluable"].pk]
     assert '<p class="state state-draw_due">Draw due' in repeat

@@ -45,7 +45,7 @@ from patients.models import (
     censored_bound_error,
 )
 from patients.services.inputs import DrawInput
-from patients.wording import noun_for, volume_text
+from patients.wording import noun_for, time_text, volume_text
 
 COLUMNS = [
     "mrn",
@@ -906,8 +906,7 @@ def _warn_same_day(row: CsvRow, plan: ImportPlan, day: _Day, tz: tzinfo) -> None
 
 
 def _when(moment: datetime, tz: tzinfo) -> str:
-    local = moment.astimezone(tz)
-    return f"{local.day} {local:%b %Y %H:%M}"
+    return time_text(moment.astimezone(tz))
 
 
 def _described(draw: _OnRecord) -> str:
