@@ -270,23 +270,43 @@ class DrawDetail(AuditedRead, generics.RetrieveUpdateAPIView[CTCDraw]):
         serializer.instance = saved.draw
 
 
-class DrawEnteredInError(APIView):
-    """Mark a wrong draw as entered in error, with a reason. It stays on record."""
+class EnteredInError(APIView):
+    """Mark a wrong record as entered in error, with a reason (and the version read, if
+    given). It stays on record. A subclass says how the record is read and marked."""
 
-    # Marking a draw in error changes it; the POST has always needed add_ctcdraw too.
-    required_perms = model_perms(CTCDraw, POST=("add", "change"))
+    output: type[BaseSerializer[Any]]
+
+    def read(self, user: Any, pk: int) -> Model:
+        raise NotImplementedError
+
+    def mark(self, record: Any, **change: Any) -> Model:
+        raise NotImplementedError
 
     def post(self, request: Request, pk: int) -> Response:
-        draw = access.draw(request.user, pk)
+        record = self.read(request.user, pk)
         body = EnteredInErrorSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        draw = services.mark_draw_entered_in_error(
-            draw=draw,
+        marked = self.mark(
+            record,
             by=request.user,
             reason=body.validated_data["reason"],
             version=body.validated_data.get("version"),
         )
-        return Response(DrawSerializer(draw, context={"request": request}).data)
+        return Response(self.output(marked, context={"request": request}).data)
+
+
+class DrawEnteredInError(EnteredInError):
+    """Mark a wrong draw as entered in error, with a reason. It stays on record."""
+
+    # Marking a draw in error changes it; the POST has always needed add_ctcdraw too.
+    required_perms = model_perms(CTCDraw, POST=("add", "change"))
+    output = DrawSerializer
+
+    def read(self, user: Any, pk: int) -> CTCDraw:
+        return access.draw(user, pk)
+
+    def mark(self, record: CTCDraw, **change: Any) -> CTCDraw:
+        return services.mark_draw_entered_in_error(draw=record, **change)
 
 
 class ImagingList(UnderARecord, AuditedRead, generics.ListCreateAPIView[ImagingAssessment]):
@@ -338,22 +358,17 @@ class ImagingDetail(AuditedRead, generics.RetrieveUpdateAPIView[ImagingAssessmen
         )
 
 
-class ImagingEnteredInError(APIView):
+class ImagingEnteredInError(EnteredInError):
     """Mark wrong imaging as entered in error, with a reason. It stays on record."""
 
     required_perms = model_perms(ImagingAssessment, POST=("add", "change"))
+    output = ImagingSerializer
 
-    def post(self, request: Request, pk: int) -> Response:
-        imaging = access.imaging_record(request.user, pk)
-        body = EnteredInErrorSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        imaging = services.mark_imaging_entered_in_error(
-            imaging=imaging,
-            by=request.user,
-            reason=body.validated_data["reason"],
-            version=body.validated_data.get("version"),
-        )
-        return Response(ImagingSerializer(imaging, context={"request": request}).data)
+    def read(self, user: Any, pk: int) -> ImagingAssessment:
+        return access.imaging_record(user, pk)
+
+    def mark(self, record: ImagingAssessment, **change: Any) -> ImagingAssessment:
+        return services.mark_imaging_entered_in_error(imaging=record, **change)
 
 
 class PatientAssessment(AuditedRead, APIView):

@@ -82,30 +82,30 @@ def create_team(name: str) -> CareTeam:
     return team
 
 
-@transaction.atomic
 def add_patients_to_team(team: CareTeam, patients: Iterable[Patient], *, by: Any) -> int:
     """Add `team` to each patient not in it yet, row by row (each with its history row)."""
-    added = 0
-    for patient in patients:
-        locked = Patient.objects.select_for_update().get(pk=patient.pk)
-        teams = list(locked.care_teams.all())
-        if team not in teams:
-            set_patient_teams(locked, [*teams, team], by=by, reason=f"Care team {team} added")
-            added += 1
-    return added
+    return _change_team_of(patients, team, joins=True, by=by)
+
+
+def remove_patients_from_team(team: CareTeam, patients: Iterable[Patient], *, by: Any) -> int:
+    """Take `team` from each patient in it, row by row (each with its history row)."""
+    return _change_team_of(patients, team, joins=False, by=by)
 
 
 @transaction.atomic
-def remove_patients_from_team(team: CareTeam, patients: Iterable[Patient], *, by: Any) -> int:
-    removed = 0
+def _change_team_of(patients: Iterable[Patient], team: CareTeam, *, joins: bool, by: Any) -> int:
+    """Add or remove `team` on each patient, locked; how many patients it changed."""
+    changed = 0
     for patient in patients:
         locked = Patient.objects.select_for_update().get(pk=patient.pk)
         teams = list(locked.care_teams.all())
-        if team in teams:
-            kept = [t for t in teams if t != team]
-            set_patient_teams(locked, kept, by=by, reason=f"Care team {team} removed")
-            removed += 1
-    return removed
+        if (team in teams) == joins:
+            continue
+        kept = [*teams, team] if joins else [t for t in teams if t != team]
+        reason = f"Care team {team} {'added' if joins else 'removed'}"
+        set_patient_teams(locked, kept, by=by, reason=reason)
+        changed += 1
+    return changed
 
 
 def refuse(errors: Errors) -> None:
