@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import traceback
 from collections.abc import Iterator
 
@@ -61,3 +62,26 @@ class RedactPHIFilter(logging.Filter):
                 strip_query_strings(a) if isinstance(a, str) else a for a in record.args
             )
         return True
+
+
+class StderrHandler(logging.StreamHandler):
+    """The console log: writes to whatever `sys.stderr` is when a record is logged.
+
+    A plain StreamHandler keeps the stream it was configured with. Whoever replaces
+    `sys.stderr` later (the test runner captures it per test and closes its capture;
+    a process manager may redirect it) would leave a thread that logs afterwards (the
+    MLLP listener's workers, a mail server) writing to a closed stream: "--- Logging
+    error --- I/O operation on closed file" in place of the message. The standard
+    library's own last-resort handler does the same.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        """Ignored: the stream is always the current stderr."""

@@ -461,7 +461,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
     "handlers": {
         "console": {
-            "class": "logging.StreamHandler",
+            "class": "ctctrack.logs.StderrHandler",
             "filters": ["no_phi"],
             "formatter": "plain",
         }
