@@ -79,8 +79,9 @@ def test_an_inline_script_would_be_blocked(page: Page, live_server, clinic):
     assert any("script-src" in v for v in violations)
 
 
+@pytest.mark.parametrize("width", [1366, 1024, 768])
 def test_the_inline_chart_is_drawn_in_colour_and_its_points_take_the_keyboard(
-    page: Page, live_server, clinic
+    page: Page, live_server, clinic, width: int
 ):
     # Charts are cached by patient id and data version, which a flushed test database
     # hands out again: another test's chart must not stand in for this one.
@@ -88,6 +89,7 @@ def test_the_inline_chart_is_drawn_in_colour_and_its_points_take_the_keyboard(
     base = live_server.url
     violations = _collect_violations(page)
     patient = Patient.objects.get(mrn="BT-001")
+    page.set_viewport_size({"width": width, "height": 900})
     sign_in(page, base, "nina")
 
     page.goto(f"{base}/patients/{patient.pk}/")
