@@ -39,7 +39,7 @@ MIN_DATA_TOP = 10.0
 
 # The final axes size is only known after layout; these estimates of the room
 # taken by tick labels, the legend and margin labels keep labels apart (checked
-# against the rendered samples in docs/chart-samples).
+# against the rendered samples in docs/chart-samples, drawn by `make chart-samples`).
 _MARGIN_W_IN = 1.45
 _MARGIN_H_IN = 1.4
 CHAR_WIDTH_EM = 0.62  # average DejaVu Sans glyph width, slightly generous
