@@ -10,7 +10,7 @@ slots that keep labels from overlapping. Arithmetic only: nothing here draws.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,7 +19,7 @@ from matplotlib.dates import date2num
 from matplotlib.scale import SymmetricalLogTransform
 
 from patients import rules
-from patients.reports.chart_data import ChartData, plotted_points, rate_of
+from patients.reports.chart_data import ChartData, ImagingPoint, plotted_points, rate_of
 
 # Symmetric log: linear from 0 to 10 (where the cut-offs 3 and 5 are), then
 # logarithmic, so that 0 and 20,000 both read well. The linear part gets the
@@ -28,11 +28,29 @@ LINTHRESH = 10.0
 LINSCALE = 1.5
 SYMLOG = SymmetricalLogTransform(10, LINTHRESH, LINSCALE)
 
-# Vertical plan of the plot area, as fractions of its height: zero a little
-# above the bottom (not-evaluable marks sit below it), the highest value or
-# interval at DATA_TOP, and the rows of regimen and imaging labels above it.
+# Vertical plan of the plot area: zero a little above the bottom (not-evaluable
+# marks sit below it, ZERO_AT of the height), the highest value or interval just
+# under the headroom, and in the headroom what is drawn along the top edge (in
+# points below it): the therapy lines' strip with the regimens' names, then the
+# rows of imaging labels (the note of a cancer type with no cut-off takes the
+# first two). The headroom is what these take in points, not a share of the
+# height: a patient with low counts gets the plot, not a band of empty red.
 ZERO_AT = 0.10
-DATA_TOP = 0.68
+LINE_STRIP_PT = 19
+REGIMEN_OFFSET_PT = 7
+ROW_OFFSET_PT = 22
+ROW_HEIGHT_PT = 11
+NOTE_ROWS = 2
+# Between the lowest of those and the highest value or interval end.
+HEADROOM_GAP_PT = 10
+# With nothing along the top: room for the cycles' ticks inside the edge.
+MIN_HEADROOM_PT = 14
+# However many rows of labels, the data keeps this share of the height at least.
+MIN_DATA_SHARE = 0.45
+# The widest an imaging label is drawn ("Bone scan: SD" is about 60 pt): longer text is
+# cut with an ellipsis rather than pushing the plot out of the figure.
+IMAGING_LABEL_PT = 180.0
+IMAGING_FONT_PT = 7.5
 # The region just above a cut-off of 5 always shows, and no more: a patient with
 # low counts gets the linear part, where they are, not half an empty plot.
 MIN_DATA_TOP = 10.0
@@ -99,12 +117,13 @@ class Frame:
     y_bottom: float
     y_top: float
     y_missing: float  # where not-evaluable draws are marked, below zero
-    data_top: float  # the highest value or interval end, placed at DATA_TOP
+    data_top: float  # the highest value or interval end, just under the headroom
     width_pt: float
     height_pt: float
+    imaging: tuple[ImagingLabel, ...] = ()  # the imaging labels in view, in their rows
 
     def x_pt(self, x: float) -> float:
-        return (x - self.x0) / (self.x1 - self.x0) * self.width_pt
+        return _x_pt(x, self.x0, self.x1, self.width_pt)
 
     def holds(self, box: Box) -> bool:
         return (
@@ -149,24 +168,77 @@ def text_width_pt(text: str, fontsize: float) -> float:
     return len(text) * fontsize * CHAR_WIDTH_EM
 
 
+def _x_pt(x: float, x0: float, x1: float, width_pt: float) -> float:
+    return (x - x0) / (x1 - x0) * width_pt
+
+
+@dataclass(frozen=True)
+class ImagingLabel:
+    """An imaging label ("CT: PR") along the top: its date, text, row and extent in points."""
+
+    x: float
+    text: str
+    row: int
+    left: float
+    right: float
+
+
+def imaging_labels(
+    imaging: Iterable[ImagingPoint], x0: float, x1: float, width_pt: float
+) -> tuple[ImagingLabel, ...]:
+    """The imaging in view, oldest first, each in the first row where it clears the last label."""
+    points = sorted(
+        (p for p in imaging if x0 <= float(date2num(p.performed_on)) <= x1),
+        key=lambda p: (p.performed_on, p.modality),
+    )
+    row_ends: list[float] = []  # the right edge of the last label in each row
+    labels = []
+    for point in points:
+        x = float(date2num(point.performed_on))
+        text = fit_text(f"{point.modality}: {point.response}", IMAGING_LABEL_PT, IMAGING_FONT_PT)
+        left = _x_pt(x, x0, x1, width_pt) + 2
+        row = next((i for i, end in enumerate(row_ends) if left > end + 4), len(row_ends))
+        right = left + text_width_pt(text, IMAGING_FONT_PT)
+        row_ends[row : row + 1] = [right]
+        labels.append(ImagingLabel(x, text, row, left, right))
+    return tuple(labels)
+
+
+def headroom_pt(data: ChartData, imaging: Sequence[ImagingLabel]) -> float:
+    """What the top edge needs above the data: label rows, else the lines' strip, else ticks."""
+    rows = (max(label.row for label in imaging) + 1 if imaging else 0) + (
+        0 if data.cutoff is not None else NOTE_ROWS
+    )
+    if rows:
+        return ROW_OFFSET_PT + ROW_HEIGHT_PT * rows + HEADROOM_GAP_PT
+    if any(line.start_date <= data.today for line in data.lines):
+        return LINE_STRIP_PT + HEADROOM_GAP_PT
+    return MIN_HEADROOM_PT
+
+
 def chart_frame(data: ChartData, width_in: float, height_in: float) -> Frame:
     x0, x1 = _x_range(data)
+    width_pt = max(width_in - _MARGIN_W_IN, 1.0) * 72
+    height_pt = max(height_in - _MARGIN_H_IN, 1.0) * 72
     rates = [a.rate_per_7_5_ml for a in data.assessments if a.rate_per_7_5_ml is not None]
     # A censored count has no upper limit: its bound is the highest it reaches.
     highs = [a.ci95[1] for a in data.assessments if a.ci95 is not None and a.ci95[1] is not None]
     cutoff_room = 2 * data.cutoff if data.cutoff is not None else 0
     data_top = max([MIN_DATA_TOP, cutoff_room, *rates, *highs])
-    # Place zero at ZERO_AT and data_top at DATA_TOP of the height, in symlog units.
-    span = symlog(data_top) / (DATA_TOP - ZERO_AT)
+    imaging = imaging_labels(data.imaging, x0, x1, width_pt)
+    # Zero at ZERO_AT of the height, data_top where the headroom begins, in symlog units.
+    top_at = max(1 - headroom_pt(data, imaging) / height_pt, ZERO_AT + MIN_DATA_SHARE)
+    span = symlog(data_top) / (top_at - ZERO_AT)
     return Frame(
         x0=x0,
         x1=x1,
         y_bottom=_symlog_inverse(-ZERO_AT * span),
-        y_top=_symlog_inverse(symlog(data_top) + (1 - DATA_TOP) * span),
+        y_top=_symlog_inverse(symlog(data_top) + (1 - top_at) * span),
         y_missing=_symlog_inverse(-ZERO_AT * span * 0.55),
         data_top=data_top,
-        width_pt=max(width_in - _MARGIN_W_IN, 1.0) * 72,
-        height_pt=max(height_in - _MARGIN_H_IN, 1.0) * 72,
+        width_pt=width_pt,
+        height_pt=height_pt,
+        imaging=imaging,
     )
 
 

@@ -50,7 +50,6 @@ from patients.reports.chart_data import (
     UNFAVOURABLE_COLOUR,
     ChartData,
     ChartIdentity,
-    ImagingPoint,
     MarkerStyle,
     chance_of,
     chance_percent,
@@ -61,8 +60,14 @@ from patients.reports.chart_data import (
     tubes_of,
 )
 from patients.reports.chart_geometry import (
+    IMAGING_FONT_PT,
+    LINE_STRIP_PT,
     LINSCALE,
     LINTHRESH,
+    NOTE_ROWS,
+    REGIMEN_OFFSET_PT,
+    ROW_HEIGHT_PT,
+    ROW_OFFSET_PT,
     Box,
     Frame,
     Occupied,
@@ -84,12 +89,6 @@ Y_LABEL = "CTCs per 7.5 mL"
 Y_SCALE_NOTE = f"linear to {LINTHRESH:g}, log scale above {LINTHRESH:g}"
 NO_DRAWS_TEXT = "No CTC draws recorded yet"
 
-# The therapy lines' strip along the top edge, in points.
-_LINE_STRIP_PT = 19
-# Label positions below the top edge of the plot area, in points.
-_REGIMEN_OFFSET_PT = 7
-_ROW_OFFSET_PT = 22
-_ROW_HEIGHT_PT = 11
 
 # rc_context changes process-wide settings: one encoder at a time holds them.
 RC_LOCK = threading.Lock()
@@ -174,11 +173,11 @@ def trend_figure(
     _draw_cutoff(ax, frame, data.cutoff, data.cancer_type)
     _draw_today(ax, data.today)
     _draw_cycles(ax, frame, data.cycles)
-    note_rows = 0 if data.cutoff is not None else 2  # the no-cut-off note's box takes rows 0-1
-    occupied += _draw_imaging(ax, frame, data.imaging, first_row=note_rows)
+    note_rows = 0 if data.cutoff is not None else NOTE_ROWS  # the no-cut-off note's box
+    occupied += _draw_imaging(ax, frame, first_row=note_rows)
     _draw_points(ax, frame, plotted)
     shown = _draw_point_labels(ax, frame, plotted, occupied, data.cutoff, data.acknowledged)
-    _draw_notes(ax, data, plotted)
+    _draw_notes(ax, frame, data, plotted)
     _draw_legend(fig, data, plotted, shown, doxorubicin=doxorubicin, width_pt=width_in * 72)
     return fig
 
@@ -246,14 +245,14 @@ def _draw_therapy_lines(ax: Axes, frame: Frame, data: ChartData) -> list[Box]:
         x0, x1 = float(date2num(start)), float(date2num(end))
         # A strip along the top, under the regimen's name: a band over the whole
         # height would tint the unfavourable region into another colour.
-        strip = 1 - _LINE_STRIP_PT / frame.height_pt
+        strip = 1 - LINE_STRIP_PT / frame.height_pt
         ax.axvspan(x0, x1, ymin=strip, ymax=1, color=BAND_TINTS[index % 2], lw=0, zorder=0.2)
         left = frame.x_pt(x0) + 3
         name = fit_text(f"L{line.line_number} {line.regimen}".strip(), frame.x_pt(x1) - left - 3, 8)
         if not name:
             continue
-        _top_label(ax, x0, name, dx=3, dy=-_REGIMEN_OFFSET_PT, fontsize=8, colour=TEXT_COLOUR)
-        top = frame.height_pt - _REGIMEN_OFFSET_PT
+        _top_label(ax, x0, name, dx=3, dy=-REGIMEN_OFFSET_PT, fontsize=8, colour=TEXT_COLOUR)
+        top = frame.height_pt - REGIMEN_OFFSET_PT
         boxes.append(Box(left, top - 11, left + text_width_pt(name, 8), top))
     return boxes
 
@@ -383,38 +382,23 @@ def _draw_cycles(ax: Axes, frame: Frame, cycles: Sequence[rules.CycleIn]) -> Non
         )
 
 
-# The widest an imaging label is drawn ("Bone scan: SD" is about 60 pt): longer text is
-# cut with an ellipsis rather than pushing the plot out of the figure.
-IMAGING_LABEL_PT = 180.0
-
-
-def _draw_imaging(
-    ax: Axes, frame: Frame, imaging: Sequence[ImagingPoint], *, first_row: int
-) -> list[Box]:
-    """Imaging as dotted lines labelled "CT: PR", in rows so that labels never overlap."""
-    points = sorted(
-        (p for p in imaging if frame.x0 <= float(date2num(p.performed_on)) <= frame.x1),
-        key=lambda p: (p.performed_on, p.modality),
-    )
-    if not points:
+def _draw_imaging(ax: Axes, frame: Frame, *, first_row: int) -> list[Box]:
+    """Imaging as dotted lines labelled "CT: PR", in rows so that labels never overlap
+    (the rows are the frame's: its headroom is made for them)."""
+    if not frame.imaging:
         return []
-    xs = [float(date2num(p.performed_on)) for p in points]
     # One line per date: two scans on one day would double the dots into a solid line.
-    line_xs, line_ys = _verticals(sorted(set(xs)), 0, 1)
+    line_xs, line_ys = _verticals(sorted({label.x for label in frame.imaging}), 0, 1)
     ax.plot(
         line_xs, line_ys, transform=ax.get_xaxis_transform(), color=IMAGING_COLOUR, ls=":", lw=1
     )
-    row_ends: list[float] = []  # the right edge of the last label in each row
     boxes = []
-    for x, point in zip(xs, points, strict=True):
-        text = fit_text(f"{point.modality}: {point.response}", IMAGING_LABEL_PT, 7.5)
-        left = frame.x_pt(x) + 2
-        row = next((i for i, end in enumerate(row_ends) if left > end + 4), len(row_ends))
-        row_ends[row : row + 1] = [left + text_width_pt(text, 7.5)]
-        dy = -_ROW_OFFSET_PT - _ROW_HEIGHT_PT * (row + first_row)
-        _top_label(ax, x, text, dx=2, dy=dy, fontsize=7.5, colour=IMAGING_COLOUR)
+    for label in frame.imaging:
+        dy = -ROW_OFFSET_PT - ROW_HEIGHT_PT * (label.row + first_row)
+        _top_label(ax, label.x, label.text, dx=2, dy=dy, fontsize=IMAGING_FONT_PT,
+                   colour=IMAGING_COLOUR)  # fmt: skip
         top = frame.height_pt + dy
-        boxes.append(Box(left, top - _ROW_HEIGHT_PT, row_ends[row], top))
+        boxes.append(Box(label.left, top - ROW_HEIGHT_PT, label.right, top))
     return boxes
 
 
@@ -650,12 +634,15 @@ def _draw_point_labels(
 # --- notes and legend -----------------------------------------------------
 
 
-def _draw_notes(ax: Axes, data: ChartData, plotted: Sequence[rules.DrawAssessment]) -> None:
+def _draw_notes(
+    ax: Axes, frame: Frame, data: ChartData, plotted: Sequence[rules.DrawAssessment]
+) -> None:
     if not plotted:
-        # In the headroom above where data would be, clear of the cut-off line.
+        # Just under where the highest value would be: under the labels along the top,
+        # clear of the cut-off line.
         ax.text(
             0.5,
-            0.78,
+            frame.y_pt(frame.data_top) / frame.height_pt - 0.08,
             NO_DRAWS_TEXT,
             transform=ax.transAxes,
             ha="center",
@@ -671,7 +658,7 @@ def _draw_notes(ax: Axes, data: ChartData, plotted: Sequence[rules.DrawAssessmen
             _no_cutoff_note(data.cancer_type),
             xy=(0.5, 1),
             xycoords="axes fraction",
-            xytext=(0, -_ROW_OFFSET_PT),
+            xytext=(0, -ROW_OFFSET_PT),
             textcoords="offset points",
             ha="center",
             va="top",
@@ -832,8 +819,9 @@ def _png_bytes(fig: Figure, *, dpi: int) -> bytes:
 # Bump when the drawing code changes, so no server serves a chart drawn the old way.
 # 2: version 2 of the rules (one point per sample, lower bounds, the chance, the
 # doxorubicin windows). 3: tooltips, the identity line, acknowledged points, the
-# y axis's scale named.
-CHART_DESIGN = 3
+# y axis's scale named. 4: the headroom above the data is what the labels along the
+# top need, in points (low counts fill the plot).
+CHART_DESIGN = 4
 
 
 def cache_key(

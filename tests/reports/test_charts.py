@@ -28,13 +28,21 @@ from matplotlib.path import Path
 
 from patients import rules
 from patients.reports import chart_geometry, charts, sparkline
-from patients.reports.chart_data import DOXORUBICIN_COLOUR, LOWER_BOUND, ChartData, ImagingPoint
+from patients.reports.chart_data import (
+    DOXORUBICIN_COLOUR,
+    LOWER_BOUND,
+    ChartData,
+    ChartIdentity,
+    ImagingPoint,
+)
 from patients.reports.chart_text import chart_text_alternative
 from tests.paths import ROOT
 
 CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
+# As on a download: the identity line takes height from the plot.
+IDENTITY = ChartIdentity("Doe, Jane", "MRN0001", date(1960, 5, 17), date(2025, 11, 10))
 
 _ids = itertools.count(1)
 
@@ -537,7 +545,63 @@ def test_a_count_of_12_is_ticked_up_to_20_not_50():
 
     labels = [label.get_text() for label in fig.axes[0].get_yticklabels()]
 
-    assert labels == ["0", "2", "5", "10", "20"]
+    assert labels[-1] == "20"
+    assert {"0", "2", "5", "10"} <= set(labels)
+
+
+def _low_counts_data() -> ChartData:
+    """Counts of 0 to 2 on one line, as many patients on treatment have."""
+    today = date(2025, 11, 10)
+    therapy = line(1, date(2025, 6, 2), "Paclitaxel")
+    counts = [2, 1, 0, 2, 1, 0, 2]
+    draws = [draw(date(2025, 5, 29) + timedelta(days=21 * k), c) for k, c in enumerate(counts)]
+    cycles = tuple(cycles_of(therapy, 8, every=21, today=today))
+    return chart_data("breast", draws, today=today, lines=(therapy,), cycles=cycles)
+
+
+def _room_above_highest_tick_pt(fig: Figure) -> float:
+    """Points between the highest y tick and the top edge of the plot, as drawn."""
+    ax = fig.axes[0]
+    top_tick = max(ax.get_yticks())
+    tick_px = ax.transData.transform((0, top_tick))[1]
+    return float((ax.bbox.y1 - tick_px) * 72 / fig.dpi)
+
+
+def test_low_counts_fill_the_plot_with_no_band_of_empty_headroom():
+    """Above the highest tick, only the room the therapy lines' strip needs, not a third."""
+    data = _low_counts_data()
+    fig = rendered(charts.trend_figure(data, identity=IDENTITY))
+    ax = fig.axes[0]
+    height_pt = ax.bbox.height * 72 / fig.dpi
+    room = _room_above_highest_tick_pt(fig)
+
+    assert max(ax.get_yticks()) == 10  # the region just above the cut-off of 5
+    assert room <= 0.2 * height_pt
+    assert room >= charts.LINE_STRIP_PT  # the tick stays clear of the strip
+
+
+def test_many_rows_of_imaging_labels_get_the_headroom_they_need():
+    """Five scans on one day: five rows of labels, every one above the highest whisker."""
+    today = date(2025, 11, 10)
+    scans = tuple(
+        ImagingPoint(date(2025, 9, 1), modality, "SD")
+        for modality in ("CT", "Bone scan", "PET-CT", "MRI", "Ultrasound")
+    )
+    data = chart_data(
+        "breast",
+        [draw(date(2025, 8, 1), 40), draw(date(2025, 9, 3), 60)],
+        today=today,
+        imaging=scans,
+    )
+    fig = rendered(charts.trend_figure(data))
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text().endswith(": SD")]
+    lowest_label = min(t.get_window_extent(renderer).y0 for t in labels)
+    highest_whisker = ax.transData.transform((0, max(a.ci95[1] for a in data.assessments)))[1]
+
+    assert len(labels) == 5
+    assert highest_whisker < lowest_label
 
 
 def test_a_range_starting_mid_month_names_the_month_on_its_first_tick():
