@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from functools import lru_cache
 
 import numpy as np
 from matplotlib.dates import date2num
@@ -80,31 +81,33 @@ class Box:
 
 
 class Occupied:
-    """Boxes already taken, bucketed by x so that a check looks only at neighbours.
+    """Boxes already taken, in a grid of cells so that a check looks only at neighbours.
 
-    A long series has hundreds of markers: comparing each label with every box
-    would be quadratic.
+    A long series has hundreds of markers and whiskers: comparing each label with
+    every box would be quadratic, and so would columns alone (a thousand points
+    share a few dozen columns). A box is kept in every cell it touches.
     """
 
-    _COLUMN_PT = 48.0
+    _CELL_PT = 24.0
 
     def __init__(self, boxes: Iterable[Box] = ()) -> None:
-        self._columns: dict[int, list[Box]] = {}
+        self._cells: dict[tuple[int, int], list[Box]] = {}
         for box in boxes:
             self.add(box)
 
-    def _keys(self, box: Box) -> range:
-        return range(
-            math.floor(box.left / self._COLUMN_PT), math.floor(box.right / self._COLUMN_PT) + 1
-        )
+    def _keys(self, box: Box) -> list[tuple[int, int]]:
+        size = self._CELL_PT
+        columns = range(math.floor(box.left / size), math.floor(box.right / size) + 1)
+        rows = range(math.floor(box.bottom / size), math.floor(box.top / size) + 1)
+        return [(column, row) for column in columns for row in rows]
 
     def add(self, box: Box) -> None:
         for key in self._keys(box):
-            self._columns.setdefault(key, []).append(box)
+            self._cells.setdefault(key, []).append(box)
 
     def free(self, box: Box) -> bool:
         return not any(
-            box.overlaps(other) for key in self._keys(box) for other in self._columns.get(key, ())
+            box.overlaps(other) for key in self._keys(box) for other in self._cells.get(key, ())
         )
 
 
@@ -134,8 +137,17 @@ class Frame:
         )
 
     def y_pt(self, y: float) -> float:
-        low, high = symlog(self.y_bottom), symlog(self.y_top)
-        return (symlog(y) - low) / (high - low) * self.height_pt
+        # symlog_scalar: the very float of matplotlib's transform, without its array round
+        # trip (a long series places thousands of boxes).
+        low, high = symlog_scalar(self.y_bottom), symlog_scalar(self.y_top)
+        return (symlog_scalar(y) - low) / (high - low) * self.height_pt
+
+
+@lru_cache(maxsize=8192)
+def day_num(day: date) -> float:
+    """matplotlib's number for a day (its x coordinate), remembered: a long series asks
+    for the same days many times over, and each date2num is an array round trip."""
+    return float(date2num(day))
 
 
 def symlog(y: float) -> float:
@@ -188,13 +200,13 @@ def imaging_labels(
 ) -> tuple[ImagingLabel, ...]:
     """The imaging in view, oldest first, each in the first row where it clears the last label."""
     points = sorted(
-        (p for p in imaging if x0 <= float(date2num(p.performed_on)) <= x1),
+        (p for p in imaging if x0 <= day_num(p.performed_on) <= x1),
         key=lambda p: (p.performed_on, p.modality),
     )
     row_ends: list[float] = []  # the right edge of the last label in each row
     labels = []
     for point in points:
-        x = float(date2num(point.performed_on))
+        x = day_num(point.performed_on)
         text = fit_text(f"{point.modality}: {point.response}", IMAGING_LABEL_PT, IMAGING_FONT_PT)
         left = _x_pt(x, x0, x1, width_pt) + 2
         row = next((i for i, end in enumerate(row_ends) if left > end + 4), len(row_ends))
@@ -250,7 +262,7 @@ def _x_range(data: ChartData) -> tuple[float, float]:
     start = min((day for day in events if day <= data.today), default=data.today)
     start = min(start, data.today - timedelta(days=42))  # never a uselessly narrow window
     pad = max((data.today - start).days * 0.025, 3.0)
-    return float(date2num(start)) - pad, float(date2num(data.today)) + pad
+    return day_num(start) - pad, day_num(data.today) + pad
 
 
 def y_ticks(frame: Frame, cutoff: int | None) -> list[int]:
@@ -302,7 +314,7 @@ _LABEL_SLOTS = (
 
 
 def marker_box(frame: Frame, a: rules.DrawAssessment) -> Box:
-    x, y = frame.x_pt(float(date2num(a.draw.drawn_on))), frame.y_pt(rate_of(a))
+    x, y = frame.x_pt(day_num(a.draw.drawn_on)), frame.y_pt(rate_of(a))
     if a.censored:  # the arrow rises from the bound
         return Box(x - 5, y - 2, x + 5, y + 12)
     return Box(x - 4, y - 4, x + 4, y + 4)

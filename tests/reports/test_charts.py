@@ -646,6 +646,30 @@ def test_no_two_labels_in_the_plot_overlap_and_none_is_cut_off(build):
         assert figure_box.y0 <= box.y0 and box.y1 <= figure_box.y1, text.get_text()
 
 
+def _daily_draws(count: int) -> ChartData:
+    """A draw a day, counts around the cut-off: many flags, far more than labels fit."""
+    start = date(2020, 1, 6)
+    counts = [1, 7, 0, 12, 3, 30, 4, 2, 9]
+    draws = [draw(start + timedelta(days=k), counts[k % len(counts)]) for k in range(count)]
+    return chart_data("breast", draws, today=start + timedelta(days=count + 2))
+
+
+def test_a_long_series_costs_a_few_artists_and_only_the_labels_that_fit():
+    """A PNG or the PDF draws a thousand points as one artist per marker style, and
+    labels only where they fit; the SVG keeps an artist per point for its tooltips."""
+    long, short = _daily_draws(1000), _daily_draws(100)
+    fig = charts.trend_figure(long)
+    with_ids = charts.trend_figure(long, point_ids=True)
+
+    assert len(fig.axes[0].lines) < 12
+    assert len(with_ids.axes[0].lines) > 1000
+    assert sorted(plotted_xy(fig)) == sorted(plotted_xy(with_ids))
+    # No more labels than the plot has room for, however many points are flagged.
+    texts = len(fig.axes[0].texts)
+    assert texts <= len(charts.trend_figure(short).axes[0].texts) + 40
+    assert texts < 150
+
+
 # --- output formats ---------------------------------------------------------
 
 
