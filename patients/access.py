@@ -98,7 +98,8 @@ def patient_and_latest_acknowledgement(user: Any, pk: Any) -> tuple[Patient, int
         )
     ]
     found = get_object_or_404(patients(user).annotate(latest_ack=Greatest(*latest)), pk=pk)
-    return found, int(found.latest_ack)
+    # The stubs know the annotation's name but not that the instance carries it.
+    return found, int(found.latest_ack)  # type: ignore[attr-defined]
 
 
 def draws(user: Any) -> QuerySet[CTCDraw]:
