@@ -9,7 +9,7 @@ PORT ?= 8000
 # DEBUG=False, SECRET_KEY and ALLOWED_HOSTS itself (see docs/deployment.md).
 LOCAL := DEBUG=True MPLCONFIGDIR=$(CURDIR)/.mplconfig
 
-.PHONY: lock run test install lint format migrations-check check-deploy audit-deps rules-coverage screenshots browser-tools bench postgres clean
+.PHONY: lock run test install lint format migrations-check check-deploy audit-deps rules-coverage screenshots chart-samples browser-tools bench postgres clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -55,6 +55,11 @@ browser-tools:
 # Browser journeys in Chromium, saving a screenshot of every page to docs/screenshots/.
 screenshots: install
 	$(LOCAL) CTCTRACK_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/browser
+
+# The chart samples in docs/chart-samples: invented patients' downloaded charts, drawn by
+# the app's chart code from fixed data (same code, same bytes). Run after changing the chart.
+chart-samples: install
+	MPLCONFIGDIR=$(CURDIR)/.mplconfig $(PY) scripts/chart_samples.py docs/chart-samples
 
 # The clinical rules module must stay at full branch coverage from its own tests.
 RULES_TESTS := $(addprefix tests/rules/,test_samples.py test_flags.py test_rise.py test_cycles.py \

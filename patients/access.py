@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.shortcuts import get_object_or_404
 
 from patients.models import (
@@ -80,6 +81,25 @@ def patient(user: Any, pk: Any, *, related: tuple[str, ...] = ("oncologist",)) -
     """The patient (with their oncologist unless told otherwise), if `user` may see them;
     else 404."""
     return get_object_or_404(patients(user).select_related(*related), pk=pk)
+
+
+def patient_and_latest_acknowledgement(user: Any, pk: Any) -> tuple[Patient, int]:
+    """The patient (no related rows) and the id of the latest acknowledgement of their
+    results or cycles (0 if none), in one query, if `user` may see them; else 404.
+
+    What a chart's cache key and ETag need: acknowledgements are never deleted, so a
+    new one always raises the id. Whoever sees the patient sees all of theirs.
+    """
+    latest = [
+        Coalesce(Subquery(acks.order_by("-pk").values("pk")[:1]), 0)
+        for acks in (
+            Acknowledgement.objects.filter(draw__patient=OuterRef("pk")),
+            Acknowledgement.objects.filter(cycle__therapy_line__patient=OuterRef("pk")),
+        )
+    ]
+    found = get_object_or_404(patients(user).annotate(latest_ack=Greatest(*latest)), pk=pk)
+    # The stubs know the annotation's name but not that the instance carries it.
+    return found, int(found.latest_ack)  # type: ignore[attr-defined]
 
 
 def draws(user: Any) -> QuerySet[CTCDraw]:

@@ -10,16 +10,17 @@ slots that keep labels from overlapping. Arithmetic only: nothing here draws.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from functools import lru_cache
 
 import numpy as np
 from matplotlib.dates import date2num
 from matplotlib.scale import SymmetricalLogTransform
 
 from patients import rules
-from patients.reports.chart_data import ChartData, plotted_points, rate_of
+from patients.reports.chart_data import ChartData, ImagingPoint, plotted_points, rate_of
 
 # Symmetric log: linear from 0 to 10 (where the cut-offs 3 and 5 are), then
 # logarithmic, so that 0 and 20,000 both read well. The linear part gets the
@@ -28,18 +29,36 @@ LINTHRESH = 10.0
 LINSCALE = 1.5
 SYMLOG = SymmetricalLogTransform(10, LINTHRESH, LINSCALE)
 
-# Vertical plan of the plot area, as fractions of its height: zero a little
-# above the bottom (not-evaluable marks sit below it), the highest value or
-# interval at DATA_TOP, and the rows of regimen and imaging labels above it.
+# Vertical plan of the plot area: zero a little above the bottom (not-evaluable
+# marks sit below it, ZERO_AT of the height), the highest value or interval just
+# under the headroom, and in the headroom what is drawn along the top edge (in
+# points below it): the therapy lines' strip with the regimens' names, then the
+# rows of imaging labels (the note of a cancer type with no cut-off takes the
+# first two). The headroom is what these take in points, not a share of the
+# height: a patient with low counts gets the plot, not a band of empty red.
 ZERO_AT = 0.10
-DATA_TOP = 0.68
+LINE_STRIP_PT = 19
+REGIMEN_OFFSET_PT = 7
+ROW_OFFSET_PT = 22
+ROW_HEIGHT_PT = 11
+NOTE_ROWS = 2
+# Between the lowest of those and the highest value or interval end.
+HEADROOM_GAP_PT = 10
+# With nothing along the top: room for the cycles' ticks inside the edge.
+MIN_HEADROOM_PT = 14
+# However many rows of labels, the data keeps this share of the height at least.
+MIN_DATA_SHARE = 0.45
+# The widest an imaging label is drawn ("Bone scan: SD" is about 60 pt): longer text is
+# cut with an ellipsis rather than pushing the plot out of the figure.
+IMAGING_LABEL_PT = 180.0
+IMAGING_FONT_PT = 7.5
 # The region just above a cut-off of 5 always shows, and no more: a patient with
 # low counts gets the linear part, where they are, not half an empty plot.
 MIN_DATA_TOP = 10.0
 
 # The final axes size is only known after layout; these estimates of the room
 # taken by tick labels, the legend and margin labels keep labels apart (checked
-# against the rendered samples in docs/chart-samples).
+# against the rendered samples in docs/chart-samples, drawn by `make chart-samples`).
 _MARGIN_W_IN = 1.45
 _MARGIN_H_IN = 1.4
 CHAR_WIDTH_EM = 0.62  # average DejaVu Sans glyph width, slightly generous
@@ -62,31 +81,33 @@ class Box:
 
 
 class Occupied:
-    """Boxes already taken, bucketed by x so that a check looks only at neighbours.
+    """Boxes already taken, in a grid of cells so that a check looks only at neighbours.
 
-    A long series has hundreds of markers: comparing each label with every box
-    would be quadratic.
+    A long series has hundreds of markers and whiskers: comparing each label with
+    every box would be quadratic, and so would columns alone (a thousand points
+    share a few dozen columns). A box is kept in every cell it touches.
     """
 
-    _COLUMN_PT = 48.0
+    _CELL_PT = 24.0
 
     def __init__(self, boxes: Iterable[Box] = ()) -> None:
-        self._columns: dict[int, list[Box]] = {}
+        self._cells: dict[tuple[int, int], list[Box]] = {}
         for box in boxes:
             self.add(box)
 
-    def _keys(self, box: Box) -> range:
-        return range(
-            math.floor(box.left / self._COLUMN_PT), math.floor(box.right / self._COLUMN_PT) + 1
-        )
+    def _keys(self, box: Box) -> list[tuple[int, int]]:
+        size = self._CELL_PT
+        columns = range(math.floor(box.left / size), math.floor(box.right / size) + 1)
+        rows = range(math.floor(box.bottom / size), math.floor(box.top / size) + 1)
+        return [(column, row) for column in columns for row in rows]
 
     def add(self, box: Box) -> None:
         for key in self._keys(box):
-            self._columns.setdefault(key, []).append(box)
+            self._cells.setdefault(key, []).append(box)
 
     def free(self, box: Box) -> bool:
         return not any(
-            box.overlaps(other) for key in self._keys(box) for other in self._columns.get(key, ())
+            box.overlaps(other) for key in self._keys(box) for other in self._cells.get(key, ())
         )
 
 
@@ -99,12 +120,13 @@ class Frame:
     y_bottom: float
     y_top: float
     y_missing: float  # where not-evaluable draws are marked, below zero
-    data_top: float  # the highest value or interval end, placed at DATA_TOP
+    data_top: float  # the highest value or interval end, just under the headroom
     width_pt: float
     height_pt: float
+    imaging: tuple[ImagingLabel, ...] = ()  # the imaging labels in view, in their rows
 
     def x_pt(self, x: float) -> float:
-        return (x - self.x0) / (self.x1 - self.x0) * self.width_pt
+        return _x_pt(x, self.x0, self.x1, self.width_pt)
 
     def holds(self, box: Box) -> bool:
         return (
@@ -115,8 +137,17 @@ class Frame:
         )
 
     def y_pt(self, y: float) -> float:
-        low, high = symlog(self.y_bottom), symlog(self.y_top)
-        return (symlog(y) - low) / (high - low) * self.height_pt
+        # symlog_scalar: the very float of matplotlib's transform, without its array round
+        # trip (a long series places thousands of boxes).
+        low, high = symlog_scalar(self.y_bottom), symlog_scalar(self.y_top)
+        return (symlog_scalar(y) - low) / (high - low) * self.height_pt
+
+
+@lru_cache(maxsize=8192)
+def day_num(day: date) -> float:
+    """matplotlib's number for a day (its x coordinate), remembered: a long series asks
+    for the same days many times over, and each date2num is an array round trip."""
+    return float(date2num(day))
 
 
 def symlog(y: float) -> float:
@@ -149,24 +180,77 @@ def text_width_pt(text: str, fontsize: float) -> float:
     return len(text) * fontsize * CHAR_WIDTH_EM
 
 
+def _x_pt(x: float, x0: float, x1: float, width_pt: float) -> float:
+    return (x - x0) / (x1 - x0) * width_pt
+
+
+@dataclass(frozen=True)
+class ImagingLabel:
+    """An imaging label ("CT: PR") along the top: its date, text, row and extent in points."""
+
+    x: float
+    text: str
+    row: int
+    left: float
+    right: float
+
+
+def imaging_labels(
+    imaging: Iterable[ImagingPoint], x0: float, x1: float, width_pt: float
+) -> tuple[ImagingLabel, ...]:
+    """The imaging in view, oldest first, each in the first row where it clears the last label."""
+    points = sorted(
+        (p for p in imaging if x0 <= day_num(p.performed_on) <= x1),
+        key=lambda p: (p.performed_on, p.modality),
+    )
+    row_ends: list[float] = []  # the right edge of the last label in each row
+    labels = []
+    for point in points:
+        x = day_num(point.performed_on)
+        text = fit_text(f"{point.modality}: {point.response}", IMAGING_LABEL_PT, IMAGING_FONT_PT)
+        left = _x_pt(x, x0, x1, width_pt) + 2
+        row = next((i for i, end in enumerate(row_ends) if left > end + 4), len(row_ends))
+        right = left + text_width_pt(text, IMAGING_FONT_PT)
+        row_ends[row : row + 1] = [right]
+        labels.append(ImagingLabel(x, text, row, left, right))
+    return tuple(labels)
+
+
+def headroom_pt(data: ChartData, imaging: Sequence[ImagingLabel]) -> float:
+    """What the top edge needs above the data: label rows, else the lines' strip, else ticks."""
+    rows = (max(label.row for label in imaging) + 1 if imaging else 0) + (
+        0 if data.cutoff is not None else NOTE_ROWS
+    )
+    if rows:
+        return ROW_OFFSET_PT + ROW_HEIGHT_PT * rows + HEADROOM_GAP_PT
+    if any(line.start_date <= data.today for line in data.lines):
+        return LINE_STRIP_PT + HEADROOM_GAP_PT
+    return MIN_HEADROOM_PT
+
+
 def chart_frame(data: ChartData, width_in: float, height_in: float) -> Frame:
     x0, x1 = _x_range(data)
+    width_pt = max(width_in - _MARGIN_W_IN, 1.0) * 72
+    height_pt = max(height_in - _MARGIN_H_IN, 1.0) * 72
     rates = [a.rate_per_7_5_ml for a in data.assessments if a.rate_per_7_5_ml is not None]
     # A censored count has no upper limit: its bound is the highest it reaches.
     highs = [a.ci95[1] for a in data.assessments if a.ci95 is not None and a.ci95[1] is not None]
     cutoff_room = 2 * data.cutoff if data.cutoff is not None else 0
     data_top = max([MIN_DATA_TOP, cutoff_room, *rates, *highs])
-    # Place zero at ZERO_AT and data_top at DATA_TOP of the height, in symlog units.
-    span = symlog(data_top) / (DATA_TOP - ZERO_AT)
+    imaging = imaging_labels(data.imaging, x0, x1, width_pt)
+    # Zero at ZERO_AT of the height, data_top where the headroom begins, in symlog units.
+    top_at = max(1 - headroom_pt(data, imaging) / height_pt, ZERO_AT + MIN_DATA_SHARE)
+    span = symlog(data_top) / (top_at - ZERO_AT)
     return Frame(
         x0=x0,
         x1=x1,
         y_bottom=_symlog_inverse(-ZERO_AT * span),
-        y_top=_symlog_inverse(symlog(data_top) + (1 - DATA_TOP) * span),
+        y_top=_symlog_inverse(symlog(data_top) + (1 - top_at) * span),
         y_missing=_symlog_inverse(-ZERO_AT * span * 0.55),
         data_top=data_top,
-        width_pt=max(width_in - _MARGIN_W_IN, 1.0) * 72,
-        height_pt=max(height_in - _MARGIN_H_IN, 1.0) * 72,
+        width_pt=width_pt,
+        height_pt=height_pt,
+        imaging=imaging,
     )
 
 
@@ -178,7 +262,7 @@ def _x_range(data: ChartData) -> tuple[float, float]:
     start = min((day for day in events if day <= data.today), default=data.today)
     start = min(start, data.today - timedelta(days=42))  # never a uselessly narrow window
     pad = max((data.today - start).days * 0.025, 3.0)
-    return float(date2num(start)) - pad, float(date2num(data.today)) + pad
+    return day_num(start) - pad, day_num(data.today) + pad
 
 
 def y_ticks(frame: Frame, cutoff: int | None) -> list[int]:
@@ -230,7 +314,7 @@ _LABEL_SLOTS = (
 
 
 def marker_box(frame: Frame, a: rules.DrawAssessment) -> Box:
-    x, y = frame.x_pt(float(date2num(a.draw.drawn_on))), frame.y_pt(rate_of(a))
+    x, y = frame.x_pt(day_num(a.draw.drawn_on)), frame.y_pt(rate_of(a))
     if a.censored:  # the arrow rises from the bound
         return Box(x - 5, y - 2, x + 5, y + 12)
     return Box(x - 4, y - 4, x + 4, y + 4)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import matplotlib
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num, num2date
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, num2date
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -50,7 +50,6 @@ from patients.reports.chart_data import (
     UNFAVOURABLE_COLOUR,
     ChartData,
     ChartIdentity,
-    ImagingPoint,
     MarkerStyle,
     chance_of,
     chance_percent,
@@ -61,12 +60,19 @@ from patients.reports.chart_data import (
     tubes_of,
 )
 from patients.reports.chart_geometry import (
+    IMAGING_FONT_PT,
+    LINE_STRIP_PT,
     LINSCALE,
     LINTHRESH,
+    NOTE_ROWS,
+    REGIMEN_OFFSET_PT,
+    ROW_HEIGHT_PT,
+    ROW_OFFSET_PT,
     Box,
     Frame,
     Occupied,
     chart_frame,
+    day_num,
     fit_text,
     free_slot,
     marker_box,
@@ -84,12 +90,6 @@ Y_LABEL = "CTCs per 7.5 mL"
 Y_SCALE_NOTE = f"linear to {LINTHRESH:g}, log scale above {LINTHRESH:g}"
 NO_DRAWS_TEXT = "No CTC draws recorded yet"
 
-# The therapy lines' strip along the top edge, in points.
-_LINE_STRIP_PT = 19
-# Label positions below the top edge of the plot area, in points.
-_REGIMEN_OFFSET_PT = 7
-_ROW_OFFSET_PT = 22
-_ROW_HEIGHT_PT = 11
 
 # rc_context changes process-wide settings: one encoder at a time holds them.
 RC_LOCK = threading.Lock()
@@ -148,11 +148,14 @@ def trend_figure(
     width_in: float = 9.0,
     height_in: float = 4.2,
     identity: ChartIdentity | None = None,
+    point_ids: bool = False,
 ) -> Figure:
     """The CTC trend of one patient as a matplotlib Figure, not yet rendered.
 
     With `identity`, a line above the plot says whose chart it is and when it was
     made: every picture that leaves the app (a PNG or SVG download) carries it.
+    With `point_ids`, each point is an artist of its own with an id, for the SVG's
+    tooltips (see _draw_points).
     """
     fig = Figure(figsize=(width_in, height_in), layout="constrained")
     if identity is not None:
@@ -174,11 +177,11 @@ def trend_figure(
     _draw_cutoff(ax, frame, data.cutoff, data.cancer_type)
     _draw_today(ax, data.today)
     _draw_cycles(ax, frame, data.cycles)
-    note_rows = 0 if data.cutoff is not None else 2  # the no-cut-off note's box takes rows 0-1
-    occupied += _draw_imaging(ax, frame, data.imaging, first_row=note_rows)
-    _draw_points(ax, frame, plotted)
+    note_rows = 0 if data.cutoff is not None else NOTE_ROWS  # the no-cut-off note's box
+    occupied += _draw_imaging(ax, frame, first_row=note_rows)
+    _draw_points(ax, frame, plotted, one_per_point=point_ids)
     shown = _draw_point_labels(ax, frame, plotted, occupied, data.cutoff, data.acknowledged)
-    _draw_notes(ax, data, plotted)
+    _draw_notes(ax, frame, data, plotted)
     _draw_legend(fig, data, plotted, shown, doxorubicin=doxorubicin, width_pt=width_in * 72)
     return fig
 
@@ -243,17 +246,17 @@ def _draw_therapy_lines(ax: Axes, frame: Frame, data: ChartData) -> list[Box]:
     """Alternating tinted bands named "L1 Paclitaxel"; returns where the names are."""
     boxes = []
     for index, (line, start, end) in enumerate(_line_bands(data)):
-        x0, x1 = float(date2num(start)), float(date2num(end))
+        x0, x1 = day_num(start), day_num(end)
         # A strip along the top, under the regimen's name: a band over the whole
         # height would tint the unfavourable region into another colour.
-        strip = 1 - _LINE_STRIP_PT / frame.height_pt
+        strip = 1 - LINE_STRIP_PT / frame.height_pt
         ax.axvspan(x0, x1, ymin=strip, ymax=1, color=BAND_TINTS[index % 2], lw=0, zorder=0.2)
         left = frame.x_pt(x0) + 3
         name = fit_text(f"L{line.line_number} {line.regimen}".strip(), frame.x_pt(x1) - left - 3, 8)
         if not name:
             continue
-        _top_label(ax, x0, name, dx=3, dy=-_REGIMEN_OFFSET_PT, fontsize=8, colour=TEXT_COLOUR)
-        top = frame.height_pt - _REGIMEN_OFFSET_PT
+        _top_label(ax, x0, name, dx=3, dy=-REGIMEN_OFFSET_PT, fontsize=8, colour=TEXT_COLOUR)
+        top = frame.height_pt - REGIMEN_OFFSET_PT
         boxes.append(Box(left, top - 11, left + text_width_pt(name, 8), top))
     return boxes
 
@@ -267,7 +270,7 @@ def _draw_doxorubicin_windows(ax: Axes, frame: Frame, data: ChartData) -> bool:
     """
     shown = False
     for first, last in doxorubicin_windows(data.lines, data.cycles):
-        x0, x1 = float(date2num(first)) - 0.5, float(date2num(last)) + 0.5
+        x0, x1 = day_num(first) - 0.5, day_num(last) + 0.5
         if x1 < frame.x0 or x0 > frame.x1:
             continue
         ax.axvspan(x0, x1, color=DOXORUBICIN_COLOUR, alpha=0.25, linewidth=0, zorder=0.3)
@@ -330,7 +333,7 @@ def _cutoff_label(cutoff: int, cancer_type: str) -> str:
 
 
 def _draw_today(ax: Axes, today: date) -> None:
-    x = float(date2num(today))
+    x = day_num(today)
     ax.axvline(x, color="#888888", linestyle=(0, (2, 2)), linewidth=0.8, zorder=1)
     _annotate(
         ax,
@@ -350,7 +353,7 @@ def _draw_today(ax: Axes, today: date) -> None:
 def _draw_cycles(ax: Axes, frame: Frame, cycles: Sequence[rules.CycleIn]) -> None:
     """Day 1 of each cycle: a tick inside the top edge, "C1" just above it."""
     shown = sorted(
-        (float(date2num(cycle.given_date or cycle.scheduled_date)), cycle.number)
+        (day_num(cycle.given_date or cycle.scheduled_date), cycle.number)
         for cycle in cycles
         if cycle.status != rules.CycleStatus.CANCELLED
     )
@@ -383,58 +386,49 @@ def _draw_cycles(ax: Axes, frame: Frame, cycles: Sequence[rules.CycleIn]) -> Non
         )
 
 
-# The widest an imaging label is drawn ("Bone scan: SD" is about 60 pt): longer text is
-# cut with an ellipsis rather than pushing the plot out of the figure.
-IMAGING_LABEL_PT = 180.0
-
-
-def _draw_imaging(
-    ax: Axes, frame: Frame, imaging: Sequence[ImagingPoint], *, first_row: int
-) -> list[Box]:
-    """Imaging as dotted lines labelled "CT: PR", in rows so that labels never overlap."""
-    points = sorted(
-        (p for p in imaging if frame.x0 <= float(date2num(p.performed_on)) <= frame.x1),
-        key=lambda p: (p.performed_on, p.modality),
-    )
-    if not points:
+def _draw_imaging(ax: Axes, frame: Frame, *, first_row: int) -> list[Box]:
+    """Imaging as dotted lines labelled "CT: PR", in rows so that labels never overlap
+    (the rows are the frame's: its headroom is made for them)."""
+    if not frame.imaging:
         return []
-    xs = [float(date2num(p.performed_on)) for p in points]
     # One line per date: two scans on one day would double the dots into a solid line.
-    line_xs, line_ys = _verticals(sorted(set(xs)), 0, 1)
+    line_xs, line_ys = _verticals(sorted({label.x for label in frame.imaging}), 0, 1)
     ax.plot(
         line_xs, line_ys, transform=ax.get_xaxis_transform(), color=IMAGING_COLOUR, ls=":", lw=1
     )
-    row_ends: list[float] = []  # the right edge of the last label in each row
     boxes = []
-    for x, point in zip(xs, points, strict=True):
-        text = fit_text(f"{point.modality}: {point.response}", IMAGING_LABEL_PT, 7.5)
-        left = frame.x_pt(x) + 2
-        row = next((i for i, end in enumerate(row_ends) if left > end + 4), len(row_ends))
-        row_ends[row : row + 1] = [left + text_width_pt(text, 7.5)]
-        dy = -_ROW_OFFSET_PT - _ROW_HEIGHT_PT * (row + first_row)
-        _top_label(ax, x, text, dx=2, dy=dy, fontsize=7.5, colour=IMAGING_COLOUR)
+    for label in frame.imaging:
+        dy = -ROW_OFFSET_PT - ROW_HEIGHT_PT * (label.row + first_row)
+        _top_label(ax, label.x, label.text, dx=2, dy=dy, fontsize=IMAGING_FONT_PT,
+                   colour=IMAGING_COLOUR)  # fmt: skip
         top = frame.height_pt + dy
-        boxes.append(Box(left, top - _ROW_HEIGHT_PT, row_ends[row], top))
+        boxes.append(Box(label.left, top - ROW_HEIGHT_PT, label.right, top))
     return boxes
 
 
 POINT_GID = "ctc-point-{}"
 
 
-def _draw_points(ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment]) -> None:
-    """One marker artist per point, with the id POINT_GID.format(index in `plotted`).
+def _draw_points(
+    ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment], *, one_per_point: bool
+) -> None:
+    """The markers: with `one_per_point`, one artist per point with the id
+    POINT_GID.format(index in `plotted`), else one artist per marker style.
 
     In the SVG each point is then a group of its own, which chart_svg gives a
-    tooltip (<title>) and makes reachable with the keyboard.
+    tooltip (<title>) and makes reachable with the keyboard. A PNG or the PDF has
+    no tooltips: one artist per style draws the same markers, and a thousand
+    points cost a few artists, not a thousand.
     """
     evaluable = [a for a in plotted if a.evaluable]
     if evaluable:
-        xs = [float(date2num(a.draw.drawn_on)) for a in evaluable]
+        xs = [day_num(a.draw.drawn_on) for a in evaluable]
         # Only evaluable samples are joined: a missing result is never read as a value.
         ax.plot(xs, [rate_of(a) for a in evaluable], color=TRACE_COLOUR, linewidth=0.9, zorder=2.5)
         _draw_intervals(ax, evaluable)
+    by_style: dict[str, tuple[dict[str, Any], list[float], list[float]]] = {}
     for index, a in enumerate(plotted):
-        x = float(date2num(a.draw.drawn_on))
+        x = day_num(a.draw.drawn_on)
         if a.evaluable:
             style = LOWER_BOUND if a.censored else STYLES[a.category]
             # A non-standard volume gives an indicative category only: an open marker.
@@ -443,7 +437,15 @@ def _draw_points(ax: Axes, frame: Frame, plotted: Sequence[rules.DrawAssessment]
         else:
             props = _marker_props(NOT_EVALUABLE, edge=1.5)
             y = frame.y_missing
-        ax.plot([x], [y], **props, zorder=4, gid=POINT_GID.format(index))
+        if one_per_point:
+            ax.plot([x], [y], **props, zorder=4, gid=POINT_GID.format(index))
+            continue
+        key = repr(sorted(props.items(), key=lambda item: item[0]))
+        group = by_style.setdefault(key, (props, [], []))
+        group[1].append(x)
+        group[2].append(y)
+    for props, xs, ys in by_style.values():
+        ax.plot(xs, ys, **props, zorder=4)
 
 
 def _marker_props(style: MarkerStyle, *, hollow: bool = False, edge: float = 0.6) -> dict[str, Any]:
@@ -478,7 +480,7 @@ def _draw_intervals(ax: Axes, evaluable: Sequence[rules.DrawAssessment]) -> None
     by_colour: dict[str, list[tuple[float, float, float, bool]]] = {}
     for a in evaluable:
         low, high = a.ci95 if a.ci95 is not None else (rate_of(a), rate_of(a))
-        x = float(date2num(a.draw.drawn_on))
+        x = day_num(a.draw.drawn_on)
         whisker = (x, low, rate_of(a) if high is None else high, high is not None)
         by_colour.setdefault(STYLES[a.category].colour, []).append(whisker)
     for colour, whiskers in by_colour.items():
@@ -561,7 +563,7 @@ def _label_rank(a: rules.DrawAssessment, codes: list[str]) -> int:
 def _whisker_box(frame: Frame, a: rules.DrawAssessment) -> Box:
     """Where a point's interval whisker is: no label may cover it."""
     low, high = a.ci95 if a.ci95 is not None else (rate_of(a), rate_of(a))
-    x = frame.x_pt(float(date2num(a.draw.drawn_on)))
+    x = frame.x_pt(day_num(a.draw.drawn_on))
     top = frame.y_pt(rate_of(a) if high is None else high)
     return Box(x - 2.5, frame.y_pt(low) - 1, x + 2.5, top + 1)
 
@@ -610,7 +612,7 @@ def _draw_point_labels(
     )
     shown: set[str] = set()
     for _rank, a, codes, parts, tubes in labelled:
-        x, y = float(date2num(a.draw.drawn_on)), rate_of(a)
+        x, y = day_num(a.draw.drawn_on), rate_of(a)
         tries = [", ".join([*parts, tubes] if tubes else parts)]
         if tubes and parts:
             tries.append(", ".join(parts))
@@ -650,12 +652,15 @@ def _draw_point_labels(
 # --- notes and legend -----------------------------------------------------
 
 
-def _draw_notes(ax: Axes, data: ChartData, plotted: Sequence[rules.DrawAssessment]) -> None:
+def _draw_notes(
+    ax: Axes, frame: Frame, data: ChartData, plotted: Sequence[rules.DrawAssessment]
+) -> None:
     if not plotted:
-        # In the headroom above where data would be, clear of the cut-off line.
+        # Just under where the highest value would be: under the labels along the top,
+        # clear of the cut-off line.
         ax.text(
             0.5,
-            0.78,
+            frame.y_pt(frame.data_top) / frame.height_pt - 0.08,
             NO_DRAWS_TEXT,
             transform=ax.transAxes,
             ha="center",
@@ -671,7 +676,7 @@ def _draw_notes(ax: Axes, data: ChartData, plotted: Sequence[rules.DrawAssessmen
             _no_cutoff_note(data.cancer_type),
             xy=(0.5, 1),
             xycoords="axes fraction",
-            xytext=(0, -_ROW_OFFSET_PT),
+            xytext=(0, -ROW_OFFSET_PT),
             textcoords="offset points",
             ha="center",
             va="top",
@@ -789,14 +794,16 @@ def _marker_handle(style: MarkerStyle, *, hollow: bool = False, edge: float = 0.
 def trend_svg(data: ChartData, *, identity: ChartIdentity | None = None) -> bytes:
     """The chart as an SVG document, each point with its tooltip (see chart_svg)."""
     return with_point_titles(
-        _svg_bytes(trend_figure(data, identity=identity)), point_tooltips(data)
+        _svg_bytes(trend_figure(data, identity=identity, point_ids=True)), point_tooltips(data)
     )
 
 
 def trend_svg_inline(data: ChartData, *, label: str) -> str:
     """The chart as markup for the patient page: tooltips that show, points the keyboard
     reaches, no inline CSS. The page around it says whose chart it is."""
-    svg = with_point_titles(_svg_bytes(trend_figure(data), bare=True), point_tooltips(data))
+    svg = with_point_titles(
+        _svg_bytes(trend_figure(data, point_ids=True), bare=True), point_tooltips(data)
+    )
     return inline(svg, label=label)
 
 
@@ -832,8 +839,9 @@ def _png_bytes(fig: Figure, *, dpi: int) -> bytes:
 # Bump when the drawing code changes, so no server serves a chart drawn the old way.
 # 2: version 2 of the rules (one point per sample, lower bounds, the chance, the
 # doxorubicin windows). 3: tooltips, the identity line, acknowledged points, the
-# y axis's scale named.
-CHART_DESIGN = 3
+# y axis's scale named. 4: the headroom above the data is what the labels along the
+# top need, in points (low counts fill the plot).
+CHART_DESIGN = 4
 
 
 def cache_key(

@@ -28,13 +28,21 @@ from matplotlib.path import Path
 
 from patients import rules
 from patients.reports import chart_geometry, charts, sparkline
-from patients.reports.chart_data import DOXORUBICIN_COLOUR, LOWER_BOUND, ChartData, ImagingPoint
+from patients.reports.chart_data import (
+    DOXORUBICIN_COLOUR,
+    LOWER_BOUND,
+    ChartData,
+    ChartIdentity,
+    ImagingPoint,
+)
 from patients.reports.chart_text import chart_text_alternative
 from tests.paths import ROOT
 
 CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
+# As on a download: the identity line takes height from the plot.
+IDENTITY = ChartIdentity("Doe, Jane", "MRN0001", date(1960, 5, 17), date(2025, 11, 10))
 
 _ids = itertools.count(1)
 
@@ -537,7 +545,63 @@ def test_a_count_of_12_is_ticked_up_to_20_not_50():
 
     labels = [label.get_text() for label in fig.axes[0].get_yticklabels()]
 
-    assert labels == ["0", "2", "5", "10", "20"]
+    assert labels[-1] == "20"
+    assert {"0", "2", "5", "10"} <= set(labels)
+
+
+def _low_counts_data() -> ChartData:
+    """Counts of 0 to 2 on one line, as many patients on treatment have."""
+    today = date(2025, 11, 10)
+    therapy = line(1, date(2025, 6, 2), "Paclitaxel")
+    counts = [2, 1, 0, 2, 1, 0, 2]
+    draws = [draw(date(2025, 5, 29) + timedelta(days=21 * k), c) for k, c in enumerate(counts)]
+    cycles = tuple(cycles_of(therapy, 8, every=21, today=today))
+    return chart_data("breast", draws, today=today, lines=(therapy,), cycles=cycles)
+
+
+def _room_above_highest_tick_pt(fig: Figure) -> float:
+    """Points between the highest y tick and the top edge of the plot, as drawn."""
+    ax = fig.axes[0]
+    top_tick = max(ax.get_yticks())
+    tick_px = ax.transData.transform((0, top_tick))[1]
+    return float((ax.bbox.y1 - tick_px) * 72 / fig.dpi)
+
+
+def test_low_counts_fill_the_plot_with_no_band_of_empty_headroom():
+    """Above the highest tick, only the room the therapy lines' strip needs, not a third."""
+    data = _low_counts_data()
+    fig = rendered(charts.trend_figure(data, identity=IDENTITY))
+    ax = fig.axes[0]
+    height_pt = ax.bbox.height * 72 / fig.dpi
+    room = _room_above_highest_tick_pt(fig)
+
+    assert max(ax.get_yticks()) == 10  # the region just above the cut-off of 5
+    assert room <= 0.2 * height_pt
+    assert room >= charts.LINE_STRIP_PT  # the tick stays clear of the strip
+
+
+def test_many_rows_of_imaging_labels_get_the_headroom_they_need():
+    """Five scans on one day: five rows of labels, every one above the highest whisker."""
+    today = date(2025, 11, 10)
+    scans = tuple(
+        ImagingPoint(date(2025, 9, 1), modality, "SD")
+        for modality in ("CT", "Bone scan", "PET-CT", "MRI", "Ultrasound")
+    )
+    data = chart_data(
+        "breast",
+        [draw(date(2025, 8, 1), 40), draw(date(2025, 9, 3), 60)],
+        today=today,
+        imaging=scans,
+    )
+    fig = rendered(charts.trend_figure(data))
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text().endswith(": SD")]
+    lowest_label = min(t.get_window_extent(renderer).y0 for t in labels)
+    highest_whisker = ax.transData.transform((0, max(a.ci95[1] for a in data.assessments)))[1]
+
+    assert len(labels) == 5
+    assert highest_whisker < lowest_label
 
 
 def test_a_range_starting_mid_month_names_the_month_on_its_first_tick():
@@ -580,6 +644,30 @@ def test_no_two_labels_in_the_plot_overlap_and_none_is_cut_off(build):
         box = text.get_window_extent(renderer)
         assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1, text.get_text()
         assert figure_box.y0 <= box.y0 and box.y1 <= figure_box.y1, text.get_text()
+
+
+def _daily_draws(count: int) -> ChartData:
+    """A draw a day, counts around the cut-off: many flags, far more than labels fit."""
+    start = date(2020, 1, 6)
+    counts = [1, 7, 0, 12, 3, 30, 4, 2, 9]
+    draws = [draw(start + timedelta(days=k), counts[k % len(counts)]) for k in range(count)]
+    return chart_data("breast", draws, today=start + timedelta(days=count + 2))
+
+
+def test_a_long_series_costs_a_few_artists_and_only_the_labels_that_fit():
+    """A PNG or the PDF draws a thousand points as one artist per marker style, and
+    labels only where they fit; the SVG keeps an artist per point for its tooltips."""
+    long, short = _daily_draws(1000), _daily_draws(100)
+    fig = charts.trend_figure(long)
+    with_ids = charts.trend_figure(long, point_ids=True)
+
+    assert len(fig.axes[0].lines) < 12
+    assert len(with_ids.axes[0].lines) > 1000
+    assert sorted(plotted_xy(fig)) == sorted(plotted_xy(with_ids))
+    # No more labels than the plot has room for, however many points are flagged.
+    texts = len(fig.axes[0].texts)
+    assert texts <= len(charts.trend_figure(short).axes[0].texts) + 40
+    assert texts < 150
 
 
 # --- output formats ---------------------------------------------------------
