@@ -32,8 +32,9 @@ from patients.models import CTCDraw, TreatmentCycle
 # Patients assessed per round when refreshing ranks in bulk: bounds memory
 # (every draw of a patient is loaded) and keeps `IN (...)` lists short for SQLite.
 RANK_BATCH = 500
-# Rows per `UPDATE ... FROM (VALUES ...)` when storing ranks on PostgreSQL.
-UPDATE_BATCH = 2000
+# Rows per `UPDATE ... FROM (VALUES ...)` when storing cycle ranks on PostgreSQL: at
+# 2,000 the planner joins by scanning the whole table, at 500 through its primary key.
+UPDATE_BATCH = 500
 
 CycleRanks = tuple[int, int, int, date]  # before the window, in it, after day 1; opening
 ResultRank = tuple[int | None, bool]  # 0 high / 1 review / None; acknowledged
@@ -220,16 +221,6 @@ def _store_cycles(by_ranks: Mapping[CycleRanks, Sequence[int]], cycle_model: Any
 
 
 def _store_results(by_rank: Mapping[ResultRank, Sequence[int]], draw_model: Any) -> int:
-    connection = connections[router.db_for_write(draw_model)]
-    if connection.vendor == "postgresql":
-        rows = [(pk, *rank) for rank, draw_ids in by_rank.items() for pk in draw_ids]
-        return _update_from_values(
-            connection,
-            draw_model._meta.db_table,
-            ("review_rank", "review_acknowledged"),
-            "(%s, %s::smallint, %s::boolean)",
-            rows,
-        )
     changed = 0
     for (rank, acknowledged), draw_ids in by_rank.items():
         for ids in _chunks(draw_ids, RANK_BATCH):
