@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -992,7 +992,8 @@ def _bump_data_version(patient_id: int) -> Patient:
     RETURNING saves reading the row again after it (PostgreSQL, and SQLite since 3.35).
     """
     table = Patient._meta.db_table
-    bumped = Patient.objects.raw(
+    # A raw query is routed as a read: this one writes, so it goes where writes go.
+    bumped = Patient.objects.db_manager(router.db_for_write(Patient)).raw(
         f"UPDATE {table} SET data_version = data_version + 1 WHERE id = %s RETURNING *",
         [patient_id],
     )
