@@ -21,7 +21,7 @@ LOAD_PATIENT = "patient pages"
 MAX_PAGE_RATIO = 2.0  # at 10,000 patients vs at 100
 TARGET_PAGES = (WORKLIST_PAGE, WORKLIST_API, RESULTS_PAGE, RESULTS_API, PATIENT_PAGE)
 MIN_CHART_RATIO = 20.0  # cold / cached
-MIN_IMPORT_RATIO = 0.25  # app rows/s / bare rows/s
+MIN_IMPORT_RATIO = 0.35  # app rows/s / bare rows/s (issue 17)
 MAX_TAIL_RATIO = 10.0  # p99 / p50 under load
 
 
@@ -111,7 +111,13 @@ def targets(run: Any) -> list[tuple[str, str, bool | None]]:
         found.append((f"Chart ({fmt}) 304 cheaper than cached", shown, cheaper))
     if run.imports is not None:
         ratio = import_ratio(run)
-        found.append(("CSV import >= 0.25 of the bare rows/s", f"{ratio:.2f}", ratio >= 0.25))
+        found.append(
+            (
+                f"CSV import >= {MIN_IMPORT_RATIO:.2f} of the bare rows/s",
+                f"{ratio:.2f}",
+                ratio >= MIN_IMPORT_RATIO,
+            )
+        )
     for name in (LOAD_WORKLIST, LOAD_PATIENT, LOAD_TRIVIAL):
         got = _load(run, name)
         if not got:

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
-from django.db.models import F, Max
+from django.db import models, router, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from patients import assessment, wording
@@ -453,7 +453,7 @@ def record_draw_and_assess(
         comment=comment or "",
         entered_by=acting_account(by),
     )
-    _validate(draw, _draw_errors(draw, now or timezone.now()))
+    _validate_draw(draw, _draw_errors(draw, now or timezone.now()))
     _mark_resulted(draw, was=None)
     _save(draw, by=by, reason="Draw recorded")
     return DrawSaved(draw, _touch(patient.pk))
@@ -506,7 +506,7 @@ def update_draw_and_assess(
     _apply(draw, changes)
     if "accession" in changes:
         draw.accession = (draw.accession or "").strip()
-    _validate(draw, _draw_errors(draw, now or timezone.now()), kept=kept)
+    _validate_draw(draw, _draw_errors(draw, now or timezone.now()), kept=kept)
     _mark_resulted(draw, was=was)
     _save(draw, by=by, reason=reason)
     return DrawSaved(draw, _touch(draw.patient_id))
@@ -525,7 +525,7 @@ def mark_draw_entered_in_error(
         raise ValidationError({"non_field_errors": ["This draw is already marked in error."]})
     draw.entered_in_error = True
     draw.error_reason = reason
-    _validate(draw, {}, kept=_volume_kept(draw, {}))
+    _validate_draw(draw, {}, kept=_volume_kept(draw, {}))
     _save(draw, by=by, reason=f"Entered in error: {reason}")
     _touch(draw.patient_id)
     return draw
@@ -918,16 +918,25 @@ def _apply(instance: models.Model, changes: Mapping[str, Any]) -> None:
         setattr(instance, field, value)
 
 
-def _validate(instance: models.Model, errors: Errors, *, kept: Collection[str] = ()) -> None:
+def _validate(
+    instance: models.Model,
+    errors: Errors,
+    *,
+    kept: Collection[str] = (),
+    constraints: bool = True,
+) -> None:
     """Run the model's own validation and merge in the service's context errors.
 
     Fields the service already faulted are excluded from the model's checks so
     each field gets one clear message; so are the `kept` fields, stored values an
     edit leaves as they are (the database's constraints still hold them).
+    `constraints=False` leaves out the model's `Meta.constraints`, which Django
+    validates with a query each: only for a model whose field checks, `clean()`
+    and service checks already refuse whatever a constraint would (`_validate_draw`).
     """
     merged: Errors = {field: list(msgs) for field, msgs in errors.items()}
     try:
-        instance.full_clean(exclude=[*merged, *kept])
+        instance.full_clean(exclude=[*merged, *kept], validate_constraints=constraints)
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             merged.setdefault(field, []).extend(messages)
@@ -935,22 +944,57 @@ def _validate(instance: models.Model, errors: Errors, *, kept: Collection[str] =
         raise ValidationError(merged)
 
 
+def _validate_draw(draw: CTCDraw, errors: Errors, *, kept: Collection[str] = ()) -> None:
+    """`_validate` for a draw, without its `Meta.constraints` run as queries.
+
+    Django checks each database constraint of a model with a query of its own
+    (eight for a draw, each in a savepoint): half the queries of a lab message.
+    Every one of them is already refused in Python with a message naming the
+    field: the status and the count qualifier by their choices, the count's and
+    the volume's ranges by their validators, the count and the qualifier only
+    when resulted and the reason of an error by `CTCDraw.clean()`, the accession
+    by `_draw_errors` (`ACCESSION_TAKEN`). The database still holds every one at
+    the insert. `tests/records/test_draw_constraints.py` breaks each constraint
+    through the services and fails on a constraint added without such a check.
+
+    The patient and the account that enters the draw are rows the service was
+    handed (read through the access gate, the acting user), never typed in: their
+    existence is not asked again (a query each); their foreign keys hold them.
+    """
+    _validate(draw, errors, kept=[*kept, "patient", "entered_by"], constraints=False)
+
+
 def _touch(patient_id: int) -> assessment.PatientSeries:
     """Bump the patient's data version: cached charts of the old version are stale.
 
-    `update()` on purpose: this is a cache counter, not clinical data, so it has
-    no place in the change history, and an F() expression cannot lose a bump to
-    a concurrent writer. The same writes change what the rules say, so the
+    An `UPDATE` on purpose, not a save: this is a cache counter, not clinical data,
+    so it has no place in the change history. The same writes change what the rules say, so the
     patient is assessed here, once, in the caller's transaction: the cycles'
     review ranks (the worklist's order) are stored from that assessment, and it
     is returned for the caller to show.
     """
-    Patient.objects.filter(pk=patient_id).update(data_version=F("data_version") + 1)
-    # After the bump, which locks the patient's row: a concurrent writer of the same
-    # patient waits for this commit, then assesses with both writes in view.
-    series = assessment.series_for(Patient.objects.get(pk=patient_id))
+    # The patient is read back by the bump itself (RETURNING), which locks the row: a
+    # concurrent writer of the same patient waits for this commit, then assesses with
+    # both writes in view.
+    series = assessment.series_for(_bump_data_version(patient_id))
     assessment.store_review_ranks(series)
     return series
+
+
+def _bump_data_version(patient_id: int) -> Patient:
+    """`data_version + 1` and the patient's row as it then is, in one statement.
+
+    Incremented in the database, so no bump is lost to a concurrent writer;
+    RETURNING saves reading the row again after it (PostgreSQL, and SQLite since 3.35).
+    """
+    table = Patient._meta.db_table
+    # A raw query is routed as a read: this one writes, so it goes where writes go.
+    bumped = Patient.objects.db_manager(router.db_for_write(Patient)).raw(
+        f"UPDATE {table} SET data_version = data_version + 1 WHERE id = %s RETURNING *",
+        [patient_id],
+    )
+    (patient,) = list(bumped)
+    return patient
 
 
 # simple-history keeps the reason for a change in a column of this many characters.
