@@ -75,17 +75,29 @@ def browser() -> Client:
 
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
-    """What the project's log handler (the one with the PHI filter) writes."""
+    """What the project's log handler (the one with the PHI filter) writes.
+
+    The handler writes to the stderr of the moment, which pytest swaps in and out around
+    each test; a handler with the same filters and format, writing to a buffer, stands
+    in for it during the test.
+    """
+    root = logging.getLogger()
     (handler,) = (
-        h
-        for h in logging.getLogger().handlers
-        if any(isinstance(f, RedactPHIFilter) for f in h.filters)
+        h for h in root.handlers if any(isinstance(f, RedactPHIFilter) for f in h.filters)
     )
     buffer = io.StringIO()
-    # Not setStream(), which flushes the old stream: pytest may have closed it.
-    previous, handler.stream = handler.stream, buffer
-    yield buffer
-    handler.stream = previous
+    stand_in = logging.StreamHandler(buffer)
+    stand_in.setFormatter(handler.formatter)
+    stand_in.setLevel(handler.level)
+    for f in handler.filters:
+        stand_in.addFilter(f)
+    root.removeHandler(handler)
+    root.addHandler(stand_in)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(stand_in)
+        root.addHandler(handler)
 
 
 # --- error pages ----------------------------------------------------------------------------
