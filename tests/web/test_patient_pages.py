@@ -109,6 +109,27 @@ def test_the_list_runs_the_same_queries_for_few_or_many_patients(
     assert few == many
 
 
+def test_a_search_runs_the_same_queries_for_few_or_many_matches(
+    client, nurse, oncologist, count_queries, care_teams
+):
+    def add(first: int, last: int) -> None:
+        for i in range(first, last):
+            patient = _register(oncologist, i)
+            builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=i)
+
+    add(0, 3)
+    client.force_login(nurse)
+    client.post("/patients/", {"q": "Family0"})
+    client.get("/patients/")
+    few = count_queries(lambda: client.get("/patients/"))
+    add(3, 40)  # Family003 to Family039 match too: a full page of 25 and a second one
+
+    many = count_queries(lambda: client.get("/patients/"))
+
+    assertContains(client.get("/patients/"), "40 patients matching “Family0”")
+    assert few == many
+
+
 def test_the_patient_page_shows_every_draw_with_values_interval_category_and_flags(
     client, nurse, oncologist, patient, line
 ):
