@@ -12,7 +12,7 @@ access log. `manage.py escalate_flags` runs it every 15 minutes
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -62,7 +62,9 @@ class Escalation:
     busy: bool = False
 
 
-def escalate_flags(*, now: datetime | None = None) -> Escalation:
+def escalate_flags(
+    *, now: datetime | None = None, progress: Callable[[int, int], object] | None = None
+) -> Escalation:
     """Escalate every high result unacknowledged `CTC_ESCALATE_AFTER_HOURS` after it arrived.
 
     Each such result (its stored `review_rank` high, not acknowledged, not entered
@@ -80,6 +82,10 @@ def escalate_flags(*, now: datetime | None = None) -> Escalation:
     run sends them all again: a recipient may hear twice, never not at all.
     With no oncologist to send to, nothing is sent or marked (`unreachable`). On
     PostgreSQL a run that finds another one in progress does nothing (`busy`).
+
+    `progress`, if given, is called with (results marked so far, results to mark)
+    after each round of `MARK_BATCH` results marked (the command's progress bar:
+    after an outage, or on the first run after an upgrade, hundreds of thousands).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -96,8 +102,12 @@ def escalate_flags(*, now: datetime | None = None) -> Escalation:
         if not escalated:
             return Escalation(unreachable=unreachable)
         _send(plan)
+        marked = 0
         for ids in _chunks(escalated, MARK_BATCH):  # derived data: no history row
             CTCDraw.objects.filter(pk__in=ids).update(escalated_at=now)
+            marked += len(ids)
+            if progress is not None:
+                progress(marked, len(escalated))
         _record(due, plan)
     return Escalation(
         draw_ids=escalated,
