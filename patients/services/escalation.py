@@ -160,10 +160,16 @@ def _plan(
     }
     by_id = {user.pk: user for user in oncologists}
     plan: defaultdict[User, list[int]] = defaultdict(list)
+    everyone: dict[int, list[User]] = {}  # by patient: who may see them, asked once
     for draw_id, patient_id, oncologist_id in due:
-        allowed = [user for user in oncologists if patient_id in sees[user.pk]]
         treating = by_id.get(oncologist_id) if oncologist_id is not None else None
-        for user in [treating] if treating in allowed else allowed:
+        if treating is not None and patient_id in sees[treating.pk]:
+            recipients = [treating]  # without asking about every oncologist for every result
+        else:
+            if patient_id not in everyone:
+                everyone[patient_id] = [user for user in oncologists if patient_id in sees[user.pk]]
+            recipients = everyone[patient_id]
+        for user in recipients:
             plan[user].append(draw_id)
     return dict(plan)
 
