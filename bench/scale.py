@@ -27,6 +27,7 @@ memory, so that the database can be measured again.
     BENCH_SMALL (1000)       the small cohort
     BENCH_PATIENTS (100000)  the large cohort
     BENCH_ROUNDS (5)         alternating rounds
+    BENCH_COMMANDS=0         the pages only, not the two commands
     BENCH_KEEP_DATABASES=1   use the two databases as the last run left them (generate_cohort
                              tops a cohort up, so this only skips generating it again)
 
@@ -60,6 +61,7 @@ def main() -> None:
     large = int(os.getenv("BENCH_PATIENTS", "100000"))
     rounds = int(os.getenv("BENCH_ROUNDS", "5"))
     keep = os.getenv("BENCH_KEEP_DATABASES", "") not in ("", "0")
+    with_commands = os.getenv("BENCH_COMMANDS", "1") not in ("", "0")
     began = time.monotonic()
     server = run._postgres_url()
     names = {
@@ -94,12 +96,18 @@ def main() -> None:
         print(f"round {k + 1} of {rounds} done", file=sys.stderr)
     load_after_pages = os.getloadavg()
     _use(names[large])
-    commands = _commands(large)
+    commands = _commands(large) if with_commands else {}
+    machine = steps.machine(wrk_version="(not used)")
+    machine.pop("load generator")
+    machine.pop("load average at start")  # printed below, at three points of the run
+    print("\n".join(f"- {key}: {value}" for key, value in machine.items()))
+    print()
     print(_cohorts(record, small, large))
     print()
     print(_table(found, small, large))
-    print()
-    print(_commands_table(commands))
+    if commands:
+        print()
+        print(_commands_table(commands))
     print(
         f"\n{time.monotonic() - began:.0f} s; load average {_load(load_at_start)} at the first "
         f"round, {_load(load_after_pages)} after the last, {_load(os.getloadavg())} at the end"
