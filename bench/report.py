@@ -18,8 +18,17 @@ LOAD_WORKLIST = "worklist"
 LOAD_PATIENT = "patient pages"
 
 # The issue's targets.
-MAX_PAGE_RATIO = 2.0  # at 10,000 patients vs at 100
-TARGET_PAGES = (WORKLIST_PAGE, WORKLIST_API, RESULTS_PAGE, RESULTS_API, PATIENT_PAGE)
+MAX_PAGE_RATIO = 2.0  # at the large cohort (10,000 patients) vs the small one (100)
+# Issue 17: every list and the patient page, at 100,000 patients within 2x of 1,000.
+TARGET_PAGES = (
+    WORKLIST_PAGE,
+    WORKLIST_API,
+    RESULTS_PAGE,
+    RESULTS_API,
+    PATIENT_LIST,
+    PATIENT_SEARCH,
+    PATIENT_PAGE,
+)
 MIN_CHART_RATIO = 20.0  # cold / cached
 MIN_IMPORT_RATIO = 0.35  # app rows/s / bare rows/s (issue 17)
 MAX_TAIL_RATIO = 10.0  # p99 / p50 under load
@@ -94,12 +103,12 @@ def _load(run: Any, name: str) -> dict[str, float]:
 def targets(run: Any) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) for every target of the issue; met is None if not measured."""
     found: list[tuple[str, str, bool | None]] = []
-    large = max(run.cohort)
+    small, large = min(run.cohort), max(run.cohort)
     for name in TARGET_PAGES:
         ratio = page_ratio(run, name)
         shown = f"{ratio:.1f}x" if ratio is not None else "not measured"
         met = None if ratio is None else ratio <= MAX_PAGE_RATIO
-        found.append((f"{name} at {large:,} patients <= 2x its time at 100", shown, met))
+        found.append((f"{name} at {large:,} patients <= 2x its time at {small:,}", shown, met))
     for fmt, times in run.charts.items():
         ratio = times.cold_ms / times.cached_ms
         found.append(

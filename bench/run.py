@@ -18,8 +18,9 @@ database, `<name>_bench_cohort`, on that server, and touches no other. It
 
 Every figure is the median of several runs and is reported as a ratio to its
 baseline measured in the same run, because absolute times drift on a shared
-machine. Environment: BENCH_PATIENTS (10000), BENCH_QUICK=1 (a smoke run of a
-few minutes at 1,000 patients, written to a temporary file, not results.md),
+machine. Environment: BENCH_PATIENTS (10000), BENCH_SMALL (100: the small cohort,
+the baseline of every page's ratio), BENCH_QUICK=1 (a smoke run of a few minutes at
+1,000 patients, written to a temporary file, not results.md),
 BENCH_LOAD_SECONDS (30), BENCH_CONNECTIONS (64), BENCH_REPEATS (3),
 BENCH_IMPORT_ROWS (100000), BENCH_OUTPUT (the report's path).
 """
@@ -45,13 +46,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench import load, report  # noqa: E402 (the path must be set first)
 
-SMALL = 100
 NURSES = 12  # "a dozen nurses opening the worklist at 8 a.m."
 
 
 @dataclass
 class Options:
     patients: int
+    small: int  # the small cohort: the baseline of every page's ratio
     quick: bool
     load_seconds: int
     connections: int
@@ -65,6 +66,7 @@ class Options:
         default_output = Path(tempfile.gettempdir()) / "ctctrack-bench-quick.md"
         return cls(
             patients=int(os.getenv("BENCH_PATIENTS", "1000" if quick else "10000")),
+            small=int(os.getenv("BENCH_SMALL", "100")),
             quick=quick,
             load_seconds=int(os.getenv("BENCH_LOAD_SECONDS", "5" if quick else "30")),
             connections=int(os.getenv("BENCH_CONNECTIONS", "64")),
@@ -109,7 +111,7 @@ def main() -> None:
     steps.prepare(run)
     run.machine = steps.machine(wrk_version=load.wrk_version(wrk))
     nurses = steps.bench_nurses(NURSES)
-    for size in (SMALL, options.patients):
+    for size in (options.small, options.patients):
         steps.generate(run, size)
         steps.measure_pages(run, size, nurses[0][0])
     steps.measure_charts(run, nurses[0][0])

@@ -135,7 +135,12 @@ class PatientQuerySet(models.QuerySet["Patient"]):
         )
 
     def search(self, text: str) -> PatientQuerySet:
-        """Patients whose MRN, given or family name contains every word of `text`."""
+        """Patients whose MRN, given or family name contains every word of `text`.
+
+        On PostgreSQL each `icontains` (`UPPER(column::text) LIKE ...`) is served by a
+        trigram index of that very expression (migration 0019, `pg_trgm`), not by
+        reading every patient.
+        """
         qs = self
         for word in text.split():
             qs = qs.filter(

@@ -12,7 +12,7 @@ access log. `manage.py escalate_flags` runs it every 15 minutes
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -62,7 +62,9 @@ class Escalation:
     busy: bool = False
 
 
-def escalate_flags(*, now: datetime | None = None) -> Escalation:
+def escalate_flags(
+    *, now: datetime | None = None, progress: Callable[[int, int], object] | None = None
+) -> Escalation:
     """Escalate every high result unacknowledged `CTC_ESCALATE_AFTER_HOURS` after it arrived.
 
     Each such result (its stored `review_rank` high, not acknowledged, not entered
@@ -80,6 +82,10 @@ def escalate_flags(*, now: datetime | None = None) -> Escalation:
     run sends them all again: a recipient may hear twice, never not at all.
     With no oncologist to send to, nothing is sent or marked (`unreachable`). On
     PostgreSQL a run that finds another one in progress does nothing (`busy`).
+
+    `progress`, if given, is called with (results marked so far, results to mark)
+    after each round of `MARK_BATCH` results marked (the command's progress bar:
+    after an outage, or on the first run after an upgrade, hundreds of thousands).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -96,8 +102,12 @@ def escalate_flags(*, now: datetime | None = None) -> Escalation:
         if not escalated:
             return Escalation(unreachable=unreachable)
         _send(plan)
+        marked = 0
         for ids in _chunks(escalated, MARK_BATCH):  # derived data: no history row
             CTCDraw.objects.filter(pk__in=ids).update(escalated_at=now)
+            marked += len(ids)
+            if progress is not None:
+                progress(marked, len(escalated))
         _record(due, plan)
     return Escalation(
         draw_ids=escalated,
@@ -150,10 +160,16 @@ def _plan(
     }
     by_id = {user.pk: user for user in oncologists}
     plan: defaultdict[User, list[int]] = defaultdict(list)
+    everyone: dict[int, list[User]] = {}  # by patient: who may see them, asked once
     for draw_id, patient_id, oncologist_id in due:
-        allowed = [user for user in oncologists if patient_id in sees[user.pk]]
         treating = by_id.get(oncologist_id) if oncologist_id is not None else None
-        for user in [treating] if treating in allowed else allowed:
+        if treating is not None and patient_id in sees[treating.pk]:
+            recipients = [treating]  # without asking about every oncologist for every result
+        else:
+            if patient_id not in everyone:
+                everyone[patient_id] = [user for user in oncologists if patient_id in sees[user.pk]]
+            recipients = everyone[patient_id]
+        for user in recipients:
             plan[user].append(draw_id)
     return dict(plan)
 

@@ -302,6 +302,29 @@ def test_the_command_says_how_many_results_it_escalated_and_to_how_many(treating
     ]
 
 
+class _Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_command_shows_its_progress_on_a_terminal_and_nowhere_else(treating, monkeypatch):
+    from patients.services import escalation
+
+    for k in range(3):
+        patient = _patient(treating, oncologist=treating, mrn=f"MRN-BAR-{k}")
+        _high(patient, treating, resulted_at=datetime.now(UTC) - DELAY)
+    monkeypatch.setattr(escalation, "MARK_BATCH", 2)  # three results: marked in two rounds
+    by_hand, from_cron = _Terminal(), StringIO()
+
+    call_command("escalate_flags", stdout=StringIO(), stderr=by_hand)
+    CTCDraw.objects.update(escalated_at=None)
+    call_command("escalate_flags", stdout=StringIO(), stderr=from_cron)
+
+    assert "Escalating" in by_hand.getvalue() and "3/3" in by_hand.getvalue()
+    assert from_cron.getvalue() == ""
+    assert CTCDraw.objects.filter(escalated_at__isnull=False).count() == 3
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="an advisory lock of PostgreSQL")
 def test_a_run_while_another_is_sending_does_nothing(treating):
     draw = _high(_patient(treating, oncologist=treating), treating)

@@ -401,6 +401,26 @@ def test_the_command_puts_right_every_stale_rank(due, converted, patient, oncolo
     assert "0 cycles and 0 results" in out.getvalue()  # nothing left to change
 
 
+def test_the_command_ranks_every_patient_round_by_round_and_shows_its_progress(
+    due, converted, oncologist, monkeypatch
+):
+    from patients.management.commands import refresh_review_ranks
+
+    others = [builders.patient(oncologist, family_name=f"Other{i}") for i in range(2)]
+    for other in others:
+        builders.draw(other, oncologist, drawn_at=date(2026, 2, 20), ctc_count=40)
+    TreatmentCycle.objects.update(rank_before_window=3, rank_in_window=3, rank_after_day_1=3)
+    CTCDraw.objects.update(review_rank=None, review_acknowledged=False)
+    monkeypatch.setattr(refresh_review_ranks, "RANK_BATCH", 2)  # three patients: two rounds
+
+    out, progress = StringIO(), StringIO()
+    call_command("refresh_review_ranks", stdout=out, stderr=progress)
+
+    assert "1 cycle and 3 results" in out.getvalue()
+    _every_stored_rank_is_live()
+    assert "Ranking" in progress.getvalue() and "3/3" in progress.getvalue()
+
+
 # --- the migration to version 2 -------------------------------------------------------------
 
 

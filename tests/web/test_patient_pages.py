@@ -6,10 +6,12 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
 from patients import services
+from patients.models import Patient
 from tests import builders
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +109,43 @@ def test_the_list_runs_the_same_queries_for_few_or_many_patients(
     many = count_queries(lambda: client.get("/patients/"))
 
     assert few == many
+
+
+def test_a_search_runs_the_same_queries_for_few_or_many_matches(
+    client, nurse, oncologist, count_queries, care_teams
+):
+    def add(first: int, last: int) -> None:
+        for i in range(first, last):
+            patient = _register(oncologist, i)
+            builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=i)
+
+    add(0, 3)
+    client.force_login(nurse)
+    client.post("/patients/", {"q": "Family0"})
+    client.get("/patients/")
+    few = count_queries(lambda: client.get("/patients/"))
+    add(3, 40)  # Family003 to Family039 match too: a full page of 25 and a second one
+
+    many = count_queries(lambda: client.get("/patients/"))
+
+    assertContains(client.get("/patients/"), "40 patients matching “Family0”")
+    assert few == many
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_trgm indexes (migration 0019)")
+@pytest.mark.parametrize("text", ["quill", "L-01", "rosa quill"])
+def test_on_postgresql_a_search_can_be_answered_from_the_trigram_indexes(text):
+    """Each word's `icontains` on each column is an expression the trigram indexes hold:
+    told not to read the table, PostgreSQL still answers from them (at 100,000 patients
+    a search read every patient; bench/results.md)."""
+    sql, params = Patient.objects.search(text).order_by().values("pk").query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    for column in ("mrn", "given_name", "family_name"):
+        assert f"patient_{column}_trgm" in plan, plan
 
 
 def test_the_patient_page_shows_every_draw_with_values_interval_category_and_flags(
