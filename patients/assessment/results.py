@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils.functional import cached_property
 
 from patients import rules
-from patients.assessment.series import PatientSeries, series_for_many
+from patients.assessment.series import PatientSeries, listed_series_for_many
 from patients.models import CTCDraw, Patient
 
 logger = logging.getLogger(__name__)
@@ -68,13 +68,10 @@ class ResultItem:
         return self.draw.resulted_at or self.draw.entered_at
 
     @property
-    def tubes(self) -> list[CTCDraw]:
-        """Every tube of the result, the first (this one) first."""
+    def tubes(self) -> tuple[rules.DrawIn, ...]:
+        """Every tube of the result as the rules read it, the first (this one) first."""
         sample = self.found.sample
-        if sample is None:
-            return [self.draw]
-        by_id = {d.pk: d for d in self.series.draws}
-        return [by_id[tube.id] for tube in sample.sample.tubes if tube.id in by_id]
+        return (self.found.draw,) if sample is None else sample.sample.tubes
 
 
 def waiting(among: QuerySet[CTCDraw]) -> QuerySet[CTCDraw]:
@@ -103,7 +100,7 @@ def result_items(draws: Iterable[CTCDraw]) -> list[ResultItem]:
     is left out.
     """
     draws = list(draws)
-    series = series_for_many({d.patient for d in draws})
+    series = listed_series_for_many({d.patient for d in draws})
     items, stale = [], []
     for draw in draws:
         found = series[draw.patient_id].by_draw_id.get(draw.pk)

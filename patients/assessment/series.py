@@ -18,8 +18,10 @@ from django.utils import timezone
 from patients import rules
 from patients.assessment.loader import (
     INSTANCES,
+    VALUES,
     Loader,
     PatientRows,
+    Shape,
     acknowledgement_in,
     cycle_in,
 )
@@ -119,6 +121,44 @@ def series_for_many(
     rows = Loader(INSTANCES, apps).load({pk: p.cancer_type for pk, p in by_id.items()})
     tz = timezone.get_current_timezone()
     return {pk: _series(patient, rows[pk], tz) for pk, patient in by_id.items()}
+
+
+# The lists' rows: the rules' inputs as plain values, the acknowledgements (shown with who
+# acknowledged) as model objects.
+LISTED = Shape(
+    draws=VALUES.draws,
+    lines=VALUES.lines,
+    cycles=VALUES.cycles,
+    acknowledgements=lambda q: q.select_related("acknowledged_by"),
+)
+
+
+def listed_series_for_many(patients: Iterable[Patient]) -> dict[int, PatientSeries]:
+    """What the worklist and the results to review show of each patient: the assessments
+    and the acknowledgements, in four queries, whatever their number.
+
+    The rules' inputs are read as plain values, not model objects (building a model
+    object for every draw, cycle and line of a page's 50 patients was a third of the
+    worklist's time), and are not kept: `draws`, `lines`, `cycles` and `voided` are
+    empty. A row that shows a draw's record loads it by its id
+    (`assessments[i].draw.id`); the assessments are those `series_for_many` gives.
+    """
+    by_id = {p.pk: p for p in patients}
+    rows = Loader(LISTED).load({pk: p.cancer_type for pk, p in by_id.items()})
+    tz = timezone.get_current_timezone()
+    return {
+        pk: PatientSeries(
+            patient,
+            cutoff_for(patient),
+            [],
+            rows[pk].assess(tz),
+            [],
+            [],
+            [],
+            rows[pk].acknowledgements,
+        )
+        for pk, patient in by_id.items()
+    }
 
 
 def _series(patient: Patient, rows: PatientRows, tz: tzinfo) -> PatientSeries:

@@ -20,10 +20,9 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from patients import rules
-from patients.assessment.series import PatientSeries, series_for_many
+from patients.assessment.series import PatientSeries, listed_series_for_many
 from patients.models import (
     Acknowledgement,
-    CTCDraw,
     Patient,
     TreatmentCycle,
     TreatmentCycleQuerySet,
@@ -46,8 +45,10 @@ class WorklistItem:
         return self.series.patient
 
     @property
-    def latest_draw(self) -> CTCDraw | None:
-        return self.series.draws[-1] if self.series.draws else None
+    def latest_draw_id(self) -> int | None:
+        """The patient's latest draw (entered in error aside), by the rules' order."""
+        found = self.series.assessments
+        return found[-1].draw.id if found else None
 
 
 def worklist_order(item: WorklistItem) -> tuple[int, date, str, str, int, int, int]:
@@ -219,7 +220,7 @@ def worklist_items(
     """
     cycles = list(cycles)
     today = today or timezone.localdate()
-    series = series_for_many({c.therapy_line.patient for c in cycles})
+    series = listed_series_for_many({c.therapy_line.patient for c in cycles})
     items = [_item(c, series[c.therapy_line.patient_id], today) for c in cycles]
     stale = [i.cycle.pk for i in items if _live_rank(i) != getattr(i.cycle, "rank", None)]
     if stale:

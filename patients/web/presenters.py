@@ -87,7 +87,7 @@ class ResultRow:
     rate_text: str  # the sample's count, or the tube's status when not evaluable
     category: str
     chance_text: str  # the near-the-cut-off chance, when it is worth showing
-    tubes: Sequence[CTCDraw]
+    tubes: Sequence[rules.DrawIn]  # every tube of the result, as the rules read them
     escalated: bool
     age_text: str  # how long the result has waited, "2 days"
     reported_at: datetime  # resulted, or when a lone failed tube was entered
