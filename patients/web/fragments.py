@@ -1,0 +1,150 @@
+"""The worklist's rows, rendered once and kept in the cache until what they show changes.
+
+A worklist row costs its patient's assessment (every draw of the patient through the
+rules) and half a millisecond of template; a nurse, and every nurse after her, opens the
+same page again and again while nothing in it changes. So each row's markup, up to its
+acknowledge form, is kept in the cache (the one every app server shares, as the charts
+are) under a key that holds everything the row shows depends on:
+
+- the cycle, and the patient's `data_version`: every write the row reads (the patient,
+  their lines, cycles, draws and imaging) bumps it (`services`);
+- the id of the patient's latest acknowledgement (of a cycle or a result): acknowledgements
+  are never deleted, so a new one always raises it;
+- the clinic's date (a cycle's state changes with the day) and its time zone, the cut-offs
+  and the settings the rules read (`loader.rules_settings`);
+- the cycle's stored rank (a row whose stored rank disagrees with the rules is assessed
+  again, and logged, as on a miss);
+- whether the user may acknowledge (the row's summary says "Acknowledge" or "Details").
+
+The acknowledge form holds the request's CSRF token, so it is never cached: the page's
+template adds it after the cached markup. A row just acknowledged (highlighted, its
+details open) is rendered afresh and not kept. `ROW_SECONDS` bounds what the key does not
+hold (the name of the person who acknowledged, shown with the acknowledgement, if their
+account is renamed; a deployment that changes the row's template on a shared cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.template.loader import get_template
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from patients import rules
+from patients.assessment.loader import rules_settings
+from patients.models import TreatmentCycle
+from patients.web.presenters import WorklistRow
+
+# Raise when the row's template or presenter changes what a row shows.
+ROW_DESIGN = 1
+ROW_SECONDS = 15 * 60
+WORKLIST_ROW_TEMPLATE = "patients/_worklist_row.html"
+
+
+@dataclass(frozen=True)
+class RenderedRow:
+    """A worklist row's markup up to its acknowledge form, and what the page adds to it."""
+
+    html: SafeString
+    row_id: str
+    day: date  # day 1: the page groups rows by it
+    pk: int  # the cycle's id, for the acknowledge form
+    about: str  # the patient's family name, for the form's label
+    awaits_acknowledgement: bool  # the page adds the acknowledge form
+
+
+def rules_fingerprint() -> str:
+    """The settings a row's assessment reads, and the clinic's time zone, in a few bytes."""
+    read = ",".join(
+        f"{f.name}={getattr(rules_settings(), f.name)!r}" for f in fields(rules.Settings)
+    )
+    cut = ",".join(f"{k}={v}" for k, v in sorted(settings.CTC_CUTOFFS.items()))
+    text = f"{read};{cut};{timezone.get_current_timezone_name()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def worklist_row_key(
+    cycle: TreatmentCycle, *, acknowledged: int, today: date, can_acknowledge: bool, rules: str
+) -> str:
+    """The cache key of a worklist row: see the module's docstring for each part."""
+    patient = cycle.therapy_line.patient
+    parts = [
+        ROW_DESIGN,
+        cycle.pk,
+        patient.data_version,
+        acknowledged,
+        today.isoformat(),
+        getattr(cycle, "rank", ""),  # annotated by `assessment.due_cycles`
+        int(can_acknowledge),
+        rules,
+    ]
+    return "worklist-row:" + ":".join(str(p) for p in parts)
+
+
+class WorklistRows:
+    """The rows of one worklist page: those in the cache, then the others rendered."""
+
+    def __init__(self, *, can_acknowledge: bool, just_done: Collection[str], today: date) -> None:
+        self.can_acknowledge = can_acknowledge
+        self.just_done = just_done
+        self.today = today
+        self.keys: dict[int, str] = {}
+        self.found: dict[int, RenderedRow] = {}
+
+    def known(self, cycles: Sequence[TreatmentCycle], versions: dict[int, int]) -> set[int]:
+        """Look the page's rows up in the cache (one round trip); the cycles found."""
+        rules_read = rules_fingerprint()
+        self.keys = {
+            c.pk: worklist_row_key(
+                c,
+                acknowledged=versions.get(c.therapy_line.patient_id, 0),
+                today=self.today,
+                can_acknowledge=self.can_acknowledge,
+                rules=rules_read,
+            )
+            for c in cycles
+            if f"cycle-{c.pk}" not in self.just_done
+        }
+        cached = cache.get_many(self.keys.values())
+        self.found = {pk: cached[key] for pk, key in self.keys.items() if key in cached}
+        return set(self.found)
+
+    def rows(
+        self, cycles: Iterable[TreatmentCycle], fresh: Sequence[WorklistRow]
+    ) -> list[RenderedRow]:
+        """The page's rows in order: the cached ones, and `fresh` (the others) rendered and
+        kept in the cache (a row just acknowledged is not kept)."""
+        template = get_template(WORKLIST_ROW_TEMPLATE)
+        context: dict[str, Any] = {
+            "can_acknowledge": self.can_acknowledge,
+            "just_done": self.just_done,
+        }
+        rendered = {
+            row.cycle.pk: _rendered(row, template.render({**context, "row": row})) for row in fresh
+        }
+        cache.set_many(
+            {self.keys[pk]: row for pk, row in rendered.items() if pk in self.keys},
+            timeout=ROW_SECONDS,
+        )
+        found = {**self.found, **rendered}
+        return [found[c.pk] for c in cycles]
+
+
+def _rendered(row: WorklistRow, html: str) -> RenderedRow:
+    # The template's comment leaves a line break before the row, and its last line one after.
+    markup = html.removeprefix("\n").removesuffix("\n")
+    return RenderedRow(
+        html=mark_safe(markup),  # noqa: S308 - rendered by the template engine, escaped there
+        row_id=row.row_id,
+        day=row.cycle.scheduled_date,
+        pk=row.cycle.pk,
+        about=row.patient.family_name,
+        awaits_acknowledgement=row.awaits_acknowledgement,
+    )
