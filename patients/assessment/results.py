@@ -11,8 +11,8 @@ Only a page's patients are then assessed, live.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -130,19 +130,30 @@ def _live_rank(item: ResultItem) -> tuple[int | None, bool]:
 
 @dataclass(frozen=True)
 class ResultsPage(Generic[P]):
+    """A page of results: what the paginator gave, its tubes in order, and their rows
+    assessed (all but those the caller said it already has)."""
+
     page: P
     items: list[ResultItem]
+    draws: list[CTCDraw] = field(default_factory=list)
 
 
 def results_page(
-    paginate: Callable[[QuerySet[CTCDraw]], P], *, among: QuerySet[CTCDraw]
+    paginate: Callable[[QuerySet[CTCDraw]], P],
+    *,
+    among: QuerySet[CTCDraw],
+    known: Callable[[list[CTCDraw]], Collection[int]] = lambda draws: (),
 ) -> ResultsPage[P]:
     """Results to review as the page and the API show them: one page, assessed.
 
-    `among`: the tubes the user may see (`patients.access.draws`).
+    `among`: the tubes the user may see (`patients.access.draws`). `known`: given the
+    page's tubes, the ids of those whose rows the caller has already (the page's cache
+    of rendered rows): they are not assessed.
     """
     page = paginate(waiting(among))
-    return ResultsPage(page, result_items(page))
+    draws = list(page)
+    have = known(draws)
+    return ResultsPage(page, result_items([d for d in draws if d.pk not in have]), draws)
 
 
 def open_results_count(*, among: QuerySet[CTCDraw], cap: int) -> int:

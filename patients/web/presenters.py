@@ -316,6 +316,11 @@ def latest_count(series: PatientSeries) -> LatestCount | None:
     )
 
 
+def waited_text(draw: CTCDraw, now: datetime) -> str:
+    """How long a result to review has waited since it reached the record, in words."""
+    return _age(draw.resulted_at or draw.entered_at, now)
+
+
 def _age(since: datetime, now: datetime) -> str:
     """How long a result has waited, in the largest whole unit: "3 hours", "2 days"."""
     hours = max(0, int((now - since).total_seconds() // 3600))

@@ -24,7 +24,13 @@ from patients.models import (
 )
 from patients.web import acknowledging
 from patients.web.forms import WorklistFilterForm
-from patients.web.fragments import RenderedRow, WorklistRows
+from patients.web.fragments import (
+    WORKLIST_ROW_TEMPLATE,
+    RenderedRow,
+    RowCache,
+    rules_fingerprint,
+    worklist_row_key,
+)
 from patients.web.presenters import worklist_rows
 
 # --- worklist ----------------------------------------------------------------------
@@ -54,11 +60,8 @@ def worklist(request: HttpRequest) -> HttpResponse:
     valid = form.is_valid()
     oncologist = form.cleaned_data.get("oncologist") if valid else None
     just_done = acknowledging.just_done(request)
-    cached = WorklistRows(
-        can_acknowledge=request.user.has_perm("patients.add_acknowledgement"),
-        just_done=just_done,
-        today=today,
-    )
+    can_acknowledge = request.user.has_perm("patients.add_acknowledgement")
+    cached = RowCache(WORKLIST_ROW_TEMPLATE, can_acknowledge=can_acknowledge, just_done=just_done)
 
     def known(cycles: list[TreatmentCycle]) -> set[int]:
         """The page's rows already rendered, in the cache: their cycles are not assessed."""
@@ -66,7 +69,20 @@ def worklist(request: HttpRequest) -> HttpResponse:
             {c.therapy_line.patient_id for c in cycles},
             among=access.acknowledgements(request.user),
         )
-        return cached.known(cycles, versions)
+        rules_read = rules_fingerprint()
+        found = cached.known(
+            {
+                f"cycle-{c.pk}": worklist_row_key(
+                    c,
+                    acknowledged=versions[c.therapy_line.patient_id],
+                    today=today,
+                    can_acknowledge=can_acknowledge,
+                    rules=rules_read,
+                )
+                for c in cycles
+            }
+        )
+        return {c.pk for c in cycles if f"cycle-{c.pk}" in found}
 
     shown = assessment.worklist_page(
         start,
@@ -88,7 +104,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
         patient_ids=[cycle.therapy_line.patient_id for cycle in shown.cycles],
         what=what,
     )
-    rows = cached.rows(shown.cycles, worklist_rows(shown.items))
+    rows = cached.rows([f"cycle-{c.pk}" for c in shown.cycles], worklist_rows(shown.items))
     ctx = {
         "form": form,
         "start": start,
