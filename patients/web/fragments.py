@@ -7,8 +7,8 @@ So each row's markup, up to its acknowledge form, is kept in the cache (the one 
 server shares, as the charts are) under a key that holds everything the row shows
 depends on:
 
-- the cycle, and the patient's `data_version`: every write the row reads (the patient,
-  their lines, cycles, draws and imaging) bumps it (`services`);
+- the cycle or the result, and the patient's `data_version`: every write the row reads
+  (the patient, their lines, cycles, draws and imaging) bumps it (`services`);
 - the id of the patient's latest acknowledgement (of a cycle or a result): acknowledgements
   are never deleted, so a new one always raises it;
 - the clinic's date (a cycle's state changes with the day) and its time zone, the cut-offs
