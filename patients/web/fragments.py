@@ -12,7 +12,7 @@ depends on:
 - the id of the patient's latest acknowledgement (of a cycle or a result): acknowledgements
   are never deleted, so a new one always raises it;
 - the clinic's date (a cycle's state changes with the day) and its time zone, the cut-offs
-  and the settings the rules read (`loader.rules_settings`);
+  and the settings the rules read (`loader.rules_fingerprint`);
 - the cycle's stored rank, or the result's (a row whose stored rank disagrees with the
   rules is assessed again, and logged, as on a miss);
 - for a result, whether it was escalated and how long it has waited, in words ("3 hours");
@@ -27,20 +27,15 @@ account is renamed; a deployment that changes the row's template on a shared cac
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.template.loader import get_template
-from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from patients import rules
-from patients.assessment.loader import rules_settings
 from patients.models import CTCDraw, TreatmentCycle
 from patients.web.presenters import ResultRow, WorklistRow
 
@@ -62,16 +57,6 @@ class RenderedRow:
     awaits_acknowledgement: bool  # the worklist adds the acknowledge form
     patient_id: int
     day: date | None = None  # a worklist row's day 1: the page groups rows by it
-
-
-def rules_fingerprint() -> str:
-    """The settings a row's assessment reads, and the clinic's time zone, in a few bytes."""
-    read = ",".join(
-        f"{f.name}={getattr(rules_settings(), f.name)!r}" for f in fields(rules.Settings)
-    )
-    cut = ",".join(f"{k}={v}" for k, v in sorted(settings.CTC_CUTOFFS.items()))
-    text = f"{read};{cut};{timezone.get_current_timezone_name()}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def worklist_row_key(

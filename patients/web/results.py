@@ -15,9 +15,10 @@ from django.utils import dateformat, timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from patients import access, assessment, audit, services
+from patients.assessment.loader import rules_fingerprint
 from patients.models import AccessAction, CTCDraw
 from patients.web import acknowledging
-from patients.web.fragments import RESULT_ROW_TEMPLATE, RowCache, result_row_key, rules_fingerprint
+from patients.web.fragments import RESULT_ROW_TEMPLATE, RowCache, result_row_key
 from patients.web.presenters import result_rows, waited_text
 
 RESULTS_PAGE_SIZE = 50

@@ -18,6 +18,7 @@ from django.views.decorators.http import (
 )
 
 from patients import access, assessment, audit, services
+from patients.assessment.loader import rules_fingerprint
 from patients.models import (
     AccessAction,
     TreatmentCycle,
@@ -28,7 +29,6 @@ from patients.web.fragments import (
     WORKLIST_ROW_TEMPLATE,
     RenderedRow,
     RowCache,
-    rules_fingerprint,
     worklist_row_key,
 )
 from patients.web.presenters import worklist_rows
