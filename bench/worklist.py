@@ -140,11 +140,11 @@ def cpu_main() -> None:
         "results to review page": reverse("patients:results"),
         "results to review API": reverse("api:results-to-review"),
     }
-    # The lists again with no row in the cache: what the first look after a change costs.
+    # The lists again with the cache empty: what the first look after a change costs.
     cold = _Cold(client)
     requests: dict[str, tuple[Any, str]] = {name: (client, path) for name, path in paths.items()}
     for name in ("worklist page", "results to review page"):
-        requests[f"{name}, no row cached"] = (cold, paths[name])
+        requests[f"{name}, nothing cached"] = (cold, paths[name])
     found: dict[str, list[Any]] = {name: [] for name in requests}
     for k in range(rounds):
         for name, (by, path) in requests.items():
