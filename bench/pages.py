@@ -33,6 +33,9 @@ class PageTime:
     queries: int
     status: int
     kib: float  # response body size
+    # This process's CPU per request (median): the server's own cost, PostgreSQL's not
+    # in it; unlike the wall time it does not grow when other processes share the cores.
+    cpu_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,17 +69,21 @@ def measure(
     # Read now: `captured_queries` slices the connection's log, which the next request clears.
     query_count = len(queries.captured_queries)
     times: list[float] = []
+    cpu: list[float] = []
     began = time.perf_counter()
     while len(times) < max_runs and (
         len(times) < min_runs or time.perf_counter() - began < budget_seconds
     ):
+        cpu_before = time.process_time()
         times.append(_timed(lambda: client.get(url, **headers)))
+        cpu.append(time.process_time() - cpu_before)
     return PageTime(
         median_ms=statistics.median(times) * 1000,
         runs=len(times),
         queries=query_count,
         status=response.status_code,
         kib=len(response.content) / 1024,
+        cpu_ms=statistics.median(cpu) * 1000,
     )
 
 

@@ -32,6 +32,11 @@ TARGET_PAGES = (
 MIN_CHART_RATIO = 20.0  # cold / cached
 MIN_IMPORT_RATIO = 0.35  # app rows/s / bare rows/s (issue 17)
 MAX_TAIL_RATIO = 10.0  # p99 / p50 under load
+# Issue 17: the lists' server CPU per request against a patient page's, at the large size,
+# and the worklist's throughput under load against the patient pages'.
+MAX_CPU_VS_PATIENT = 2.0
+CPU_PAGES = (WORKLIST_PAGE, WORKLIST_API, RESULTS_PAGE)
+MIN_LOAD_VS_PATIENT = 0.5
 
 
 def _median(values: list[float]) -> float:
@@ -45,6 +50,14 @@ def page_ratio(run: Any, name: str) -> float | None:
     if small not in sizes or large not in sizes:
         return None
     return _ms(sizes[large]) / _ms(sizes[small])
+
+
+def cpu_ratio(run: Any, name: str) -> float | None:
+    """A page's server CPU per request over a patient page's, at the large size."""
+    large = max(run.cohort)
+    page, patient = run.pages.get(name, {}).get(large), run.pages.get(PATIENT_PAGE, {}).get(large)
+    cpu, base = getattr(page, "cpu_ms", 0.0), getattr(patient, "cpu_ms", 0.0)
+    return cpu / base if cpu and base else None
 
 
 def _ms(found: Any) -> float:
@@ -109,6 +122,16 @@ def targets(run: Any) -> list[tuple[str, str, bool | None]]:
         shown = f"{ratio:.1f}x" if ratio is not None else "not measured"
         met = None if ratio is None else ratio <= MAX_PAGE_RATIO
         found.append((f"{name} at {large:,} patients <= 2x its time at {small:,}", shown, met))
+    for name in CPU_PAGES:
+        ratio = cpu_ratio(run, name)
+        if ratio is not None:
+            target = f"{name}: server CPU per request at {large:,} patients <= 2x a patient page's"
+            found.append((target, f"{ratio:.1f}x", ratio <= MAX_CPU_VS_PATIENT))
+    worklist, patients = _load(run, LOAD_WORKLIST), _load(run, LOAD_PATIENT)
+    if worklist and patients and patients["rps"]:
+        share = worklist["rps"] / patients["rps"]
+        found.append(("Load, worklist: requests per second >= 50% of the patient pages'",
+                      f"{share:.0%}", share >= MIN_LOAD_VS_PATIENT))  # fmt: skip
     for fmt, times in run.charts.items():
         ratio = times.cold_ms / times.cached_ms
         found.append(

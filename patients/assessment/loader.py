@@ -15,10 +15,13 @@ conversions below read the same attribute names from either shape.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import tzinfo
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps as django_apps
@@ -92,6 +95,28 @@ def rules_settings() -> rules.Settings:
         extra_poisson_cv=settings.CTC_EXTRA_POISSON_CV,
         window_days=settings.CTC_PRE_CYCLE_WINDOW_DAYS,
     )
+
+
+def rules_fingerprint() -> str:
+    """What the rules' assessment of a patient depends on besides the patient's rows, in
+    a few bytes: the settings, the cut-offs, the clinic's time zone (it dates each draw),
+    and the code of the rules and of this loader (a new release assesses anew, even
+    with a cache shared across deployments). Part of the key of anything cached from an
+    assessment."""
+    found = rules_settings()
+    read = ",".join(f"{f.name}={getattr(found, f.name)!r}" for f in fields(rules.Settings))
+    cut = ",".join(f"{k}={v}" for k, v in sorted(settings.CTC_CUTOFFS.items()))
+    text = f"{read};{cut};{timezone.get_current_timezone_name()};{_code_version()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _code_version() -> str:
+    here = Path(__file__).resolve()
+    digest = hashlib.sha256()
+    for source in (here.parent.parent / "rules.py", here):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 # --- rows to the rules' inputs, by name ------------------------------------------------

@@ -11,8 +11,8 @@ Only a page's patients are then assessed, live.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils.functional import cached_property
 
 from patients import rules
-from patients.assessment.series import PatientSeries, series_for_many
+from patients.assessment.series import PatientSeries, listed_series_for_many
 from patients.models import CTCDraw, Patient
 
 logger = logging.getLogger(__name__)
@@ -68,13 +68,10 @@ class ResultItem:
         return self.draw.resulted_at or self.draw.entered_at
 
     @property
-    def tubes(self) -> list[CTCDraw]:
-        """Every tube of the result, the first (this one) first."""
+    def tubes(self) -> tuple[rules.DrawIn, ...]:
+        """Every tube of the result as the rules read it, the first (this one) first."""
         sample = self.found.sample
-        if sample is None:
-            return [self.draw]
-        by_id = {d.pk: d for d in self.series.draws}
-        return [by_id[tube.id] for tube in sample.sample.tubes if tube.id in by_id]
+        return (self.found.draw,) if sample is None else sample.sample.tubes
 
 
 def waiting(among: QuerySet[CTCDraw]) -> QuerySet[CTCDraw]:
@@ -103,7 +100,7 @@ def result_items(draws: Iterable[CTCDraw]) -> list[ResultItem]:
     is left out.
     """
     draws = list(draws)
-    series = series_for_many({d.patient for d in draws})
+    series = listed_series_for_many({d.patient for d in draws})
     items, stale = [], []
     for draw in draws:
         found = series[draw.patient_id].by_draw_id.get(draw.pk)
@@ -133,19 +130,30 @@ def _live_rank(item: ResultItem) -> tuple[int | None, bool]:
 
 @dataclass(frozen=True)
 class ResultsPage(Generic[P]):
+    """A page of results: what the paginator gave, its tubes in order, and their rows
+    assessed (all but those the caller said it already has)."""
+
     page: P
     items: list[ResultItem]
+    draws: list[CTCDraw] = field(default_factory=list)
 
 
 def results_page(
-    paginate: Callable[[QuerySet[CTCDraw]], P], *, among: QuerySet[CTCDraw]
+    paginate: Callable[[QuerySet[CTCDraw]], P],
+    *,
+    among: QuerySet[CTCDraw],
+    known: Callable[[list[CTCDraw]], Collection[int]] = lambda draws: (),
 ) -> ResultsPage[P]:
     """Results to review as the page and the API show them: one page, assessed.
 
-    `among`: the tubes the user may see (`patients.access.draws`).
+    `among`: the tubes the user may see (`patients.access.draws`). `known`: given the
+    page's tubes, the ids of those whose rows the caller has already (the page's cache
+    of rendered rows): they are not assessed.
     """
     page = paginate(waiting(among))
-    return ResultsPage(page, result_items(page))
+    draws = list(page)
+    have = known(draws)
+    return ResultsPage(page, result_items([d for d in draws if d.pk not in have]), draws)
 
 
 def open_results_count(*, among: QuerySet[CTCDraw], cap: int) -> int:

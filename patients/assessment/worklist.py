@@ -9,21 +9,20 @@ between day 1 and the cycle number: `worklist_order` in Python, `ORDER_BY` in SQ
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
 from typing import Any, Generic, NoReturn, TypeVar, overload
 
-from django.db.models import Case, Count, F, Q, QuerySet, When
-from django.db.models.functions import Lower
+from django.db.models import Case, Count, F, Max, Q, QuerySet, When
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from patients import rules
-from patients.assessment.series import PatientSeries, series_for_many
+from patients.assessment.series import PatientSeries, listed_series_for_many
 from patients.models import (
     Acknowledgement,
-    CTCDraw,
     Patient,
     TreatmentCycle,
     TreatmentCycleQuerySet,
@@ -46,8 +45,10 @@ class WorklistItem:
         return self.series.patient
 
     @property
-    def latest_draw(self) -> CTCDraw | None:
-        return self.series.draws[-1] if self.series.draws else None
+    def latest_draw_id(self) -> int | None:
+        """The patient's latest draw (entered in error aside), by the rules' order."""
+        found = self.series.assessments
+        return found[-1].draw.id if found else None
 
 
 def worklist_order(item: WorklistItem) -> tuple[int, date, str, str, int, int, int]:
@@ -219,7 +220,7 @@ def worklist_items(
     """
     cycles = list(cycles)
     today = today or timezone.localdate()
-    series = series_for_many({c.therapy_line.patient for c in cycles})
+    series = listed_series_for_many({c.therapy_line.patient for c in cycles})
     items = [_item(c, series[c.therapy_line.patient_id], today) for c in cycles]
     stale = [i.cycle.pk for i in items if _live_rank(i) != getattr(i.cycle, "rank", None)]
     if stale:
@@ -255,10 +256,12 @@ def _live_rank(item: WorklistItem) -> int:
 
 @dataclass(frozen=True)
 class WorklistPage(Generic[P]):
-    """A page of the worklist: what the paginator gave, and its rows assessed."""
+    """A page of the worklist: what the paginator gave, its cycles in order, and their
+    rows assessed (all but those the caller said it already has)."""
 
     page: P
     items: list[WorklistItem]
+    cycles: list[TreatmentCycle] = field(default_factory=list)
 
 
 def worklist_page(
@@ -271,6 +274,7 @@ def worklist_page(
     flagged: bool = False,
     unacknowledged: bool = False,
     by_day: bool = False,
+    known: Callable[[list[TreatmentCycle]], Collection[int]] = lambda cycles: (),
 ) -> WorklistPage[P]:
     """The worklist as the page and the API show it: the cycles due, in order, one page.
 
@@ -278,6 +282,8 @@ def worklist_page(
     both count and slice them); only that page's cycles are then assessed. `among`:
     the cycles the user may see (`patients.access.cycles`); None only for scripts.
     `by_day`: the page's day view (day 1 first); the API keeps the rules' order.
+    `known`: given the page's cycles, the ids of those whose rows the caller has
+    already (the page's cache of rendered rows): they are not assessed.
     """
     today = timezone.localdate()
     due = due_cycles(
@@ -291,7 +297,29 @@ def worklist_page(
         today=today,
     )
     page = paginate(due)
-    return WorklistPage(page, worklist_items(page, today))
+    cycles = list(page)
+    have = known(cycles)
+    return WorklistPage(
+        page, worklist_items([c for c in cycles if c.pk not in have], today), cycles
+    )
+
+
+def acknowledgement_versions(
+    patient_ids: Collection[int], *, among: QuerySet[Acknowledgement]
+) -> dict[int, int]:
+    """The id of each patient's latest acknowledgement (of a cycle or a result), 0 when none:
+    one query. Acknowledgements are never deleted, so a new one always raises it.
+    `among`: the acknowledgements the user may see (`patients.access.acknowledgements`)."""
+    found = (
+        among.filter(
+            Q(cycle__therapy_line__patient__in=patient_ids) | Q(draw__patient__in=patient_ids)
+        )
+        .annotate(patient_pk=Coalesce("cycle__therapy_line__patient_id", "draw__patient_id"))
+        .order_by()
+        .values_list("patient_pk")
+        .annotate(latest=Max("id"))
+    )
+    return dict.fromkeys(patient_ids, 0) | dict(found)
 
 
 def worklist(start: date, days: int, *, oncologist_id: int | None = None) -> list[WorklistItem]:

@@ -87,7 +87,7 @@ class ResultRow:
     rate_text: str  # the sample's count, or the tube's status when not evaluable
     category: str
     chance_text: str  # the near-the-cut-off chance, when it is worth showing
-    tubes: Sequence[CTCDraw]
+    tubes: Sequence[rules.DrawIn]  # every tube of the result, as the rules read them
     escalated: bool
     age_text: str  # how long the result has waited, "2 days"
     reported_at: datetime  # resulted, or when a lone failed tube was entered
@@ -314,6 +314,11 @@ def latest_count(series: PatientSeries) -> LatestCount | None:
         chance_text=_chance(evaluable),
         drawn_on=evaluable.draw.drawn_on,
     )
+
+
+def waited_text(draw: CTCDraw, now: datetime) -> str:
+    """How long a result to review has waited since it reached the record, in words."""
+    return _age(draw.resulted_at or draw.entered_at, now)
 
 
 def _age(since: datetime, now: datetime) -> str:

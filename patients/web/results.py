@@ -15,9 +15,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from patients import access, assessment, audit, services
-from patients.models import AccessAction
+from patients.assessment.loader import rules_fingerprint
+from patients.models import AccessAction, CTCDraw
 from patients.web import acknowledging, dates
-from patients.web.presenters import result_rows
+from patients.web.fragments import RESULT_ROW_TEMPLATE, RowCache, result_row_key
+from patients.web.presenters import result_rows, waited_text
 
 RESULTS_PAGE_SIZE = 50
 # The list counts the results up to this many beyond the page shown, then says "more
@@ -31,23 +33,50 @@ RESULTS_COUNTED_AHEAD = 1000
 @permission_required("patients.view_ctcdraw", raise_exception=True)
 def results(request: HttpRequest) -> HttpResponse:
     """Most severe first, then the oldest result first."""
+    now = timezone.now()
+    just_done = acknowledging.just_done(request)
+    can_acknowledge = request.user.has_perm("patients.add_acknowledgement")
+    cached = RowCache(RESULT_ROW_TEMPLATE, can_acknowledge=can_acknowledge, just_done=just_done)
+
+    def known(draws: list[CTCDraw]) -> set[int]:
+        """The page's rows already rendered, in the cache: their results are not assessed."""
+        versions = assessment.acknowledgement_versions(
+            {d.patient_id for d in draws}, among=access.acknowledgements(request.user)
+        )
+        rules_read = rules_fingerprint()
+        found = cached.known(
+            {
+                f"result-{d.pk}": result_row_key(
+                    d,
+                    acknowledged=versions[d.patient_id],
+                    waited=waited_text(d, now),
+                    can_acknowledge=can_acknowledge,
+                    rules=rules_read,
+                )
+                for d in draws
+            }
+        )
+        return {d.pk for d in draws if f"result-{d.pk}" in found}
+
     shown = assessment.results_page(
         lambda waiting: assessment.CountedAheadPaginator(
             waiting, RESULTS_PAGE_SIZE, ahead=RESULTS_COUNTED_AHEAD
         ).get_page(request.GET.get("page")),
         among=access.draws(request.user),
+        known=known,
     )
-    page, items = shown.page, shown.items
+    page = shown.page
+    rows = cached.rows([f"result-{d.pk}" for d in shown.draws], result_rows(shown.items, now))
     audit.record_read(
         request,
         AccessAction.RESULTS,
-        patient_ids=[item.patient.pk for item in items],
+        patient_ids=[row.patient_id for row in rows],
         what="results to review" + (f" page {page.number}" if page.number > 1 else ""),
     )
     ctx = {
-        "rows": result_rows(items, timezone.now()),
+        "rows": rows,
         "page": page,
-        "just_done": acknowledging.just_done(request),
+        "just_done": just_done,
     }
     return render(request, "patients/results.html", ctx)
 

@@ -18,12 +18,20 @@ from django.views.decorators.http import (
 )
 
 from patients import access, assessment, audit, services
+from patients.assessment.loader import rules_fingerprint
 from patients.models import (
     AccessAction,
+    TreatmentCycle,
 )
 from patients.web import acknowledging
 from patients.web.forms import WorklistFilterForm
-from patients.web.presenters import WorklistRow, worklist_rows
+from patients.web.fragments import (
+    WORKLIST_ROW_TEMPLATE,
+    RenderedRow,
+    RowCache,
+    worklist_row_key,
+)
+from patients.web.presenters import worklist_rows
 
 # --- worklist ----------------------------------------------------------------------
 
@@ -51,6 +59,31 @@ def worklist(request: HttpRequest) -> HttpResponse:
     start, days = form.start_date(today), form.day_count()
     valid = form.is_valid()
     oncologist = form.cleaned_data.get("oncologist") if valid else None
+    just_done = acknowledging.just_done(request)
+    can_acknowledge = request.user.has_perm("patients.add_acknowledgement")
+    cached = RowCache(WORKLIST_ROW_TEMPLATE, can_acknowledge=can_acknowledge, just_done=just_done)
+
+    def known(cycles: list[TreatmentCycle]) -> set[int]:
+        """The page's rows already rendered, in the cache: their cycles are not assessed."""
+        versions = assessment.acknowledgement_versions(
+            {c.therapy_line.patient_id for c in cycles},
+            among=access.acknowledgements(request.user),
+        )
+        rules_read = rules_fingerprint()
+        found = cached.known(
+            {
+                f"cycle-{c.pk}": worklist_row_key(
+                    c,
+                    acknowledged=versions[c.therapy_line.patient_id],
+                    today=today,
+                    can_acknowledge=can_acknowledge,
+                    rules=rules_read,
+                )
+                for c in cycles
+            }
+        )
+        return {c.pk for c in cycles if f"cycle-{c.pk}" in found}
+
     shown = assessment.worklist_page(
         start,
         days,
@@ -60,17 +93,18 @@ def worklist(request: HttpRequest) -> HttpResponse:
         flagged=bool(valid and form.cleaned_data.get("flagged")),
         unacknowledged=bool(valid and form.cleaned_data.get("unacknowledged")),
         by_day=view == "day",
+        known=known,
     )
-    page, items = shown.page, shown.items
+    page = shown.page
     end = start + timedelta(days=days - 1)
     what = f"worklist {start}..{end}" + (f" page {page.number}" if page.number > 1 else "")
     audit.record_read(
         request,
         AccessAction.WORKLIST,
-        patient_ids=[item.patient.pk for item in items],
+        patient_ids=[cycle.therapy_line.patient_id for cycle in shown.cycles],
         what=what,
     )
-    rows = worklist_rows(items)
+    rows = cached.rows([f"cycle-{c.pk}" for c in shown.cycles], worklist_rows(shown.items))
     ctx = {
         "form": form,
         "start": start,
@@ -83,7 +117,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
         "view_query": _without(request, "page", "view"),
         "showing": _showing(page),
         "filter_errors": _filter_errors(form),
-        "just_done": acknowledging.just_done(request),
+        "just_done": just_done,
     }
     return render(request, "patients/worklist.html", ctx)
 
@@ -92,14 +126,14 @@ def worklist(request: HttpRequest) -> HttpResponse:
 class DayGroup:
     day: date | None  # None: one group over the whole range (by urgency)
     label: str  # "Today", "Tomorrow", or "" (the template writes the date)
-    rows: list[WorklistRow]
+    rows: list[RenderedRow]
 
 
-def _by_day(rows: list[WorklistRow], today: date) -> list[DayGroup]:
+def _by_day(rows: list[RenderedRow], today: date) -> list[DayGroup]:
     """The page's rows in runs of one day 1 (they come sorted by day 1 first)."""
     names = {today: "Today", today + timedelta(days=1): "Tomorrow"}
     groups: list[DayGroup] = []
-    for day, run in groupby(rows, key=lambda row: row.cycle.scheduled_date):
+    for day, run in groupby(rows, key=lambda row: row.day):
         groups.append(DayGroup(day, names.get(day, ""), list(run)))
     return groups
 

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from patients import assessment, services
@@ -145,10 +146,10 @@ def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
     add_patients(0, 5)
     api.force_authenticate(nurse)
     _get(api)
-    five = count_queries(lambda: _get(api))
+    five = count_queries(lambda: _cold(api))
     add_patients(5, 50)
 
-    fifty = count_queries(lambda: _get(api))
+    fifty = count_queries(lambda: _cold(api))
 
     assert five == fifty
     assert len(_get(api).json()["items"]) == 50
@@ -263,7 +264,15 @@ def test_the_api_runs_the_same_queries_for_any_page(
     api.force_authenticate(nurse)
     _get(api)
 
-    assert count_queries(lambda: _get(api)) == count_queries(lambda: _get(api, page=2))
+    assert count_queries(lambda: _cold(api)) == count_queries(lambda: _cold(api, page=2))
+    # The page's patients' assessments from the cache: their rows are not loaded again.
+    assert count_queries(lambda: _get(api, page=2)) < count_queries(lambda: _cold(api, page=2))
+
+
+def _cold(api, **query):
+    """The worklist with no assessment in the cache: the most queries it runs."""
+    cache.clear()
+    return _get(api, **query)
 
 
 # --- states and order on today's date ---------------------------------------------------
@@ -353,3 +362,20 @@ def test_the_api_keeps_the_rules_order_whatever_view_the_page_remembers(
     api.force_authenticate(nurse)
 
     assert [i["cycle"]["id"] for i in _get(api).json()["items"]] == [risen.pk, calm.pk]
+
+
+def test_a_new_draw_and_new_cut_offs_show_at_once(api, nurse, oncologist, settings):
+    """The page's patients' assessments are kept in the cache (`listed_series_for_many`):
+    a new draw, and a change of the cut-offs, show on the very next request."""
+    cycle = _due(oncologist, START, [2])
+    api.force_authenticate(nurse)
+    assert _get(api).json()["items"][0]["latest_draw"]["ctc_count"] == 2
+
+    builders.draw(
+        cycle.therapy_line.patient, oncologist, drawn_at=START - timedelta(days=2), ctc_count=9
+    )
+    latest = _get(api).json()["items"][0]["latest_draw"]
+    assert (latest["ctc_count"], latest["category"]) == (9, "unfavourable")
+
+    settings.CTC_CUTOFFS = {**settings.CTC_CUTOFFS, "breast": 20}
+    assert _get(api).json()["items"][0]["latest_draw"]["category"] == "favourable"
