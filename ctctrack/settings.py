@@ -253,7 +253,13 @@ CACHE_OPTIONS = {
 def cache_from_url(url: str, *, key_prefix: str = "") -> dict[str, Any]:
     """The `default` entry of CACHES for a CACHE_URL; "" is local memory."""
     if not url:
-        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        # Each process's own memory. Django's default of 300 entries is too few: a page of
+        # the worklist keeps up to 100 (50 rows, 50 assessments) beside the charts, so two
+        # nurses paging would evict each other. 5,000 entries are some tens of megabytes.
+        return {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": LOCAL_CACHE_ENTRIES},
+        }
     parts = urlsplit(url)
     backend = CACHE_SCHEMES.get(parts.scheme)
     if backend is None or not parts.hostname:
@@ -271,6 +277,8 @@ def cache_from_url(url: str, *, key_prefix: str = "") -> dict[str, Any]:
         "OPTIONS": CACHE_OPTIONS[kind],
     }
 
+
+LOCAL_CACHE_ENTRIES = 5000
 
 CACHES = {
     "default": cache_from_url(

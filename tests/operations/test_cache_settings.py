@@ -17,7 +17,10 @@ from ctctrack.settings import cache_from_url
 
 
 def test_unset_is_each_process_own_memory():
-    assert cache_from_url("") == {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    assert cache_from_url("") == {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    }
 
 
 @pytest.mark.parametrize(
