@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,43 @@ def _merged(*cookie_headers: str) -> str:
             name, _, value = pair.partition("=")
             jar[name] = value
     return "; ".join(f"{name}={value}" for name, value in jar.items())
+
+
+@contextmanager
+def shared_cache() -> Iterator[str]:
+    """A Redis all the load test's workers share, as on a deployment with several workers
+    (docs/deployment.md, CACHE_URL); "" when redis-server is not installed.
+
+    With each worker's own memory cache, every worker would draw each patient's chart and
+    render each worklist row once more during the run, and the figures would measure
+    that rather than the pages. Our own instance on a free loopback port, in memory only,
+    stopped afterwards.
+    """
+    server = shutil.which("redis-server")
+    if server is None:
+        yield ""
+        return
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="ctctrack-bench-redis-") as folder:
+        process = subprocess.Popen(
+            [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", folder],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("redis-server did not start for the load test") from None
+                    time.sleep(0.2)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def _free_port() -> int:

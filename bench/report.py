@@ -353,7 +353,9 @@ def _load_section(run: Any) -> str:
     return (
         f"## 4. HTTP load: gunicorn with `gunicorn.conf.py`, wrk on the same machine\n\n"
         f"{run.options.connections} connections for {run.options.load_seconds} s, "
-        f"{run.options.repeats} runs each (medians; errors summed), a fresh server per run. "
+        f"{run.options.repeats} runs each (medians; errors summed), a fresh server per run, "
+        f"its cache in {run.load_cache or 'each worker' + chr(39) + 's own memory'}, "
+        "warmed with one request to each page. "
         "Twelve nurses signed in through the login form, their sessions used in turn. "
         f"Trivial endpoint: {trivial_note}.\n\n"
         "- Errors: socket errors, timeouts and every answer other than 200. An answer that "

@@ -92,6 +92,7 @@ class Run:
     escalation: dict[str, float] = field(default_factory=dict)  # figure -> value
     load: dict[str, list[load.LoadResult]] = field(default_factory=dict)
     trivial_path: str = ""
+    load_cache: str = ""  # where the load test's server kept its cache
     profiles: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
