@@ -517,16 +517,16 @@ def pool(tubes: Iterable[DrawIn]) -> list[Sample]:
 
 
 def _pooled(tubes: list[DrawIn]) -> Sample:
-    ordered = tuple(sorted(tubes, key=_tube_order))
+    # Most samples are one tube: one pass, the sums in the same order as `sum` adds them.
+    ordered = tuple(sorted(tubes, key=_tube_order)) if len(tubes) > 1 else tuple(tubes)
+    count, volume, censored = 0, Decimal(0), False
     for tube in ordered:
         if tube.ctc_count is None:
             raise ValueError(f"draw {tube.id} is resulted but has no CTC count")
-    return Sample(
-        tubes=ordered,
-        count=sum(tube.ctc_count or 0 for tube in ordered),
-        volume_ml=sum((_as_decimal(tube.blood_volume_ml) for tube in ordered), Decimal(0)),
-        censored=any(tube.count_qualifier == Qualifier.MORE_THAN for tube in ordered),
-    )
+        count += tube.ctc_count
+        volume += _as_decimal(tube.blood_volume_ml)
+        censored = censored or tube.count_qualifier == Qualifier.MORE_THAN
+    return Sample(tubes=ordered, count=count, volume_ml=volume, censored=censored)
 
 
 def _tube_order(tube: DrawIn) -> tuple[bool, int]:
