@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from scipy.special import gammaincc
 from scipy.stats import binomtest, chi2, norm
@@ -98,6 +98,10 @@ class CycleStatus(StrEnum):
 UPCOMING_CYCLE_STATUSES = (CycleStatus.PLANNED, CycleStatus.DELAYED)
 EVALUATED_CYCLE_STATUSES = frozenset({*UPCOMING_CYCLE_STATUSES, CycleStatus.GIVEN})
 NOT_EVALUABLE_STATUSES = frozenset({DrawStatus.REJECTED, DrawStatus.FAILED})
+# Each status by its value: a dictionary look-up is a tenth of the enum's own call,
+# which is then left to refuse an unknown value (`_draw_status`, `_owes`).
+_DRAW_STATUSES: dict[str, DrawStatus] = {status.value: status for status in DrawStatus}
+_CYCLE_STATUSES: dict[str, CycleStatus] = {status.value: status for status in CycleStatus}
 
 
 class Qualifier(StrEnum):
@@ -217,8 +221,9 @@ class Sample:
         """The sample's identity: its first tube's id (None before it is saved)."""
         return self.tubes[0].id
 
-    @property
+    @cached_property
     def rate(self) -> Decimal:
+        # Cached: the rules read it several times per sample (category, rise, nadir).
         return exact_rate(self.count, self.volume_ml)
 
 
@@ -330,9 +335,16 @@ def poisson_ci95(
     0 cells in 7.5 mL gives (0, 3.69); 5 cells gives (1.62, 11.67). A censored
     count has only its lower limit (that of its bound).
     """
-    scale = rate_per_7_5_ml(1, blood_volume_ml)
+    scale = _per_7_5_ml(blood_volume_ml)
     lower, upper = _garwood_interval(count)
     return (lower * scale, None if censored else upper * scale)
+
+
+@lru_cache(maxsize=1024)
+def _per_7_5_ml(blood_volume_ml: Decimal | float) -> float:
+    # Cached: a clinic uses a handful of volumes. Equal keys (7.5 and Decimal("7.5"))
+    # give equal results; an invalid volume raises, and exceptions are not cached.
+    return rate_per_7_5_ml(1, blood_volume_ml)
 
 
 @lru_cache(maxsize=4096)
@@ -366,10 +378,16 @@ def is_clear(category: Category, p: float, clear_probability: float) -> bool:
 
     Compared as the decimals the numbers print as, so that 0.10 is clear at 0.90.
     """
-    chance, clear = Decimal(repr(float(p))), Decimal(repr(float(clear_probability)))
+    chance, clear = _printed_decimal(float(p)), _printed_decimal(float(clear_probability))
     if category is Category.UNFAVOURABLE:
         return chance >= clear
     return chance <= 1 - clear
+
+
+@lru_cache(maxsize=16384)
+def _printed_decimal(value: float) -> Decimal:
+    # Cached: the same chances recur (one per count, volume and cut-off).
+    return Decimal(repr(value))
 
 
 def chance_shown(p: float | None) -> bool:
@@ -461,6 +479,17 @@ def format_p_value(p: float) -> str:
     return f"p = {text}"
 
 
+def _draw_status(value: str) -> DrawStatus:
+    """`DrawStatus(value)`: the member, or ValueError for a value that is none."""
+    return _DRAW_STATUSES.get(value) or DrawStatus(value)
+
+
+def _owes(cycle: CycleIn) -> bool:
+    """Whether the cycle is evaluated (upcoming or given); ValueError for an unknown status."""
+    status = _CYCLE_STATUSES.get(cycle.status) or CycleStatus(cycle.status)
+    return status in EVALUATED_CYCLE_STATUSES
+
+
 def _as_decimal(value: Decimal | float) -> Decimal:
     # repr() keeps a float's intended decimal value (7.1, not 7.0999...).
     return value if isinstance(value, Decimal) else Decimal(repr(value))
@@ -482,22 +511,22 @@ def pool(tubes: Iterable[DrawIn]) -> list[Sample]:
     for tube in tubes:
         if tube.drawn_at.utcoffset() is None:
             raise ValueError(f"draw {tube.id}: drawn_at must be time-zone aware")
-        if DrawStatus(tube.status) is DrawStatus.RESULTED:
+        if _draw_status(tube.status) is DrawStatus.RESULTED:
             by_instant.setdefault(tube.drawn_at, []).append(tube)
     return [_pooled(by_instant[instant]) for instant in sorted(by_instant)]
 
 
 def _pooled(tubes: list[DrawIn]) -> Sample:
-    ordered = tuple(sorted(tubes, key=_tube_order))
+    # Most samples are one tube: one pass, the sums in the same order as `sum` adds them.
+    ordered = tuple(sorted(tubes, key=_tube_order)) if len(tubes) > 1 else tuple(tubes)
+    count, volume, censored = 0, Decimal(0), False
     for tube in ordered:
         if tube.ctc_count is None:
             raise ValueError(f"draw {tube.id} is resulted but has no CTC count")
-    return Sample(
-        tubes=ordered,
-        count=sum(tube.ctc_count or 0 for tube in ordered),
-        volume_ml=sum((_as_decimal(tube.blood_volume_ml) for tube in ordered), Decimal(0)),
-        censored=any(tube.count_qualifier == Qualifier.MORE_THAN for tube in ordered),
-    )
+        count += tube.ctc_count
+        volume += _as_decimal(tube.blood_volume_ml)
+        censored = censored or tube.count_qualifier == Qualifier.MORE_THAN
+    return Sample(tubes=ordered, count=count, volume_ml=volume, censored=censored)
 
 
 def _tube_order(tube: DrawIn) -> tuple[bool, int]:
@@ -580,7 +609,7 @@ def _chronological(draws: Iterable[DrawIn]) -> list[DrawIn]:
 def _tube(
     draw: DrawIn, sample: SampleAssessment | None, line_of: Callable[[date], LineIn | None]
 ) -> DrawAssessment:
-    status = DrawStatus(draw.status)
+    status = _draw_status(draw.status)
     if sample is not None and status is DrawStatus.RESULTED:
         return DrawAssessment(
             draw=draw,
@@ -884,7 +913,7 @@ def assess_cycle(
     opens, day_1 = window
     in_window = [a for a in assessments if opens <= a.draw.drawn_on <= day_1]
     samples = _distinct_samples(a.sample for a in in_window if a.evaluable)
-    owes = CycleStatus(cycle.status) in EVALUATED_CYCLE_STATUSES
+    owes = _owes(cycle)
     latest = samples[-1] if samples else None
     if latest is not None:
         flags = list(latest.flags)
@@ -917,6 +946,8 @@ def _cycle(
     flags: list[Flag],
     draw: DrawAssessment | None,
 ) -> CycleAssessment:
+    if not flags:
+        return CycleAssessment(cycle, state, window, (), draw, None)
     ordered = _ordered(flags)
     return CycleAssessment(cycle, state, window, ordered, draw, highest_severity(ordered))
 
@@ -1075,6 +1106,31 @@ def phase_days(
     """
     opens, day_1 = pre_cycle_window(cycle, window_days)
     return (opens - timedelta(days=1), day_1, day_1 + timedelta(days=1))
+
+
+def assess_cycle_phases(
+    cycle: CycleIn,
+    assessments: Sequence[DrawAssessment],
+    window_days: int = DEFAULT_PRE_CYCLE_WINDOW_DAYS,
+) -> tuple[CycleAssessment, CycleAssessment, CycleAssessment]:
+    """`assess_cycle` on each of the cycle's `phase_days`, in their order.
+
+    `assess_cycle` reads `today` only when the window holds no evaluable sample
+    and no pending tube and the cycle owes a draw (upcoming or given); on the day
+    before the window such a cycle is not yet due. Any other assessment on that
+    day is its assessment on every day, and is then returned for all three (the
+    same object): one assessment instead of three for most cycles.
+    """
+    before, inside, after = phase_days(cycle, window_days)
+    first = assess_cycle(cycle, assessments, today=before, window_days=window_days)
+    owes = _owes(cycle)
+    if first.state is not PreCycleState.NOT_YET_DUE or not owes:
+        return (first, first, first)
+    return (
+        first,
+        assess_cycle(cycle, assessments, today=inside, window_days=window_days),
+        assess_cycle(cycle, assessments, today=after, window_days=window_days),
+    )
 
 
 # --- results to review ----------------------------------------------------

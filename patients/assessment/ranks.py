@@ -52,8 +52,8 @@ class TubesByDay:
     """A patient's assessed tubes, and those in a window found by bisection.
 
     `rules.assess_cycle` reads only the tubes in the cycle's pre-cycle window; a
-    patient's ranks assess every cycle three times (`rules.phase_days`), and
-    scanning every tube each time was a fifth of a bulk import's rank refresh.
+    patient's ranks assess every cycle up to three times (`rules.assess_cycle_phases`),
+    and scanning every tube each time was a fifth of a bulk import's rank refresh.
     Handing it the window's tubes alone (in the same order) gives the same answer.
     """
 
@@ -78,16 +78,23 @@ def cycle_ranks(
 ) -> CycleRanks:
     """`rules.cycle_rank` of the cycle on one day of each phase, and its window's opening.
 
+    The cycle is assessed once for the three phases unless its state depends on
+    the day (`rules.assess_cycle_phases`); an assessment standing for several phases
+    is ranked once.
+
     `assessments`: the patient's tubes, or a `TubesByDay` of them when ranking many
     cycles of the patient (only the window's tubes are then handed to the rules).
     """
     if isinstance(assessments, TubesByDay):
         assessments = assessments.between(*rules.pre_cycle_window(cycle, window_days))
-    ranks = []
-    for today in rules.phase_days(cycle, window_days):
-        found = rules.assess_cycle(cycle, assessments, today=today, window_days=window_days)
-        acknowledged = rules.acknowledged(found.flags, covers, cycle_id=cycle.id)
-        ranks.append(rules.cycle_rank(found, acknowledged))
+    ranks: list[int] = []
+    ranked: rules.CycleAssessment | None = None
+    for found in rules.assess_cycle_phases(cycle, assessments, window_days):
+        if found is not ranked:  # the phases often share one assessment: rank it once
+            acknowledged = rules.acknowledged(found.flags, covers, cycle_id=cycle.id)
+            rank = rules.cycle_rank(found, acknowledged)
+            ranked = found
+        ranks.append(rank)
     return (ranks[0], ranks[1], ranks[2], found.window[0])
 
 

@@ -3,7 +3,8 @@
 What must hold whatever the patient: the order tubes arrive in changes nothing;
 splitting one venepuncture into more tubes changes no category, no category flag
 and no rise; allowing for replicate variation only ever removes a rise; and the
-words and flags stay within what the specification allows.
+words and flags stay within what the specification allows. A cycle assessed once
+for its three phases (`assess_cycle_phases`) is assessed as on each phase's day.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patients.rules import (
+    AcknowledgementIn,
     CycleIn,
     DrawIn,
     FlagCode,
     LineIn,
     SampleAssessment,
     Settings,
+    acknowledged,
     assess_cycle,
+    assess_cycle_phases,
     assess_samples,
+    covers,
+    cycle_rank,
+    phase_days,
     pool,
 )
 from tests.rules.helpers import CUTOFFS, assess, codes, cycle, line, next_id
@@ -298,3 +305,55 @@ def test_none_detected_in_seven_and_a_half_ml_is_said_only_of_a_zero_in_seven_an
     if not zero_in_standard:
         for flag_ in (f for a in found for f in a.flags):
             assert "none detected in 7.5 mL" not in flag_.message, flag_.message
+
+
+# --- a cycle's phases ---------------------------------------------------------------------
+
+
+@st.composite
+def cycles_around(draw: st.DrawFn, tubes: list[DrawIn], lines: list[LineIn]) -> list[CycleIn]:
+    """Cycles of every status, their day 1 near the tubes' days (often on one), some delayed."""
+    days = [t.drawn_on for t in tubes]
+    found = []
+    for _ in range(draw(st.integers(1, 6))):
+        near = draw(st.sampled_from(days)) + timedelta(days=draw(st.integers(-9, 9)))
+        delayed_by = draw(st.sampled_from([0, 0, 3, 10]))
+        status = draw(st.sampled_from(["planned", "delayed", "given", "cancelled"]))
+        found.append(
+            CycleIn(
+                id=next_id(),
+                line_id=lines[0].id if lines else 1,
+                number=draw(st.integers(1, 12)),
+                scheduled_date=near + timedelta(days=delayed_by),
+                given_date=near if status == "given" else None,
+                status=status,
+                first_scheduled_date=near if delayed_by else None,
+            )
+        )
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), patients(), st.integers(0, 14))
+def test_a_cycle_assessed_once_for_its_phases_is_assessed_as_on_each_phase_s_day(
+    data: st.DataObject, patient: Patient, window_days: int
+) -> None:
+    tubes, lines, doses, cancer_type = patient
+    found = assess(tubes, lines, doses, cancer_type=cancer_type)
+    reviewed = [f for a in found for f in a.flags]
+
+    for subject in data.draw(cycles_around(tubes, lines)):
+        on_each_day = tuple(
+            assess_cycle(subject, found, today=day, window_days=window_days)
+            for day in phase_days(subject, window_days)
+        )
+        once = assess_cycle_phases(subject, found, window_days)
+        assert once == on_each_day
+        # And so the stored ranks, whatever has been acknowledged.
+        own = [f for c in on_each_day for f in c.flags]
+        flags = reviewed + own
+        made = data.draw(st.lists(st.sampled_from(flags), max_size=4)) if flags else []
+        acks = [AcknowledgementIn(data.draw(st.sampled_from([None, subject.id])), covers(made))]
+        assert [cycle_rank(c, acknowledged(c.flags, acks, cycle_id=subject.id)) for c in once] == [
+            cycle_rank(c, acknowledged(c.flags, acks, cycle_id=subject.id)) for c in on_each_day
+        ]
