@@ -183,10 +183,11 @@ class _PdfTextCache:
     string is simply drawn by `draw_text` every time.
     """
 
+    # Keyed weakly by the file, and holding no reference to it, so that a cache
+    # goes with its file.
     _of_file: weakref.WeakKeyDictionary[PdfFile, _PdfTextCache] = weakref.WeakKeyDictionary()
 
-    def __init__(self, file: PdfFile) -> None:
-        self.file = file
+    def __init__(self) -> None:
         self.glyphs: dict[tuple[str, float, bool, bool], bytes | None] = {}
 
     @classmethod
@@ -197,7 +198,7 @@ class _PdfTextCache:
             return None
         cache = cls._of_file.get(file)
         if cache is None:
-            cache = cls._of_file[file] = cls(file)
+            cache = cls._of_file[file] = cls()
         return cache
 
     def draw_text(
@@ -211,36 +212,37 @@ class _PdfTextCache:
         prop: FontProperties,
         key: tuple[str, float, bool, bool],
     ) -> None:
+        file: PdfFile = renderer.file
         # The colour first, as draw_text does: it then finds nothing to change.
         renderer.check_gc(gc, colour)
         glyphs = self.glyphs.get(key, b"")
         if glyphs:
-            self._position(x, y)
-            self.file.write(glyphs)
+            _position(file, x, y)
+            file.write(glyphs)
             return
-        written = self._captured(lambda: renderer.draw_text(gc, x, y, s, prop, 0, ismath=False))
+        written = _captured(file, lambda: renderer.draw_text(gc, x, y, s, prop, 0, ismath=False))
         if key not in self.glyphs:
-            head = self._captured(lambda: self._position(x, y))
+            head = _captured(file, lambda: _position(file, x, y))
             self.glyphs[key] = written[len(head) :] if written.startswith(head) else None
-        self.file.write(written)
+        file.write(written)
 
-    def _position(self, x: float, y: float) -> None:
-        # As draw_text writes them for an angle of 0.
-        a = math.radians(0)
-        self.file.output(Op.gsave)
-        self.file.output(
-            math.cos(a), math.sin(a), -math.sin(a), math.cos(a), x, y, Op.concat_matrix
-        )
 
-    def _captured(self, write: Callable[[], object]) -> bytes:
-        """What `write` writes into the file, held back rather than written."""
-        chunks: list[bytes] = []
-        self.file.write = chunks.append  # type: ignore[method-assign]
-        try:
-            write()
-        finally:
-            del self.file.write
-        return b"".join(chunks)
+def _position(file: PdfFile, x: float, y: float) -> None:
+    # As the PDF backend's draw_text writes them for an angle of 0.
+    a = math.radians(0)
+    file.output(Op.gsave)
+    file.output(math.cos(a), math.sin(a), -math.sin(a), math.cos(a), x, y, Op.concat_matrix)
+
+
+def _captured(file: PdfFile, write: Callable[[], object]) -> bytes:
+    """What `write` writes into `file`, held back rather than written."""
+    chunks: list[bytes] = []
+    file.write = chunks.append  # type: ignore[method-assign]
+    try:
+        write()
+    finally:
+        del file.write
+    return b"".join(chunks)
 
 
 class Document:

@@ -8,6 +8,7 @@ at its baseline, never mathtext.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from contextlib import nullcontext
 from typing import Any, Literal
@@ -98,3 +99,12 @@ def test_each_string_is_laid_out_once_per_font_however_many_rows_repeat_it(
     ]:
         assert lines.count(cell) > 10, cell
         assert laid_out[(cell, layout.TABLE_PT, *font)] == 1, cell
+
+
+def test_a_files_text_cache_goes_with_the_file() -> None:
+    # A web server makes reports for days: what one file laid out must not stay behind.
+    gc.collect()
+    before = len(layout._PdfTextCache._of_file)
+    report_pdf(breast_conversion())
+    gc.collect()
+    assert len(layout._PdfTextCache._of_file) == before
