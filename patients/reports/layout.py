@@ -15,14 +15,19 @@ backend, never pyplot (pyplot keeps global state that leaks in a web server).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import math
+import weakref
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
-from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib import colors as mcolors
+from matplotlib.artist import Artist, allow_rasterization
+from matplotlib.backend_bases import GraphicsContextBase, RendererBase
+from matplotlib.backends.backend_pdf import Op, PdfFile, PdfPages
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -81,23 +86,18 @@ class Page:
     def __init__(self, fig: Figure) -> None:
         self.fig = fig
         self.y = BODY_TOP  # where the next block starts
+        self._texts = _PageTexts()
+        fig.add_artist(self._texts)
 
     def room(self) -> float:
         return BODY_BOTTOM - self.y
 
-    def text(self, x: float, y: float, s: str, style: Style, *, ha: str = "left") -> None:
+    def text(
+        self, x: float, y: float, s: str, style: Style, *, ha: Literal["left", "right"] = "left"
+    ) -> None:
         """`y` is the baseline. Text is never parsed as mathtext: "$" in a comment stays "$"."""
-        self.fig.text(
-            x / PAGE_W,
-            1 - y / PAGE_H,
-            s,
-            fontproperties=_font(style.size, style.bold, style.italic),
-            color=style.colour,
-            ha=ha,
-            va="baseline",
-            parse_math=False,
-            usetex=False,
-        )
+        if s:
+            self._texts.items.append((x / PAGE_W, 1 - y / PAGE_H, s, style, ha == "right"))
 
     def rule(self, x0: float, x1: float, y: float, *, colour: str, width: float = 0.6) -> None:
         line = Line2D(
@@ -121,6 +121,128 @@ class Page:
             zorder=-1,
         )
         self.fig.add_artist(box)
+
+
+class _PageTexts(Artist):
+    """Every text of a page, drawn in the order it was set, as matplotlib's Text would.
+
+    A report has thousands of table cells. A matplotlib Text per cell costs its
+    construction and, when drawn, a layout of its box; the PDF backend then lays
+    out its glyphs and writes them. Here each text goes straight to the
+    renderer's `draw_text` at its baseline, and in a PDF file each distinct
+    string in each font is laid out once (see _PdfTextCache): a table row costs
+    a fraction of what it did. The file is byte for byte the one Text artists
+    write (tests/reports/test_layout_text.py compares them).
+    """
+
+    zorder = 3  # matplotlib's Text's: above the rules (2) and the stripes (-1)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # (x, y as fractions of the page from its bottom-left, text, style, right-aligned)
+        self.items: list[tuple[float, float, str, Style, bool]] = []
+        self._antialiased = bool(matplotlib.rcParams["text.antialiased"])
+
+    @allow_rasterization
+    def draw(self, renderer: RendererBase) -> None:
+        if not self.get_visible():
+            return
+        transform = self.get_transform()  # the figure's fractions, set by add_artist
+        canvas_h = renderer.get_canvas_width_height()[1]
+        flip = renderer.flipy()
+        cache = _PdfTextCache.of(renderer)
+        for fx, fy, s, style, right in self.items:
+            x, y = transform.transform((fx, fy))
+            prop = _font(style.size, style.bold, style.italic)
+            if right:
+                x = x - renderer.get_text_width_height_descent(s, prop, ismath=False)[0]
+            if flip:
+                y = canvas_h - y
+            colour = mcolors.to_rgba(style.colour)
+            gc = renderer.new_gc()  # as Text.draw sets up its own, for text without alpha
+            gc.set_foreground(colour, isRGBA=True)
+            gc.set_antialiased(self._antialiased)
+            if cache is None:
+                renderer.draw_text(gc, x, y, s, prop, 0, ismath=False)
+            else:
+                key = (s, style.size, style.bold, style.italic)
+                cache.draw_text(renderer, gc, colour, x, y, s, prop, key)
+            gc.restore()
+
+
+class _PdfTextCache:
+    """One PDF file's glyph runs, laid out once per distinct string and font.
+
+    matplotlib's PDF `draw_text` writes `q`, the text's position as a `cm`
+    matrix, then the glyphs (font selection, kerned glyph codes in `TJ`) and
+    `Q`; only the `cm` line depends on where the text goes. The first time a
+    string is drawn in a font, `draw_text` writes it (and records its glyphs
+    for the embedded font subset) and what follows its `cm` line is kept; every
+    later time, the same bytes are written after a `cm` line of its own. Should
+    a `draw_text` ever write something else first (another matplotlib), the
+    string is simply drawn by `draw_text` every time.
+    """
+
+    # Keyed weakly by the file, and holding no reference to it, so that a cache
+    # goes with its file.
+    _of_file: weakref.WeakKeyDictionary[PdfFile, _PdfTextCache] = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.glyphs: dict[tuple[str, float, bool, bool], bytes | None] = {}
+
+    @classmethod
+    def of(cls, renderer: RendererBase) -> _PdfTextCache | None:
+        """The cache of the PDF file `renderer` writes, or None for any other renderer."""
+        file = getattr(renderer, "file", None)
+        if not isinstance(file, PdfFile) or not hasattr(renderer, "check_gc"):
+            return None
+        cache = cls._of_file.get(file)
+        if cache is None:
+            cache = cls._of_file[file] = cls()
+        return cache
+
+    def draw_text(
+        self,
+        renderer: Any,
+        gc: GraphicsContextBase,
+        colour: tuple[float, float, float, float],
+        x: float,
+        y: float,
+        s: str,
+        prop: FontProperties,
+        key: tuple[str, float, bool, bool],
+    ) -> None:
+        file: PdfFile = renderer.file
+        # The colour first, as draw_text does: it then finds nothing to change.
+        renderer.check_gc(gc, colour)
+        glyphs = self.glyphs.get(key, b"")
+        if glyphs:
+            _position(file, x, y)
+            file.write(glyphs)
+            return
+        written = _captured(file, lambda: renderer.draw_text(gc, x, y, s, prop, 0, ismath=False))
+        if key not in self.glyphs:
+            head = _captured(file, lambda: _position(file, x, y))
+            self.glyphs[key] = written[len(head) :] if written.startswith(head) else None
+        file.write(written)
+
+
+def _position(file: PdfFile, x: float, y: float) -> None:
+    # As the PDF backend's draw_text writes them for an angle of 0.
+    a = math.radians(0)
+    file.output(Op.gsave)
+    file.output(math.cos(a), math.sin(a), -math.sin(a), math.cos(a), x, y, Op.concat_matrix)
+
+
+def _captured(file: PdfFile, write: Callable[[], object]) -> bytes:
+    """What `write` writes into `file`, held back rather than written."""
+    chunks: list[bytes] = []
+    file.write = chunks.append  # type: ignore[method-assign]
+    try:
+        write()
+    finally:
+        del file.write
+    return b"".join(chunks)
 
 
 class Document:
