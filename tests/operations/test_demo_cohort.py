@@ -94,7 +94,8 @@ def _read(facts: Demo) -> Demo:
     for series in all_series.values():
         _read_patient(facts, series, roles)
     page = assessment.results_page(list, among=CTCDraw.objects.all())
-    facts.results = [_result(item) for item in page.items]
+    # The list's own series carry assessments only: the patients' cycles come from theirs.
+    facts.results = [_result(item, all_series[item.patient.pk]) for item in page.items]
     draws = CTCDraw.objects.all()
     facts.censored = [(d.ctc_count, d.count_qualifier) for d in draws if d.count_qualifier]
     facts.volumes = {d.blood_volume_ml for d in draws}
@@ -144,14 +145,14 @@ def _role(user, roles: dict) -> str:
     return roles[user.pk]
 
 
-def _result(item: assessment.ResultItem) -> ResultToReview:
+def _result(item: assessment.ResultItem, series: assessment.PatientSeries) -> ResultToReview:
     drawn_on = item.found.draw.drawn_on
-    windows = [rules.pre_cycle_window(assessment.cycle_in(c)) for c in item.series.cycles]
+    windows = [rules.pre_cycle_window(assessment.cycle_in(c)) for c in series.cycles]
     return ResultToReview(
         item.patient.mrn,
         item.severity,
         item.escalated,
-        bool(item.series.cycles),
+        bool(series.cycles),
         any(opens <= drawn_on <= day_1 for opens, day_1 in windows),
     )
 
