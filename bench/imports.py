@@ -178,8 +178,14 @@ def orm_matches_app(text: str) -> bool:
 
 
 def _written_rows() -> list[tuple]:
-    compared = [c for c in bulk.COPY_DRAW_COLUMNS if c not in ("id", "entered_at")]
-    columns = ", ".join([f"d.{c}" for c in compared] + [f"h.{c}" for c in compared])
+    # Times of the import itself differ between two imports: whether they are set is compared.
+    moments = ("entered_at", "resulted_at")
+    compared = [c for c in bulk.COPY_DRAW_COLUMNS if c not in ("id", *moments)]
+    columns = ", ".join(
+        [f"d.{c}" for c in compared]
+        + [f"h.{c}" for c in compared]
+        + [f"d.{c} IS NOT NULL AND h.{c} = d.{c}" for c in moments if c in bulk.COPY_DRAW_COLUMNS]
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {columns}, h.history_type, h.history_change_reason, h.history_user_id "

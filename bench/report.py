@@ -12,7 +12,6 @@ RESULTS_API = "Results to review API"
 PATIENT_LIST = "Patient list"
 PATIENT_SEARCH = "Patient list, search by name"
 PATIENT_PAGE = "Patient page"
-WORKLIST_PROTOTYPE = "Worklist, one page of 50 (prototype)"
 LOAD_TRIVIAL = "trivial endpoint"
 LOAD_WORKLIST = "worklist"
 LOAD_PATIENT = "patient pages"
@@ -263,10 +262,6 @@ def _pages_section(run: Any) -> str:
         if small not in sizes or large not in sizes:
             continue
         a, b = sizes[small], sizes[large]
-        if isinstance(a, tuple):  # the prototype: (ms, rows)
-            rows.append([name, f"{a[0]:,.1f} ({a[1]} rows)", f"{b[0]:,.1f} ({b[1]} rows)",
-                         f"{b[0] / a[0]:.1f}x", "n/a", "n/a"])  # fmt: skip
-            continue
         rows.append([name, f"{a.median_ms:,.1f}", f"{b.median_ms:,.1f}",
                      f"{b.median_ms / a.median_ms:.1f}x", f"{a.queries} / {b.queries}",
                      f"{a.kib:,.0f} / {b.kib:,.0f}"])  # fmt: skip

@@ -25,7 +25,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from bench import imports, load, paged_worklist, pages, report
+from bench import imports, load, pages, report
 from ctctrack.health import HEALTHZ_PATH
 from patients.models import (
     CTCDraw,
@@ -209,12 +209,6 @@ def measure_pages(run: Any, size: int, nurse: Any) -> None:
         _say(f"{size:,} patients: {name}")
         by = searching if name == report.PATIENT_SEARCH else client
         run.pages.setdefault(name, {})[size] = pages.measure(by, url, budget_seconds=budget)
-    _say(f"{size:,} patients: worklist, one page of {paged_worklist.PAGE_SIZE} (prototype)")
-    try:
-        found = paged_worklist.median_ms(nurse, timezone.localdate(), WORKLIST_DAYS, runs=9)
-        run.pages.setdefault(report.WORKLIST_PROTOTYPE, {})[size] = found
-    except Exception as exc:  # a prototype must not stop the measurements of record
-        run.notes.append(f"The paged worklist prototype failed at {size:,} patients: {exc!r}")
 
 
 def measure_charts(run: Any, nurse: Any) -> None:
