@@ -245,13 +245,19 @@ def local_at(day: date, hour: int = 9) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=timezone.get_current_timezone())
 
 
+def drawn_on(day: date) -> datetime:
+    """A draw time on `day`: 9 o'clock, or now if `day` is today and it is not 9 yet (a
+    draw in the future is refused, and the suite runs at any hour)."""
+    return min(local_at(day), timezone.now())
+
+
 def high_result(by: services.Actor, patient: Patient, day: date) -> CTCDraw:
     """1 CTC/7.5 mL three weeks before `day`, then 12 on `day`: a clear conversion,
     `conversion_to_unfavourable` (high) and `rise_beyond_noise` (review). The second draw."""
     draw(patient, by, drawn_at=local_at(day - timedelta(days=21)), ctc_count=1)
-    return draw(patient, by, drawn_at=local_at(day), ctc_count=12)
+    return draw(patient, by, drawn_at=drawn_on(day), ctc_count=12)
 
 
 def review_result(by: services.Actor, patient: Patient, day: date) -> CTCDraw:
     """A first sample, unfavourable: `baseline_unfavourable` (review)."""
-    return draw(patient, by, drawn_at=local_at(day), ctc_count=9)
+    return draw(patient, by, drawn_at=drawn_on(day), ctc_count=9)
