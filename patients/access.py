@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from django.db import models
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from patients.models import (
@@ -90,14 +90,9 @@ def patient_and_latest_acknowledgement(user: Any, pk: Any) -> tuple[Patient, int
     What a chart's cache key and ETag need: acknowledgements are never deleted, so a
     new one always raises the id. Whoever sees the patient sees all of theirs.
     """
-    latest = [
-        Coalesce(Subquery(acks.order_by("-pk").values("pk")[:1]), 0)
-        for acks in (
-            Acknowledgement.objects.filter(draw__patient=OuterRef("pk")),
-            Acknowledgement.objects.filter(cycle__therapy_line__patient=OuterRef("pk")),
-        )
-    ]
-    found = get_object_or_404(patients(user).annotate(latest_ack=Greatest(*latest)), pk=pk)
+    acks = Acknowledgement.objects.filter(patient=OuterRef("pk")).order_by("-pk")
+    latest = Coalesce(Subquery(acks.values("pk")[:1]), 0)
+    found = get_object_or_404(patients(user).annotate(latest_ack=latest), pk=pk)
     # The stubs know the annotation's name but not that the instance carries it.
     return found, int(found.latest_ack)  # type: ignore[attr-defined]
 
@@ -136,10 +131,4 @@ def imaging_record(user: Any, pk: Any) -> ImagingAssessment:
 
 def acknowledgements(user: Any) -> QuerySet[Acknowledgement]:
     """Acknowledgements of the cycles and of the results of the patients `user` may see."""
-    scope = _scope(user)
-    found = Acknowledgement.objects.all()
-    if scope is None:
-        return found
-    return found.filter(
-        models.Q(cycle__therapy_line__patient__in=scope) | models.Q(draw__patient__in=scope)
-    )
+    return _visible(Acknowledgement.objects.all(), user, "patient")

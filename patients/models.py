@@ -42,6 +42,7 @@ VOLUME_OUT_OF_RANGE = (
 # What the database accepts: wider, because rows stored before version 2 of the rules
 # (0.01 to 50 mL) are kept as they were. Entry is held to the range above.
 MAX_STORED_VOLUME_ML = Decimal("50")
+ACKNOWLEDGED_ON_ANOTHER_PATIENT = "This cycle or result is another patient's."
 MAX_CTC_COUNT = 1_000_000
 
 
@@ -608,6 +609,12 @@ class Acknowledgement(models.Model):
     from (`source`), so that a later result, whose flags are new, is not covered.
     """
 
+    # Whose cycle or result: the cycle's line's patient, or the draw's (checked by
+    # `clean`). A page finds its patients' acknowledgements by this column alone, through
+    # its index, whatever the planner's statistics say (see the loader).
+    patient = models.ForeignKey(
+        Patient, models.PROTECT, related_name="acknowledgements", editable=False
+    )
     cycle = models.ForeignKey(
         TreatmentCycle, models.PROTECT, related_name="acknowledgements", null=True, blank=True
     )
@@ -634,6 +641,26 @@ class Acknowledgement(models.Model):
 
     def __str__(self) -> str:
         return f"Acknowledged by {self.acknowledged_by} at {self.acknowledged_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        """The acknowledgement is filed on the patient whose cycle or result it covers."""
+        if self.patient_id is None:
+            return  # refused as a missing field
+        owners: list[int] = []
+        if self.cycle_id is not None:
+            owners = list(
+                TreatmentCycle.objects.filter(pk=self.cycle_id).values_list(
+                    "therapy_line__patient_id", flat=True
+                )
+            )
+        elif self.draw_id is not None:
+            owners = list(
+                CTCDraw.objects.filter(pk=self.draw_id).values_list("patient_id", flat=True)
+            )
+        else:
+            return  # refused by the constraint: of a cycle or of a result
+        if self.patient_id not in owners:
+            raise ValidationError({"patient": [ACKNOWLEDGED_ON_ANOTHER_PATIENT]})
 
 
 # --- the access log ------------------------------------------------------------------

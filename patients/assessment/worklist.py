@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any, Generic, NoReturn, TypeVar, overload
 
 from django.db.models import Case, Count, F, Max, Q, QuerySet, When
-from django.db.models.functions import Coalesce, Lower
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from patients import rules
@@ -311,12 +311,9 @@ def acknowledgement_versions(
     one query. Acknowledgements are never deleted, so a new one always raises it.
     `among`: the acknowledgements the user may see (`patients.access.acknowledgements`)."""
     found = (
-        among.filter(
-            Q(cycle__therapy_line__patient__in=patient_ids) | Q(draw__patient__in=patient_ids)
-        )
-        .annotate(patient_pk=Coalesce("cycle__therapy_line__patient_id", "draw__patient_id"))
+        among.filter(patient__in=patient_ids)
         .order_by()
-        .values_list("patient_pk")
+        .values_list("patient")
         .annotate(latest=Max("id"))
     )
     return dict.fromkeys(patient_ids, 0) | dict(found)

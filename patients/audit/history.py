@@ -76,11 +76,7 @@ def change_history(patient: Patient) -> list[HistoryEntry]:
         draws,
         _history(ImagingAssessment, patient_id=patient.pk),
         # Of a cycle's flags, or of a result's (its sample's first tube).
-        _history(
-            Acknowledgement,
-            condition=models.Q(cycle__therapy_line__patient_id=patient.pk)
-            | models.Q(draw__patient_id=patient.pk),
-        ),
+        _history(Acknowledgement, patient_id=patient.pk),
     ]
     rows = [(new, _delta(new, old)) for group in groups for new, old in _with_previous(group)]
     teams = _care_teams_of_versions(groups[0])
@@ -136,12 +132,8 @@ def edits_since(instance: models.Model, version: int) -> list[HistoryEntry]:
 _BOOKKEEPING = frozenset({"version"})
 
 
-def _history(
-    model: type[models.Model], condition: models.Q | None = None, **lookup: Any
-) -> list[Any]:
+def _history(model: type[models.Model], **lookup: Any) -> list[Any]:
     found = model.history.filter(**lookup)  # type: ignore[attr-defined]
-    if condition is not None:
-        found = found.filter(condition)
     return list(found.select_related("history_user").order_by("history_date", "history_id"))
 
 

@@ -135,7 +135,7 @@ def _acknowledge_batch(
             sample = found.sample
             first = sample.sample.key if sample is not None else draw_id
             ack = fill_acknowledgement(
-                Acknowledgement(draw_id=first),
+                Acknowledgement(draw_id=first, patient_id=patient_id),
                 patient_series.result_flags(found),
                 by=by,
                 note=note,

@@ -686,7 +686,13 @@ def acknowledge_cycle(*, cycle: TreatmentCycle, by: Actor, note: str) -> Acknowl
     if not any(f.severity in NEEDS_REVIEW for f in flags):
         raise ValidationError({"non_field_errors": [NOTHING_TO_ACKNOWLEDGE_CYCLE]})
     _refuse_repeat(series, by, "this cycle", lambda ack: ack.cycle_id == cycle.pk)
-    return _acknowledge(Acknowledgement(cycle=cycle), flags, series, by=by, note=note)
+    return _acknowledge(
+        Acknowledgement(cycle=cycle, patient_id=cycle.therapy_line.patient_id),
+        flags,
+        series,
+        by=by,
+        note=note,
+    )
 
 
 @transaction.atomic
@@ -707,7 +713,9 @@ def acknowledge_result(*, draw: CTCDraw, by: Actor, note: str) -> Acknowledgemen
         raise ValidationError({"non_field_errors": [NOTHING_TO_ACKNOWLEDGE]})
     first = sample.sample.key if sample is not None else draw.pk
     _refuse_repeat(series, by, "this result", lambda ack: ack.draw_id == first)
-    return _acknowledge(Acknowledgement(draw_id=first), flags, series, by=by, note=note)
+    return _acknowledge(
+        Acknowledgement(draw_id=first, patient_id=draw.patient_id), flags, series, by=by, note=note
+    )
 
 
 def _refuse_repeat(

@@ -500,6 +500,7 @@ def test_the_migration_keeps_earlier_acknowledgements_meaningful_and_ranks_every
     later = builders.cycle(line, oncologist, number=4, scheduled_date=DAY1 + timedelta(21))
     seen_later = Acknowledgement.objects.create(  # before the tube now in its window came
         cycle=later,
+        patient=patient,
         acknowledged_by=nurse,
         acknowledged_at=timezone.now() - timedelta(days=1),
         note="Missing draw: phoned the patient",
@@ -507,7 +508,11 @@ def test_the_migration_keeps_earlier_acknowledgements_meaningful_and_ranks_every
     )
     newer = builders.draw(patient, oncologist, drawn_at=DAY1 + timedelta(20), ctc_count=30)
     seen_due = Acknowledgement.objects.create(  # after every tube in its window
-        cycle=due, acknowledged_by=nurse, note="Oncologist informed", flags=V1_FLAGS
+        cycle=due,
+        patient=patient,
+        acknowledged_by=nurse,
+        note="Oncologist informed",
+        flags=V1_FLAGS,
     )
     TreatmentCycle.objects.update(  # as the new columns start
         rank_before_window=0, rank_in_window=0, rank_after_day_1=0, window_opens=None
@@ -548,6 +553,7 @@ def test_the_migration_adds_nothing_to_an_acknowledgement_when_a_count_was_corre
 ):
     seen = Acknowledgement.objects.create(
         cycle=due,
+        patient_id=due.therapy_line.patient_id,
         acknowledged_by=nurse,
         acknowledged_at=timezone.now() - timedelta(hours=1),
         note="Oncologist informed",

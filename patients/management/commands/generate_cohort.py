@@ -418,7 +418,10 @@ class _Writer:
         for plan, lp, cp, cycle in cycles:
             if lp is plan.lines[-1] and cp.number in plan.acknowledged:
                 yield Acknowledgement(
-                    cycle=cycle, acknowledged_by=nurse, note="Checked with the oncologist."
+                    cycle=cycle,
+                    patient_id=cycle.therapy_line.patient_id,
+                    acknowledged_by=nurse,
+                    note="Checked with the oncologist.",
                 )
 
 
