@@ -13,100 +13,26 @@ difference. No database and no Django: the chart code needs neither.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from patients import rules  # noqa: E402 (the path must be set first)
 from patients.reports import charts  # noqa: E402
 from patients.reports.chart_data import ChartData, ChartIdentity, ImagingPoint  # noqa: E402
+from patients.reports.invented import InventedSeries, chart_data  # noqa: E402
 
-# The settings' cut-offs (ctctrack/settings.py CTC_CUTOFFS), without importing Django.
-CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 DEFAULT_DIRECTORY = ROOT / "docs" / "chart-samples"
 # An invented patient: the name and MRN are nobody's.
 PATIENT = ("Doe, Jane", "MRN0001", date(1960, 5, 17))
 
 
-class _Series:
-    """Tubes, lines and cycles with ids from one counter, as the database would give them."""
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-
-    def draw(
-        self, on: date, count: int | None = None, *, status: str = "resulted", volume: str = "7.5"
-    ) -> rules.DrawIn:
-        return rules.DrawIn(
-            id=next(self._ids),
-            drawn_at=datetime.combine(on, time(9, 30), tzinfo=UTC),
-            drawn_on=on,
-            blood_volume_ml=Decimal(volume),
-            status=status,
-            ctc_count=count if status == "resulted" else None,
-        )
-
-    def line(self, number: int, start: date, regimen: str) -> rules.LineIn:
-        return rules.LineIn(
-            id=next(self._ids),
-            line_number=number,
-            start_date=start,
-            contains_doxorubicin=False,
-            regimen=regimen,
-        )
-
-    def cycles(
-        self, therapy: rules.LineIn, count: int, *, every: int, today: date
-    ) -> list[rules.CycleIn]:
-        """`count` cycles every `every` days from the line's start: given up to today."""
-        found = []
-        for number in range(1, count + 1):
-            day = therapy.start_date + timedelta(days=every * (number - 1))
-            given = day <= today
-            found.append(
-                rules.CycleIn(
-                    id=next(self._ids),
-                    line_id=therapy.id,
-                    number=number,
-                    scheduled_date=day,
-                    given_date=day if given else None,
-                    status="given" if given else "planned",
-                )
-            )
-        return found
-
-
-def _chart_data(
-    cancer_type: str,
-    draws: Sequence[rules.DrawIn],
-    *,
-    today: date,
-    lines: Sequence[rules.LineIn] = (),
-    cycles: Sequence[rules.CycleIn] = (),
-    imaging: Sequence[ImagingPoint] = (),
-) -> ChartData:
-    cutoff = rules.cutoff_for(cancer_type, CUTOFFS)
-    assessments = rules.assess_draws(draws, lines, cycles, cancer_type=cancer_type, cutoff=cutoff)
-    return ChartData(
-        cancer_type=cancer_type,
-        cutoff=cutoff,
-        assessments=assessments,
-        lines=lines,
-        cycles=cycles,
-        imaging=imaging,
-        today=today,
-    )
-
-
 def conversion() -> ChartData:
     """Breast: two lines, conversions both ways, a rejected draw, a 5 mL draw, imaging."""
-    s = _Series()
+    s = InventedSeries()
     today = date(2025, 11, 10)
     first = s.line(1, date(2025, 3, 3), "Paclitaxel")
     second = s.line(2, date(2025, 8, 4), "Capecitabine")
@@ -137,24 +63,24 @@ def conversion() -> ChartData:
         ImagingPoint(date(2025, 6, 30), "Bone scan", "SD"),
         ImagingPoint(date(2025, 9, 29), "CT", "SD"),
     ]
-    return _chart_data("breast", draws, today=today, lines=[first, second], cycles=cycles,
+    return chart_data("breast", draws, today=today, lines=[first, second], cycles=cycles,
                        imaging=imaging)  # fmt: skip
 
 
 def low_counts() -> ChartData:
     """Breast: counts of 0 to 4 on one line, never at the cut-off."""
-    s = _Series()
+    s = InventedSeries()
     today = date(2025, 11, 10)
     first = s.line(1, date(2025, 6, 2), "Paclitaxel")
     cycles = s.cycles(first, 8, every=21, today=today)
     counts = [2, 1, 0, 3, 1, 4, 2]
     draws = [s.draw(date(2025, 5, 29) + timedelta(days=21 * k), c) for k, c in enumerate(counts)]
-    return _chart_data("breast", draws, today=today, lines=[first], cycles=cycles)
+    return chart_data("breast", draws, today=today, lines=[first], cycles=cycles)
 
 
 def very_high() -> ChartData:
     """Prostate: counts in the thousands up to 20,000, a failed draw, scans on the same days."""
-    s = _Series()
+    s = InventedSeries()
     today = date(2025, 9, 1)
     first = s.line(1, date(2025, 1, 13), "Docetaxel")
     second = s.line(2, date(2025, 6, 16), "Cabazitaxel")
@@ -182,16 +108,16 @@ def very_high() -> ChartData:
         for modality in ("CT", "Bone scan")
     ]
     imaging.append(ImagingPoint(date(2025, 8, 18), "PET-CT", "SD"))
-    return _chart_data("prostate", draws, today=today, lines=[first, second], cycles=cycles,
+    return chart_data("prostate", draws, today=today, lines=[first, second], cycles=cycles,
                        imaging=imaging)  # fmt: skip
 
 
 def empty() -> ChartData:
     """Breast: a line started, no draw yet."""
-    s = _Series()
+    s = InventedSeries()
     today = date(2025, 11, 10)
     first = s.line(1, date(2025, 10, 6), "Docetaxel")
-    return _chart_data("breast", [], today=today, lines=[first],
+    return chart_data("breast", [], today=today, lines=[first],
                        cycles=s.cycles(first, 4, every=21, today=today))  # fmt: skip
 
 

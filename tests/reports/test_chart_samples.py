@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 
 from matplotlib.image import imread
 
+from patients.reports import invented
 from tests.paths import ROOT
 
 SAMPLES = ROOT / "docs" / "chart-samples"
@@ -44,3 +45,7 @@ def test_the_script_draws_every_sample_in_the_docs(tmp_path):
                 assert point.find(f"{SVG_NS}title") is not None
             # Whose chart it is, on the picture itself (an invented patient).
             assert "MRN MRN0001" in "".join(root.itertext())
+
+
+def test_the_invented_series_are_assessed_at_the_settings_cut_offs(settings):
+    assert invented.CUTOFFS == settings.CTC_CUTOFFS

@@ -11,8 +11,7 @@ import subprocess
 import sys
 import warnings
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
@@ -36,89 +35,20 @@ from patients.reports.chart_data import (
     ImagingPoint,
 )
 from patients.reports.chart_text import chart_text_alternative
+from patients.reports.invented import InventedSeries, chart_data
 from tests.paths import ROOT
-
-CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 # As on a download: the identity line takes height from the plot.
 IDENTITY = ChartIdentity("Doe, Jane", "MRN0001", date(1960, 5, 17), date(2025, 11, 10))
 
-_ids = itertools.count(1)
-
-
 # --- building realistic series --------------------------------------------
 
 
-def draw(
-    on: date,
-    count: int | None = None,
-    *,
-    status: str = "resulted",
-    volume: str = "7.5",
-    more_than: bool = False,
-):
-    """A tube drawn at 09:30 on `on`; `more_than`: the count is a lower bound (">1000")."""
-    return rules.DrawIn(
-        id=next(_ids),
-        drawn_at=datetime.combine(on, time(9, 30), tzinfo=UTC),
-        drawn_on=on,
-        blood_volume_ml=Decimal(volume),
-        status=status,
-        ctc_count=count if status == "resulted" else None,
-        count_qualifier=">" if more_than else "",
-    )
-
-
-def line(number: int, start: date, regimen: str, *, doxorubicin: bool = False) -> rules.LineIn:
-    return rules.LineIn(
-        id=next(_ids),
-        line_number=number,
-        start_date=start,
-        contains_doxorubicin=doxorubicin,
-        regimen=regimen,
-    )
-
-
-def cycles_of(therapy: rules.LineIn, count: int, *, every: int, today: date) -> list[rules.CycleIn]:
-    """`count` cycles every `every` days from the line's start: given up to today, then planned."""
-    result = []
-    for number in range(1, count + 1):
-        day = therapy.start_date + timedelta(days=every * (number - 1))
-        given = day <= today
-        result.append(
-            rules.CycleIn(
-                id=next(_ids),
-                line_id=therapy.id,
-                number=number,
-                scheduled_date=day,
-                given_date=day if given else None,
-                status="given" if given else "planned",
-            )
-        )
-    return result
-
-
-def chart_data(
-    cancer_type: str,
-    draws: list[rules.DrawIn],
-    *,
-    today: date,
-    lines: tuple[rules.LineIn, ...] = (),
-    cycles: tuple[rules.CycleIn, ...] = (),
-    imaging: tuple[ImagingPoint, ...] = (),
-) -> ChartData:
-    cutoff = rules.cutoff_for(cancer_type, CUTOFFS)
-    assessments = rules.assess_draws(draws, lines, cycles, cancer_type=cancer_type, cutoff=cutoff)
-    return ChartData(
-        cancer_type=cancer_type,
-        cutoff=cutoff,
-        assessments=assessments,
-        lines=lines,
-        cycles=cycles,
-        imaging=imaging,
-        today=today,
-    )
+_series = InventedSeries()
+draw = _series.draw
+line = _series.line
+cycles_of = _series.cycles
 
 
 def breast_conversion_data() -> ChartData:

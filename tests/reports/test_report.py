@@ -9,13 +9,11 @@ font's ToUnicode table, as a PDF viewer's search or copy does.
 
 from __future__ import annotations
 
-import itertools
 import re
 import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -26,68 +24,21 @@ from matplotlib.textpath import text_to_path
 from patients import rules, wording
 from patients.reports import chart_data, layout, report_tables
 from patients.reports.ctc_report import ReportData, flag_explanation, report_pdf
+from patients.reports.invented import CUTOFFS, InventedSeries
 from patients.reports.report_data import FLAG_SEVERITIES, FLAG_WORDS, Acknowledged, VoidedDraw
 from tests.paths import ROOT
 
-CUTOFFS = {"breast": 5, "prostate": 5, "colorectal": 3}
 LONDON = ZoneInfo("Europe/London")
 GENERATED_AT = datetime(2025, 11, 20, 14, 5, tzinfo=UTC)  # 14:05 in London (GMT)
 FORBIDDEN = ("progression", "change therapy", "normal", "negative")
 
-_ids = itertools.count(1)
-
-
 # --- building realistic series --------------------------------------------
 
 
-def draw(
-    on: date,
-    count: int | None = None,
-    *,
-    status: str = "resulted",
-    volume: str = "7.5",
-    more_than: bool = False,
-    at: time = time(9, 30),
-) -> rules.DrawIn:
-    """A tube drawn on `on` at 09:30 London time; `more_than`: the count is a lower bound."""
-    return rules.DrawIn(
-        id=next(_ids),
-        drawn_at=datetime.combine(on, at, tzinfo=LONDON),
-        drawn_on=on,
-        blood_volume_ml=Decimal(volume),
-        status=status,
-        ctc_count=count if status == "resulted" else None,
-        count_qualifier=">" if more_than else "",
-    )
-
-
-def line(number: int, start: date, regimen: str, *, doxorubicin: bool = False) -> rules.LineIn:
-    return rules.LineIn(
-        id=next(_ids),
-        line_number=number,
-        start_date=start,
-        contains_doxorubicin=doxorubicin,
-        regimen=regimen,
-    )
-
-
-def cycles_of(therapy: rules.LineIn, count: int, *, every: int, today: date) -> list[rules.CycleIn]:
-    """`count` cycles every `every` days from the line's start: given up to today, then planned."""
-    result = []
-    for number in range(1, count + 1):
-        day = therapy.start_date + timedelta(days=every * (number - 1))
-        given = day <= today
-        result.append(
-            rules.CycleIn(
-                id=next(_ids),
-                line_id=therapy.id,
-                number=number,
-                scheduled_date=day,
-                given_date=day if given else None,
-                status="given" if given else "planned",
-            )
-        )
-    return result
+_series = InventedSeries(tz=LONDON)  # drawn at 09:30 London time
+draw = _series.draw
+line = _series.line
+cycles_of = _series.cycles
 
 
 def report_data(
