@@ -20,6 +20,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from patients import rules
+from patients.assessment.results import capped_count
 from patients.assessment.series import PatientSeries, listed_series_for_many
 from patients.models import (
     Acknowledgement,
@@ -159,6 +160,11 @@ class DueCycles:
         self._due = due
         self._order = ORDER_BY_DAY if by_day else ORDER_BY
         self._group_order = ("scheduled_date", "rank") if by_day else ("rank", "scheduled_date")
+
+    @property
+    def queryset(self) -> QuerySet[TreatmentCycle]:
+        """The cycles due, unordered and unpaged."""
+        return self._due
 
     def groups(self) -> list[tuple[int, date, int]]:
         """(rank, day 1, how many) of the cycles due, in the list's order: one query, cached."""
@@ -327,8 +333,12 @@ def worklist(start: date, days: int, *, oncologist_id: int | None = None) -> lis
     return worklist_page(start, days, list, among=None, oncologist_id=oncologist_id).items
 
 
-def open_worklist_count(start: date, days: int, *, among: TreatmentCycleQuerySet) -> int:
-    """How many cycles due in the range have a high or review flag nobody acknowledged."""
-    today = timezone.localdate()
-    due = due_cycles(start, days, among=among, today=today)
-    return sum(n for rank, _day, n in due.groups() if rank < rules.RANK_DRAW_DUE)
+def open_worklist_count(start: date, days: int, *, among: TreatmentCycleQuerySet, cap: int) -> int:
+    """How many cycles due in the range have a high or review flag nobody acknowledged,
+    counted only up to `cap + 1` (above `cap` means "more than `cap`").
+
+    Counting them all read every cycle due in the range: at 100,000 patients, 31,000
+    in a week, 10 ms on every page's header.
+    """
+    due = due_cycles(start, days, among=among, unacknowledged=True)
+    return capped_count(due.queryset, cap)

@@ -12,10 +12,10 @@ from patients import access, assessment
 
 # The worklist the header counts: the cycles due this week, as the worklist opens.
 HEADER_WORKLIST_DAYS = 7
-# The header counts results to review up to this many, then says "99+": a true figure
-# that costs the same with 50 results waiting or 80,000 (after an upgrade from rules
-# version 1, before `manage.py acknowledge_history`).
-HEADER_RESULTS_CAP = 99
+# The header counts each list up to this many, then says "99+": a true figure that
+# costs the same with 50 rows waiting or 80,000 (results after an upgrade from rules
+# version 1, before `manage.py acknowledge_history`; cycles due in a clinic of 100,000).
+HEADER_CAP = 99
 
 
 def open_counts(request: HttpRequest) -> dict[str, Any]:
@@ -29,16 +29,23 @@ def open_counts(request: HttpRequest) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     try:
         if user.has_perm("patients.view_treatmentcycle"):
-            counts["open_worklist"] = assessment.open_worklist_count(
-                timezone.localdate(), HEADER_WORKLIST_DAYS, among=access.cycles(user)
+            counts["open_worklist"] = _shown(
+                assessment.open_worklist_count(
+                    timezone.localdate(),
+                    HEADER_WORKLIST_DAYS,
+                    among=access.cycles(user),
+                    cap=HEADER_CAP,
+                )
             )
         if user.has_perm("patients.view_ctcdraw"):
-            results = assessment.open_results_count(
-                among=access.draws(user), cap=HEADER_RESULTS_CAP
-            )
-            counts["open_results"] = (
-                f"{HEADER_RESULTS_CAP}+" if results > HEADER_RESULTS_CAP else results
+            counts["open_results"] = _shown(
+                assessment.open_results_count(among=access.draws(user), cap=HEADER_CAP)
             )
     except DatabaseError:
         return {}  # the page itself says what failed (a 503); the header goes without counts
     return counts
+
+
+def _shown(count: int) -> int | str:
+    """A capped count as the header shows it: the number, or "99+" above the cap."""
+    return f"{HEADER_CAP}+" if count > HEADER_CAP else count

@@ -328,6 +328,27 @@ def test_the_header_counts_results_up_to_99_then_says_99_plus(client, nurse, onc
     assert _header_count(ninety_nine, "Results to review") == 99
 
 
+def test_the_header_counts_the_worklist_up_to_99_then_says_99_plus(
+    client, nurse, oncologist, today
+):
+    # 100 cycles due this week with a high flag nobody acknowledged: "99+", not 100.
+    cycles = []
+    for i in range(100):
+        patient = _patient(oncologist, f"Family{i:03d}")
+        line = builders.therapy_line(patient, oncologist, start_date=today - timedelta(days=42))
+        day1 = today + timedelta(days=1 + i % 6)
+        cycles.append(builders.cycle(line, oncologist, number=3, scheduled_date=day1))
+        _high(oncologist, patient, today - timedelta(days=1))  # in each cycle's window
+    client.force_login(nurse)
+
+    hundred = client.get("/patients/")
+    services.acknowledge_cycle(cycle=cycles[0], by=nurse, note="Seen")
+    ninety_nine = client.get("/patients/")
+
+    assert _header_count(hundred, "Worklist") == "99+"
+    assert _header_count(ninety_nine, "Worklist") == 99
+
+
 def test_the_header_counts_only_what_the_user_may_see(client, outsider, oncologist, today):
     _high(oncologist, _patient(oncologist, "Brown"), today - timedelta(days=2))
     client.force_login(outsider)
