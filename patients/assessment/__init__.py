@@ -22,7 +22,12 @@ from patients.assessment.results import (
     result_items,
     results_page,
 )
-from patients.assessment.series import PatientSeries, series_for, series_for_many
+from patients.assessment.series import (
+    PatientSeries,
+    listed_series_for_many,
+    series_for,
+    series_for_many,
+)
 from patients.assessment.worklist import (
     DueCycles,
     WorklistItem,
@@ -55,6 +60,7 @@ __all__ = [
     "result_items",
     "results_page",
     "series_for",
+    "listed_series_for_many",
     "series_for_many",
     "store_review_ranks",
     "worklist",

@@ -63,7 +63,9 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     ctx = {
         "q": query,
         "page": page,
-        "rows": patient_rows(shown, assessment.series_for_many(shown)),
+        # Each row needs the assessments only: read as plain values and kept in the
+        # cache under the patient's data version, as the worklist's are.
+        "rows": patient_rows(shown, assessment.listed_series_for_many(shown)),
     }
     return render(request, "patients/patient_list.html", ctx)
 

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
@@ -51,6 +52,27 @@ def test_the_list_shows_the_latest_category_and_the_next_cycle(
     assertContains(r, "7 CTC/7.5 mL")
     assertContains(r, "category-unfavourable")
     assertContains(r, "C1 on Mon 5 Jan 2099")
+
+
+def test_the_list_shows_a_new_count_and_a_correction_at_once(client, nurse, oncologist, patient):
+    # The rows' assessments are kept in the cache: every write must reach the list.
+    builders.draw(patient, oncologist, drawn_at=date(2026, 1, 2), ctc_count=7)
+    client.force_login(nurse)
+    assertContains(client.get("/patients/"), "7 CTC/7.5 mL")
+
+    builders.draw(patient, oncologist, drawn_at=date(2026, 1, 23), ctc_count=2)
+    assertContains(client.get("/patients/"), "2 CTC/7.5 mL")
+
+    second = patient.draws.get(ctc_count=2)
+    services.mark_draw_entered_in_error(
+        draw=second,
+        version=builders.version_of(second),
+        by=oncologist,
+        reason="Wrong patient's tube",
+    )
+    after = client.get("/patients/")
+    assertContains(after, "7 CTC/7.5 mL")
+    assertNotContains(after, "2 CTC/7.5 mL")
 
 
 def test_the_list_searches_by_name_or_mrn_and_paginates(client, nurse, oncologist):
@@ -103,12 +125,23 @@ def test_the_list_runs_the_same_queries_for_few_or_many_patients(
     add(0, 3)
     client.force_login(nurse)
     client.get("/patients/")
-    few = count_queries(lambda: client.get("/patients/"))
+    few = _cold_and_warm(client, count_queries)
     add(3, 25)
 
-    many = count_queries(lambda: client.get("/patients/"))
+    many = _cold_and_warm(client, count_queries)
 
     assert few == many
+
+
+def _cold_and_warm(client, count_queries) -> tuple[int, int]:
+    """The list's queries with no patient's assessment in the cache (every row loaded and
+    assessed: the most it runs), then again with all of them there."""
+
+    def cold():
+        cache.clear()
+        return client.get("/patients/")
+
+    return count_queries(cold), count_queries(lambda: client.get("/patients/"))
 
 
 def test_a_search_runs_the_same_queries_for_few_or_many_matches(
@@ -123,10 +156,10 @@ def test_a_search_runs_the_same_queries_for_few_or_many_matches(
     client.force_login(nurse)
     client.post("/patients/", {"q": "Family0"})
     client.get("/patients/")
-    few = count_queries(lambda: client.get("/patients/"))
+    few = _cold_and_warm(client, count_queries)
     add(3, 40)  # Family003 to Family039 match too: a full page of 25 and a second one
 
-    many = count_queries(lambda: client.get("/patients/"))
+    many = _cold_and_warm(client, count_queries)
 
     assertContains(client.get("/patients/"), "40 patients matching “Family0”")
     assert few == many
