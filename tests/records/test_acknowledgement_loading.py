@@ -58,13 +58,14 @@ def _acknowledge_some_results() -> None:
     )
 
 
-def test_every_acknowledgement_of_the_patients_and_no_other_oldest_first():
+def _acknowledged_patients(n: int) -> dict[int, list[int]]:
+    """`n` patients, each with a failed tube's result and a cycle acknowledged (in that
+    order): patient id -> the acknowledgements' ids."""
     by = builders.user_with_role("oncologist")
-    patients = [builders.patient(by) for _ in range(3)]
     acknowledged = {}
-    for patient in patients:
-        line = builders.therapy_line(patient, by)
-        cycle = builders.cycle(line, by, number=1)
+    for _ in range(n):
+        patient = builders.patient(by)
+        cycle = builders.cycle(builders.therapy_line(patient, by), by, number=1)
         failed = builders.draw(
             patient,
             by,
@@ -76,7 +77,13 @@ def test_every_acknowledgement_of_the_patients_and_no_other_oldest_first():
             services.acknowledge_result(draw=failed, by=by, note="Repeat booked").pk,
             services.acknowledge_cycle(cycle=cycle, by=by, note="Seen").pk,
         ]
-    wanted = [patients[0].pk, patients[2].pk]
+    return acknowledged
+
+
+def test_every_acknowledgement_of_the_patients_and_no_other_oldest_first():
+    acknowledged = _acknowledged_patients(3)
+    first, _, third = acknowledged
+    wanted = [first, third]
 
     for shape in (INSTANCES, VALUES, LISTED):
         found = Loader(shape).acknowledgements(wanted)
@@ -199,26 +206,10 @@ def test_an_acknowledgement_on_another_patient_than_its_cycles_or_results_is_ref
 
 
 def test_the_migration_files_every_acknowledgement_and_its_history_on_its_patient():
-    by = builders.user_with_role("oncologist")
-    first, second = builders.patient(by), builders.patient(by)
-    acks = {}
-    for patient in (first, second):
-        line = builders.therapy_line(patient, by)
-        cycle = builders.cycle(line, by, number=1)
-        failed = builders.draw(
-            patient,
-            by,
-            drawn_at=builders.local_at(date(2026, 3, 1)),
-            status="failed",
-            ctc_count=None,
-        )
-        acks[patient.pk] = [
-            services.acknowledge_result(draw=failed, by=by, note="Repeat booked").pk,
-            services.acknowledge_cycle(cycle=cycle, by=by, note="Seen").pk,
-        ]
+    acks = _acknowledged_patients(2)
     # As before the column: the rows' patients unknown (here: the wrong one, as the
     # column cannot be empty), the history's empty.
-    Acknowledgement.objects.update(patient=first)
+    Acknowledgement.objects.update(patient=min(acks))
     Acknowledgement.history.update(patient=None)
 
     executor = MigrationExecutor(connection)

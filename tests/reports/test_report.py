@@ -22,9 +22,9 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 
 from patients import rules, wording
-from patients.reports import chart_data, layout, report_tables
+from patients.reports import chart_data, invented, layout, report_tables
 from patients.reports.ctc_report import ReportData, flag_explanation, report_pdf
-from patients.reports.invented import CUTOFFS, InventedSeries
+from patients.reports.invented import InventedSeries
 from patients.reports.report_data import FLAG_SEVERITIES, FLAG_WORDS, Acknowledged, VoidedDraw
 from tests.paths import ROOT
 
@@ -56,8 +56,15 @@ def report_data(
     cycle_acknowledged: dict[int, Acknowledged] | None = None,
     result_acknowledged: dict[int, Acknowledged] | None = None,
 ) -> ReportData:
-    cutoff = rules.cutoff_for(cancer_type, CUTOFFS)
-    assessments = rules.assess_draws(draws, lines, cycles, cancer_type=cancer_type, cutoff=cutoff)
+    chart = invented.chart_data(
+        cancer_type,
+        draws,
+        today=today or GENERATED_AT.date(),
+        lines=lines,
+        cycles=cycles,
+        imaging=imaging,
+    )
+    cutoff, assessments = chart.cutoff, chart.assessments
     by_line = {therapy.id: therapy for therapy in lines}
     # As the view does: every cycle assessed on the day the report is generated.
     generated_on = GENERATED_AT.astimezone(LONDON).date()
@@ -73,15 +80,7 @@ def report_data(
         cancer_type=cancer_type,
         cutoff=cutoff,
         oncologist="Dr Amara Okafor",
-        chart=chart_data.ChartData(
-            cancer_type=cancer_type,
-            cutoff=cutoff,
-            assessments=assessments,
-            lines=lines,
-            cycles=cycles,
-            imaging=imaging,
-            today=today or GENERATED_AT.date(),
-        ),
+        chart=chart,
         assessments=assessments,
         voided=voided,
         cycles=cycle_rows,
