@@ -290,6 +290,9 @@ AUTHENTICATION_BACKENDS = [
     # First, so that every authenticate() with a request is refused while its
     # username and address are locked out (the sign-in form, admin, API token).
     "patients.accounts.backends.LoginThrottleBackend",
+    # An account's permissions in one query; it answers every permission check.
+    "patients.accounts.backends.RolePermissionsBackend",
+    # Signs accounts in (the sessions name it).
     "django.contrib.auth.backends.ModelBackend",
 ]
 

@@ -192,11 +192,11 @@ def test_an_unknown_patient_has_no_chart(client, nurse):
 
 # --- what a cached chart costs -----------------------------------------------------------------
 # The session, the user, whether the user has a two-factor device (this nurse has none),
-# the user's and the group's permissions, whether a second care team exists (the access
-# gate, once a request), the patient with the id of its latest acknowledgement (one
-# query: the cache key and the ETag) and the access-log event (lock, last hash,
-# insert). No transaction of the view's own and no session write.
-CACHED_CHART_QUERIES = 10
+# the user's permissions (its own and its role's, one query), whether a second care team
+# exists (the access gate, once a request), the patient with the id of its latest
+# acknowledgement (one query: the cache key and the ETag) and the access-log event (lock,
+# last hash, insert). No transaction of the view's own and no session write.
+CACHED_CHART_QUERIES = 9
 
 
 def _queries(call) -> list[str]:
