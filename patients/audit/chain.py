@@ -216,8 +216,7 @@ def append(events: Sequence[AccessEvent]) -> None:
     to it (the unique `prev_hash` would then refuse the second).
     """
     with transaction.atomic(savepoint=False):
-        _lock_log()
-        prev = AccessEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+        prev = _lock_log_and_read_last_hash()
         for event in events:
             event.prev_hash = prev or GENESIS_HASH
             event.chain_format = CHAIN_FORMAT
@@ -226,16 +225,24 @@ def append(events: Sequence[AccessEvent]) -> None:
             prev = event.hash
 
 
-def _lock_log() -> None:
+def _lock_log_and_read_last_hash() -> str | None:
+    """Take the log's write lock, then read the last event's hash (None: no event yet)."""
+    last = AccessEvent.objects.order_by("-id").values_list("hash", flat=True)[:1]
+    sql, params = last.query.sql_with_params()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # Held to the end of the transaction; the next statement's snapshot
-            # then sees every event committed before we got the lock.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
-        elif connection.vendor == "sqlite":
-            # Any write takes SQLite's one write lock until the transaction ends;
-            # this one changes nothing.
-            cursor.execute("UPDATE patients_audit_maintenance SET id = id WHERE 0")
+            # The lock is held to the end of the transaction. Two statements in one
+            # round trip (every page writes an event): each takes its own snapshot, so
+            # the second sees every event committed before the lock was granted.
+            cursor.execute(f"SELECT pg_advisory_xact_lock(%s); {sql}", [ADVISORY_LOCK_KEY, *params])
+        else:
+            if connection.vendor == "sqlite":
+                # Any write takes SQLite's one write lock until the transaction ends;
+                # this one changes nothing.
+                cursor.execute("UPDATE patients_audit_maintenance SET id = id WHERE 0")
+            cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 # --- who and from where -------------------------------------------------------------

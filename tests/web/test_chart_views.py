@@ -195,8 +195,8 @@ def test_an_unknown_patient_has_no_chart(client, nurse):
 # the user's permissions (its own and its role's, one query), whether a second care team
 # exists (the access gate, once a request), the patient with the id of its latest
 # acknowledgement (one query: the cache key and the ETag) and the access-log event (lock,
-# last hash, insert). No transaction of the view's own and no session write.
-CACHED_CHART_QUERIES = 9
+# last hash in one round trip; insert). No transaction of the view's own and no session write.
+CACHED_CHART_QUERIES = 8
 
 
 def _queries(call) -> list[str]:
