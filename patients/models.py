@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -136,20 +136,27 @@ class PatientQuerySet(models.QuerySet["Patient"]):
         )
 
     def search(self, text: str) -> PatientQuerySet:
-        """Patients whose MRN, given or family name contains every word of `text`.
+        """Patients whose MRN, given or family name contains every word of `text`,
+        sorted by name without regard to case.
 
         On PostgreSQL each `icontains` (`UPPER(column::text) LIKE ...`) is served by a
         trigram index of that very expression (migration 0019, `pg_trgm`), not by
-        reading every patient.
+        reading every patient. The sort is on the same upper-cased names so that no
+        index gives that order: sorted by the names as stored, PostgreSQL walked the
+        name index from "A", reading every patient before a family name late in the
+        alphabet (it takes the matches to be spread evenly through it).
         """
+        words = text.split()
+        if not words:
+            return self
         qs = self
-        for word in text.split():
+        for word in words:
             qs = qs.filter(
                 Q(mrn__icontains=word)
                 | Q(given_name__icontains=word)
                 | Q(family_name__icontains=word)
             )
-        return qs
+        return qs.order_by(Upper("family_name"), Upper("given_name"), "mrn")
 
 
 class CareTeam(models.Model):

@@ -12,11 +12,9 @@ reads (EXPLAIN ANALYZE: each node's rows times its loops), not as time.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -36,6 +34,7 @@ from patients.models import (
     TreatmentCycle,
 )
 from tests import builders
+from tests.plans import Plan
 
 pytestmark = pytest.mark.django_db
 
@@ -91,34 +90,6 @@ def test_every_acknowledgement_of_the_patients_and_no_other_oldest_first():
         for pk in wanted:
             assert [a.id for a in found[pk]] == acknowledged[pk]  # result first: older
             assert {a.patient_id for a in found[pk]} == {pk}
-
-
-class Plan:
-    """A query's plan as it ran (EXPLAIN ANALYZE)."""
-
-    def __init__(self, sql: str) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
-            (plan,) = cursor.fetchone()
-        self.root = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
-
-    def nodes(self, node: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        node = node or self.root
-        yield node
-        for child in node.get("Plans", ()):
-            yield from self.nodes(child)
-
-    @property
-    def rows_read(self) -> int:
-        """Rows every node read, loops included."""
-        return sum(node["Actual Rows"] * node["Actual Loops"] for node in self.nodes())
-
-    def __repr__(self) -> str:  # shown when an assertion fails
-        return "\n".join(
-            f"{node['Node Type']} {node.get('Relation Name', '')} "
-            f"rows={node['Actual Rows']} loops={node['Actual Loops']}"
-            for node in self.nodes()
-        )
 
 
 @contextmanager
