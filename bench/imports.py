@@ -7,8 +7,8 @@ meets the same tables and the cohort is left as it was.
 - app: `parse_csv`, `plan_import` and `services.import_draws` as the upload
   page runs them; on PostgreSQL the draws and their history rows go in by COPY.
 - ORM path: the same parsing and planning, then the draws and their history
-  rows through `bulk_create_with_history` (what SQLite uses, and what
-  PostgreSQL used before COPY).
+  rows through `bulk_create_with_history` and the patients' ranks refreshed
+  after (what SQLite uses, and what PostgreSQL used before COPY).
 - bare: the rows parsed by the csv module and inserted with psycopg2's
   `execute_values` into the draws table itself (same indexes and constraints,
   no validation, no history): the floor the targets are measured against.
@@ -116,9 +116,7 @@ def _orm_import(text: str, by: Any) -> None:
     """`services.import_draws` as it writes on SQLite: `bulk_create_with_history`."""
     plan = _plan(text)
     reason = "Imported from bench.csv"
-    for start in range(0, len(plan.new), bulk.IMPORT_BATCH):
-        batch = plan.new[start : start + bulk.IMPORT_BATCH]
-        bulk._bulk_create_draws(batch, patients=plan.patients, by=by, reason=reason)
+    bulk._create_then_rank(plan.new, patients=plan.patients, by=by, reason=reason)
     touched = {plan.patients[row.mrn].pk for row in plan.new}
     Patient.objects.filter(pk__in=touched).update(data_version=F("data_version") + 1)
 

@@ -11,8 +11,12 @@ and `results` the results to review.
 
 from __future__ import annotations
 
-from patients.assessment.loader import cycle_in, line_in
-from patients.assessment.ranks import refresh_review_ranks, store_review_ranks
+from patients.assessment.loader import DrawRow, cycle_in, line_in
+from patients.assessment.ranks import (
+    rank_with_unwritten,
+    refresh_review_ranks,
+    store_review_ranks,
+)
 from patients.assessment.results import (
     CountedAheadPaginator,
     ResultItem,
@@ -42,6 +46,7 @@ from patients.assessment.worklist import (
 )
 
 __all__ = [
+    "DrawRow",
     "CountedAheadPaginator",
     "DueCycles",
     "PatientSeries",
@@ -56,6 +61,7 @@ __all__ = [
     "open_results_count",
     "open_worklist_count",
     "line_in",
+    "rank_with_unwritten",
     "refresh_review_ranks",
     "result_items",
     "results_page",

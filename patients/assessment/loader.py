@@ -20,9 +20,10 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import tzinfo
+from datetime import datetime, tzinfo
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.apps import apps as django_apps
 from django.apps.registry import Apps
@@ -32,19 +33,29 @@ from django.utils import timezone
 
 from patients import rules
 
-# The fields a plain row carries: what the conversions below read, and the group key.
-DRAW_FIELDS = (
-    "id",
-    "patient_id",
-    "drawn_at",
-    "blood_volume_ml",
-    "status",
-    "ctc_count",
-    "count_qualifier",
-    "entered_in_error",
-    "review_rank",
-    "review_acknowledged",
-)
+
+class DrawRow(NamedTuple):
+    """A draw as a plain row: the fields the conversions below read, and the group key.
+
+    The `VALUES` shape reads draws as rows of these fields; a bulk import builds
+    them by hand for the draws it is about to write (`ranks.rank_with_unwritten`).
+    """
+
+    id: int
+    patient_id: int
+    drawn_at: datetime
+    blood_volume_ml: Decimal
+    status: str
+    ctc_count: int | None
+    count_qualifier: str
+    entered_in_error: bool
+    review_rank: int | None
+    review_acknowledged: bool
+
+
+# The fields a plain row of each kind carries: what the conversions below read, and the
+# group key.
+DRAW_FIELDS = DrawRow._fields
 LINE_FIELDS = ("id", "patient_id", "line_number", "start_date", "contains_doxorubicin", "regimen")
 CYCLE_FIELDS = (
     "id",

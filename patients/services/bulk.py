@@ -2,7 +2,9 @@
 
 The CSV import (`patients.interop.csv`) plans and validates the rows first;
 this writes them, each draw with its history row as a save would write it,
-then bumps the patients' data versions and refreshes their review ranks.
+stores the patients' review ranks (COPY ranks the draws before writing them,
+each with its rank; the ORM path refreshes the ranks after) and bumps the
+patients' data versions.
 """
 
 from __future__ import annotations
@@ -37,26 +39,21 @@ def import_draws(
     Each draw gets its history row as a save would (type "+", who imported it,
     "Imported from <source>"). Bulk writes, not row-by-row saves (which would
     take minutes for 100,000 rows): COPY on PostgreSQL, `bulk_create_with_history`
-    elsewhere. The caller plans the rows first (the CSV import's `plan_import`),
+    elsewhere; the patients' review ranks (the lists' order) are stored in the same
+    transaction. The caller plans the rows first (the CSV import's `plan_import`),
     which validates every field against the same rules as `record_draw`; the
     database constraints back that up, and any violation rolls back the lot.
     Returns the new draws' ids.
     """
-    write = _draw_writer()
     reason = f"Imported from {source}"[:CHANGE_REASON_MAX_LENGTH]
-    created: list[int] = []
-    for start in range(0, len(rows), IMPORT_BATCH):
-        batch = rows[start : start + IMPORT_BATCH]
-        created.extend(write(batch, patients=patients, by=by, reason=reason))
-        if progress:
-            progress(len(batch))
+    write = _draw_writer()
+    created = write(rows, patients=patients, by=by, reason=reason, progress=progress)
     touched = {patients[row.mrn].pk for row in rows}
     Patient.objects.filter(pk__in=touched).update(data_version=F("data_version") + 1)
-    assessment.refresh_review_ranks(touched)  # the worklist's order, as _touch does
     return created
 
 
-# --- writing imported draws: COPY or the ORM ----------------------------------------
+# --- writing imported draws: COPY or the ORM, and their ranks ------------------------
 
 
 DrawWriter = Callable[..., list[int]]
@@ -64,7 +61,71 @@ DrawWriter = Callable[..., list[int]]
 
 def _draw_writer() -> DrawWriter:
     """COPY where the database has it (PostgreSQL): about 3x the ORM path's rows per second."""
-    return _copy_draws if connection.vendor == "postgresql" else _bulk_create_draws
+    return _copy_ranked if connection.vendor == "postgresql" else _create_then_rank
+
+
+def _create_then_rank(
+    rows: Sequence[DrawInput],
+    *,
+    patients: Mapping[str, Patient],
+    by: Actor,
+    reason: str,
+    progress: Callable[[int], None] | None = None,
+) -> list[int]:
+    """The draws by `bulk_create_with_history`, then their patients' ranks refreshed."""
+    created: list[int] = []
+    for start in range(0, len(rows), IMPORT_BATCH):
+        batch = rows[start : start + IMPORT_BATCH]
+        created.extend(_bulk_create_draws(batch, patients=patients, by=by, reason=reason))
+        if progress:
+            progress(len(batch))
+    assessment.refresh_review_ranks({patients[row.mrn].pk for row in rows})
+    return created
+
+
+def _copy_ranked(
+    rows: Sequence[DrawInput],
+    *,
+    patients: Mapping[str, Patient],
+    by: Actor,
+    reason: str,
+    progress: Callable[[int], None] | None = None,
+) -> list[int]:
+    """COPY the draws with their review ranks, ranked before they are written.
+
+    The draws' ids are taken from the sequence first, so the patients' rows and
+    the new draws are assessed together (`assessment.rank_with_unwritten`, which
+    stores the ranks of what is on record where they changed); each draw then
+    goes in with its own rank, instead of in empty and updated after (an
+    `UPDATE` of every new row).
+    """
+    ids = _next_draw_ids(len(rows))
+    unwritten = [
+        assessment.DrawRow(
+            id=pk,
+            patient_id=patients[row.mrn].pk,
+            drawn_at=row.drawn_at,
+            blood_volume_ml=row.blood_volume_ml,
+            status=row.status,
+            ctc_count=row.ctc_count,
+            count_qualifier=row.count_qualifier,
+            entered_in_error=False,
+            review_rank=None,
+            review_acknowledged=False,
+        )
+        for pk, row in zip(ids, rows, strict=True)
+    ]
+    _, ranks = assessment.rank_with_unwritten({r.patient_id for r in unwritten}, unwritten)
+    created: list[int] = []
+    for start in range(0, len(rows), IMPORT_BATCH):
+        batch = rows[start : start + IMPORT_BATCH]
+        batch_ids = ids[start : start + IMPORT_BATCH]
+        created.extend(
+            _copy_draws(batch, ids=batch_ids, ranks=ranks, patients=patients, by=by, reason=reason)
+        )
+        if progress:
+            progress(len(batch))
+    return created
 
 
 def _bulk_create_draws(
@@ -113,7 +174,7 @@ COPY_DRAW_COLUMNS = (
     "error_reason",
     "resulted_at",
 )
-# Derived columns the history does not keep, written empty: the ranks are refreshed after.
+# Derived columns the history does not keep: the review rank, as ranked before writing.
 COPY_DRAW_ONLY_COLUMNS = ("review_rank", "review_acknowledged", "escalated_at")
 COPY_HISTORY_COLUMNS = (
     *COPY_DRAW_COLUMNS,
@@ -125,16 +186,22 @@ COPY_HISTORY_COLUMNS = (
 
 
 def _copy_draws(
-    rows: Sequence[DrawInput], *, patients: Mapping[str, Patient], by: Actor, reason: str
+    rows: Sequence[DrawInput],
+    *,
+    ids: Sequence[int],
+    ranks: Mapping[int, tuple[int | None, bool]],
+    patients: Mapping[str, Patient],
+    by: Actor,
+    reason: str,
 ) -> list[int]:
     """The draws and their history rows, as `_bulk_create_draws` writes them, by COPY.
 
-    Ids come from the table's own sequence. Values go in COPY's text format, so
-    a draw costs no model instance and no parameter binding; the table's
-    constraints still check every row, in the caller's transaction.
+    Ids come from the table's own sequence (`_next_draw_ids`), and each draw's
+    review rank from `ranks` (draw id -> rank, acknowledged). Values go in COPY's
+    text format, so a draw costs no model instance and no parameter binding; the
+    table's constraints still check every row, in the caller's transaction.
     """
     _check_copy_columns()
-    ids = _next_draw_ids(len(rows))
     now = timezone.now().isoformat()
     history_tail = f"\t{now}\t{_copy_text(reason)}\t+\t{by.pk}\n"
     draws, history = io.StringIO(), io.StringIO()
@@ -146,11 +213,13 @@ def _copy_draws(
             f"{row.blood_volume_ml}\t{row.status}\t{count}\t{row.count_qualifier}\t"
             f"{_copy_text(row.accession)}\t{_copy_text(row.comment)}\t{by.pk}\t{now}\tf\t\t{resulted}"
         )
-        draws.write(line + "\t\\N\tf\t\\N\n")
+        rank, acknowledged = ranks[pk]
+        shown = r"\N" if rank is None else str(rank)
+        draws.write(f"{line}\t{shown}\t{'t' if acknowledged else 'f'}\t\\N\n")
         history.write(line + history_tail)
     _copy(CTCDraw._meta.db_table, (*COPY_DRAW_COLUMNS, *COPY_DRAW_ONLY_COLUMNS), draws)
     _copy(CTCDraw.history.model._meta.db_table, COPY_HISTORY_COLUMNS, history)
-    return ids
+    return list(ids)
 
 
 def _check_copy_columns() -> None:

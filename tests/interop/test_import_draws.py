@@ -63,7 +63,9 @@ def _written_by(writer, plan: ImportPlan, by) -> tuple[list[dict], list[dict], l
     """The rows one writer puts in the draws and history tables, rolled back afterwards."""
     with transaction.atomic():
         ids = writer(plan.new, patients=plan.patients, by=by, reason="Imported from awkward.csv")
-        draws = list(CTCDraw.objects.filter(pk__in=ids).order_by("drawn_at").values(*DRAW_FIELDS))
+        written = CTCDraw.objects.filter(pk__in=ids).order_by("drawn_at")
+        # The review ranks too: COPY writes them as ranked before, the ORM path after.
+        draws = list(written.values(*DRAW_FIELDS, "review_rank", "review_acknowledged"))
         history = CTCDraw.history.filter(id__in=ids).order_by("drawn_at")
         rows = list(history.values(*HISTORY_FIELDS))
         history_ids = list(history.values_list("id", flat=True))
@@ -73,7 +75,7 @@ def _written_by(writer, plan: ImportPlan, by) -> tuple[list[dict], list[dict], l
 
 
 def test_postgresql_imports_by_copy_and_sqlite_by_the_orm():
-    expected = {"postgresql": bulk._copy_draws, "sqlite": bulk._bulk_create_draws}
+    expected = {"postgresql": bulk._copy_ranked, "sqlite": bulk._create_then_rank}
 
     assert bulk._draw_writer() is expected[connection.vendor]
 
@@ -82,8 +84,8 @@ def test_postgresql_imports_by_copy_and_sqlite_by_the_orm():
 def test_copy_writes_exactly_the_rows_the_orm_path_writes(patient, oncologist):
     plan = _plan(AWKWARD)
 
-    copied, copied_history, copied_ids = _written_by(bulk._copy_draws, plan, oncologist)
-    created, created_history, _ = _written_by(bulk._bulk_create_draws, plan, oncologist)
+    copied, copied_history, copied_ids = _written_by(bulk._copy_ranked, plan, oncologist)
+    created, created_history, _ = _written_by(bulk._create_then_rank, plan, oncologist)
 
     assert len(copied) == len(copied_history) == len(copied_ids) == 5
     assert copied == created

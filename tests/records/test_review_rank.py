@@ -298,6 +298,40 @@ def test_a_csv_import_refreshes_the_ranks(due, patient, oncologist, tmp_path):
     assert _stored_result(imported) == (HIGH, False) == _live_result(imported)
 
 
+def test_a_csv_import_ranks_what_it_writes_and_what_its_rows_change(
+    due, line, patient, oncologist, nurse, tmp_path
+):
+    """COPY ranks the new draws before writing them; the ORM path ranks after. Either
+    way every stored rank is then the live one: the new tubes' (a clear conversion, a
+    pooled pair, a failed tube alone and one beside a resulted tube, a lower bound), and
+    those of tubes on record whose flags the new rows change (an earlier sample
+    imported before them; an acknowledged result whose previous sample moves)."""
+    other = builders.patient(oncologist, mrn="MRN0002", cancer_type="colorectal")
+    builders.draw(patient, oncologist, drawn_at=date(2026, 2, 10), ctc_count=6)
+    seen = builders.draw(patient, oncologist, drawn_at=date(2026, 2, 20), ctc_count=7)
+    services.acknowledge_result(draw=seen, by=nurse, note="Seen")
+    builders.draw(other, oncologist, drawn_at=date(2026, 1, 10), ctc_count=1)
+    path = tmp_path / "lab.csv"
+    path.write_text(
+        "mrn,drawn_at,blood_volume_ml,status,ctc_count,accession,comment\n"
+        "MRN0001,2026-01-05 09:00,7.5,resulted,0,CS-1,\n"  # before both: they change
+        "MRN0001,2026-02-15 09:00,7.5,resulted,2,CS-2,\n"  # between: the 20th converts
+        "MRN0001,2026-02-28 09:00,7.5,resulted,12,CS-3,\n"
+        "MRN0001,2026-02-28 09:00,7.5,resulted,9,CS-4,\n"  # pooled with CS-3
+        "MRN0001,2026-03-01 09:00,7.5,failed,,CS-5,\n"
+        "MRN0002,2026-01-12 09:00,7.5,failed,,CS-6,\n"
+        "MRN0002,2026-01-12 09:00,10,resulted,>40,CS-7,\n"
+        "MRN0002,2026-01-20 09:00,7.5,rejected,,CS-8,\n"
+    )
+
+    call_command("import_ctc", str(path), stdout=StringIO(), stderr=StringIO())
+
+    assert CTCDraw.objects.filter(accession__startswith="CS-").count() == 8
+    assert CTCDraw.objects.exclude(review_rank=None).filter(accession__startswith="CS-").exists()
+    _every_stored_rank_is_live()
+    assert assessment.refresh_review_ranks(Patient.objects.values_list("pk", flat=True)) == (0, 0)
+
+
 def test_an_hl7_result_refreshes_the_ranks(api, due, patient, oncologist):
     # The message's draw: 1 Mar 2026 07:30 UTC, 7 CTC in 7.5 mL, accession CS-26-0101.
     builders.draw(patient, oncologist, drawn_at=DAY1 - timedelta(6), ctc_count=1)
