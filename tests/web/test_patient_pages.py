@@ -217,6 +217,21 @@ def test_on_postgresql_a_search_reads_the_patients_it_finds_not_the_clinic(
     assert "patient_name" not in {node.get("Index Name") for node in plan.nodes()}, plan
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_trgm indexes (migration 0019)")
+def test_on_postgresql_the_search_indexes_keep_no_pending_list():
+    """A GIN index's pending list of new entries is read through by every search until
+    a VACUUM merges it: 28 ms against 20 ms a search after loading 10,000 patients.
+    The trigram indexes take each patient's entries at once (migration 0022)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'patient\\_%%\\_trgm'"
+        )
+        options = dict(cursor.fetchall())
+
+    assert set(options) == {f"patient_{c}_trgm" for c in ("mrn", "given_name", "family_name")}
+    assert all(found and "fastupdate=off" in found for found in options.values()), options
+
+
 def test_the_patient_page_shows_every_draw_with_values_interval_category_and_flags(
     client, nurse, oncologist, patient, line
 ):
