@@ -300,8 +300,8 @@ def _imports_section(run: Any) -> str:
         return [label, f"{seconds:.2f}", f"{t.rows / seconds:,.0f}", f"{t.bare / seconds:.2f}"]
 
     rows = [
-        row("app: parse, plan, COPY draws + history", t.app),
-        row("ORM path (SQLite's): parse, plan, `bulk_create_with_history`", t.orm),
+        row("app: parse, plan, rank, COPY draws + history", t.app),
+        row("ORM path (SQLite's): parse, plan, `bulk_create_with_history`, rank", t.orm),
         row("**bare**: `execute_values` into the draws table", t.bare),
         row("bare, temporary table (no indexes, no WAL)", t.bare_temp),
     ]
