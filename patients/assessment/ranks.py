@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from patients import rules
-from patients.assessment.loader import VALUES, Loader, PatientRows, cycle_in
+from patients.assessment.loader import VALUES, DrawRow, Loader, PatientRows, cycle_in
 from patients.assessment.series import PatientSeries
 from patients.models import CTCDraw, TreatmentCycle
 
@@ -140,13 +140,13 @@ def refresh_review_ranks(patient_ids: Iterable[int], *, apps: Apps = django_apps
 
 
 def rank_with_unwritten(
-    patient_ids: Iterable[int], unwritten: Sequence[Any]
+    patient_ids: Iterable[int], unwritten: Sequence[DrawRow]
 ) -> tuple[RanksChanged, dict[int, ResultRank]]:
     """The ranks of these patients with draws about to be written among their rows.
 
     For a bulk import that takes its draws' ids first and writes them after
-    (COPY): the rows on record are loaded, the `unwritten` draws (plain rows of
-    `loader.DRAW_FIELDS`, ids included) added to their patients', and all
+    (COPY): the rows on record are loaded, the `unwritten` draws (`DrawRow`s,
+    ids included) added to their patients', and all
     assessed. The ranks of the cycles and of the draws on record are stored
     where they changed, as `refresh_review_ranks` stores them; the unwritten
     draws' ranks are returned (draw id -> rank) for the writer to write with
@@ -157,13 +157,13 @@ def rank_with_unwritten(
 
 
 def _refresh(
-    patient_ids: Iterable[int], *, apps: Apps, unwritten: Sequence[Any]
+    patient_ids: Iterable[int], *, apps: Apps, unwritten: Sequence[DrawRow]
 ) -> tuple[RanksChanged, dict[int, ResultRank]]:
     cycle_model = apps.get_model("patients", "TreatmentCycle")
     draw_model = apps.get_model("patients", "CTCDraw")
     window = settings.CTC_PRE_CYCLE_WINDOW_DAYS
     zone = timezone.get_current_timezone()
-    adding: defaultdict[int, list[Any]] = defaultdict(list)
+    adding: defaultdict[int, list[DrawRow]] = defaultdict(list)
     for row in unwritten:
         adding[row.patient_id].append(row)
     unwritten_ranks: dict[int, ResultRank] = {}

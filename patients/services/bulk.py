@@ -10,7 +10,7 @@ patients' data versions.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -74,11 +74,8 @@ def _create_then_rank(
 ) -> list[int]:
     """The draws by `bulk_create_with_history`, then their patients' ranks refreshed."""
     created: list[int] = []
-    for start in range(0, len(rows), IMPORT_BATCH):
-        batch = rows[start : start + IMPORT_BATCH]
+    for _, batch in _batches(rows, progress):
         created.extend(_bulk_create_draws(batch, patients=patients, by=by, reason=reason))
-        if progress:
-            progress(len(batch))
     assessment.refresh_review_ranks({patients[row.mrn].pk for row in rows})
     return created
 
@@ -116,16 +113,22 @@ def _copy_ranked(
         for pk, row in zip(ids, rows, strict=True)
     ]
     _, ranks = assessment.rank_with_unwritten({r.patient_id for r in unwritten}, unwritten)
-    created: list[int] = []
+    for start, batch in _batches(rows, progress):
+        batch_ids = ids[start : start + len(batch)]
+        _copy_draws(batch, ids=batch_ids, ranks=ranks, patients=patients, by=by, reason=reason)
+    return ids
+
+
+def _batches(
+    rows: Sequence[DrawInput], progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, Sequence[DrawInput]]]:
+    """The rows `IMPORT_BATCH` at a time, each with where it starts; `progress` is told
+    how many once each batch is written."""
     for start in range(0, len(rows), IMPORT_BATCH):
         batch = rows[start : start + IMPORT_BATCH]
-        batch_ids = ids[start : start + IMPORT_BATCH]
-        created.extend(
-            _copy_draws(batch, ids=batch_ids, ranks=ranks, patients=patients, by=by, reason=reason)
-        )
+        yield start, batch
         if progress:
             progress(len(batch))
-    return created
 
 
 def _bulk_create_draws(
@@ -193,7 +196,7 @@ def _copy_draws(
     patients: Mapping[str, Patient],
     by: Actor,
     reason: str,
-) -> list[int]:
+) -> None:
     """The draws and their history rows, as `_bulk_create_draws` writes them, by COPY.
 
     Ids come from the table's own sequence (`_next_draw_ids`), and each draw's
@@ -219,7 +222,6 @@ def _copy_draws(
         history.write(line + history_tail)
     _copy(CTCDraw._meta.db_table, (*COPY_DRAW_COLUMNS, *COPY_DRAW_ONLY_COLUMNS), draws)
     _copy(CTCDraw.history.model._meta.db_table, COPY_HISTORY_COLUMNS, history)
-    return list(ids)
 
 
 def _check_copy_columns() -> None:
