@@ -22,7 +22,8 @@ import csv
 import io
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,9 +33,9 @@ from django.db.models import F
 from django.utils import timezone
 from psycopg2.extras import execute_values
 
-from patients import services
+from patients import assessment, services
 from patients.interop.csv.imports import parse_csv, plan_import
-from patients.models import Patient
+from patients.models import CTCDraw, Patient
 from patients.services import bulk
 
 HEADER = "mrn,drawn_at,blood_volume_ml,status,ctc_count,accession,comment"
@@ -50,6 +51,12 @@ class ImportTimes:
     bare: float
     bare_temp: float
     runs: int
+    # Of the app's import, seconds in its rank step (`assessment.rank_with_unwritten`:
+    # load the touched patients' rows, assess them with the new draws, store what
+    # changed), median; and how many patients and tubes that step assessed.
+    app_ranking: float | None = None
+    ranked_patients: int | None = None
+    ranked_tubes: int | None = None
 
 
 def make_csv(mrns: Sequence[str], rows: int, seed: int = 7) -> str:
@@ -73,11 +80,57 @@ def measure(text: str, *, runs: int, patient_ids: Mapping[str, int]) -> ImportTi
         "bare_temp": lambda: _bare_insert(text, patient_ids, "bare_draw"),
     }
     seconds: dict[str, list[float]] = {name: [] for name in ways}
+    ranking = RankStep()
     for _ in range(runs):
         for name, way in ways.items():
-            seconds[name].append(rolled_back(way))
+            if name == "app":
+                with ranking.timed():
+                    seconds[name].append(rolled_back(way))
+            else:
+                seconds[name].append(rolled_back(way))
     rows = text.count("\n") - 1
-    return ImportTimes(rows=rows, runs=runs, **{k: _median(v) for k, v in seconds.items()})
+    return ImportTimes(
+        rows=rows,
+        runs=runs,
+        **{k: _median(v) for k, v in seconds.items()},
+        app_ranking=_median(ranking.seconds),
+        ranked_patients=len(ranking.patient_ids),
+        ranked_tubes=ranking.tubes(),
+    )
+
+
+class RankStep:
+    """Times the app import's rank step: `assessment.rank_with_unwritten`, as
+    `services.bulk` calls it, wrapped while `timed` is open."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.patient_ids: set[int] = set()
+        self.unwritten = 0
+
+    def tubes(self) -> int:
+        """The tubes the rank step assessed: those on record (counted outside the
+        import, which is rolled back) and the new ones."""
+        on_record = CTCDraw.objects.filter(patient__in=self.patient_ids, entered_in_error=False)
+        return on_record.count() + self.unwritten
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        real = assessment.rank_with_unwritten
+
+        def rank(patient_ids: Any, unwritten: Sequence[Any]) -> Any:
+            ids = set(patient_ids)
+            began = time.perf_counter()
+            found = real(ids, unwritten)
+            self.seconds.append(time.perf_counter() - began)
+            self.patient_ids, self.unwritten = ids, len(unwritten)
+            return found
+
+        assessment.rank_with_unwritten = rank
+        try:
+            yield
+        finally:
+            assessment.rank_with_unwritten = real
 
 
 def rolled_back(work: Callable[[], Any]) -> float:
