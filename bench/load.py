@@ -61,17 +61,24 @@ class LoadResult:
 
 def ensure_wrk() -> str:
     """wrk's path; installed with apt-get when missing and this is Debian as root."""
-    found = shutil.which("wrk")
+    found = _installed("wrk", "wrk")
+    if not found:
+        sys.exit(f"wrk, the HTTP load generator, is missing. {WRK_INSTALL_HINT}")
+    return found
+
+
+def _installed(command: str, package: str) -> str | None:
+    """The command's path, the Debian package installed first when it is missing and
+    this is Debian as root; None when it is still missing."""
+    found = shutil.which(command)
     if found:
         return found
     if os.geteuid() == 0 and Path("/etc/debian_version").exists():
-        print("Installing wrk (apt-get install wrk)...", file=sys.stderr)
+        print(f"Installing {package} (apt-get install {package})...", file=sys.stderr)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
-        found = shutil.which("wrk")
-    if not found:
-        sys.exit(f"wrk, the HTTP load generator, is missing. {WRK_INSTALL_HINT}")
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env)
+        found = shutil.which(command)
     return found
 
 
@@ -348,14 +355,15 @@ def _merged(*cookie_headers: str) -> str:
 @contextmanager
 def shared_cache() -> Iterator[str]:
     """A Redis all the load test's workers share, as on a deployment with several workers
-    (docs/deployment.md, CACHE_URL); "" when redis-server is not installed.
+    (docs/deployment.md, CACHE_URL); installed as wrk is when missing, and "" (each
+    worker's own memory, which the report then says) where it cannot be.
 
     With each worker's own memory cache, every worker would draw each patient's chart and
     render each worklist row once more during the run, and the figures would measure
     that rather than the pages. Our own instance on a free loopback port, in memory only,
     stopped afterwards.
     """
-    server = shutil.which("redis-server")
+    server = _installed("redis-server", "redis-server")
     if server is None:
         yield ""
         return
