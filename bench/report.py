@@ -325,7 +325,7 @@ def _imports_section(run: Any) -> str:
         "Each in a transaction rolled back afterwards (foreign keys checked immediately), "
         "into the cohort's tables.\n\n"
         + _table(["way", "seconds", "rows/s", "ratio to bare"], rows)
-        + "\n"
+        + "\n\n"
         + split
     )
 
