@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
@@ -200,19 +200,20 @@ def test_the_worklist_runs_the_same_queries_for_5_and_50_patients(
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="covering index (migration 0023)")
-@pytest.mark.django_db(transaction=True)  # VACUUM runs outside a transaction only
 def test_on_postgresql_the_worklists_counts_read_no_cycle_from_the_table(
     client, nurse, oncologist, today
 ):
     """The page's count per rank and day and the header's capped count of the
-    unacknowledged read only what `cycle_upcoming_ranks` holds: index-only scans,
+    unacknowledged can be answered by `cycle_upcoming_ranks` alone: index-only scans,
     not a visit to the table for each cycle due (24 ms of the page at 100,000
-    patients). The plan is looked at as a production table's would be: vacuumed
-    (every page all-visible, which makes an index-only scan cheapest when one is
-    possible) and analysed, and with sequential and bitmap scans off, which a table
-    of twelve cycles would otherwise take. Index scans stay on: on PostgreSQL up to
-    17 turning them off costs index-only scans the same penalty, and the planner
-    then picks any plan by the statistics earlier tests left."""
+    patients; `bench/results.md`). PostgreSQL plans an index-only scan of an index
+    only when the index holds every column the query reads. Which index it prefers
+    depends on statistics and on how much of the table is marked all-visible, which
+    a test cannot settle (earlier tests leave both, and other sessions hold back
+    what VACUUM may mark); so the look is taken with the other indexes on day 1
+    dropped, in the test's transaction (rolled back after it), and with sequential
+    and bitmap scans off: what is left is an index-only scan of this index, if the
+    query allows one, or a sequential scan."""
     _many_due(oncologist, 12, today)
     client.force_login(nurse)
     with CaptureQueriesContext(connection) as captured:
@@ -223,11 +224,10 @@ def test_on_postgresql_the_worklists_counts_read_no_cycle_from_the_table(
         if "patients_treatmentcycle" in q["sql"] and "COUNT(" in q["sql"]
     ]
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM (ANALYZE) patients_treatmentcycle")
-    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DROP INDEX cycle_upcoming_day_1, cycle_scheduled_status")
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
-        plans = [Plan(sql) for sql in counts]
+    plans = [Plan(sql) for sql in counts]
 
     assert len(plans) == 2  # per rank and day; the header's unacknowledged
     for plan in plans:
@@ -235,7 +235,6 @@ def test_on_postgresql_the_worklists_counts_read_no_cycle_from_the_table(
         assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [
             ("Index Only Scan", "cycle_upcoming_ranks")
         ], plan
-        assert all(n["Heap Fetches"] == 0 for n in scans), plan
 
 
 def _cold(client, query=None, path="/"):
