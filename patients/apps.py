@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.conf import settings
+from django.db.models.signals import post_migrate, post_save
 
 
 def _sync_roles(**kwargs: Any) -> None:
@@ -27,3 +28,9 @@ class PatientsConfig(AppConfig):
         from patients.audit.signals import connect_signals
 
         connect_signals()
+        # The worklist's cached rows name who acknowledged: a renamed account renders them again.
+        from patients.web.fragments import names_changed
+
+        post_save.connect(
+            names_changed, sender=settings.AUTH_USER_MODEL, dispatch_uid="ctctrack-row-names"
+        )

@@ -16,23 +16,29 @@ depends on:
 - the cycle's stored rank, or the result's (a row whose stored rank disagrees with the
   rules is assessed again, and logged, as on a miss);
 - for a result, whether it was escalated and how long it has waited, in words ("3 hours");
-- whether the user may acknowledge (the row's summary says "Acknowledge" or "Details").
+- whether the user may acknowledge (the row's summary says "Acknowledge" or "Details");
+- for a worklist row, the generation of the accounts' names (`names_generation`): a
+  row names who acknowledged, and an account renamed in admin raises the generation
+  (`names_changed`, connected to the user model's saves), so no row shows the old name.
 
 The acknowledge form holds the request's CSRF token, so it is never cached: the page's
 template adds it after the cached markup. A row just acknowledged (highlighted, its
 details open) is rendered afresh and not kept. `ROW_SECONDS` bounds what the key does not
-hold (the name of the person who acknowledged, shown with the acknowledgement, if their
-account is renamed; a deployment that changes the row's template on a shared cache).
+hold (a deployment that changes the row's template on a shared cache; a name changed
+in the database by hand).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache import cache
+from django.db import transaction
 from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 
@@ -42,6 +48,10 @@ from patients.web.presenters import ResultRow, WorklistRow
 # Raise when a row's template or presenter changes what a row shows.
 ROW_DESIGN = 1
 ROW_SECONDS = 15 * 60
+# The accounts' names' generation; kept until raised (see `names_generation`).
+NAMES_KEY = "row-names"
+# What a user's save must write for the rows' names to change.
+NAME_FIELDS = frozenset({"first_name", "last_name", "username"})
 WORKLIST_ROW_TEMPLATE = "patients/_worklist_row.html"
 RESULT_ROW_TEMPLATE = "patients/_result_row.html"
 
@@ -59,8 +69,40 @@ class RenderedRow:
     day: date | None = None  # a worklist row's day 1: the page groups rows by it
 
 
+def names_generation() -> int:
+    """The generation of the accounts' names, part of every worklist row's key: one
+    round trip to the cache a page. Where the cache has lost it (evicted, or a new
+    cache), it starts again from the clock, a number no earlier generation had, so a
+    row kept under an old one is never found again."""
+    return cast(int, cache.get_or_set(NAMES_KEY, time.time_ns, timeout=None))
+
+
+def names_changed(
+    sender: type, instance: Any, update_fields: Collection[str] | None, **kwargs: Any
+) -> None:
+    """A user was saved (`post_save`): if the save may have changed their name (admin's
+    change form saves every field; a sign-in writes `last_login` alone), raise the
+    generation once the save commits, and the rows naming anyone are rendered again.
+    Not before: a page rendered in between would keep the old name under the new
+    generation."""
+    if update_fields is not None and not NAME_FIELDS.intersection(update_fields):
+        return
+    transaction.on_commit(_next_names_generation)
+
+
+def _next_names_generation() -> None:
+    with suppress(ValueError):  # not in the cache: the next page starts a new generation
+        cache.incr(NAMES_KEY)
+
+
 def worklist_row_key(
-    cycle: TreatmentCycle, *, acknowledged: int, today: date, can_acknowledge: bool, rules: str
+    cycle: TreatmentCycle,
+    *,
+    acknowledged: int,
+    today: date,
+    can_acknowledge: bool,
+    rules: str,
+    names: int,
 ) -> str:
     """The cache key of a worklist row: see the module's docstring for each part."""
     parts = [
@@ -72,6 +114,7 @@ def worklist_row_key(
         getattr(cycle, "rank", ""),  # annotated by `assessment.due_cycles`
         int(can_acknowledge),
         rules,
+        names,
     ]
     return "worklist-row:" + ":".join(str(p) for p in parts)
 

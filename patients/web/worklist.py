@@ -29,6 +29,7 @@ from patients.web.fragments import (
     WORKLIST_ROW_TEMPLATE,
     RenderedRow,
     RowCache,
+    names_generation,
     worklist_row_key,
 )
 from patients.web.presenters import worklist_rows
@@ -70,6 +71,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
             among=access.acknowledgements(request.user),
         )
         rules_read = rules_fingerprint()
+        names = names_generation()
         found = cached.known(
             {
                 f"cycle-{c.pk}": worklist_row_key(
@@ -78,6 +80,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
                     today=today,
                     can_acknowledge=can_acknowledge,
                     rules=rules_read,
+                    names=names,
                 )
                 for c in cycles
             }

@@ -14,6 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from patients import services
+from patients.web import fragments
 from tests import builders
 
 
@@ -151,3 +152,30 @@ def test_a_second_acknowledgement_shows_at_once(client, nurse, oncologist, due):
     services.acknowledge_cycle(cycle=cycle, by=oncologist, note="Reviewed with imaging")
 
     assert '<span class="ack-note">Reviewed with imaging</span>' in _row(client.get("/"), cycle)
+
+
+def test_an_account_renamed_shows_its_new_name_at_once(
+    client, nurse, due, django_capture_on_commit_callbacks
+):
+    """A row names who acknowledged its cycle; renaming the account (admin's change form
+    saves the whole user) renders the rows naming anyone again."""
+    _patient, cycle, _first = due
+    services.acknowledge_cycle(cycle=cycle, by=nurse, note="Seen")
+    assert "Acknowledged by nina," in _row(client.get("/"), cycle)  # now in the cache
+    nurse.first_name, nurse.last_name = "Nina", "Okafor"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        nurse.save()
+
+    assert "Acknowledged by Nina Okafor," in _row(client.get("/"), cycle)
+
+
+def test_a_sign_in_keeps_the_rows(client, nurse, due, django_capture_on_commit_callbacks):
+    """Signing in writes the user's `last_login` alone: no name changed, and the rows
+    stay in the cache (a clinic's morning of sign-ins would otherwise empty it)."""
+    generation = fragments.names_generation()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.force_login(nurse)
+
+    assert fragments.names_generation() == generation
