@@ -76,7 +76,7 @@ def record_lab_results(
     # (Afresh: the MLLP listener acts as one account object for as long as it runs.)
     patients = {p.mrn: p for p in access.patients(access.afresh(by)).filter(mrn__in=mrns)}
     accessions = {r.accession for r in results if r.accession}
-    locked = CTCDraw.objects.select_for_update().filter(accession__in=accessions)
+    locked = CTCDraw.objects.select_for_update().with_accessions(accessions)
     on_record = {d.accession: d for d in locked}
     errors = [
         error

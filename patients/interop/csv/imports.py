@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -77,6 +78,7 @@ MAX_ERRORS = 1000
 WARNINGS_LISTED = 200
 # Look-ups go in batches: SQLite allows at most 32,766 parameters in one query.
 LOOKUP_BATCH = 5000
+T = TypeVar("T")
 # `DrawStatus.values` builds a new list on every access: once per row was half of parsing.
 DRAW_STATUSES = frozenset(DrawStatus.values)
 
@@ -694,12 +696,15 @@ def plan_import(
     plan = ImportPlan(errors=list(errors), limits=limits)
     # `among`: the importing user's patients (`access.patients`): another care team's
     # patient is "no patient with MRN ...", exactly as an unknown one.
-    plan.patients = {p.mrn: p for p in _batched(among, "mrn", {r.mrn for r in rows})}
+    plan.patients = {
+        p.mrn: p for p in _batched(lambda mrns: among.filter(mrn__in=mrns), {r.mrn for r in rows})
+    }
     by_accession = {
         d.accession: d
         for d in _batched(
-            CTCDraw.objects.select_related("patient"),
-            "accession",
+            lambda accessions: (
+                CTCDraw.objects.with_accessions(accessions).select_related("patient").order_by()
+            ),
             {r.accession for r in rows if r.accession},
         )
     }
@@ -721,12 +726,12 @@ def plan_import(
     return plan
 
 
-def _batched(queryset: QuerySet, field_name: str, values: set) -> list:
+def _batched(find: Callable[[list], Iterable[T]], values: set) -> list[T]:
+    """What `find` returns for the values, `LOOKUP_BATCH` values a query."""
     ordered = sorted(values)
-    found: list = []
+    found: list[T] = []
     for start in range(0, len(ordered), LOOKUP_BATCH):
-        chunk = ordered[start : start + LOOKUP_BATCH]
-        found.extend(queryset.filter(**{f"{field_name}__in": chunk}))
+        found.extend(find(ordered[start : start + LOOKUP_BATCH]))
     return found
 
 
@@ -739,7 +744,7 @@ def _on_record(patients: list[Patient], rows: Sequence[CsvRow], tz: tzinfo) -> l
     start = datetime.combine(first, datetime.min.time(), tzinfo=tz)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     mrn_of = {p.pk: p.mrn for p in patients}
-    drawn = _batched(
+    on_those_days = (
         CTCDraw.objects.valid()
         .filter(drawn_at__gte=start, drawn_at__lt=end)
         .only(
@@ -750,10 +755,10 @@ def _on_record(patients: list[Patient], rows: Sequence[CsvRow], tz: tzinfo) -> l
             "count_qualifier",
             "blood_volume_ml",
             "accession",
-        ),
-        "patient_id",
-        set(mrn_of),
+        )
+        .order_by("drawn_at", "id")  # a day's first draw on record is the one warned of
     )
+    drawn = _batched(lambda ids: on_those_days.filter(patient_id__in=ids), set(mrn_of))
     return [
         _OnRecord(
             mrn_of[d.patient_id],
