@@ -170,9 +170,32 @@ def test_an_accession_already_used_for_another_result_is_refused_not_overwritten
     plan = _plan(HEADER + "MRN0001,2026-01-02 09:30,,resulted,30,CS-0001,\n")
 
     assert [str(e) for e in plan.errors] == [
-        "line 2, accession: 'CS-0001' is already recorded with a different result; "
-        "correct that draw in CTC Track instead"
+        "line 2, accession: 'CS-0001' is already recorded for this patient as "
+        "3 CTC in 7.50 mL on 2026-01-02 09:30; correct that draw in CTC Track instead"
     ]
+
+
+def test_an_accession_on_record_for_another_patient_is_refused_without_naming_them(
+    patient, second_patient, oncologist
+):
+    """A lab's row whose accession is another patient's is never filed on either, and
+    the message names neither that patient nor the result (they may be another
+    care team's)."""
+    builders.draw(
+        second_patient,
+        oncologist,
+        drawn_at=datetime(2026, 1, 2, 9, 30, tzinfo=UTC),
+        ctc_count=3,
+        accession="CS-0001",
+    )
+
+    plan = _plan(HEADER + "MRN0001,2026-01-02 09:30,,resulted,3,CS-0001,\n")
+
+    assert [str(e) for e in plan.errors] == [
+        "line 2, accession: 'CS-0001' is on record for another patient: check the MRN and "
+        "the accession with the lab"
+    ]
+    assert plan.new == [] and plan.unchanged == []
 
 
 def _many_accessions(taken: str) -> str:
@@ -192,8 +215,8 @@ def test_an_accession_already_used_is_found_among_hundreds_in_the_file(patient, 
     plan = _plan(_many_accessions("CS-9"))
 
     assert [str(e) for e in plan.errors] == [
-        "line 301, accession: 'CS-9' is already recorded with a different result; "
-        "correct that draw in CTC Track instead"
+        "line 301, accession: 'CS-9' is already recorded for this patient as "
+        "3 CTC in 7.50 mL on 2026-01-02 09:30; correct that draw in CTC Track instead"
     ]
 
 

@@ -826,17 +826,22 @@ def _plan_row(
         # pool tubes of one time into one sample).
         recorded = by_accession.get(row.accession)
         if recorded is not None:
-            if recorded.patient.mrn == row.mrn and row.same_result(recorded):
-                plan.unchanged.append(row)
-            else:
-                plan.errors.append(
-                    RowError(
-                        row.line,
-                        "accession",
-                        f"'{row.accession}' is already recorded with a different result; "
-                        "correct that draw in CTC Track instead",
-                    )
+            if recorded.patient.mrn != row.mrn:
+                # Never filed on this patient, and nothing said of the other one (who may
+                # be another care team's): the lab's MRN or accession is wrong.
+                message = (
+                    f"'{row.accession}' is on record for another patient: check the MRN "
+                    "and the accession with the lab"
                 )
+            elif row.same_result(recorded):
+                plan.unchanged.append(row)
+                return
+            else:
+                message = (
+                    f"'{row.accession}' is already recorded for this patient as {recorded}; "
+                    "correct that draw in CTC Track instead"
+                )
+            plan.errors.append(RowError(row.line, "accession", message))
             return
     elif key in existing:
         plan.unchanged.append(row)
