@@ -1,11 +1,11 @@
 """The lists' rows, rendered once and kept in the cache until what they show changes.
 
-A row of the worklist or of the results to review costs its patient's assessment (every
-draw of the patient through the rules) and half a millisecond of template; a nurse, and
-every nurse after her, opens the same page again and again while nothing in it changes.
-So each row's markup, up to its acknowledge form, is kept in the cache (the one every app
-server shares, as the charts are) under a key that holds everything the row shows
-depends on:
+A row of the worklist, of the results to review or of the patient list costs its
+patient's assessment (every draw of the patient through the rules, or its copy in the
+cache) and half a millisecond of template; a nurse, and every nurse after her, opens the
+same page again and again while nothing in it changes. So each row's markup, up to its
+acknowledge form, is kept in the cache (the one every app server shares, as the charts
+are) under a key that holds everything the row shows depends on:
 
 - the cycle or the result, and the patient's `data_version`: every write the row reads
   (the patient, their lines, cycles, draws and imaging) bumps it (`services`);
@@ -19,7 +19,13 @@ depends on:
 - whether the user may acknowledge (the row's summary says "Acknowledge" or "Details");
 - for a worklist row, the generation of the accounts' names (`names_generation`): a
   row names who acknowledged, and an account renamed in admin raises the generation
-  (`names_changed`, connected to the user model's saves), so no row shows the old name.
+  (`names_changed`, connected to the user model's saves), so no row shows the old name;
+  a patient-list row names the patient's oncologist, and holds it too.
+
+A patient-list row holds the patient (bumped with `data_version` by every change of
+theirs), the clinic's date (its next cycle is the next from today), the rules'
+settings and the names' generation: nothing of the user, as the page lists only the
+patients the user may see and a row shows the same to everyone who sees it.
 
 The acknowledge form holds the request's CSRF token, so it is never cached: the page's
 template adds it after the cached markup. A row just acknowledged (highlighted, its
@@ -42,8 +48,8 @@ from django.db import transaction
 from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 
-from patients.models import CTCDraw, TreatmentCycle
-from patients.web.presenters import ResultRow, WorklistRow
+from patients.models import CTCDraw, Patient, TreatmentCycle
+from patients.web.presenters import PatientRow, ResultRow, WorklistRow
 
 # Raise when a row's template or presenter changes what a row shows.
 ROW_DESIGN = 1
@@ -54,6 +60,7 @@ NAMES_KEY = "row-names"
 NAME_FIELDS = frozenset({"first_name", "last_name", "username"})
 WORKLIST_ROW_TEMPLATE = "patients/_worklist_row.html"
 RESULT_ROW_TEMPLATE = "patients/_result_row.html"
+PATIENT_ROW_TEMPLATE = "patients/_patient_row.html"
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,12 @@ def result_row_key(
     return "result-row:" + ":".join(str(p) for p in parts)
 
 
+def patient_row_key(patient: Patient, *, today: date, rules: str, names: int) -> str:
+    """The cache key of a patient-list row: see the module's docstring."""
+    parts = [ROW_DESIGN, patient.pk, patient.data_version, today.isoformat(), rules, names]
+    return "patient-row:" + ":".join(str(p) for p in parts)
+
+
 class RowCache:
     """The rows of one page of a list: those in the cache, then the others rendered."""
 
@@ -176,9 +189,18 @@ class RowCache:
         return [found[row_id] for row_id in row_ids if row_id in found]
 
 
-def _rendered(row: WorklistRow | ResultRow, html: str) -> RenderedRow:
+def _rendered(row: WorklistRow | ResultRow | PatientRow, html: str) -> RenderedRow:
     # The template's comment leaves a line break before the row, and its last line one after.
     markup = html.removeprefix("\n").removesuffix("\n")
+    if isinstance(row, PatientRow):
+        return RenderedRow(
+            html=mark_safe(markup),  # noqa: S308 - as below
+            row_id=row.row_id,
+            pk=row.patient.pk,
+            about=row.patient.family_name,
+            awaits_acknowledgement=False,
+            patient_id=row.patient.pk,
+        )
     if isinstance(row, WorklistRow):
         return RenderedRow(
             html=mark_safe(markup),  # noqa: S308 - rendered by the template engine, escaped there

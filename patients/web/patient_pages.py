@@ -15,6 +15,7 @@ from django.views.decorators.http import (
 )
 
 from patients import access, assessment, audit, rules, wording
+from patients.assessment.loader import rules_fingerprint
 from patients.audit.history import change_history, draw_corrections, imaging_corrections
 from patients.models import (
     AccessAction,
@@ -25,6 +26,12 @@ from patients.web.chart_report import inline_chart
 from patients.web.documents import chart_data
 from patients.web.forms import (
     AcknowledgeForm,
+)
+from patients.web.fragments import (
+    PATIENT_ROW_TEMPLATE,
+    RowCache,
+    names_generation,
+    patient_row_key,
 )
 from patients.web.presenters import draw_rows, patient_rows
 
@@ -60,12 +67,23 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     patient_ids = [p.pk for p in page.object_list]
     audit.record_read(request, AccessAction.PATIENT_LIST, patient_ids=patient_ids, what=what)
     shown = list(page.object_list)
+    # Each row is kept in the cache, rendered, until what it shows changes (`fragments`);
+    # the others need their patients' assessments (themselves kept under the patient's
+    # data version, as the worklist's are).
+    cached = RowCache(PATIENT_ROW_TEMPLATE, can_acknowledge=False, just_done=())
+    rules_read, names = rules_fingerprint(), names_generation()
+    found = cached.known(
+        {
+            f"patient-{p.pk}": patient_row_key(p, today=today, rules=rules_read, names=names)
+            for p in shown
+        }
+    )
+    missing = [p for p in shown if f"patient-{p.pk}" not in found]
+    fresh = patient_rows(missing, assessment.listed_series_for_many(missing)) if missing else []
     ctx = {
         "q": query,
         "page": page,
-        # Each row needs the assessments only: read as plain values and kept in the
-        # cache under the patient's data version, as the worklist's are.
-        "rows": patient_rows(shown, assessment.listed_series_for_many(shown)),
+        "rows": cached.rows([f"patient-{p.pk}" for p in shown], fresh),
     }
     return render(request, "patients/patient_list.html", ctx)
 

@@ -104,6 +104,10 @@ class PatientRow:
     next_cycle_on: date | None
     next_cycle_number: int | None
 
+    @property
+    def row_id(self) -> str:
+        return f"patient-{self.patient.pk}"
+
 
 def rate_text(rate: float | None, *, censored: bool = False) -> str:
     """'none detected in 7.5 mL', '7 CTC/7.5 mL', '> 1000 CTC/7.5 mL', or '' when not evaluable."""
