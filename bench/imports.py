@@ -70,6 +70,20 @@ def make_csv(mrns: Sequence[str], rows: int, seed: int = 7) -> str:
     return "\n".join(lines) + "\n"
 
 
+def make_morning_csv(mrns: Sequence[str], rows: int, *, now: datetime, seed: int = 11) -> str:
+    """A lab's morning file: one result for each of `rows` patients spread over the
+    cohort, drawn in the last `rows` minutes, after every draw on record (the cohort's
+    draws are at most days old). What a clinic imports each day, unlike `make_csv`'s
+    history, which comes before every draw and so changes every later assessment."""
+    rng = random.Random(seed)
+    step = max(1, len(mrns) // rows)
+    lines = [HEADER]
+    for k, mrn in enumerate(mrns[::step][:rows]):
+        when = now - timedelta(minutes=rows - k)
+        lines.append(f"{mrn},{when.isoformat()},7.5,resulted,{rng.randint(0, 40)},AM{k:05d},")
+    return "\n".join(lines) + "\n"
+
+
 def measure(text: str, *, runs: int, patient_ids: Mapping[str, int]) -> ImportTimes:
     """Median seconds of each way to import `text`, interleaved run by run."""
     by = services.system_user("csv-import")

@@ -327,6 +327,32 @@ def _imports_section(run: Any) -> str:
         + _table(["way", "seconds", "rows/s", "ratio to bare"], rows)
         + "\n\n"
         + split
+        + _morning_section(getattr(run, "morning_import", None))  # absent from older runs
+    )
+
+
+def _morning_section(t: Any) -> str:
+    """A lab's morning file: a result for each of a few dozen patients, after their draws."""
+    if t is None:
+        return ""
+
+    def row(label: str, seconds: float) -> list[str]:
+        return [label, f"{seconds * 1000:,.1f}", f"{t.bare / seconds:.2f}"]
+
+    rows = [
+        row("app: parse, plan, rank, COPY draws + history", t.app),
+        ["of the app: its rank step", f"{t.app_ranking * 1000:,.1f}", ""],
+        row("ORM path (SQLite's)", t.orm),
+        row("**bare**: `execute_values` into the draws table", t.bare),
+    ]
+    return (
+        f"### A lab's morning file: {t.rows} patients' results (median of {t.runs})\n\n"
+        "One result for each of that many patients spread over the cohort, drawn in the "
+        "last hour, after every draw on record: what a clinic imports each day "
+        "(`imports.make_morning_csv`). Its rank step assessed "
+        f"{t.ranked_patients:,} patients' {t.ranked_tubes:,} tubes.\n\n"
+        + _table(["way", "ms", "ratio to bare"], rows)
+        + "\n\n"
     )
 
 

@@ -89,6 +89,7 @@ class Run:
     pages: dict[str, dict[int, Any]] = field(default_factory=dict)  # page -> size -> PageTime
     charts: dict[str, Any] = field(default_factory=dict)
     imports: Any = None
+    morning_import: Any = None  # a lab's morning file (`imports.make_morning_csv`)
     escalation: dict[str, float] = field(default_factory=dict)  # figure -> value
     load: dict[str, list[load.LoadResult]] = field(default_factory=dict)
     trivial_path: str = ""

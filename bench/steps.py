@@ -229,6 +229,10 @@ def _client(nurse: Any) -> Client:
 # --- CSV import ------------------------------------------------------------------------------
 
 
+# A clinic's day of results: a lab file of this many patients, one result each.
+MORNING_ROWS = 40
+
+
 def measure_imports(run: Any) -> None:
     rows = run.options.import_rows
     by_mrn = dict(Patient.objects.values_list("mrn", "pk"))
@@ -238,6 +242,9 @@ def measure_imports(run: Any) -> None:
     _say(f"CSV import of {rows:,} rows: app, ORM path, bare inserts ({run.options.repeats}x)")
     text = imports.make_csv(mrns, rows)
     run.imports = imports.measure(text, runs=run.options.repeats, patient_ids=by_mrn)
+    _say(f"CSV import of a lab's morning file: {MORNING_ROWS} patients' results (5x)")
+    morning = imports.make_morning_csv(mrns, MORNING_ROWS, now=timezone.now())
+    run.morning_import = imports.measure(morning, runs=5, patient_ids=by_mrn)
 
 
 # --- HTTP load ------------------------------------------------------------------------------
