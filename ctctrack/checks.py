@@ -210,6 +210,46 @@ def check_audit_key(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     ]
 
 
+@register(Tags.security)
+def check_audit_keys(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """The audit key's label fits, and the retired keys can be read (docs/audit.md)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from patients.audit import chain
+
+    errors: list[CheckMessage] = []
+    label = chain.audit_key_id()
+    if len(label) > chain.KEY_ID_LENGTH:
+        errors.append(
+            Error(
+                f"CTCTRACK_AUDIT_KEY_ID is longer than {chain.KEY_ID_LENGTH} characters.",
+                id="ctctrack.E009",
+            )
+        )
+    if label and not getattr(settings, "CTCTRACK_AUDIT_KEY", ""):
+        errors.append(
+            Error(
+                "CTCTRACK_AUDIT_KEY_ID labels a key, but CTCTRACK_AUDIT_KEY is not set.",
+                hint="A rotated key is a key of its own: set CTCTRACK_AUDIT_KEY to it.",
+                id="ctctrack.E009",
+            )
+        )
+    try:
+        retired = chain.retired_keys()
+    except ImproperlyConfigured as exc:
+        return [*errors, Error(str(exc), id="ctctrack.E009")]
+    if label in retired:
+        errors.append(
+            Error(
+                f"CTCTRACK_AUDIT_RETIRED_KEYS holds the current key's label {label!r}.",
+                hint="A rotated key takes a new label (CTCTRACK_AUDIT_KEY_ID); the retired "
+                "keys keep theirs. See docs/audit.md, 'Rotating the audit key'.",
+                id="ctctrack.E009",
+            )
+        )
+    return errors
+
+
 # What the application's database role must not be able to do to the access log
 # (docs/audit.md gives the REVOKE statements): change or empty it, or write the
 # maintenance table whose row lets the delete triggers through.

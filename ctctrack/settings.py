@@ -363,6 +363,13 @@ CTCTRACK_TRUSTED_PROXY_COUNT = envint("CTCTRACK_TRUSTED_PROXY_COUNT", "0")
 # edit. Unset, a key is derived from SECRET_KEY (check --deploy warns: give the
 # log a key of its own, so that rotating SECRET_KEY does not strand the log).
 CTCTRACK_AUDIT_KEY = os.getenv("CTCTRACK_AUDIT_KEY", "")
+# Rotating it (docs/audit.md, "Rotating the audit key"): each event keeps the label
+# of the key it was keyed with. CTCTRACK_AUDIT_KEY_ID labels the current key ("":
+# the key from before labels); CTCTRACK_AUDIT_RETIRED_KEYS holds the keys retired
+# from it, by label, oldest first, as a JSON object, so that their events still
+# verify: {"": "<the first key>", "2027-01": "<the next>"}.
+CTCTRACK_AUDIT_KEY_ID = os.getenv("CTCTRACK_AUDIT_KEY_ID", "")
+CTCTRACK_AUDIT_RETIRED_KEYS = os.getenv("CTCTRACK_AUDIT_RETIRED_KEYS", "")
 # Where `manage.py audit_checkpoint` appends its signed checkpoints by default, and
 # where `verify_audit` reads them: a file the database's administrators cannot
 # change (another host's mount, a write-once bucket synced from it). Empty: none.

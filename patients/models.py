@@ -788,6 +788,10 @@ class AccessEvent(models.Model):
     # How `hash` was computed (patients/audit/chain.py): 2, keyed with the audit key;
     # empty for events written before the chain was keyed (plain SHA-256).
     chain_format = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    # The label of the audit key a keyed event was keyed with (`CTCTRACK_AUDIT_KEY_ID`);
+    # empty for the key in use before keys had labels. Nullable, as `chain_format` is:
+    # on SQLite a column with a default would rebuild the table and drop its triggers.
+    key_id = models.CharField(max_length=40, null=True, blank=True, editable=False)  # noqa: DJ001
 
     objects = AccessEventQuerySet.as_manager()
 

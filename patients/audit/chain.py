@@ -15,7 +15,15 @@ The hash is an HMAC-SHA256 keyed with `CTCTRACK_AUDIT_KEY`, a secret held
 outside the database: whoever can write the table but does not hold the key
 cannot re-chain the rows after an event they rewrote. Events written before
 the chain was keyed (format 1, plain SHA-256) still verify as they were; no
-format-1 event may follow a keyed one. See docs/audit.md.
+format-1 event may follow a keyed one.
+
+The key can be rotated: each event keeps the label of the key it was keyed with
+(`CTCTRACK_AUDIT_KEY_ID`), and the keys retired stay configured, by label, so
+that their events still verify (`CTCTRACK_AUDIT_RETIRED_KEYS`, oldest first). No
+event may be keyed with a key older than one before it: whoever still holds a
+retired key (the reason to rotate) cannot write events after the rotation, and
+the events before it are pinned by the checkpoint written at the rotation. See
+docs/audit.md.
 """
 
 from __future__ import annotations
@@ -28,10 +36,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from functools import wraps
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -57,6 +66,8 @@ CHAIN_FIELDS = (
 # 1: plain SHA-256 (before the chain was keyed); 2: HMAC-SHA256 with the audit key.
 CHAIN_FORMAT = 2
 UNKEYED_FORMAT = 1
+# The longest label of an audit key (`CTCTRACK_AUDIT_KEY_ID`): `AccessEvent.key_id`.
+KEY_ID_LENGTH = 40
 # Any number unique among this database's advisory locks: the log's write lock.
 ADVISORY_LOCK_KEY = 0x0C7C_A0D1
 # The request attribute holding a request's events until its transaction has ended.
@@ -217,10 +228,12 @@ def append(events: Sequence[AccessEvent]) -> None:
     """
     with transaction.atomic(savepoint=False):
         prev = _lock_log_and_read_last_hash()
+        key, label = audit_key(), audit_key_id()
         for event in events:
             event.prev_hash = prev or GENESIS_HASH
             event.chain_format = CHAIN_FORMAT
-            event.hash = event_hash({f: getattr(event, f) for f in CHAIN_FIELDS})
+            event.key_id = label or None
+            event.hash = event_hash({f: getattr(event, f) for f in CHAIN_FIELDS}, key=key)
             event.save()
             prev = event.hash
 
@@ -298,16 +311,74 @@ def audit_key() -> bytes:
     configured = getattr(settings, "CTCTRACK_AUDIT_KEY", "")
     if configured:
         return configured.encode()
+    return _derived_key()
+
+
+def _derived_key() -> bytes:
     return hmac.new(settings.SECRET_KEY.encode(), b"ctctrack.audit-chain", hashlib.sha256).digest()
 
 
-def event_hash(fields: Mapping[str, Any], *, chain_format: int = CHAIN_FORMAT) -> str:
+def audit_key_id() -> str:
+    """The label of the key events are keyed with now ("": the key from before labels)."""
+    return str(getattr(settings, "CTCTRACK_AUDIT_KEY_ID", ""))
+
+
+class AuditKeys(NamedTuple):
+    """Every key an event may be keyed with, by label, and their order, oldest first."""
+
+    by_label: dict[str, bytes]
+    order: dict[str, int]
+
+
+def audit_keys() -> AuditKeys:
+    """The current key and the retired ones (`CTCTRACK_AUDIT_RETIRED_KEYS`, oldest first).
+
+    The label "" is the key in use before keys had labels: the retired keys' "" if
+    given, else the key derived from `SECRET_KEY` (a deployment that never set
+    `CTCTRACK_AUDIT_KEY` keyed its first events with it). It is the oldest.
+    """
+    retired = retired_keys()
+    current = audit_key_id()
+    labels = ["", *[label for label in retired if label not in ("", current)], current]
+    by_label = {"": _derived_key()} | {label: key.encode() for label, key in retired.items()}
+    by_label[current] = audit_key()
+    return AuditKeys(by_label, {label: rank for rank, label in enumerate(labels)})
+
+
+def retired_keys() -> dict[str, str]:
+    """`CTCTRACK_AUDIT_RETIRED_KEYS`: a JSON object of labels to keys, oldest first.
+
+    Raises ImproperlyConfigured, naming the setting, when it is not one (the deploy
+    check `ctctrack.E004` says so at start).
+    """
+    text = str(getattr(settings, "CTCTRACK_AUDIT_RETIRED_KEYS", "") or "").strip()
+    if not text:
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"CTCTRACK_AUDIT_RETIRED_KEYS is not JSON: {exc}.") from None
+    if not isinstance(found, dict) or not all(
+        isinstance(label, str) and len(label) <= KEY_ID_LENGTH and isinstance(key, str) and key
+        for label, key in found.items()
+    ):
+        raise ImproperlyConfigured(
+            "CTCTRACK_AUDIT_RETIRED_KEYS must be a JSON object of labels (up to "
+            f'{KEY_ID_LENGTH} characters) to keys, oldest first: {{"": "<the first key>", '
+            '"2027-01": "<the next>"}.'
+        )
+    return found
+
+
+def event_hash(
+    fields: Mapping[str, Any], *, chain_format: int = CHAIN_FORMAT, key: bytes | None = None
+) -> str:
     """The hash (hex) of an event's canonical payload: `CHAIN_FIELDS` as sorted JSON.
 
-    Format 2 (every event written now) is HMAC-SHA256 with `audit_key()`;
-    format 1, plain SHA-256, only verifies events written before the chain was
-    keyed. The time is written in UTC to the microsecond, so the hash of a row
-    read back from either database equals the hash computed before it was written.
+    Format 2 (every event written now) is HMAC-SHA256 with `key`, else the current
+    `audit_key()`; format 1, plain SHA-256, only verifies events written before the
+    chain was keyed. The time is written in UTC to the microsecond, so the hash of a
+    row read back from either database equals the hash computed before it was written.
     """
     payload = {name: fields[name] for name in CHAIN_FIELDS}
     payload["at"] = fields["at"].astimezone(UTC).isoformat(timespec="microseconds")
@@ -317,7 +388,7 @@ def event_hash(fields: Mapping[str, Any], *, chain_format: int = CHAIN_FORMAT) -
         return hashlib.sha256(text.encode("ascii")).hexdigest()
     if chain_format != CHAIN_FORMAT:
         raise ValueError(f"Unknown chain format {chain_format!r}.")
-    return hmac.new(audit_key(), text.encode("ascii"), hashlib.sha256).hexdigest()
+    return hmac.new(key or audit_key(), text.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -340,7 +411,9 @@ def chain_rows(
         events = events.filter(id__gt=after_id)
     if up_to_id is not None:
         events = events.filter(id__lte=up_to_id)
-    return events.values("id", "hash", "chain_format", *CHAIN_FIELDS).iterator(chunk_size=2000)
+    return events.values("id", "hash", "chain_format", "key_id", *CHAIN_FIELDS).iterator(
+        chunk_size=2000
+    )
 
 
 def first_broken_link(
@@ -350,9 +423,12 @@ def first_broken_link(
 
     `after` is the hash the first row chains to: the genesis, or the last hash
     of events archived and removed from the table, or of a checkpointed event
-    (then `keyed` says whether that event was keyed).
+    (then `keyed` says whether that event was keyed). Each keyed event is checked
+    with the key its label names, and none may be keyed with a key older than
+    an event before it (from the first row given).
     """
-    expected_prev, prev_id = after, None
+    keys = audit_keys()
+    expected_prev, prev_id, newest = after, None, -1
     for row in rows:
         if row["prev_hash"] != expected_prev:
             return BrokenLink(row["id"], _link_reason(prev_id, after))
@@ -365,7 +441,23 @@ def first_broken_link(
             )
         if row_format not in (UNKEYED_FORMAT, CHAIN_FORMAT):
             return BrokenLink(row["id"], f"its chain format {row_format!r} is unknown")
-        if not hmac.compare_digest(event_hash(row, chain_format=row_format), row["hash"]):
+        key = None
+        if row_format == CHAIN_FORMAT:
+            label = row.get("key_id") or ""
+            if label not in keys.by_label:
+                return BrokenLink(
+                    row["id"],
+                    f"it was keyed with the audit key labelled {label!r}, which is not "
+                    "configured: add it to CTCTRACK_AUDIT_RETIRED_KEYS to verify its events",
+                )
+            if keys.order[label] < newest:
+                return BrokenLink(
+                    row["id"],
+                    f"it is keyed with the retired audit key labelled {label!r} but follows "
+                    "events keyed with a newer one: events were written with a retired key",
+                )
+            key, newest = keys.by_label[label], keys.order[label]
+        if not hmac.compare_digest(event_hash(row, chain_format=row_format, key=key), row["hash"]):
             return BrokenLink(
                 row["id"],
                 "its recorded values no longer match its hash: the row was changed "

@@ -11,8 +11,13 @@ another host's mount, a write-once bucket synced from it, or a syslog target).
 
 A checkpoint is one line of JSON (a syslog line carries it after a prefix):
 
-    {"event_id": 48211, "events": 48211, "hash": "39af...", "kind": "ctctrack-audit-checkpoint",
-     "signature": "…", "version": 1, "written_at": "2026-12-03T13:45:00.000000+00:00"}
+    {"event_id": 48211, "events": 48211, "hash": "39af...", "key_id": "2027-01",
+     "kind": "ctctrack-audit-checkpoint", "signature": "…", "version": 2,
+     "written_at": "2026-12-03T13:45:00.000000+00:00"}
+
+`key_id` is the label of the audit key that signed it (`CTCTRACK_AUDIT_KEY_ID`), so
+that a checkpoint signed before the key was rotated still verifies with the retired
+key; version 1, without it, was signed with the key from before labels ("").
 """
 
 from __future__ import annotations
@@ -33,8 +38,12 @@ from patients.audit import chain
 from patients.models import AccessEvent
 
 KIND = "ctctrack-audit-checkpoint"
-VERSION = 1
-SIGNED_FIELDS = ("event_id", "events", "hash", "kind", "version", "written_at")
+VERSION = 2
+# What each version signs: version 1 (before audit keys had labels) had no `key_id`.
+SIGNED_FIELDS = {
+    1: ("event_id", "events", "hash", "kind", "version", "written_at"),
+    2: ("event_id", "events", "hash", "key_id", "kind", "version", "written_at"),
+}
 
 
 @dataclass(frozen=True)
@@ -51,15 +60,16 @@ class Checkpoint:
             "event_id": self.event_id,
             "events": self.events,
             "hash": self.hash,
+            "key_id": chain.audit_key_id(),
             "kind": KIND,
             "version": VERSION,
             "written_at": self.written_at.astimezone(UTC).isoformat(timespec="microseconds"),
         }
 
     def line(self) -> str:
-        """The checkpoint as one signed line of JSON."""
+        """The checkpoint as one signed line of JSON, signed with the current audit key."""
         payload = self.payload()
-        payload["signature"] = _signature(payload)
+        payload["signature"] = _signature(payload, chain.audit_key())
         return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
     def __str__(self) -> str:
@@ -70,16 +80,15 @@ class CheckpointError(Exception):
     """A checkpoint that is unreadable, unsigned or contradicted by the log."""
 
 
-def _signing_key() -> bytes:
-    # Its own key, derived from the audit key: a checkpoint is never a valid event hash.
-    return hmac.new(chain.audit_key(), b"ctctrack.audit-checkpoint", hashlib.sha256).digest()
-
-
-def _signature(payload: dict[str, Any]) -> str:
+def _signature(payload: dict[str, Any], audit_key: bytes) -> str:
+    # Signed with a key of its own, derived from the audit key: a checkpoint is never a
+    # valid event hash.
+    signing_key = hmac.new(audit_key, b"ctctrack.audit-checkpoint", hashlib.sha256).digest()
+    fields = SIGNED_FIELDS[payload["version"]]
     text = json.dumps(
-        {name: payload[name] for name in SIGNED_FIELDS}, sort_keys=True, separators=(",", ":")
+        {name: payload[name] for name in fields}, sort_keys=True, separators=(",", ":")
     )
-    return hmac.new(_signing_key(), text.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(signing_key, text.encode(), hashlib.sha256).hexdigest()
 
 
 # --- writing --------------------------------------------------------------------------
@@ -114,6 +123,7 @@ def parse(lines: Iterable[str]) -> Iterator[Checkpoint]:
     a line that holds one whose signature does not verify is an error, because
     it means the file was changed or another key signed it.
     """
+    keys = chain.audit_keys().by_label
     for number, line in enumerate(lines, start=1):
         if KIND not in line:
             continue
@@ -125,9 +135,18 @@ def parse(lines: Iterable[str]) -> Iterator[Checkpoint]:
             payload = None
         if not isinstance(payload, dict) or payload.get("kind") != KIND:
             raise CheckpointError(f"Line {number} of the checkpoints is not a checkpoint.")
-        if payload.get("version") != VERSION or not all(f in payload for f in SIGNED_FIELDS):
+        fields = SIGNED_FIELDS.get(payload.get("version"))  # type: ignore[arg-type]
+        if fields is None or not all(f in payload for f in fields):
             raise CheckpointError(f"Line {number} of the checkpoints has an unknown layout.")
-        if not hmac.compare_digest(str(payload.get("signature", "")), _signature(payload)):
+        label = str(payload.get("key_id", ""))
+        if label not in keys:
+            raise CheckpointError(
+                f"Line {number} of the checkpoints is signed with the audit key labelled "
+                f"{label!r}, which is not configured: add it to CTCTRACK_AUDIT_RETIRED_KEYS."
+            )
+        if not hmac.compare_digest(
+            str(payload.get("signature", "")), _signature(payload, keys[label])
+        ):
             raise CheckpointError(
                 f"Line {number} of the checkpoints is not signed with this deployment's "
                 "audit key: the file was changed, or CTCTRACK_AUDIT_KEY is not the one "
