@@ -157,3 +157,42 @@ def test_a_mistaken_key_setting_stops_the_start_naming_the_setting(settings_, sa
 def test_the_rotated_settings_raise_no_error():
     with AFTER:
         assert [m for m in run_checks() if m.id == "ctctrack.E009"] == []
+
+
+def test_verify_audit_says_which_key_signs_which_events(nurse):
+    with BEFORE:
+        before = _events(nurse, 2)
+    with AFTER:
+        after = _events(nurse, 1)
+        said = _verify()
+
+    assert (
+        f"Keyed with the audit key labelled '': 2 events, #{before[0].pk} to #{before[1].pk}."
+        in (said)
+    )
+    assert f"Keyed with the audit key labelled '2027-01': 1 event, #{after[0].pk} to" in said
+
+
+def test_verify_audit_names_a_retired_key_that_signs_no_event_left(nurse):
+    with AFTER:
+        _events(nurse, 1)
+    retired_twice = override_settings(
+        CTCTRACK_AUDIT_KEY="the third key",
+        CTCTRACK_AUDIT_KEY_ID="2028-01",
+        CTCTRACK_AUDIT_RETIRED_KEYS=json.dumps({"": FIRST, "2027-01": SECOND}),
+    )
+
+    with retired_twice:
+        said = _verify()
+
+    assert said.startswith("Audit chain intact: 1 event"), said
+    assert "The retired audit key labelled '' keys no event left in the log" in said
+    assert "labelled '2027-01' keys no event" not in said
+
+
+def test_a_log_never_rotated_says_nothing_of_keys(nurse):
+    with BEFORE:
+        _events(nurse, 2)
+        said = _verify()
+
+    assert "audit key labelled" not in said

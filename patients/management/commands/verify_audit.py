@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Max
+from django.db.models import Count, Max, Min
 from tqdm import tqdm
 
 from patients.audit import chain, checkpoints
@@ -103,6 +103,8 @@ class Command(BaseCommand):
                 f"Events up to #{before_key} were written before the chain was keyed: "
                 "only a checkpoint or an anchor kept since protects them from a rewrite."
             )
+        for line in _key_report(last_id):
+            self.stdout.write(line)
         if written is not None:
             self.stdout.write(
                 f"Checkpoints: all {len(written)} agree with the log"
@@ -122,3 +124,31 @@ def _read_checkpoints(path: str) -> list[checkpoints.Checkpoint]:
 
 def _contradiction(checkpoint: checkpoints.Checkpoint, last_id: int) -> str | None:
     return checkpoints.contradiction(checkpoint, up_to_id=last_id)
+
+
+def _key_report(last_id: int) -> list[str]:
+    """Once the key has been rotated: which key signs which events, and which retired key
+    signs none still in the log (docs/audit.md, "Rotating the audit key")."""
+    retired = chain.retired_keys()
+    keyed = (
+        AccessEvent.objects.filter(id__lte=last_id, chain_format=chain.CHAIN_FORMAT)
+        .values("key_id")
+        .annotate(first=Min("id"), last=Max("id"), events=Count("id"))
+        .order_by("first")
+    )
+    spans = [(row["key_id"] or "", row["first"], row["last"], row["events"]) for row in keyed]
+    if not retired and all(label == "" for label, *_ in spans):
+        return []  # never rotated: one key, nothing to say
+    lines = [
+        f"Keyed with the audit key labelled {label!r}: "
+        f"{'1 event' if events == 1 else f'{events} events'}, #{first} to #{last}."
+        for label, first, last, events in spans
+    ]
+    used = {label for label, *_ in spans}
+    lines += [
+        f"The retired audit key labelled {label!r} keys no event left in the log; "
+        "keep it while an archive of its events may need verifying."
+        for label in retired
+        if label not in used
+    ]
+    return lines
