@@ -28,7 +28,8 @@ class PatientsConfig(AppConfig):
         from patients.audit.signals import connect_signals
 
         connect_signals()
-        # The worklist's cached rows name who acknowledged: a renamed account renders them again.
+        # Cached rows name people (the worklist's who acknowledged, the patient list's
+        # oncologist): a renamed account renders them again.
         from patients.web.fragments import names_changed
 
         post_save.connect(

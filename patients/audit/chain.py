@@ -349,7 +349,7 @@ def retired_keys() -> dict[str, str]:
     """`CTCTRACK_AUDIT_RETIRED_KEYS`: a JSON object of labels to keys, oldest first.
 
     Raises ImproperlyConfigured, naming the setting, when it is not one (the deploy
-    check `ctctrack.E004` says so at start).
+    check `ctctrack.E009` says so at start).
     """
     text = str(getattr(settings, "CTCTRACK_AUDIT_RETIRED_KEYS", "") or "").strip()
     if not text:

@@ -77,10 +77,10 @@ class RenderedRow:
 
 
 def names_generation() -> int:
-    """The generation of the accounts' names, part of every worklist row's key: one
-    round trip to the cache a page. Where the cache has lost it (evicted, or a new
-    cache), it starts again from the clock, a number no earlier generation had, so a
-    row kept under an old one is never found again."""
+    """The generation of the accounts' names, part of every worklist and patient-list
+    row's key: one round trip to the cache a page. Where the cache has lost it (evicted,
+    or a new cache), it starts again from the clock, a number no earlier generation had,
+    so a row kept under an old one is never found again."""
     return cast(int, cache.get_or_set(NAMES_KEY, time.time_ns, timeout=None))
 
 
