@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,18 @@ class LoadResult:
     def cpu_ms_per_request(self) -> float | None:
         """Server CPU per answered request: a cost that does not drift with the machine's load."""
         return self.server_cpu_seconds * 1000 / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class ChartPairs:
+    """A chart over HTTP, served from the cache and as a 304, timed in back-to-back pairs."""
+
+    pairs: int
+    cached_ms: float  # median
+    not_modified_ms: float  # median
+    saved_ms: float  # median over the pairs of (cached - 304)
+    cheaper: float  # share of the pairs in which the 304 took less
+    body_kib: float  # what the cached answer sends and the 304 does not
 
 
 # --- wrk --------------------------------------------------------------------------------
@@ -293,6 +306,42 @@ class Server:
             )
         finally:
             conn.close()
+
+    def chart_pairs(self, path: str, cookie: str, *, pairs: int) -> ChartPairs:
+        """GET `path` (a chart, already in the cache) with and without its ETag, `pairs`
+        times each, back to back in alternating order, as a browser that has the chart and
+        one that has not: what the 304 saves is the pair's difference."""
+        status, headers, body = self.get(path, cookie)
+        if status != 200 or "ETag" not in headers:
+            raise RuntimeError(f"GET {path} answered {status} without an ETag.")
+        plain = {"Cookie": cookie}
+        conditional = {**plain, "If-None-Match": headers["ETag"]}
+
+        def timed(expected: int, sent: dict[str, str]) -> float:
+            began = time.perf_counter()
+            status = self._request("GET", path, headers=sent)[0]
+            seconds = time.perf_counter() - began
+            if status != expected:
+                raise RuntimeError(f"GET {path} answered {status} (expected {expected}).")
+            return seconds
+
+        cached, not_modified = [], []
+        for k in range(pairs):
+            order = (False, True) if k % 2 else (True, False)
+            for with_etag in order:
+                if with_etag:
+                    not_modified.append(timed(304, conditional))
+                else:
+                    cached.append(timed(200, plain))
+        saved = [c - n for c, n in zip(cached, not_modified, strict=True)]
+        return ChartPairs(
+            pairs=pairs,
+            cached_ms=statistics.median(cached) * 1000,
+            not_modified_ms=statistics.median(not_modified) * 1000,
+            saved_ms=statistics.median(saved) * 1000,
+            cheaper=sum(s > 0 for s in saved) / pairs,
+            body_kib=len(body) / 1024,
+        )
 
     def sign_in(self, username: str, password: str) -> str:
         """A session cookie for `username`, signed in through the login form."""

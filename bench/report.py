@@ -136,10 +136,16 @@ def targets(run: Any) -> list[tuple[str, str, bool | None]]:
         found.append(
             (f"Chart ({fmt}) cached >= 20x faster than cold", f"{ratio:.0f}x", ratio >= 20)
         )
-        # Issue 17: a conditional request (304) cheaper still than a cached chart.
-        shown = f"{times.not_modified_ms:.2f} ms vs {times.cached_ms:.2f} ms"
-        cheaper = times.not_modified_ms < times.cached_ms
-        found.append((f"Chart ({fmt}) 304 cheaper than cached", shown, cheaper))
+    for fmt, pairs in getattr(run, "charts_http", {}).items():
+        # Issue 17: a conditional request (304) cheaper still than a cached chart. Over
+        # HTTP, as a browser asks, and pair by pair: in-process the two differ by less
+        # than their noise (a 304 skips one cache read and the body, nothing else).
+        shown = (
+            f"saves {pairs.saved_ms:.2f} ms of {pairs.cached_ms:.2f} ms "
+            f"(cheaper in {pairs.cheaper:.0%} of {pairs.pairs} pairs)"
+        )
+        target = f"Chart ({fmt}) 304 cheaper than cached, over HTTP"
+        found.append((target, shown, pairs.saved_ms > 0))
     if run.imports is not None:
         ratio = import_ratio(run)
         found.append(
@@ -278,17 +284,43 @@ def _pages_section(run: Any) -> str:
 def _charts_section(run: Any) -> str:
     rows = [
         [fmt.upper(), f"{t.cold_ms:.1f}", f"{t.cached_ms:.2f}", f"{t.not_modified_ms:.2f}",
-         f"{t.cold_ms / t.cached_ms:.0f}x", f"{t.cold_ms / t.not_modified_ms:.0f}x"]
+         f"{t.cold_ms / t.cached_ms:.0f}x", f"{t.cold_ms / t.not_modified_ms:.0f}x",
+         _saved(t)]
         for fmt, t in run.charts.items()
     ]  # fmt: skip
-    header = ["chart", "cold ms", "cached ms", "304 ms", "cold / cached", "cold / 304"]
-    return (
+    header = ["chart", "cold ms", "cached ms", "304 ms", "cold / cached", "cold / 304",
+              "304 saves (paired)"]  # fmt: skip
+    text = (
         "## 2. A patient's chart: drawn cold vs served from the cache\n\n"
         "Cold: the cache emptied, the chart drawn by matplotlib. Cached: the same request "
-        "again. 304: a conditional request with the ETag. Whole requests, as above.\n\n"
-        + _table(header, rows)
-        + "\n"
+        "again. 304: a conditional request with the ETag. Whole requests, as above; the "
+        "cached chart and the 304 timed back to back in pairs, and what the 304 saves is "
+        "the median of the pairs' differences.\n\n" + _table(header, rows) + "\n"
     )
+    http_pairs = getattr(run, "charts_http", {})
+    if http_pairs:
+        rows = [
+            [fmt.upper(), f"{t.body_kib:.0f}", f"{t.cached_ms:.2f}", f"{t.not_modified_ms:.2f}",
+             _saved(t)]
+            for fmt, t in http_pairs.items()
+        ]  # fmt: skip
+        text += (
+            "\nOver HTTP, as a browser asks: gunicorn as in production (its cache: "
+            f"{run.load_cache or 'as configured'}), a new connection per request, "
+            "a nurse's session. In-process a 304 skips only a read of the local cache, "
+            "within the noise; over HTTP it also skips the shared cache's round trip "
+            "and the body.\n\n"
+            + _table(["chart", "body KiB", "cached ms", "304 ms", "304 saves (paired)"], rows)
+            + "\n"
+        )
+    return text
+
+
+def _saved(t: Any) -> str:
+    pairs = getattr(t, "pairs", 0)
+    if not pairs:
+        return "not measured"
+    return f"{t.saved_ms:.2f} ms, cheaper in {t.cheaper:.0%} of {pairs}"
 
 
 def _imports_section(run: Any) -> str:

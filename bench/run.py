@@ -88,6 +88,7 @@ class Run:
     cohort: dict[int, dict[str, int]] = field(default_factory=dict)  # size -> row counts
     pages: dict[str, dict[int, Any]] = field(default_factory=dict)  # page -> size -> PageTime
     charts: dict[str, Any] = field(default_factory=dict)
+    charts_http: dict[str, load.ChartPairs] = field(default_factory=dict)  # over gunicorn
     imports: Any = None
     morning_import: Any = None  # a lab's morning file (`imports.make_morning_csv`)
     escalation: dict[str, float] = field(default_factory=dict)  # figure -> value

@@ -250,6 +250,10 @@ def measure_imports(run: Any) -> None:
 # --- HTTP load ------------------------------------------------------------------------------
 
 
+# A 304 saves a fraction of a millisecond: hundreds of pairs resolve it.
+CHART_PAIRS = 201
+
+
 def measure_load(run: Any, wrk: str, env: dict[str, str], nurses: list[tuple[Any, str]]) -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="ctctrack-bench-"))
     ids = list(
@@ -263,6 +267,10 @@ def measure_load(run: Any, wrk: str, env: dict[str, str], nurses: list[tuple[Any
             run.trivial_path = HEALTHZ_PATH  # no session, no query: the floor of every request
             _say(f"Signing in {len(nurses)} nurses through the login form")
             cookies = [server.sign_in(user.get_username(), password) for user, password in nurses]
+            for fmt in ("svg", "png"):
+                _say(f"Chart ({fmt}) over HTTP: cached and 304, {CHART_PAIRS} pairs")
+                url = reverse(f"patients:chart-{fmt}", args=[typical_patient().pk])
+                run.charts_http[fmt] = server.chart_pairs(url, cookies[0], pairs=CHART_PAIRS)
         endpoints = {
             report.LOAD_TRIVIAL: ([run.trivial_path], []),
             report.LOAD_WORKLIST: ([reverse("patients:worklist")], cookies),
