@@ -254,9 +254,16 @@ def check_audit_keys(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
 # (docs/audit.md gives the REVOKE statements): change or empty it, or write the
 # maintenance table whose row lets the delete triggers through.
 AUDIT_LOG_TABLE = "patients_accessevent"
+# The patients an event listed (`AccessEventPatient`): part of the log, guarded alike.
+AUDIT_LISTED_TABLE = "patients_accesseventpatient"
 AUDIT_MAINTENANCE_TABLE = "patients_audit_maintenance"
 FORBIDDEN_ON_THE_LOG = ("UPDATE", "DELETE", "TRUNCATE")
 FORBIDDEN_ON_MAINTENANCE = ("INSERT", "UPDATE", "DELETE")
+FORBIDDEN = (
+    (AUDIT_LOG_TABLE, FORBIDDEN_ON_THE_LOG),
+    (AUDIT_LISTED_TABLE, FORBIDDEN_ON_THE_LOG),
+    (AUDIT_MAINTENANCE_TABLE, FORBIDDEN_ON_MAINTENANCE),
+)
 
 
 @register(Tags.database, deploy=True)
@@ -287,34 +294,32 @@ def check_audit_log_privileges(
 
 def _audit_log_privileges(connection: Any) -> dict[str, Any]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_get_userbyid(relowner) = current_user"
-            " FROM pg_class WHERE oid = %s::regclass",
-            [AUDIT_LOG_TABLE],
-        )
-        owns = bool(cursor.fetchone()[0])
+        owned = []
+        for table in (AUDIT_LOG_TABLE, AUDIT_LISTED_TABLE):
+            cursor.execute(
+                "SELECT pg_get_userbyid(relowner) = current_user"
+                " FROM pg_class WHERE oid = %s::regclass",
+                [table],
+            )
+            if cursor.fetchone()[0]:
+                owned.append(table)
         held = {}
-        for table, privileges in (
-            (AUDIT_LOG_TABLE, FORBIDDEN_ON_THE_LOG),
-            (AUDIT_MAINTENANCE_TABLE, FORBIDDEN_ON_MAINTENANCE),
-        ):
+        for table, privileges in FORBIDDEN:
             for privilege in privileges:
                 cursor.execute(
                     "SELECT has_table_privilege(current_user, %s, %s)", [table, privilege]
                 )
                 held[(table, privilege)] = bool(cursor.fetchone()[0])
-    return {"owns_log": owns, "held": held}
+    return {"owns": owned, "held": held}
 
 
 def audit_log_privilege_problems(privileges: dict[str, Any]) -> list[str]:
     """In words, what the role can do to the access log that it should not."""
-    problems = []
-    if privileges["owns_log"]:
-        problems.append(f"owns {AUDIT_LOG_TABLE}, so it can switch the append-only triggers off")
-    for table, forbidden in (
-        (AUDIT_LOG_TABLE, FORBIDDEN_ON_THE_LOG),
-        (AUDIT_MAINTENANCE_TABLE, FORBIDDEN_ON_MAINTENANCE),
-    ):
+    problems = [
+        f"owns {table}, so it can switch the append-only triggers off"
+        for table in privileges["owns"]
+    ]
+    for table, forbidden in FORBIDDEN:
         can = [p for p in forbidden if privileges["held"].get((table, p))]
         if can:
             problems.append(f"may {', '.join(can)} {table}")

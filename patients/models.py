@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -726,8 +726,11 @@ class AuditLogIsAppendOnly(Exception):
     """Raised on any attempt to change or delete an access event."""
 
 
-class AccessEventQuerySet(models.QuerySet["AccessEvent"]):
-    """The access log's QuerySet: reading only. Bulk changes raise instead of running."""
+_Row = TypeVar("_Row", bound=models.Model)
+
+
+class _AppendOnlyQuerySet(models.QuerySet[_Row]):
+    """The access log's QuerySets: reading only. Bulk changes raise instead of running."""
 
     def update(self, **kwargs: Any) -> int:
         raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
@@ -741,6 +744,14 @@ class AccessEventQuerySet(models.QuerySet["AccessEvent"]):
     # Django's deletion collector calls this directly for fast deletes.
     def _raw_delete(self, using: str | None) -> int:
         raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
+
+
+class AccessEventQuerySet(_AppendOnlyQuerySet["AccessEvent"]):
+    pass
+
+
+class AccessEventPatientQuerySet(_AppendOnlyQuerySet["AccessEventPatient"]):
+    pass
 
 
 class AccessEvent(models.Model):
@@ -822,6 +833,41 @@ class AccessEvent(models.Model):
             raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
         if not self.hash:
             raise ValueError("Write access events with patients.audit.record(), which chains them.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
+
+
+class AccessEventPatient(models.Model):
+    """A patient an access event showed, when it showed several (a list's page, an export,
+    a message about several patients): what the audit report finds one patient's reads by.
+
+    The event's `target` lists them too, in words; these rows let the report filter
+    by patient through an index. Written with the event, by `patients.audit`, and
+    covered by its hash (chain format 3), so a row removed or added breaks the chain.
+    Append-only in the database like the events (migration 0025).
+    """
+
+    event = models.ForeignKey(AccessEvent, models.PROTECT, related_name="listed_patients")
+    patient = models.ForeignKey(Patient, models.PROTECT, db_index=False, related_name="+")
+
+    objects = AccessEventPatientQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "patient an access event showed"
+        constraints = [
+            # Also the report's index: one patient's events, by event.
+            models.UniqueConstraint(fields=["patient", "event"], name="access_event_patient_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event #{self.event_id}: patient {self.patient_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
         kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 

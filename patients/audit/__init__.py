@@ -18,10 +18,17 @@ See docs/audit.md.
 from __future__ import annotations
 
 from patients.audit.chain import (
+    patients_text,
     record,
     record_anonymous_refusal,
     record_read,
     records_patient_read,
 )
 
-__all__ = ["record", "record_anonymous_refusal", "record_read", "records_patient_read"]
+__all__ = [
+    "patients_text",
+    "record",
+    "record_anonymous_refusal",
+    "record_read",
+    "records_patient_read",
+]

@@ -32,6 +32,8 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -46,7 +48,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
-from patients.models import AccessAction, AccessEvent, AccessOutcome, Patient
+from patients.models import AccessAction, AccessEvent, AccessEventPatient, AccessOutcome, Patient
 
 # The first event chains to this instead of a previous event's hash.
 GENESIS_HASH = "0" * 64
@@ -62,14 +64,20 @@ CHAIN_FIELDS = (
     "client_address",
     "prev_hash",
 )
-# Bump with a new payload layout; verification then needs to know every one.
-# 1: plain SHA-256 (before the chain was keyed); 2: HMAC-SHA256 with the audit key.
-CHAIN_FORMAT = 2
+# Bump with a new payload layout; verification then needs to know every one, and an
+# event's format is never older than the one before it.
+# 1: plain SHA-256 (before the chain was keyed); 2: HMAC-SHA256 with the audit key;
+# 3: as 2, and the payload also holds the patients the event listed (`AccessEventPatient`).
+CHAIN_FORMAT = 3
 UNKEYED_FORMAT = 1
+KEYED_FORMATS = (2, 3)
+LISTING_FORMAT = 3
 # The longest label of an audit key (`CTCTRACK_AUDIT_KEY_ID`): `AccessEvent.key_id`.
 KEY_ID_LENGTH = 40
 # Any number unique among this database's advisory locks: the log's write lock.
 ADVISORY_LOCK_KEY = 0x0C7C_A0D1
+# Events read at a time when the chain is verified.
+CHAIN_CHUNK = 2000
 # The request attribute holding a request's events until its transaction has ended.
 _PENDING = "_ctctrack_access_events"
 
@@ -87,6 +95,7 @@ def record(
     user: Any = None,
     username: str = "",
     address: str | None = None,
+    listed: Iterable[int] = (),
 ) -> AccessEvent:
     """Record one read of patient data or one sign-in event in the access log.
 
@@ -95,7 +104,9 @@ def record(
     then says who was typed). `target` names what was touched by ids and page
     names, never a patient's name or MRN. The client's address is the
     request's, or `address` when there is no request (a lab's connection to
-    the MLLP listener).
+    the MLLP listener). `listed`: the patients of an event about several (none in
+    `patient`; `target` names them too, see `patients_text`): kept as
+    `AccessEventPatient` rows, which the audit report filters by.
 
     Inside a request that `AuditMiddleware` handles, the event is written when
     the view's transaction has ended, so the event of a refused request
@@ -119,6 +130,10 @@ def record(
             client_address(request) if request is not None else normalised_address(address or "")
         ),
     )
+    shown = sorted(set(listed))
+    if shown and event.patient_id is not None:
+        raise ValueError("An event names one patient or lists several, not both.")
+    event.listed_ids = shown  # type: ignore[attr-defined]
     pending = getattr(_django_request(request), _PENDING, None)
     if pending is None:
         append([event])
@@ -176,10 +191,16 @@ def record_read(
     target (`"worklist 2026-11-26..2026-12-02: patients 3, 7, 9"`).
     """
     ids = sorted(set(patient_ids))
-    if len(ids) > 1:
-        what = f"{what}: patients {', '.join(str(pk) for pk in ids)}"
-    patient = ids[0] if len(ids) == 1 else None
-    return record(request, action, patient=patient, target=what, user=user, address=address)
+    if len(ids) == 1:
+        return record(request, action, patient=ids[0], target=what, user=user, address=address)
+    if ids:
+        what = f"{what}: {patients_text(ids)}"
+    return record(request, action, target=what, user=user, address=address, listed=ids)
+
+
+def patients_text(ids: Iterable[int]) -> str:
+    """How an event's target names several patients: "patients 3, 7, 9"."""
+    return f"patients {', '.join(str(pk) for pk in sorted(set(ids)))}"
 
 
 def records_patient_read(action: AccessAction, target: str) -> Callable[[Any], Any]:
@@ -229,13 +250,19 @@ def append(events: Sequence[AccessEvent]) -> None:
     with transaction.atomic(savepoint=False):
         prev = _lock_log_and_read_last_hash()
         key, label = audit_key(), audit_key_id()
+        listed: list[AccessEventPatient] = []
         for event in events:
+            shown = getattr(event, "listed_ids", [])
             event.prev_hash = prev or GENESIS_HASH
             event.chain_format = CHAIN_FORMAT
             event.key_id = label or None
-            event.hash = event_hash({f: getattr(event, f) for f in CHAIN_FIELDS}, key=key)
+            fields = {f: getattr(event, f) for f in CHAIN_FIELDS}
+            event.hash = event_hash({**fields, "patients": shown}, key=key)
             event.save()
+            listed += [AccessEventPatient(event_id=event.pk, patient_id=pk) for pk in shown]
             prev = event.hash
+        if listed:
+            AccessEventPatient.objects.bulk_create(listed)
 
 
 def _lock_log_and_read_last_hash() -> str | None:
@@ -375,18 +402,22 @@ def event_hash(
 ) -> str:
     """The hash (hex) of an event's canonical payload: `CHAIN_FIELDS` as sorted JSON.
 
-    Format 2 (every event written now) is HMAC-SHA256 with `key`, else the current
-    `audit_key()`; format 1, plain SHA-256, only verifies events written before the
-    chain was keyed. The time is written in UTC to the microsecond, so the hash of a
-    row read back from either database equals the hash computed before it was written.
+    Format 3 (every event written now) adds `patients`, the ids of the patients the
+    event listed (`AccessEventPatient`, none when it named one or none), and is
+    HMAC-SHA256 with `key`, else the current `audit_key()`, as format 2 was; format
+    1, plain SHA-256, only verifies events written before the chain was keyed. The
+    time is written in UTC to the microsecond, so the hash of a row read back from
+    either database equals the hash computed before it was written.
     """
     payload = {name: fields[name] for name in CHAIN_FIELDS}
     payload["at"] = fields["at"].astimezone(UTC).isoformat(timespec="microseconds")
     payload["format"] = chain_format
+    if chain_format >= LISTING_FORMAT:
+        payload["patients"] = sorted(fields.get("patients", ()))
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     if chain_format == UNKEYED_FORMAT:
         return hashlib.sha256(text.encode("ascii")).hexdigest()
-    if chain_format != CHAIN_FORMAT:
+    if chain_format not in KEYED_FORMATS:
         raise ValueError(f"Unknown chain format {chain_format!r}.")
     return hmac.new(key or audit_key(), text.encode("ascii"), hashlib.sha256).hexdigest()
 
@@ -405,15 +436,29 @@ class BrokenLink:
 def chain_rows(
     up_to_id: int | None = None, *, after_id: int | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The events in chain order, streamed in chunks (the log may hold millions)."""
+    """The events in chain order, streamed in chunks (the log may hold millions), each
+    with `patients`: the ids of the patients it listed (`AccessEventPatient`), sorted."""
     events = AccessEvent.objects.order_by("id")
-    if after_id is not None:
-        events = events.filter(id__gt=after_id)
     if up_to_id is not None:
         events = events.filter(id__lte=up_to_id)
-    return events.values("id", "hash", "chain_format", "key_id", *CHAIN_FIELDS).iterator(
-        chunk_size=2000
-    )
+    fields = ("id", "hash", "chain_format", "key_id", *CHAIN_FIELDS)
+    last = after_id
+    while True:
+        chunk = list(
+            (events if last is None else events.filter(id__gt=last)).values(*fields)[:CHAIN_CHUNK]
+        )
+        if not chunk:
+            return
+        first, last = chunk[0]["id"], chunk[-1]["id"]
+        listed: defaultdict[int, list[int]] = defaultdict(list)
+        links = AccessEventPatient.objects.filter(event_id__gte=first, event_id__lte=last)
+        for event_id, patient_id in links.order_by("patient_id").values_list(
+            "event_id", "patient_id"
+        ):
+            listed[event_id].append(patient_id)
+        for row in chunk:
+            row["patients"] = listed.get(row["id"], [])
+            yield row
 
 
 def first_broken_link(
@@ -429,6 +474,7 @@ def first_broken_link(
     """
     keys = audit_keys()
     expected_prev, prev_id, newest = after, None, -1
+    latest_format = UNKEYED_FORMAT
     for row in rows:
         if row["prev_hash"] != expected_prev:
             return BrokenLink(row["id"], _link_reason(prev_id, after))
@@ -439,10 +485,24 @@ def first_broken_link(
                 "it is not keyed but follows keyed events: the chain was recomputed "
                 "without the audit key",
             )
-        if row_format not in (UNKEYED_FORMAT, CHAIN_FORMAT):
+        if row_format not in (UNKEYED_FORMAT, *KEYED_FORMATS):
             return BrokenLink(row["id"], f"its chain format {row_format!r} is unknown")
+        if row_format < latest_format:
+            return BrokenLink(
+                row["id"],
+                f"its chain format {row_format} is older than the events' before it "
+                f"({latest_format}): it was written, or rewritten, by other software",
+            )
+        if row_format < LISTING_FORMAT and row.get("patients", []) != text_listed(row):
+            # Its hash does not cover them: they were read from its text (migration 0025).
+            return BrokenLink(
+                row["id"],
+                "the patients listed as shown by it are not those its text names: rows "
+                "of the patients it showed were added or removed",
+            )
+        latest_format = row_format
         key = None
-        if row_format == CHAIN_FORMAT:
+        if row_format in KEYED_FORMATS:
             label = row.get("key_id") or ""
             if label not in keys.by_label:
                 return BrokenLink(
@@ -460,12 +520,28 @@ def first_broken_link(
         if not hmac.compare_digest(event_hash(row, chain_format=row_format, key=key), row["hash"]):
             return BrokenLink(
                 row["id"],
-                "its recorded values no longer match its hash: the row was changed "
-                "after it was written, or the audit key is not the one it was written with",
+                "its recorded values (or the patients listed as shown by it) no longer match "
+                "its hash: the row was changed after it was written, or the audit key is not "
+                "the one it was written with",
             )
-        keyed = keyed or row_format == CHAIN_FORMAT
+        keyed = keyed or row_format in KEYED_FORMATS
         expected_prev, prev_id = row["hash"], row["id"]
     return None
+
+
+# How the events before chain format 3 named several patients, at the end of their text
+# or before "; to users ..." (a message's control id, before it, holds no space or comma).
+_TEXT_LISTED = re.compile(r"(?:^|[:;] )patients (\d+(?:, \d+)*)(?:;|$)")
+
+
+def text_listed(row: Mapping[str, Any]) -> list[int]:
+    """The patients an event from before chain format 3 names in its text, when it names
+    several and no single patient (as migration 0025 read them)."""
+    if row.get("patient_id") is not None:
+        return []
+    found = _TEXT_LISTED.findall(row.get("target") or "")
+    ids = sorted({int(pk) for pk in found[-1].split(", ")}) if found else []
+    return ids if len(ids) > 1 else []
 
 
 def _link_reason(prev_id: int | None, after: str) -> str:

@@ -163,12 +163,14 @@ def _record(acknowledged: Backlog, account: object) -> None:
     target = (
         f"results reported before {acknowledged.before:%Y-%m-%d} acknowledged in bulk: "
         f"{acknowledged.results} results of {len(patients)} patients; "
-        f"draws {_ids(acknowledged.draw_ids)}; patients {_ids(patients)}"
+        f"draws {_ids(acknowledged.draw_ids)}; {audit.patients_text(patients)}"
     )
+    one = len(patients) == 1
     audit.record(
         None,
         AccessAction.BULK_ACKNOWLEDGEMENT,
-        patient=patients[0] if len(patients) == 1 else None,
+        patient=patients[0] if one else None,
+        listed=() if one else patients,
         target=target,
         user=account,
     )

@@ -198,12 +198,14 @@ def _record(due: Sequence[tuple[int, int, int | None]], plan: dict[User, list[in
     users = sorted(user.pk for user in plan)
     target = (
         f"high results escalated by e-mail: draws {_ids(draws)}; "
-        f"patients {_ids(patients)}; to users {_ids(users)}"
+        f"{audit.patients_text(patients)}; to users {_ids(users)}"
     )
+    one = len(patients) == 1
     audit.record(
         None,
         AccessAction.ESCALATION,
-        patient=patients[0] if len(patients) == 1 else None,
+        patient=patients[0] if one else None,
+        listed=() if one else patients,
         target=target,
         user=system_user(ESCALATION_ACCOUNT),
     )

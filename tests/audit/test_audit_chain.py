@@ -18,7 +18,7 @@ from django.db.models import ProtectedError
 
 from patients import audit
 from patients.audit import chain
-from patients.models import AccessEvent, AuditLogIsAppendOnly
+from patients.models import AccessEvent, AccessEventPatient, AuditLogIsAppendOnly
 
 pytestmark = pytest.mark.django_db
 
@@ -140,7 +140,9 @@ def test_postgresql_refuses_a_truncate(nurse):
 
     _sql("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE waits for no deferred FK check
     with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
-        _sql(f"TRUNCATE {TABLE}")
+        _sql(f"TRUNCATE {TABLE} CASCADE")  # and the patients its events listed
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        _sql(f"TRUNCATE {AccessEventPatient._meta.db_table}")
 
     assert AccessEvent.objects.count() == 1
 
@@ -255,8 +257,8 @@ def test_an_inserted_event_is_found(nurse):
 
     _sql(
         f"INSERT INTO {TABLE} (at, username, action, target, outcome, prev_hash, hash, "
-        "chain_format) VALUES (%s, 'mallory', 'view', 'made up', 'success', %s, %s, 2)",
-        [third.at, third.hash, "f" * 64],
+        "chain_format) VALUES (%s, 'mallory', 'view', 'made up', 'success', %s, %s, %s)",
+        [third.at, third.hash, "f" * 64, chain.CHAIN_FORMAT],
     )
 
     assert "changed after it was written" in _verify()

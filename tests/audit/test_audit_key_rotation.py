@@ -78,8 +78,8 @@ def test_an_event_added_after_the_rotation_with_the_retired_key_is_found(nurse):
     _sql(
         f"INSERT INTO {TABLE} (at, user_id, username, patient_id, action, target, outcome, "
         "client_address, prev_hash, hash, chain_format, key_id) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 2, NULL)",
-        [forged[f] for f in chain.CHAIN_FIELDS] + [digest],
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL)",
+        [forged[f] for f in chain.CHAIN_FIELDS] + [digest, chain.CHAIN_FORMAT],
     )
 
     with AFTER:

@@ -57,7 +57,7 @@ def _rewrite_and_rechain(events: list[AccessEvent], *, target: str, as_unkeyed: 
         _sql(
             f"UPDATE {TABLE} SET target = %s, prev_hash = %s, hash = %s, chain_format = %s "
             "WHERE id = %s",
-            [fields["target"], prev, digest, None if as_unkeyed else 2, event.pk],
+            [fields["target"], prev, digest, None if as_unkeyed else chain.CHAIN_FORMAT, event.pk],
         )
         prev = digest
 
@@ -302,11 +302,12 @@ def test_production_without_an_audit_key_of_its_own_is_warned():
 
 def test_a_role_limited_as_docs_audit_says_raises_no_warning():
     limited = {
-        "owns_log": False,
+        "owns": [],
         "held": {
             ("patients_accessevent", "UPDATE"): False,
             ("patients_accessevent", "DELETE"): False,
             ("patients_accessevent", "TRUNCATE"): False,
+            ("patients_accesseventpatient", "DELETE"): False,
             ("patients_audit_maintenance", "INSERT"): False,
         },
     }
@@ -318,14 +319,19 @@ def test_a_role_limited_as_docs_audit_says_raises_no_warning():
 def test_the_owner_role_is_warned_that_it_can_rewrite_the_log():
     said = [w.msg for w in checks.check_audit_log_privileges(None, databases=["default"])]
 
-    assert any("owns patients_accessevent" in msg for msg in said)
-    assert any("may UPDATE, DELETE, TRUNCATE patients_accessevent" in msg for msg in said)
+    assert any("owns patients_accessevent," in msg for msg in said)
+    assert any("owns patients_accesseventpatient," in msg for msg in said)
+    assert any("may UPDATE, DELETE, TRUNCATE patients_accessevent." in msg for msg in said)
+    assert any("may UPDATE, DELETE, TRUNCATE patients_accesseventpatient." in msg for msg in said)
     assert any("patients_audit_maintenance" in msg for msg in said)
     # The REVOKE statements of docs/audit.md take the privileges away (ownership stays).
-    _sql("REVOKE UPDATE, DELETE, TRUNCATE ON patients_accessevent FROM CURRENT_USER")
+    _sql(
+        "REVOKE UPDATE, DELETE, TRUNCATE ON patients_accessevent, patients_accesseventpatient "
+        "FROM CURRENT_USER"
+    )
     _sql("REVOKE ALL ON patients_audit_maintenance FROM CURRENT_USER")
     after = [w.msg for w in checks.check_audit_log_privileges(None, databases=["default"])]
-    assert len(after) == 1 and "owns patients_accessevent" in after[0]
+    assert len(after) == 2 and all("owns patients_accessevent" in msg for msg in after)
 
 
 def test_the_privilege_check_runs_only_when_asked_for_the_database():

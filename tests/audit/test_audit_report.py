@@ -226,7 +226,15 @@ def test_the_csv_holds_the_filtered_rows_with_a_header_and_is_recorded(
     assert r["Content-Type"] == "text/csv; charset=utf-8"
     assert r["Content-Disposition"].startswith('attachment; filename="access-log-')
     rows = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
-    assert rows[0][:6] == ["event", "at_utc", "user_id", "username", "patient_id", "action"]
+    assert rows[0][:7] == [
+        "event",
+        "at_utc",
+        "user_id",
+        "username",
+        "patient_id",
+        "listed_patient_ids",
+        "action",
+    ]
     assert [row[0] for row in rows[1:]] == [str(log[1].pk), str(log[2].pk)]
     assert rows[1][1] == "2020-03-02T09:00:00.000000+00:00"
     assert rows[1][-1] == log[1].hash

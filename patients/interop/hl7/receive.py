@@ -138,11 +138,8 @@ def record_import(
     what = f"HL7 {_loggable(receipt.header.control_id)}: {receipt.code}" + (
         f" ({via})" if via else ""
     )
-    if len(ids) > 1:
-        what = f"{what}: patients {', '.join(str(pk) for pk in ids)}"
-    patient = ids[0] if len(ids) == 1 else None
-    audit.record(
-        request, AccessAction.IMPORT, patient=patient, target=what, user=by, address=address
+    audit.record_read(
+        request, AccessAction.IMPORT, patient_ids=ids, what=what, user=by, address=address
     )
 
 

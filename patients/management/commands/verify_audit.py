@@ -131,7 +131,7 @@ def _key_report(last_id: int) -> list[str]:
     signs none still in the log (docs/audit.md, "Rotating the audit key")."""
     retired = chain.retired_keys()
     keyed = (
-        AccessEvent.objects.filter(id__lte=last_id, chain_format=chain.CHAIN_FORMAT)
+        AccessEvent.objects.filter(id__lte=last_id, chain_format__in=chain.KEYED_FORMATS)
         .values("key_id")
         .annotate(first=Min("id"), last=Max("id"), events=Count("id"))
         .order_by("first")
