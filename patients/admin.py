@@ -16,19 +16,21 @@ access log) but never see, choose or change their secrets.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
-from django.forms import ModelForm, ModelMultipleChoiceField
+from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
@@ -267,19 +269,45 @@ class AccessEventAdmin(ReadOnlyAdmin):
 # --- care teams: staff create, rename, and give members and patients -----------------------
 
 
-class _PatientsByMrn(ModelMultipleChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return str(obj.mrn)
+# MRNs one save of a team's form may add or take off: each is a locked row and a row of
+# the patient's history, and the request must end well within the worker's timeout.
+MAX_TEAM_CHANGES = 2000
+
+
+class MrnListField(forms.CharField):
+    """MRNs pasted as a list: one per line, or separated by commas, semicolons or spaces.
+
+    Cleans to the MRNs in the order given, each once. A team's patients are chosen
+    by MRN rather than from a list of every patient, which a clinic of 100,000
+    would send to the browser whole.
+    """
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 40})
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        mrns = list(dict.fromkeys(m for m in re.split(r"[\s,;]+", text) if m))
+        if len(mrns) > MAX_TEAM_CHANGES:
+            raise ValidationError(
+                f"At most {MAX_TEAM_CHANGES:,} MRNs a save ({len(mrns):,} given): "
+                "save the list in parts."
+            )
+        return mrns
 
 
 class CareTeamForm(ModelForm):
-    # Not a field of the team: a patient's teams are the patient's record, changed through
+    # Not fields of the team: a patient's teams are the patient's record, changed through
     # the services (each change a row of the patient's history, by whom).
-    patients = _PatientsByMrn(
-        Patient.objects.all(),
+    add_patients = MrnListField(
+        label="Add patients",
         required=False,
-        widget=FilteredSelectMultiple("patients", is_stacked=False),
-        help_text="The patients this team's users see (by MRN).",
+        help_text="MRNs, one per line (or separated by commas or spaces). "
+        "This team's users will see these patients.",
+    )
+    remove_patients = MrnListField(
+        label="Take patients off the team",
+        required=False,
+        help_text="MRNs of patients of this team.",
     )
 
     class Meta:
@@ -290,10 +318,42 @@ class CareTeamForm(ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:
-            self.fields["patients"].initial = list(
-                self.instance.patients.values_list("pk", flat=True)
-            )
+        if self.instance.pk is None:
+            del self.fields["remove_patients"]
+        else:
+            count = self.instance.patients.count()
+            self.fields[
+                "add_patients"
+            ].help_text += f" The team has {count:,} patient{'' if count == 1 else 's'} now."
+
+    def clean_add_patients(self) -> list[Patient]:
+        mrns = self.cleaned_data["add_patients"]
+        found = {p.mrn: p for p in Patient.objects.filter(mrn__in=mrns)}
+        if unknown := [m for m in mrns if m not in found]:
+            raise ValidationError(f"No patient has the MRN {_listed(unknown)}.")
+        return [found[m] for m in mrns]
+
+    def clean_remove_patients(self) -> list[Patient]:
+        mrns = self.cleaned_data["remove_patients"]
+        found = {p.mrn: p for p in self.instance.patients.filter(mrn__in=mrns)}
+        if absent := [m for m in mrns if m not in found]:
+            raise ValidationError(f"Not a patient of this team: {_listed(absent)}.")
+        return [found[m] for m in mrns]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data
+        both = {p.mrn for p in data.get("add_patients", [])} & {
+            p.mrn for p in data.get("remove_patients", [])
+        }
+        if both:
+            self.add_error("remove_patients", f"Both added and taken off: {_listed(sorted(both))}.")
+        return data
+
+
+def _listed(mrns: list[str], shown: int = 20) -> str:
+    """MRNs for a message: the first `shown`, and how many more."""
+    more = len(mrns) - shown
+    return ", ".join(mrns[:shown]) + (f" and {more:,} more" if more > 0 else "")
 
 
 @admin.register(CareTeam)
@@ -329,12 +389,16 @@ class CareTeamAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)  # the members
         team = form.instance
-        chosen = {p.pk: p for p in form.cleaned_data["patients"]}
-        current = set(team.patients.values_list("pk", flat=True))
-        added = [p for pk, p in chosen.items() if pk not in current]
-        removed = Patient.objects.filter(pk__in=current - set(chosen))
-        services.teams.add_patients_to_team(team, added, by=request.user)
-        services.teams.remove_patients_from_team(team, removed, by=request.user)
+        added = services.teams.add_patients_to_team(
+            team, form.cleaned_data["add_patients"], by=request.user
+        )
+        removed = services.teams.remove_patients_from_team(
+            team, form.cleaned_data.get("remove_patients", []), by=request.user
+        )
+        if added or removed:
+            self.message_user(
+                request, f"{team}: {added:,} patients added, {removed:,} taken off the team."
+            )
 
 
 # --- credentials: staff revoke and reset, never issue, read or choose a secret -------------

@@ -407,7 +407,7 @@ def test_staff_give_a_team_its_patients_in_admin_each_change_in_the_history(
 
     r = client.post(
         reverse("admin:patients_careteam_change", args=[south.pk]),
-        {"name": "South clinic", "members": [nurse.pk], "patients": [patient.pk]},
+        {"name": "South clinic", "members": [nurse.pk], "add_patients": f" {patient.mrn}\n"},
     )
 
     assert r.status_code == 302
@@ -420,6 +420,70 @@ def test_staff_give_a_team_its_patients_in_admin_each_change_in_the_history(
         admin_user,
         "Care team South clinic added",
     )
+
+
+def _team_change(client, team, **fields):
+    url = reverse("admin:patients_careteam_change", args=[team.pk])
+    members = list(team.members.values_list("pk", flat=True))
+    return client.post(url, {"name": team.name, "members": members, **fields})
+
+
+def test_staff_add_and_take_off_patients_by_pasted_mrns(client, admin_user, oncologist):
+    north, south = _team("North", oncologist), _team("South")
+    a, b, c = (builders.patient(oncologist, mrn=f"P-{k}") for k in range(3))  # North
+    client.force_login(admin_user)
+
+    added = _team_change(client, south, add_patients="P-0, P-1;P-2")
+    taken_off = _team_change(client, south, remove_patients="P-1\r\nP-2")
+
+    assert (added.status_code, taken_off.status_code) == (302, 302)
+    assert list(south.patients.all()) == [a]
+    assert set(Patient.objects.get(pk=b.pk).care_teams.all()) == {north}
+    latest = Patient.objects.get(pk=c.pk).history.first()
+    assert latest.history_change_reason == "Care team South removed"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"add_patients": "P-0 NOBODY-1 NOBODY-2"}, "add_patients", "No patient has the MRN "
+         "NOBODY-1, NOBODY-2."),
+        ({"remove_patients": "P-0"}, "remove_patients", "Not a patient of this team: P-0."),
+        ({"add_patients": "P-1", "remove_patients": "P-1"}, "remove_patients",
+         "Both added and taken off: P-1."),
+        ({"add_patients": " ".join(f"M{k}" for k in range(2001))}, "add_patients",
+         "At most 2,000 MRNs a save (2,001 given): save the list in parts."),
+    ],
+)  # fmt: skip
+def test_a_wrong_mrn_is_named_and_nothing_is_saved(
+    client, admin_user, oncologist, fields, field, message
+):
+    south = _team("South")
+    builders.patient(oncologist, mrn="P-0")
+    one = builders.patient(oncologist, mrn="P-1")
+    services.teams.add_patients_to_team(south, [one], by=admin_user)
+    client.force_login(admin_user)
+
+    r = _team_change(client, south, **{"name": "Renamed", **fields})
+
+    assert r.status_code == 200
+    assert r.context["adminform"].form.errors[field] == [message]
+    south.refresh_from_db()
+    assert south.name == "South"
+    assert list(south.patients.all()) == [one]
+
+
+def test_the_team_page_sends_no_list_of_the_clinics_patients(client, admin_user, oncologist):
+    south = _team("South")
+    patients = [builders.patient(oncologist, mrn=f"SIZE-{k:03d}") for k in range(40)]
+    services.teams.add_patients_to_team(south, patients[:3], by=admin_user)
+    client.force_login(admin_user)
+
+    page = client.get(reverse("admin:patients_careteam_change", args=[south.pk]))
+
+    assert page.status_code == 200
+    assert "The team has 3 patients now." in page.content.decode()
+    assert "SIZE-0" not in page.content.decode()
 
 
 def test_the_edit_form_moves_a_patient_between_the_users_own_teams(client, oncologist):
