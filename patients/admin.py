@@ -330,14 +330,15 @@ class CareTeamForm(ModelForm):
         mrns = self.cleaned_data["add_patients"]
         found = {p.mrn: p for p in Patient.objects.filter(mrn__in=mrns)}
         if unknown := [m for m in mrns if m not in found]:
-            raise ValidationError(f"No patient has the MRN {_listed(unknown)}.")
+            which = "the MRN" if len(unknown) == 1 else "these MRNs:"
+            raise ValidationError(f"No patient has {which} {_listed(unknown)}.")
         return [found[m] for m in mrns]
 
     def clean_remove_patients(self) -> list[Patient]:
         mrns = self.cleaned_data["remove_patients"]
         found = {p.mrn: p for p in self.instance.patients.filter(mrn__in=mrns)}
         if absent := [m for m in mrns if m not in found]:
-            raise ValidationError(f"Not a patient of this team: {_listed(absent)}.")
+            raise ValidationError(f"Not on this team: {_listed(absent)}.")
         return [found[m] for m in mrns]
 
     def clean(self) -> dict[str, Any]:
@@ -395,10 +396,13 @@ class CareTeamAdmin(admin.ModelAdmin):
         removed = services.teams.remove_patients_from_team(
             team, form.cleaned_data.get("remove_patients", []), by=request.user
         )
-        if added or removed:
-            self.message_user(
-                request, f"{team}: {added:,} patients added, {removed:,} taken off the team."
-            )
+        done = [
+            f"{count:,} patient{'' if count == 1 else 's'} {what}"
+            for count, what in ((added, "added"), (removed, "taken off the team"))
+            if count
+        ]
+        if done:
+            self.message_user(request, f"{team}: {' and '.join(done)}.")
 
 
 # --- credentials: staff revoke and reset, never issue, read or choose a secret -------------

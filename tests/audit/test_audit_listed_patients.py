@@ -86,6 +86,8 @@ def test_a_patient_filter_finds_the_pages_that_listed_them_among_others(
     assert _events_of(client, patient=b.pk) == [b_and_c.pk, the_list.pk]
     assert _events_of(client, patient=c.pk) == [only_c.pk, b_and_c.pk, the_list.pk]
     assert _events_of(client, patient=c.pk, action=AccessAction.EXPORT) == [b_and_c.pk]
+    page = client.get(URL, {"patient": a.pk}).content.decode()
+    assert f"naming patient {a.pk} or listing them among others" in page
 
 
 def test_the_csv_gives_the_listed_patients_of_each_event(client, admin_user, three):

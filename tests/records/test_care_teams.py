@@ -422,10 +422,10 @@ def test_staff_give_a_team_its_patients_in_admin_each_change_in_the_history(
     )
 
 
-def _team_change(client, team, **fields):
+def _team_change(client, team, *, follow=False, **fields):
     url = reverse("admin:patients_careteam_change", args=[team.pk])
     members = list(team.members.values_list("pk", flat=True))
-    return client.post(url, {"name": team.name, "members": members, **fields})
+    return client.post(url, {"name": team.name, "members": members, **fields}, follow=follow)
 
 
 def test_staff_add_and_take_off_patients_by_pasted_mrns(client, admin_user, oncologist):
@@ -433,10 +433,13 @@ def test_staff_add_and_take_off_patients_by_pasted_mrns(client, admin_user, onco
     a, b, c = (builders.patient(oncologist, mrn=f"P-{k}") for k in range(3))  # North
     client.force_login(admin_user)
 
-    added = _team_change(client, south, add_patients="P-0, P-1;P-2")
-    taken_off = _team_change(client, south, remove_patients="P-1\r\nP-2")
+    added = _team_change(client, south, add_patients="P-0, P-1;P-2", follow=True)
+    taken_off = _team_change(client, south, remove_patients="P-1\r\nP-2", follow=True)
 
-    assert (added.status_code, taken_off.status_code) == (302, 302)
+    assert "South: 3 patients added." in [str(m) for m in added.context["messages"]]
+    assert "South: 2 patients taken off the team." in [
+        str(m) for m in taken_off.context["messages"]
+    ]
     assert list(south.patients.all()) == [a]
     assert set(Patient.objects.get(pk=b.pk).care_teams.all()) == {north}
     latest = Patient.objects.get(pk=c.pk).history.first()
@@ -446,9 +449,9 @@ def test_staff_add_and_take_off_patients_by_pasted_mrns(client, admin_user, onco
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"add_patients": "P-0 NOBODY-1 NOBODY-2"}, "add_patients", "No patient has the MRN "
+        ({"add_patients": "P-0 NOBODY-1 NOBODY-2"}, "add_patients", "No patient has these MRNs: "
          "NOBODY-1, NOBODY-2."),
-        ({"remove_patients": "P-0"}, "remove_patients", "Not a patient of this team: P-0."),
+        ({"remove_patients": "P-0"}, "remove_patients", "Not on this team: P-0."),
         ({"add_patients": "P-1", "remove_patients": "P-1"}, "remove_patients",
          "Both added and taken off: P-1."),
         ({"add_patients": " ".join(f"M{k}" for k in range(2001))}, "add_patients",
