@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.http import require_safe
 
 from ctctrack.middleware import RETRY_AFTER_SECONDS
-from patients.models import AccessEvent
+from patients.models import AccessEvent, AccessEventPatient
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,11 @@ def check_access_log_writable() -> None:
     log's write lock behind real writers. What this cannot foresee (a full disk)
     still fails the page that writes, with a 500.
     """
-    table = connection.ops.quote_name(AccessEvent._meta.db_table)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} SELECT * FROM {table} WHERE 1 = 0")
+        # The events, and the patients a list's event names (every list page writes both).
+        for model in (AccessEvent, AccessEventPatient):
+            table = connection.ops.quote_name(model._meta.db_table)
+            cursor.execute(f"INSERT INTO {table} SELECT * FROM {table} WHERE 1 = 0")
 
 
 class HealthCheckMiddleware:

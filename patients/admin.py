@@ -318,9 +318,7 @@ class CareTeamForm(ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance.pk is None:
-            del self.fields["remove_patients"]
-        else:
+        if self.instance.pk is not None:
             count = self.instance.patients.count()
             self.fields[
                 "add_patients"
@@ -335,7 +333,9 @@ class CareTeamForm(ModelForm):
         return [found[m] for m in mrns]
 
     def clean_remove_patients(self) -> list[Patient]:
-        mrns = self.cleaned_data["remove_patients"]
+        mrns = self.cleaned_data.get("remove_patients", [])
+        if not mrns:  # and a new team, without an id yet, has none to take off
+            return []
         found = {p.mrn: p for p in self.instance.patients.filter(mrn__in=mrns)}
         if absent := [m for m in mrns if m not in found]:
             raise ValidationError(f"Not on this team: {_listed(absent)}.")
@@ -343,11 +343,16 @@ class CareTeamForm(ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or self.cleaned_data
-        both = {p.mrn for p in data.get("add_patients", [])} & {
-            p.mrn for p in data.get("remove_patients", [])
-        }
+        adding, removing = data.get("add_patients", []), data.get("remove_patients", [])
+        both = {p.mrn for p in adding} & {p.mrn for p in removing}
         if both:
             self.add_error("remove_patients", f"Both added and taken off: {_listed(sorted(both))}.")
+        elif len(adding) + len(removing) > MAX_TEAM_CHANGES:
+            self.add_error(
+                "remove_patients",
+                f"At most {MAX_TEAM_CHANGES:,} patients added and taken off a save "
+                f"({len(adding) + len(removing):,} given): save the lists in parts.",
+            )
         return data
 
 
@@ -386,6 +391,11 @@ class CareTeamAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A new team has no patients to take off.
+        fields = ["name", "members", "add_patients", "remove_patients"]
+        return fields if obj is not None else fields[:-1]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)  # the members

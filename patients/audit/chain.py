@@ -44,6 +44,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
@@ -104,9 +105,12 @@ def record(
     then says who was typed). `target` names what was touched by ids and page
     names, never a patient's name or MRN. The client's address is the
     request's, or `address` when there is no request (a lab's connection to
-    the MLLP listener). `listed`: the patients of an event about several (none in
-    `patient`; `target` names them too, see `patients_text`): kept as
-    `AccessEventPatient` rows, which the audit report filters by.
+    the MLLP listener). `listed`: the patients a list showed (a page of a list,
+    an export, a message; `target` names them too when they are several, see
+    `patients_text`, and `patient` is the one when it is one): kept as
+    `AccessEventPatient` rows, which the audit report filters by. A list writes
+    its rows whether it showed one patient or many, so its statements do not
+    depend on how many.
 
     Inside a request that `AuditMiddleware` handles, the event is written when
     the view's transaction has ended, so the event of a refused request
@@ -131,8 +135,8 @@ def record(
         ),
     )
     shown = sorted(set(listed))
-    if shown and event.patient_id is not None:
-        raise ValueError("An event names one patient or lists several, not both.")
+    if shown and event.patient_id is not None and shown != [event.patient_id]:
+        raise ValueError("An event names one patient or lists patients, not another one.")
     event.listed_ids = shown  # type: ignore[attr-defined]
     pending = getattr(_django_request(request), _PENDING, None)
     if pending is None:
@@ -188,14 +192,16 @@ def record_read(
     """Record a read that showed these patients' data.
 
     One patient goes in the patient column; several are listed by id in the
-    target (`"worklist 2026-11-26..2026-12-02: patients 3, 7, 9"`).
+    target (`"worklist 2026-11-26..2026-12-02: patients 3, 7, 9"`); either way
+    each has an `AccessEventPatient` row.
     """
     ids = sorted(set(patient_ids))
-    if len(ids) == 1:
-        return record(request, action, patient=ids[0], target=what, user=user, address=address)
-    if ids:
+    if len(ids) > 1:
         what = f"{what}: {patients_text(ids)}"
-    return record(request, action, target=what, user=user, address=address, listed=ids)
+    patient = ids[0] if len(ids) == 1 else None
+    return record(
+        request, action, patient=patient, target=what, user=user, address=address, listed=ids
+    )
 
 
 def patients_text(ids: Iterable[int]) -> str:
@@ -437,7 +443,9 @@ def chain_rows(
     up_to_id: int | None = None, *, after_id: int | None = None
 ) -> Iterator[dict[str, Any]]:
     """The events in chain order, streamed in chunks (the log may hold millions), each
-    with `patients`: the ids of the patients it listed (`AccessEventPatient`), sorted."""
+    with `patients`: the ids of the patients it listed (`AccessEventPatient`), sorted;
+    an event from before chain format 3 also with `text_patients`, those its text names
+    (`text_listed`) of the patients on record, which its rows must be."""
     events = AccessEvent.objects.order_by("id")
     if up_to_id is not None:
         events = events.filter(id__lte=up_to_id)
@@ -456,8 +464,16 @@ def chain_rows(
             "event_id", "patient_id"
         ):
             listed[event_id].append(patient_id)
+        named = {
+            row["id"]: text_listed(row)
+            for row in chunk
+            if (row["chain_format"] or UNKEYED_FORMAT) < LISTING_FORMAT
+        }
+        on_record = _patients_on_record(named.values())
         for row in chunk:
             row["patients"] = listed.get(row["id"], [])
+            if row["id"] in named:  # what its text names, of the patients on record
+                row["text_patients"] = [pk for pk in named[row["id"]] if pk in on_record]
             yield row
 
 
@@ -474,7 +490,6 @@ def first_broken_link(
     """
     keys = audit_keys()
     expected_prev, prev_id, newest = after, None, -1
-    latest_format = UNKEYED_FORMAT
     for row in rows:
         if row["prev_hash"] != expected_prev:
             return BrokenLink(row["id"], _link_reason(prev_id, after))
@@ -487,20 +502,12 @@ def first_broken_link(
             )
         if row_format not in (UNKEYED_FORMAT, *KEYED_FORMATS):
             return BrokenLink(row["id"], f"its chain format {row_format!r} is unknown")
-        if row_format < latest_format:
-            return BrokenLink(
-                row["id"],
-                f"its chain format {row_format} is older than the events' before it "
-                f"({latest_format}): it was written, or rewritten, by other software",
-            )
-        if row_format < LISTING_FORMAT and row.get("patients", []) != text_listed(row):
-            # Its hash does not cover them: they were read from its text (migration 0025).
-            return BrokenLink(
-                row["id"],
-                "the patients listed as shown by it are not those its text names: rows "
-                "of the patients it showed were added or removed",
-            )
-        latest_format = row_format
+        if row_format < LISTING_FORMAT:
+            # Its hash does not cover its rows: they were read from its text (migration
+            # 0025, `manage.py backfill_audit_lists`), and must be what the text names.
+            named = row["text_patients"] if "text_patients" in row else text_listed(row)
+            if problem := _rows_against_text(row.get("patients", []), named):
+                return BrokenLink(row["id"], problem)
         key = None
         if row_format in KEYED_FORMATS:
             label = row.get("key_id") or ""
@@ -529,19 +536,84 @@ def first_broken_link(
     return None
 
 
-# How the events before chain format 3 named several patients, at the end of their text
-# or before "; to users ..." (a message's control id, before it, holds no space or comma).
-_TEXT_LISTED = re.compile(r"(?:^|[:;] )patients (\d+(?:, \d+)*)(?:;|$)")
+# How the events before chain format 3 named several patients: at the end of their text,
+# or before "; to users ..." (an escalation). Only the successful events of the actions
+# that wrote such lists are read: a refusal's text holds the path the client sent.
+_TEXT_LISTED = re.compile(r"(?:^|[:;] )patients (\d+(?:, \d+)*)(?:; to users [\d, ]+)?$")
+LISTING_ACTIONS = frozenset(
+    {
+        AccessAction.WORKLIST,
+        AccessAction.RESULTS,
+        AccessAction.PATIENT_LIST,
+        AccessAction.API_READ,
+        AccessAction.VIEW,
+        AccessAction.IMPORT,
+        AccessAction.EXPORT,
+        AccessAction.ESCALATION,
+        AccessAction.BULK_ACKNOWLEDGEMENT,
+    }
+)
 
 
 def text_listed(row: Mapping[str, Any]) -> list[int]:
     """The patients an event from before chain format 3 names in its text, when it names
-    several and no single patient (as migration 0025 read them)."""
-    if row.get("patient_id") is not None:
+    several and no single patient (migration 0025 reads the same, then keeps the ids of
+    patients on record: `text_patients` in `chain_rows`)."""
+    if (
+        row.get("patient_id") is not None
+        or row.get("action") not in LISTING_ACTIONS
+        or row.get("outcome") != AccessOutcome.SUCCESS
+    ):
         return []
-    found = _TEXT_LISTED.findall(row.get("target") or "")
-    ids = sorted({int(pk) for pk in found[-1].split(", ")}) if found else []
+    found = _TEXT_LISTED.search(row.get("target") or "")
+    ids = sorted({int(pk) for pk in found[1].split(", ")}) if found else []
     return ids if len(ids) > 1 else []
+
+
+def _rows_against_text(rows: Sequence[int], named: Sequence[int]) -> str | None:
+    if set(rows) - set(named):
+        return "patients were added to those it showed (its rows name patients its text does not)"
+    if set(named) - set(rows):
+        return (
+            "patients its text names are missing from those it showed: rows were removed, "
+            "or it was written by the previous release during the upgrade (run "
+            "`manage.py backfill_audit_lists`, which restores them from its text)"
+        )
+    return None
+
+
+def backfill_text_listed(*, batch: int = CHAIN_CHUNK) -> int:
+    """Give the events from before chain format 3 the rows their text names, where they
+    lack them (`manage.py backfill_audit_lists`; migration 0025 did the same at the
+    upgrade). Only inserts, as the triggers allow. How many rows it added."""
+    added, last = 0, 0
+    earlier = AccessEvent.objects.filter(
+        Q(chain_format__isnull=True) | Q(chain_format__lt=LISTING_FORMAT)
+    ).order_by("id")
+    while chunk := list(earlier.filter(id__gt=last).values("id", *CHAIN_FIELDS)[:batch]):
+        last = chunk[-1]["id"]
+        named = {row["id"]: text_listed(row) for row in chunk}
+        on_record = _patients_on_record(named.values())
+        have: defaultdict[int, set[int]] = defaultdict(set)
+        links = AccessEventPatient.objects.filter(event_id__gte=chunk[0]["id"], event_id__lte=last)
+        for event_id, patient_id in links.values_list("event_id", "patient_id"):
+            have[event_id].add(patient_id)
+        missing = [
+            AccessEventPatient(event_id=event_id, patient_id=pk)
+            for event_id, ids in named.items()
+            for pk in ids
+            if pk in on_record and pk not in have[event_id]
+        ]
+        AccessEventPatient.objects.bulk_create(missing)
+        added += len(missing)
+    return added
+
+
+def _patients_on_record(lists: Iterable[Sequence[int]]) -> set[int]:
+    wanted = {pk for ids in lists for pk in ids}
+    if not wanted:
+        return set()
+    return set(Patient.objects.filter(pk__in=wanted).values_list("pk", flat=True))
 
 
 def _link_reason(prev_id: int | None, after: str) -> str:

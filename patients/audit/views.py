@@ -200,32 +200,36 @@ def audit_report(request: AuthenticatedHttpRequest) -> HttpResponseBase:
 
 def filtered_events(filters: dict[str, Any], user: Any) -> QuerySet[AccessEvent]:
     """Events matching the report's filters; `to` includes its whole UTC day; `team`: the
-    events naming a patient of that care team (among the patients `user` may see)."""
-    events = AccessEvent.objects.all()
+    events naming or listing a patient of that care team (among those `user` may see)."""
+    when = {}
     if filters.get("from"):
-        events = events.filter(at__gte=datetime.combine(filters["from"], time.min, tzinfo=UTC))
+        when["at__gte"] = datetime.combine(filters["from"], time.min, tzinfo=UTC)
     if filters.get("to"):
-        day_after = filters["to"] + timedelta(days=1)
-        events = events.filter(at__lt=datetime.combine(day_after, time.min, tzinfo=UTC))
+        when["at__lt"] = datetime.combine(filters["to"] + timedelta(days=1), time.min, tzinfo=UTC)
+    events = AccessEvent.objects.filter(**when)
     if filters.get("user"):
         events = events.filter(username=filters["user"])
     if filters.get("patient"):
-        events = events.filter(pk__in=naming([filters["patient"]]))
+        events = events.filter(pk__in=naming([filters["patient"]], when))
     if filters.get("action"):
         events = events.filter(action=filters["action"])
     if filters.get("team"):
         of_team = access.patients(user).filter(care_teams=filters["team"])
-        events = events.filter(pk__in=naming(of_team.values("pk")))
+        events = events.filter(pk__in=naming(of_team.values("pk"), when))
     return events
 
 
-def naming(patients: Any) -> QuerySet[Any]:
-    """The ids of the events about any of `patients` (ids, or a query of them): those
-    naming one of them, and those listing one among several (a list's page, an export,
-    a message about several patients: `AccessEventPatient`). Each half through its index."""
-    named = AccessEvent.objects.filter(patient__in=patients).values("pk")
-    listed = AccessEventPatient.objects.filter(patient__in=patients).values("event_id")
-    return named.union(listed)
+def naming(patients: Any, when: dict[str, datetime]) -> QuerySet[Any]:
+    """The ids of the events about any of `patients` (ids, or a query of them) in the
+    time range `when` (`at__gte`, `at__lt`): those naming one of them, and those listing
+    one among others (a list's page, an export, a message: `AccessEventPatient`), each
+    half through its own index, the range applied in both so that neither gathers a
+    patient's whole history first."""
+    named = AccessEvent.objects.filter(patient__in=patients, **when).values("pk")
+    listed = AccessEventPatient.objects.filter(
+        patient__in=patients, **{f"event__{lookup}": value for lookup, value in when.items()}
+    ).values("event_id")
+    return named.union(listed, all=True)
 
 
 def _ordering(sort: str) -> list[str]:

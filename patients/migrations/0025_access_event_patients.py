@@ -10,14 +10,30 @@ Events written before this migration name their patients in their text only
 are read from it here. Their hashes (chain format 2) do not cover these rows;
 events written from now on (format 3) cover theirs.
 """
+from __future__ import annotations
 
 import re
 
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The patient list in an event's text, as every writer of several patients wrote it.
-LISTED = re.compile(r"(?:^|[:;] )patients (\d+(?:, \d+)*)(?:;|$)")
+# The patient list in an event's text, as every writer of several patients wrote it: at
+# the end, or before "; to users ..." (an escalation). Only the successful events of the
+# actions that wrote such lists: a refusal's text holds the path the client sent. The
+# same rule as `patients.audit.chain.text_listed`, which verifies these rows (kept here
+# as it stands today, as a migration must be).
+LISTED = re.compile(r"(?:^|[:;] )patients (\d+(?:, \d+)*)(?:; to users [\d, ]+)?$")
+LISTING_ACTIONS = (
+    "worklist",
+    "results",
+    "patient_list",
+    "api_read",
+    "view",
+    "import",
+    "export",
+    "escalation",
+    "bulk_acknowledgement",
+)
 
 POSTGRESQL_INSTALL = [
     """
@@ -76,10 +92,10 @@ def remove_triggers(apps, schema_editor) -> None:
 
 
 def listed_patients(target: str) -> list[int]:
-    """The patients an event's text lists (the last list: a message's control id, before
-    it, cannot hold spaces or commas)."""
-    found = LISTED.findall(target)
-    return sorted({int(pk) for pk in found[-1].split(", ")}) if found else []
+    """The patients an event's text lists, when it lists several."""
+    found = LISTED.search(target)
+    ids = sorted({int(pk) for pk in found[1].split(", ")}) if found else []
+    return ids if len(ids) > 1 else []
 
 
 def read_rows_from_text(apps, schema_editor) -> None:
@@ -87,13 +103,18 @@ def read_rows_from_text(apps, schema_editor) -> None:
     link_model = apps.get_model("patients", "AccessEventPatient")
     patient_ids = set(apps.get_model("patients", "Patient").objects.values_list("pk", flat=True))
     several = event_model.objects.filter(
-        patient__isnull=True, target__contains="patients "
+        patient__isnull=True,
+        action__in=LISTING_ACTIONS,
+        outcome="success",
+        target__contains="patients ",
     ).values_list("pk", "target")
     batch = []
     for event_id, target in several.iterator(chunk_size=2000):
-        listed = [pk for pk in listed_patients(target) if pk in patient_ids]
-        if len(listed) > 1:
-            batch += [link_model(event_id=event_id, patient_id=pk) for pk in listed]
+        batch += [
+            link_model(event_id=event_id, patient_id=pk)
+            for pk in listed_patients(target)
+            if pk in patient_ids
+        ]
         if len(batch) >= 5000:
             link_model.objects.bulk_create(batch)
             batch = []

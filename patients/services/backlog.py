@@ -165,12 +165,11 @@ def _record(acknowledged: Backlog, account: object) -> None:
         f"{acknowledged.results} results of {len(patients)} patients; "
         f"draws {_ids(acknowledged.draw_ids)}; {audit.patients_text(patients)}"
     )
-    one = len(patients) == 1
     audit.record(
         None,
         AccessAction.BULK_ACKNOWLEDGEMENT,
-        patient=patients[0] if one else None,
-        listed=() if one else patients,
+        patient=patients[0] if len(patients) == 1 else None,
+        listed=patients,
         target=target,
         user=account,
     )

@@ -200,12 +200,11 @@ def _record(due: Sequence[tuple[int, int, int | None]], plan: dict[User, list[in
         f"high results escalated by e-mail: draws {_ids(draws)}; "
         f"{audit.patients_text(patients)}; to users {_ids(users)}"
     )
-    one = len(patients) == 1
     audit.record(
         None,
         AccessAction.ESCALATION,
-        patient=patients[0] if one else None,
-        listed=() if one else patients,
+        patient=patients[0] if len(patients) == 1 else None,
+        listed=patients,
         target=target,
         user=system_user(ESCALATION_ACCOUNT),
     )

@@ -118,24 +118,41 @@ def test_the_team_filter_finds_the_events_listing_a_patient_of_the_team(
     assert _events_of(client, team=north.pk, action=AccessAction.WORKLIST) == [with_a.pk]
 
 
-def test_an_event_names_one_patient_or_lists_several_never_both(patient, oncologist):
+def test_a_list_of_one_patient_names_them_and_keeps_their_row(patient, oncologist):
+    """A list writes its rows however many it showed: its statements do not depend on it."""
     alone = audit.record_read(None, AccessAction.EXPORT, patient_ids=[patient.pk], what="x")
     other = builders.patient(oncologist)
 
-    assert alone.patient_id == patient.pk
-    assert not AccessEventPatient.objects.filter(event=alone).exists()
-    with pytest.raises(ValueError, match="not both"):
+    assert (alone.patient_id, alone.target) == (patient.pk, "x")
+    assert [r.patient_id for r in AccessEventPatient.objects.filter(event=alone)] == [patient.pk]
+    assert _verify().startswith("Audit chain intact: 1 event")
+    with pytest.raises(ValueError, match="not another one"):
         audit.record(None, AccessAction.EXPORT, patient=patient, listed=[patient.pk, other.pk])
 
 
-def test_escalation_and_bulk_acknowledgement_texts_still_name_their_patients():
+def _text(target: str, action: str = AccessAction.WORKLIST, **row) -> list[int]:
+    return chain.text_listed({"patient_id": None, "action": action, "outcome": "success",
+                              "target": target, **row})  # fmt: skip
+
+
+def test_earlier_events_name_their_patients_at_the_end_of_their_text():
     assert audit.patients_text([7, 3, 3]) == "patients 3, 7"
-    assert chain.text_listed({"patient_id": None, "target": "w: patients 3, 7"}) == [3, 7]
-    escalated = "high results escalated by e-mail: draws 1, 2; patients 3, 7; to users 5"
-    assert chain.text_listed({"patient_id": None, "target": escalated}) == [3, 7]
-    # A message's control id cannot fake a list: it holds no space or comma.
-    assert chain.text_listed({"patient_id": None, "target": "HL7 patients:1: AA"}) == []
-    assert chain.text_listed({"patient_id": 3, "target": "...; patients 3"}) == []
+    assert _text("worklist 2026-11-26..2026-12-02: patients 3, 7") == [3, 7]
+    escalated = "high results escalated by e-mail: draws 1, 2; patients 3, 7; to users 5, 6"
+    assert _text(escalated, AccessAction.ESCALATION) == [3, 7]
+    bulk = "results reported before 2026-12-07 acknowledged in bulk: 2 results of 2 patients; "
+    assert _text(bulk + "draws 12, 40; patients 3, 7", AccessAction.BULK_ACKNOWLEDGEMENT) == [3, 7]
+    # A free-text reason ahead of the list cannot add to it: the list is the text's end.
+    assert _text("CSV; reason: x: patients 1, 2: patients 3, 7", AccessAction.EXPORT) == [3, 7]
+    assert _text("worklist: patients 3", patient_id=3) == []  # one patient: its column
+
+
+def test_text_a_client_sent_is_never_read_as_a_list():
+    """A refusal's target holds the path the client asked for, which anyone can write."""
+    path = "POST /admin/x: patients 1, 2 (CSRF check failed)"
+    assert _text(path, AccessAction.PERMISSION_DENIED, outcome="denied") == []
+    assert _text("POST /admin/x: patients 1, 2", AccessAction.PERMISSION_DENIED) == []
+    assert _text("patient list page 1: patients 1, 2 (search)") == []  # not at the end
 
 
 # --- append-only, and covered by the chain ------------------------------------------------
@@ -191,19 +208,6 @@ def test_a_listed_patient_added_afterwards_breaks_the_chain(nurse, three):
     assert _verify().startswith(f"Broken at event #{listing.pk}: its recorded values")
 
 
-def test_an_event_in_the_previous_chain_format_after_a_newer_one_breaks_the_chain(nurse):
-    first = audit.record(None, AccessAction.LOGIN, user=nurse)
-    forged = {f: getattr(first, f) for f in chain.CHAIN_FIELDS} | {"prev_hash": first.hash}
-    digest = chain.event_hash(forged, chain_format=2)
-    _sql(
-        f"INSERT INTO {EVENTS} (at, user_id, username, action, target, outcome, prev_hash, "
-        "hash, chain_format) VALUES (%s, %s, %s, 'login', '', 'success', %s, %s, 2)",
-        [first.at, nurse.pk, nurse.username, first.hash, digest],
-    )
-
-    assert "its chain format 2 is older than the events' before it (3)" in _verify()
-
-
 # --- events from before: their patients read from their text -----------------------------
 
 
@@ -223,7 +227,7 @@ def _as_format_2(target: str, *, prev: str = chain.GENESIS_HASH) -> int:
 def test_the_migration_reads_the_patients_of_earlier_events_from_their_text(three):
     a, b, c = three
     listing = _as_format_2(f"worklist 2026-11-26..2026-12-02: patients {a.pk}, {c.pk}")
-    assert "are not those its text names" in _verify()  # no rows yet: the migration's work
+    assert "patients its text names are missing" in _verify()  # the migration's work
 
     executor = MigrationExecutor(connection)
     state = executor.loader.project_state(("patients", "0025_access_event_patients"))
@@ -248,5 +252,42 @@ def test_a_row_added_to_an_earlier_event_breaks_the_chain(three):
         _sql(f"INSERT INTO {LINKS} (event_id, patient_id) VALUES (%s, %s)", [listing, patient.pk])
 
     assert _verify().startswith(
-        f"Broken at event #{listing}: the patients listed as shown by it are not those"
+        f"Broken at event #{listing}: patients were added to those it showed"
     )
+
+
+def test_the_previous_releases_events_during_the_upgrade_verify_once_backfilled(nurse, three):
+    """During a rolling restart the previous release still writes format 2, with no rows:
+    `verify_audit` says what to run, and `backfill_audit_lists` restores them from the
+    text (once: running it again adds nothing)."""
+    a, b, c = three
+    newer = audit.record(None, AccessAction.LOGIN, user=nurse)
+    older = _as_format_2(f"worklist: patients {a.pk}, {b.pk}", prev=newer.hash)
+    audit.record(None, AccessAction.LOGOUT, user=nurse)
+    said = _verify()
+    assert said.startswith(f"Broken at event #{older}: patients its text names are missing")
+    assert "manage.py backfill_audit_lists" in said
+
+    call_command("backfill_audit_lists", stdout=(first := _Out()))
+    call_command("backfill_audit_lists", stdout=(again := _Out()))
+
+    assert (first.text, again.text) == (
+        "Added 2 rows of listed patients.\n",
+        "Added 0 rows of listed patients.\n",
+    )
+    assert _verify().startswith("Audit chain intact: 3 events")
+    listing_a = AccessEvent.objects.filter(listed_patients__patient=a)
+    assert list(listing_a.values_list("pk", flat=True)) == [older]
+
+
+def test_an_earlier_event_naming_a_patient_not_on_record_verifies(three):
+    """Its text may name an id that was never a patient (the rows cannot): the check
+    reads what the text names of the patients on record, as the migration did."""
+    a, b, c = three
+    listing = _as_format_2(f"worklist: patients {a.pk}, {b.pk}, 999999")
+    call_command("backfill_audit_lists", stdout=_Out())
+
+    assert _verify().startswith("Audit chain intact: 1 event")
+    assert set(
+        AccessEventPatient.objects.filter(event_id=listing).values_list("patient", flat=True)
+    ) == {a.pk, b.pk}

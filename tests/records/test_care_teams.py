@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from patients import access, audit, services
+from patients import admin as patients_admin
 from patients.audit.history import FieldChange, change_history
 from patients.interop.csv import importer
 from patients.models import AccessAction, CareTeam, CTCDraw, Patient
@@ -474,6 +475,37 @@ def test_a_wrong_mrn_is_named_and_nothing_is_saved(
     south.refresh_from_db()
     assert south.name == "South"
     assert list(south.patients.all()) == [one]
+
+
+def test_a_new_team_is_given_its_patients_as_it_is_made(client, admin_user, oncologist):
+    patient = builders.patient(oncologist, mrn="P-0")
+    client.force_login(admin_user)
+    form = client.get(reverse("admin:patients_careteam_add"))
+    assert "remove_patients" not in form.content.decode()  # nothing to take off yet
+
+    r = client.post(reverse("admin:patients_careteam_add"), {"name": "West", "add_patients": "P-0"})
+
+    assert r.status_code == 302
+    assert list(CareTeam.objects.get(name="West").patients.all()) == [patient]
+
+
+def test_the_limit_counts_the_patients_added_and_those_taken_off_together(
+    client, admin_user, oncologist, monkeypatch
+):
+    monkeypatch.setattr(patients_admin, "MAX_TEAM_CHANGES", 2)
+    south = _team("South")
+    on_team = builders.patient(oncologist, mrn="P-0")
+    services.teams.add_patients_to_team(south, [on_team], by=admin_user)
+    for mrn in ("P-1", "P-2"):
+        builders.patient(oncologist, mrn=mrn)
+    client.force_login(admin_user)
+
+    r = _team_change(client, south, add_patients="P-1 P-2", remove_patients="P-0")
+
+    assert r.context["adminform"].form.errors["remove_patients"] == [
+        "At most 2 patients added and taken off a save (3 given): save the lists in parts."
+    ]
+    assert list(south.patients.all()) == [on_team]
 
 
 def test_the_team_page_sends_no_list_of_the_clinics_patients(client, admin_user, oncologist):
