@@ -392,9 +392,9 @@ class CareTeamAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # A new team has no patients to take off.
-        fields = ["name", "members", "add_patients", "remove_patients"]
+        fields = ("name", "members", "add_patients", "remove_patients")
         return fields if obj is not None else fields[:-1]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
