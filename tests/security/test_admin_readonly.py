@@ -30,7 +30,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 from simple_history import admin as simple_history_admin
 
 from patients import audit, services
-from patients.models import AccessAction, AccessEvent
+from patients.models import AccessAction, AccessEvent, AccessEventPatient
 from tests import builders
 from tests.admin_urls import AdminRoute, admin_routes, submitted_values
 
@@ -136,6 +136,8 @@ def state(first_new_event: int) -> dict[str, Any]:
         kept = model.objects.all()
         if model is AccessEvent:
             kept = kept.filter(pk__lt=first_new_event)
+        elif model is AccessEventPatient:  # the patients a list's new event names
+            kept = kept.filter(event__lt=first_new_event)
         rows[model.__name__] = list(kept.order_by("pk").values())
         if hasattr(model._meta, "simple_history_manager_attribute"):  # a tracked model
             rows[f"{model.__name__} history"] = list(model.history.order_by("pk").values())
