@@ -754,7 +754,24 @@ class AccessEventPatientQuerySet(_AppendOnlyQuerySet["AccessEventPatient"]):
     pass
 
 
-class AccessEvent(models.Model):
+class _AppendOnlyRow(models.Model):
+    """A row of the access log: inserted once, never updated or deleted through the ORM
+    (the database's triggers refuse it too: migrations 0005 and 0025)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
+
+
+class AccessEvent(_AppendOnlyRow):
     """One read of patient data, or one sign-in event, in an append-only, hash-chained log.
 
     Written only by `patients.audit.record()`, which computes `hash` over the
@@ -829,18 +846,12 @@ class AccessEvent(models.Model):
         return f"#{self.pk} {self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
-        if not self.hash:
+        if self._state.adding and not self.hash:
             raise ValueError("Write access events with patients.audit.record(), which chains them.")
-        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
 
-
-class AccessEventPatient(models.Model):
+class AccessEventPatient(_AppendOnlyRow):
     """A patient an access event showed, when it showed several (a list's page, an export,
     a message about several patients): what the audit report finds one patient's reads by.
 
@@ -864,15 +875,6 @@ class AccessEventPatient(models.Model):
 
     def __str__(self) -> str:
         return f"event #{self.event_id}: patient {self.patient_id}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise AuditLogIsAppendOnly("The access log is append-only: rows are never updated.")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AuditLogIsAppendOnly("The access log is append-only: rows are never deleted.")
 
 
 class ApiToken(models.Model):

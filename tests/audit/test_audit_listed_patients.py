@@ -14,7 +14,6 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import DatabaseError, IntegrityError, connection, migrations, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
@@ -24,37 +23,13 @@ from patients.audit import chain
 from patients.models import AccessAction, AccessEvent, AccessEventPatient, AuditLogIsAppendOnly
 from tests import builders
 
+from .test_audit_chain import _Out, _sql, _verify
+
 pytestmark = pytest.mark.django_db
 
 URL = "/audit/"
 LINKS = AccessEventPatient._meta.db_table
 EVENTS = AccessEvent._meta.db_table
-
-
-def _sql(statement: str, params: list | None = None) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-
-
-def _verify() -> str:
-    """What verify_audit says; a broken chain raises CommandError (exit status 1)."""
-    out = _Out()
-    try:
-        call_command("verify_audit", stdout=out)
-    except CommandError as exc:
-        return str(exc)
-    return out.text
-
-
-class _Out:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> None:
-        self.text += text
-
-    def flush(self) -> None:
-        pass
 
 
 def _events_of(client, **filters) -> list[int]:
