@@ -11,6 +11,7 @@ and `results` the results to review.
 
 from __future__ import annotations
 
+from ctctrack.pagination import CountedAheadPaginator, capped_count
 from patients.assessment.loader import DrawRow, cycle_in, line_in
 from patients.assessment.ranks import (
     rank_with_unwritten,
@@ -18,10 +19,8 @@ from patients.assessment.ranks import (
     store_review_ranks,
 )
 from patients.assessment.results import (
-    CountedAheadPaginator,
     ResultItem,
     ResultsPage,
-    capped_count,
     open_results_count,
     result_items,
     results_page,

@@ -19,8 +19,8 @@ from django.db.models import Case, Count, F, Max, Q, QuerySet, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from ctctrack.pagination import capped_count
 from patients import rules
-from patients.assessment.results import capped_count
 from patients.assessment.series import PatientSeries, listed_series_for_many
 from patients.models import (
     Acknowledgement,

@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from patients import audit, services
 from patients.audit import chain
+from patients.audit import views as audit_views
 from patients.models import AccessAction, AccessEvent, AccessEventPatient, AuditLogIsAppendOnly
 from tests import builders
 
@@ -79,18 +80,25 @@ def test_the_csv_gives_the_listed_patients_of_each_event(client, admin_user, thr
     assert row["target"] == f"r: patients {a.pk}, {c.pk}"
 
 
+@pytest.mark.parametrize("dense", [True, False], ids=["event by event", "gathered first"])
 def test_the_team_filter_finds_the_events_listing_a_patient_of_the_team(
-    client, admin_user, oncologist
+    client, admin_user, oncologist, monkeypatch, dense
 ):
+    # A team of many of the clinic's patients is tested event by event, a small one's
+    # events gathered through the indexes first: the same events either way.
+    monkeypatch.setattr(audit_views, "DENSE_TEAM_SHARE", 0.0 if dense else 2.0)
     north, south = services.teams.create_team("North"), services.teams.create_team("South")
     a, b, c = (builders.patient(oncologist, mrn=f"T-{k}") for k in range(3))
     services.teams.add_patients_to_team(north, [a], by=admin_user)
     services.teams.add_patients_to_team(south, [b, c], by=admin_user)
     with_a = audit.record_read(None, AccessAction.WORKLIST, patient_ids=[a.pk, b.pk], what="w")
     audit.record_read(None, AccessAction.WORKLIST, patient_ids=[b.pk, c.pk], what="w")
+    naming_a = audit.record(None, AccessAction.VIEW, patient=a, target="patient page")
+    audit.record(None, AccessAction.VIEW, patient=b, target="patient page")
     client.force_login(admin_user)
 
     assert _events_of(client, team=north.pk, action=AccessAction.WORKLIST) == [with_a.pk]
+    assert _events_of(client, team=north.pk, to="2099-01-01") == [naming_a.pk, with_a.pk]
 
 
 def test_a_list_of_one_patient_names_them_and_keeps_their_row(patient, oncologist):
@@ -266,3 +274,20 @@ def test_an_earlier_event_naming_a_patient_not_on_record_verifies(three):
     assert set(
         AccessEventPatient.objects.filter(event_id=listing).values_list("patient", flat=True)
     ) == {a.pk, b.pk}
+
+
+def test_a_long_report_is_counted_only_as_far_as_its_page_needs(
+    client, admin_user, nurse, monkeypatch
+):
+    monkeypatch.setattr(audit_views, "COUNTED_AHEAD", 5)
+    for k in range(60):
+        audit.record(None, AccessAction.LOGIN, user=nurse, target=f"sign-in {k}")
+    client.force_login(admin_user)
+
+    first = client.get(URL, {"user": nurse.username})
+    second = client.get(URL, {"user": nurse.username, "page": 2})
+
+    assert "More than 55 events." in first.content.decode()
+    assert len(first.context["page"].object_list) == 50
+    assert len(second.context["page"].object_list) == 10
+    assert "60 events." in second.content.decode()  # page 2 reaches the end: the count
