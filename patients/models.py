@@ -852,8 +852,9 @@ class AccessEvent(_AppendOnlyRow):
 
 
 class AccessEventPatient(_AppendOnlyRow):
-    """A patient an access event showed, when it showed several (a list's page, an export,
-    a message about several patients): what the audit report finds one patient's reads by.
+    """A patient an access event's list showed (a list's page, an export, a message, an
+    escalation; one row even when it showed one): what the audit report finds a
+    patient's reads among others by.
 
     The event's `target` lists them too, in words; these rows let the report filter
     by patient through an index. Written with the event, by `patients.audit`, and

@@ -34,7 +34,7 @@ import ipaddress
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from functools import wraps
@@ -65,8 +65,7 @@ CHAIN_FIELDS = (
     "client_address",
     "prev_hash",
 )
-# Bump with a new payload layout; verification then needs to know every one, and an
-# event's format is never older than the one before it.
+# Bump with a new payload layout; verification then needs to know every one.
 # 1: plain SHA-256 (before the chain was keyed); 2: HMAC-SHA256 with the audit key;
 # 3: as 2, and the payload also holds the patients the event listed (`AccessEventPatient`).
 CHAIN_FORMAT = 3
@@ -450,31 +449,26 @@ def chain_rows(
     if up_to_id is not None:
         events = events.filter(id__lte=up_to_id)
     fields = ("id", "hash", "chain_format", "key_id", *CHAIN_FIELDS)
-    last = after_id
-    while True:
-        chunk = list(
-            (events if last is None else events.filter(id__gt=last)).values(*fields)[:CHAIN_CHUNK]
-        )
-        if not chunk:
-            return
-        first, last = chunk[0]["id"], chunk[-1]["id"]
-        listed: defaultdict[int, list[int]] = defaultdict(list)
-        links = AccessEventPatient.objects.filter(event_id__gte=first, event_id__lte=last)
-        for event_id, patient_id in links.order_by("patient_id").values_list(
-            "event_id", "patient_id"
-        ):
-            listed[event_id].append(patient_id)
-        named = {
-            row["id"]: text_listed(row)
-            for row in chunk
-            if (row["chain_format"] or UNKEYED_FORMAT) < LISTING_FORMAT
-        }
-        on_record = _patients_on_record(named.values())
+    last = after_id or 0  # by id, a chunk a query: no cursor held open between chunks
+    while chunk := list(events.filter(id__gt=last).values(*fields)[:CHAIN_CHUNK]):
+        last = chunk[-1]["id"]
+        listed = listed_patients([row["id"] for row in chunk])
+        earlier = [r for r in chunk if (r["chain_format"] or UNKEYED_FORMAT) < LISTING_FORMAT]
+        named = _named_on_record(earlier)
         for row in chunk:
             row["patients"] = listed.get(row["id"], [])
-            if row["id"] in named:  # what its text names, of the patients on record
-                row["text_patients"] = [pk for pk in named[row["id"]] if pk in on_record]
+            if row["id"] in named:
+                row["text_patients"] = named[row["id"]]
             yield row
+
+
+def listed_patients(event_ids: Collection[int]) -> dict[int, list[int]]:
+    """The patients each of these events listed (`AccessEventPatient`), sorted: one query."""
+    listed: defaultdict[int, list[int]] = defaultdict(list)
+    rows = AccessEventPatient.objects.filter(event__in=event_ids).order_by("patient_id")
+    for event_id, patient_id in rows.values_list("event_id", "patient_id"):
+        listed[event_id].append(patient_id)
+    return listed
 
 
 def first_broken_link(
@@ -592,25 +586,27 @@ def backfill_text_listed(*, batch: int = CHAIN_CHUNK) -> int:
     ).order_by("id")
     while chunk := list(earlier.filter(id__gt=last).values("id", *CHAIN_FIELDS)[:batch]):
         last = chunk[-1]["id"]
-        named = {row["id"]: text_listed(row) for row in chunk}
-        on_record = _patients_on_record(named.values())
-        have: defaultdict[int, set[int]] = defaultdict(set)
-        links = AccessEventPatient.objects.filter(event_id__gte=chunk[0]["id"], event_id__lte=last)
-        for event_id, patient_id in links.values_list("event_id", "patient_id"):
-            have[event_id].add(patient_id)
+        named = _named_on_record(chunk)
+        have = listed_patients(list(named))
         missing = [
             AccessEventPatient(event_id=event_id, patient_id=pk)
             for event_id, ids in named.items()
-            for pk in ids
-            if pk in on_record and pk not in have[event_id]
+            for pk in set(ids) - set(have.get(event_id, []))
         ]
         AccessEventPatient.objects.bulk_create(missing)
         added += len(missing)
     return added
 
 
-def _patients_on_record(lists: Iterable[Sequence[int]]) -> set[int]:
-    wanted = {pk for ids in lists for pk in ids}
+def _named_on_record(rows: Iterable[Mapping[str, Any]]) -> dict[int, list[int]]:
+    """For events from before chain format 3, the patients their text names (`text_listed`)
+    that are on record, by event id: the rows they must have. One query."""
+    named = {row["id"]: text_listed(row) for row in rows}
+    on_record = _patients_on_record({pk for ids in named.values() for pk in ids})
+    return {event_id: [pk for pk in ids if pk in on_record] for event_id, ids in named.items()}
+
+
+def _patients_on_record(wanted: set[int]) -> set[int]:
     if not wanted:
         return set()
     return set(Patient.objects.filter(pk__in=wanted).values_list("pk", flat=True))

@@ -9,7 +9,6 @@ exporting it are themselves recorded.
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -32,6 +31,7 @@ from ctctrack.http import AuthenticatedHttpRequest
 from ctctrack.pagination import CountedAheadPaginator
 from ctctrack.spreadsheets import safe_text
 from patients import access, audit
+from patients.audit import chain
 from patients.models import (
     AccessAction,
     AccessEvent,
@@ -298,15 +298,10 @@ def _csv_rows(events: QuerySet[AccessEvent]) -> Iterator[list[str]]:
     rest = ["action", "outcome", "target", "client_address", "prev_hash", "hash"]
     rows = events.values_list(*fields, *rest).iterator(chunk_size=CSV_CHUNK)
     while chunk := list(islice(rows, CSV_CHUNK)):
-        listed: defaultdict[int, list[str]] = defaultdict(list)
-        links = AccessEventPatient.objects.filter(event__in=[row[0] for row in chunk])
-        for event_id, patient_id in links.order_by("patient_id").values_list(
-            "event_id", "patient_id"
-        ):
-            listed[event_id].append(str(patient_id))
+        listed = chain.listed_patients([row[0] for row in chunk])
         for row in chunk:
             at = row[1].astimezone(UTC).isoformat(timespec="microseconds")
-            shown = " ".join(listed.get(row[0], []))
+            shown = " ".join(map(str, listed.get(row[0], [])))
             yield [_cell(value) for value in (row[0], at, *row[2:5], shown, *row[5:])]
 
 
