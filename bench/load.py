@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+from bench.pairs import time_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -280,7 +281,7 @@ class Server:
         assert self.process is not None
         master = _proc_times(self.process.pid)
         seconds = sum(master)  # utime, stime, and the reaped children's cutime, cstime
-        for child in _children(self.process.pid):
+        for child in children(self.process.pid):
             seconds += sum(_proc_times(child)[:2])
         return seconds
 
@@ -317,29 +318,18 @@ class Server:
         plain = {"Cookie": cookie}
         conditional = {**plain, "If-None-Match": headers["ETag"]}
 
-        def timed(expected: int, sent: dict[str, str]) -> float:
-            began = time.perf_counter()
+        def get(expected: int, sent: dict[str, str]) -> None:
             status = self._request("GET", path, headers=sent)[0]
-            seconds = time.perf_counter() - began
             if status != expected:
                 raise RuntimeError(f"GET {path} answered {status} (expected {expected}).")
-            return seconds
 
-        cached, not_modified = [], []
-        for k in range(pairs):
-            order = (False, True) if k % 2 else (True, False)
-            for with_etag in order:
-                if with_etag:
-                    not_modified.append(timed(304, conditional))
-                else:
-                    cached.append(timed(200, plain))
-        saved = [c - n for c, n in zip(cached, not_modified, strict=True)]
+        found = time_pairs(lambda: get(200, plain), lambda: get(304, conditional), pairs)
         return ChartPairs(
             pairs=pairs,
-            cached_ms=statistics.median(cached) * 1000,
-            not_modified_ms=statistics.median(not_modified) * 1000,
-            saved_ms=statistics.median(saved) * 1000,
-            cheaper=sum(s > 0 for s in saved) / pairs,
+            cached_ms=found.first_ms,
+            not_modified_ms=found.second_ms,
+            saved_ms=found.saved_ms,
+            cheaper=found.cheaper,
             body_kib=len(body) / 1024,
         )
 
@@ -384,7 +374,8 @@ def _proc_times(pid: int) -> list[float]:
     return [int(x) / tick for x in fields[11:15]]
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (gunicorn's workers, of its master)."""
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:

@@ -23,6 +23,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from bench.pairs import time_pairs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -110,29 +112,19 @@ def measure_chart(client: Client, url: str, *, runs: int = 9, pairs: int = 301) 
         cold.append(_timed(lambda: _get_ok(client, url)))
     etag = _get_ok(client, url).headers["ETag"]
 
-    def cached_once() -> float:
-        return _timed(lambda: _get_ok(client, url))
-
-    def not_modified_once() -> float:
-        return _timed(lambda: _get_status(client, url, 304, HTTP_IF_NONE_MATCH=etag))
-
-    cached, not_modified = [], []
-    for k in range(pairs):
-        if k % 2:
-            not_modified.append(not_modified_once())
-            cached.append(cached_once())
-        else:
-            cached.append(cached_once())
-            not_modified.append(not_modified_once())
-    saved = [c - n for c, n in zip(cached, not_modified, strict=True)]
+    found = time_pairs(
+        lambda: _get_ok(client, url),
+        lambda: _get_status(client, url, 304, HTTP_IF_NONE_MATCH=etag),
+        pairs,
+    )
     return ChartTimes(
         cold_ms=statistics.median(cold) * 1000,
-        cached_ms=statistics.median(cached) * 1000,
-        not_modified_ms=statistics.median(not_modified) * 1000,
+        cached_ms=found.first_ms,
+        not_modified_ms=found.second_ms,
         runs=runs,
         pairs=pairs,
-        saved_ms=statistics.median(saved) * 1000,
-        cheaper=sum(s > 0 for s in saved) / pairs,
+        saved_ms=found.saved_ms,
+        cheaper=found.cheaper,
     )
 
 

@@ -95,7 +95,7 @@ def main() -> None:
         where = "the worker's own memory" if local or not cache_url else "Redis"
         with load.Server(env, Path(tempfile.mkdtemp(prefix="ctctrack-memory-"))) as server:
             assert server.process is not None
-            (worker,) = _children(server.process.pid)
+            (worker,) = load.children(server.process.pid)
             cookie = server.sign_in(nurse.get_username(), password)
             print(f"{total:,} requests, one worker (pid {worker}), cache: {where}")
             print(f"{'requests':>9} {'RSS MiB':>8} {'USS MiB':>8} {'seconds':>8}")
@@ -115,7 +115,7 @@ def main() -> None:
                             f"{samples[-1][2] / MiB:>8.1f} {time.monotonic() - began:>8.0f}"
                         )
                 k += 1
-            if _children(server.process.pid) != [worker]:
+            if load.children(server.process.pid) != [worker]:
                 print("The worker was replaced during the run: the figures are not one worker's.")
     half = [s for s in samples if s[0] >= total // 2]
     if len(half) >= 2:
@@ -125,13 +125,6 @@ def main() -> None:
             f"Second half ({n0:,} to {n1:,} requests): RSS {(rss1 - rss0) * per / 1024:+.0f} KiB "
             f"and USS {(uss1 - uss0) * per / 1024:+.0f} KiB per 1,000 requests."
         )
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _memory(pid: int) -> tuple[int, int]:
